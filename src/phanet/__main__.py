@@ -1,0 +1,5 @@
+import sys
+
+from phanet.cli import main
+
+sys.exit(main())
