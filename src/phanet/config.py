@@ -51,7 +51,7 @@ class AttentionConfig:
     side_min: float = 0.3
     side_max: float = 0.6
     crop: str = _choices("affine", "boxcar", default="affine")
-    mask_steepness: float = 10.0
+    mask_steepness: float = 50.0
 
 
 @dataclass
@@ -63,6 +63,7 @@ class ModelConfig:
     sal_hidden: int = 64
     head_hidden: int = 512
     lambda_form: str = _choices("bounded", "free", default="bounded")
+    width: float = 1.0
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     attention: AttentionConfig = field(default_factory=AttentionConfig)
 
@@ -300,6 +301,11 @@ def validate(config: Config) -> None:
     for name in ("epochs", "batch_size"):
         if getattr(config.train, name) < 1:
             raise PhanetError(f"config: train.{name}: expected at least 1, got {getattr(config.train, name)}")
+    if m.arch != "phanet" and config.loss.setting not in ("e", "p_e"):
+        raise PhanetError(
+            f"config: loss.setting: the {m.arch} baseline has no attention or task weights; use p_e or e, "
+            f"not {config.loss.setting!r}"
+        )
     if config.optim.lr <= 0:
         raise PhanetError(f"config: optim.lr: expected a positive learning rate, got {config.optim.lr}")
     if config.data.num_workers < 0:

@@ -1,0 +1,69 @@
+"""phanet train."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "train PhaNet or a baseline from a config preset or YAML file"
+DESCRIPTION = """Train PhaNet (or a baseline) into a run folder.
+
+  phanet train --config demo
+  phanet train --config paper data.dataset=kdef data.root=/data/KDEF --out runs/kdef
+  phanet train --config demo train.epochs=30 model.scales=[N_S1,H_S2] --out runs/ablation
+  phanet train --out runs/kdef --resume            # continue an interrupted run
+  phanet train --config paper --devices 4 --strategy ddp --precision 16-mixed
+
+Overrides are KEY=VALUE pairs with dotted config keys; values are read as YAML.
+"""
+
+
+def add_trainer_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("devices (any Lightning accelerator and strategy)")
+    group.add_argument("--accelerator", help="cpu, gpu, cuda, mps, tpu or auto (train.accelerator)")
+    group.add_argument("--devices", help="number of devices, a list like 0,1, or auto (train.devices)")
+    group.add_argument("--strategy", help="auto, ddp, ddp_spawn, fsdp, deepspeed, ... (train.strategy)")
+    group.add_argument("--num-nodes", type=int, help="number of nodes for multi-node training (train.num_nodes)")
+    group.add_argument("--precision", help="32-true, 16-mixed, bf16-mixed, ... (train.precision)")
+
+
+def trainer_overrides(args: argparse.Namespace) -> list[str]:
+    pairs = [("accelerator", args.accelerator), ("devices", args.devices), ("strategy", args.strategy),
+             ("num_nodes", args.num_nodes), ("precision", args.precision)]
+    return [f"train.{key}={value!s}" if key != "devices" else f"train.devices='{value}'"
+            for key, value in pairs if value is not None]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. train.epochs=10")
+    parser.add_argument("--config", help="preset name (paper, demo) or YAML file; with --resume the run's own config")
+    parser.add_argument("--out", help="run folder (config key 'out')")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
+    add_trainer_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from phanet.config import load_config
+    from phanet.errors import PhanetError
+    from phanet.training.run import train
+
+    overrides = list(args.overrides) + trainer_overrides(args)
+    if args.out:
+        overrides.append(f"out={args.out}")
+    source = args.config
+    if args.resume and source is None:
+        if not args.out:
+            raise PhanetError("--resume: give the run folder with --out")
+        source = str(Path(args.out) / "config.yaml")
+        if not Path(source).exists():
+            raise PhanetError(f"--resume: {args.out} holds no run to resume (no config.yaml)")
+    if source is None:
+        raise PhanetError("--config: give a preset (demo, paper) or a YAML file")
+    config = load_config(source, overrides)
+    result = train(config, resume=args.resume, progress=not args.no_progress)
+    print(f"run folder: {result.run_dir}")
+    print(f"best checkpoint: {result.best_checkpoint} (val expression accuracy {result.best_score:.4f})")
+    print(f"metrics: {result.metrics_csv}")
+    return 0

@@ -1,0 +1,136 @@
+"""PhaNet's losses: per-scale expression loss, attention ranking loss, L_att and DCML's L_Multi.
+
+Equation numbers refer to the paper. Every function works on the one :class:`PhaNetOutput`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from phanet.config import LossConfig
+from phanet.data.records import MISSING
+from phanet.models.attention import peak_square
+from phanet.models.output import PhaNetOutput
+
+
+def true_class_probability(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """p(e, y^e | s): softmax probability of the true class, (B,)."""
+    return torch.softmax(logits, dim=1).gather(1, target[:, None])[:, 0]
+
+
+def ranking_loss(coarse_logits: torch.Tensor, fine_logits: torch.Tensor, target: torch.Tensor,
+                 margin: float = 0.05) -> torch.Tensor:
+    """Attention ranking loss L^R_s (Eq. 4), averaged over the batch.
+
+    ``max(0, p(y|s-1) - p(y|s) + margin)`` on softmax probabilities of the true class. The coarse
+    probability is a fixed reference (detached): the loss asks the finer scale — its network and
+    the PAN that chose its region — to become more confident, never the coarser one to become less.
+    """
+    coarse = true_class_probability(coarse_logits, target).detach()
+    fine = true_class_probability(fine_logits, target)
+    return torch.clamp(coarse - fine + margin, min=0).mean()
+
+
+def attention_loss(coarse_logits: torch.Tensor, fine_logits: torch.Tensor, target: torch.Tensor,
+                   margin: float = 0.05) -> tuple[torch.Tensor, torch.Tensor]:
+    """L^att_s (Eq. 3) as its two parts: (expression loss L_s at scale s, ranking loss L^R_s)."""
+    return F.cross_entropy(fine_logits, target), ranking_loss(coarse_logits, fine_logits, target, margin)
+
+
+def constraint_factor(lambda_p: torch.Tensor, scale: float = 12.0) -> torch.Tensor:
+    """The weighting constraint factor of Eq. 9, ``exp(-12 λp (1 - λp))``: 1 at λp = 0, e^-3 at λp = 0.5."""
+    return torch.exp(-scale * lambda_p * (1 - lambda_p))
+
+
+def pose_cross_entropy(pose_logits: torch.Tensor, pose: torch.Tensor) -> torch.Tensor:
+    """Per-sample pose loss with missing labels (``MISSING``) contributing exactly zero, (B,)."""
+    if pose_logits.shape[1] == 0:
+        return pose_logits.new_zeros(pose_logits.shape[0])
+    labelled = pose != MISSING
+    safe = torch.where(labelled, pose, torch.zeros_like(pose))
+    per_sample = F.cross_entropy(pose_logits, safe, reduction="none")
+    return per_sample * labelled.to(per_sample.dtype)
+
+
+@dataclass
+class LossTerms:
+    """The total loss, its split for the alternating schedule, and every term for logging."""
+
+    total: torch.Tensor
+    classification: torch.Tensor
+    ranking: torch.Tensor
+    terms: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+def phanet_loss(output: PhaNetOutput, expression: torch.Tensor, pose: torch.Tensor, config: LossConfig) -> LossTerms:
+    """The training objective of one of the loss settings of Table VIII.
+
+    - ``e``: L(e), the expression loss on f.
+    - ``att_e``: L_att + L(e).
+    - ``p_e``: L(p) + L(e).
+    - ``att_e_p``: L_att + L(e) + L(p), fixed unit weights.
+    - ``multi``: L_Multi of Eq. 9, ``λe L(e) + λp L(p) + Σ_{s=S2,S3} L^att_s + exp(-12 λp(1 - λp))``
+      with per-sample λ, the factor switched by ``constraint_factor``.
+
+    "L_att" is Σ_{s=S2,S3} (L_s + L^R_s) over the computed scales, plus the S1 expression loss when
+    ``s1_loss`` is set (it trains the S1 network the first PAN looks at). Pose losses average over
+    the samples that have a pose label; a batch with none contributes zero.
+    """
+    setting = config.setting
+    use_att = setting in ("att_e", "att_e_p", "multi")
+    use_pose = setting in ("p_e", "att_e_p", "multi")
+    lambda_e, lambda_p = output.task_weights[:, 0], output.task_weights[:, 1]
+    expr_ce = F.cross_entropy(output.expression_logits, expression, reduction="none")
+    pose_ce = pose_cross_entropy(output.pose_logits, pose)
+    labelled = max(int((pose != MISSING).sum()), 1)
+    zero = output.expression_logits.new_zeros(())
+    terms: dict[str, torch.Tensor] = {"expression": expr_ce.mean(), "pose": pose_ce.sum() / labelled}
+
+    if setting == "multi":
+        task = (lambda_e * expr_ce).mean() + (lambda_p * pose_ce).sum() / labelled
+    else:
+        task = expr_ce.mean() + (pose_ce.sum() / labelled if use_pose else zero)
+    factor = constraint_factor(lambda_p, config.factor_scale).mean()
+    terms["factor"] = factor
+    if setting == "multi" and config.constraint_factor:
+        task = task + factor
+
+    scale_ce, ranking = zero, zero
+    logits = output.scale_logits
+    if use_att:
+        if config.s1_loss and logits[0] is not None:
+            terms["scale1"] = F.cross_entropy(logits[0], expression)
+            scale_ce = scale_ce + terms["scale1"]
+        for s in (1, 2):
+            if logits[s] is None:
+                continue
+            ce, rank = attention_loss(logits[s - 1], logits[s], expression, config.margin)
+            terms[f"scale{s + 1}"], terms[f"rank{s + 1}"] = ce, rank
+            scale_ce, ranking = scale_ce + ce, ranking + rank
+    classification = task + scale_ce
+    terms["lambda_e"] = lambda_e.mean()
+    terms["lambda_p"] = lambda_p.mean()
+    return LossTerms(total=classification + ranking, classification=classification, ranking=ranking, terms=terms)
+
+
+def pan_init_loss(output: PhaNetOutput) -> torch.Tensor:
+    """Smooth-L1 between each PAN's square and the square on the highest response of its input map.
+
+    The paper selects the first square "with the highest response value in the last convolutional
+    layer"; this regresses every PAN onto that target before joint training (needs
+    ``return_maps=True``). Zero for a model without PANs.
+    """
+    maps, local = output.feature_maps, output.local_boxes
+    loss = output.expression_logits.new_zeros(())
+    if maps is None:
+        raise ValueError("pan_init_loss needs the forward pass to return feature maps (return_maps=True)")
+    for s in range(2):
+        if maps[s] is None or bool(torch.isnan(local[0, s, 0].detach())):
+            continue
+        half = local[:, s, 2].detach().mean()
+        target = peak_square(maps[s][:, None].detach(), float(half))
+        loss = loss + F.smooth_l1_loss(local[:, s, :2], target[:, :2])
+    return loss
