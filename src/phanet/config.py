@@ -185,6 +185,11 @@ def _coerce(value: Any, tp: Any, where: str, meta: dict[str, Any]) -> Any:
             raise PhanetError(f"config: {where}: expected an integer, got {value!r}")
         return value
     if tp is float:
+        if isinstance(value, str):
+            try:  # YAML 1.1 reads "1e-4" (no dot) as text
+                value = float(value)
+            except ValueError:
+                pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise PhanetError(f"config: {where}: expected a number, got {value!r}")
         return float(value)

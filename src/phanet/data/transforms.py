@@ -30,7 +30,8 @@ def resize_square(image: np.ndarray, size: int) -> np.ndarray:
 
 def to_tensor(image: np.ndarray) -> torch.Tensor:
     """RGB uint8 (H, W, 3) → float (3, H, W) normalised to [-1, 1]."""
-    tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0)
+    tensor = torch.from_numpy(np.require(image, dtype=np.uint8, requirements=["C", "W"])).permute(2, 0, 1)
+    tensor = tensor.float().div_(255.0)
     return tensor.sub_(MEAN).div_(STD)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import tempfile
@@ -124,7 +125,7 @@ class EpochMetricsCSV(Callback):
         self.rows: list[dict[str, Any]] = []
         self.lr = math.nan
 
-    def on_fit_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+    def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         if self.path.exists() and self.path.stat().st_size:
             table = pd.read_csv(self.path)
             self.rows = [r for r in table.to_dict("records") if r["epoch"] < trainer.current_epoch]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,17 +100,26 @@ def make_trainer(config: Config, run_dir: Path, callbacks: list, enable_progress
     )
 
 
+def _is_rank_zero() -> bool:
+    """False in the processes a distributed launcher started for the other ranks."""
+    return all(os.environ.get(key, "0") == "0" for key in ("LOCAL_RANK", "NODE_RANK", "GROUP_RANK"))
+
+
 def train(config: Config, resume: bool = False, faces: LabeledFaces | None = None, split: Split | None = None,
           progress: bool = True) -> TrainResult:
     """Train ``config`` into the run folder ``config.out``; with ``resume`` continue from ``last.ckpt``."""
     run_dir = Path(config.out)
     checkpoints = run_dir / "checkpoints"
     last = checkpoints / "last.ckpt"
+    rank_zero = _is_rank_zero()
     if resume:
         _check_resume(run_dir, config)
         if not last.exists():
             raise PhanetError(f"--resume: {last} not found; the run never finished an epoch, start it again")
-    elif run_dir.exists() and any(run_dir.iterdir()):
+        if rank_zero:  # half-written files of the interrupted run (the finished ones were never touched)
+            for stale in run_dir.rglob(".*.tmp"):
+                stale.unlink()
+    elif rank_zero and run_dir.exists() and any(run_dir.iterdir()):
         raise PhanetError(f"--out: {run_dir} already holds files; use --resume to continue that run or choose another --out")
 
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
@@ -121,14 +131,18 @@ def train(config: Config, resume: bool = False, faces: LabeledFaces | None = Non
     faces = datamodule.faces
     module = PhaNetModule(config.to_dict(), faces.expressions, faces.poses)
 
-    run_dir.mkdir(parents=True, exist_ok=True)
-    dump_yaml(config, run_dir / "config.yaml")
-    _write_json(run_dir / "split.json", datamodule.split.subjects)
-    _write_json(run_dir / "classes.json", {"dataset": faces.name, "expressions": faces.expressions, "poses": faces.poses})
+    if rank_zero:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        dump_yaml(config, run_dir / "config.yaml")
+        _write_json(run_dir / "split.json", datamodule.split.subjects)
+        _write_json(run_dir / "classes.json",
+                    {"dataset": faces.name, "expressions": faces.expressions, "poses": faces.poses})
 
     checkpoint = ModelCheckpoint(dirpath=checkpoints, filename="best", monitor="val/expression_acc", mode="max",
-                                 save_top_k=1, save_last=True, auto_insert_metric_name=False)
-    callbacks = [checkpoint, EpochMetricsCSV(run_dir / "metrics.csv"), PanInitialization(config.train.pan_init)]
+                                 save_top_k=1, auto_insert_metric_name=False)
+    # A second, unmonitored checkpoint rewritten after every epoch: the one --resume continues from.
+    latest = ModelCheckpoint(dirpath=checkpoints, filename="last", monitor=None, save_top_k=1, every_n_epochs=1)
+    callbacks = [checkpoint, latest, EpochMetricsCSV(run_dir / "metrics.csv"), PanInitialization(config.train.pan_init)]
     trainer = make_trainer(config, run_dir, callbacks, enable_progress_bar=progress)
     trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if resume else None)
     score = checkpoint.best_model_score

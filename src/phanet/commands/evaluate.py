@@ -1,0 +1,54 @@
+"""phanet evaluate."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "evaluate a checkpoint: accuracy overall and per pose, confusion matrices (JSON)"
+DESCRIPTION = """Evaluate a checkpoint.
+
+Without --data, the test split (--split) of the data the checkpoint was trained on is used, with
+the same subject-independent split. With --data, another dataset is evaluated (all of it unless
+--split says otherwise); its classes are matched to the model's by name.
+
+  phanet evaluate --checkpoint runs/demo/phanet/checkpoints/best.ckpt
+  phanet evaluate --checkpoint best.ckpt --data /data/KDEF --dataset kdef --out eval/kdef
+"""
+
+
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", help="dataset root, folder or manifest file (default: the checkpoint's own data)")
+    parser.add_argument("--dataset", help="dataset adapter for --data (manifest, folder, synth, kdef, ...); "
+                        "default: manifest for a .csv/.json file or a folder holding manifest.csv, else folder")
+    parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                        help="dataset option (as data.options in a config), repeatable")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint", required=True, help="a .ckpt written by phanet train")
+    add_data_arguments(parser)
+    parser.add_argument("--split", choices=("train", "val", "test", "all"),
+                        help="which part to evaluate (default: test for the checkpoint's data, all for --data)")
+    parser.add_argument("--out", help="folder for evaluation.json and predictions.csv (default: next to the checkpoint)")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: cuda if available)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from phanet.evaluation import evaluate, format_summary, write_json
+    from phanet.workflow import default_device, resolve_eval_data
+    from phanet.training.run import load_module
+
+    module = load_module(args.checkpoint)
+    faces, description = resolve_eval_data(module.config, args.data, args.dataset, args.option, args.split)
+    summary, frame = evaluate(module, faces, args.batch_size, args.device or default_device(), progress=True)
+    summary = {"checkpoint": str(args.checkpoint), "data": description, **summary}
+    out = Path(args.out) if args.out else Path(args.checkpoint).parent.parent / "evaluation"
+    write_json(out / "evaluation.json", summary)
+    frame.to_csv(out / "predictions.csv", index=False)
+    print(f"data: {description['dataset']} ({description['part']})")
+    print(format_summary(summary))
+    print(f"written: {out / 'evaluation.json'}, {out / 'predictions.csv'}")
+    return 0

@@ -1,0 +1,201 @@
+"""``phanet evaluate``: accuracy overall and per pose, confusion matrices, per-sample predictions."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader
+from torchmetrics.functional.classification import multiclass_confusion_matrix
+
+from phanet.data.records import MISSING, LabeledFaces
+from phanet.data.torch_data import FaceDataset, collate
+from phanet.errors import PhanetError
+from phanet.results import output_table
+from phanet.training.module import PhaNetModule
+
+
+@dataclass
+class LabelMap:
+    """How the data's class indices map onto the model's (by name, or through a cross-dataset mapping).
+
+    ``expression[i]`` / ``pose[i]`` is the model's index for the data's class i, or ``MISSING`` when
+    the model has no counterpart (such samples are reported, and left out of that accuracy).
+    """
+
+    expression: list[int]
+    pose: list[int]
+    unmatched_expressions: list[str]
+    unmatched_poses: list[str]
+
+
+def label_map(model_expressions: list[str], model_poses: list[str], faces: LabeledFaces,
+              mapping: dict[str, str] | None = None) -> LabelMap:
+    """Map the data's classes onto the model's; ``mapping`` renames data expressions first."""
+    mapping = mapping or {}
+    expr = [model_expressions.index(mapping.get(n, n)) if mapping.get(n, n) in model_expressions else MISSING
+            for n in faces.expressions]
+    pose = [model_poses.index(n) if n in model_poses else MISSING for n in faces.poses]
+    return LabelMap(
+        expression=expr,
+        pose=pose,
+        unmatched_expressions=[n for n, i in zip(faces.expressions, expr) if i == MISSING],
+        unmatched_poses=[n for n, i in zip(faces.poses, pose) if i == MISSING],
+    )
+
+
+def predict_faces(module: PhaNetModule, faces: LabeledFaces, batch_size: int = 64, device: str = "cpu",
+                  num_workers: int = 0, return_features: bool = False, progress: bool = False
+                  ) -> tuple[pd.DataFrame, np.ndarray | None]:
+    """Run the model over every sample; the prediction table joined with the true labels.
+
+    Extra columns: ``index`` (position in ``faces``), ``path``, ``subject``, ``true_expression``,
+    ``true_pose`` (class names of the data; '' when unknown). Unreadable images are skipped and
+    appear in ``faces.skipped`` afterwards.
+    """
+    size = module.config.model.image_size
+    dataset = FaceDataset(faces, size, train=False)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=collate)
+    module = module.to(device).eval()
+    tables, features = [], []
+    iterator = loader
+    if progress:
+        from tqdm import tqdm
+
+        iterator = tqdm(loader, desc="evaluating", unit="batch", leave=False)
+    skipped = 0
+    with torch.inference_mode():
+        for batch in iterator:
+            skipped += int(batch["skipped"])
+            if "image" not in batch:
+                continue
+            output = module.model(batch["image"].to(device))
+            table = output_table(output, module.expressions, module.poses)
+            index = batch["index"].numpy()
+            table.insert(0, "index", index)
+            tables.append(table)
+            if return_features:
+                features.append(output.features.float().cpu().numpy())
+    if skipped:
+        faces.skipped.append((f"{skipped} images", "unreadable, skipped during evaluation"))
+    if not tables:
+        raise PhanetError("evaluate: no readable image in the evaluated data")
+    frame = pd.concat(tables, ignore_index=True)
+    samples = [faces.samples[i] for i in frame["index"]]
+    frame.insert(1, "path", [s.path for s in samples])
+    frame.insert(2, "subject", [s.subject for s in samples])
+    frame.insert(3, "true_expression", [faces.expressions[s.expression] for s in samples])
+    frame.insert(4, "true_pose", [faces.poses[s.pose] if s.pose != MISSING else "" for s in samples])
+    return frame, (np.concatenate(features) if return_features else None)
+
+
+def _accuracy(predicted: np.ndarray, true: np.ndarray) -> float:
+    return float((predicted == true).mean()) if len(true) else math.nan
+
+
+def summarize(frame: pd.DataFrame, model_expressions: list[str], model_poses: list[str],
+              faces: LabeledFaces, labels: LabelMap) -> dict[str, Any]:
+    """Accuracies, per-pose expression accuracy and confusion matrices (rows = true, columns = predicted)."""
+    expr_index = {n: i for i, n in enumerate(faces.expressions)}
+    true_e = np.array([labels.expression[expr_index[n]] for n in frame["true_expression"]])
+    pred_e = np.array([model_expressions.index(n) for n in frame["expression"]])
+    keep_e = true_e != MISSING
+    result: dict[str, Any] = {
+        "samples": int(len(frame)),
+        "expression_classes": model_expressions,
+        "pose_classes": model_poses,
+        "expression_accuracy": _accuracy(pred_e[keep_e], true_e[keep_e]),
+        "unmatched_expressions": {n: int((frame["true_expression"] == n).sum()) for n in labels.unmatched_expressions},
+    }
+    cm = multiclass_confusion_matrix(torch.from_numpy(pred_e[keep_e]), torch.from_numpy(true_e[keep_e]),
+                                     num_classes=len(model_expressions)) if keep_e.any() else None
+    result["confusion_expression"] = cm.tolist() if cm is not None else []
+    if cm is not None:
+        totals = cm.sum(1).clamp(min=1)
+        result["expression_accuracy_per_class"] = {
+            n: (float(cm[i, i] / totals[i]) if cm[i].sum() else math.nan) for i, n in enumerate(model_expressions)}
+    pose_index = {n: i for i, n in enumerate(faces.poses)}
+    has_pose = frame["true_pose"] != ""
+    if model_poses and has_pose.any():
+        true_p = np.array([labels.pose[pose_index[n]] if n else MISSING for n in frame["true_pose"]])
+        pred_p = np.array([model_poses.index(n) for n in frame["pose"]])
+        keep_p = true_p != MISSING
+        result["pose_accuracy"] = _accuracy(pred_p[keep_p], true_p[keep_p])
+        result["pose_samples"] = int(keep_p.sum())
+        result["unmatched_poses"] = {n: int((frame["true_pose"] == n).sum()) for n in labels.unmatched_poses}
+        cmp = multiclass_confusion_matrix(torch.from_numpy(pred_p[keep_p]), torch.from_numpy(true_p[keep_p]),
+                                          num_classes=len(model_poses)) if keep_p.any() else None
+        result["confusion_pose"] = cmp.tolist() if cmp is not None else []
+    else:
+        result["pose_accuracy"] = math.nan
+        result["pose_samples"] = 0
+        result["confusion_pose"] = []
+    per_pose = {}
+    for name in faces.poses:
+        rows = (frame["true_pose"] == name).to_numpy() & keep_e
+        if rows.any():
+            per_pose[name] = _accuracy(pred_e[rows], true_e[rows])
+    result["expression_accuracy_per_pose"] = per_pose
+    for column, key in (("c", "mean_scale_weights"), ("lambda", "mean_task_weights")):
+        names = ["c1", "c2", "c3"] if column == "c" else ["lambda_e", "lambda_p"]
+        result[key] = [float(frame[n].mean()) if frame[n].notna().any() else math.nan for n in names]
+    return result
+
+
+def format_summary(result: dict[str, Any]) -> str:
+    """The evaluation as a few readable lines (accuracies in %)."""
+    def pct(value: float) -> str:
+        return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:.2f}"
+
+    lines = [f"samples: {result['samples']}",
+             f"expression accuracy: {pct(result['expression_accuracy'])} %",
+             f"pose accuracy: {pct(result['pose_accuracy'])} %"]
+    if result["expression_accuracy_per_pose"]:
+        poses = list(result["expression_accuracy_per_pose"])
+        lines.append("expression accuracy per pose (%):")
+        lines.append("  " + "  ".join(f"{p:>6s}" for p in poses))
+        lines.append("  " + "  ".join(f"{pct(result['expression_accuracy_per_pose'][p]):>6s}" for p in poses))
+    for key in ("unmatched_expressions", "unmatched_poses"):
+        if result.get(key):
+            lines.append(f"{key.replace('_', ' ')} (left out): " + ", ".join(f"{k} ({v})" for k, v in result[key].items()))
+    return "\n".join(lines)
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    return value
+
+
+def write_json(path: str | Path, payload: dict[str, Any]) -> Path:
+    """JSON with NaN written as null."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(_clean(payload), indent=2))
+    return path
+
+
+def evaluate(module: PhaNetModule, faces: LabeledFaces, batch_size: int = 64, device: str = "cpu",
+             mapping: dict[str, str] | None = None, progress: bool = False
+             ) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Evaluate ``module`` on all of ``faces``: (summary, per-sample predictions)."""
+    labels = label_map(module.expressions, module.poses, faces, mapping)
+    if len(labels.unmatched_expressions) == len(faces.expressions):
+        raise PhanetError(
+            f"evaluate: none of the data's expression classes {faces.expressions} is among the model's "
+            f"{module.expressions}; give a class mapping (phanet crossdata) for a cross-dataset test"
+        )
+    frame, _ = predict_faces(module, faces, batch_size, device, progress=progress)
+    summary = summarize(frame, module.expressions, module.poses, faces, labels)
+    summary["skipped"] = [{"path": p, "reason": r} for p, r in faces.skipped]
+    return summary, frame

@@ -1,0 +1,110 @@
+"""Losses of Eq. 3, 4, 9 and 10 against values computed by hand."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from phanet.config import LossConfig
+from phanet.data.records import MISSING
+from phanet.losses import (attention_loss, constraint_factor, pan_init_loss, phanet_loss, pose_cross_entropy,
+                           ranking_loss)
+from phanet.models.output import PhaNetOutput
+
+LN3 = math.log(3.0)
+
+
+def test_ranking_loss_uses_true_class_probabilities_and_the_margin():
+    coarse = torch.zeros(2, 2)  # p(true) = 1/2 for both samples
+    fine = torch.tensor([[LN3, 0.0], [0.0, LN3]])  # p(true=0) = 3/4, then 1/4
+    target = torch.tensor([0, 0])
+    # sample 1: max(0, 1/2 - 3/4 + 0.05) = 0; sample 2: 1/2 - 1/4 + 0.05 = 0.3
+    assert math.isclose(float(ranking_loss(coarse, fine, target, 0.05)), 0.15, rel_tol=1e-6)
+    assert math.isclose(float(ranking_loss(coarse, fine, target, 0.5)), (0.25 + 0.75) / 2, rel_tol=1e-6)
+
+
+def test_ranking_loss_pushes_the_finer_scale_only():
+    coarse = torch.zeros(1, 3, requires_grad=True)
+    fine = torch.zeros(1, 3, requires_grad=True)
+    ranking_loss(coarse, fine, torch.tensor([1])).backward()
+    assert coarse.grad is None or torch.all(coarse.grad == 0)
+    assert fine.grad[0, 1] < 0  # raising the true class lowers the loss
+
+
+def test_attention_loss_is_scale_cross_entropy_plus_ranking():
+    ce, rank = attention_loss(torch.zeros(1, 2), torch.tensor([[0.0, LN3]]), torch.tensor([0]))
+    assert math.isclose(float(ce), math.log(4.0), rel_tol=1e-6)
+    assert math.isclose(float(rank), 0.5 - 0.25 + 0.05, rel_tol=1e-6)
+
+
+def test_constraint_factor_values():
+    assert float(constraint_factor(torch.tensor(0.0))) == 1.0
+    assert math.isclose(float(constraint_factor(torch.tensor(0.5))), math.exp(-3), rel_tol=1e-6)
+    assert math.isclose(float(constraint_factor(torch.tensor(0.2))), math.exp(-12 * 0.2 * 0.8), rel_tol=1e-6)
+
+
+def _output() -> PhaNetOutput:
+    nan = torch.full((2, 2, 3), float("nan"))
+    return PhaNetOutput(
+        expression_logits=torch.tensor([[LN3, 0.0], [0.0, 0.0]]),
+        pose_logits=torch.tensor([[0.0, 0.0], [0.0, LN3]]),
+        scale_logits=[torch.zeros(2, 2), torch.tensor([[LN3, 0.0], [0.0, LN3]]), torch.tensor([[0.0, LN3], [0.0, 0.0]])],
+        boxes=nan, local_boxes=nan, scale_weights=torch.full((2, 3), 0.5),
+        task_weights=torch.tensor([[0.8, 0.2], [0.6, 0.4]]), features=torch.zeros(2, 4),
+    )
+
+
+EXPRESSION = torch.tensor([0, 1])
+POSE = torch.tensor([0, MISSING])
+CE_E = [math.log(4 / 3), math.log(2)]
+CE_P = math.log(2)  # only the first sample has a pose label
+ATT = math.log(2) + math.log(4 / 3) + 0.0 + (math.log(4) + math.log(2)) / 2 + (0.55 + 0.3) / 2
+FACTOR = (math.exp(-12 * 0.2 * 0.8) + math.exp(-12 * 0.4 * 0.6)) / 2
+
+
+@pytest.mark.parametrize("setting,expected", [
+    ("e", sum(CE_E) / 2),
+    ("att_e", sum(CE_E) / 2 + ATT),
+    ("p_e", sum(CE_E) / 2 + CE_P),
+    ("att_e_p", sum(CE_E) / 2 + CE_P + ATT),
+    ("multi", (0.8 * CE_E[0] + 0.6 * CE_E[1]) / 2 + 0.2 * CE_P + ATT + FACTOR),
+])
+def test_loss_settings_of_table8_match_hand_computation(setting, expected):
+    terms = phanet_loss(_output(), EXPRESSION, POSE, LossConfig(setting=setting))
+    assert math.isclose(float(terms.total), expected, rel_tol=1e-5)
+
+
+def test_multi_loss_without_the_constraint_factor_and_the_alternating_split():
+    terms = phanet_loss(_output(), EXPRESSION, POSE, LossConfig(setting="multi", constraint_factor=False))
+    assert math.isclose(float(terms.total), (0.8 * CE_E[0] + 0.6 * CE_E[1]) / 2 + 0.2 * CE_P + ATT, rel_tol=1e-5)
+    ranking = (0.55 + 0.3) / 2
+    assert math.isclose(float(terms.ranking), ranking, rel_tol=1e-5)
+    assert math.isclose(float(terms.classification + terms.ranking), float(terms.total), rel_tol=1e-6)
+    assert math.isclose(float(terms.terms["factor"]), FACTOR, rel_tol=1e-5)
+
+
+def test_missing_poses_contribute_nothing_and_keep_gradients_finite():
+    logits = torch.randn(4, 5, requires_grad=True)
+    pose = torch.full((4,), MISSING)
+    per_sample = pose_cross_entropy(logits, pose)
+    assert torch.equal(per_sample, torch.zeros(4))
+    out = _output()
+    out.pose_logits = out.pose_logits.clone().requires_grad_(True)
+    terms = phanet_loss(out, EXPRESSION, torch.tensor([MISSING, MISSING]), LossConfig())
+    terms.total.backward()
+    assert float(terms.terms["pose"].detach()) == 0.0
+    assert torch.equal(out.pose_logits.grad, torch.zeros(2, 2))
+
+
+def test_pan_init_loss_is_zero_on_the_peak_and_positive_elsewhere():
+    fmap = torch.zeros(1, 4, 4)
+    fmap[0, 0, 3] = 1.0  # peak at column 3, row 0 -> centre (0.875, 0.125), clamped by the half side 0.2
+    out = _output()
+    out.expression_logits = out.expression_logits[:1]
+    out.feature_maps = [fmap, None, None]
+    out.local_boxes = torch.tensor([[[0.8, 0.2, 0.2], [float("nan")] * 3]])
+    assert float(pan_init_loss(out)) == 0.0
+    out.local_boxes = torch.tensor([[[0.5, 0.5, 0.2], [float("nan")] * 3]])
+    assert math.isclose(float(pan_init_loss(out)), 0.5 * (0.3**2 + 0.3**2) / 2, rel_tol=1e-5)

@@ -1,0 +1,192 @@
+"""The network against Eq. 1–10: shapes, gradients, bounds and ablation switches."""
+
+from __future__ import annotations
+
+import math
+from unittest import mock
+
+import pytest
+import torch
+
+from phanet import PhaNet
+from phanet.config import AttentionConfig, BackboneConfig, ModelConfig
+from phanet.models import build_model
+from phanet.models import phanet as phanet_module
+from phanet.models.attention import PixelAttentionNetwork, boxcar_mask, compose_boxes, crop_and_zoom, peak_square
+from phanet.models.baselines import HOG
+from phanet.models.densenet import DenseNet
+from phanet.models.heads import DCMLHead
+from phanet.models.scale_attention import ScaleAttention
+
+SMALL = dict(backbone=BackboneConfig(depth=10, growth_rate=6, stem_pool=False),
+             attention=AttentionConfig(hidden=16, grid=2), sal_hidden=8, head_hidden=32)
+
+
+def n_params(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def test_densenet40_cifar_has_the_published_one_million_parameters():
+    model = DenseNet(depth=40, growth_rate=12, stem="cifar", num_classes=10)
+    assert abs(n_params(model) - 1.0e6) <= 0.05e6
+    assert model.num_features == 16 + 3 * 12 * 12
+
+
+def test_default_phanet_is_the_papers_bu3dfe_configuration():
+    model = PhaNet()
+    assert (model.num_expressions, model.num_poses, model.image_size) == (7, 9, 224)
+    assert len(model.backbones) == 3 and len(model.pans) == 2 and model.sal is not None
+    stem = model.backbones[0].stem[0]
+    assert stem.kernel_size == (7, 7) and stem.stride == (2, 2)
+    model.eval()
+    with torch.no_grad():
+        out = model(torch.randn(2, 3, 224, 224), return_maps=True, return_crops=True)
+    assert out.expression_logits.shape == (2, 7)
+    assert out.pose_logits.shape == (2, 9)
+    assert [t.shape for t in out.scale_logits] == [(2, 7)] * 3
+    assert out.boxes.shape == (2, 2, 3) and out.local_boxes.shape == (2, 2, 3)
+    assert out.scale_weights.shape == (2, 3) and out.task_weights.shape == (2, 2)
+    assert out.features.shape == (2, 3 * 448)
+    assert [m.shape for m in out.feature_maps] == [(2, 56 // 4, 56 // 4)] * 3
+    assert [c.shape for c in out.crops] == [(2, 3, 224, 224)] * 2
+
+
+def test_scale_weights_start_in_half_to_one_and_follow_eq7():
+    torch.manual_seed(0)
+    sal = ScaleAttention(channels=5, num_scales=3, hidden=4)
+    pooled = [torch.randn(64, 5) for _ in range(3)]
+    f, c = sal(pooled)
+    assert c.min() >= 0.5 and c.max() < 1.0
+    fused = torch.cat(pooled, 1)
+    expected = torch.sigmoid(torch.relu(sal.fc2(torch.relu(sal.fc1(fused)))))
+    torch.testing.assert_close(c, expected)
+    torch.testing.assert_close(f[:, 5:10], c[:, 1:2] * pooled[1])
+    model = PhaNet(7, 9, 32, **SMALL).eval()
+    with torch.no_grad():
+        weights = model(torch.randn(8, 3, 32, 32)).scale_weights
+    assert weights.min() >= 0.5 and weights.max() < 1.0
+
+
+@pytest.mark.parametrize("form", ["bounded"])
+def test_lambda_constraints_hold_for_every_sample(form):
+    torch.manual_seed(1)
+    head = DCMLHead(20, 7, 9, hidden=8, lambda_form=form)
+    for scale in (0.01, 1.0, 100.0, 1e4):
+        lam = head.task_weights(torch.randn(256, 20) * scale)
+        lambda_e, lambda_p = lam[:, 0], lam[:, 1]
+        assert torch.allclose(lambda_e + lambda_p, torch.ones(256), atol=1e-7, rtol=0)
+        assert (lambda_e >= lambda_p).all() and (lambda_p >= 0).all()
+
+
+def test_free_lambda_only_keeps_the_sum():
+    head = DCMLHead(4, 3, 3, hidden=4, lambda_form="free")
+    with torch.no_grad():
+        head.lam.bias.copy_(torch.tensor([-5.0, 5.0]))
+        head.lam.weight.zero_()
+    lam = head.task_weights(torch.randn(3, 4))
+    assert torch.allclose(lam.sum(1), torch.ones(3))
+    assert (lam[:, 0] < lam[:, 1]).all()
+
+
+@pytest.mark.parametrize("mode", ["affine", "boxcar"])
+def test_crop_and_zoom_gradients_are_exact(mode):
+    torch.manual_seed(2)
+    images = torch.rand(2, 2, 9, 9, dtype=torch.float64)
+    boxes = torch.tensor([[0.43, 0.57, 0.21], [0.61, 0.38, 0.27]], dtype=torch.float64, requires_grad=True)
+
+    def crop(b):
+        return crop_and_zoom(images, b, size=5, mode=mode, steepness=8.0)
+
+    assert torch.autograd.gradcheck(crop, (boxes,), eps=1e-6, atol=1e-6)
+
+
+def test_crop_and_zoom_cuts_the_square_it_is_given():
+    image = torch.arange(16.0).view(1, 1, 4, 4)
+    # the top-left quarter, zoomed to 2 x 2, is exactly pixels (0..1, 0..1)
+    out = crop_and_zoom(image, torch.tensor([[0.25, 0.25, 0.25]]), size=2)
+    torch.testing.assert_close(out[0, 0], torch.tensor([[0.0, 1.0], [4.0, 5.0]]))
+    # bottom-right quarter
+    out = crop_and_zoom(image, torch.tensor([[0.75, 0.75, 0.25]]), size=2)
+    torch.testing.assert_close(out[0, 0], torch.tensor([[10.0, 11.0], [14.0, 15.0]]))
+
+
+def test_boxcar_mask_is_one_inside_and_zero_outside():
+    mask = boxcar_mask(torch.tensor([[0.5, 0.5, 0.25]]), 40, 40, steepness=200.0)[0, 0]
+    assert mask[20, 20] > 0.99 and mask[2, 2] < 0.01 and mask[20, 2] < 0.01 and mask[2, 20] < 0.01
+
+
+def test_pan_squares_stay_inside_the_image_within_the_side_bounds():
+    pan = PixelAttentionNetwork(4, hidden=8, grid=2, side_min=0.3, side_max=0.6)
+    raw = torch.randn(500, 3) * 20
+    box = pan.bound(raw)
+    x, y, half = box.unbind(1)
+    assert (half >= 0.15 - 1e-6).all() and (half <= 0.3 + 1e-6).all()
+    assert (x - half >= -1e-6).all() and (x + half <= 1 + 1e-6).all()
+    assert (y - half >= -1e-6).all() and (y + half <= 1 + 1e-6).all()
+    torch.testing.assert_close(pan(torch.randn(3, 4, 5, 5)), torch.tensor([[0.5, 0.5, 0.225]] * 3))
+
+
+def test_s3_box_is_reported_in_original_image_coordinates():
+    outer = torch.tensor([[0.3, 0.6, 0.2]])  # covers x in [0.1, 0.5], y in [0.4, 0.8]
+    inner = torch.tensor([[0.25, 0.75, 0.25]])  # top-left... of the zoomed S2 image
+    torch.testing.assert_close(compose_boxes(outer, inner), torch.tensor([[0.2, 0.7, 0.1]]))
+    model = PhaNet(7, 9, 32, **SMALL).eval()
+    with torch.no_grad():
+        out = model(torch.randn(2, 3, 32, 32))
+    torch.testing.assert_close(out.boxes[:, 1], compose_boxes(out.local_boxes[:, 0], out.local_boxes[:, 1]))
+
+
+def test_peak_square_centres_on_the_highest_response():
+    fmap = torch.zeros(1, 3, 4, 8)
+    fmap[0, 1, 3, 6] = 5.0
+    box = peak_square(fmap, half=0.1)
+    torch.testing.assert_close(box, torch.tensor([[6.5 / 8, 3.5 / 4, 0.1]]))
+
+
+def test_ablation_without_attention_scales_runs_no_attention_network():
+    model = PhaNet(7, 9, 32, scales=["N_S1"], joint_sa=False, **SMALL).eval()
+    assert len(model.pans) == 0 and len(model.backbones) == 1 and model.sal is None
+    with mock.patch.object(phanet_module, "crop_and_zoom", side_effect=AssertionError("attention ran")):
+        with torch.no_grad():
+            out = model(torch.randn(2, 3, 32, 32))
+    assert torch.isnan(out.boxes).all()
+    assert out.scale_logits[1] is None and out.scale_logits[2] is None
+    torch.testing.assert_close(out.scale_weights[:, 0], torch.ones(2))
+    assert torch.isnan(out.scale_weights[:, 1:]).all()
+
+
+@pytest.mark.parametrize("scales,computed,fused", [
+    (["H_S2"], 2, 1), (["H_S3"], 3, 1), (["N_S1", "H_S2"], 2, 2), (["N_S1", "H_S3"], 3, 2),
+    (["H_S2", "H_S3"], 3, 2), (["N_S1", "H_S2", "H_S3"], 3, 3),
+])
+@pytest.mark.parametrize("joint_sa", [False, True])
+def test_every_table6_configuration_builds_and_runs(scales, computed, fused, joint_sa):
+    model = PhaNet(4, 3, 32, scales=scales, joint_sa=joint_sa, **SMALL).eval()
+    assert len(model.backbones) == computed and len(model.pans) == computed - 1
+    with torch.no_grad():
+        out = model(torch.randn(2, 3, 32, 32))
+    assert out.features.shape == (2, fused * model.backbones[0].num_features)
+    present = ~torch.isnan(out.scale_weights[0])
+    assert present.tolist() == [name in scales for name in ("N_S1", "H_S2", "H_S3")]
+
+
+@pytest.mark.parametrize("arch", ["densenet", "vgg19", "hog_fc"])
+def test_baselines_return_the_same_typed_result(arch):
+    config = ModelConfig(arch=arch, image_size=32, width=0.125, head_hidden=16,
+                         backbone=BackboneConfig(depth=10, growth_rate=6))
+    model = build_model(config, 5, 3).eval()
+    with torch.no_grad():
+        out = model(torch.randn(2, 3, 32, 32))
+    assert out.expression_logits.shape == (2, 5) and out.pose_logits.shape == (2, 3)
+    assert torch.isnan(out.boxes).all() and torch.isnan(out.task_weights).all()
+
+
+def test_hog_of_a_vertical_edge_votes_for_the_horizontal_gradient_bin():
+    image = -torch.ones(1, 3, 16, 16)
+    image[..., 8:] = 1.0
+    hog = HOG(bins=9, cell=8)
+    features = hog(image).view(1, 1, 1, 4, 9)
+    assert hog.output_size(16) == 36
+    per_bin = features.sum(dim=(0, 1, 2, 3))
+    assert int(per_bin.argmax()) == 0
+    assert math.isclose(float(per_bin[0]), float(per_bin.sum()), rel_tol=1e-5)

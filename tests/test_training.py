@@ -1,0 +1,274 @@
+"""Training runs end to end: run folder, checkpoints, resume after a kill, DDP, schedules, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from conftest import tiny_overrides
+from phanet.cli import main
+from phanet.config import load_config
+from phanet.data.records import MISSING
+from phanet.data.registry import load_dataset
+from phanet.data.splits import subject_folds, subject_split
+from phanet.data.torch_data import FaceDataset
+from phanet.training.module import PhaNetModule
+from phanet.training.run import load_module, train
+
+
+def _phanet(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run([sys.executable, "-m", "phanet", *args], capture_output=True, text=True, timeout=timeout, env=env)
+
+
+@pytest.fixture(scope="module")
+def trained_run(tiny_manifest, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "tiny"
+    config = load_config("demo", tiny_overrides(tiny_manifest, out, "train.epochs=2"))
+    return train(config, progress=False)
+
+
+def test_a_run_folder_holds_config_split_metrics_and_atomic_checkpoints(trained_run):
+    run = trained_run.run_dir
+    assert {p.name for p in run.iterdir()} >= {"config.yaml", "split.json", "classes.json", "metrics.csv", "checkpoints"}
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
+    metrics = pd.read_csv(run / "metrics.csv")
+    assert metrics["epoch"].tolist() == [0, 1]
+    for column in ("train/loss", "train/expression", "train/pose", "train/scale1", "train/scale2", "train/scale3",
+                   "train/rank2", "train/rank3", "train/factor", "train/lambda_e", "train/lambda_p",
+                   "train/c1", "train/c2", "train/c3", "train/expression_acc", "train/pose_acc",
+                   "val/expression_acc", "val/pose_acc", "val/loss", "lr"):
+        assert column in metrics.columns, column
+        assert metrics[column].notna().all(), column
+    assert ((metrics["train/lambda_e"] >= metrics["train/lambda_p"]) & (metrics["train/lambda_p"] >= 0)).all()
+    last = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["epoch"] == 1
+    assert last["hyper_parameters"]["expressions"] == ["AN", "HA", "NE", "SU"]
+    assert last["hyper_parameters"]["poses"] == ["-30", "0", "30"]
+    best = torch.load(run / "checkpoints" / "best.ckpt", weights_only=True)
+    assert abs(trained_run.best_score - metrics["val/expression_acc"].max()) < 1e-6
+    assert best["state_dict"].keys() == last["state_dict"].keys()
+    split = json.loads((run / "split.json").read_text())
+    assert len(split["val"]) == 2 and len(split["test"]) == 2 and len(split["train"]) == 4
+    assert not list(run.rglob("*.tmp"))
+
+
+def test_evaluate_reports_accuracy_per_pose_and_confusion_matrices(trained_run, tmp_path, capsys):
+    out = tmp_path / "eval"
+    assert main(["evaluate", "--checkpoint", str(trained_run.best_checkpoint), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "expression accuracy per pose" in printed
+    result = json.loads((out / "evaluation.json").read_text())
+    predictions = pd.read_csv(out / "predictions.csv")
+    assert result["samples"] == len(predictions) == 2 * 4 * 3 * 2  # 2 test subjects
+    assert set(predictions["subject"]) == set(json.loads((trained_run.run_dir / "split.json").read_text())["test"])
+    cm = result["confusion_expression"]
+    assert len(cm) == 4 and sum(map(sum, cm)) == result["samples"]
+    accuracy = (predictions["expression"] == predictions["true_expression"]).mean()
+    assert abs(result["expression_accuracy"] - accuracy) < 1e-9
+    assert abs(sum(cm[i][i] for i in range(4)) / result["samples"] - accuracy) < 1e-9
+    assert set(result["expression_accuracy_per_pose"]) == {"-30", "0", "30"}
+    for pose, value in result["expression_accuracy_per_pose"].items():
+        rows = predictions[predictions["true_pose"].astype(str) == pose]
+        assert abs(value - (rows["expression"] == rows["true_expression"]).mean()) < 1e-9
+    assert len(result["confusion_pose"]) == 3
+
+
+def test_tiny_phanet_overfits_sixteen_images():
+    from tiny_data import draw
+
+    from phanet.config import AttentionConfig, BackboneConfig, LossConfig
+    from phanet.data.transforms import preprocess
+    from phanet.losses import phanet_loss
+    from phanet.models.phanet import PhaNet
+
+    torch.manual_seed(0)
+    labels = [(i % 4, (i // 4) % 3, i // 5) for i in range(16)]
+    images = torch.stack([preprocess(draw(e, p, s, 32), 32) for e, p, s in labels])
+    expression = torch.tensor([e for e, _, _ in labels])
+    pose = torch.tensor([p for _, p, _ in labels])
+    model = PhaNet(4, 3, 32, backbone=BackboneConfig(depth=10, growth_rate=6, stem_pool=False),
+                   attention=AttentionConfig(hidden=16, grid=2), sal_hidden=8, head_hidden=32)
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for _ in range(40):
+        output = model(images)
+        loss = phanet_loss(output, expression, pose, LossConfig()).total
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    with torch.no_grad():
+        predicted = model(images).expression_logits.argmax(1)
+    assert torch.equal(predicted, expression)
+
+
+def test_resume_after_a_kill_finishes_every_epoch_once(tiny_manifest, tmp_path):
+    out = tmp_path / "killed"
+    args = ["train", "--config", "demo", *tiny_overrides(tiny_manifest, out, "train.epochs=4"), "--no-progress"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen([sys.executable, "-m", "phanet", *args], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    metrics = out / "metrics.csv"
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        if metrics.exists() and len(pd.read_csv(metrics)) >= 2:
+            break
+        assert process.poll() is None, "training ended before it could be interrupted"
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    done = len(pd.read_csv(metrics))
+    assert 2 <= done < 4
+    assert (out / "checkpoints" / "last.ckpt").exists()
+    torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)
+
+    result = _phanet("train", "--out", str(out), "--resume", "--no-progress")
+    assert result.returncode == 0, result.stderr[-2000:]
+    table = pd.read_csv(metrics)
+    assert table["epoch"].tolist() == [0, 1, 2, 3]
+    last = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["epoch"] == 3
+    assert (out / "checkpoints" / "best.ckpt").exists()
+    torch.load(out / "checkpoints" / "best.ckpt", weights_only=True)
+    assert not list(out.rglob("*.tmp"))
+
+
+def test_tiny_ddp_training_with_two_cpu_processes(tiny_manifest, tmp_path):
+    out = tmp_path / "ddp"
+    result = _phanet("train", "--config", "demo", *tiny_overrides(tiny_manifest, out, "train.epochs=1"),
+                     "--accelerator", "cpu", "--devices", "2", "--strategy", "ddp", "--no-progress")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (out / "checkpoints" / "last.ckpt").exists()
+    assert len(pd.read_csv(out / "metrics.csv")) == 1
+    module = load_module(out / "checkpoints" / "last.ckpt")
+    assert module.config.train.strategy == "ddp" and module.config.train.devices == "2"
+
+
+@pytest.mark.parametrize("schedule", ["alternating", "joint"])
+def test_schedules_freeze_the_right_parameters(schedule, tiny_manifest, tmp_path):
+    config = load_config("demo", tiny_overrides(tiny_manifest, tmp_path / schedule, f"train.schedule={schedule}"))
+    module = PhaNetModule(config.to_dict(), ["AN", "HA", "NE", "SU"], ["-30", "0", "30"])
+    module.pan_frozen = False
+    faces = load_dataset("manifest", str(tiny_manifest))
+    dataset = FaceDataset(faces, 32)
+    batch = {k: torch.stack([dataset[i][k] for i in range(8)]) for k in ("image", "expression", "pose")}
+    batch["skipped"] = torch.tensor(0)
+    pans = {id(p) for p in module.attention_parameters()}
+    others = [p for p in module.parameters() if id(p) not in pans]
+    for batch_idx in (0, 1):
+        module.zero_grad()
+        from phanet.losses import phanet_loss
+
+        output = module.model(batch["image"])
+        terms = phanet_loss(output, batch["expression"], batch["pose"], module.config.loss)
+        loss = module._select_loss(terms, batch_idx)
+        loss.backward()
+        module.on_before_optimizer_step(None)
+        pan_has_grad = any(p.grad is not None for p in module.attention_parameters())
+        others_have_grad = any(p.grad is not None for p in others)
+        if schedule == "joint":
+            assert torch.equal(loss, terms.total) and pan_has_grad and others_have_grad
+        elif batch_idx == 0:  # classification step: PANs frozen
+            assert torch.equal(loss, terms.classification) and not pan_has_grad and others_have_grad
+        else:  # ranking step: only the PANs move
+            assert torch.equal(loss, terms.ranking) and pan_has_grad and not others_have_grad
+
+
+def test_subject_independent_splits_and_folds(tiny_manifest):
+    faces = load_dataset("manifest", str(tiny_manifest))
+    split = subject_split(faces, val=0.25, test=2, seed=3)
+    parts = [set(faces.samples[i].subject for i in getattr(split, p)) for p in ("train", "val", "test")]
+    assert [len(p) for p in parts] == [4, 2, 2]
+    assert not (parts[0] & parts[1]) and not (parts[0] & parts[2]) and not (parts[1] & parts[2])
+    assert len(split.train) + len(split.val) + len(split.test) == len(faces)
+    assert subject_split(faces, val=0.25, test=2, seed=3) == split
+    folds = subject_folds(faces, k=4, seed=0)
+    tested = [s for _, test in folds for s in {faces.samples[i].subject for i in test}]
+    assert sorted(tested) == faces.subjects()
+    for train_idx, test_idx in folds:
+        assert not {faces.samples[i].subject for i in train_idx} & {faces.samples[i].subject for i in test_idx}
+
+
+def test_horizontal_flip_mirrors_the_pose_label(tiny_manifest):
+    faces = load_dataset("manifest", str(tiny_manifest))
+    dataset = FaceDataset(faces, 32, train=True, flip=True)
+    index = next(i for i, s in enumerate(faces.samples) if faces.poses[s.pose] == "-30")
+    seen = set()
+    for seed in range(20):
+        torch.manual_seed(seed)
+        item = dataset[index]
+        plain = FaceDataset(faces, 32)[index]["image"]
+        flipped = torch.equal(item["image"], plain.flip(-1))
+        assert faces.poses[int(item["pose"])] == ("30" if flipped else "-30")
+        seen.add(flipped)
+    assert seen == {True, False}
+    assert MISSING == -1
+
+
+# --- bad input: one clear line, exit status 2 -------------------------------------------------
+
+def _error(capsys, argv: list[str]) -> str:
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    return err
+
+
+def test_unknown_and_ill_typed_config_keys(capsys, tiny_manifest, tmp_path):
+    base = ["train", "--config", "demo", *tiny_overrides(tiny_manifest, tmp_path / "x")]
+    assert "unknown key model.depthh" in _error(capsys, [*base, "model.depthh=3"])
+    assert "train.epochs: expected an integer" in _error(capsys, [*base, "train.epochs=many"])
+    assert "loss.setting: expected one of" in _error(capsys, [*base, "loss.setting=everything"])
+
+
+def test_missing_image_and_unknown_label_name_the_row(capsys, tiny_manifest, tmp_path):
+    table = pd.read_csv(tiny_manifest)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    table.loc[5, "path"] = "nowhere.png"
+    table["path"] = [str(tiny_manifest.parent / p) if p != "nowhere.png" else p for p in table["path"]]
+    table.to_csv(broken / "manifest.csv", index=False)
+    base = ["train", "--config", "demo", *tiny_overrides(broken / "manifest.csv", tmp_path / "x")]
+    err = _error(capsys, base)
+    assert "row 7" in err and "nowhere.png" in err and "not found" in err
+    table.loc[5, "path"] = table.loc[4, "path"]
+    table.loc[5, "expression"] = "XX"
+    table.to_csv(broken / "manifest.csv", index=False)
+    err = _error(capsys, [*base, "data.options={expressions: [AN, HA, NE, SU]}"])
+    assert "row 7" in err and "'XX'" in err and "class list" in err
+
+
+def test_empty_split_and_existing_run_folder(capsys, tiny_manifest, trained_run, tmp_path):
+    err = _error(capsys, ["train", "--config", "demo", *tiny_overrides(tiny_manifest, tmp_path / "x"),
+                          "data.split.val=4", "data.split.test=4"])
+    assert "train split is empty" in err
+    err = _error(capsys, ["train", "--config", "demo", *tiny_overrides(tiny_manifest, trained_run.run_dir)])
+    assert "already holds files" in err and "--resume" in err
+
+
+def test_incompatible_checkpoint_and_resume(capsys, tiny_manifest, trained_run, tmp_path):
+    err = _error(capsys, ["train", "--config", "demo", *tiny_overrides(tiny_manifest, trained_run.run_dir),
+                          "model.backbone.growth_rate=8", "--resume"])
+    assert "model.backbone.growth_rate" in err and "differs" in err
+    payload = torch.load(trained_run.last_checkpoint, weights_only=True)
+    payload["hyper_parameters"]["config"]["model"]["backbone"]["growth_rate"] = 8
+    torch.save(payload, tmp_path / "other.ckpt")
+    err = _error(capsys, ["evaluate", "--checkpoint", str(tmp_path / "other.ckpt")])
+    assert "does not match its config" in err
+    (tmp_path / "junk.ckpt").write_text("not a checkpoint")
+    assert "not a readable checkpoint" in _error(capsys, ["evaluate", "--checkpoint", str(tmp_path / "junk.ckpt")])
+
+
+def test_nan_loss_stops_with_the_step(capsys, tiny_manifest, tmp_path):
+    err = _error(capsys, ["train", "--config", "demo", *tiny_overrides(tiny_manifest, tmp_path / "nan"),
+                          "optim.lr=1e30", "train.gradient_clip=0", "train.pan_init.enabled=false", "--no-progress"])
+    assert "training step" in err and "loss is nan" in err.lower()
