@@ -37,9 +37,11 @@ class LabelMap:
 
 def label_map(model_expressions: list[str], model_poses: list[str], faces: LabeledFaces,
               mapping: dict[str, str] | None = None) -> LabelMap:
-    """Map the data's classes onto the model's; ``mapping`` renames data expressions first."""
-    mapping = mapping or {}
-    expr = [model_expressions.index(mapping.get(n, n)) if mapping.get(n, n) in model_expressions else MISSING
+    """Map the data's classes onto the model's: by name, or through ``mapping`` (data name → model name;
+    data classes absent from it have no counterpart)."""
+    if mapping is None:
+        mapping = {n: n for n in faces.expressions}
+    expr = [model_expressions.index(mapping[n]) if mapping.get(n) in model_expressions else MISSING
             for n in faces.expressions]
     pose = [model_poses.index(n) if n in model_poses else MISSING for n in faces.poses]
     return LabelMap(

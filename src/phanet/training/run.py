@@ -125,6 +125,7 @@ def train(config: Config, resume: bool = False, faces: LabeledFaces | None = Non
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     warnings.filterwarnings("ignore", ".*sync_dist=True.*")
+    warnings.filterwarnings("ignore", ".*LeafSpec.*")
     L.seed_everything(config.seed, workers=True, verbose=False)
     datamodule = FaceDataModule(config, faces=faces, split=split)
     datamodule.prepare()

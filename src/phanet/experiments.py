@@ -1,0 +1,165 @@
+"""Running the paper's experiments: train a method, evaluate it on held-out subjects, reuse finished runs.
+
+Every experiment command (demo, ablate, crossval) is a list of :func:`run_method` calls into one
+output folder. A finished run (``evaluation/evaluation.json`` present) is reused, an interrupted
+one resumes from its last checkpoint, so a long experiment can be stopped and started again.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from phanet.config import Config, config_from_dict, read_yaml
+from phanet.data.records import LabeledFaces
+from phanet.data.splits import Split
+from phanet.errors import PhanetError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class MethodRun:
+    """A trained and evaluated method."""
+
+    name: str
+    run_dir: Path
+    summary: dict[str, Any]
+    predictions: pd.DataFrame
+    metrics: pd.DataFrame
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.run_dir / "checkpoints" / "best.ckpt"
+
+
+def read_predictions(path: str | Path) -> pd.DataFrame:
+    """A predictions.csv with class-name columns kept as text (pose names like "-30", '' when unknown)."""
+    text = {"true_expression": str, "expression": str, "true_pose": str, "pose": str, "subject": str}
+    frame = pd.read_csv(path, dtype=text)
+    for column in text:
+        if column in frame:
+            frame[column] = frame[column].fillna("")
+    return frame
+
+
+def variant(config: Config, overrides: dict[str, Any]) -> Config:
+    """A copy of ``config`` with dotted-key ``overrides`` applied and validated."""
+    values = copy.deepcopy(config.to_dict())
+    for key, value in overrides.items():
+        node = values
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node[part]
+        node[parts[-1]] = value
+    return config_from_dict(values)
+
+
+def _same_run(run_dir: Path, config: Config) -> bool:
+    stored = run_dir / "config.yaml"
+    if not stored.exists():
+        return False
+    old = config_from_dict(read_yaml(stored)).to_dict()
+    new = config.to_dict()
+    return all(old[k] == new[k] for k in ("data", "model", "loss", "optim", "seed")) and \
+        old["train"]["epochs"] == new["train"]["epochs"] and old["train"]["schedule"] == new["train"]["schedule"]
+
+
+def run_method(name: str, config: Config, faces: LabeledFaces, split: Split, out: Path,
+               progress: bool = True, device: str = "cpu") -> MethodRun:
+    """Train ``config`` on ``split.train`` (validating on ``split.val``) and evaluate the best
+    checkpoint on ``split.test``; results under ``out/name``."""
+    from phanet.evaluation import evaluate, write_json
+    from phanet.training.run import load_module, train
+
+    run_dir = out / name
+    config = variant(config, {"out": str(run_dir)})
+    evaluation = run_dir / "evaluation" / "evaluation.json"
+    if run_dir.exists() and any(run_dir.iterdir()) and not _same_run(run_dir, config):
+        raise PhanetError(f"{run_dir} holds a run with other settings; choose another --out or remove it")
+    if not evaluation.exists():
+        resume = (run_dir / "checkpoints" / "last.ckpt").exists()
+        if run_dir.exists() and not resume:
+            for item in run_dir.iterdir():  # an attempt that never finished an epoch: start it over
+                if item.is_file():
+                    item.unlink()
+        train(config, resume=resume, faces=faces, split=split, progress=progress)
+        module = load_module(run_dir / "checkpoints" / "best.ckpt")
+        summary, predictions = evaluate(module, faces.subset(split.test), device=device)
+        summary = {"method": name, "arch": config.model.arch, "scales": config.model.scales,
+                   "joint_sa": config.model.joint_sa, "loss_setting": config.loss.setting,
+                   "test_subjects": split.subjects["test"], **summary}
+        (run_dir / "evaluation").mkdir(parents=True, exist_ok=True)
+        predictions.to_csv(run_dir / "evaluation" / "predictions.csv", index=False)
+        write_json(evaluation, summary)
+    summary = json.loads(evaluation.read_text())
+    summary = {k: (math.nan if v is None else v) for k, v in summary.items()}
+    predictions = read_predictions(run_dir / "evaluation" / "predictions.csv")
+    metrics = pd.read_csv(run_dir / "metrics.csv")
+    return MethodRun(name, run_dir, summary, predictions, metrics)
+
+
+def ablation_runs(config: Config, faces: LabeledFaces, split: Split, out: Path, tables: tuple[str, ...],
+                  progress: bool = True) -> dict[str, list[tuple[str, MethodRun]]]:
+    """Table VI (attention configurations) and/or Table VIII (loss settings): one run per row."""
+    from phanet.reports.tables import ABLATION_ROWS, LOSS_ROWS
+
+    results: dict[str, list[tuple[str, MethodRun]]] = {}
+    if "6" in tables:
+        rows = []
+        for scales, joint_sa, label in ABLATION_ROWS:
+            name = "table6_" + "_".join(s.lower() for s in scales) + ("_jsa" if joint_sa else "")
+            row_config = variant(config, {"model.scales": list(scales), "model.joint_sa": joint_sa,
+                                          "loss.setting": "multi"})
+            rows.append((label, run_method(name, row_config, faces, split, out, progress)))
+        results["6"] = rows
+    if "8" in tables:
+        rows = []
+        for setting, label, _ in LOSS_ROWS:
+            row_config = variant(config, {"loss.setting": setting, "model.scales": ["N_S1", "H_S2", "H_S3"],
+                                          "model.joint_sa": True})
+            rows.append((label, run_method(f"table8_{setting}", row_config, faces, split, out, progress)))
+        results["8"] = rows
+    return results
+
+
+def crossval_runs(config: Config, faces: LabeledFaces, folds: int, methods: dict[str, Config], out: Path,
+                  progress: bool = True) -> dict[str, list[MethodRun]]:
+    """Subject-independent K-fold: each fold's subjects are tested once; validation subjects come
+    from the other folds (``data.split.val``)."""
+    from phanet.data.splits import subject_folds, subject_split
+
+    results: dict[str, list[MethodRun]] = {name: [] for name in methods}
+    for k, (train_idx, test_idx) in enumerate(subject_folds(faces, folds, config.data.split.seed)):
+        rest = faces.subset(train_idx)
+        inner = subject_split(rest, val=config.data.split.val, test=0, seed=config.data.split.seed + k)
+        split = Split(
+            train=[train_idx[i] for i in inner.train],
+            val=[train_idx[i] for i in inner.val],
+            test=list(test_idx),
+            subjects={"train": inner.subjects["train"], "val": inner.subjects["val"],
+                      "test": sorted({faces.samples[i].subject for i in test_idx})},
+        )
+        for name, method_config in methods.items():
+            results[name].append(run_method(f"fold{k + 1}/{name}", method_config, faces, split, out, progress))
+    return results
+
+
+#: Loss setting each method trains with: PhaNet the full L_Multi, the baselines both tasks' cross-entropy.
+METHOD_NAMES = {"phanet": "PhaNet", "densenet": "DenseNet-40", "vgg19": "VGG-19", "hog_fc": "HOG + 2 FC"}
+
+
+def baseline_config(config: Config, method: str) -> Config:
+    """``config`` for ``method`` (phanet, densenet, vgg19, hog_fc), everything else (data, budget) equal."""
+    if method not in METHOD_NAMES:
+        raise PhanetError(f"--methods: unknown method {method!r} (expected {', '.join(METHOD_NAMES)})")
+    if method == "phanet":
+        return variant(config, {"model.arch": "phanet"})
+    return variant(config, {"model.arch": method, "loss.setting": "p_e"})

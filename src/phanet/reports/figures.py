@@ -1,0 +1,187 @@
+"""Paper-style figures (PNG) computed from runs: confusion matrices, per-pose accuracy, attended
+squares and attention maps, scale weights and λ over epochs, t-SNE of the joint representation."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.patches import Rectangle  # noqa: E402
+
+#: Colours of the S1, S2, S3 squares, used in every attention figure.
+SCALE_COLOURS = ("#ffffff", "#ff3b30", "#ffcc00")
+
+
+def _save(fig: plt.Figure, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def confusion_matrix_figure(matrix: Sequence[Sequence[float]], classes: Sequence[str], path: str | Path,
+                            title: str = "", xlabel: str = "predicted", ylabel: str = "true") -> Path:
+    """Figs. 5a, 6, 7: a row-normalised confusion matrix with the rates written in the cells."""
+    counts = np.asarray(matrix, dtype=float)
+    rates = counts / np.clip(counts.sum(1, keepdims=True), 1, None)
+    size = max(3.5, 0.55 * len(classes) + 1.5)
+    fig, ax = plt.subplots(figsize=(size, size * 0.9))
+    image = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(classes)), classes, rotation=45 if max(map(len, classes)) > 3 else 0)
+    ax.set_yticks(range(len(classes)), classes)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    for i in range(len(classes)):
+        for j in range(len(classes)):
+            ax.text(j, i, f"{rates[i, j]:.2f}", ha="center", va="center", fontsize=8,
+                    color="white" if rates[i, j] > 0.5 else "black")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    if title:
+        ax.set_title(title)
+    return _save(fig, path)
+
+
+def per_pose_accuracy_figure(per_pose: dict[str, dict[str, float]], path: str | Path, title: str = "") -> Path:
+    """Fig. 5b: expression accuracy under each pose, one line per method (accuracies as fractions)."""
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for method, values in per_pose.items():
+        poses = list(values)
+        ax.plot(range(len(poses)), [100 * values[p] for p in poses], marker="o", label=method)
+        ax.set_xticks(range(len(poses)), [f"{p}°" for p in poses])
+    ax.set_xlabel("pan angle")
+    ax.set_ylabel("FER accuracy (%)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    if title:
+        ax.set_title(title)
+    return _save(fig, path)
+
+
+def _draw_square(ax: plt.Axes, box: Sequence[float], size: int, colour: str) -> None:
+    x, y, half = box
+    if any(math.isnan(v) for v in (x, y, half)):
+        return
+    ax.add_patch(Rectangle(((x - half) * size, (y - half) * size), 2 * half * size, 2 * half * size,
+                           fill=False, edgecolor=colour, linewidth=1.6))
+
+
+def attention_squares_figure(images: Sequence[np.ndarray], boxes: np.ndarray, titles: Sequence[str],
+                             path: str | Path, crops: Sequence[Sequence[np.ndarray]] | None = None,
+                             columns: int = 6) -> Path:
+    """Figs. 9–11: the S2 (red) and S3 (yellow) squares on each image; with ``crops``, the zoomed
+    S2 and S3 regions below each image. ``boxes`` is (N, 2, 3) in normalised image coordinates."""
+    n = len(images)
+    columns = min(columns, n)
+    rows_per = 3 if crops is not None else 1
+    grid_rows = math.ceil(n / columns) * rows_per
+    fig, axes = plt.subplots(grid_rows, columns, figsize=(1.8 * columns, 1.9 * grid_rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for i, image in enumerate(images):
+        r, c = (i // columns) * rows_per, i % columns
+        ax = axes[r, c]
+        ax.imshow(image)
+        for s in range(2):
+            _draw_square(ax, boxes[i, s], image.shape[0], SCALE_COLOURS[s + 1])
+        ax.set_title(titles[i], fontsize=7)
+        if crops is not None:
+            for s in range(2):
+                crop = crops[i][s]
+                if crop is not None:
+                    axes[r + 1 + s, c].imshow(crop)
+                    axes[r + 1 + s, c].set_title(f"S{s + 2}", fontsize=7, color="black")
+    return _save(fig, path)
+
+
+def attention_maps_figure(images: Sequence[Sequence[np.ndarray | None]], maps: Sequence[Sequence[np.ndarray | None]],
+                          titles: Sequence[str], path: str | Path) -> Path:
+    """Fig. 8: for each sample, the input of every scale with its response map laid over it."""
+    n = len(images)
+    fig, axes = plt.subplots(n, 3, figsize=(5.4, 1.9 * n), squeeze=False)
+    for i in range(n):
+        for s in range(3):
+            ax = axes[i, s]
+            ax.axis("off")
+            image, response = images[i][s], maps[i][s]
+            if image is None or response is None:
+                continue
+            ax.imshow(image)
+            normalised = (response - response.min()) / (np.ptp(response) + 1e-8)
+            ax.imshow(normalised, cmap="inferno", alpha=0.55, extent=(-0.5, image.shape[1] - 0.5, image.shape[0] - 0.5, -0.5),
+                      interpolation="bilinear")
+            ax.set_title(f"S{s + 1}" + (f" — {titles[i]}" if s == 0 else ""), fontsize=7)
+    return _save(fig, path)
+
+
+def scale_weights_figure(metrics: pd.DataFrame, path: str | Path, part: str = "train", title: str = "") -> Path:
+    """Fig. 12 (``part="train"``: c1..c3 and the training loss per epoch) and Fig. 13
+    (``part="val"``: c1..c3 and the FER accuracy on held-out data per epoch)."""
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    epochs = metrics["epoch"] + 1
+    styles = ("-", "--", ":")
+    for i in range(3):
+        column = f"{part}/c{i + 1}"
+        if column in metrics and metrics[column].notna().any():
+            ax.plot(epochs, metrics[column], styles[i], color=("black", "tab:blue", "goldenrod")[i], label=f"c{i + 1} (S{i + 1})")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("scale attention weight")
+    other = ax.twinx()
+    second = f"{part}/loss" if part == "train" else f"{part}/expression_acc"
+    if second in metrics:
+        other.plot(epochs, metrics[second], color="tab:red", alpha=0.7, label="training loss" if part == "train" else "FER accuracy")
+        other.set_ylabel("training loss" if part == "train" else "FER accuracy")
+    lines = ax.get_legend_handles_labels()
+    more = other.get_legend_handles_labels()
+    ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=8, loc="best")
+    ax.grid(alpha=0.3)
+    if title:
+        ax.set_title(title)
+    return _save(fig, path)
+
+
+def task_weights_figure(runs: dict[str, pd.DataFrame], path: str | Path, title: str = "") -> Path:
+    """Fig. 15: (a) λe and λp per epoch, (b) expression and pose accuracy per epoch, one style per
+    run (e.g. with and without the constraint factor)."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.5))
+    for k, (name, metrics) in enumerate(runs.items()):
+        epochs = metrics["epoch"] + 1
+        style = ("-", "--", ":")[k % 3]
+        left.plot(epochs, metrics["train/lambda_e"], style, color="tab:orange", label=f"λe ({name})")
+        left.plot(epochs, metrics["train/lambda_p"], style, color="tab:blue", label=f"λp ({name})")
+        right.plot(epochs, metrics["val/expression_acc"], style, color="tab:orange", label=f"expression ({name})")
+        if "val/pose_acc" in metrics:
+            right.plot(epochs, metrics["val/pose_acc"], style, color="tab:blue", label=f"pose ({name})")
+    left.set_xlabel("epoch")
+    left.set_ylabel("dynamic weight")
+    left.set_ylim(0, 1)
+    right.set_xlabel("epoch")
+    right.set_ylabel("accuracy (held-out)")
+    right.set_ylim(0, 1)
+    for ax, letter in ((left, "(a)"), (right, "(b)")):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+        ax.set_title(f"{letter} {title}".strip(), fontsize=9)
+    return _save(fig, path)
+
+
+def tsne_figure(embeddings: dict[str, tuple[np.ndarray, np.ndarray]], classes: Sequence[str], path: str | Path) -> Path:
+    """Fig. 14: 2-D t-SNE embeddings coloured by expression, one panel per representation."""
+    fig, axes = plt.subplots(1, len(embeddings), figsize=(5 * len(embeddings), 4.2), squeeze=False)
+    colours = plt.get_cmap("tab10")
+    for ax, (name, (points, labels)) in zip(axes[0], embeddings.items()):
+        for k, cls in enumerate(classes):
+            mask = labels == k
+            ax.scatter(points[mask, 0], points[mask, 1], s=5, color=colours(k % 10), label=cls)
+        ax.set_title(name, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    axes[0, -1].legend(fontsize=7, markerscale=2, loc="best")
+    return _save(fig, path)
