@@ -1,0 +1,127 @@
+"""Report writers from known numbers, figures on disk, the cross-dataset class mapping."""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from phanet.data.classes import canonical, cross_mapping
+from phanet.reports import figures
+from phanet.reports.summaries import crossval_tables, table6, table8
+from phanet.reports.tables import (expression_pose_table, mean_std, method_table, pan_range, per_pose_table,
+                                   to_markdown, write_table)
+
+SUMMARIES = {
+    "PhaNet": {"pose_classes": ["-90", "0", "90"], "pose_accuracy": 0.9949, "expression_accuracy": 0.8492,
+               "expression_accuracy_per_pose": {"-90": 0.84, "0": 0.854, "90": 0.835}},
+    "DenseNet": {"pose_classes": ["-90", "0", "90"], "pose_accuracy": 0.9445, "expression_accuracy": 0.8039,
+                 "expression_accuracy_per_pose": {"-90": 0.801, "0": 0.792, "90": 0.80}},
+}
+
+
+def test_method_and_per_pose_tables_have_the_papers_layout():
+    table = method_table(SUMMARIES, {"PhaNet": "Pixel and scale attention"})
+    assert table.columns.tolist() == ["Methods", "Features", "Pan", "Acc. of pose", "Acc. of FER"]
+    assert table.iloc[0].tolist() == ["PhaNet", "Pixel and scale attention", "(-90°, 90°)", 99.49, 84.92]
+    markdown = to_markdown(table, bold_max=["Acc. of FER"])
+    assert "| PhaNet | Pixel and scale attention | (-90°, 90°) | 99.49 | **84.92** |" in markdown
+    assert "| DenseNet |  | (-90°, 90°) | 94.45 | 80.39 |" in markdown
+    poses = per_pose_table(SUMMARIES)
+    assert poses.columns.tolist() == ["Methods", "-90°", "0°", "90°", "Average"]
+    assert poses.iloc[1].tolist()[1:] == pytest.approx([80.1, 79.2, 80.0, 80.39])
+    assert pan_range(["-45", "0", "45"]) == "(-45°, 45°)" and pan_range(["front"]) == "-"
+
+
+def test_expression_by_pose_table_matches_hand_counts():
+    predictions = pd.DataFrame({
+        "true_expression": ["HA", "HA", "HA", "SA", "SA", "SA"],
+        "true_pose": ["-45", "0", "0", "-45", "-45", "0"],
+        "expression": ["HA", "HA", "SA", "SA", "HA", "SA"],
+    })
+    table = expression_pose_table(predictions, ["HA", "SA"], ["-45", "0"])
+    assert table.columns.tolist() == ["Exp./pose", "-45°", "0°", "Average"]
+    assert table.iloc[0].tolist()[1:] == pytest.approx([100.0, 50.0, 200 / 3])
+    assert table.iloc[1].tolist()[1:] == pytest.approx([50.0, 100.0, 200 / 3])
+    assert table.iloc[2].tolist()[1:] == pytest.approx([200 / 3, 200 / 3, 200 / 3])
+
+
+def test_write_table_writes_markdown_and_csv(tmp_path):
+    table = pd.DataFrame({"Method": ["a", "b"], "Acc": [1.0, math.nan]})
+    markdown = write_table(table, tmp_path / "t", "Title")
+    assert markdown.startswith("**Title**")
+    assert (tmp_path / "t.md").read_text().strip().endswith("| b | - |")
+    assert pd.read_csv(tmp_path / "t.csv")["Acc"].tolist()[0] == 1.0
+
+
+def _run(expression, pose=math.nan, setting="multi"):
+    return SimpleNamespace(summary={"expression_accuracy": expression, "pose_accuracy": pose,
+                                    "loss_setting": setting, "test_subjects": ["a", "b"]})
+
+
+def test_ablation_tables_rank_measured_and_paper_rows():
+    rows = [("N_S1 (No attention)", _run(0.60)), ("H_S2", _run(0.70)), ("N_S1 + H_S2 + H_S3 + J_SA", _run(0.65))]
+    table = table6(rows, "synth")
+    assert table["Acc. on synth"].tolist() == pytest.approx([60.0, 70.0, 65.0])
+    assert table["rank"].tolist() == [3, 1, 2]
+    assert table["paper rank"].tolist() == [3, 2, 1]
+    losses = table8([("L(e)", _run(0.5, 0.9, "e")), ("L(p) + L(e)", _run(0.6, 0.95, "p_e"))])
+    assert math.isnan(losses["Acc. on Pose"][0]) and losses["Acc. on Pose"][1] == pytest.approx(95.0)
+    assert losses["Paper exp."].tolist() == [77.79, 79.34]
+
+
+def test_crossval_mean_and_sample_std():
+    per_fold, summary = crossval_tables({"phanet": [_run(0.8, 1.0), _run(0.9, 1.0), _run(0.7, 0.97)]})
+    assert per_fold["Acc. of FER"].tolist() == pytest.approx([80.0, 90.0, 70.0])
+    assert summary.iloc[0]["Acc. of FER (mean ± std)"] == "80.00 ± 10.00"
+    assert mean_std([84.0]) == "84.00 ± 0.00"
+
+
+def _png(path):
+    image = np.asarray(Image.open(path).convert("RGB"), dtype=float)
+    assert image.shape[0] > 50 and image.shape[1] > 50
+    assert image.std() > 5  # not blank
+    return image
+
+
+def test_every_figure_is_written_and_not_empty(tmp_path):
+    rng = np.random.default_rng(0)
+    _png(figures.confusion_matrix_figure([[5, 1], [2, 7]], ["HA", "SA"], tmp_path / "cm.png", "FER"))
+    _png(figures.per_pose_accuracy_figure({"PhaNet": {"-45": 0.8, "0": 0.9, "45": 0.85}}, tmp_path / "pose.png"))
+    images = [rng.integers(0, 255, (32, 32, 3), dtype=np.uint8) for _ in range(3)]
+    boxes = np.array([[[0.5, 0.5, 0.25], [0.4, 0.6, 0.1]]] * 3)
+    crops = [[images[0], images[1]]] * 3
+    _png(figures.attention_squares_figure(images, boxes, ["a", "b", "c"], tmp_path / "sq.png", crops))
+    maps = [[rng.random((4, 4)), rng.random((4, 4)), rng.random((4, 4))]] * 2
+    _png(figures.attention_maps_figure([[images[0], images[1], images[2]]] * 2, maps, ["a", "b"], tmp_path / "maps.png"))
+    metrics = pd.DataFrame({"epoch": [0, 1, 2], "train/c1": [0.5, 0.6, 0.7], "train/c2": [0.5, 0.55, 0.5],
+                            "train/c3": [0.5, 0.52, 0.6], "train/loss": [3.0, 2.0, 1.5],
+                            "val/c1": [0.5, 0.6, 0.7], "val/c2": [0.5, 0.5, 0.5], "val/c3": [0.6, 0.6, 0.6],
+                            "val/expression_acc": [0.3, 0.5, 0.6], "val/pose_acc": [0.5, 0.9, 1.0],
+                            "train/lambda_e": [0.75, 0.6, 0.55], "train/lambda_p": [0.25, 0.4, 0.45]})
+    _png(figures.scale_weights_figure(metrics, tmp_path / "fig12.png", "train"))
+    _png(figures.scale_weights_figure(metrics, tmp_path / "fig13.png", "val"))
+    _png(figures.task_weights_figure({"with factor": metrics}, tmp_path / "fig15.png"))
+    points = rng.normal(size=(40, 2))
+    labels = rng.integers(0, 3, 40)
+    _png(figures.tsne_figure({"with SAL": (points, labels)}, ["A", "B", "C"], tmp_path / "tsne.png"))
+
+
+def test_class_names_map_across_datasets():
+    assert canonical("AF") == canonical("Fear") == canonical("FE") == "fear"
+    assert canonical("Angry") == canonical("AN") == "anger"
+    assert canonical("scream") is None and canonical("squint") is None
+    bu3dfe = ["AN", "DI", "FE", "HA", "NE", "SA", "SU"]
+    multipie = ["disgust", "neutral", "scream", "smile", "squint", "surprise"]
+    assert cross_mapping(multipie, bu3dfe) == {"disgust": "DI", "neutral": "NE", "smile": "HA", "surprise": "SU"}
+    sfew = ["Angry", "Disgust", "Fear", "Happy", "Neutral", "Sad", "Surprise"]
+    assert cross_mapping(sfew, bu3dfe) == dict(zip(sfew, bu3dfe))
+    affectnet = ["Neutral", "Happy", "Sad", "Surprise", "Fear", "Disgust", "Anger", "Contempt"]
+    mapping = cross_mapping(affectnet, bu3dfe)
+    assert "Contempt" not in mapping and mapping["Anger"] == "AN" and len(mapping) == 7
+    assert cross_mapping(multipie, bu3dfe, {"scream": "FE", "smile": None})["scream"] == "FE"
+    assert "smile" not in cross_mapping(multipie, bu3dfe, {"smile": None})
