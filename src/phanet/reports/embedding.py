@@ -1,0 +1,35 @@
+"""Fig. 14: t-SNE of the joint representation f with joint SAL against the unweighted scale features."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from sklearn.manifold import TSNE
+
+from phanet.data.records import LabeledFaces
+from phanet.data.transforms import preprocess
+from phanet.training.module import PhaNetModule
+
+
+def representations(module: PhaNetModule, faces: LabeledFaces, indices: list[int], batch_size: int = 64
+                    ) -> dict[str, np.ndarray]:
+    """``f`` (Eq. 8, SAL-weighted) and ``M_F`` (Eq. 6, the plain concatenation) of the samples ``indices``."""
+    model = module.model.eval()
+    size = module.config.model.image_size
+    weighted, fused = [], []
+    with torch.no_grad():
+        for start in range(0, len(indices), batch_size):
+            chunk = indices[start : start + batch_size]
+            images = torch.stack([preprocess(faces.load_image(i), size) for i in chunk])
+            hpal = model.forward_features(images)
+            output = model.forward_head(hpal)
+            weighted.append(output.features.numpy())
+            fused.append(torch.cat([hpal["pooled"][s] for s in model.used], dim=1).numpy())
+    return {"f": np.concatenate(weighted), "M_F": np.concatenate(fused)}
+
+
+def tsne(features: np.ndarray, seed: int = 0) -> np.ndarray:
+    """2-D t-SNE of standardised features (perplexity adapted to small sets)."""
+    standardised = (features - features.mean(0)) / (features.std(0) + 1e-8)
+    perplexity = float(min(30, max(5, (len(features) - 1) // 3)))
+    return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(standardised)
