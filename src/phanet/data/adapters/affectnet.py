@@ -192,8 +192,8 @@ def load_affectnet(
         rows = _cap_per_class(rows, max_per_class, skipped)
     poses: list[str] = []
     if openface_csv is not None:
-        centres = [float(p) for p in pan_names(pose_bins, "pose_bins")]
-        poses = pan_names(centres, "pose_bins")
+        poses = pan_names(pose_bins, "pose_bins")
+        centres = [float(p) for p in poses]
         head_poses = join_poses(read_openface(openface_csv, yaw_sign), [r["path"] for r in rows], str(openface_csv))
         if rows and not any(head_poses):
             raise PhanetError(f"data.options.openface_csv: none of its entries matches an image of {base} "
