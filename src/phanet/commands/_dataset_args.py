@@ -1,0 +1,40 @@
+"""Arguments that name a dataset (``--dataset``, ``--root``, ``--option``), shared by data commands."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", required=True, metavar="NAME",
+                        help="registered dataset: bu3dfe, multipie, kdef, affectnet, sfew, generic, ... "
+                             "('phanet data list' shows all)")
+    parser.add_argument("--root", required=True, metavar="DIR", help="where the dataset's files are")
+    parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                        help="adapter option, value as YAML (e.g. partition=validation, pans=[-45,0,45]); repeatable")
+
+
+def parse_options(items: list[str]) -> dict[str, Any]:
+    """``["classes=7", "pans=[-45, 0, 45]"]`` as {"classes": 7, "pans": [-45, 0, 45]}."""
+    import yaml
+
+    from phanet.errors import PhanetError
+
+    options: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise PhanetError(f"--option {item!r}: expected KEY=VALUE, e.g. --option classes=7")
+        try:
+            options[key.strip()] = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            options[key.strip()] = raw
+    return options
+
+
+def load_from_args(args: argparse.Namespace):
+    """The :class:`LabeledFaces` named by ``--dataset``, ``--root`` and ``--option``."""
+    from phanet.data.registry import load_dataset
+
+    return load_dataset(args.dataset, args.root, **parse_options(args.option))

@@ -1,0 +1,96 @@
+"""BU-3DFE rendered to 2D views (100 persons, 7 expressions, 4 intensities, pan angles).
+
+BU-3DFE ships 3D scans (``F0001_AN01WH_F3D.wrl``); multi-view FER renders them at pan angles. The
+rendered files must carry subject, expression, intensity and pan in their relative path, matched by
+``pattern``, a regular expression with the named groups ``subject``, ``expression``, ``intensity``
+and ``pan``. The default accepts names like::
+
+    F0001_AN01_+45.png      F0001_NE00_0.png      M0044_SU04WH_-90.jpg
+
+(subject ``F0001``-``F0056``/``M0001``-``M0044``, expression AN DI FE HA NE SA SU, intensity 01-04 and
+00 for neutral, an optional two-letter ethnicity code as in the raw names, then the signed pan in
+degrees). A folder layout such as ``-45/F0001_AN01.png`` is one pattern away:
+``(?P<pan>[+-]?\\d+)/(?P<subject>[FM]\\d{4})_(?P<expression>[A-Z]{2})(?P<intensity>\\d{2})\\.png$``.
+"""
+
+from __future__ import annotations
+
+import re
+
+from phanet.data.adapters.common import (
+    BASIC_EXPRESSIONS, build_faces, dataset_root, excluded, is_image, pan_names, walk_files,
+)
+from phanet.data.records import LabeledFaces, format_angle
+from phanet.data.registry import register_dataset
+from phanet.errors import PhanetError
+
+#: The nine pan angles the paper renders (Section IV.A, Table II).
+BU3DFE_PANS = [-90, -60, -45, -30, 0, 30, 45, 60, 90]
+
+DEFAULT_PATTERN = (
+    r"(?:^|/)(?P<subject>[FM]\d{4})_(?P<expression>[A-Z]{2})(?P<intensity>\d{2})(?:[A-Z]{2})?"
+    r"_(?P<pan>[+-]?\d+(?:\.\d+)?)\.[A-Za-z]+$"
+)
+GROUPS = ("subject", "expression", "intensity", "pan")
+
+
+def compile_pattern(pattern: str) -> re.Pattern[str]:
+    try:
+        compiled = re.compile(pattern)
+    except re.error as exc:
+        raise PhanetError(f"data.options.pattern: not a regular expression ({exc})") from None
+    absent = [g for g in GROUPS if g not in compiled.groupindex]
+    if absent:
+        raise PhanetError(f"data.options.pattern: missing the named group {absent[0]!r} "
+                          f"(needs {', '.join(GROUPS)})")
+    return compiled
+
+
+@register_dataset("bu3dfe", "BU-3DFE rendered views: F0001_AN01_+45.png (subject, expression, intensity, pan)")
+def load_bu3dfe(
+    root: str | None,
+    pattern: str = DEFAULT_PATTERN,
+    pans: list[float] | None = BU3DFE_PANS,
+    intensities: list[int] | None = None,
+) -> LabeledFaces:
+    """Load rendered BU-3DFE views from ``root`` (any depth).
+
+    Args:
+        pattern: regular expression searched in each file's path relative to ``root`` (``/``
+            separators) with the named groups subject, expression, intensity and pan.
+        pans: the pose classes in degrees (default: the paper's nine); views at other pans are
+            skipped and counted. ``None`` makes every pan found in the tree a class.
+        intensities: intensity levels to keep (e.g. ``[3, 4]``); neutral (00) is always kept.
+    """
+    base = dataset_root(root, "bu3dfe", "rendered views named like F0001_AN01_+45.png")
+    regex = compile_pattern(pattern)
+    wanted_pans = set(pan_names(pans, "pans")) if pans is not None else None
+    keep_levels = None if intensities is None else {int(i) for i in intensities}
+    rows, skipped, found_pans = [], [], set()
+    for rel in walk_files(base):
+        match = regex.search(rel.as_posix()) if is_image(rel) else None
+        if match is None:
+            skipped.append((str(rel), "name does not match the BU-3DFE pattern (data.options.pattern)"))
+            continue
+        expression, level = match["expression"].upper(), match["intensity"]
+        try:
+            pan = format_angle(float(match["pan"]))
+            intensity = int(level)
+        except ValueError:
+            skipped.append((str(rel), f"pan {match['pan']!r} or intensity {level!r} is not a number"))
+            continue
+        if expression not in BASIC_EXPRESSIONS:
+            skipped.append((str(rel), f"unknown BU-3DFE expression code {expression!r}"))
+        elif (expression == "NE") != (intensity == 0) or not 0 <= intensity <= 4:
+            skipped.append((str(rel), f"intensity {level} does not fit {expression} (NE is 00, others 01-04)"))
+        elif wanted_pans is not None and pan not in wanted_pans:
+            skipped.append((str(rel), excluded(f"pan {pan} not among data.options.pans")))
+        else:
+            found_pans.add(pan)
+            if keep_levels is not None and intensity and intensity not in keep_levels:
+                skipped.append((str(rel), excluded(f"intensity {intensity} not among data.options.intensities")))
+            else:
+                rows.append({"path": str(rel), "subject": match["subject"], "expression": expression,
+                             "pose": pan, "intensity": intensity})
+    poses = sorted(wanted_pans if wanted_pans is not None else found_pans, key=float)
+    return build_faces("bu3dfe", base, rows, skipped, BASIC_EXPRESSIONS, poses, where=str(base))
