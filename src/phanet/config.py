@@ -274,15 +274,33 @@ def parse_overrides(overrides: list[str]) -> dict[str, Any]:
     return nested
 
 
+def parse_options(items: list[str], flag: str = "--option") -> dict[str, Any]:
+    """``["classes=7", "pans=[-45, 0, 45]"]`` as ``{"classes": 7, "pans": [-45, 0, 45]}`` (values read as YAML)."""
+    options: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise PhanetError(f"{flag} {item!r}: expected KEY=VALUE, e.g. {flag} classes=7")
+        try:
+            options[key.strip()] = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            options[key.strip()] = raw
+    return options
+
+
 def config_from_dict(values: dict[str, Any]) -> Config:
     config = _build(Config, values)
     validate(config)
     return config
 
 
-def load_config(source: str | Path | None = None, overrides: list[str] | None = None) -> Config:
-    """Preset or YAML file, plus dotted overrides, validated."""
-    values = read_yaml(source) if source is not None else {}
+def load_config(source: str | Path | list[str | Path] | None = None, overrides: list[str] | None = None) -> Config:
+    """Presets and/or YAML files merged left to right (e.g. ``["paper", "kdef"]``: the paper's
+    hyper-parameters with KDEF's data section), plus dotted overrides, validated."""
+    sources = [] if source is None else [source] if isinstance(source, (str, Path)) else list(source)
+    values: dict[str, Any] = {}
+    for item in sources:
+        values = _merge(values, read_yaml(item))
     values = _merge(values, parse_overrides(overrides or []))
     return config_from_dict(values)
 

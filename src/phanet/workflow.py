@@ -5,9 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from phanet.config import Config
+from phanet.config import Config, parse_options
 from phanet.data.records import LabeledFaces
 from phanet.data.registry import load_dataset
 from phanet.data.torch_data import load_faces, make_split
@@ -22,20 +20,6 @@ def default_device() -> str:
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         return "mps"
     return "cpu"
-
-
-def parse_options(pairs: list[str]) -> dict[str, Any]:
-    """``["preset=kdef", "subjects=10"]`` → ``{"preset": "kdef", "subjects": 10}`` (values read as YAML)."""
-    options = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise PhanetError(f"--option {pair!r}: expected KEY=VALUE")
-        key, raw = pair.split("=", 1)
-        try:
-            options[key.strip()] = yaml.safe_load(raw)
-        except yaml.YAMLError:
-            options[key.strip()] = raw
-    return options
 
 
 def guess_dataset(path: str) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 
 def add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
@@ -15,26 +14,9 @@ def add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
                         help="adapter option, value as YAML (e.g. partition=validation, pans=[-45,0,45]); repeatable")
 
 
-def parse_options(items: list[str]) -> dict[str, Any]:
-    """``["classes=7", "pans=[-45, 0, 45]"]`` as {"classes": 7, "pans": [-45, 0, 45]}."""
-    import yaml
-
-    from phanet.errors import PhanetError
-
-    options: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise PhanetError(f"--option {item!r}: expected KEY=VALUE, e.g. --option classes=7")
-        try:
-            options[key.strip()] = yaml.safe_load(raw) if raw.strip() else None
-        except yaml.YAMLError:
-            options[key.strip()] = raw
-    return options
-
-
 def load_from_args(args: argparse.Namespace):
     """The :class:`LabeledFaces` named by ``--dataset``, ``--root`` and ``--option``."""
+    from phanet.config import parse_options
     from phanet.data.registry import load_dataset
 
     return load_dataset(args.dataset, args.root, **parse_options(args.option))

@@ -10,7 +10,7 @@ HELP = "Table VI (attention configurations) and Table VIII (loss settings): one 
 DESCRIPTION = """Train and evaluate every row of the paper's ablation tables on one dataset/config.
 
   phanet ablate --config demo --out runs/ablate
-  phanet ablate --config paper data.dataset=kdef data.root=/data/KDEF --table 6 --out runs/kdef-ablate
+  phanet ablate --config paper --config kdef data.root=/data/KDEF --table 6 --out runs/kdef-ablate
 
 Rows already finished in --out are reused, an interrupted row resumes. Writes table6.md/.csv,
 table8.md/.csv and report.md (measured ordering next to the paper's).
@@ -19,7 +19,8 @@ table8.md/.csv and report.md (measured ordering next to the paper's).
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
-    parser.add_argument("--config", default="demo", help="preset name or YAML file (default: demo)")
+    parser.add_argument("--config", action="append", help="preset name or YAML file, repeatable: later ones "
+                        "override earlier ones, e.g. --config paper --config kdef (default: demo)")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--table", choices=("6", "8", "all"), default="all", help="which table (default: all)")
     parser.add_argument("--no-progress", action="store_true")
@@ -34,14 +35,14 @@ def run(args: argparse.Namespace) -> int:
     from phanet.experiments import ablation_runs
     from phanet.reports.summaries import ablation_markdown
 
-    config = load_config(args.config, list(args.overrides) + trainer_overrides(args))
+    config = load_config(args.config or ["demo"], list(args.overrides) + trainer_overrides(args))
     out = Path(args.out)
     faces = load_faces(config)
     split = make_split(faces, config)
     tables = ("6", "8") if args.table == "all" else (args.table,)
     results = ablation_runs(config, faces, split, out, tables, progress=not args.no_progress)
     markdown = ablation_markdown(results, faces.name, out)
-    header = (f"# Ablations on {faces.name}\n\nConfig: `{args.config}` with overrides "
+    header = (f"# Ablations on {faces.name}\n\nConfig: `{' + '.join(args.config or ['demo'])}` with overrides "
               f"`{' '.join(args.overrides) or 'none'}`; seed {config.seed}; test subjects: "
               f"{len(split.subjects['test'])}, {len(split.test)} images. Accuracies in %.\n\n")
     (out / "report.md").write_text(header + markdown + "\n")

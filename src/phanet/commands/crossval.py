@@ -19,7 +19,8 @@ Finished folds in --out are reused. Writes folds.md/.csv, summary.md/.csv.
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
-    parser.add_argument("--config", default="demo", help="preset name or YAML file (default: demo)")
+    parser.add_argument("--config", action="append", help="preset name or YAML file, repeatable: later ones "
+                        "override earlier ones, e.g. --config paper --config kdef (default: demo)")
     parser.add_argument("--folds", type=int, default=5, help="number of folds K (default: 5)")
     parser.add_argument("--methods", default="phanet", help="comma-separated: phanet, densenet, vgg19, hog_fc")
     parser.add_argument("--out", required=True, help="output folder")
@@ -36,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from phanet.reports.summaries import crossval_tables
     from phanet.reports.tables import write_table
 
-    config = load_config(args.config, list(args.overrides) + trainer_overrides(args))
+    config = load_config(args.config or ["demo"], list(args.overrides) + trainer_overrides(args))
     methods = {name.strip(): baseline_config(config, name.strip()) for name in args.methods.split(",") if name.strip()}
     out = Path(args.out)
     faces = load_faces(config)

@@ -19,7 +19,7 @@ An interrupted demo continues where it stopped when run again with the same --ou
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides of the demo preset")
     parser.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
-    parser.add_argument("--config", default="demo", help="preset or YAML file (default: demo)")
+    parser.add_argument("--config", action="append", help="preset or YAML file, repeatable (default: demo)")
     parser.add_argument("--seed", type=int, help="training seed (config key 'seed')")
     parser.add_argument("--no-progress", action="store_true")
 
@@ -33,6 +33,6 @@ def run(args: argparse.Namespace) -> int:
     overrides = list(args.overrides)
     if args.seed is not None:
         overrides.append(f"seed={args.seed}")
-    config = load_config(args.config, overrides)
+    config = load_config(args.config or ["demo"], overrides)
     run_demo(Path(args.out), config, progress=not args.no_progress)
     return 0

@@ -40,7 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from phanet.commands._dataset_args import load_from_args, parse_options
+    from phanet.commands._dataset_args import load_from_args
+    from phanet.config import parse_options
     from phanet.data.prepare import prepare_faces
 
     faces = load_from_args(args)

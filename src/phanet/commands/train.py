@@ -8,7 +8,7 @@ HELP = "train PhaNet or a baseline from a config preset or YAML file"
 DESCRIPTION = """Train PhaNet (or a baseline) into a run folder.
 
   phanet train --config demo
-  phanet train --config paper data.dataset=kdef data.root=/data/KDEF --out runs/kdef
+  phanet train --config paper --config kdef data.root=/data/KDEF --out runs/kdef
   phanet train --config demo train.epochs=30 model.scales=[N_S1,H_S2] --out runs/ablation
   phanet train --out runs/kdef --resume            # continue an interrupted run
   phanet train --config paper --devices 4 --strategy ddp --precision 16-mixed
@@ -35,7 +35,8 @@ def trainer_overrides(args: argparse.Namespace) -> list[str]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. train.epochs=10")
-    parser.add_argument("--config", help="preset name (paper, demo) or YAML file; with --resume the run's own config")
+    parser.add_argument("--config", action="append", help="preset name (paper, demo, kdef, ...) or YAML file, repeatable: "
+                        "later ones override earlier ones (--config paper --config kdef); with --resume the run's own")
     parser.add_argument("--out", help="run folder (config key 'out')")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
@@ -56,9 +57,10 @@ def run(args: argparse.Namespace) -> int:
     if args.resume and source is None:
         if not args.out:
             raise PhanetError("--resume: give the run folder with --out")
-        source = str(Path(args.out) / "config.yaml")
-        if not Path(source).exists():
+        stored = Path(args.out) / "config.yaml"
+        if not stored.exists():
             raise PhanetError(f"--resume: {args.out} holds no run to resume (no config.yaml)")
+        source = [str(stored)]
     if source is None:
         raise PhanetError("--config: give a preset (demo, paper) or a YAML file")
     config = load_config(source, overrides)

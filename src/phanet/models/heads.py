@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -23,7 +25,9 @@ class DCMLHead(nn.Module):
             raise ValueError(f"lambda_form must be 'bounded' or 'free', got {lambda_form!r}")
         self.fc = nn.Linear(in_features, hidden)
         self.expression = nn.Linear(hidden, num_expressions)
-        self.pose = nn.Linear(hidden, num_poses)
+        with warnings.catch_warnings():  # num_poses = 0 (a dataset without poses) is a valid empty head
+            warnings.filterwarnings("ignore", "Initializing zero-element tensors")
+            self.pose = nn.Linear(hidden, num_poses)
         self.lambda_form = lambda_form
         self.lam = nn.Linear(in_features, 1 if lambda_form == "bounded" else 2)
 
