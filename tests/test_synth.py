@@ -229,15 +229,15 @@ def test_intensity_grows_monotonically(expression):
         v, _ = ex.deform(head, ex.activations(expression, level))
         moved.append(np.abs(v - neutral).sum(1).mean())
     assert moved[0] == 0.0
-    assert all(a < b for a, b in zip(moved, moved[1:]))
+    assert all(a < b for a, b in zip(moved[:-1], moved[1:], strict=True))
     # Level 1 is subtle: at most a third of the full movement.
     assert moved[1] < moved[4] / 3
 
 
 def test_identity_variation_is_smaller_than_expressions():
     layouts = [make_layout(sample_identity(0, k)) for k in range(1, 61)]
-    brow_sd = np.std([l.brow_y[1] for l in layouts])
-    open_sd = np.std([l.eye_open for l in layouts])
+    brow_sd = np.std([lay.brow_y[1] for lay in layouts])
+    open_sd = np.std([lay.eye_open for lay in layouts])
     head = head_for(0, 1, SIZE)
     rig = head.eyes[1]
     brow = np.flatnonzero((np.abs(head.vertices[: head.skin_count, 0] - 36) < 4)
@@ -254,7 +254,7 @@ def test_identity_variation_is_smaller_than_expressions():
 def test_contempt_is_one_sided():
     act = ex.activations("CO", 4)
     assert act["14"][0] > 0 and act["14"][1] == 0
-    assert all(r == l for au, (r, l) in ex.activations("HA", 3).items())
+    assert all(right == left for right, left in ex.activations("HA", 3).values())
 
 
 def test_rasterizer_depth_test_and_coverage():

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from phanet.data.synth import sdf
-from phanet.data.synth.head import CORNEA_Z, EYE_RADIUS, HeadModel
+from phanet.data.synth.head import CORNEA_Z, HeadModel
 
 #: FACS action units modelled here: number -> name.
 ACTION_UNITS: dict[str, str] = {
@@ -53,7 +53,7 @@ EXPRESSIONS: dict[str, dict[str, tuple[float, float]]] = {
     "SU": {"1": (1.0, 0.0), "2": (1.0, 0.0), "5": (0.9, 0.0), "25": (1.0, 0.15), "26": (0.85, 0.2)},
     "FE": {"1": (0.9, 0.0), "2": (0.55, 0.0), "4": (0.6, 0.0), "5": (1.0, 0.0), "20": (1.0, 0.0),
            "25": (0.9, 0.25), "26": (0.35, 0.4)},
-    "AN": {"4": (1.0, 0.0), "5": (0.55, 0.0), "7": (0.8, 0.0), "23": (0.7, 0.0), "24": (0.8, 0.1),
+    "AN": {"4": (1.0, 0.0), "5": (0.5, 0.0), "7": (1.0, 0.0), "23": (0.8, 0.0), "24": (0.9, 0.1),
            "17": (0.5, 0.2), "9": (0.15, 0.3)},
     "DI": {"9": (1.0, 0.0), "10": (0.9, 0.0), "4": (0.35, 0.0), "6": (0.3, 0.2), "15": (0.35, 0.2),
            "17": (0.6, 0.2), "25": (0.3, 0.4)},
@@ -99,8 +99,8 @@ def activations(expression: str, intensity: float, style: dict[str, float] | Non
         value = peak * float(np.clip((s - onset) / (1.0 - onset), 0.0, 1.0))
         if style:
             value *= style.get(au, 1.0)
-        r, l = out.get(au, (0.0, 0.0))
-        out[au] = (r + value, l + (0.0 if right_only else value))
+        right, left = out.get(au, (0.0, 0.0))
+        out[au] = (right + value, left + (0.0 if right_only else value))
     return out
 
 
@@ -173,7 +173,7 @@ def build_action_fields(head: HeadModel) -> dict[tuple[str, int], ActionField]:
         w = _gauss_split(x, y, sg * (ex - 5.0), by, 16.0, 11.0, 18.0)
         furrow = _gauss(x, y, sg * 7.0, by - 2.0, 1.8, 8.0) * (y < by + 10.0)
         bulge = _gauss(x, y, 0.0, by - 6.0, 9.0, 9.0)
-        put("4", vec(dx=-sg * 3.5 * w, dy=-5.5 * w, dz=1.2 * w + 0.6 * bulge), 0.45 * furrow)
+        put("4", vec(dx=-sg * 4.0 * w, dy=-6.5 * w, dz=1.2 * w + 0.6 * bulge), 0.5 * furrow)
         # AU6: cheeks up and forward, lower-lid skin bunches, crow's feet at the outer eye corner.
         w = _gauss(x, y, sg * (ex + 3.0), ey - 17.0, 17.0, 11.0)
         bag = _gauss(x, y, sg * ex, ey - 8.5, 9.0, 3.0)
@@ -227,9 +227,9 @@ def build_action_fields(head: HeadModel) -> dict[tuple[str, int], ActionField]:
         0.3 * sulcus + 0.1 * chin)
     # AU23 and AU24: lips narrow and roll in / press together; skin around them bulges (AU24).
     red = lip_w * np.exp(-(((y - my) / (0.5 * (lay.upper_lip + lay.lower_lip) + 2.0)) ** 2))
-    put("23", vec(dx=-0.06 * x * red, dy=-0.35 * (y - my) * red, dz=-1.8 * red))
+    put("23", vec(dx=-0.06 * x * red, dy=-0.35 * (y - my) * red, dz=-1.0 * red))
     ring = lip_w * (np.exp(-(((y - my - lay.upper_lip - 4.0) / 3.5) ** 2)) + np.exp(-(((y - my + lay.lower_lip + 4.0) / 3.5) ** 2)))
-    put("24", vec(dy=-0.25 * (y - my) * red, dz=-2.0 * red + 1.2 * ring), 0.1 * ring)
+    put("24", vec(dy=-0.25 * (y - my) * red, dz=-1.2 * red + 1.2 * ring), 0.1 * ring)
     # AU25: lips apart at the mouth line.
     part = lip_w * near_seam
     put("25", vec(dy=np.where(lip > 0, 1.8, np.where(lip < 0, -2.2, 0.0)) * part))
@@ -279,6 +279,13 @@ def deform(head: HeadModel, act: Activations) -> tuple[np.ndarray, np.ndarray]:
         c, s = np.cos(jaw_angle), np.sin(jaw_angle)
         rotated = np.stack([v[idx, 0], py + yy * c - zz * s, pz + yy * s + zz * c], -1)
         v[idx] = v[idx] + w * (rotated - v[idx])
+    # Lips may press together but never pass through each other.
+    upper, lower = head.seam[:, 0], head.seam[:, 1]
+    crossed = v[lower, 1] > v[upper, 1]
+    if crossed.any():
+        mid = 0.5 * (v[upper[crossed]] + v[lower[crossed]])
+        v[upper[crossed]] = mid
+        v[lower[crossed]] = mid
     _open_eyes(head, v, albedo, act)
     if dark.any():
         albedo *= np.clip(1.0 - dark, 0.35, 1.0)[:, None]

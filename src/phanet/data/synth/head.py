@@ -102,7 +102,10 @@ class EyeRig:
 
 @dataclass
 class HeadModel:
-    """A neutral head mesh plus what expressions need to deform it."""
+    """A neutral head mesh plus what expressions need to deform it.
+
+    ``seam`` pairs the upper-lip and lower-lip copies of the mouth-line vertices (one row per pair).
+    """
 
     identity: Identity
     layout: Layout
@@ -114,6 +117,7 @@ class HeadModel:
     shininess: np.ndarray
     jaw: np.ndarray
     lip_side: np.ndarray
+    seam: np.ndarray
     skin_count: int
     eyes: tuple[EyeRig, EyeRig]
     box: np.ndarray
@@ -153,7 +157,7 @@ def make_layout(ident: Identity) -> Layout:
         jaw_width=s["jaw_width"],
         face_width=s["face_width"],
         jaw_pivot=(-14.0, 2.0),
-        teeth_z=CORNEA_Z + s["lip_protrusion"] - 2.0,
+        teeth_z=CORNEA_Z + s["lip_protrusion"] - 4.0,
         crown_y=s["head_height"],
         hairline_y=62.0 + ident.hairline,
     )
@@ -171,7 +175,7 @@ def head_sdf(p: np.ndarray, ident: Identity, lay: Layout) -> np.ndarray:
     f = np.where(p[..., 2] < -8.0, back, f)
     face = sdf.superellipsoid(p, (0.0, -24.0, 16.0), (lay.face_width, 46.0, 64.0), 2.6)
     f = sdf.smin(f, face, 14.0)
-    jaw = sdf.superellipsoid(p, (0.0, lay.chin_y + 40.0, 16.0), (lay.jaw_width + 2.0, 40.0, 58.0), 2.4)
+    jaw = sdf.superellipsoid(p, (0.0, lay.chin_y + 40.0, 16.0), (lay.jaw_width + 2.0, 40.0, 58.0), 2.1)
     f = sdf.smin(f, jaw, 12.0)
     chin = sdf.ellipsoid(p, (0.0, lay.chin_y + 14.0, lay.chin_z - 17.0), (s["chin_width"] + 8.0, 15.0, 17.0))
     f = sdf.smin(f, chin, 10.0)
@@ -419,7 +423,7 @@ class _Noise:
 # Parts other than the skin
 
 
-def _ear(lay: Layout, ident: Identity, side: int, attach_x: float):
+def _ear(ident: Identity, side: int, attach_x: float):
     """A thin ear shell (front and back sheets joined at the rim), attached near x = ``attach_x``."""
     size = ident.shape["ear_size"]
     half_w, half_h = 15.5 * size, 30.0 * size
@@ -612,7 +616,9 @@ def build_head(ident: Identity, spacing: float = 2.0) -> HeadModel:
         occlusion += np.clip(fn(verts + delta * normals) / delta, 0.0, 1.0)
     occlusion /= 3.0
 
-    albedo, specular, hair = _skin_colors(ident, lay, verts, normals, theta, rng)
+    albedo, specular, hair = _skin_colors(ident, lay, verts, normals, rng)
+    if ident.hair_style == "long":
+        _long_hair(ident, dist, origins, theta, albedo, hair, rng)
     albedo *= (0.45 + 0.55 * occlusion)[:, None]
     verts = verts - inward * hair[:, None]
     skin_parts = np.where(hair[skin_tris].mean(1) > 0.3, Part.HAIR, Part.SKIN)
@@ -668,7 +674,7 @@ def build_head(ident: Identity, spacing: float = 2.0) -> HeadModel:
         attach_x = abs(grid[ear_row, col, 0])
         if ident.hair_style == "long":
             continue
-        ev, et, shade = _ear(lay, ident, side, attach_x)
+        ev, et, shade = _ear(ident, side, attach_x)
         ecol = np.array(ident.skin) * np.array([1.02, 0.95, 0.95]) * shade[:, None]
         add(ev, et, Part.EAR, ecol, 0.04, 15.0, np.zeros(len(ev)))
 
@@ -681,7 +687,7 @@ def build_head(ident: Identity, spacing: float = 2.0) -> HeadModel:
         add(gv, gt, Part.GLASSES, gc, 0.5, 40.0, np.zeros(len(gv)))
 
     vertices = np.concatenate(pieces_v)
-    eyes = tuple(_eye_rig(lay, i, verts[:n_skin], inward, n_skin) for i in (0, 1))
+    eyes = tuple(_eye_rig(lay, i, verts[:n_skin], inward) for i in (0, 1))
     box = _box_vertices(lay, verts[:n_skin])
     return HeadModel(
         identity=ident,
@@ -694,13 +700,14 @@ def build_head(ident: Identity, spacing: float = 2.0) -> HeadModel:
         shininess=np.concatenate(shininess).astype(np.float32),
         jaw=np.concatenate(pieces_j).astype(np.float32),
         lip_side=np.concatenate([lip_side, np.zeros(len(vertices) - n_skin)]).astype(np.float32),
+        seam=np.stack([index[seam_row, mouth_cols], lower_index[seam_row, mouth_cols]], -1),
         skin_count=n_skin,
         eyes=eyes,
         box=box,
     )
 
 
-def _eye_rig(lay: Layout, i: int, skin: np.ndarray, inward: np.ndarray, n_skin: int) -> EyeRig:
+def _eye_rig(lay: Layout, i: int, skin: np.ndarray, inward: np.ndarray) -> EyeRig:
     side = -1 if i == 0 else 1
     ex, ey = lay.eye_x[i], lay.eye_y[i]
     region = np.flatnonzero((np.abs(skin[:, 0] - ex) < lay.eye_width + 5.0) & (np.abs(skin[:, 1] - ey) < 11.0)
@@ -766,7 +773,7 @@ def _jaw_weights(lay: Layout, v: np.ndarray, lip_side: np.ndarray) -> np.ndarray
     return w
 
 
-def _skin_colors(ident: Identity, lay: Layout, v: np.ndarray, n: np.ndarray, theta: np.ndarray, rng: np.random.Generator):
+def _skin_colors(ident: Identity, lay: Layout, v: np.ndarray, n: np.ndarray, rng: np.random.Generator):
     """Per-vertex albedo and specular strength of the skin grid, and the hair thickness to add."""
     x, y, z = v[:, 0], v[:, 1], v[:, 2]
     ax = np.abs(x)
@@ -774,7 +781,7 @@ def _skin_colors(ident: Identity, lay: Layout, v: np.ndarray, n: np.ndarray, the
     skin = np.array(ident.skin)
     blotch = _Noise(rng, 40.0, mirror=mirror)(v)
     fine = _Noise(rng, 9.0, waves=10, mirror=mirror)(v)
-    albedo = skin[None, :] * (1.0 + 0.035 * blotch[:, None] + 0.02 * fine[:, None])
+    albedo = skin[None, :] * (1.0 + 0.035 * blotch[:, None] + 0.01 * fine[:, None])
     spec = np.full(len(v), 0.05)
     front = sdf.smoothstep(-10.0, 30.0, z)
 
@@ -819,8 +826,8 @@ def _skin_colors(ident: Identity, lay: Layout, v: np.ndarray, n: np.ndarray, the
         thick = lay.brow_thickness * (1.0 - 0.55 * np.clip(t, 0, 1))
         d = np.abs(y - centre) / (0.5 * thick)
         along = sdf.smoothstep(-0.05, 0.04, t) * sdf.smoothstep(1.05, 0.95, t)
-        brow_alpha = np.maximum(brow_alpha, sdf.smoothstep(1.25, 0.75, d) * along * (z > 30.0))
-    brow_alpha *= 0.85 + 0.15 * fine
+        brow_alpha = np.maximum(brow_alpha, sdf.smoothstep(1.3, 0.55, d) * along * (z > 30.0))
+    brow_alpha *= 0.9 + 0.1 * fine
     albedo = albedo * (1 - brow_alpha[:, None]) + brow_color[None, :] * brow_alpha[:, None]
 
     # Beard and stubble.
@@ -829,16 +836,37 @@ def _skin_colors(ident: Identity, lay: Layout, v: np.ndarray, n: np.ndarray, the
         cheek_cut = sdf.smoothstep(lay.nose_base_y - 2.0, lay.mouth_y + 5.0, y + 0.25 * np.clip(ax - 20.0, 0, None))
         beard = jaw_region * np.maximum(cheek_cut, 0.0) * (1.0 - 0.9 * lip_mask)
         moustache = np.exp(-((y - (lay.nose_base_y + lay.mouth_y) * 0.5) / 5.0) ** 2) * (ax < lay.mouth_width + 4.0) * (z > 40)
-        beard = np.clip(np.maximum(beard, moustache * (1 - lip_mask)), 0.0, 1.0) * ident.beard * (0.8 + 0.2 * fine)
+        beard = np.clip(np.maximum(beard, moustache * (1 - lip_mask)), 0.0, 1.0) * ident.beard * (0.92 + 0.08 * blotch)
         hair_rgb = np.array(ident.hair_color)
         albedo = albedo * (1 - beard[:, None]) + hair_rgb[None, :] * beard[:, None]
 
-    albedo, hair = _hair(ident, lay, v, albedo, rng, front)
+    albedo, hair = _hair(ident, lay, v, albedo, rng)
     spec = np.where(hair > 0.3, 0.08, spec)
     return np.clip(albedo, 0.0, 1.0), spec, hair
 
 
-def _hair(ident: Identity, lay: Layout, v: np.ndarray, albedo: np.ndarray, rng: np.random.Generator, front: np.ndarray):
+def _long_hair(ident: Identity, dist: np.ndarray, origins: np.ndarray, theta: np.ndarray,
+               albedo: np.ndarray, hair: np.ndarray, rng: np.random.Generator) -> None:
+    """Long hair falls from the sides and back of the head past the neck: thicken the grid there (in place)."""
+    rows, cols = dist.shape
+    y = origins[:, 0, 1][:, None] * np.ones((1, cols))
+    side = sdf.smoothstep(np.radians(68.0), np.radians(84.0), np.abs(theta))[None, :]
+    # Radius of the hair curtain per column: the widest the head gets around the ears, plus volume.
+    head_rows = np.flatnonzero((origins[:, 0, 1] > -45.0) & (origins[:, 0, 1] < 29.0))
+    outer = dist[head_rows].max(0) + 8.0 * ident.hair_volume
+    bottom = -150.0 - 35.0 * float(rng.uniform())
+    fall = sdf.smoothstep(25.0, 0.0, y) * sdf.smoothstep(bottom - 15.0, bottom + 10.0, y)
+    grid_hair = hair[: rows * cols].reshape(rows, cols)
+    extra = np.maximum(outer[None, :] - dist - grid_hair, 0.0) * fall * side
+    grid_hair += extra
+    cover = np.clip(extra / 3.0, 0.0, 1.0).reshape(-1)
+    hair_rgb = np.array(ident.hair_color)
+    grid_albedo = albedo[: rows * cols]
+    grid_albedo *= (1 - cover)[:, None]
+    grid_albedo += hair_rgb[None, :] * cover[:, None]
+
+
+def _hair(ident: Identity, lay: Layout, v: np.ndarray, albedo: np.ndarray, rng: np.random.Generator):
     """Hair colour and thickness on the skin grid, by style, hairline height and volume."""
     x, y, z = v[:, 0], v[:, 1], v[:, 2]
     style = ident.hair_style
@@ -859,10 +887,9 @@ def _hair(ident: Identity, lay: Layout, v: np.ndarray, albedo: np.ndarray, rng: 
     line = np.interp(az, knots, heights)
     # Softer edges where the grid is coarse (sides and back) keep the hairline from looking stepped.
     edge = (1.5 if style in ("buzz", "bald") else 2.5) * (1.0 + 1.5 * sdf.smoothstep(50.0, 130.0, az))
-    mask = sdf.smoothstep(line - edge, line + edge, y)
-    if style == "bald":
-        # A fringe of short hair around the back and sides only.
-        mask *= sdf.smoothstep(60.0, 90.0, az) * sdf.smoothstep(45.0, 30.0, y)
+    # Bald: a fringe of short hair around the back and sides only.
+    keep = sdf.smoothstep(60.0, 90.0, az) * sdf.smoothstep(45.0, 30.0, y) if style == "bald" else 1.0
+    mask = sdf.smoothstep(line - edge, line + edge, y) * keep
     noise = _Noise(rng, 6.0, waves=12, mirror=ident.mirror_texture)(v * np.array([1.0, 0.25, 1.0]))
     coarse = _Noise(rng, 25.0, mirror=ident.mirror_texture)(v)
     hair_rgb = np.array(ident.hair_color)
@@ -870,7 +897,8 @@ def _hair(ident: Identity, lay: Layout, v: np.ndarray, albedo: np.ndarray, rng: 
     cover = {"buzz": 0.7, "bald": 0.55}.get(style, 1.0)
     alpha = mask * cover
     albedo = albedo * (1 - alpha[:, None]) + (hair_rgb[None, :] * shade[:, None]) * alpha[:, None]
-    thickness = volume * ident.hair_volume * mask
+    # The volume ramps up more gently than the colour so that the hairline is not a stepped ledge.
+    thickness = volume * ident.hair_volume * sdf.smoothstep(line - 2.0 * edge, line + 3.0 * edge, y) * keep
     # Thinner over the temples and the sides, thicker on top; curls are lumpy.
     thickness *= 0.55 + 0.45 * sdf.smoothstep(0.0, 60.0, y)
     if style == "curly":

@@ -67,11 +67,10 @@ def sample_scene(rng: np.random.Generator) -> Scene:
     light = (float(np.sin(a) * np.cos(e)), float(np.sin(e)), float(np.cos(a) * np.cos(e)))
     warm = rng.uniform(-0.06, 0.06)
     background = BACKGROUNDS[int(rng.integers(len(BACKGROUNDS)))]
-    c0 = rng.uniform(0.05, 0.95, 3)
-    c1 = np.clip(c0 + rng.normal(0.0, 0.25, 3), 0.0, 1.0)
-    if rng.uniform() < 0.5:  # many photo backgrounds are nearly grey
-        c0 = np.full(3, c0.mean()) * 0.7 + c0 * 0.3
-        c1 = np.full(3, c1.mean()) * 0.7 + c1 * 0.3
+    # Mostly muted colours, as in studio and indoor photos; some nearly grey.
+    saturation = rng.uniform(0.0, 0.35)
+    c0 = np.clip(rng.uniform(0.1, 0.9) + saturation * rng.normal(0.0, 0.5, 3), 0.0, 1.0)
+    c1 = np.clip(c0 + rng.normal(0.0, 0.18, 3), 0.0, 1.0)
     return Scene(
         light=light,
         light_strength=float(rng.uniform(0.6, 1.0)),
