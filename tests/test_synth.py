@@ -73,6 +73,7 @@ def test_written_folder_has_manifest_card_and_settings(written):
     assert (settings["preset"], settings["subjects"], settings["size"], settings["seed"]) == ("kdef", 2, SIZE, 0)
     card = (one / "README.md").read_text()
     assert "| total | 28 | 28 | 28 | 28 | 28 | 140 |" in card
+    assert "| HA (happiness) | 4 | 4 | 4 | 4 | 4 | 20 |" in card
     image = read_image(one / table["path"][0])
     assert image.shape == (SIZE, SIZE, 3) and image.dtype == np.uint8
 
@@ -277,7 +278,7 @@ def test_preview_writes_two_contact_sheets(tmp_path):
     sheet = read_image(target)
     identities = read_image(tmp_path / "sheets" / "multipie_identities.png")
     assert sheet.shape == (28 + 6 * 32, 28 + 5 * 32, 3)
-    assert identities.shape == (28 + 4 * 32, 28 + 8 * 32, 3)
+    assert identities.shape == (4 * 32, 8 * 32, 3)
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -43,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="pitch range, within -30 30 (default: the preset's)")
     parser.add_argument("--workers", type=int, metavar="K", help="worker processes (default: all cores)")
     parser.add_argument("--preview", metavar="FILE.png",
-                        help="write contact sheets instead: FILE.png (expressions x pans) and FILE_identities.png")
+                        help="write contact sheets: FILE.png (expressions x pans) and FILE_identities.png")
 
 
 def run(args: argparse.Namespace) -> int:

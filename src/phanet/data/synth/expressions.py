@@ -57,9 +57,9 @@ EXPRESSIONS: dict[str, dict[str, tuple[float, float]]] = {
            "17": (0.5, 0.2), "9": (0.15, 0.3)},
     "DI": {"9": (1.0, 0.0), "10": (0.9, 0.0), "4": (0.35, 0.0), "6": (0.3, 0.2), "15": (0.35, 0.2),
            "17": (0.6, 0.2), "25": (0.3, 0.4)},
-    "CO": {"R12": (0.6, 0.0), "R14": (1.0, 0.0)},
+    "CO": {"R12": (0.7, 0.0), "R14": (1.0, 0.0)},
     "SM": {"6": (0.8, 0.0), "12": (1.0, 0.0), "25": (1.0, 0.3), "26": (0.2, 0.5)},
-    "SQ": {"6": (0.9, 0.0), "7": (1.0, 0.0), "4": (0.3, 0.0), "12": (0.15, 0.0)},
+    "SQ": {"6": (1.0, 0.0), "7": (1.0, 0.0), "4": (0.4, 0.0), "41": (0.6, 0.0), "12": (0.15, 0.0)},
     "SC": {"4": (0.6, 0.0), "6": (0.8, 0.0), "7": (1.0, 0.0), "9": (0.5, 0.0), "10": (0.8, 0.0), "20": (0.7, 0.0),
            "25": (1.0, 0.0), "26": (1.0, 0.0), "27": (1.0, 0.2)},
 }
@@ -84,7 +84,8 @@ class ActionField:
     darkening: np.ndarray
 
 
-Activations = dict  # AU name -> (right, left) activation
+#: AU name -> (right side, left side) activation.
+Activations = dict[str, tuple[float, float]]
 
 
 def activations(expression: str, intensity: float, style: dict[str, float] | None = None) -> Activations:
@@ -191,7 +192,7 @@ def build_action_fields(head: HeadModel) -> dict[tuple[str, int], ActionField]:
         # AU14: corner pulled back and tightened, a dimple beside it.
         w = _gauss(x, y, sg * mw, my, 9.0, 8.0)
         dimple = _gauss(x, y, sg * (mw + 5.0), my - 1.0, 2.5, 3.5)
-        put("14", vec(dx=-sg * 1.0 * w, dy=1.2 * w, dz=-3.0 * w - 1.5 * dimple), 0.35 * dimple)
+        put("14", vec(dx=-sg * 1.0 * w, dy=1.8 * w, dz=-3.5 * w - 1.5 * dimple), 0.4 * dimple)
         # AU15: lip corners down; lines from the corners down towards the chin.
         w = _gauss(x, y, sg * mw, my - 2.0, 13.0, 11.0)
         marionette = np.exp(-((_segment_distance(x, y, (sg * (mw + 3.0), my - 4.0), (sg * (mw + 6.0), my - 22.0)) / 2.0) ** 2))
@@ -259,17 +260,14 @@ def deform(head: HeadModel, act: Activations) -> tuple[np.ndarray, np.ndarray]:
     """Vertices and albedo of ``head`` wearing the AU activations ``act`` (neutral when all are 0)."""
     v = head.vertices.copy()
     albedo = head.albedo.copy()
-    if not act:
-        dark = np.zeros(len(v), np.float32)
-    else:
-        dark = np.zeros(len(v), np.float32)
-        for (au, side), f in head.actions.items():
-            a = _side_value(act, au, side)
-            if a == 0.0:
-                continue
+    dark = np.zeros(len(v), np.float32)
+    for (au, side), f in head.actions.items():
+        a = _side_value(act, au, side)
+        if a != 0.0:
             v[f.vertices] += a * f.displacement
             dark[f.vertices] += a * f.darkening
-    jaw_angle = np.radians(JAW_DROP_DEG * np.mean(act.get("26", (0.0, 0.0))) + MOUTH_STRETCH_DEG * np.mean(act.get("27", (0.0, 0.0))))
+    opening = JAW_DROP_DEG * np.mean(act.get("26", (0.0, 0.0))) + MOUTH_STRETCH_DEG * np.mean(act.get("27", (0.0, 0.0)))
+    jaw_angle = np.radians(opening)
     if jaw_angle:
         py, pz = head.layout.jaw_pivot
         idx = np.flatnonzero(head.jaw > 0)

@@ -20,6 +20,7 @@ import cv2
 
 from phanet.data.records import LabeledFaces, format_angle
 from phanet.data.synth.dataset import SETTINGS_FILE, SynthSettings, streaming_faces
+from phanet.data.synth.expressions import EXPRESSION_NAMES
 from phanet.data.synth.presets import SampleSpec
 from phanet.errors import PhanetError
 
@@ -151,7 +152,8 @@ def dataset_card(faces: LabeledFaces, settings: SynthSettings) -> str:
     lines += ["", "## Images per expression and pose", "", header, "|" + "---|" * (len(faces.poses) + 2)]
     for e, name in enumerate(faces.expressions):
         row = [expr_pose.get((e, p), 0) for p in range(len(faces.poses))]
-        lines.append(f"| {name} | " + " | ".join(str(c) for c in row) + f" | {sum(row)} |")
+        label = f"{name} ({EXPRESSION_NAMES[name]})" if name in EXPRESSION_NAMES else name
+        lines.append(f"| {label} | " + " | ".join(str(c) for c in row) + f" | {sum(row)} |")
     totals = [counts["pose"].get(p, 0) for p in faces.poses]
     lines.append("| total | " + " | ".join(str(c) for c in totals) + f" | {len(faces)} |")
     lines += ["", "## Images per intensity", "", "| intensity | images |", "|---|---|"]

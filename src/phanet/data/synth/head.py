@@ -74,7 +74,6 @@ class Layout:
     face_width: float
     jaw_pivot: tuple[float, float]
     teeth_z: float
-    crown_y: float
     hairline_y: float
 
 
@@ -84,7 +83,7 @@ class EyeRig:
 
     Lid margins are curves between the inner and outer eye corners; per image the action units move
     them and every rig vertex inside the opening is pushed back along ``inward`` (see
-    :func:`phanet.data.synth.expressions.open_eyes`).
+    :func:`phanet.data.synth.expressions.deform`).
     """
 
     side: int
@@ -158,7 +157,6 @@ def make_layout(ident: Identity) -> Layout:
         face_width=s["face_width"],
         jaw_pivot=(-14.0, 2.0),
         teeth_z=CORNEA_Z + s["lip_protrusion"] - 4.0,
-        crown_y=s["head_height"],
         hairline_y=62.0 + ident.hairline,
     )
 
@@ -395,13 +393,14 @@ def _sphere_cap(center, radius, axis_rings: np.ndarray, segments: int, rotate_x:
     return v + np.asarray(center), t
 
 
-def _normals(v: np.ndarray, t: np.ndarray) -> np.ndarray:
+def vertex_normals(v: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Unit vertex normals: the area-weighted sum of the normals of the triangles around each vertex."""
     fn = np.cross(v[t[:, 1]] - v[t[:, 0]], v[t[:, 2]] - v[t[:, 0]])
-    n = np.zeros_like(v)
-    for k in range(3):
-        for c in range(3):
-            n[:, c] += np.bincount(t[:, k], weights=fn[:, c], minlength=len(v))
-    return n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
+    n = np.empty_like(v)
+    for c in range(3):
+        n[:, c] = (np.bincount(t[:, 0], fn[:, c], len(v)) + np.bincount(t[:, 1], fn[:, c], len(v))
+                   + np.bincount(t[:, 2], fn[:, c], len(v)))
+    return n / np.maximum(np.sqrt((n * n).sum(1, keepdims=True)), 1e-12)
 
 
 class _Noise:
@@ -572,9 +571,8 @@ def _glasses(lay: Layout, color, attach_x: float):
         tris.append(np.concatenate([np.stack([a, b, c], -1).reshape(-1, 3), np.stack([b, d, c], -1).reshape(-1, 3)]))
         offset += len(path) * sides
     v = np.concatenate(verts)
-    t = np.concatenate(tris)
-    # Orient every tube triangle outwards from its path.
-    return v, t, np.tile(np.asarray(color), (len(v), 1))
+    # (ring k, ring k + 1) quads wound so that the normals point away from the tube's axis.
+    return v, np.concatenate(tris), np.tile(np.asarray(color), (len(v), 1))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -610,7 +608,7 @@ def build_head(ident: Identity, spacing: float = 2.0) -> HeadModel:
     lip_side[index[seam_row, mouth_cols]] = 1.0
     lip_side[n_rows * n_cols:] = -1.0
 
-    normals = _normals(verts, skin_tris)
+    normals = vertex_normals(verts, skin_tris)
     occlusion = np.zeros(n_skin)
     for delta in (2.0, 5.0, 10.0):
         occlusion += np.clip(fn(verts + delta * normals) / delta, 0.0, 1.0)
@@ -669,12 +667,9 @@ def build_head(ident: Identity, spacing: float = 2.0) -> HeadModel:
     # Ears attach to the side of the skull near the ear canal.
     band_rows = np.flatnonzero(dirs[:, 0, 1] == 0.0)
     ear_row = int(band_rows[np.argmin(np.abs(origins[band_rows, 0, 1] + 14.0))])
-    for side in (-1, 1):
+    for side in () if ident.hair_style == "long" else (-1, 1):  # long hair covers the ears
         col = int(np.argmin(np.abs(theta - side * np.pi / 2)))
-        attach_x = abs(grid[ear_row, col, 0])
-        if ident.hair_style == "long":
-            continue
-        ev, et, shade = _ear(ident, side, attach_x)
+        ev, et, shade = _ear(ident, side, abs(grid[ear_row, col, 0]))
         ecol = np.array(ident.skin) * np.array([1.02, 0.95, 0.95]) * shade[:, None]
         add(ev, et, Part.EAR, ecol, 0.04, 15.0, np.zeros(len(ev)))
 

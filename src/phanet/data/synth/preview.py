@@ -28,17 +28,19 @@ def _label(canvas: np.ndarray, text: str, x: int, y: int, scale: float) -> None:
     cv2.putText(canvas, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (20, 20, 20), 1, cv2.LINE_AA)
 
 
-def _sheet(cells: list[list[np.ndarray]], row_labels: list[str], col_labels: list[str], size: int) -> np.ndarray:
+def _sheet(cells: list[list[np.ndarray]], size: int, row_labels: list[str] | None = None,
+           col_labels: list[str] | None = None) -> np.ndarray:
+    """Tile ``cells`` (rows of images), with a margin of labels on the left and top when given."""
     rows, cols = len(cells), len(cells[0])
-    canvas = np.full((MARGIN + rows * size, MARGIN + cols * size, 3), 255, np.uint8)
-    scale = 0.4
+    margin = MARGIN if row_labels or col_labels else 0
+    canvas = np.full((margin + rows * size, margin + cols * size, 3), 255, np.uint8)
     for r, row in enumerate(cells):
         for c, image in enumerate(row):
-            canvas[MARGIN + r * size: MARGIN + (r + 1) * size, MARGIN + c * size: MARGIN + (c + 1) * size] = image
-    for r, text in enumerate(row_labels):
-        _label(canvas, text, 2, MARGIN + r * size + size // 2 + 4, scale)
-    for c, text in enumerate(col_labels):
-        _label(canvas, text, MARGIN + c * size + size // 2 - 4 * len(text), MARGIN - 9, scale)
+            canvas[margin + r * size: margin + (r + 1) * size, margin + c * size: margin + (c + 1) * size] = image
+    for r, text in enumerate(row_labels or []):
+        _label(canvas, text, 2, margin + r * size + size // 2 + 4, 0.4)
+    for c, text in enumerate(col_labels or []):
+        _label(canvas, text, margin + c * size + size // 2 - 4 * len(text), margin - 9, 0.4)
     return canvas
 
 
@@ -53,14 +55,15 @@ def expression_sheet(settings: SynthSettings, subject: int = 1) -> np.ndarray:
         spec = SampleSpec(subject, expression, intensity, 0, 0, 0.0, 0.0, 0)
         act = sample_activations(spec, settings.seed)
         cells.append([render_head(head, act, pan, 0.0, STUDIO, settings.size).image for pan in pans])
-    return _sheet(cells, list(preset.expressions), [format_angle(p) for p in pans], settings.size)
+    return _sheet(cells, settings.size, list(preset.expressions), [format_angle(p) for p in pans])
 
 
 def identity_sheet(settings: SynthSettings, rows: int = 4, cols: int = 8) -> np.ndarray:
-    """``rows`` x ``cols`` different subjects, each with one expression (intensity 4) at one of the pans."""
+    """``rows`` x ``cols`` different subjects (S1, S2, ... row by row), each with one expression at
+    intensity 4 at one of the pans, in its own dataset scene."""
     preset = settings.preset
     pans = settings.pose_bins()
-    expressions = [e for e in preset.expressions]
+    expressions = list(preset.expressions)
     cells = []
     for r in range(rows):
         row = []
@@ -71,8 +74,7 @@ def identity_sheet(settings: SynthSettings, rows: int = 4, cols: int = 8) -> np.
             spec = SampleSpec(k + 1, expression, 0 if expression == NEUTRAL else 4, 0, view, pans[view], 0.0, view)
             row.append(render_sample(spec, settings.seed, settings.size))
         cells.append(row)
-    labels = [f"S{r * cols + 1}" for r in range(rows)]
-    return _sheet(cells, labels, [str(c + 1) for c in range(cols)], settings.size)
+    return _sheet(cells, settings.size)
 
 
 def write_previews(path: str | Path, settings: SynthSettings) -> list[Path]:

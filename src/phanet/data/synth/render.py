@@ -9,7 +9,7 @@ for a symmetric head, as the tests check).
 
 The camera looks at the head from 1 m with perspective, lights are fixed to the camera (so a turning
 head sees them from changing directions), and the image is cropped the way a face detector would:
-a square around the projected face landmarks, filling about 80% of the side, with a small random
+a square around the projected face landmarks, which fill about 75% of its side, with a small random
 scale and offset.
 """
 
@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from phanet.data.synth import expressions as ex
-from phanet.data.synth.head import HeadModel
+from phanet.data.synth.head import HeadModel, vertex_normals
 from phanet.data.synth.presets import MAX_PITCH, MAX_YAW
 from phanet.data.synth.raster import rasterize
 from phanet.errors import PhanetError
@@ -35,7 +35,15 @@ BACKGROUNDS = ("flat", "gradient", "noise")
 
 @dataclass(frozen=True)
 class Scene:
-    """Everything about an image that is not the person, the expression or the pose."""
+    """Everything about an image that is not the person, the expression or the pose.
+
+    ``light``: unit vector towards the key light in camera space (x right, y up, z towards the
+    camera); ``light_strength``, ``fill_strength`` (a dim light from the other side) and ``ambient``
+    scale the lighting, ``tint`` its colour. ``background``: one of :data:`BACKGROUNDS` drawn with
+    ``colors`` (a gradient along ``angle``; noise seeded by ``texture_seed``). ``scale`` and ``shift``
+    (fractions of the crop side) jitter the crop; ``blur`` (pixels at 112 px) and ``noise`` (grey
+    levels) degrade the image.
+    """
 
     light: tuple[float, float, float]
     light_strength: float
@@ -60,7 +68,7 @@ class Scene:
 
 
 def sample_scene(rng: np.random.Generator) -> Scene:
-    """A random light (direction within 60 degrees of the camera axis), ambient level, background and crop jitter."""
+    """A random key light (azimuth within ±60°, elevation -15° to 50°), ambient level, background and crop jitter."""
     azimuth = rng.uniform(-60.0, 60.0)
     elevation = rng.uniform(-15.0, 50.0)
     a, e = np.radians(azimuth), np.radians(elevation)
@@ -68,9 +76,9 @@ def sample_scene(rng: np.random.Generator) -> Scene:
     warm = rng.uniform(-0.06, 0.06)
     background = BACKGROUNDS[int(rng.integers(len(BACKGROUNDS)))]
     # Mostly muted colours, as in studio and indoor photos; some nearly grey.
-    saturation = rng.uniform(0.0, 0.35)
-    c0 = np.clip(rng.uniform(0.1, 0.9) + saturation * rng.normal(0.0, 0.5, 3), 0.0, 1.0)
-    c1 = np.clip(c0 + rng.normal(0.0, 0.18, 3), 0.0, 1.0)
+    saturation = rng.uniform(0.0, 0.25)
+    c0 = np.clip(rng.uniform(0.1, 0.9) + saturation * rng.normal(0.0, 0.4, 3), 0.0, 1.0)
+    c1 = np.clip(c0 + rng.normal(0.0, 0.12, 3), 0.0, 1.0)
     return Scene(
         light=light,
         light_strength=float(rng.uniform(0.6, 1.0)),
@@ -106,17 +114,6 @@ def _apply(r: np.ndarray, v: np.ndarray) -> np.ndarray:
 
 def _dot(v: np.ndarray, d: np.ndarray) -> np.ndarray:
     return v[:, 0] * d[0] + v[:, 1] * d[1] + v[:, 2] * d[2]
-
-
-def vertex_normals(v: np.ndarray, t: np.ndarray) -> np.ndarray:
-    e1 = v[t[:, 1]] - v[t[:, 0]]
-    e2 = v[t[:, 2]] - v[t[:, 0]]
-    fn = np.cross(e1, e2)
-    n = np.empty_like(v)
-    for c in range(3):
-        n[:, c] = (np.bincount(t[:, 0], fn[:, c], len(v)) + np.bincount(t[:, 1], fn[:, c], len(v))
-                   + np.bincount(t[:, 2], fn[:, c], len(v)))
-    return n / np.maximum(np.sqrt((n * n).sum(1, keepdims=True)), 1e-12)
 
 
 def shade(albedo: np.ndarray, normals: np.ndarray, specular: np.ndarray, shininess: np.ndarray, scene: Scene) -> np.ndarray:

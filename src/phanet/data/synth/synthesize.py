@@ -22,7 +22,7 @@ from phanet.data.synth.render import render_head, sample_scene
 TAKE_VARIATION = 0.1
 
 
-@lru_cache(maxsize=24)
+@lru_cache(maxsize=128)
 def head_for(seed: int, subject: int, size: int, symmetric: bool = False) -> HeadModel:
     """The mesh of ``subject`` under ``seed``, detailed enough for ``size``-pixel images."""
     ident = sample_identity(seed, subject)
