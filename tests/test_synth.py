@@ -36,8 +36,9 @@ def written(tmp_path_factory):
     """The kdef preset for 2 subjects at 48 px, written once with 1 worker and once with 2."""
     one = tmp_path_factory.mktemp("one")
     two = tmp_path_factory.mktemp("two")
-    assert main(["synth", "--preset", "kdef", "--subjects", "2", "--size", str(SIZE), "--workers", "1", "--out", str(one)]) == 0
-    assert main(["synth", "--preset", "kdef", "--subjects", "2", "--size", str(SIZE), "--workers", "2", "--out", str(two)]) == 0
+    argv = ["synth", "--preset", "kdef", "--subjects", "2", "--size", str(SIZE)]
+    assert main([*argv, "--workers", "1", "--out", str(one)]) == 0
+    assert main([*argv, "--workers", "2", "--out", str(two)]) == 0
     return one, two
 
 
@@ -52,7 +53,8 @@ def test_same_seed_gives_identical_files_whatever_the_worker_count(written):
 def test_other_seed_gives_other_images(tmp_path, written):
     one, _ = written
     out = tmp_path / "seed1"
-    assert main(["synth", "--preset", "kdef", "--subjects", "1", "--size", str(SIZE), "--seed", "1", "--out", str(out)]) == 0
+    assert main(["synth", "--preset", "kdef", "--subjects", "1", "--size", str(SIZE), "--seed", "1",
+                 "--out", str(out)]) == 0
     name = "S0001/S0001_HA4_y0.png"
     assert (out / name).read_bytes() != (one / name).read_bytes()
 

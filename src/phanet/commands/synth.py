@@ -32,9 +32,11 @@ examples:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", default="bu3dfe", help="dataset preset (default: bu3dfe)")
     parser.add_argument("--out", metavar="DIR", help="folder to write the images, manifest.csv and card into")
-    parser.add_argument("--subjects", type=int, metavar="N", help="render the first N subjects (default: the preset's count)")
+    parser.add_argument("--subjects", type=int, metavar="N",
+                        help="render the first N subjects (default: the preset's count)")
     parser.add_argument("--size", type=int, default=112, metavar="PX", help="image side in pixels (default: 112)")
-    parser.add_argument("--seed", type=int, default=0, metavar="S", help="random seed: identities, scenes, poses (default: 0)")
+    parser.add_argument("--seed", type=int, default=0, metavar="S",
+                        help="random seed: identities, scenes, poses (default: 0)")
     parser.add_argument("--bins", type=float, nargs="+", metavar="DEG",
                         help="pose classes (angles) of a continuous preset, e.g. --bins -90 -45 0 45 90")
     parser.add_argument("--yaw-range", type=float, nargs=2, metavar=("MIN", "MAX"),

@@ -27,7 +27,7 @@ from phanet.data.synth.presets import PRESETS, Preset, SampleSpec
 __all__ = ["PRESETS", "Preset", "SampleSpec", "SynthDataset", "SynthFaces", "load_synth"]
 
 
-@register_dataset("synth", "built-in rendered multi-view faces: streamed (no root) or a folder written by `phanet synth`")
+@register_dataset("synth", "built-in rendered multi-view faces: streamed (no root) or a `phanet synth` folder")
 def load_synth(
     root: str | None,
     preset: str | None = None,

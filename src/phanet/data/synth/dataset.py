@@ -21,7 +21,7 @@ from phanet.errors import PhanetError
 #: Written next to the images; records how they were made (and lets a run resume).
 SETTINGS_FILE = "synth.json"
 #: Bumped whenever the renderer changes the pixels it makes for the same settings.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 MIN_SIZE = 32
 MAX_SIZE = 1024
 
@@ -78,7 +78,8 @@ def resolve_settings(preset: str | None = None, subjects: int | None = None, siz
         raise PhanetError(f"{opt('subjects')}: expected a whole number of subjects >= 1, got {subjects!r}")
     pixels = 112 if size is None else size
     if isinstance(pixels, bool) or not isinstance(pixels, (int, np.integer)) or not MIN_SIZE <= pixels <= MAX_SIZE:
-        raise PhanetError(f"{opt('size')}: expected an image size in pixels from {MIN_SIZE} to {MAX_SIZE}, got {size!r}")
+        raise PhanetError(f"{opt('size')}: expected an image size in pixels from {MIN_SIZE} to {MAX_SIZE}, "
+                          f"got {size!r}")
     value = 0 if seed is None else seed
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
         raise PhanetError(f"{opt('seed')}: expected a whole number >= 0, got {seed!r}")
@@ -146,7 +147,8 @@ def read_settings(folder: Path) -> dict[str, Any]:
     try:
         values = json.loads(path.read_text())
     except FileNotFoundError:
-        raise PhanetError(f"data.root: {folder} has no {SETTINGS_FILE} (not a folder written by `phanet synth`)") from None
+        raise PhanetError(f"data.root: {folder} has no {SETTINGS_FILE} "
+                          "(not a folder written by `phanet synth`)") from None
     except (OSError, ValueError) as exc:
         raise PhanetError(f"{path}: not a readable settings file ({exc})") from None
     if not isinstance(values, dict) or values.get("generator") != "phanet synth":

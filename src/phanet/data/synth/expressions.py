@@ -195,7 +195,8 @@ def build_action_fields(head: HeadModel) -> dict[tuple[str, int], ActionField]:
         put("14", vec(dx=-sg * 1.0 * w, dy=1.8 * w, dz=-3.5 * w - 1.5 * dimple), 0.4 * dimple)
         # AU15: lip corners down; lines from the corners down towards the chin.
         w = _gauss(x, y, sg * mw, my - 2.0, 13.0, 11.0)
-        marionette = np.exp(-((_segment_distance(x, y, (sg * (mw + 3.0), my - 4.0), (sg * (mw + 6.0), my - 22.0)) / 2.0) ** 2))
+        line = _segment_distance(x, y, (sg * (mw + 3.0), my - 4.0), (sg * (mw + 6.0), my - 22.0))
+        marionette = np.exp(-((line / 2.0) ** 2))
         put("15", vec(dx=sg * 1.0 * w, dy=-5.0 * w, dz=-0.5 * w), 0.3 * marionette)
         # AU20: lips stretched sideways, flattened.
         w = _gauss(x, y, sg * mw, my, 16.0, 12.0)
@@ -215,7 +216,8 @@ def build_action_fields(head: HeadModel) -> dict[tuple[str, int], ActionField]:
     upper_lip = _gauss(x, y, 0.0, my + 5.0, mw * 0.9, 8.0) * (lip >= 0)
     put("9", vec(dy=2.0 * root - 2.5 * brows + 1.5 * upper_lip, dz=0.8 * root), 0.5 * wrinkles)
     # AU10: upper lip raised, more at the sides than in the middle, everted.
-    raise_w = _gauss(x, y, 0.0, my + 5.0, mw * 0.95, 9.0) * (lip >= 0) * (0.75 + 0.25 * np.clip(np.abs(x) / (0.6 * mw), 0, 1))
+    sides = 0.75 + 0.25 * np.clip(np.abs(x) / (0.6 * mw), 0, 1)
+    raise_w = _gauss(x, y, 0.0, my + 5.0, mw * 0.95, 9.0) * (lip >= 0) * sides
     put("10", vec(dy=4.5 * raise_w, dz=1.0 * raise_w))
     lip_w = np.exp(-((np.abs(x) / (mw * 0.85)) ** 4))
     near_seam = np.exp(-(((y - my) / 9.0) ** 2))
@@ -229,7 +231,9 @@ def build_action_fields(head: HeadModel) -> dict[tuple[str, int], ActionField]:
     # AU23 and AU24: lips narrow and roll in / press together; skin around them bulges (AU24).
     red = lip_w * np.exp(-(((y - my) / (0.5 * (lay.upper_lip + lay.lower_lip) + 2.0)) ** 2))
     put("23", vec(dx=-0.06 * x * red, dy=-0.35 * (y - my) * red, dz=-1.0 * red))
-    ring = lip_w * (np.exp(-(((y - my - lay.upper_lip - 4.0) / 3.5) ** 2)) + np.exp(-(((y - my + lay.lower_lip + 4.0) / 3.5) ** 2)))
+    above = np.exp(-(((y - my - lay.upper_lip - 4.0) / 3.5) ** 2))
+    below = np.exp(-(((y - my + lay.lower_lip + 4.0) / 3.5) ** 2))
+    ring = lip_w * (above + below)
     put("24", vec(dy=-0.25 * (y - my) * red, dz=-1.2 * red + 1.2 * ring), 0.1 * ring)
     # AU25: lips apart at the mouth line.
     part = lip_w * near_seam

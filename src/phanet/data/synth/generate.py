@@ -77,8 +77,8 @@ def prepare_folder(out: Path, settings: SynthSettings) -> None:
         differs = [k for k, v in record.items() if k != "subjects" and old.get(k) != v]
         if differs:
             key = differs[0]
-            raise PhanetError(f"--out: {out} holds a synth dataset made with {key} {old.get(key)!r}, not {record[key]!r}; "
-                              "choose another folder or delete it")
+            raise PhanetError(f"--out: {out} holds a synth dataset made with {key} {old.get(key)!r}, "
+                              f"not {record[key]!r}; choose another folder or delete it")
     elif any(p for p in out.iterdir() if not p.name.startswith(".")):
         raise PhanetError(f"--out: {out} is not empty and holds no {SETTINGS_FILE}; choose an empty or new folder")
     _write_atomic(path, (json.dumps(record, indent=2) + "\n").encode())
@@ -136,7 +136,8 @@ def dataset_card(faces: LabeledFaces, settings: SynthSettings) -> str:
         f"# Synthetic multi-view facial expressions: `{preset.name}`",
         "",
         f"Rendered by `phanet synth` (generator version {settings.to_json()['version']}): {preset.description}.",
-        f"{len(faces)} images of {settings.subjects} subjects, {settings.size}x{settings.size} px, seed {settings.seed}.",
+        f"{len(faces)} images of {settings.subjects} subject{'s' if settings.subjects != 1 else ''}, "
+        f"{settings.size}x{settings.size} px, seed {settings.seed}.",
         "",
         "Columns of `manifest.csv`: path, subject, expression, pose (class = pan angle), intensity (0 = neutral,",
         "1 subtle ... 4 full), yaw and pitch (exact degrees), face box (empty: the images are face crops).",
@@ -145,9 +146,11 @@ def dataset_card(faces: LabeledFaces, settings: SynthSettings) -> str:
     if preset.continuous:
         bins = ", ".join(format_angle(b) for b in settings.pose_bins())
         lines.append(f"Yaw is drawn uniformly in [{preset.yaw_range[0]:g}, {preset.yaw_range[1]:g}] and pitch in "
-                     f"[{preset.pitch_range[0]:g}, {preset.pitch_range[1]:g}]; the pose class is the nearest bin of {bins}.")
+                     f"[{preset.pitch_range[0]:g}, {preset.pitch_range[1]:g}]; "
+                     f"the pose class is the nearest bin of {bins}.")
     else:
-        lines.append(f"Pitch varies uniformly in [{preset.pitch_range[0]:g}, {preset.pitch_range[1]:g}] degrees around level.")
+        low, high = preset.pitch_range
+        lines.append(f"Pitch varies uniformly in [{low:g}, {high:g}] degrees around level.")
     header = "| expression | " + " | ".join(faces.poses) + " | total |"
     lines += ["", "## Images per expression and pose", "", header, "|" + "---|" * (len(faces.poses) + 2)]
     for e, name in enumerate(faces.expressions):

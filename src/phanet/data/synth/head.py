@@ -168,7 +168,8 @@ def make_layout(ident: Identity) -> Layout:
 def head_sdf(p: np.ndarray, ident: Identity, lay: Layout) -> np.ndarray:
     """Signed distance (approximate, mm) to the skin of ``ident``'s neutral head; negative inside."""
     s = ident.shape
-    f = sdf.ellipsoid(p, (0.0, 28.0, -8.0), (s["head_width"], s["head_height"] - 28.0, 92.0 - 3.0 * s["forehead_slope"]))
+    front = 92.0 - 3.0 * s["forehead_slope"]
+    f = sdf.ellipsoid(p, (0.0, 28.0, -8.0), (s["head_width"], s["head_height"] - 28.0, front))
     back = sdf.ellipsoid(p, (0.0, 30.0, -8.0), (s["head_width"], s["head_height"] - 30.0, s["head_length"] - 8.0))
     f = np.where(p[..., 2] < -8.0, back, f)
     face = sdf.superellipsoid(p, (0.0, -24.0, 16.0), (lay.face_width, 46.0, 64.0), 2.6)
@@ -200,12 +201,14 @@ def head_sdf(p: np.ndarray, ident: Identity, lay: Layout) -> np.ndarray:
     # Nose: bridge, tip, wings and columella.
     tx, ty, tz = lay.nose_tip
     tip_r = 7.0 * s["nose_tip"]
-    bridge = sdf.round_cone(p, (0.0, 9.0, CORNEA_Z - 1.0 + s["nose_bridge"]), (tx, ty + 5.0, tz - tip_r - 2.5), 6.5, 7.5)
+    nasion = (0.0, 9.0, CORNEA_Z - 1.0 + s["nose_bridge"])
+    bridge = sdf.round_cone(p, nasion, (tx, ty + 5.0, tz - tip_r - 2.5), 6.5, 7.5)
     base = sdf.ellipsoid(p, (tx, lay.nose_base_y + 12.0, CORNEA_Z - 4.0), (lay.nose_width - 2.0, 14.0, 12.0))
     nose = sdf.smin(bridge, base, 6.0)
     nose = sdf.smin(nose, sdf.sphere(p, (tx, ty, tz - tip_r), tip_r), 5.0)
     for side in (-1.0, 1.0):
-        wing = sdf.ellipsoid(p, (tx + side * (lay.nose_width - 6.0), lay.nose_base_y + 4.5, CORNEA_Z + 1.0), (6.5, 6.0, 9.0))
+        wing_center = (tx + side * (lay.nose_width - 6.0), lay.nose_base_y + 4.5, CORNEA_Z + 1.0)
+        wing = sdf.ellipsoid(p, wing_center, (6.5, 6.0, 9.0))
         nose = sdf.smin(nose, wing, 4.0)
     columella = sdf.round_cone(p, (tx, ty - 2.0, tz - tip_r), (0.0, lay.nose_base_y + 1.0, CORNEA_Z + 3.0), 3.2, 3.5)
     nose = sdf.smin(nose, columella, 3.0)
@@ -408,7 +411,8 @@ class _Noise:
 
     def __init__(self, rng: np.random.Generator, wavelength: float, waves: int = 8, mirror: bool = False):
         dirs = rng.normal(size=(waves, 3))
-        self.k = dirs / np.linalg.norm(dirs, axis=1, keepdims=True) * (2 * np.pi / wavelength) * rng.uniform(0.7, 1.3, (waves, 1))
+        unit = dirs / np.linalg.norm(dirs, axis=1, keepdims=True)
+        self.k = unit * (2 * np.pi / wavelength) * rng.uniform(0.7, 1.3, (waves, 1))
         self.phase = rng.uniform(0, 2 * np.pi, waves)
         self.mirror = mirror
 
@@ -435,19 +439,22 @@ def _ear(ident: Identity, side: int, attach_x: float):
         widen = 1.0 + 0.12 * np.sin(ang)  # wider at the top
         u = r * half_w * np.cos(ang) * widen
         v = r * half_h * np.sin(ang) - (1 - r) * 0.25 * half_h
-        helix = 3.2 * sdf.smoothstep(0.72, 0.95, np.full(segs, r)) * (1.0 - 0.6 * sdf.smoothstep(-0.2, -0.9, np.sin(ang)))
+        lower_rim = sdf.smoothstep(-0.2, -0.9, np.sin(ang))
+        helix = 3.2 * sdf.smoothstep(0.72, 0.95, np.full(segs, r)) * (1.0 - 0.6 * lower_rim)
         antihelix = 1.6 * np.exp(-((r - 0.6) / 0.1) ** 2) * (np.sin(ang) > -0.3)
         concha = -3.5 * np.exp(-(r / 0.35) ** 2)
         lobe = np.sin(ang) < -0.5
         w = helix + antihelix + concha + np.where(lobe, 1.0 * r, 0.0)
         verts_front.append(np.stack([u, v, w], -1))
-        verts_back.append(np.stack([u * 0.97, v * 0.97, np.full(segs, -4.5) * (1 - r) - 0.5 * r + np.where(r == 1.0, w, 0.0)], -1))
+        back_w = np.full(segs, -4.5) * (1 - r) - 0.5 * r + np.where(r == 1.0, w, 0.0)
+        verts_back.append(np.stack([u * 0.97, v * 0.97, back_w], -1))
     front = np.concatenate(verts_front)
     back = np.concatenate(verts_back)
     back[-segs:] = front[-segs:]  # shared rim
 
     def fan(offset):
-        tris = [np.stack([np.full(segs, offset), offset + 1 + np.arange(segs), offset + 1 + (np.arange(segs) + 1) % segs], -1)]
+        ring0 = offset + 1 + np.arange(segs)
+        tris = [np.stack([np.full(segs, offset), ring0, offset + 1 + (np.arange(segs) + 1) % segs], -1)]
         for k in range(len(rings) - 1):
             r0 = offset + 1 + k * segs
             i = np.arange(segs)
@@ -563,7 +570,8 @@ def _glasses(lay: Layout, color, attach_x: float):
         n1 /= np.linalg.norm(n1, axis=1, keepdims=True)
         n2 = np.cross(tangent, n1)
         ang = np.linspace(0.0, 2 * np.pi, sides, endpoint=False)
-        ring = path[:, None, :] + 1.3 * (np.cos(ang)[None, :, None] * n1[:, None, :] + np.sin(ang)[None, :, None] * n2[:, None, :])
+        radial = np.cos(ang)[None, :, None] * n1[:, None, :] + np.sin(ang)[None, :, None] * n2[:, None, :]
+        ring = path[:, None, :] + 1.3 * radial
         verts.append(ring.reshape(-1, 3))
         gi = offset + np.arange(len(path) * sides).reshape(len(path), sides)
         a, b = gi[:-1], np.roll(gi[:-1], -1, axis=1)
@@ -740,7 +748,8 @@ def _box_vertices(lay: Layout, skin: np.ndarray) -> np.ndarray:
     for tx, ty, tz in targets:
         if tz == 200.0 and ty == lay.chin_y:
             # The lowest point of the chin's front on the midline.
-            score = np.where(midline & (pts[:, 2] > lay.chin_z - 25.0) & (pts[:, 1] > lay.chin_y - 30.0), pts[:, 1], np.inf)
+            chin_front = midline & (pts[:, 2] > lay.chin_z - 25.0) & (pts[:, 1] > lay.chin_y - 30.0)
+            score = np.where(chin_front, pts[:, 1], np.inf)
         elif tz == 200.0:
             score = np.where(midline, np.abs(pts[:, 1] - ty), np.inf)
         else:
@@ -800,10 +809,12 @@ def _skin_colors(ident: Identity, lay: Layout, v: np.ndarray, n: np.ndarray, rng
 
     # Lips: the red part, with a cupid's bow on the upper lip.
     u = np.clip(ax / lay.mouth_width, 0.0, 1.0)
-    upper_edge = lay.mouth_y + lay.upper_lip * (0.85 + 0.25 * np.exp(-((ax - 5.0) / 3.5) ** 2) - 0.2 * np.exp(-(x / 2.0) ** 2)) * np.sqrt(1 - u**2 + 1e-9)
+    bow = 0.85 + 0.25 * np.exp(-((ax - 5.0) / 3.5) ** 2) - 0.2 * np.exp(-(x / 2.0) ** 2)
+    upper_edge = lay.mouth_y + lay.upper_lip * bow * np.sqrt(1 - u**2 + 1e-9)
     lower_edge = lay.mouth_y - lay.lower_lip * (1 - u**2.2) ** 0.6
-    lip_mask = (sdf.smoothstep(upper_edge + 0.7, upper_edge - 0.7, y) * sdf.smoothstep(lower_edge - 0.7, lower_edge + 0.7, y)
-                * sdf.smoothstep(lay.mouth_width + 1.0, lay.mouth_width - 2.0, ax) * (z > lay.lip_z - 16.0))
+    below_top = sdf.smoothstep(upper_edge + 0.7, upper_edge - 0.7, y)
+    between = below_top * sdf.smoothstep(lower_edge - 0.7, lower_edge + 0.7, y)
+    lip_mask = between * sdf.smoothstep(lay.mouth_width + 1.0, lay.mouth_width - 2.0, ax) * (z > lay.lip_z - 16.0)
     lip = np.array(ident.lip_color)
     albedo = albedo * (1 - lip_mask[:, None]) + lip[None, :] * (1.0 + 0.03 * fine[:, None]) * lip_mask[:, None]
     spec += 0.12 * lip_mask
@@ -817,7 +828,8 @@ def _skin_colors(ident: Identity, lay: Layout, v: np.ndarray, n: np.ndarray, rng
         inner = abs(ex) - lay.eye_width + 1.0
         outer = abs(ex) + lay.eye_width + 7.0
         t = (sgn * x - inner) / (outer - inner)
-        centre = lay.brow_y[i] - 1.5 + lay.brow_arch * np.sin(np.pi * np.clip(t, 0, 1) ** 0.8) - 2.0 * np.clip(t - 0.75, 0, 1) * 4
+        arch = lay.brow_arch * np.sin(np.pi * np.clip(t, 0, 1) ** 0.8)
+        centre = lay.brow_y[i] - 1.5 + arch - 8.0 * np.clip(t - 0.75, 0, 1)
         thick = lay.brow_thickness * (1.0 - 0.55 * np.clip(t, 0, 1))
         d = np.abs(y - centre) / (0.5 * thick)
         along = sdf.smoothstep(-0.05, 0.04, t) * sdf.smoothstep(1.05, 0.95, t)
@@ -827,10 +839,12 @@ def _skin_colors(ident: Identity, lay: Layout, v: np.ndarray, n: np.ndarray, rng
 
     # Beard and stubble.
     if ident.beard > 0:
-        jaw_region = sdf.smoothstep(-5.0, -20.0, y) * sdf.smoothstep(lay.chin_y - 30.0, lay.chin_y - 15.0, y) * (z > -10.0)
+        below_cheeks = sdf.smoothstep(-5.0, -20.0, y)
+        jaw_region = below_cheeks * sdf.smoothstep(lay.chin_y - 30.0, lay.chin_y - 15.0, y) * (z > -10.0)
         cheek_cut = sdf.smoothstep(lay.nose_base_y - 2.0, lay.mouth_y + 5.0, y + 0.25 * np.clip(ax - 20.0, 0, None))
         beard = jaw_region * np.maximum(cheek_cut, 0.0) * (1.0 - 0.9 * lip_mask)
-        moustache = np.exp(-((y - (lay.nose_base_y + lay.mouth_y) * 0.5) / 5.0) ** 2) * (ax < lay.mouth_width + 4.0) * (z > 40)
+        upper_lip = np.exp(-((y - (lay.nose_base_y + lay.mouth_y) * 0.5) / 5.0) ** 2)
+        moustache = upper_lip * (ax < lay.mouth_width + 4.0) * (z > 40)
         beard = np.clip(np.maximum(beard, moustache * (1 - lip_mask)), 0.0, 1.0) * ident.beard * (0.92 + 0.08 * blotch)
         hair_rgb = np.array(ident.hair_color)
         albedo = albedo * (1 - beard[:, None]) + hair_rgb[None, :] * beard[:, None]

@@ -152,13 +152,14 @@ def sample_identity(seed: int, subject: int) -> Identity:
     glasses = None
     if rng.uniform() < 0.15:
         glasses = tuple(float(v) for v in GLASSES_COLORS[int(rng.integers(len(GLASSES_COLORS)))])
+    iris = int(rng.integers(len(IRIS_COLORS)))
     return Identity(
         shape=shape,
         asymmetry=asymmetry,
         masculinity=masculinity,
         skin=skin,
         lip_color=tuple(float(v) for v in np.clip(lip, 0.03, 0.9)),
-        iris=tuple(float(v) for v in np.array(IRIS_COLORS[int(rng.integers(len(IRIS_COLORS)))]) * rng.uniform(0.8, 1.2)),
+        iris=tuple(float(v) for v in np.array(IRIS_COLORS[iris]) * rng.uniform(0.8, 1.2)),
         hair_color=tuple(float(v) for v in hair_color),
         brow_color=tuple(float(v) for v in brow_color),
         hair_style=hair_style,

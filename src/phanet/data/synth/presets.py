@@ -64,8 +64,8 @@ PRESETS: dict[str, Preset] = {
                      (1, 2, 3, 4), subjects=100),
     "kdef": Preset("kdef", "KDEF-like: 7 expressions at full intensity, 2 takes, 5 pans", BASIC,
                    (-90.0, -45.0, 0.0, 45.0, 90.0), (4,), subjects=70, takes=2),
-    "multipie": Preset("multipie", "Multi-PIE-like: 6 expressions, 5 pans from -30 to 30", ("DI", "NE", "SC", "SM", "SQ", "SU"),
-                       (-30.0, -15.0, 0.0, 15.0, 30.0), (4,), subjects=270),
+    "multipie": Preset("multipie", "Multi-PIE-like: 6 expressions, 5 pans from -30 to 30",
+                       ("DI", "NE", "SC", "SM", "SQ", "SU"), (-30.0, -15.0, 0.0, 15.0, 30.0), (4,), subjects=270),
     "continuous": Preset("continuous", "continuous pose: bu3dfe classes, yaw in [-90, 90], pitch in [-15, 15]", BASIC,
                          BU3DFE_PANS, (1, 2, 3, 4), subjects=100, views=9, pitch_range=(-15.0, 15.0)),
     "affectnet": Preset("affectnet", "AffectNet classes with contempt, yaw in [-45, 45], pitch in [-20, 20]",
@@ -95,7 +95,10 @@ class SampleSpec:
     @property
     def path(self) -> str:
         """File path relative to the dataset folder."""
-        tag = f"v{self.view + 1:02d}" if self.continuous else "y" + ("+" if self.yaw > 0 else "") + format_angle(self.yaw)
+        if self.continuous:
+            tag = f"v{self.view + 1:02d}"
+        else:
+            tag = "y" + ("+" if self.yaw > 0 else "") + format_angle(self.yaw)
         take = f"_t{self.take + 1}" if self.take else ""
         return f"{self.subject_id}/{self.subject_id}_{self.expression}{self.intensity}_{tag}{take}.png"
 

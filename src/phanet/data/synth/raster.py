@@ -63,8 +63,8 @@ def rasterize(
     visible = np.flatnonzero((area < -1e-6) & (ix1 >= ix0) & (iy1 >= iy0))
     for lo in range(0, visible.size, chunk):
         ids = visible[lo:lo + chunk]
-        _draw(ids, triangles[ids], x0[ids], y0[ids], x1[ids], y1[ids], x2[ids], y2[ids], area[ids],
-              ix0[ids].astype(np.int64), iy0[ids].astype(np.int64), ix1[ids].astype(np.int64), iy1[ids].astype(np.int64),
+        boxes = [b[ids].astype(np.int64) for b in (ix0, iy0, ix1, iy1)]
+        _draw(ids, triangles[ids], x0[ids], y0[ids], x1[ids], y1[ids], x2[ids], y2[ids], area[ids], *boxes,
               depth, colors, width, zbuf, color, owner)
     mask = owner >= 0
     return Raster(color.reshape(height, width, channels), mask.reshape(height, width), owner.reshape(height, width))

@@ -68,7 +68,7 @@ class Scene:
 
 
 def sample_scene(rng: np.random.Generator) -> Scene:
-    """A random key light (azimuth within ±60°, elevation -15° to 50°), ambient level, background and crop jitter."""
+    """A random key light (azimuth within ±60°, elevation -15° to 50°), ambient level, background, crop jitter."""
     azimuth = rng.uniform(-60.0, 60.0)
     elevation = rng.uniform(-15.0, 50.0)
     a, e = np.radians(azimuth), np.radians(elevation)
@@ -97,11 +97,16 @@ def sample_scene(rng: np.random.Generator) -> Scene:
 
 
 def rotation(yaw: float, pitch: float) -> np.ndarray:
-    """Head-to-camera rotation: pitch about x (positive looks up), then yaw about y (positive faces right)."""
+    """Head-to-camera rotation R = Rx(pitch) Ry(yaw), composed like OpenFace's head pose (R = Rx Ry Rz).
+
+    Yaw turns the head about the vertical axis (positive: the face turns to the viewer's right), then
+    pitch tilts it about the camera's horizontal axis (positive: looking up), so a profile stays
+    upright in the image at any pitch.
+    """
     a, b = np.radians(yaw), np.radians(pitch)
     ry = np.array([[np.cos(a), 0.0, np.sin(a)], [0.0, 1.0, 0.0], [-np.sin(a), 0.0, np.cos(a)]])
     rx = np.array([[1.0, 0.0, 0.0], [0.0, np.cos(b), np.sin(b)], [0.0, -np.sin(b), np.cos(b)]])
-    return np.einsum("ij,jk->ik", ry, rx)
+    return np.einsum("ij,jk->ik", rx, ry)
 
 
 def _apply(r: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -116,7 +121,8 @@ def _dot(v: np.ndarray, d: np.ndarray) -> np.ndarray:
     return v[:, 0] * d[0] + v[:, 1] * d[1] + v[:, 2] * d[2]
 
 
-def shade(albedo: np.ndarray, normals: np.ndarray, specular: np.ndarray, shininess: np.ndarray, scene: Scene) -> np.ndarray:
+def shade(albedo: np.ndarray, normals: np.ndarray, specular: np.ndarray, shininess: np.ndarray,
+          scene: Scene) -> np.ndarray:
     """Per-vertex colour (linear light) under the scene's key light, fill light and ambient light."""
     light = np.asarray(scene.light)
     fill = np.array([-light[0], 0.1, np.sqrt(max(0.0, 1.0 - light[0] ** 2 - 0.01))])
@@ -207,7 +213,8 @@ def render_head(
         image = cv2.GaussianBlur(image, (0, 0), scene.blur * size / 112.0)
     image = image * 255.0
     if scene.noise > 0:
-        image = image + np.random.default_rng(scene.texture_seed + 1).normal(0.0, scene.noise, image.shape).astype(np.float32)
+        grain = np.random.default_rng(scene.texture_seed + 1).normal(0.0, scene.noise, image.shape)
+        image = image + grain.astype(np.float32)
     image = np.clip(np.rint(image), 0, 255).astype(np.uint8)
     parts = None
     if with_parts:
