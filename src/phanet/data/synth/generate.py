@@ -1,0 +1,164 @@
+"""Writing the dataset to a folder: PNGs, ``manifest.csv``, ``synth.json`` and a dataset card.
+
+Work is split into chunks of one subject and expression, rendered by a pool of worker processes.
+Each image's pixels depend only on the settings and the sample (see
+:mod:`~phanet.data.synth.synthesize`) and PNGs are written with fixed compression, so the files are
+byte-identical whatever the number of workers. Files are written atomically and existing ones are
+kept, so an interrupted run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Callable, Iterable
+
+import cv2
+
+from phanet.data.records import LabeledFaces, format_angle
+from phanet.data.synth.dataset import SETTINGS_FILE, SynthSettings, streaming_faces
+from phanet.data.synth.expressions import EXPRESSION_NAMES
+from phanet.data.synth.presets import SampleSpec
+from phanet.errors import PhanetError
+
+#: zlib level of the PNGs; fixed so that equal pixels always give equal bytes.
+PNG_COMPRESSION = 3
+
+
+def encode_png(image) -> bytes:
+    ok, buffer = cv2.imencode(".png", image[:, :, ::-1], [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESSION])
+    if not ok:
+        raise RuntimeError("PNG encoding failed")
+    return buffer.tobytes()
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def _init_worker() -> None:
+    # One thread per process: the pool already uses every core.
+    cv2.setNumThreads(1)
+
+
+def _render_chunk(task: tuple[list[SampleSpec], int, int, str]) -> int:
+    from phanet.data.synth.synthesize import render_sample
+
+    specs, seed, size, out = task
+    for spec in specs:
+        path = Path(out) / spec.path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write_atomic(path, encode_png(render_sample(spec, seed, size)))
+    return len(specs)
+
+
+def prepare_folder(out: Path, settings: SynthSettings) -> None:
+    """Create ``out`` (or check it) and record the settings; refuse a folder made with other settings."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise PhanetError(f"--out: cannot write to {out} ({exc.strerror or exc})") from None
+    record = settings.to_json()
+    path = out / SETTINGS_FILE
+    if path.exists():
+        try:
+            old = json.loads(path.read_text())
+        except (OSError, ValueError):
+            old = None
+        old = old if isinstance(old, dict) else {}
+        differs = [k for k, v in record.items() if k != "subjects" and old.get(k) != v]
+        if differs:
+            key = differs[0]
+            raise PhanetError(f"--out: {out} holds a synth dataset made with {key} {old.get(key)!r}, "
+                              f"not {record[key]!r}; choose another folder or delete it")
+    elif any(p for p in out.iterdir() if not p.name.startswith(".")):
+        raise PhanetError(f"--out: {out} is not empty and holds no {SETTINGS_FILE}; choose an empty or new folder")
+    _write_atomic(path, (json.dumps(record, indent=2) + "\n").encode())
+
+
+def _chunks(specs: list[SampleSpec]) -> list[list[SampleSpec]]:
+    groups: dict[tuple[int, str], list[SampleSpec]] = {}
+    for spec in specs:
+        groups.setdefault((spec.subject, spec.expression), []).append(spec)
+    return list(groups.values())
+
+
+def generate(out: str | Path, settings: SynthSettings, workers: int | None = None,
+             progress: Callable[[Iterable[int], int], Iterable[int]] | None = None) -> LabeledFaces:
+    """Render every image of ``settings`` into ``out`` and write the manifest and card.
+
+    ``workers`` processes (default: all cores; 1 renders in this process). ``progress`` wraps the
+    stream of per-chunk image counts (e.g. a tqdm factory taking the iterable and the total).
+    """
+    out = Path(out)
+    prepare_folder(out, settings)
+    faces = streaming_faces(settings)
+    specs = [faces.specs[s.path] for s in faces.samples]
+    todo = [s for s in specs if not (out / s.path).is_file()]
+    tasks = [(chunk, settings.seed, settings.size, str(out)) for chunk in _chunks(todo)]
+    workers = max(1, min(int(workers or os.cpu_count() or 1), max(len(tasks), 1)))
+    if workers == 1:
+        counts: Iterable[int] = map(_render_chunk, tasks)
+        pool = None
+    else:
+        context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
+        pool = context.Pool(workers, initializer=_init_worker)
+        counts = pool.imap_unordered(_render_chunk, tasks)
+    try:
+        for _ in (progress(counts, len(todo)) if progress else counts):
+            pass
+    finally:
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+    written = LabeledFaces(name=faces.name, expressions=faces.expressions, poses=faces.poses,
+                           samples=faces.samples, root=out)
+    written.write_manifest(out / "manifest.csv")
+    _write_atomic(out / "README.md", dataset_card(written, settings).encode())
+    return written
+
+
+def dataset_card(faces: LabeledFaces, settings: SynthSettings) -> str:
+    """A short Markdown description of the generated dataset with counts per class and pose."""
+    preset = settings.preset
+    counts = faces.counts()
+    intensity = Counter(s.intensity for s in faces.samples)
+    expr_pose = Counter((s.expression, s.pose) for s in faces.samples)
+    lines = [
+        f"# Synthetic multi-view facial expressions: `{preset.name}`",
+        "",
+        f"Rendered by `phanet synth` (generator version {settings.to_json()['version']}): {preset.description}.",
+        f"{len(faces)} images of {settings.subjects} subject{'s' if settings.subjects != 1 else ''}, "
+        f"{settings.size}x{settings.size} px, seed {settings.seed}.",
+        "",
+        "Columns of `manifest.csv`: path, subject, expression, pose (class = pan angle), intensity (0 = neutral,",
+        "1 subtle ... 4 full), yaw and pitch (exact degrees), face box (empty: the images are face crops).",
+        "Yaw > 0: the face turns towards the viewer's right (the subject's right cheek shows); pitch > 0: looking up.",
+    ]
+    if preset.continuous:
+        bins = ", ".join(format_angle(b) for b in settings.pose_bins())
+        lines.append(f"Yaw is drawn uniformly in [{preset.yaw_range[0]:g}, {preset.yaw_range[1]:g}] and pitch in "
+                     f"[{preset.pitch_range[0]:g}, {preset.pitch_range[1]:g}]; "
+                     f"the pose class is the nearest bin of {bins}.")
+    else:
+        low, high = preset.pitch_range
+        lines.append(f"Pitch varies uniformly in [{low:g}, {high:g}] degrees around level.")
+    header = "| expression | " + " | ".join(faces.poses) + " | total |"
+    lines += ["", "## Images per expression and pose", "", header, "|" + "---|" * (len(faces.poses) + 2)]
+    for e, name in enumerate(faces.expressions):
+        row = [expr_pose.get((e, p), 0) for p in range(len(faces.poses))]
+        label = f"{name} ({EXPRESSION_NAMES[name]})" if name in EXPRESSION_NAMES else name
+        lines.append(f"| {label} | " + " | ".join(str(c) for c in row) + f" | {sum(row)} |")
+    totals = [counts["pose"].get(p, 0) for p in faces.poses]
+    lines.append("| total | " + " | ".join(str(c) for c in totals) + f" | {len(faces)} |")
+    lines += ["", "## Images per intensity", "", "| intensity | images |", "|---|---|"]
+    lines += [f"| {k} | {intensity[k]} |" for k in sorted(intensity)]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,223 @@
+"""Rendering a head at a pose: expression, lighting, camera, face crop, background.
+
+Pose convention (the same everywhere in phanet): **yaw** is the rotation about the vertical axis;
+positive yaw turns the face towards the viewer's right (the subject turns to their own left and
+shows their right cheek; the nose points to the right of the image); at +90 the image is a profile of
+the subject's right side and the left eye is hidden. **Pitch** is the rotation about the horizontal
+axis; positive pitch means looking up. Mirroring an image horizontally turns yaw y into -y (exactly,
+for a symmetric head, as the tests check).
+
+The camera looks at the head from 1 m with perspective, lights are fixed to the camera (so a turning
+head sees them from changing directions), and the image is cropped the way a face detector would:
+a square around the projected face landmarks, which fill about 75% of its side, with a small random
+scale and offset.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from phanet.data.synth import expressions as ex
+from phanet.data.synth.head import HeadModel, vertex_normals
+from phanet.data.synth.presets import MAX_PITCH, MAX_YAW
+from phanet.data.synth.raster import rasterize
+from phanet.errors import PhanetError
+
+#: Distance from the camera to the head's origin (mm).
+CAMERA_DISTANCE = 1000.0
+#: Face-landmark box size over crop size, before jitter.
+FACE_FILL = 0.75
+BACKGROUNDS = ("flat", "gradient", "noise")
+
+
+@dataclass(frozen=True)
+class Scene:
+    """Everything about an image that is not the person, the expression or the pose.
+
+    ``light``: unit vector towards the key light in camera space (x right, y up, z towards the
+    camera); ``light_strength``, ``fill_strength`` (a dim light from the other side) and ``ambient``
+    scale the lighting, ``tint`` its colour. ``background``: one of :data:`BACKGROUNDS` drawn with
+    ``colors`` (a gradient along ``angle``; noise seeded by ``texture_seed``). ``scale`` and ``shift``
+    (fractions of the crop side) jitter the crop; ``blur`` (pixels at 112 px) and ``noise`` (grey
+    levels) degrade the image.
+    """
+
+    light: tuple[float, float, float]
+    light_strength: float
+    fill_strength: float
+    ambient: float
+    tint: tuple[float, float, float]
+    background: str
+    colors: tuple[tuple[float, float, float], tuple[float, float, float]]
+    angle: float
+    scale: float
+    shift: tuple[float, float]
+    blur: float
+    noise: float
+    texture_seed: int
+
+    @staticmethod
+    def plain() -> "Scene":
+        """Frontal light, flat grey background, no crop jitter, blur or noise (for tests and figures)."""
+        return Scene(light=(0.0, 0.3, 0.954), light_strength=0.85, fill_strength=0.0, ambient=0.35,
+                     tint=(1.0, 1.0, 1.0), background="flat", colors=((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+                     angle=0.0, scale=1.0, shift=(0.0, 0.0), blur=0.0, noise=0.0, texture_seed=0)
+
+
+def sample_scene(rng: np.random.Generator) -> Scene:
+    """A random key light (azimuth within ±60°, elevation -15° to 50°), ambient level, background, crop jitter."""
+    azimuth = rng.uniform(-60.0, 60.0)
+    elevation = rng.uniform(-15.0, 50.0)
+    a, e = np.radians(azimuth), np.radians(elevation)
+    light = (float(np.sin(a) * np.cos(e)), float(np.sin(e)), float(np.cos(a) * np.cos(e)))
+    warm = rng.uniform(-0.06, 0.06)
+    background = BACKGROUNDS[int(rng.integers(len(BACKGROUNDS)))]
+    # Mostly muted colours, as in studio and indoor photos; some nearly grey.
+    saturation = rng.uniform(0.0, 0.25)
+    c0 = np.clip(rng.uniform(0.1, 0.9) + saturation * rng.normal(0.0, 0.4, 3), 0.0, 1.0)
+    c1 = np.clip(c0 + rng.normal(0.0, 0.12, 3), 0.0, 1.0)
+    return Scene(
+        light=light,
+        light_strength=float(rng.uniform(0.6, 1.0)),
+        fill_strength=float(rng.uniform(0.0, 0.25)),
+        ambient=float(rng.uniform(0.2, 0.5)),
+        tint=(1.0 + warm, 1.0, 1.0 - warm),
+        background=background,
+        colors=(tuple(float(c) for c in c0), tuple(float(c) for c in c1)),
+        angle=float(rng.uniform(0.0, 2 * np.pi)),
+        scale=float(np.exp(rng.uniform(np.log(0.92), np.log(1.08)))),
+        shift=(float(rng.uniform(-0.04, 0.04)), float(rng.uniform(-0.04, 0.04))),
+        blur=float(rng.uniform(0.0, 0.6)),
+        noise=float(rng.uniform(0.0, 3.0)),
+        texture_seed=int(rng.integers(2**31 - 1)),
+    )
+
+
+def rotation(yaw: float, pitch: float) -> np.ndarray:
+    """Head-to-camera rotation R = Rx(pitch) Ry(yaw), composed like OpenFace's head pose (R = Rx Ry Rz).
+
+    Yaw turns the head about the vertical axis (positive: the face turns to the viewer's right), then
+    pitch tilts it about the camera's horizontal axis (positive: looking up), so a profile stays
+    upright in the image at any pitch.
+    """
+    a, b = np.radians(yaw), np.radians(pitch)
+    ry = np.array([[np.cos(a), 0.0, np.sin(a)], [0.0, 1.0, 0.0], [-np.sin(a), 0.0, np.cos(a)]])
+    rx = np.array([[1.0, 0.0, 0.0], [0.0, np.cos(b), np.sin(b)], [0.0, -np.sin(b), np.cos(b)]])
+    return np.einsum("ij,jk->ik", rx, ry)
+
+
+def _apply(r: np.ndarray, v: np.ndarray) -> np.ndarray:
+    # Written out rather than a matrix product so results never depend on BLAS threading.
+    x, y, z = v[:, 0], v[:, 1], v[:, 2]
+    return np.stack([r[0, 0] * x + r[0, 1] * y + r[0, 2] * z,
+                     r[1, 0] * x + r[1, 1] * y + r[1, 2] * z,
+                     r[2, 0] * x + r[2, 1] * y + r[2, 2] * z], -1)
+
+
+def _dot(v: np.ndarray, d: np.ndarray) -> np.ndarray:
+    return v[:, 0] * d[0] + v[:, 1] * d[1] + v[:, 2] * d[2]
+
+
+def shade(albedo: np.ndarray, normals: np.ndarray, specular: np.ndarray, shininess: np.ndarray,
+          scene: Scene) -> np.ndarray:
+    """Per-vertex colour (linear light) under the scene's key light, fill light and ambient light."""
+    light = np.asarray(scene.light)
+    fill = np.array([-light[0], 0.1, np.sqrt(max(0.0, 1.0 - light[0] ** 2 - 0.01))])
+    nl = _dot(normals, light)
+    # Wrapped diffuse softens the terminator the way light scattering under skin does.
+    diffuse = np.clip((nl + 0.2) / 1.2, 0.0, 1.0) * scene.light_strength
+    diffuse += np.clip((_dot(normals, fill) + 0.2) / 1.2, 0.0, 1.0) * scene.fill_strength
+    half = light + np.array([0.0, 0.0, 1.0])
+    half /= np.linalg.norm(half)
+    nh = np.clip(_dot(normals, half), 0.0, 1.0)
+    spec = specular * nh ** shininess * scene.light_strength * (nl > 0)
+    tint = np.asarray(scene.tint)
+    color = albedo * ((scene.ambient + diffuse)[:, None] * tint) + spec[:, None] * tint
+    return color.astype(np.float32)
+
+
+def background(scene: Scene, size: int) -> np.ndarray:
+    """Background image (H, W, 3) float32 in display units [0, 1]."""
+    c0, c1 = np.asarray(scene.colors[0], np.float32), np.asarray(scene.colors[1], np.float32)
+    if scene.background == "flat":
+        return np.broadcast_to(c0, (size, size, 3)).copy()
+    if scene.background == "gradient":
+        t = (np.arange(size, dtype=np.float32) + 0.5) / size - 0.5
+        ramp = np.cos(scene.angle) * t[None, :] + np.sin(scene.angle) * t[:, None]
+        ramp = np.clip(ramp / 1.2 + 0.5, 0.0, 1.0)[..., None]
+        return c0 * (1 - ramp) + c1 * ramp
+    rng = np.random.default_rng(scene.texture_seed)
+    out = np.zeros((size, size), np.float32)
+    for cells, weight in ((3, 0.5), (7, 0.3), (17, 0.2)):
+        grid = rng.uniform(0.0, 1.0, (cells, cells)).astype(np.float32)
+        out += weight * cv2.resize(grid, (size, size), interpolation=cv2.INTER_CUBIC)
+    t = np.clip(out, 0.0, 1.0)[..., None]
+    return c0 * (1 - t) + c1 * t
+
+
+@dataclass
+class Render:
+    """An image (H, W, 3) uint8 and, on request, the head part seen at each pixel (-1 = background)."""
+
+    image: np.ndarray
+    parts: np.ndarray | None = None
+
+
+def render_head(
+    head: HeadModel,
+    act: ex.Activations,
+    yaw: float,
+    pitch: float,
+    scene: Scene,
+    size: int,
+    supersample: int = 1,
+    with_parts: bool = False,
+) -> Render:
+    """Render ``head`` with AU activations ``act`` at (``yaw``, ``pitch``) degrees as a ``size`` square image."""
+    if not -MAX_YAW <= yaw <= MAX_YAW:
+        raise PhanetError(f"yaw: expected degrees within [-{MAX_YAW:g}, {MAX_YAW:g}], got {yaw:g}")
+    if not -MAX_PITCH <= pitch <= MAX_PITCH:
+        raise PhanetError(f"pitch: expected degrees within [-{MAX_PITCH:g}, {MAX_PITCH:g}], got {pitch:g}")
+    v, albedo = ex.deform(head, act)
+    r = rotation(yaw, pitch)
+    v = _apply(r, v)
+    normals = vertex_normals(v, head.triangles)
+    colors = shade(albedo, normals, head.specular, head.shininess, scene)
+
+    # Perspective projection, then the detector-like square crop around the face landmarks.
+    persp = CAMERA_DISTANCE / (CAMERA_DISTANCE - v[:, 2])
+    px = v[:, 0] * persp
+    py = v[:, 1] * persp
+    bx, by = px[head.box], py[head.box]
+    cx, cy = 0.5 * (bx.min() + bx.max()), 0.5 * (by.min() + by.max())
+    side = max(bx.max() - bx.min(), by.max() - by.min()) / FACE_FILL * scene.scale
+    cx += scene.shift[0] * side
+    cy += scene.shift[1] * side
+    res = size * supersample
+    k = res / side
+    xy = np.stack([(px - cx) * k + 0.5 * res, (cy - py) * k + 0.5 * res], -1)
+    raster = rasterize(xy, v[:, 2], colors, head.triangles, res, res)
+
+    color = np.clip(raster.color, 0.0, None) ** (1.0 / 2.2)
+    alpha = raster.mask.astype(np.float32)
+    if supersample > 1:
+        color = cv2.resize(color * alpha[..., None], (size, size), interpolation=cv2.INTER_AREA)
+        alpha = cv2.resize(alpha, (size, size), interpolation=cv2.INTER_AREA)
+        color = color / np.maximum(alpha[..., None], 1e-6)
+    bg = background(scene, size)
+    image = color * alpha[..., None] + bg * (1.0 - alpha[..., None])
+    if scene.blur > 0.05:
+        image = cv2.GaussianBlur(image, (0, 0), scene.blur * size / 112.0)
+    image = image * 255.0
+    if scene.noise > 0:
+        grain = np.random.default_rng(scene.texture_seed + 1).normal(0.0, scene.noise, image.shape)
+        image = image + grain.astype(np.float32)
+    image = np.clip(np.rint(image), 0, 255).astype(np.uint8)
+    parts = None
+    if with_parts:
+        tri = raster.triangle
+        parts = np.where(tri >= 0, head.parts[np.maximum(tri, 0)], -1).astype(np.int16)
+    return Render(image, parts)
