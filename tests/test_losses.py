@@ -98,13 +98,35 @@ def test_missing_poses_contribute_nothing_and_keep_gradients_finite():
     assert torch.equal(out.pose_logits.grad, torch.zeros(2, 2))
 
 
-def test_pan_init_loss_is_zero_on_the_peak_and_positive_elsewhere():
+def test_pan_init_loss_pulls_the_square_to_the_peak_but_not_into_the_border():
     fmap = torch.zeros(1, 4, 4)
-    fmap[0, 0, 3] = 1.0  # peak at column 3, row 0 -> centre (0.875, 0.125), clamped by the half side 0.2
+    fmap[0, 0, 3] = 1.0  # peak at column 3, row 0: centre (0.875, 0.125), beyond the reach of a 0.2 square
     out = _output()
     out.expression_logits = out.expression_logits[:1]
     out.feature_maps = [fmap, None, None]
-    out.local_boxes = torch.tensor([[[0.8, 0.2, 0.2], [float("nan")] * 3]])
-    assert float(pan_init_loss(out)) == 0.0
-    out.local_boxes = torch.tensor([[[0.5, 0.5, 0.2], [float("nan")] * 3]])
-    assert math.isclose(float(pan_init_loss(out)), 0.5 * (0.3**2 + 0.3**2) / 2, rel_tol=1e-5)
+    nan = [float("nan")] * 3
+    # room = 0.5 - 0.2 = 0.3; the offset (±1.25 rooms) is held at ±0.8 rooms: x = 0.74, y = 0.26
+    out.local_boxes = torch.tensor([[[0.74, 0.26, 0.2], nan]])
+    assert float(pan_init_loss(out)) < 1e-10
+    out.local_boxes = torch.tensor([[[0.5, 0.5, 0.2], nan]])
+    assert math.isclose(float(pan_init_loss(out)), 0.5 * 0.8**2, rel_tol=1e-5)
+    fmap[0, 1, 1] = 2.0  # a higher peak at (0.375, 0.375): offsets (-0.125 / 0.3) within reach
+    out.local_boxes = torch.tensor([[[0.375, 0.375, 0.2], nan]])
+    assert float(pan_init_loss(out)) < 1e-10
+
+
+def test_class_activation_maps_use_the_scale_classifier_weights():
+    from phanet.config import AttentionConfig, BackboneConfig
+    from phanet.models.phanet import PhaNet
+
+    model = PhaNet(4, 3, 32, backbone=BackboneConfig(depth=10, growth_rate=6, stem_pool=False),
+                   attention=AttentionConfig(hidden=16, grid=2), sal_hidden=8, head_hidden=32).eval()
+    images = torch.randn(2, 3, 32, 32)
+    classes = torch.tensor([1, 3])
+    with torch.no_grad():
+        out = model(images, return_maps=True, map_classes=classes)
+        feature_map = model.backbones[0].forward_features(images)
+    weights = model.scale_classifiers[0].weight
+    expected = (weights[classes][:, :, None, None] * feature_map).sum(1)
+    torch.testing.assert_close(out.feature_maps[0], expected)
+    assert [m.shape for m in out.feature_maps] == [(2, 4, 4)] * 3

@@ -58,6 +58,7 @@ class AttentionConfig:
 class ModelConfig:
     arch: str = _choices("phanet", "densenet", "vgg19", "hog_fc", default="phanet")
     image_size: int = 224
+    source_size: int | None = None
     scales: list[str] = field(default_factory=lambda: list(SCALE_NAMES))
     joint_sa: bool = True
     sal_hidden: int = 64
@@ -150,6 +151,11 @@ class Config:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    @property
+    def input_size(self) -> int:
+        """Side of the images fed to the model (``model.source_size``, or ``model.image_size``)."""
+        return self.model.source_size or self.model.image_size
 
 
 def _type_name(tp: Any) -> str:
@@ -310,6 +316,9 @@ def validate(config: Config) -> None:
     m, a = config.model, config.model.attention
     if m.image_size < 32:
         raise PhanetError(f"config: model.image_size: expected at least 32 pixels, got {m.image_size}")
+    if m.source_size is not None and (m.source_size < m.image_size or m.source_size % m.image_size):
+        raise PhanetError(f"config: model.source_size: expected a multiple of model.image_size ({m.image_size}), "
+                          f"got {m.source_size}")
     if not m.scales:
         raise PhanetError("config: model.scales: expected at least one of N_S1, H_S2, H_S3")
     for scale in m.scales:

@@ -61,7 +61,7 @@ def predict_faces(module: PhaNetModule, faces: LabeledFaces, batch_size: int = 6
     ``true_pose`` (class names of the data; '' when unknown). Unreadable images are skipped and
     appear in ``faces.skipped`` afterwards.
     """
-    size = module.config.model.image_size
+    size = module.config.input_size
     dataset = FaceDataset(faces, size, train=False)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=collate)
     module = module.to(device).eval()

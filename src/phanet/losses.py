@@ -116,21 +116,25 @@ def phanet_loss(output: PhaNetOutput, expression: torch.Tensor, pose: torch.Tens
     return LossTerms(total=classification + ranking, classification=classification, ranking=ranking, terms=terms)
 
 
-def pan_init_loss(output: PhaNetOutput) -> torch.Tensor:
-    """Smooth-L1 between each PAN's square and the square on the highest response of its input map.
+def pan_init_loss(output: PhaNetOutput, reach: float = 0.8) -> torch.Tensor:
+    """Smooth-L1 between each PAN's square centre and the highest response of its input map.
 
-    The paper selects the first square "with the highest response value in the last convolutional
-    layer"; this regresses every PAN onto that target before joint training (needs
-    ``return_maps=True``). Zero for a model without PANs.
+    The paper selects the square "with the highest response value in the last convolutional
+    layer". The response used is the class activation map that the forward pass returns with
+    ``return_maps=True`` (pass ``map_classes`` = the true expressions). Centres are compared as
+    offsets from the image centre in units of the room the square has to move (−1 … 1), and the
+    target is kept within ``reach`` of that room: a peak on the border would otherwise drive the
+    PAN's bounded output into saturation, where it can no longer move. Zero without PANs.
     """
     maps, local = output.feature_maps, output.local_boxes
-    loss = output.expression_logits.new_zeros(())
     if maps is None:
         raise ValueError("pan_init_loss needs the forward pass to return feature maps (return_maps=True)")
+    loss = output.expression_logits.new_zeros(())
     for s in range(2):
         if maps[s] is None or bool(torch.isnan(local[0, s, 0].detach())):
             continue
-        half = local[:, s, 2].detach().mean()
-        target = peak_square(maps[s][:, None].detach(), float(half))
-        loss = loss + F.smooth_l1_loss(local[:, s, :2], target[:, :2])
+        room = (0.5 - local[:, s, 2].detach()).clamp(min=1e-3)[:, None]
+        peak = peak_square(maps[s][:, None].detach(), 0.0)[:, :2]
+        target = ((peak - 0.5) / room).clamp(-reach, reach)
+        loss = loss + F.smooth_l1_loss((local[:, s, :2] - 0.5) / room, target)
     return loss

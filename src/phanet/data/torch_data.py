@@ -113,7 +113,7 @@ class FaceDataModule(L.LightningDataModule):
             self.faces = load_faces(self.config)
         if self.split is None:
             self.split = make_split(self.faces, self.config)
-        data, size = self.config.data, self.config.model.image_size
+        data, size = self.config.data, self.config.input_size
         for part in ("train", "val", "test"):
             indices = getattr(self.split, part)
             if part in self.datasets or not indices:

@@ -15,9 +15,12 @@ def build_model(config: ModelConfig, num_expressions: int, num_poses: int) -> nn
     if config.arch == "phanet":
         return PhaNet.from_config(config, num_expressions, num_poses)
     if config.arch == "densenet":
-        return DenseNetBaseline(num_expressions, num_poses, config.backbone)
-    if config.arch == "vgg19":
-        return VGG19(num_expressions, num_poses, config.width, config.head_hidden)
-    if config.arch == "hog_fc":
-        return HOGClassifier(num_expressions, num_poses, config.image_size, config.head_hidden)
-    raise ValueError(f"unknown architecture {config.arch!r}")
+        model: nn.Module = DenseNetBaseline(num_expressions, num_poses, config.backbone)
+    elif config.arch == "vgg19":
+        model = VGG19(num_expressions, num_poses, config.width, config.head_hidden)
+    elif config.arch == "hog_fc":
+        model = HOGClassifier(num_expressions, num_poses, config.image_size, config.head_hidden)
+    else:
+        raise ValueError(f"unknown architecture {config.arch!r}")
+    model.image_size = config.image_size
+    return model

@@ -23,6 +23,7 @@ class _TwoHeadClassifier(nn.Module):
     """Shared plumbing: features (B, n) → expression and pose logits wrapped in a PhaNetOutput."""
 
     num_features: int
+    image_size: int | None = None
 
     def _heads(self, num_features: int, num_expressions: int, num_poses: int) -> None:
         self.expression = nn.Linear(num_features, num_expressions)
@@ -31,8 +32,12 @@ class _TwoHeadClassifier(nn.Module):
     def forward_features(self, images: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def forward(self, images: torch.Tensor, return_maps: bool = False, return_crops: bool = False) -> PhaNetOutput:
-        f = self.forward_features(images)
+    def forward(self, images: torch.Tensor, return_maps: bool = False, return_crops: bool = False,
+                map_classes: torch.Tensor | None = None) -> PhaNetOutput:
+        # Inputs larger than the network's size (model.source_size) are average-pooled to it, as
+        # PhaNet's S1 does, so every method receives the same images.
+        factor = images.shape[-1] // self.image_size if self.image_size else 1
+        f = self.forward_features(F.avg_pool2d(images, factor) if factor > 1 else images)
         batch = f.shape[0]
         nan = f.new_full((batch, 2, 3), float("nan"))
         return PhaNetOutput(

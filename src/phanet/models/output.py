@@ -23,9 +23,9 @@ class PhaNetOutput:
         scale_weights: (B, 3) SAL coefficients c1..c3 (1 where joint SAL is off, NaN for absent scales).
         task_weights: (B, 2) DCML weights (λe, λp).
         features: (B, n) the joint representation f.
-        feature_maps: optional response maps (B, h, w) (channel mean of M_s) for S1, S2, S3 (None for
-            a scale not computed), for the attention figures and the PAN initialisation; None unless
-            requested.
+        feature_maps: optional class activation maps (B, h, w) of S1, S2, S3 (None for a scale not
+            computed): each scale's last convolutional map weighted by its classifier's weights of one
+            expression; for the attention figures and the PAN initialisation; None unless requested.
         crops: optional zoomed S2 and S3 regions (B, 3, H, W) (None where not computed); None unless
             requested.
     """

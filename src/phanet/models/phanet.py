@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from phanet.config import SCALE_NAMES, AttentionConfig, BackboneConfig, ModelConfig
@@ -24,7 +25,10 @@ class PhaNet(nn.Module):
     Args:
         num_expressions (int): expression classes E.
         num_poses (int): pose (pan) classes P; 0 for a dataset without pose labels.
-        image_size (int): input side; the S2 and S3 regions are zoomed back to this size.
+        image_size (int): input side of every scale's network; the S2 and S3 regions are zoomed to it.
+        source_size (int): side of the images the model receives (a multiple of ``image_size``; default
+            ``image_size``, as in the paper). S1 sees them average-pooled to ``image_size``, and the S2
+            and S3 squares are cut from them at full resolution, so zooming in adds real detail.
         scales (sequence of str): the scales whose features form f — any non-empty subset of
             ``N_S1`` (no attention, the whole image), ``H_S2``, ``H_S3`` (Table VI). Coarser scales are
             still computed when a finer one needs them to localise its square.
@@ -42,6 +46,7 @@ class PhaNet(nn.Module):
         num_expressions: int = 7,
         num_poses: int = 9,
         image_size: int = 224,
+        source_size: int | None = None,
         scales: tuple[str, ...] | list[str] = SCALE_NAMES,
         joint_sa: bool = True,
         backbone: BackboneConfig | None = None,
@@ -59,6 +64,9 @@ class PhaNet(nn.Module):
         self.num_expressions = num_expressions
         self.num_poses = num_poses
         self.image_size = image_size
+        self.input_size = source_size or image_size
+        if self.input_size % image_size:
+            raise ValueError(f"source_size {self.input_size} must be a multiple of image_size {image_size}")
         self.used = [SCALE_NAMES.index(s) for s in SCALE_NAMES if s in scales]
         self.num_computed = max(self.used) + 1
         self.joint_sa = joint_sa
@@ -74,29 +82,45 @@ class PhaNet(nn.Module):
 
     @classmethod
     def from_config(cls, config: ModelConfig, num_expressions: int, num_poses: int) -> "PhaNet":
-        return cls(num_expressions, num_poses, config.image_size, config.scales, config.joint_sa, config.backbone,
+        return cls(num_expressions, num_poses, config.image_size, config.source_size, config.scales, config.joint_sa, config.backbone,
                    config.attention, config.sal_hidden, config.head_hidden, config.lambda_form)
 
     def attention_parameters(self) -> list[nn.Parameter]:
         """Parameters of the PANs (updated by the ranking step of the alternating schedule)."""
         return list(self.pans.parameters())
 
-    def forward_features(self, images: torch.Tensor, return_maps: bool = False, return_crops: bool = False) -> dict:
-        """HPAL: per-scale maps, pooled representations, per-scale logits and the squares."""
+    def class_activation_map(self, scale: int, feature_map: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+        """Response of ``M_s`` for expression ``classes`` (B,): the scale classifier's weights of that
+        class over the channels (a class activation map), (B, h, w)."""
+        weights = self.scale_classifiers[scale].weight[classes]
+        return torch.einsum("bc,bchw->bhw", weights, feature_map)
+
+    def forward_features(self, images: torch.Tensor, return_maps: bool = False, return_crops: bool = False,
+                         map_classes: torch.Tensor | None = None) -> dict:
+        """HPAL: per-scale maps, pooled representations, per-scale logits and the squares.
+
+        ``images`` are ``input_size`` pixels. S1 sees them at ``image_size``; each finer square is cut
+        from the previous scale's zoomed region (Eq. 5) or, when ``source_size`` exceeds
+        ``image_size``, from the full-resolution input, so that zooming in adds detail.
+        """
         batch = images.shape[0]
         nan_boxes = images.new_full((batch, 2, 3), float("nan"))
         boxes, local_boxes = nan_boxes.clone(), nan_boxes.clone()
         pooled, logits = [], []
         maps: list | None = [None, None, None] if return_maps else None
         crops: list | None = [None, None] if return_crops else None
-        region = images
+        factor = images.shape[-1] // self.image_size
+        region = F.avg_pool2d(images, factor) if factor > 1 else images
         outer = None
+        crop = self.attention_config.crop, self.attention_config.mask_steepness
         for s in range(self.num_computed):
             if s > 0:
                 local = self.pans[s - 1](feature_map)
-                region = crop_and_zoom(region, local, self.image_size, self.attention_config.crop,
-                                       self.attention_config.mask_steepness)
                 outer = local if outer is None else compose_boxes(outer, local)
+                if factor > 1:
+                    region = crop_and_zoom(images, outer, self.image_size, *crop)
+                else:
+                    region = crop_and_zoom(region, local, self.image_size, *crop)
                 local_boxes[:, s - 1] = local
                 boxes[:, s - 1] = outer
                 if crops is not None:
@@ -105,7 +129,8 @@ class PhaNet(nn.Module):
             pooled.append(feature_map.mean(dim=(2, 3)))
             logits.append(self.scale_classifiers[s](pooled[-1]))
             if maps is not None:
-                maps[s] = feature_map.mean(dim=1)
+                classes = map_classes if map_classes is not None else logits[-1].argmax(dim=1)
+                maps[s] = self.class_activation_map(s, feature_map, classes)
         return {"pooled": pooled, "logits": logits, "boxes": boxes, "local_boxes": local_boxes,
                 "maps": maps, "crops": crops}
 
@@ -134,5 +159,8 @@ class PhaNet(nn.Module):
             crops=hpal["crops"],
         )
 
-    def forward(self, images: torch.Tensor, return_maps: bool = False, return_crops: bool = False) -> PhaNetOutput:
-        return self.forward_head(self.forward_features(images, return_maps, return_crops))
+    def forward(self, images: torch.Tensor, return_maps: bool = False, return_crops: bool = False,
+                map_classes: torch.Tensor | None = None) -> PhaNetOutput:
+        """``images`` (B, 3, input_size, input_size). With ``return_maps``, the class activation maps of
+        every scale for ``map_classes`` (default: each scale's predicted expression)."""
+        return self.forward_head(self.forward_features(images, return_maps, return_crops, map_classes))

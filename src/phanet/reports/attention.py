@@ -40,7 +40,7 @@ def _to_image(tensor: torch.Tensor) -> np.ndarray:
 def attention_figures(module: PhaNetModule, faces: LabeledFaces, indices: list[int], out: Path,
                       prefix: str = "") -> dict[str, Path]:
     """Write ``attention_squares.png`` and ``attention_maps.png`` for the samples ``indices``."""
-    size = module.config.model.image_size
+    size = module.config.input_size
     images = [faces.load_image(i) for i in indices]
     batch = torch.stack([preprocess(image, size) for image in images])
     module.eval()

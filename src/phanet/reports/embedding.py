@@ -15,7 +15,7 @@ def representations(module: PhaNetModule, faces: LabeledFaces, indices: list[int
                     ) -> dict[str, np.ndarray]:
     """``f`` (Eq. 8, SAL-weighted) and ``M_F`` (Eq. 6, the plain concatenation) of the samples ``indices``."""
     model = module.model.eval()
-    size = module.config.model.image_size
+    size = module.config.input_size
     weighted, fused = [], []
     with torch.no_grad():
         for start in range(0, len(indices), batch_size):

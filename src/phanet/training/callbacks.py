@@ -56,7 +56,8 @@ class PanInitialization(Callback):
 
     After ``warmup_epochs`` of classification-only training (the PANs frozen at the centred square),
     the PANs alone are regressed for ``steps`` batches onto the square centred on the highest
-    response of the coarser scale's last convolutional map (:func:`~phanet.losses.pan_init_loss`);
+    response (the class activation map of the true expression) of the coarser scale's last
+    convolutional map (:func:`~phanet.losses.pan_init_loss`);
     then the configured schedule starts. Runs once per run, also across ``--resume``.
     """
 
@@ -93,7 +94,8 @@ class PanInitialization(Callback):
         batches = (b for b in _repeat(loader) if "image" in b)
         with torch.enable_grad():
             for batch in itertools.islice(batches, self.config.steps):
-                output = module.model(batch["image"].to(module.device), return_maps=True)
+                output = module.model(batch["image"].to(module.device), return_maps=True,
+                                      map_classes=batch["expression"].to(module.device))
                 loss = pan_init_loss(output)
                 optimizer.zero_grad(set_to_none=True)
                 for p in module.parameters():
