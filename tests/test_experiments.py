@@ -23,7 +23,13 @@ def test_ablate_writes_both_tables_and_reuses_finished_rows(tiny_manifest, tmp_p
     table8 = pd.read_csv(out / "table8.csv")
     assert len(table6) == 8 and table6["Different attention"].iloc[-1] == "N_S1 + H_S2 + H_S3 + J_SA"
     assert len(table8) == 5 and table8["Acc. on Pose"].isna().tolist() == [True, True, False, False, False]
-    assert "Table VI" in (out / "report.md").read_text() and "Table VIII" in (out / "report.md").read_text()
+    report = (out / "report.md").read_text()
+    assert "Table VI" in report and "Table VIII" in report and "Fig. 15" in report and "Fig. 14" in report
+    for figure in ("fig15_task_weights.png", "fig14_tsne.png"):
+        assert (out / figure).stat().st_size > 10_000
+    free = json.loads((out / "fig15_no_factor" / "evaluation" / "evaluation.json").read_text())
+    assert free["loss_setting"] == "multi"
+    assert "lambda_form: free" in (out / "fig15_no_factor" / "config.yaml").read_text()
     row = json.loads((out / "table6_h_s2_h_s3" / "evaluation" / "evaluation.json").read_text())
     assert row["scales"] == ["H_S2", "H_S3"] and row["joint_sa"] is False
     stamp = (out / "table8_e" / "evaluation" / "evaluation.json").stat().st_mtime_ns

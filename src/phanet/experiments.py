@@ -127,6 +127,13 @@ def ablation_runs(config: Config, faces: LabeledFaces, split: Split, out: Path, 
                                           "model.joint_sa": True})
             rows.append((label, run_method(f"table8_{setting}", row_config, faces, split, out, progress)))
         results["8"] = rows
+        # Fig. 15's comparison: L_Multi without the constraint factor, with λ free to leave λe >= λp
+        # (only λe + λp = 1 kept), as the paper's collapse of λe needs.
+        free = variant(config, {"loss.setting": "multi", "loss.constraint_factor": False,
+                                "model.lambda_form": "free", "model.scales": ["N_S1", "H_S2", "H_S3"],
+                                "model.joint_sa": True})
+        results["fig15"] = [("without the constraint factor (free λ)",
+                             run_method("fig15_no_factor", free, faces, split, out, progress))]
     return results
 
 

@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     split = make_split(faces, config)
     tables = ("6", "8") if args.table == "all" else (args.table,)
     results = ablation_runs(config, faces, split, out, tables, progress=not args.no_progress)
-    markdown = ablation_markdown(results, faces.name, out)
+    markdown = ablation_markdown(results, faces, out)
     header = (f"# Ablations on {faces.name}\n\nConfig: `{' + '.join(args.config or ['demo'])}` with overrides "
               f"`{' '.join(args.overrides) or 'none'}`; seed {config.seed}; test subjects: "
               f"{len(split.subjects['test'])}, {len(split.test)} images. Accuracies in %.\n\n")

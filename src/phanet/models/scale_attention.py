@@ -25,6 +25,10 @@ class ScaleAttention(nn.Module):
         super().__init__()
         self.fc1 = nn.Linear(channels * num_scales, hidden)
         self.fc2 = nn.Linear(hidden, num_scales)
+        # Every coefficient starts at the same value, sigmoid(0.01) ≈ 0.5 (the paper's Fig. 12), just
+        # above the ReLU's kink: from exactly 0 (or below) no gradient would ever reach W_1, W_2.
+        nn.init.zeros_(self.fc2.weight)
+        nn.init.constant_(self.fc2.bias, 0.01)
 
     def coefficients(self, pooled: list[torch.Tensor]) -> torch.Tensor:
         """c of Eq. 7, (B, num_scales)."""

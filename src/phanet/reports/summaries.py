@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from phanet.reports import figures
 from phanet.reports.tables import LOSS_ROWS, PAPER_TABLE6_BU3DFE, mean_std, pct, ranked, write_table
 
 
@@ -44,7 +45,10 @@ def table8(rows: list[tuple[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(records)
 
 
-def ablation_markdown(results: dict[str, list[tuple[str, Any]]], dataset: str, out: Path) -> str:
+def ablation_markdown(results: dict[str, list[tuple[str, Any]]], faces: Any, out: Path) -> str:
+    """Tables VI and VIII, Fig. 15 (with/without the constraint factor) and Fig. 14 (with/without
+    joint SAL) from the ablation runs; ``faces`` is the dataset they were tested on."""
+    dataset = faces.name
     parts = []
     if "6" in results:
         parts.append(write_table(table6(results["6"], dataset), out / "table6",
@@ -54,7 +58,47 @@ def ablation_markdown(results: dict[str, list[tuple[str, Any]]], dataset: str, o
         parts.append(write_table(table8(results["8"]), out / "table8",
                                  "Table VIII — accuracy (%) of each loss setting",
                                  bold_max=["Acc. on Pose", "Acc. on Exp."]))
-    return "\n\n".join(parts)
+    if "fig15" in results and "8" in results:
+        with_factor = dict(results["8"])[LOSS_ROWS[-1][1]]
+        label, without = results["fig15"][0]
+        figures.task_weights_figure({"with factor": with_factor.metrics, "without factor": without.metrics},
+                                    out / "fig15_task_weights.png", "DCML task weights")
+        final = without.metrics.iloc[-1]
+        parts.append(
+            "**Fig. 15 — dynamic task weights with and without the constraint factor**\n\n"
+            f"Without the factor ({label}): final λe = {final['train/lambda_e']:.3f}, λp = {final['train/lambda_p']:.3f}; "
+            f"FER accuracy {pct(without.summary['expression_accuracy']):.2f} %, pose accuracy "
+            f"{pct(without.summary['pose_accuracy']):.2f} % (with it: "
+            f"{pct(with_factor.summary['expression_accuracy']):.2f} % and {pct(with_factor.summary['pose_accuracy']):.2f} %)."
+            "\n\n![task weights](fig15_task_weights.png)")
+    if "6" in results:
+        labels = dict(results["6"])
+        parts.append(tsne_comparison(labels.get("N_S1 + H_S2 + H_S3 + J_SA"), labels.get("N_S1 + H_S2 + H_S3"),
+                                     faces, out))
+    return "\n\n".join(p for p in parts if p)
+
+
+def tsne_comparison(with_sal: Any, without_sal: Any, faces: Any, out: Path, count: int = 900) -> str:
+    """Fig. 14 from two trained networks: f with joint SAL against the fused features without SAL,
+    on the same test images."""
+    if with_sal is None or without_sal is None:
+        return ""
+    import numpy as np
+
+    from phanet.reports.embedding import representations, tsne
+    from phanet.training.run import load_module
+
+    test = set(with_sal.summary["test_subjects"])
+    indices = [i for i, s in enumerate(faces.samples) if s.subject in test]
+    chosen = sorted(np.random.default_rng(0).choice(indices, size=min(count, len(indices)), replace=False).tolist())
+    labels = np.array([faces.samples[i].expression for i in chosen])
+    embeddings = {}
+    for name, run in (("(a) PhaNet with joint SAL: f", with_sal), ("(b) without joint SAL: fused features", without_sal)):
+        features = representations(load_module(run.checkpoint), faces, chosen)["f"]
+        embeddings[name] = (tsne(features), labels)
+    figures.tsne_figure(embeddings, faces.expressions, out / "fig14_tsne.png")
+    return ("**Fig. 14 — t-SNE of the joint representation of test images, with and without joint SAL**"
+            "\n\n![t-SNE](fig14_tsne.png)")
 
 
 def crossval_tables(results: dict[str, list[Any]]) -> tuple[pd.DataFrame, pd.DataFrame]:
