@@ -37,12 +37,22 @@ def astronaut() -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def one_thread():
-    """PyTorch on one thread: on a CPU shared with other work, its OpenMP threads wait for each other at
-    every one of the network's many small operations, which makes these tests many times slower."""
+def isolated_threads():
+    """PyTorch on one thread during the module, and OpenCV's thread pool restarted after it.
+
+    On a CPU shared with other work, PyTorch's OpenMP threads wait for each other at every one of
+    the network's many small operations, which makes these tests many times slower. OpenCV's idle
+    pool threads (left by face detection) sleep on a condition variable; a process forked later
+    that reconfigures the pool (the synth generator's workers do) inherits that variable and
+    hangs, so the pool is restarted empty before the next module runs.
+    """
+    import cv2
     import torch
 
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    cv2.setNumThreads(threads)

@@ -20,9 +20,9 @@ from phanet.data.torch_data import FaceDataset
 from phanet.data.transforms import preprocess
 from phanet.errors import PhanetError
 from phanet.predict import Predictor, array_to_rgb, columns, crop_square, draw_predictions
-from predict_helpers import astronaut, astronaut_path, one_thread, tiny_checkpoint  # noqa: F401
+from predict_helpers import astronaut, astronaut_path, isolated_threads, tiny_checkpoint  # noqa: F401
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = pytest.mark.usefixtures("isolated_threads")
 
 CLASSES = (["AN", "HA", "NE", "SU"], ["-30", "0", "30"])
 

@@ -23,10 +23,10 @@ from phanet.export import (OUTPUT_NAMES, ModelInfo, _StaticAdaptivePool, module_
 from phanet.predict import Predictor
 from phanet.training.module import PhaNetModule
 from phanet.training.run import load_module
-from predict_helpers import astronaut_path, one_thread, tiny_checkpoint  # noqa: F401
+from predict_helpers import astronaut_path, isolated_threads, tiny_checkpoint  # noqa: F401
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = pytest.mark.usefixtures("isolated_threads")
 
 
 @pytest.fixture(scope="module")
