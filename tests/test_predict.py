@@ -89,7 +89,7 @@ def test_predict_feeds_the_network_exactly_what_evaluation_feeds_it(checkpoint, 
     predictor.backend = lambda images: (recorded.append(images.copy()), inner(images))[1]
     faces = load_dataset("manifest", str(tiny_manifest))
     predictor.predict([faces.image_path(s) for s in faces.samples[:8]])
-    dataset = FaceDataset(faces, predictor.info.image_size, train=False)
+    dataset = FaceDataset(faces, predictor.info.input_size, train=False)
     assert len(recorded) == 1 and recorded[0].shape == (8, 3, 32, 32)
     for i in range(8):
         np.testing.assert_array_equal(recorded[0][i], dataset[i]["image"].numpy())
@@ -103,7 +103,7 @@ def test_detected_faces_are_cropped_as_phanet_prepare_crops_them(predictor, tmp_
     source.mkdir()
     Image.open(astronaut_path()).save(source / "astronaut.png")
     faces = LabeledFaces("photo", ["AN"], [], [Sample("astronaut.png", "s0", 0)], root=source)
-    size = predictor.info.image_size
+    size = predictor.info.input_size
     prepared = prepare.prepare_faces(faces, tmp_path / "prepared", {"dataset": "test"}, size=size, margin=0.2,
                                      progress=False)
     crop = read_image(prepared.out / "images" / "astronaut.png")

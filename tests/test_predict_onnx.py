@@ -64,7 +64,7 @@ def test_the_onnx_file_is_self_contained(exported, checkpoint, capsys):
     props = {p.key: p.value for p in model.metadata_props}
     assert json.loads(props["phanet.expressions"]) == ["AN", "HA", "NE", "SU"]
     assert json.loads(props["phanet.poses"]) == ["-30", "0", "30"]
-    assert props["phanet.image_size"] == "32" and props["phanet.arch"] == "phanet"
+    assert props["phanet.input_size"] == "32" and props["phanet.arch"] == "phanet"
     assert "(value / 255 - 0.5) / 0.5" in props["phanet.input"]
     assert max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) >= 17
     assert [i.name for i in model.graph.input] == ["images"]

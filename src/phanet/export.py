@@ -9,7 +9,7 @@ that prediction needs, as a tuple (ONNX has no dataclasses):
   ``scale_weights`` (batch, 3), ``task_weights`` (batch, 2).
 
 The file's ``metadata_props`` hold what is needed to use it without the checkpoint: ``phanet.expressions``
-and ``phanet.poses`` (JSON lists of class names), ``phanet.image_size``, ``phanet.arch``,
+and ``phanet.poses`` (JSON lists of class names), ``phanet.input_size``, ``phanet.arch``,
 ``phanet.version`` and ``phanet.input`` (the preprocessing in words). :func:`read_metadata` reads them
 back, and :meth:`phanet.predict.Predictor.from_onnx` builds a predictor from the file alone.
 
@@ -45,7 +45,7 @@ class ModelInfo:
 
     expressions: list[str]
     poses: list[str]
-    image_size: int
+    input_size: int
     arch: str
 
 
@@ -76,7 +76,7 @@ class _StaticAdaptivePool(nn.Module):
         return torch.matmul(torch.matmul(self.rows, x), self.cols)
 
 
-def _with_static_pools(model: nn.Module, image_size: int) -> nn.Module:
+def _with_static_pools(model: nn.Module, input_size: int) -> nn.Module:
     """A copy of ``model`` whose adaptive average pools are replaced by :class:`_StaticAdaptivePool`."""
     sizes: dict[str, tuple[int, int]] = {}
     hooks = [module.register_forward_pre_hook(lambda _m, inputs, name=name: sizes.__setitem__(
@@ -84,7 +84,7 @@ def _with_static_pools(model: nn.Module, image_size: int) -> nn.Module:
              for name, module in model.named_modules() if isinstance(module, nn.AdaptiveAvgPool2d)]
     try:
         with torch.inference_mode():
-            model(torch.zeros(1, 3, image_size, image_size, device=_device_of(model)))
+            model(torch.zeros(1, 3, input_size, input_size, device=_device_of(model)))
     finally:
         for hook in hooks:
             hook.remove()
@@ -117,7 +117,7 @@ class OnnxWrapper(nn.Module):
 
 def module_info(module) -> ModelInfo:
     """The :class:`ModelInfo` of a :class:`~phanet.training.module.PhaNetModule`."""
-    return ModelInfo(list(module.expressions), list(module.poses), int(module.config.model.image_size),
+    return ModelInfo(list(module.expressions), list(module.poses), int(module.config.input_size),
                      module.config.model.arch)
 
 
@@ -132,8 +132,8 @@ def onnx_bytes(model: nn.Module, info: ModelInfo, opset: int = OPSET) -> bytes:
     was_training = model.training
     model.eval()
     try:
-        wrapper = OnnxWrapper(_with_static_pools(model, info.image_size)).eval().cpu()
-        example = torch.zeros(2, 3, info.image_size, info.image_size)
+        wrapper = OnnxWrapper(_with_static_pools(model, info.input_size)).eval().cpu()
+        example = torch.zeros(2, 3, info.input_size, info.input_size)
         buffer = io.BytesIO()
         with warnings.catch_warnings():
             # The TorchScript exporter announces its deprecation and comments on traced shapes.
@@ -149,7 +149,7 @@ def onnx_bytes(model: nn.Module, info: ModelInfo, opset: int = OPSET) -> bytes:
     metadata = {
         "phanet.expressions": json.dumps(info.expressions),
         "phanet.poses": json.dumps(info.poses),
-        "phanet.image_size": str(info.image_size),
+        "phanet.input_size": str(info.input_size),
         "phanet.arch": info.arch,
         "phanet.version": __version__,
         "phanet.input": INPUT_DESCRIPTION,
@@ -174,17 +174,17 @@ def read_metadata(source: str | Path | bytes) -> ModelInfo:
     except Exception as exc:  # noqa: BLE001 - any parse failure means "not an ONNX file"
         raise PhanetError(f"{name}: not a readable ONNX model ({type(exc).__name__})") from None
     props = {p.key: p.value for p in proto.metadata_props}
-    missing = [k for k in ("phanet.expressions", "phanet.poses", "phanet.image_size") if k not in props]
+    missing = [k for k in ("phanet.expressions", "phanet.poses", "phanet.input_size") if k not in props]
     if missing:
         raise PhanetError(f"{name}: not exported by phanet export (metadata {', '.join(missing)} missing)")
     return ModelInfo(json.loads(props["phanet.expressions"]), json.loads(props["phanet.poses"]),
-                     int(props["phanet.image_size"]), props.get("phanet.arch", "phanet"))
+                     int(props["phanet.input_size"]), props.get("phanet.arch", "phanet"))
 
 
-def max_difference(model: nn.Module, session, image_size: int, batch: int = 4, seed: int = 0) -> dict[str, float]:
+def max_difference(model: nn.Module, session, input_size: int, batch: int = 4, seed: int = 0) -> dict[str, float]:
     """Largest absolute difference of every output between PyTorch and an ONNX Runtime session, on random faces."""
     generator = torch.Generator().manual_seed(seed)
-    images = torch.rand(batch, 3, image_size, image_size, generator=generator) * 2 - 1
+    images = torch.rand(batch, 3, input_size, input_size, generator=generator) * 2 - 1
     was_training = model.training
     model.eval()
     with torch.inference_mode():

@@ -436,7 +436,7 @@ class Predictor:
         yield self._faces(source.name, -1, rgb, detect, keep)
 
     def _faces(self, name: str, frame: int, rgb: np.ndarray, detect: bool, keep: bool) -> _Pending:
-        size = self.info.image_size
+        size = self.info.input_size
         height, width = rgb.shape[:2]
         if detect:
             boxes = detect_faces(rgb, min_size=self.min_face)

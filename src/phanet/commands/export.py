@@ -32,10 +32,10 @@ def run(args: argparse.Namespace) -> int:
 
     out = export_onnx(args.checkpoint, args.onnx, args.opset or OPSET, args.overwrite)
     info = read_metadata(out)
-    print(f"written: {out} ({out.stat().st_size / 1e6:.1f} MB; {info.arch}, input {info.image_size} px, "
+    print(f"written: {out} ({out.stat().st_size / 1e6:.1f} MB; {info.arch}, input {info.input_size} px, "
           f"{len(info.expressions)} expressions, {len(info.poses)} poses)")
     if not args.no_check:
-        differences = max_difference(load_module(args.checkpoint).model, ort_session(out), info.image_size)
+        differences = max_difference(load_module(args.checkpoint).model, ort_session(out), info.input_size)
         worst = max(differences["expression_logits"], differences["pose_logits"])
         print("largest difference to PyTorch: " + ", ".join(f"{k} {v:.2e}" for k, v in differences.items()))
         if not worst <= 1e-3:

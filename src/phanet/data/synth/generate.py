@@ -109,7 +109,8 @@ def generate(out: str | Path, settings: SynthSettings, workers: int | None = Non
         counts: Iterable[int] = map(_render_chunk, tasks)
         pool = None
     else:
-        context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
+        # Fresh interpreters: a forked child can inherit OpenCV's thread pool in a locked state and hang.
+        context = multiprocessing.get_context("spawn")
         pool = context.Pool(workers, initializer=_init_worker)
         counts = pool.imap_unordered(_render_chunk, tasks)
     try:
