@@ -31,24 +31,32 @@ from phanet.predict import OnnxBackend, TorchBackend
 
 
 def build(size: int) -> PhaNet:
-    """The paper preset's network at 224 px, the demo preset's at any other size."""
-    model_config = load_config("paper" if size == 224 else "demo").model
+    """The paper preset's network at 224 px; at any other size the demo preset's, which takes input
+    at ``source_size`` (twice its image size: S2 and S3 cut from the full-resolution face)."""
+    if size == 224:
+        model_config = load_config("paper").model
+    else:
+        model_config = load_config("demo").model
+        ratio = (model_config.source_size or model_config.image_size) // model_config.image_size
+        model_config = dataclasses.replace(model_config, image_size=size,
+                                           source_size=size * ratio if ratio > 1 else None)
     torch.manual_seed(0)
-    return PhaNet.from_config(dataclasses.replace(model_config, image_size=size), 7, 9).eval()
+    return PhaNet.from_config(model_config, 7, 9).eval()
 
 
 def measure(size: int, batches: list[int], repeats: int, warmup: int, threads: int) -> dict[tuple[str, int], float]:
     """Median seconds per batch for every (backend, batch size)."""
     model = build(size)
+    side = model.input_size
     backends = {
         "torch": TorchBackend(model),
-        "onnxruntime": OnnxBackend(ort_session(onnx_bytes(model, ModelInfo(list("0123456"), list("012345678"), size,
+        "onnxruntime": OnnxBackend(ort_session(onnx_bytes(model, ModelInfo(list("0123456"), list("012345678"), side,
                                                                             "phanet")), threads)),
     }
     rng = np.random.default_rng(0)
     times: dict[tuple[str, int], float] = {}
     for batch in batches:
-        images = rng.uniform(-1, 1, (batch, 3, size, size)).astype(np.float32)
+        images = rng.uniform(-1, 1, (batch, 3, side, side)).astype(np.float32)
         samples: dict[str, list[float]] = {name: [] for name in backends}
         for step in range(warmup + repeats):
             for name, backend in backends.items():
@@ -73,7 +81,7 @@ def _machine_busy_seconds() -> float | None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[64, 224], help="input sides in pixels")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[64, 224], help="network image sizes in pixels (the demo network at any size but 224 reads twice that)")
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 32])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)

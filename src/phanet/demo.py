@@ -90,7 +90,7 @@ def _figures(runs: dict[str, MethodRun], faces: LabeledFaces, test: LabeledFaces
     paths["fig13"] = figures.scale_weights_figure(phanet.metrics, out / "fig13_scale_weights_validation.png", "val",
                                                   "Scale attention weights and FER accuracy (validation)")
     paths["fig15"] = figures.task_weights_figure({"with constraint factor": phanet.metrics},
-                                                 out / "fig15_task_weights.png", "DCML task weights")
+                                                 out / "fig15_task_weights.png", "DCML")
     rng = np.random.default_rng(0)
     chosen = sorted(rng.choice(len(test), size=min(900, len(test)), replace=False).tolist())
     features = representations(module, test, chosen)
@@ -116,9 +116,10 @@ def _describe(config: Config, faces: LabeledFaces, folder: Path, split, seconds:
         f"- **Split (subject-independent)**: {len(split.subjects['train'])} training subjects ({len(split.train)} images), "
         f"{len(split.subjects['val'])} validation ({len(split.val)}), {len(split.subjects['test'])} test ({len(split.test)}); "
         "no subject is in two parts.",
-        f"- **Budget (both methods)**: {t.epochs} epochs, batch {t.batch_size}, {opt.name.upper()} lr {opt.lr} "
-        f"(×{opt.lr_decay} at {', '.join(str(m) for m in opt.milestones)} of the run), input {config.model.image_size} px, "
-        f"schedule `{t.schedule}`. The checkpoint with the best validation FER accuracy is tested.",
+        f"- **Budget (both methods)**: {t.epochs} epochs, batch {t.batch_size}, { {'sgd': 'SGD', 'adam': 'Adam'}.get(opt.name, opt.name)} lr {opt.lr} "
+        f"(×{opt.lr_decay} at {', '.join(str(m) for m in opt.milestones)} of the run), network input {config.model.image_size} px"
+        + (f" (S2 and S3 cut from the {config.model.source_size} px image)" if config.model.source_size else "")
+        + f", schedule `{t.schedule}`. The checkpoint with the best validation FER accuracy is tested.",
     ])
 
 

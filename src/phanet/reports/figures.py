@@ -163,12 +163,14 @@ def task_weights_figure(runs: dict[str, pd.DataFrame], path: str | Path, title: 
     left.set_ylabel("dynamic weight")
     left.set_ylim(0, 1)
     right.set_xlabel("epoch")
-    right.set_ylabel("accuracy (held-out)")
+    right.set_ylabel("accuracy (validation subjects)")
     right.set_ylim(0, 1)
-    for ax, letter in ((left, "(a)"), (right, "(b)")):
+    prefix = f"{title}: " if title else ""
+    for ax, caption in ((left, "(a) " + prefix + "λe and λp per epoch"),
+                        (right, "(b) " + prefix + "validation accuracy per epoch")):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-        ax.set_title(f"{letter} {title}".strip(), fontsize=9)
+        ax.set_title(caption, fontsize=9)
     return _save(fig, path)
 
 

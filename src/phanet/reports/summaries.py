@@ -62,7 +62,7 @@ def ablation_markdown(results: dict[str, list[tuple[str, Any]]], faces: Any, out
         with_factor = dict(results["8"])[LOSS_ROWS[-1][1]]
         label, without = results["fig15"][0]
         figures.task_weights_figure({"with factor": with_factor.metrics, "without factor": without.metrics},
-                                    out / "fig15_task_weights.png", "DCML task weights")
+                                    out / "fig15_task_weights.png", "DCML")
         final = without.metrics.iloc[-1]
         parts.append(
             "**Fig. 15 — dynamic task weights with and without the constraint factor**\n\n"
