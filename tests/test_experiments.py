@@ -55,6 +55,8 @@ def test_crossval_tests_every_subject_exactly_once(tiny_manifest, tmp_path, caps
     summary = pd.read_csv(out / "summary.csv")
     assert summary["Method"].tolist() == ["phanet", "densenet"] and (summary["Folds"] == 4).all()
     assert all(" ± " in v for v in summary["Acc. of FER (mean ± std)"])
+    table5 = pd.read_csv(out / "table5.csv")
+    assert table5["Method"].tolist() == ["phanet", "densenet"] and "Average" in table5
     capsys.readouterr()
 
 

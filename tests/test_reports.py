@@ -12,7 +12,7 @@ from PIL import Image
 
 from phanet.data.classes import canonical, cross_mapping
 from phanet.reports import figures
-from phanet.reports.summaries import crossval_tables, table6, table8
+from phanet.reports.summaries import crossval_tables, per_expression_table, table6, table8
 from phanet.reports.tables import (expression_pose_table, mean_std, method_table, pan_range, per_pose_table,
                                    to_markdown, write_table)
 
@@ -79,6 +79,15 @@ def test_crossval_mean_and_sample_std():
     assert per_fold["Acc. of FER"].tolist() == pytest.approx([80.0, 90.0, 70.0])
     assert summary.iloc[0]["Acc. of FER (mean ± std)"] == "80.00 ± 10.00"
     assert mean_std([84.0]) == "84.00 ± 0.00"
+
+
+def test_per_expression_table_averages_folds():
+    def fold(ha, sa, overall):
+        return SimpleNamespace(summary={"expression_classes": ["HA", "SA"], "expression_accuracy": overall,
+                                        "expression_accuracy_per_class": {"HA": ha, "SA": sa}})
+    table = per_expression_table({"phanet": [fold(0.9, 0.5, 0.7), fold(0.7, 0.3, 0.5)]})
+    assert table.columns.tolist() == ["Method", "HA", "SA", "Average"]
+    assert table.iloc[0][["HA", "SA", "Average"]].tolist() == pytest.approx([80.0, 40.0, 60.0])
 
 
 def _png(path):

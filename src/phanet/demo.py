@@ -102,13 +102,15 @@ def _figures(runs: dict[str, MethodRun], faces: LabeledFaces, test: LabeledFaces
     return paths
 
 
-def _describe(config: Config, faces: LabeledFaces, folder: Path, split, seconds: float) -> str:
+def _describe(config: Config, faces: LabeledFaces, folder: Path, split, seconds: float,
+              reused: list[str]) -> str:
     o = config.data.options
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores)"
     t, opt = config.train, config.optim
     return "\n".join([
         f"- **Run**: `phanet demo` (phanet {__version__}, torch {torch.__version__}, Python {platform.python_version()}) "
-        f"on {device}, finished {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC in {seconds / 60:.1f} min.",
+        f"on {device}, finished {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC in {seconds / 60:.1f} min"
+        + (f" ({' and '.join(reused)} trained by an earlier run into the same folder)." if reused else "."),
         f"- **Seed**: {config.seed} (training); data seed {o.get('seed', 0)}; split seed {config.data.split.seed}.",
         f"- **Data**: built-in procedurally rendered multi-view dataset, preset `{o.get('preset', 'bu3dfe')}` "
         f"({len(faces.expressions)} expressions × 4 intensities + neutral, pans {', '.join(p + '°' for p in faces.poses)}), "
@@ -131,6 +133,8 @@ def run_demo(out: Path, config: Config, progress: bool = True) -> Path:
     faces, folder = demo_faces(config, progress)
     split = make_split(faces, config)
     runs: dict[str, MethodRun] = {}
+    reused = [METHOD_NAMES[m] for m in ("phanet", "densenet")
+              if (out / m / "evaluation" / "evaluation.json").exists()]
     for step, method in ((2, "phanet"), (3, "densenet")):
         label = METHOD_NAMES[method]
         print(f"[{step}/4] training {label} ({config.train.epochs} epochs)", flush=True)
@@ -154,7 +158,7 @@ def run_demo(out: Path, config: Config, progress: bool = True) -> Path:
     lines = [
         "# PhaNet demo report",
         "",
-        _describe(config, faces, folder, split, time.time() - start),
+        _describe(config, faces, folder, split, time.time() - start, reused),
         "",
         "Accuracies are percentages on the held-out test subjects. The paper's numbers (BU-3DFE, 224 px, "
         "150 epochs on a GPU) are not expected here: this is a small CPU budget on synthetic faces.",

@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from phanet.reports import figures
@@ -117,3 +118,16 @@ def crossval_tables(results: dict[str, list[Any]]) -> tuple[pd.DataFrame, pd.Dat
         "Acc. of FER (mean ± std)": mean_std([pct(r.summary["expression_accuracy"]) for r in runs]),
     } for method, runs in results.items()])
     return per_fold, summary
+
+
+def per_expression_table(results: dict[str, list[Any]]) -> pd.DataFrame:
+    """Table V: FER accuracy (%) of every expression per method, the mean over folds (or runs)."""
+    rows = []
+    for method, runs in results.items():
+        classes = runs[0].summary["expression_classes"]
+        per_run = [[run.summary["expression_accuracy_per_class"].get(c, math.nan) for c in classes] for run in runs]
+        means = np.nanmean(np.asarray(per_run, dtype=float), axis=0) * 100.0
+        row = {"Method": method, **{c: float(v) for c, v in zip(classes, means)}}
+        row["Average"] = float(np.mean([pct(run.summary["expression_accuracy"]) for run in runs]))
+        rows.append(row)
+    return pd.DataFrame(rows)
