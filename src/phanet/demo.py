@@ -133,8 +133,6 @@ def run_demo(out: Path, config: Config, progress: bool = True) -> Path:
     faces, folder = demo_faces(config, progress)
     split = make_split(faces, config)
     runs: dict[str, MethodRun] = {}
-    reused = [METHOD_NAMES[m] for m in ("phanet", "densenet")
-              if (out / m / "evaluation" / "evaluation.json").exists()]
     for step, method in ((2, "phanet"), (3, "densenet")):
         label = METHOD_NAMES[method]
         print(f"[{step}/4] training {label} ({config.train.epochs} epochs)", flush=True)
@@ -158,7 +156,8 @@ def run_demo(out: Path, config: Config, progress: bool = True) -> Path:
     lines = [
         "# PhaNet demo report",
         "",
-        _describe(config, faces, folder, split, time.time() - start, reused),
+        _describe(config, faces, folder, split, time.time() - start,
+                  [label for label, run in runs.items() if run.reused]),
         "",
         "Accuracies are percentages on the held-out test subjects. The paper's numbers (BU-3DFE, 224 px, "
         "150 epochs on a GPU) are not expected here: this is a small CPU budget on synthetic faces.",

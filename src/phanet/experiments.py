@@ -34,6 +34,8 @@ class MethodRun:
     summary: dict[str, Any]
     predictions: pd.DataFrame
     metrics: pd.DataFrame
+    #: True when ``out/name`` already held the finished run and nothing was trained.
+    reused: bool = False
 
     @property
     def checkpoint(self) -> Path:
@@ -84,7 +86,8 @@ def run_method(name: str, config: Config, faces: LabeledFaces, split: Split, out
     evaluation = run_dir / "evaluation" / "evaluation.json"
     if run_dir.exists() and any(run_dir.iterdir()) and not _same_run(run_dir, config):
         raise PhanetError(f"{run_dir} holds a run with other settings; choose another --out or remove it")
-    if not evaluation.exists():
+    reused = evaluation.exists()
+    if not reused:
         resume = (run_dir / "checkpoints" / "last.ckpt").exists()
         if run_dir.exists() and not resume:
             for item in run_dir.iterdir():  # an attempt that never finished an epoch: start it over
@@ -103,11 +106,12 @@ def run_method(name: str, config: Config, faces: LabeledFaces, split: Split, out
     summary = {k: (math.nan if v is None else v) for k, v in summary.items()}
     predictions = read_predictions(run_dir / "evaluation" / "predictions.csv")
     metrics = pd.read_csv(run_dir / "metrics.csv")
-    return MethodRun(name, run_dir, summary, predictions, metrics)
+    return MethodRun(name, run_dir, summary, predictions, metrics, reused)
 
 
-#: Run folder of Table VI's full row, which is also Table VIII's L_Multi row.
-FULL_ROW = "table6_n_s1_h_s2_h_s3_jsa"
+def table6_run_name(scales: tuple[str, ...] | list[str], joint_sa: bool) -> str:
+    """Run folder of a Table VI row, e.g. ``table6_n_s1_h_s2_jsa``."""
+    return "table6_" + "_".join(s.lower() for s in scales) + ("_jsa" if joint_sa else "")
 
 
 def ablation_runs(config: Config, faces: LabeledFaces, split: Split, out: Path, tables: tuple[str, ...],
@@ -119,20 +123,21 @@ def ablation_runs(config: Config, faces: LabeledFaces, split: Split, out: Path, 
     if "6" in tables:
         rows = []
         for scales, joint_sa, label in ABLATION_ROWS:
-            name = "table6_" + "_".join(s.lower() for s in scales) + ("_jsa" if joint_sa else "")
+            name = table6_run_name(scales, joint_sa)
             row_config = variant(config, {"model.scales": list(scales), "model.joint_sa": joint_sa,
                                           "loss.setting": "multi"})
             rows.append((label, run_method(name, row_config, faces, split, out, progress)))
         results["6"] = rows
     if "8" in tables:
         rows = []
+        full_row = table6_run_name(("N_S1", "H_S2", "H_S3"), True)
         for setting, label, _ in LOSS_ROWS:
             row_config = variant(config, {"loss.setting": setting, "model.scales": ["N_S1", "H_S2", "H_S3"],
                                           "model.joint_sa": True})
             # The L_Multi row is Table VI's full row (all scales, J_SA): train it once.
             name = f"table8_{setting}"
-            if setting == "multi" and ("6" in tables or (out / FULL_ROW).exists()):
-                name = FULL_ROW
+            if setting == "multi" and ("6" in tables or (out / full_row).exists()):
+                name = full_row
             rows.append((label, run_method(name, row_config, faces, split, out, progress)))
         results["8"] = rows
         # Fig. 15's comparison: L_Multi without the constraint factor, with λ free to leave λe >= λp
