@@ -10,6 +10,14 @@ sys.path.insert(0, str(Path(__file__).parent))
 from tiny_data import make_tiny_dataset  # noqa: E402
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(tmp_path_factory):
+    """Rendered data and decoded-image caches of the tests go to a temporary folder, not the user's."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PHANET_CACHE", str(tmp_path_factory.mktemp("phanet-cache")))
+        yield
+
+
 @pytest.fixture(scope="session")
 def tiny_manifest(tmp_path_factory) -> Path:
     """A small learnable manifest dataset: 8 subjects x 4 expressions x 3 poses x 2 variants, 32 px."""

@@ -17,7 +17,7 @@ from phanet.data.faces import crop_face
 from phanet.data.io import read_image
 from phanet.data.registry import load_dataset
 from phanet.data.torch_data import FaceDataset
-from phanet.data.transforms import preprocess
+from phanet.data.transforms import preprocess, to_network_input
 from phanet.errors import PhanetError
 from phanet.predict import Predictor, array_to_rgb, columns, crop_square, draw_predictions
 from predict_helpers import astronaut, astronaut_path, isolated_threads, tiny_checkpoint  # noqa: F401
@@ -89,10 +89,10 @@ def test_predict_feeds_the_network_exactly_what_evaluation_feeds_it(checkpoint, 
     predictor.backend = lambda images: (recorded.append(images.copy()), inner(images))[1]
     faces = load_dataset("manifest", str(tiny_manifest))
     predictor.predict([faces.image_path(s) for s in faces.samples[:8]])
-    dataset = FaceDataset(faces, predictor.info.input_size, train=False)
+    dataset = FaceDataset(faces, predictor.info.input_size)
     assert len(recorded) == 1 and recorded[0].shape == (8, 3, 32, 32)
-    for i in range(8):
-        np.testing.assert_array_equal(recorded[0][i], dataset[i]["image"].numpy())
+    evaluated = to_network_input(dataset.__getitems__(list(range(8)))["pixels"])
+    np.testing.assert_array_equal(recorded[0], evaluated.numpy())
 
 
 def test_detected_faces_are_cropped_as_phanet_prepare_crops_them(predictor, tmp_path):

@@ -17,6 +17,7 @@ from phanet.cli import main
 from phanet.config import load_config
 from phanet.data.registry import load_dataset
 from phanet.data.torch_data import FaceDataset
+from phanet.data.transforms import to_network_input
 from phanet.errors import PhanetError
 from phanet.export import (OUTPUT_NAMES, ModelInfo, _StaticAdaptivePool, module_info, onnx_bytes, ort_session,
                            read_metadata)
@@ -45,7 +46,7 @@ def test_onnx_logits_match_pytorch_on_the_same_faces(checkpoint, exported, tiny_
     module = load_module(checkpoint)
     faces = load_dataset("manifest", str(tiny_manifest))
     dataset = FaceDataset(faces, 32)
-    images = torch.stack([dataset[i]["image"] for i in range(0, len(dataset), 12)])  # 16 faces, every class
+    images = to_network_input(dataset.__getitems__(list(range(0, len(dataset), 12)))["pixels"])  # 16 faces, every class
     with torch.inference_mode():
         reference = module.model(images)
     outputs = dict(zip(OUTPUT_NAMES, ort_session(exported).run(list(OUTPUT_NAMES), {"images": images.numpy()})))

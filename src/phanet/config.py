@@ -112,8 +112,11 @@ class TrainConfig:
     devices: str = "auto"
     strategy: str = "auto"
     num_nodes: int = 1
-    precision: str = "32-true"
+    precision: str = "auto"
     deterministic: bool = False
+    compile: str = _choices("off", "default", "reduce-overhead", "max-autotune", default="off")
+    channels_last: bool | None = None
+    threads: int | None = None
     log_every_n_steps: int = 10
 
 
@@ -137,6 +140,7 @@ class DataConfig:
     jitter: float = 0.05
     num_workers: int = 0
     cache: bool = True
+    cache_dir: str | None = None
 
 
 @dataclass
@@ -340,6 +344,9 @@ def validate(config: Config) -> None:
         )
     if config.optim.lr <= 0:
         raise PhanetError(f"config: optim.lr: expected a positive learning rate, got {config.optim.lr}")
+    if config.train.threads is not None and config.train.threads < 1:
+        raise PhanetError(f"config: train.threads: expected at least 1 (or null: every usable core), "
+                          f"got {config.train.threads}")
     if config.data.num_workers < 0:
         raise PhanetError(f"config: data.num_workers: expected 0 or more, got {config.data.num_workers}")
     if not 0 <= config.data.jitter < 0.5:

@@ -4,7 +4,6 @@ both on held-out subjects, and write a paper-style report with tables and figure
 
 from __future__ import annotations
 
-import os
 import platform
 import time
 from datetime import datetime, timezone
@@ -16,20 +15,18 @@ import torch
 
 from phanet import __version__
 from phanet.config import Config
+from phanet.data.cache import cache_root
 from phanet.data.records import LabeledFaces
 from phanet.data.registry import load_dataset
 from phanet.data.torch_data import make_split
 from phanet.errors import PhanetError
+from phanet.runtime import usable_cpus, uses_cuda
 from phanet.experiments import METHOD_NAMES, MethodRun, baseline_config, run_method
 from phanet.reports import figures
 from phanet.reports.tables import expression_pose_table, method_table, per_pose_table, to_markdown, write_table
+from phanet.training.run import training_precision
 
 FEATURES = {"PhaNet": "Pixel and scale attention", "DenseNet-40": "Dense features"}
-
-
-def cache_root() -> Path:
-    """Where rendered datasets are kept between runs: ``$PHANET_CACHE`` or ``~/.cache/phanet``."""
-    return Path(os.environ.get("PHANET_CACHE", Path.home() / ".cache" / "phanet")).expanduser()
 
 
 def demo_faces(config: Config, progress: bool = True) -> tuple[LabeledFaces, Path]:
@@ -54,7 +51,7 @@ def demo_faces(config: Config, progress: bool = True) -> tuple[LabeledFaces, Pat
                         bar.update(count)
                         yield count
 
-        generate(folder, settings, workers=os.cpu_count(), progress=wrap)
+        generate(folder, settings, workers=usable_cpus(), progress=wrap)
     return load_dataset("synth", folder, **options), Path(folder)
 
 
@@ -105,8 +102,8 @@ def _figures(runs: dict[str, MethodRun], faces: LabeledFaces, test: LabeledFaces
 def _describe(config: Config, faces: LabeledFaces, folder: Path, split, seconds: float,
               reused: list[str]) -> str:
     o = config.data.options
-    device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores)"
     t, opt = config.train, config.optim
+    device = torch.cuda.get_device_name() if uses_cuda(t.accelerator) else f"CPU ({usable_cpus()} usable cores)"
     return "\n".join([
         f"- **Run**: `phanet demo` (phanet {__version__}, torch {torch.__version__}, Python {platform.python_version()}) "
         f"on {device}, finished {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC in {seconds / 60:.1f} min"
@@ -121,7 +118,9 @@ def _describe(config: Config, faces: LabeledFaces, folder: Path, split, seconds:
         f"- **Budget (both methods)**: {t.epochs} epochs, batch {t.batch_size}, { {'sgd': 'SGD', 'adam': 'Adam'}.get(opt.name, opt.name)} lr {opt.lr} "
         f"(×{opt.lr_decay} at {', '.join(str(m) for m in opt.milestones)} of the run), network input {config.model.image_size} px"
         + (f" (S2 and S3 cut from the {config.model.source_size} px image)" if config.model.source_size else "")
-        + f", schedule `{t.schedule}`. The checkpoint with the best validation FER accuracy is tested.",
+        + f", schedule `{t.schedule}`, precision {training_precision(config)} (PhaNet) and "
+        f"{training_precision(baseline_config(config, 'densenet'))} (DenseNet-40). "
+        "The checkpoint with the best validation FER accuracy is tested.",
     ])
 
 
@@ -136,7 +135,8 @@ def run_demo(out: Path, config: Config, progress: bool = True) -> Path:
     for step, method in ((2, "phanet"), (3, "densenet")):
         label = METHOD_NAMES[method]
         print(f"[{step}/4] training {label} ({config.train.epochs} epochs)", flush=True)
-        runs[label] = run_method(method, baseline_config(config, method), faces, split, out, progress)
+        runs[label] = run_method(method, baseline_config(config, method), faces, split, out, progress,
+                                 device="cuda" if uses_cuda(config.train.accelerator) else "cpu")
     print("[4/4] report: tables and figures", flush=True)
     test = faces.subset(split.test)
     fig_dir = out / "figures"

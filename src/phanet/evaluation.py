@@ -16,6 +16,7 @@ from torchmetrics.functional.classification import multiclass_confusion_matrix
 
 from phanet.data.records import MISSING, LabeledFaces
 from phanet.data.torch_data import FaceDataset, collate
+from phanet.data.transforms import to_network_input
 from phanet.errors import PhanetError
 from phanet.results import output_table
 from phanet.training.module import PhaNetModule
@@ -62,7 +63,7 @@ def predict_faces(module: PhaNetModule, faces: LabeledFaces, batch_size: int = 6
     appear in ``faces.skipped`` afterwards.
     """
     size = module.config.input_size
-    dataset = FaceDataset(faces, size, train=False)
+    dataset = FaceDataset(faces, size)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=collate)
     module = module.to(device).eval()
     tables, features = [], []
@@ -75,9 +76,9 @@ def predict_faces(module: PhaNetModule, faces: LabeledFaces, batch_size: int = 6
     with torch.inference_mode():
         for batch in iterator:
             skipped += int(batch["skipped"])
-            if "image" not in batch:
+            if "pixels" not in batch:
                 continue
-            output = module.model(batch["image"].to(device))
+            output = module.model(to_network_input(batch["pixels"].to(device)))
             table = output_table(output, module.expressions, module.poses)
             index = batch["index"].numpy()
             table.insert(0, "index", index)

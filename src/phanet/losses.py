@@ -14,6 +14,7 @@ from phanet.config import LossConfig
 from phanet.data.records import MISSING
 from phanet.models.attention import peak_square
 from phanet.models.output import PhaNetOutput
+from phanet.models.precision import at_least_float32
 
 
 def true_class_probability(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -82,11 +83,12 @@ def phanet_loss(output: PhaNetOutput, expression: torch.Tensor, pose: torch.Tens
     setting = config.setting
     use_att = setting in ("att_e", "att_e_p", "multi")
     use_pose = setting in ("p_e", "att_e_p", "multi")
+    # Every term in float32, also when the network ran under bfloat16/float16 autocast.
     lambda_e, lambda_p = output.task_weights[:, 0], output.task_weights[:, 1]
-    expr_ce = F.cross_entropy(output.expression_logits, expression, reduction="none")
-    pose_ce = pose_cross_entropy(output.pose_logits, pose)
-    labelled = max(int((pose != MISSING).sum()), 1)
-    zero = output.expression_logits.new_zeros(())
+    expr_ce = F.cross_entropy(at_least_float32(output.expression_logits), expression, reduction="none")
+    pose_ce = pose_cross_entropy(at_least_float32(output.pose_logits), pose)
+    labelled = (pose != MISSING).sum().clamp(min=1)  # a tensor: no wait for the device
+    zero = expr_ce.new_zeros(())
     terms: dict[str, torch.Tensor] = {"expression": expr_ce.mean(), "pose": pose_ce.sum() / labelled}
 
     if setting == "multi":
@@ -99,7 +101,7 @@ def phanet_loss(output: PhaNetOutput, expression: torch.Tensor, pose: torch.Tens
         task = task + factor
 
     scale_ce, ranking = zero, zero
-    logits = output.scale_logits
+    logits = [None if x is None else at_least_float32(x) for x in output.scale_logits]
     if use_att:
         if config.s1_loss and logits[0] is not None:
             terms["scale1"] = F.cross_entropy(logits[0], expression)

@@ -8,6 +8,7 @@ HELP = "the built-in experiment: render data, train PhaNet and DenseNet-40, writ
 DESCRIPTION = """Run the built-in experiment end to end on this machine, no download needed.
 
   phanet demo --out runs/demo
+  phanet demo --out runs/demo-gpu --accelerator gpu
 
 Renders the synthetic `bu3dfe` preset (cached in ~/.cache/phanet or $PHANET_CACHE), trains PhaNet
 and the DenseNet-40 baseline with the same budget on subject-independent splits, evaluates both on
@@ -22,6 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", action="append", help="preset or YAML file, repeatable (default: demo)")
     parser.add_argument("--seed", type=int, help="training seed (config key 'seed')")
     parser.add_argument("--no-progress", action="store_true")
+    from phanet.commands.train import add_trainer_arguments
+
+    add_trainer_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -30,7 +34,9 @@ def run(args: argparse.Namespace) -> int:
     from phanet.config import load_config
     from phanet.demo import run_demo
 
-    overrides = list(args.overrides)
+    from phanet.commands.train import trainer_overrides
+
+    overrides = list(args.overrides) + trainer_overrides(args)
     if args.seed is not None:
         overrides.append(f"seed={args.seed}")
     config = load_config(args.config or ["demo"], overrides)

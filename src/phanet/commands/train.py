@@ -23,7 +23,9 @@ def add_trainer_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--devices", help="number of devices, a list like 0,1, or auto (train.devices)")
     group.add_argument("--strategy", help="auto, ddp, ddp_spawn, fsdp, deepspeed, ... (train.strategy)")
     group.add_argument("--num-nodes", type=int, help="number of nodes for multi-node training (train.num_nodes)")
-    group.add_argument("--precision", help="32-true, 16-mixed, bf16-mixed, ... (train.precision)")
+    group.add_argument("--precision", help="auto (32-true for PhaNet; for networks without crop-and-zoom attention "
+                       "bf16-mixed on GPUs and CPUs with native bfloat16, else 32-true), "
+                       "32-true, bf16-mixed, 16-mixed, ... (train.precision)")
 
 
 def trainer_overrides(args: argparse.Namespace) -> list[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,6 +78,13 @@ class LabeledFaces:
         """Image of sample ``index``, cropped to its face box when it has one."""
         sample = self.samples[index]
         return crop_box(read_image(self.image_path(sample)), sample.box, self.box_margin)
+
+    def source(self, index: int) -> tuple[str, str | None]:
+        """Where the pixels of sample ``index`` come from: a key naming them (file, face box and margin)
+        and the file whose changes invalidate them (see :mod:`phanet.data.cache`)."""
+        sample = self.samples[index]
+        path = os.path.abspath(self.image_path(sample))
+        return f"{path}|{sample.box}|{self.box_margin if sample.box else 0}", path
 
     def subset(self, indices: Sequence[int]) -> "LabeledFaces":
         """Same class lists and image source, only the samples at ``indices``."""

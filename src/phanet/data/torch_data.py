@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Sequence
 
 import lightning as L
 import numpy as np
@@ -11,73 +11,98 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from phanet.config import Config
-from phanet.data.records import MISSING, LabeledFaces
+from phanet.data.cache import EMPTY, STORED, ImageCache, open_cache
+from phanet.data.records import LabeledFaces
 from phanet.data.registry import load_dataset
 from phanet.data.splits import Split, subject_split
-from phanet.data.transforms import check_flip, jitter, preprocess, resize_square
+from phanet.data.transforms import resize_square
 from phanet.errors import PhanetError, UnreadableImage
+from phanet.runtime import uses_cuda
 
 log = logging.getLogger(__name__)
 
 
 class FaceDataset(Dataset):
-    """Samples of a :class:`LabeledFaces` as network inputs with labels.
+    """Samples of a :class:`LabeledFaces` as uint8 face crops of ``size`` pixels with their labels.
 
-    Items are dicts with ``image`` (3, S, S), ``expression``, ``pose`` (``MISSING`` when unknown) and
-    ``index`` (position in ``faces``). An unreadable image yields None; :func:`collate` drops it and
-    counts it, so one corrupt file never stops training.
+    ``rows`` picks the samples (default: all); ``cache`` (:func:`~phanet.data.cache.open_cache` of the
+    same ``faces`` and ``size``) keeps decoded images on disk for every later read. The network's
+    normalisation and the training augmentation are not done here but per batch on the device
+    (:func:`~phanet.data.transforms.to_network_input`, :func:`~phanet.data.transforms.augment`), so
+    what travels to the device is uint8.
+
+    Batches are fetched whole (``__getitems__``) as a dict: ``pixels`` uint8 (B, S, S, 3) RGB,
+    ``expression``, ``pose`` (``MISSING`` when unknown), ``index`` (position in this dataset) and
+    ``skipped``, the number of unreadable images left out; a single item (``dataset[i]``) is the
+    same without the batch dimension, or None when unreadable. One corrupt file never stops training.
     """
 
-    def __init__(self, faces: LabeledFaces, size: int, train: bool = False, flip: bool = False,
-                 jitter_amount: float = 0.0, cache: bool = False) -> None:
+    def __init__(self, faces: LabeledFaces, size: int, rows: Sequence[int] | np.ndarray | None = None,
+                 cache: ImageCache | None = None) -> None:
         self.faces = faces
         self.size = size
-        self.train = train
-        self.flip = flip and train
-        self.mirror = check_flip(faces.poses) if self.flip else []
-        self.jitter = jitter_amount if train else 0.0
-        self.cache: dict[int, np.ndarray | None] | None = {} if cache else None
+        self.rows = np.arange(len(faces)) if rows is None else np.asarray(rows, dtype=np.int64)
+        self.cache = cache
+        self.expression = np.array([s.expression for s in faces.samples], dtype=np.int64)
+        self.pose = np.array([s.pose for s in faces.samples], dtype=np.int64)
 
     def __len__(self) -> int:
-        return len(self.faces)
+        return len(self.rows)
 
-    def _image(self, index: int) -> np.ndarray | None:
-        if self.cache is not None and index in self.cache:
-            return self.cache[index]
+    def _decode(self, row: int) -> np.ndarray | None:
         try:
-            image = resize_square(self.faces.load_image(index), self.size)
+            return resize_square(self.faces.load_image(row), self.size)
         except UnreadableImage as exc:
             log.warning("skipping %s", exc)
-            image = None
-        except FileNotFoundError:
-            raise PhanetError(f"{self.faces.image_path(self.faces.samples[index])}: image file not found") from None
-        if self.cache is not None:
-            self.cache[index] = image
-        return image
-
-    def __getitem__(self, index: int) -> dict[str, Any] | None:
-        image = self._image(index)
-        if image is None:
             return None
-        sample = self.faces.samples[index]
-        pose = sample.pose
-        if self.train:
-            # torch's generator: seeded by seed_everything and re-seeded per worker and epoch.
-            draws = torch.rand(4).tolist()
-            image = jitter(image, self.jitter, draws[:3])
-            if self.flip and draws[3] < 0.5:
-                image = image[:, ::-1]
-                pose = self.mirror[pose] if pose != MISSING else MISSING
-        return {
-            "image": preprocess(image, self.size),
-            "expression": torch.tensor(sample.expression, dtype=torch.long),
-            "pose": torch.tensor(pose, dtype=torch.long),
-            "index": torch.tensor(index, dtype=torch.long),
-        }
+        except FileNotFoundError:
+            raise PhanetError(f"{self.faces.image_path(self.faces.samples[row])}: image file not found") from None
+
+    def _pixels(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The images of ``rows`` that could be read, and which rows those are (bool mask)."""
+        if self.cache is None:
+            slots, state = rows, np.full(len(rows), EMPTY, dtype=np.uint8)
+        else:
+            slots = self.cache.slots[rows]
+            state = self.cache.state(slots)
+        ok = state == STORED
+        if len(rows) and ok.all():  # the usual case after the first epoch: one gather out of the page cache
+            return self.cache.read(slots), ok
+        images = np.empty((len(rows), self.size, self.size, 3), dtype=np.uint8)
+        if ok.any():
+            images[ok] = self.cache.read(slots[ok])
+        for i in np.flatnonzero(state == EMPTY):
+            image = self._decode(int(rows[i]))
+            if self.cache is not None:
+                self.cache.store(int(slots[i]), image)
+            if image is not None:
+                images[i] = image
+                ok[i] = True
+        return (images if ok.all() else images[ok]), ok
+
+    def __getitems__(self, positions: Sequence[int]) -> dict[str, torch.Tensor]:
+        rows = self.rows[np.asarray(positions, dtype=np.int64)]
+        pixels, ok = self._pixels(rows)
+        batch = {"skipped": torch.tensor(int((~ok).sum()))}
+        if ok.any():
+            batch["pixels"] = torch.from_numpy(pixels)
+            batch["expression"] = torch.from_numpy(self.expression[rows[ok]])
+            batch["pose"] = torch.from_numpy(self.pose[rows[ok]])
+            batch["index"] = torch.from_numpy(np.asarray(positions, dtype=np.int64)[ok])
+        return batch
+
+    def __getitem__(self, position: int) -> dict[str, torch.Tensor] | None:
+        batch = self.__getitems__([position])
+        if "pixels" not in batch:
+            return None
+        return {key: value[0] for key, value in batch.items() if key != "skipped"}
 
 
-def collate(items: list[dict[str, Any] | None]) -> dict[str, torch.Tensor]:
-    """Stack items, dropping unreadable ones; ``skipped`` counts them."""
+def collate(items: dict[str, torch.Tensor] | list[dict[str, torch.Tensor] | None]) -> dict[str, torch.Tensor]:
+    """A batch from :meth:`FaceDataset.__getitems__` as it is, or items stacked with unreadable ones
+    dropped; ``skipped`` counts them."""
+    if isinstance(items, dict):
+        return items
     kept = [item for item in items if item is not None]
     if not kept:
         return {"skipped": torch.tensor(len(items))}
@@ -105,6 +130,7 @@ class FaceDataModule(L.LightningDataModule):
         self.config = config
         self.faces = faces
         self.split = split
+        self.cache: ImageCache | None = None
         self.datasets: dict[str, FaceDataset] = {}
 
     def prepare(self) -> None:
@@ -114,14 +140,13 @@ class FaceDataModule(L.LightningDataModule):
         if self.split is None:
             self.split = make_split(self.faces, self.config)
         data, size = self.config.data, self.config.input_size
+        if data.cache and self.cache is None:
+            self.cache = open_cache(self.faces, size, data.cache_dir)
         for part in ("train", "val", "test"):
             indices = getattr(self.split, part)
             if part in self.datasets or not indices:
                 continue
-            self.datasets[part] = FaceDataset(
-                self.faces.subset(indices), size, train=part == "train", flip=data.flip,
-                jitter_amount=data.jitter, cache=data.cache,
-            )
+            self.datasets[part] = FaceDataset(self.faces, size, rows=indices, cache=self.cache)
 
     def setup(self, stage: str | None = None) -> None:
         self.prepare()
@@ -130,9 +155,12 @@ class FaceDataModule(L.LightningDataModule):
         if part not in self.datasets:
             raise PhanetError(f"data.split: the {part} split is empty")
         workers = self.config.data.num_workers
+        # Static shapes for compiled steps (CUDA graphs): the last, smaller training batch is left out.
+        drop_last = part == "train" and self.config.train.compile != "off" and \
+            len(self.datasets[part]) > self.config.train.batch_size
         return DataLoader(self.datasets[part], batch_size=self.config.train.batch_size, shuffle=shuffle,
                           num_workers=workers, collate_fn=collate, persistent_workers=workers > 0,
-                          drop_last=False)
+                          pin_memory=uses_cuda(self.config.train.accelerator), drop_last=drop_last)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)

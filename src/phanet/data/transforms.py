@@ -1,8 +1,9 @@
 """Image preprocessing shared by training, evaluation and prediction.
 
-``preprocess`` is the one path from an RGB uint8 face crop to the network's input tensor; the
-training augmentation works on the array before it. A horizontal flip mirrors the head pose, so the
-pose label is mirrored with the image (yaw +θ becomes −θ).
+``to_network_input`` is the one path from RGB uint8 face crops to the network's input tensor: data
+loaders hand uint8 batches to the device, where they are normalised and, for training, augmented
+per batch (:func:`augment`). ``preprocess`` applies it to one image. A horizontal flip mirrors the
+head pose, so the pose label is mirrored with the image (yaw +θ becomes −θ).
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ import math
 import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
 
+from phanet.data.records import MISSING
 from phanet.errors import PhanetError
 
 MEAN = 0.5
@@ -28,11 +31,20 @@ def resize_square(image: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(image, (size, size), interpolation=interpolation)
 
 
+def to_network_input(pixels: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
+    """RGB uint8 (B, H, W, 3) → float (B, 3, H, W) normalised to [-1, 1], on the device ``pixels`` are on.
+
+    The result keeps the (B, H, W, 3) memory layout, i.e. it is ``channels_last``; with
+    ``channels_last=False`` it is made contiguous in the usual (B, 3, H, W) layout.
+    """
+    images = pixels.permute(0, 3, 1, 2).float().div_(255.0).sub_(MEAN).div_(STD)
+    return images if channels_last else images.contiguous()
+
+
 def to_tensor(image: np.ndarray) -> torch.Tensor:
     """RGB uint8 (H, W, 3) → float (3, H, W) normalised to [-1, 1]."""
-    tensor = torch.from_numpy(np.require(image, dtype=np.uint8, requirements=["C", "W"])).permute(2, 0, 1)
-    tensor = tensor.float().div_(255.0)
-    return tensor.sub_(MEAN).div_(STD)
+    pixels = torch.from_numpy(np.require(image, dtype=np.uint8, requirements=["C", "W"]))
+    return to_network_input(pixels[None])[0]
 
 
 def preprocess(image: np.ndarray, size: int) -> torch.Tensor:
@@ -40,15 +52,38 @@ def preprocess(image: np.ndarray, size: int) -> torch.Tensor:
     return to_tensor(resize_square(image, size))
 
 
-def jitter(image: np.ndarray, amount: float, draws: tuple[float, float, float]) -> np.ndarray:
-    """Scale by 1 ± amount and shift by ± amount of the side, from three uniform draws in [0, 1)."""
-    if amount <= 0:
-        return image
-    height, width = image.shape[:2]
-    scale = 1.0 + amount * (2 * draws[0] - 1)
-    dx, dy = amount * (2 * draws[1] - 1) * width, amount * (2 * draws[2] - 1) * height
-    matrix = np.array([[scale, 0, (1 - scale) * width / 2 + dx], [0, scale, (1 - scale) * height / 2 + dy]])
-    return cv2.warpAffine(image, matrix, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+def augment(images: torch.Tensor, pose: torch.Tensor, jitter: float = 0.0,
+            mirror: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The training augmentation of a batch on its device, with one ``affine_grid`` / ``grid_sample``.
+
+    Each image is scaled by 1 ± ``jitter`` about its centre and shifted by ± ``jitter`` of its side
+    (uniform draws; borders replicated), then, when ``mirror`` is given, flipped horizontally with
+    probability 1/2. A flip turns yaw +θ into −θ, so the pose label of a flipped image becomes
+    ``mirror[pose]`` (labels ``MISSING`` stay missing). Draws come from torch's generator of the
+    device (seeded by ``seed_everything``). Returns the new images and pose labels.
+    """
+    batch = images.shape[0]
+    if batch == 0 or (jitter <= 0 and mirror is None):
+        return images, pose
+    draws = torch.rand(batch, 4, device=images.device, dtype=torch.float32)
+    scale = 1.0 + jitter * (2 * draws[:, 0] - 1)
+    shift_x, shift_y = 2 * jitter * (2 * draws[:, 1] - 1), 2 * jitter * (2 * draws[:, 2] - 1)
+    flip = draws[:, 3] < 0.5 if mirror is not None else torch.zeros(batch, dtype=torch.bool, device=images.device)
+    sign = 1.0 - 2.0 * flip.float()
+    # Output pixel u (in [-1, 1]) shows input (sign·u − shift) / scale: jitter, then mirror.
+    zero = torch.zeros_like(scale)
+    theta = torch.stack([
+        torch.stack([sign / scale, zero, -shift_x / scale], dim=1),
+        torch.stack([zero, 1 / scale, -shift_y / scale], dim=1),
+    ], dim=1)
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    out = F.grid_sample(images.float(), grid, mode="bilinear", padding_mode="border", align_corners=False)
+    if images.is_contiguous(memory_format=torch.channels_last):
+        out = out.contiguous(memory_format=torch.channels_last)
+    if mirror is not None and mirror.numel():
+        mirrored = mirror.to(pose.device)[pose.clamp(min=0)]
+        pose = torch.where(flip & (pose != MISSING), mirrored, pose)
+    return out.to(images.dtype), pose
 
 
 def mirror_pose_map(poses: list[str]) -> list[int] | None:

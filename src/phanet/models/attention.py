@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from phanet.models.precision import at_least_float32
+
 
 class PixelAttentionNetwork(nn.Module):
     """Υ of Eq. 2: two stacked fully connected layers on the scale's map ``M_s`` → square (x, y, l).
@@ -55,8 +57,9 @@ class PixelAttentionNetwork(nn.Module):
         return torch.stack([x, y, half], dim=1)
 
     def forward(self, feature_map: torch.Tensor) -> torch.Tensor:
-        """Square (x, y, l) in the coordinates of the image ``feature_map`` was computed from, (B, 3)."""
-        return self.bound(self.raw(feature_map))
+        """Square (x, y, l) in the coordinates of the image ``feature_map`` was computed from, (B, 3),
+        in float32 also under mixed precision (a bfloat16 square would be half a pixel off at 128 px)."""
+        return self.bound(at_least_float32(self.raw(feature_map)))
 
 
 def _affine(boxes: torch.Tensor) -> torch.Tensor:
@@ -99,11 +102,13 @@ def crop_and_zoom(images: torch.Tensor, boxes: torch.Tensor, size: int | None = 
         images = images * boxcar_mask(boxes, height, width, steepness)
     elif mode != "affine":
         raise ValueError(f"crop mode must be 'affine' or 'boxcar', got {mode!r}")
-    grid = F.affine_grid(_affine(boxes), [batch, channels, size, size], align_corners=False)
+    # The sampling grid in float32 whatever the autocast context (bfloat16 coordinates are ~1/256 apart).
+    with torch.autocast(images.device.type, enabled=False):
+        grid = F.affine_grid(_affine(at_least_float32(boxes)), [batch, channels, size, size], align_corners=False)
     # A finite square keeps the grid inside [-1, 1]; this only guards the sampler against NaN
     # coordinates (diverged weights), which crash its CPU backward pass.
     grid = torch.nan_to_num(grid, nan=0.0).clamp(-2.0, 2.0)
-    return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return F.grid_sample(images, grid.to(images.dtype), mode="bilinear", padding_mode="border", align_corners=False)
 
 
 def compose_boxes(outer: torch.Tensor, inner: torch.Tensor) -> torch.Tensor:

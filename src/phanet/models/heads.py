@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from phanet.models.precision import at_least_float32
+
 
 class DCMLHead(nn.Module):
     """One fully connected layer, two softmax classifiers and the λ regressor.
@@ -32,8 +34,8 @@ class DCMLHead(nn.Module):
         self.lam = nn.Linear(in_features, 1 if lambda_form == "bounded" else 2)
 
     def task_weights(self, f: torch.Tensor) -> torch.Tensor:
-        """(λe, λp) per sample, (B, 2)."""
-        z = self.lam(f)
+        """(λe, λp) per sample, (B, 2), in float32 also under mixed precision (so that λe + λp = 1 exactly)."""
+        z = at_least_float32(self.lam(f))
         if self.lambda_form == "bounded":
             lambda_p = 0.5 * torch.sigmoid(z[:, 0])
             return torch.stack([1 - lambda_p, lambda_p], dim=1)

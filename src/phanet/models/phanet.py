@@ -138,11 +138,11 @@ class PhaNet(nn.Module):
         """Joint SAL (Eq. 6–8) and DCML (Eq. 10) on the HPAL result."""
         pooled = [hpal["pooled"][s] for s in self.used]
         batch = pooled[0].shape[0]
-        weights = pooled[0].new_full((batch, 3), float("nan"))
         if self.sal is not None:
             f, c = self.sal(pooled)
         else:
             f, c = torch.cat(pooled, dim=1), pooled[0].new_ones((batch, len(self.used)))
+        weights = c.new_full((batch, 3), float("nan"))
         weights[:, self.used] = c
         expression_logits, pose_logits, task_weights = self.head(f)
         scale_logits = list(hpal["logits"]) + [None] * (3 - self.num_computed)

@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from phanet.models.precision import at_least_float32
+
 
 class ScaleAttention(nn.Module):
     """Squeeze-and-excitation over scales.
@@ -31,9 +33,9 @@ class ScaleAttention(nn.Module):
         nn.init.constant_(self.fc2.bias, 0.01)
 
     def coefficients(self, pooled: list[torch.Tensor]) -> torch.Tensor:
-        """c of Eq. 7, (B, num_scales)."""
+        """c of Eq. 7, (B, num_scales), in float32 also under mixed precision."""
         fused = torch.cat(pooled, dim=1)
-        return torch.sigmoid(F.relu(self.fc2(F.relu(self.fc1(fused)))))
+        return torch.sigmoid(F.relu(at_least_float32(self.fc2(F.relu(self.fc1(fused))))))
 
     def forward(self, pooled: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """(f, c): the re-weighted joint representation (Eq. 8) and the coefficients."""

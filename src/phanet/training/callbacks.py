@@ -5,7 +5,9 @@ from __future__ import annotations
 import itertools
 import math
 import os
+import statistics
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +60,8 @@ class PanInitialization(Callback):
     the PANs alone are regressed for ``steps`` batches onto the square centred on the highest
     response (the class activation map of the true expression) of the coarser scale's last
     convolutional map (:func:`~phanet.losses.pan_init_loss`);
-    then the configured schedule starts. Runs once per run, also across ``--resume``.
+    then the configured schedule starts. Runs once per run, also across ``--resume``; with
+    ``enabled: false`` never (the PANs start training from the centred square at the first step).
     """
 
     def __init__(self, config: PanInitConfig) -> None:
@@ -74,6 +77,8 @@ class PanInitialization(Callback):
         self.final_loss = float(state_dict.get("final_loss", math.nan))
 
     def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if not self.config.enabled:
+            self.done = True
         if self.done or not module.attention_parameters():
             module.pan_frozen = False
             return
@@ -91,11 +96,11 @@ class PanInitialization(Callback):
         was_training = module.training
         module.eval()
         loss = torch.zeros(())
-        batches = (b for b in _repeat(loader) if "image" in b)
+        batches = (b for b in _repeat(loader) if "pixels" in b)
         with torch.enable_grad():
             for batch in itertools.islice(batches, self.config.steps):
-                output = module.model(batch["image"].to(module.device), return_maps=True,
-                                      map_classes=batch["expression"].to(module.device))
+                batch = module.prepare_batch(module.transfer_batch_to_device(batch, module.device, 0), train=True)
+                output = module.model(batch["image"], return_maps=True, map_classes=batch["expression"])
                 loss = pan_init_loss(output)
                 optimizer.zero_grad(set_to_none=True)
                 for p in module.parameters():
@@ -146,3 +151,79 @@ class EpochMetricsCSV(Callback):
         if trainer.is_global_zero:
             table = pd.DataFrame(self.rows)
             atomic_write_bytes(self.path, lambda handle: handle.write(table.to_csv(index=False).encode()))
+
+
+class AdaptiveThreads(Callback):
+    """Fewer CPU threads while other processes compete for the cores; all of them when they are free.
+
+    PyTorch's CPU kernels run on an OpenMP team whose threads wait for each other at every
+    operation. When another process takes one of the cores, the thread that was pushed off it
+    holds up the whole team at each of the thousands of operations of a step, and a step can take
+    many times its share of the machine (see the README's Benchmarks section). Every ``period``
+    training steps this callback times two steps with half as many threads (or, after it went
+    down, twice as many) against the median of the steps before and keeps the faster count. The
+    period grows from ``start_period`` to ``max_period`` while the count stays and starts short
+    again when it changes or when the step time moves by more than a quarter.
+    """
+
+    def __init__(self, cpus: int, start_period: int = 20, max_period: int = 160, probe_steps: int = 2) -> None:
+        self.cpus = max(1, cpus)
+        self.start_period, self.max_period, self.probe_steps = start_period, max_period, probe_steps
+        self.threads = self.cpus
+        self.period = start_period
+        self.since = 0
+        self.recent: list[float] = []
+        self.baseline = math.nan
+        self.probe: int | None = None
+        self.probes = 0
+        self.probe_times: list[float] = []
+        self._start = 0.0
+
+    def _set(self, threads: int) -> None:
+        torch.set_num_threads(threads)
+
+    def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self._set(self.threads)
+
+    def on_train_batch_start(self, trainer: L.Trainer, module: L.LightningModule, batch: Any, batch_idx: int) -> None:
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        images = int(batch["expression"].shape[0]) if isinstance(batch, dict) and "expression" in batch else 0
+        if not images or self.cpus == 1:
+            return
+        per_image = (time.perf_counter() - self._start) / images
+        if self.probe is not None:
+            self.probe_times.append(per_image)
+            if len(self.probe_times) == self.probe_steps:
+                self._decide()
+            return
+        self.recent = (self.recent + [per_image])[-8:]
+        self.since += 1
+        current = statistics.median(self.recent)
+        moved = len(self.recent) == 8 and not math.isnan(self.baseline) and abs(current / self.baseline - 1) > 0.25
+        if self.since >= self.period or moved:
+            if moved:
+                self.period = self.start_period
+            options = [t for t in (self.threads // 2, min(self.cpus, self.threads * 2)) if 1 <= t != self.threads]
+            self.probes += 1
+            self.probe, self.probe_times = options[self.probes % len(options)], []
+            self._set(self.probe)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        module.log("cpu_threads", float(self.threads))
+
+    def _decide(self) -> None:
+        current = statistics.median(self.recent)
+        trial = statistics.median(self.probe_times)
+        if trial < 0.95 * current:
+            self.threads = self.probe
+            self.period = self.start_period
+            self.recent = [trial]
+            self.baseline = trial
+        else:
+            self.period = min(self.max_period, 2 * self.period)
+            self.baseline = current
+        self._set(self.threads)
+        self.probe, self.probe_times, self.since = None, [], 0

@@ -15,10 +15,12 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from phanet.config import Config, config_from_dict
 from phanet.data.records import MISSING
+from phanet.data.transforms import augment, check_flip, to_network_input
 from phanet.errors import PhanetError
 from phanet.losses import LossTerms, phanet_loss
 from phanet.models import build_model
 from phanet.models.output import PhaNetOutput
+from phanet.models.phanet import PhaNet
 
 
 def milestones(epochs: int, values: list[float]) -> list[int]:
@@ -50,13 +52,21 @@ class PhaNetModule(L.LightningModule):
         self.expressions = list(expressions)
         self.poses = list(poses)
         self.model = build_model(self.config.model, len(expressions), len(poses))
+        mirror = check_flip(self.poses) if self.config.data.flip and self.poses else []
+        self.flip = self.config.data.flip
+        self.register_buffer("mirror", torch.tensor(mirror, dtype=torch.long), persistent=False)
+        self.channels_last = False
+        self.__dict__["network"] = self.model  # the compiled model when train.compile is on (not a submodule)
         self.pan_frozen = bool(self.attention_parameters()) and self.config.train.pan_init.enabled \
             and self.config.train.pan_init.warmup_epochs > 0
         self._frozen: list[nn.Parameter] = []
         for part in ("train", "val"):
-            setattr(self, f"{part}_expression_acc", MulticlassAccuracy(len(expressions), average="micro"))
+            # validate_args would read the labels back from the device at every step
+            setattr(self, f"{part}_expression_acc", MulticlassAccuracy(len(expressions), average="micro",
+                                                                       validate_args=False))
             if poses:
-                setattr(self, f"{part}_pose_acc", MulticlassAccuracy(len(poses), average="micro", ignore_index=MISSING))
+                setattr(self, f"{part}_pose_acc", MulticlassAccuracy(len(poses), average="micro", ignore_index=MISSING,
+                                                                     validate_args=False))
 
     def attention_parameters(self) -> list[nn.Parameter]:
         getter = getattr(self.model, "attention_parameters", None)
@@ -65,16 +75,46 @@ class PhaNetModule(L.LightningModule):
     def forward(self, images: torch.Tensor, **kwargs: Any) -> PhaNetOutput:
         return self.model(images, **kwargs)
 
+    def prepare_batch(self, batch: dict[str, torch.Tensor], train: bool) -> dict[str, torch.Tensor]:
+        """The uint8 ``pixels`` of a batch on the device → the network's ``image``: normalised and, when
+        ``train``, augmented (scale/shift ``data.jitter``, and with ``data.flip`` a flip that mirrors
+        the pose label), with one ``grid_sample`` for the whole batch."""
+        if "pixels" not in batch:
+            return batch
+        batch = dict(batch)
+        images = to_network_input(batch.pop("pixels"), channels_last=self.channels_last)
+        if train:
+            images, batch["pose"] = augment(images, batch["pose"], self.config.data.jitter,
+                                            self.mirror if self.flip else None)
+        batch["image"] = images
+        return batch
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        trainer = self._trainer
+        return self.prepare_batch(batch, train=trainer is not None and trainer.training)
+
+    def setup(self, stage: str) -> None:
+        t = self.config.train
+        on_cuda = self.device.type == "cuda" or (self._trainer is not None and
+                                                  self.trainer.strategy.root_device.type == "cuda")
+        self.channels_last = on_cuda if t.channels_last is None else t.channels_last
+        if self.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        if t.compile != "off" and stage == "fit":
+            # Static shapes: one graph per batch shape (training drops its partial batch, so there are
+            # few); symbolic batch sizes would also break affine_grid's backward in crop-and-zoom.
+            self.__dict__["network"] = torch.compile(self.model, dynamic=False,
+                                                     mode=None if t.compile == "default" else t.compile)
+
     def _log_output(self, part: str, output: PhaNetOutput, terms: LossTerms, batch: dict[str, torch.Tensor],
                     loss: torch.Tensor) -> None:
         size = batch["expression"].shape[0]
         values = {f"{part}/loss": loss.detach(), **{f"{part}/{k}": v.detach() for k, v in terms.terms.items()}}
+        # Which weights exist is known from the architecture: no test of the values (a device sync).
         weights = output.scale_weights.detach()
-        for i in range(3):
-            column = weights[:, i]
-            if not torch.isnan(column).all():
-                values[f"{part}/c{i + 1}"] = column.nanmean()
-        if torch.isnan(output.task_weights).all():
+        for i in getattr(self.model, "used", []):
+            values[f"{part}/c{i + 1}"] = weights[:, i].mean()
+        if not isinstance(self.model, PhaNet):
             values.pop(f"{part}/lambda_e", None)
             values.pop(f"{part}/lambda_p", None)
         self.log_dict(values, on_step=False, on_epoch=True, batch_size=size, sync_dist=True)
@@ -104,18 +144,27 @@ class PhaNetModule(L.LightningModule):
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor | None:
         if "image" not in batch:
             return None
-        output = self.model(batch["image"])
+        output = self.network(batch["image"])
         terms = phanet_loss(output, batch["expression"], batch["pose"], self.config.loss)
         loss = self._select_loss(terms, batch_idx)
+        self._check_finite(loss, terms, batch_idx)
+        self._log_output("train", output, terms, batch, terms.total)
+        self.log("train/skipped", batch["skipped"].float(), on_step=False, on_epoch=True, reduce_fx="sum")
+        return loss
+
+    def _check_finite(self, loss: torch.Tensor, terms: LossTerms, batch_idx: int) -> None:
+        """Stop at a non-finite loss. Reading the loss waits for the device, so on a GPU it is read
+        every ``train.log_every_n_steps`` steps and at the end of each epoch (before validation and
+        checkpoints), not at every step; a diverged network stays non-finite until then."""
+        if self.device.type == "cuda" and batch_idx % self.config.train.log_every_n_steps \
+                and batch_idx + 1 != self.trainer.num_training_batches:
+            return
         if not torch.isfinite(loss):
             bad = [name for name, value in terms.terms.items() if not torch.isfinite(value)]
             raise PhanetError(
                 f"training step {self.global_step} (epoch {self.current_epoch}): the loss is {loss.item()} "
                 f"(non-finite terms: {', '.join(bad) or 'none'}); lower optim.lr or check the input data"
             )
-        self._log_output("train", output, terms, batch, terms.total)
-        self.log("train/skipped", batch["skipped"].float(), on_step=False, on_epoch=True, reduce_fx="sum")
-        return loss
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         # A frozen parameter gets no gradient at all, so SGD leaves it untouched (no momentum, no decay).
@@ -125,7 +174,7 @@ class PhaNetModule(L.LightningModule):
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         if "image" not in batch:
             return
-        output = self.model(batch["image"])
+        output = self.network(batch["image"])
         terms = phanet_loss(output, batch["expression"], batch["pose"], self.config.loss)
         self._log_output("val", output, terms, batch, terms.total)
 

@@ -28,7 +28,9 @@ from phanet.data.records import LabeledFaces
 from phanet.data.splits import Split
 from phanet.data.torch_data import FaceDataModule
 from phanet.errors import PhanetError
-from phanet.training.callbacks import AtomicCheckpointIO, EpochMetricsCSV, PanInitialization, atomic_write_bytes
+from phanet.runtime import resolve_precision, usable_cpus, uses_cuda
+from phanet.training.callbacks import (AdaptiveThreads, AtomicCheckpointIO, EpochMetricsCSV, PanInitialization,
+                                       atomic_write_bytes)
 from phanet.training.module import PhaNetModule
 
 #: Config sections that must match when a run is resumed (the rest, e.g. epochs or devices, may change).
@@ -72,7 +74,17 @@ def _write_json(path: Path, payload: Any) -> None:
     atomic_write_bytes(path, lambda handle: handle.write(json.dumps(payload, indent=2).encode()))
 
 
-def make_trainer(config: Config, run_dir: Path, callbacks: list, enable_progress_bar: bool = True) -> L.Trainer:
+def training_precision(config: Config) -> str:
+    """The Lightning precision a run trains in (``train.precision``, with ``auto`` resolved for this
+    machine and network: see :func:`phanet.runtime.resolve_precision`)."""
+    m = config.model
+    crop_attention = m.arch == "phanet" and any(scale != "N_S1" for scale in m.scales)
+    return resolve_precision(config.train.precision, config.train.accelerator, crop_attention)
+
+
+def make_trainer(config: Config, run_dir: Path, callbacks: list, enable_progress_bar: bool = True,
+                 **trainer_args: Any) -> L.Trainer:
+    """Lightning's ``Trainer`` for ``config``; ``trainer_args`` override or add ``Trainer`` arguments."""
     t = config.train
     devices: Any = t.devices
     if isinstance(devices, str) and devices.isdigit():
@@ -80,14 +92,15 @@ def make_trainer(config: Config, run_dir: Path, callbacks: list, enable_progress
     strategy = _DDP_NAMES.get(t.strategy, t.strategy)
     if enable_progress_bar:
         callbacks = [*callbacks, TQDMProgressBar(refresh_rate=max(1, t.log_every_n_steps))]
-    return L.Trainer(
+    arguments = dict(
         max_epochs=t.epochs,
         accelerator=t.accelerator,
         devices=devices,
         strategy=strategy,
         num_nodes=t.num_nodes,
-        precision=t.precision,
+        precision=training_precision(config),
         deterministic=t.deterministic,
+        benchmark=not t.deterministic,
         gradient_clip_val=t.gradient_clip or None,
         log_every_n_steps=t.log_every_n_steps,
         callbacks=callbacks,
@@ -98,6 +111,18 @@ def make_trainer(config: Config, run_dir: Path, callbacks: list, enable_progress
         enable_model_summary=False,
         num_sanity_val_steps=0,
     )
+    return L.Trainer(**{**arguments, **trainer_args})
+
+
+def cpu_thread_callbacks(config: Config) -> list[L.Callback]:
+    """Set PyTorch's CPU threads: ``train.threads``, or every usable core (affinity mask, cgroup quota)
+    with :class:`AdaptiveThreads` when one process trains on the CPU."""
+    t = config.train
+    torch.set_num_threads(t.threads or usable_cpus())
+    single = str(t.devices) in ("auto", "1") and t.num_nodes == 1 and t.strategy in ("auto", "single_device")
+    if t.threads is None and single and t.accelerator in ("auto", "cpu") and not uses_cuda(t.accelerator):
+        return [AdaptiveThreads(usable_cpus())]
+    return []
 
 
 def _is_rank_zero() -> bool:
@@ -126,6 +151,7 @@ def train(config: Config, resume: bool = False, faces: LabeledFaces | None = Non
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     warnings.filterwarnings("ignore", ".*sync_dist=True.*")
     warnings.filterwarnings("ignore", ".*LeafSpec.*")
+    warnings.filterwarnings("ignore", ".*overridden `on_after_batch_transfer`.*")
     L.seed_everything(config.seed, workers=True, verbose=False)
     datamodule = FaceDataModule(config, faces=faces, split=split)
     datamodule.prepare()
@@ -143,7 +169,9 @@ def train(config: Config, resume: bool = False, faces: LabeledFaces | None = Non
                                  save_top_k=1, auto_insert_metric_name=False)
     # A second, unmonitored checkpoint rewritten after every epoch: the one --resume continues from.
     latest = ModelCheckpoint(dirpath=checkpoints, filename="last", monitor=None, save_top_k=1, every_n_epochs=1)
-    callbacks = [checkpoint, latest, EpochMetricsCSV(run_dir / "metrics.csv"), PanInitialization(config.train.pan_init)]
+    # The thread callback logs before the metrics table is written at the end of each epoch.
+    callbacks = [*cpu_thread_callbacks(config), checkpoint, latest, EpochMetricsCSV(run_dir / "metrics.csv"),
+                 PanInitialization(config.train.pan_init)]
     trainer = make_trainer(config, run_dir, callbacks, enable_progress_bar=progress)
     trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if resume else None)
     score = checkpoint.best_model_score

@@ -117,6 +117,10 @@ class SynthFaces(LabeledFaces):
 
         return render_sample(self.specs[self.samples[index].path], self.seed, self.size)
 
+    def source(self, index: int) -> tuple[str, str | None]:
+        """Rendered pixels depend on the generator version, the seed, the size and the sample only."""
+        return f"synth-v{GENERATOR_VERSION}-seed{self.seed}-{self.size}px/{self.samples[index].path}", None
+
     def spec(self, index: int) -> SampleSpec:
         return self.specs[self.samples[index].path]
 
