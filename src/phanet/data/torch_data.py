@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Sequence
+from typing import Sequence
 
 import lightning as L
 import numpy as np
@@ -43,8 +43,8 @@ class FaceDataset(Dataset):
         self.size = size
         self.rows = np.arange(len(faces)) if rows is None else np.asarray(rows, dtype=np.int64)
         self.cache = cache
-        self.expression = np.array([s.expression for s in faces.samples], dtype=np.int64)
-        self.pose = np.array([s.pose for s in faces.samples], dtype=np.int64)
+        self.expression = np.array([faces.samples[r].expression for r in self.rows], dtype=np.int64)
+        self.pose = np.array([faces.samples[r].pose for r in self.rows], dtype=np.int64)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -81,14 +81,15 @@ class FaceDataset(Dataset):
         return (images if ok.all() else images[ok]), ok
 
     def __getitems__(self, positions: Sequence[int]) -> dict[str, torch.Tensor]:
-        rows = self.rows[np.asarray(positions, dtype=np.int64)]
-        pixels, ok = self._pixels(rows)
+        positions = np.asarray(positions, dtype=np.int64)
+        pixels, ok = self._pixels(self.rows[positions])
         batch = {"skipped": torch.tensor(int((~ok).sum()))}
         if ok.any():
+            kept = positions[ok]
             batch["pixels"] = torch.from_numpy(pixels)
-            batch["expression"] = torch.from_numpy(self.expression[rows[ok]])
-            batch["pose"] = torch.from_numpy(self.pose[rows[ok]])
-            batch["index"] = torch.from_numpy(np.asarray(positions, dtype=np.int64)[ok])
+            batch["expression"] = torch.from_numpy(self.expression[kept])
+            batch["pose"] = torch.from_numpy(self.pose[kept])
+            batch["index"] = torch.from_numpy(kept)
         return batch
 
     def __getitem__(self, position: int) -> dict[str, torch.Tensor] | None:
@@ -98,16 +99,8 @@ class FaceDataset(Dataset):
         return {key: value[0] for key, value in batch.items() if key != "skipped"}
 
 
-def collate(items: dict[str, torch.Tensor] | list[dict[str, torch.Tensor] | None]) -> dict[str, torch.Tensor]:
-    """A batch from :meth:`FaceDataset.__getitems__` as it is, or items stacked with unreadable ones
-    dropped; ``skipped`` counts them."""
-    if isinstance(items, dict):
-        return items
-    kept = [item for item in items if item is not None]
-    if not kept:
-        return {"skipped": torch.tensor(len(items))}
-    batch = {key: torch.stack([item[key] for item in kept]) for key in kept[0]}
-    batch["skipped"] = torch.tensor(len(items) - len(kept))
+def collate(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The DataLoader's ``collate_fn``: :meth:`FaceDataset.__getitems__` already returns whole batches."""
     return batch
 
 

@@ -118,10 +118,11 @@ def cpu_thread_callbacks(config: Config) -> list[L.Callback]:
     """Set PyTorch's CPU threads: ``train.threads``, or every usable core (affinity mask, cgroup quota)
     with :class:`AdaptiveThreads` when one process trains on the CPU."""
     t = config.train
-    torch.set_num_threads(t.threads or usable_cpus())
+    cpus = usable_cpus()
+    torch.set_num_threads(t.threads or cpus)
     single = str(t.devices) in ("auto", "1") and t.num_nodes == 1 and t.strategy in ("auto", "single_device")
     if t.threads is None and single and t.accelerator in ("auto", "cpu") and not uses_cuda(t.accelerator):
-        return [AdaptiveThreads(usable_cpus())]
+        return [AdaptiveThreads(cpus)]
     return []
 
 
