@@ -42,9 +42,10 @@ def resolve_precision(precision: str, accelerator: str, crop_attention: bool = T
 
     Why not bf16 for the attention: the gradient that reaches a square (x, y, l) is a sum over the
     zoomed pixels of the next scale's input gradient, largely cancelling; computed through a bfloat16
-    backbone it can point elsewhere (cosine 0.30 with the float64 gradient of the ranking loss on a
-    trained demo network, 1.000 in float32), and in three of three bfloat16 demo trainings the S2
-    square ended pinned in a corner of the image for every face (none of three in float32)."""
+    backbone it can point elsewhere (cosine 0.30 and −0.97 with the float64 gradient of the ranking
+    loss on two trained demo networks, 1.000 in float32), and in three of three bfloat16 demo
+    trainings the S2 square ended pinned in a corner of the image for every face (none of four in
+    float32; ``benchmarks/precision_attention.py``)."""
     import torch
 
     if precision != "auto":
