@@ -38,6 +38,19 @@ def test_mini_demo_writes_the_report_tables_and_figures(tmp_path, monkeypatch, c
     table2 = pd.read_csv(out / "tables" / "table2_per_pose.csv")
     assert table2.columns.tolist() == ["Methods", "-90°", "-60°", "-45°", "-30°", "0°", "30°", "45°", "60°", "90°",
                                        "Average"]
+    coverage = pd.read_csv(out / "tables" / "attention_coverage.csv").set_index("Region")
+    assert coverage.columns.tolist() == table2.columns.tolist()[1:-1] + ["all"]
+    # S3's share on the mouth, recomputed from the predictions and the manifest's landmarks
+    cache = next((tmp_path / "cache" / "synth").iterdir())
+    marks = pd.read_csv(cache / "manifest.csv").set_index("path")
+    predictions = pd.read_csv(out / "phanet" / "evaluation" / "predictions.csv")
+    inside = pd.Series(False, index=predictions.index)
+    for point in ("mouth", "mouth_left", "mouth_right"):
+        lm = marks.loc[predictions["path"], [f"lm_{point}_x", f"lm_{point}_y", f"lm_{point}_vis"]].to_numpy()
+        inside |= ((abs(lm[:, 0] - predictions["s3_x"]) <= predictions["s3_l"])
+                   & (abs(lm[:, 1] - predictions["s3_y"]) <= predictions["s3_l"]) & (lm[:, 2] == 1))
+    assert coverage.loc["S3 square on mouth", "all"] == pytest.approx(100 * inside.mean(), abs=0.01)
+    assert "How often each square holds" in report
     linked = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report)
     assert len(linked) >= 10
     for path in linked:

@@ -105,14 +105,25 @@ def test_pan_init_loss_pulls_the_square_to_the_peak_but_not_into_the_border():
     out.expression_logits = out.expression_logits[:1]
     out.feature_maps = [fmap, None, None]
     nan = [float("nan")] * 3
-    # room = 0.5 - 0.2 = 0.3; the offset (±1.25 rooms) is held at ±0.8 rooms: x = 0.74, y = 0.26
-    out.local_boxes = torch.tensor([[[0.74, 0.26, 0.2], nan]])
-    assert float(pan_init_loss(out)) < 1e-10
-    out.local_boxes = torch.tensor([[[0.5, 0.5, 0.2], nan]])
-    assert math.isclose(float(pan_init_loss(out)), 0.5 * 0.8**2, rel_tol=1e-5)
+
+    def square(raw_x: float, raw_y: float) -> None:  # the PAN's raw outputs and the square they bound to
+        out.pan_outputs = torch.tensor([[[raw_x, raw_y, 0.0], nan]], requires_grad=True)
+        out.local_boxes = torch.tensor([[[0.5 + 0.3 * math.tanh(raw_x), 0.5 + 0.3 * math.tanh(raw_y), 0.2], nan]])
+
+    # room = 0.5 - 0.2 = 0.3; the offset (±1.25 rooms) is held at ±0.8 rooms: x = 0.74, y = 0.26,
+    # i.e. raw outputs ±atanh(0.8)
+    square(math.atanh(0.8), -math.atanh(0.8))
+    assert float(pan_init_loss(out).detach()) < 1e-10
+    square(0.0, 0.0)  # centred: |d| = atanh(0.8) = 1.0986 > 1, smooth L1 = |d| - 0.5 for x and y
+    assert math.isclose(float(pan_init_loss(out).detach()), math.atanh(0.8) - 0.5, rel_tol=1e-5)
+    square(12.0, -12.0)  # saturated past the target (tanh(12) = 1 in float32): still pulled back
+    loss = pan_init_loss(out)
+    loss.backward()
+    assert math.isclose(float(loss.detach()), 12 - math.atanh(0.8) - 0.5, rel_tol=1e-5)
+    assert out.pan_outputs.grad[0, 0, 0] > 0.4 and out.pan_outputs.grad[0, 0, 1] < -0.4
     fmap[0, 1, 1] = 2.0  # a higher peak at (0.375, 0.375): offsets (-0.125 / 0.3) within reach
-    out.local_boxes = torch.tensor([[[0.375, 0.375, 0.2], nan]])
-    assert float(pan_init_loss(out)) < 1e-10
+    square(math.atanh(-0.125 / 0.3), math.atanh(-0.125 / 0.3))
+    assert float(pan_init_loss(out).detach()) < 1e-10
 
 
 def test_class_activation_maps_use_the_scale_classifier_weights():

@@ -67,6 +67,41 @@ def test_scale_weights_start_in_half_to_one_and_follow_eq7():
     assert weights.min() >= 0.5 and weights.max() < 1.0
 
 
+@pytest.mark.parametrize("detach", [True, False])
+def test_finer_losses_reach_the_coarser_backbone_only_without_detach(detach):
+    torch.manual_seed(0)
+    model = PhaNet(7, 9, 32, **{**SMALL, "attention": AttentionConfig(hidden=16, grid=2, detach_input=detach)})
+    torch.nn.init.normal_(model.pans[0].fc2.weight, std=0.1)  # a trained PAN (it starts at the centred square)
+    out = model(torch.randn(4, 3, 32, 32))
+    out.scale_logits[1].sum().backward()  # S2's expression logits: through S2's square into S1's map
+    s1 = torch.cat([p.grad.flatten() for p in model.backbones[0].parameters() if p.grad is not None] or [torch.zeros(1)])
+    assert (s1.abs().sum() > 0) is not detach
+    assert model.pans[0].fc2.weight.grad.abs().sum() > 0  # the PAN itself learns either way
+    assert torch.isfinite(out.pan_outputs[:, :2]).all()
+    torch.testing.assert_close(model.pans[0].bound(out.pan_outputs[:, 0]), out.local_boxes[:, 0])
+
+
+def test_sigmoid_gate_keeps_gradient_where_the_literal_gate_has_none():
+    torch.manual_seed(0)
+    pooled = [torch.randn(16, 5) for _ in range(3)]
+    for form, alive in (("literal", False), ("sigmoid", True)):
+        sal = ScaleAttention(channels=5, num_scales=3, hidden=4, form=form)
+        with torch.no_grad():
+            sal.fc2.bias.fill_(-3.0)  # every pre-activation negative: a dead scale weight under Eq. 7 as written
+        c = sal.coefficients(pooled)
+        z = sal.pre_activations(pooled)
+        assert (z < 0).all()
+        expected = torch.sigmoid(z) if form == "sigmoid" else torch.full_like(z, 0.5)
+        torch.testing.assert_close(c, expected)
+        c.sum().backward()
+        grad = torch.cat([p.grad.flatten() for p in sal.parameters()])
+        assert bool(grad.abs().sum() > 0) is alive, form
+    fresh = ScaleAttention(channels=5, num_scales=3, hidden=4, form="sigmoid")
+    torch.testing.assert_close(fresh.coefficients(pooled), torch.full((16, 3), 0.5))
+    with pytest.raises(ValueError, match="form"):
+        ScaleAttention(5, 3, 4, form="softmax")
+
+
 @pytest.mark.parametrize("form", ["bounded"])
 def test_lambda_constraints_hold_for_every_sample(form):
     torch.manual_seed(1)

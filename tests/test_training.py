@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import tiny_overrides
+from conftest import TINY, tiny_overrides
 from phanet.cli import main
 from phanet.config import load_config
 from phanet.data.registry import load_dataset
@@ -108,6 +108,37 @@ def test_tiny_phanet_overfits_sixteen_images():
     with torch.no_grad():
         predicted = model(images).expression_logits.argmax(1)
     assert torch.equal(predicted, expression)
+
+
+def test_demo_recipe_keeps_s1_and_every_scale_weight_learning():
+    """The choices of the demo preset (SAL gate, per-part learning rate, optimiser) on the tiny overfit
+    problem: S1's expression loss falls and the scale weights leave 0.5 with gradient still flowing."""
+    from tiny_data import draw
+
+    from phanet.data.transforms import preprocess
+    from phanet.losses import phanet_loss
+
+    torch.manual_seed(0)
+    config = load_config("demo", [*TINY, "model.source_size=null"])
+    module = PhaNetModule(config.to_dict(), ["AN", "HA", "NE", "SU"], ["-30", "0", "30"])
+    optimizer = module.configure_optimizers()["optimizer"]
+    labels = [(i % 4, (i // 4) % 3, i // 5) for i in range(16)]
+    images = torch.stack([preprocess(draw(e, p, s, 32), 32) for e, p, s in labels])
+    expression = torch.tensor([e for e, _, _ in labels])
+    pose = torch.tensor([p for _, p, _ in labels])
+    s1 = []
+    for _ in range(60):
+        output = module.model(images)
+        terms = phanet_loss(output, expression, pose, module.config.loss)
+        s1.append(float(terms.terms["scale1"].detach()))
+        optimizer.zero_grad()
+        terms.total.backward()
+        optimizer.step()
+    assert s1[-1] < 0.5 * s1[0]
+    weights = output.scale_weights.detach()
+    assert (weights - 0.5).abs().mean(0).min() > 0.002  # every weight moved off its start (at a tenth of the lr)
+    assert ((weights > 0.01) & (weights < 0.99)).all()  # and none saturated: each still gets gradient
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in module.model.sal.fc2.parameters())
 
 
 def test_resume_after_a_kill_finishes_every_epoch_once(tiny_manifest, tmp_path):
@@ -280,3 +311,47 @@ def test_pan_initialization_follows_its_enabled_switch(enabled, warmup, runs, mo
         callback.on_train_epoch_end(trainer, module)
     assert len(calls) == runs and module.pan_frozen is False
     assert calls == ([0] if runs else [])
+
+
+def test_training_dynamics_record_what_each_part_receives(tiny_manifest, tmp_path):
+    out = tmp_path / "dyn"
+    config = load_config("demo", tiny_overrides(tiny_manifest, out, "train.epochs=2", "train.dynamics=1",
+                                                "train.pan_init.warmup_epochs=1", "train.pan_init.hold_sal=true"))
+    train(config, progress=False)
+    table = pd.read_csv(out / "dynamics.csv")
+    steps_per_epoch = pd.read_csv(out / "metrics.csv")["step"].iloc[0]
+    assert table["step"].tolist() == list(range(2 * steps_per_epoch))
+    warm, joint = table[table["epoch"] == 0], table[table["epoch"] == 1]
+    assert warm["pan_frozen"].all() and not joint["pan_frozen"].any()
+    # Which loss part can reach which part of the network (Eq. 3, 4, 9): exact zeros where no path exists.
+    assert (table["grad/scale1/S2_backbone"] == 0).all() and (table["grad/scale1/S1_classifier"] > 0).all()
+    assert (table["grad/expression/S1_classifier"] == 0).all() and (table["grad/pose/head_expression"] == 0).all()
+    assert (table["grad/rank2/S1_classifier"] == 0).all()  # the coarser probability is a fixed reference
+    assert (table["grad/scale2/S1_backbone"] == 0).all() and (table["grad/rank3/S2_backbone"] == 0).all()  # detached
+    assert (table["grad/scale3/S3_classifier"] > 0).all() and (table["grad/scale2/S3_backbone"] == 0).all()
+    # The S1 classifier has one source, so its total gradient is that part's.
+    assert (table["grad/S1_classifier"] - table["grad/scale1/S1_classifier"]).abs().max() < 1e-5
+    # Held during the warm-up: PANs and SAL do not move, every other part does.
+    assert (warm["update/PAN_S2"] == 0).all() and (warm["update/SAL"] == 0).all()
+    assert (warm["update/S1_backbone"] > 0).all() and (joint["update/SAL"] > 0).all()
+    first = table.iloc[0]  # W_2 = 0 at the start: z is SAL's bias (0, the sigmoid gate) for every sample
+    assert config.model.sal_form == "sigmoid"
+    for i in (1, 2, 3):
+        assert first[f"sal/z{i}_mean"] == 0 and first[f"sal/z{i}_std"] == 0 and first[f"sal/z{i}_positive"] == 0
+        assert first[f"sal/c{i}_mean"] == 0.5
+    assert ((table["lambda_p_mean"] >= 0) & (table["lambda_p_mean"] <= 0.5)).all()
+
+
+def test_plateau_schedule_and_early_stopping_follow_the_validation_accuracy(tiny_manifest, tmp_path):
+    # A learning rate too small to change any prediction: the validation accuracy never improves after
+    # the first epoch, so the plateau schedule decays at every epoch and early stopping ends the run.
+    out = tmp_path / "plateau"
+    config = load_config("demo", tiny_overrides(tiny_manifest, out, "train.epochs=6", "optim.lr=1e-12",
+                                                "optim.scheduler=plateau", "optim.plateau_patience=0",
+                                                "optim.lr_decay=0.5", "train.early_stop=2"))
+    result = train(config, progress=False)
+    metrics = pd.read_csv(out / "metrics.csv")
+    assert metrics["epoch"].tolist() == [0, 1, 2]
+    assert metrics["val/expression_acc"].nunique() == 1
+    assert metrics["lr"].tolist() == pytest.approx([1e-12, 5e-13, 2.5e-13])
+    assert result.best_score == pytest.approx(metrics["val/expression_acc"].iloc[0])

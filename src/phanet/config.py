@@ -52,6 +52,9 @@ class AttentionConfig:
     side_max: float = 0.6
     crop: str = _choices("affine", "boxcar", default="affine")
     mask_steepness: float = 50.0
+    #: The PAN reads the coarser scale's map without passing gradient back into that scale's backbone
+    #: (the finer scales' losses train the PAN, not the coarser network; see README, Training dynamics).
+    detach_input: bool = True
 
 
 @dataclass
@@ -62,6 +65,7 @@ class ModelConfig:
     scales: list[str] = field(default_factory=lambda: list(SCALE_NAMES))
     joint_sa: bool = True
     sal_hidden: int = 64
+    sal_form: str = _choices("literal", "sigmoid", default="literal")
     head_hidden: int = 512
     lambda_form: str = _choices("bounded", "free", default="bounded")
     width: float = 1.0
@@ -82,13 +86,20 @@ class LossConfig:
 
 @dataclass
 class OptimConfig:
-    name: str = _choices("sgd", "adam", default="sgd")
+    name: str = _choices("sgd", "adam", "adamw", default="sgd")
     lr: float = 0.01
     momentum: float = 0.9
     nesterov: bool = False
     weight_decay: float = 1e-4
     lr_decay: float = 0.1
+    #: ``multistep``: ×lr_decay at ``milestones``; ``plateau``: ×lr_decay after ``plateau_patience``
+    #: epochs without a better validation FER accuracy.
+    scheduler: str = _choices("multistep", "plateau", default="multistep")
     milestones: list[float] = field(default_factory=lambda: [0.5, 0.75])
+    plateau_patience: int = 2
+    #: Learning-rate multipliers per part of the network, e.g. ``{SAL: 0.1}``; the parts are those of
+    #: :func:`phanet.training.dynamics.parameter_groups` (S1_backbone, PAN_S2, SAL, head_lambda, ...).
+    part_lr: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -99,6 +110,7 @@ class PanInitConfig:
     warmup_epochs: int = 1
     steps: int = 50
     lr: float = 0.01
+    hold_sal: bool = False
 
 
 @dataclass
@@ -118,6 +130,12 @@ class TrainConfig:
     channels_last: bool | None = None
     threads: int | None = None
     log_every_n_steps: int = 10
+    dynamics: int = 0
+    #: Stop after this many epochs without a better validation FER accuracy (0: run every epoch);
+    #: the best checkpoint is the one evaluated.
+    early_stop: int = 0
+    #: Stop after this many minutes of training (null: no limit); the best checkpoint so far counts.
+    max_minutes: float | None = None
 
 
 @dataclass
@@ -347,6 +365,19 @@ def validate(config: Config) -> None:
     if config.train.threads is not None and config.train.threads < 1:
         raise PhanetError(f"config: train.threads: expected at least 1 (or null: every usable core), "
                           f"got {config.train.threads}")
+    for name in ("early_stop", "plateau_patience"):
+        section = config.train if name == "early_stop" else config.optim
+        if getattr(section, name) < 0:
+            raise PhanetError(f"config: {'train' if section is config.train else 'optim'}.{name}: expected epochs "
+                              f"(0 or more), got {getattr(section, name)}")
+    if config.train.max_minutes is not None and not config.train.max_minutes > 0:
+        raise PhanetError(f"config: train.max_minutes: expected a positive number of minutes (or null), "
+                          f"got {config.train.max_minutes}")
+    for part, factor in config.optim.part_lr.items():
+        if not isinstance(factor, (int, float)) or not factor > 0 or factor != factor:
+            raise PhanetError(f"config: optim.part_lr.{part}: expected a positive multiplier, got {factor!r}")
+    if config.train.dynamics < 0:
+        raise PhanetError(f"config: train.dynamics: expected steps between records (0 = off), got {config.train.dynamics}")
     if config.data.num_workers < 0:
         raise PhanetError(f"config: data.num_workers: expected 0 or more, got {config.data.num_workers}")
     if not 0 <= config.data.jitter < 0.5:

@@ -22,7 +22,9 @@ from phanet.data.torch_data import make_split
 from phanet.errors import PhanetError
 from phanet.runtime import usable_cpus, uses_cuda
 from phanet.experiments import METHOD_NAMES, MethodRun, baseline_config, run_method
+from phanet.data.synth.landmarks import landmark_table
 from phanet.reports import figures
+from phanet.reports.coverage import coverage_by_pose, coverage_table
 from phanet.reports.tables import expression_pose_table, method_table, per_pose_table, to_markdown, write_table
 from phanet.training.run import training_precision
 
@@ -99,10 +101,28 @@ def _figures(runs: dict[str, MethodRun], faces: LabeledFaces, test: LabeledFaces
     return paths
 
 
-def _describe(config: Config, faces: LabeledFaces, folder: Path, split, seconds: float,
-              reused: list[str]) -> str:
-    o = config.data.options
+def _schedule(config: Config) -> str:
+    """The budget in words: epochs, learning-rate schedule, stopping rules."""
     t, opt = config.train, config.optim
+    if opt.scheduler == "plateau":
+        decay = f"×{opt.lr_decay} after {opt.plateau_patience + 1} epochs without a better validation FER accuracy"
+    else:
+        decay = f"×{opt.lr_decay} at {', '.join(str(m) for m in opt.milestones)} of the run"
+    stops = [f"at most {t.epochs} epochs"]
+    if t.early_stop:
+        stops.append(f"stopped after {t.early_stop} epochs without a better validation FER accuracy")
+    if t.max_minutes:
+        stops.append(f"at most {t.max_minutes:g} minutes of training per method")
+    names = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW"}
+    parts = "".join(f", {name} at ×{factor:g}" for name, factor in opt.part_lr.items())
+    return f"{'; '.join(stops)}; batch {t.batch_size}, {names.get(opt.name, opt.name)} lr {opt.lr}{parts} ({decay})"
+
+
+def _describe(config: Config, faces: LabeledFaces, folder: Path, split, seconds: float,
+              reused: list[str], runs: dict[str, MethodRun] | None = None) -> str:
+    o = config.data.options
+    t = config.train
+    trained = ", ".join(f"{name} {len(run.metrics)}" for name, run in (runs or {}).items())
     device = torch.cuda.get_device_name() if uses_cuda(t.accelerator) else f"CPU ({usable_cpus()} usable cores)"
     return "\n".join([
         f"- **Run**: `phanet demo` (phanet {__version__}, torch {torch.__version__}, Python {platform.python_version()}) "
@@ -115,10 +135,12 @@ def _describe(config: Config, faces: LabeledFaces, folder: Path, split, seconds:
         f"- **Split (subject-independent)**: {len(split.subjects['train'])} training subjects ({len(split.train)} images), "
         f"{len(split.subjects['val'])} validation ({len(split.val)}), {len(split.subjects['test'])} test ({len(split.test)}); "
         "no subject is in two parts.",
-        f"- **Budget (both methods)**: {t.epochs} epochs, batch {t.batch_size}, { {'sgd': 'SGD', 'adam': 'Adam'}.get(opt.name, opt.name)} lr {opt.lr} "
-        f"(×{opt.lr_decay} at {', '.join(str(m) for m in opt.milestones)} of the run), network input {config.model.image_size} px"
+        f"- **Budget (both methods)**: {_schedule(config)}"
+        + (f"; epochs trained: {trained}" if trained else "")
+        + f"; network input {config.model.image_size} px"
         + (f" (S2 and S3 cut from the {config.model.source_size} px image)" if config.model.source_size else "")
-        + f", schedule `{t.schedule}`, precision {training_precision(config)} (PhaNet) and "
+        + f", schedule `{t.schedule}`, SAL gate `{config.model.sal_form}` (Eq. 7)"
+        + f", precision {training_precision(config)} (PhaNet) and "
         f"{training_precision(baseline_config(config, 'densenet'))} (DenseNet-40). "
         "The checkpoint with the best validation FER accuracy is tested.",
     ])
@@ -134,7 +156,7 @@ def run_demo(out: Path, config: Config, progress: bool = True) -> Path:
     runs: dict[str, MethodRun] = {}
     for step, method in ((2, "phanet"), (3, "densenet")):
         label = METHOD_NAMES[method]
-        print(f"[{step}/4] training {label} ({config.train.epochs} epochs)", flush=True)
+        print(f"[{step}/4] training {label} (up to {config.train.epochs} epochs)", flush=True)
         runs[label] = run_method(method, baseline_config(config, method), faces, split, out, progress,
                                  device="cuda" if uses_cuda(config.train.accelerator) else "cpu")
     print("[4/4] report: tables and figures", flush=True)
@@ -148,6 +170,8 @@ def run_demo(out: Path, config: Config, progress: bool = True) -> Path:
     table2 = write_table(per_pose_table(summaries), tables / "table2_per_pose", bold_max=[])
     table4 = write_table(expression_pose_table(runs["PhaNet"].predictions, faces.expressions, faces.poses),
                          tables / "table4_expression_by_pose")
+    coverage = coverage_table(runs["PhaNet"].predictions, landmark_table(test))
+    coverage_md = write_table(coverage_by_pose(coverage), tables / "attention_coverage")
     report = out / "report.md"
     rel = {k: p.relative_to(out).as_posix() for k, p in paths.items()}
     phanet, dense = runs["PhaNet"].summary, runs["DenseNet-40"].summary
@@ -157,7 +181,7 @@ def run_demo(out: Path, config: Config, progress: bool = True) -> Path:
         "# PhaNet demo report",
         "",
         _describe(config, faces, folder, split, time.time() - start,
-                  [label for label, run in runs.items() if run.reused]),
+                  [label for label, run in runs.items() if run.reused], runs),
         "",
         "Accuracies are percentages on the held-out test subjects. The paper's numbers (BU-3DFE, 224 px, "
         "150 epochs on a GPU) are not expected here: this is a small CPU budget on synthetic faces.",
@@ -187,7 +211,13 @@ def run_demo(out: Path, config: Config, progress: bool = True) -> Path:
         "## Attended regions (Figs. 8–10)",
         "",
         "Each test image with the S2 (red) and S3 (yellow) squares PhaNet chose, the zoomed S2 and S3 regions "
-        "below it; then the response maps (channel mean of the last convolutional map) of the three scales.",
+        "below it; then the class activation maps of the three scales (each scale's classifier weights of its "
+        "predicted expression over the channels of its last convolutional map, scaled per image to [0, 1]).",
+        "",
+        "How often each square holds a visible landmark of the mouth (centre or a corner), an eye or a brow "
+        "(the renderer's ground truth, `lm_*` columns of the manifest), % of the test images per pan:",
+        "",
+        coverage_md,
         "",
         f"![attended squares]({rel['squares']})",
         f"![attention maps]({rel['maps']})" if "maps" in rel else "",

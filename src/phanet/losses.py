@@ -64,6 +64,8 @@ class LossTerms:
     classification: torch.Tensor
     ranking: torch.Tensor
     terms: dict[str, torch.Tensor] = field(default_factory=dict)
+    #: The additive parts of ``total`` as they enter it (weighted by λ where they are): their sum is ``total``.
+    parts: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 def phanet_loss(output: PhaNetOutput, expression: torch.Tensor, pose: torch.Tensor, config: LossConfig) -> LossTerms:
@@ -91,31 +93,38 @@ def phanet_loss(output: PhaNetOutput, expression: torch.Tensor, pose: torch.Tens
     zero = expr_ce.new_zeros(())
     terms: dict[str, torch.Tensor] = {"expression": expr_ce.mean(), "pose": pose_ce.sum() / labelled}
 
+    parts: dict[str, torch.Tensor] = {}
     if setting == "multi":
-        task = (lambda_e * expr_ce).mean() + (lambda_p * pose_ce).sum() / labelled
+        parts["expression"] = (lambda_e * expr_ce).mean()
+        parts["pose"] = (lambda_p * pose_ce).sum() / labelled
     else:
-        task = expr_ce.mean() + (pose_ce.sum() / labelled if use_pose else zero)
+        parts["expression"] = expr_ce.mean()
+        if use_pose:
+            parts["pose"] = pose_ce.sum() / labelled
     factor = constraint_factor(lambda_p, config.factor_scale).mean()
     terms["factor"] = factor
     if setting == "multi" and config.constraint_factor:
-        task = task + factor
+        parts["factor"] = factor
+    task = sum(parts.values(), zero)
 
     scale_ce, ranking = zero, zero
     logits = [None if x is None else at_least_float32(x) for x in output.scale_logits]
     if use_att:
         if config.s1_loss and logits[0] is not None:
-            terms["scale1"] = F.cross_entropy(logits[0], expression)
+            terms["scale1"] = parts["scale1"] = F.cross_entropy(logits[0], expression)
             scale_ce = scale_ce + terms["scale1"]
         for s in (1, 2):
             if logits[s] is None:
                 continue
             ce, rank = attention_loss(logits[s - 1], logits[s], expression, config.margin)
             terms[f"scale{s + 1}"], terms[f"rank{s + 1}"] = ce, rank
+            parts[f"scale{s + 1}"], parts[f"rank{s + 1}"] = ce, rank
             scale_ce, ranking = scale_ce + ce, ranking + rank
     classification = task + scale_ce
     terms["lambda_e"] = lambda_e.mean()
     terms["lambda_p"] = lambda_p.mean()
-    return LossTerms(total=classification + ranking, classification=classification, ranking=ranking, terms=terms)
+    return LossTerms(total=classification + ranking, classification=classification, ranking=ranking, terms=terms,
+                     parts=parts)
 
 
 def pan_init_loss(output: PhaNetOutput, reach: float = 0.8) -> torch.Tensor:
@@ -126,17 +135,22 @@ def pan_init_loss(output: PhaNetOutput, reach: float = 0.8) -> torch.Tensor:
     ``return_maps=True`` (pass ``map_classes`` = the true expressions). Centres are compared as
     offsets from the image centre in units of the room the square has to move (−1 … 1), and the
     target is kept within ``reach`` of that room: a peak on the border would otherwise drive the
-    PAN's bounded output into saturation, where it can no longer move. Zero without PANs.
+    PAN's bounded output into saturation, where it can no longer move. The regression is on the
+    PAN's raw outputs (``pan_outputs``) against ``atanh`` of that target, so that a square which
+    overshoots into the saturated range is pulled back (in the bounded coordinates its gradient
+    would vanish there). Zero without PANs.
     """
-    maps, local = output.feature_maps, output.local_boxes
+    maps, local, raw = output.feature_maps, output.local_boxes, output.pan_outputs
     if maps is None:
         raise ValueError("pan_init_loss needs the forward pass to return feature maps (return_maps=True)")
+    if raw is None:
+        raise ValueError("pan_init_loss needs the PANs' raw outputs (PhaNetOutput.pan_outputs)")
     loss = output.expression_logits.new_zeros(())
     for s in range(2):
         if maps[s] is None or bool(torch.isnan(local[0, s, 0].detach())):
             continue
         room = (0.5 - local[:, s, 2].detach()).clamp(min=1e-3)[:, None]
         peak = peak_square(maps[s][:, None].detach(), 0.0)[:, :2]
-        target = ((peak - 0.5) / room).clamp(-reach, reach)
-        loss = loss + F.smooth_l1_loss((local[:, s, :2] - 0.5) / room, target)
+        target = torch.atanh(((peak - 0.5) / room).clamp(-reach, reach))
+        loss = loss + F.smooth_l1_loss(raw[:, s, :2], target)
     return loss

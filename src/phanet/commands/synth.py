@@ -9,8 +9,10 @@ DESCRIPTION = """\
 Render procedurally generated 3D heads showing facial expressions (FACS action units at four
 intensities) at exact yaw/pitch angles, like BU-3DFE's multi-view renders of 3D scans.
 
-Writes DIR/<subject>/*.png, DIR/manifest.csv (path, subject, expression, pose, intensity, yaw, pitch),
-DIR/synth.json (the settings) and DIR/README.md (a dataset card with counts per class and pose).
+Writes DIR/<subject>/*.png, DIR/manifest.csv (path, subject, expression, pose, intensity, yaw, pitch,
+and lm_<point>_x, lm_<point>_y, lm_<point>_vis: eyes, brows, nose tip and mouth in normalised image
+coordinates), DIR/synth.json (the settings) and DIR/README.md (a dataset card with counts per class
+and pose).
 The same seed gives byte-identical files whatever --workers is; an interrupted run resumes.
 
 presets:

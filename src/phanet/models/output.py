@@ -28,6 +28,8 @@ class PhaNetOutput:
             expression; for the attention figures and the PAN initialisation; None unless requested.
         crops: optional zoomed S2 and S3 regions (B, 3, H, W) (None where not computed); None unless
             requested.
+        pan_outputs: optional (B, 2, 3) raw outputs (a_x, a_y, a_l) of the S2 and S3 PANs before they
+            are bounded into squares (NaN where not computed); for the PAN initialisation.
     """
 
     expression_logits: torch.Tensor
@@ -40,3 +42,4 @@ class PhaNetOutput:
     features: torch.Tensor
     feature_maps: list[torch.Tensor | None] | None = None
     crops: list[torch.Tensor | None] | None = field(default=None)
+    pan_outputs: torch.Tensor | None = None

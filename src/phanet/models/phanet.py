@@ -13,6 +13,7 @@ from phanet.models.attention import PixelAttentionNetwork, compose_boxes, crop_a
 from phanet.models.densenet import DenseNet
 from phanet.models.heads import DCMLHead
 from phanet.models.output import PhaNetOutput
+from phanet.models.precision import at_least_float32
 from phanet.models.scale_attention import ScaleAttention
 
 
@@ -39,6 +40,7 @@ class PhaNet(nn.Module):
         sal_hidden (int): bottleneck of SAL's W_1.
         head_hidden (int): the DCML fully connected layer.
         lambda_form (str): ``bounded`` (λe ≥ λp exactly) or ``free`` (see :class:`DCMLHead`).
+        sal_form (str): the gate of Eq. 7, ``literal`` or ``sigmoid`` (see :class:`ScaleAttention`).
     """
 
     def __init__(
@@ -54,6 +56,7 @@ class PhaNet(nn.Module):
         sal_hidden: int = 64,
         head_hidden: int = 512,
         lambda_form: str = "bounded",
+        sal_form: str = "literal",
     ) -> None:
         super().__init__()
         unknown = [s for s in scales if s not in SCALE_NAMES]
@@ -77,17 +80,21 @@ class PhaNet(nn.Module):
             PixelAttentionNetwork(channels, attention.hidden, attention.grid, attention.side_min, attention.side_max)
             for _ in range(self.num_computed - 1)
         )
-        self.sal = ScaleAttention(channels, len(self.used), sal_hidden) if joint_sa else None
+        self.sal = ScaleAttention(channels, len(self.used), sal_hidden, sal_form) if joint_sa else None
         self.head = DCMLHead(channels * len(self.used), num_expressions, num_poses, head_hidden, lambda_form)
 
     @classmethod
     def from_config(cls, config: ModelConfig, num_expressions: int, num_poses: int) -> "PhaNet":
         return cls(num_expressions, num_poses, config.image_size, config.source_size, config.scales, config.joint_sa, config.backbone,
-                   config.attention, config.sal_hidden, config.head_hidden, config.lambda_form)
+                   config.attention, config.sal_hidden, config.head_hidden, config.lambda_form, config.sal_form)
 
     def attention_parameters(self) -> list[nn.Parameter]:
         """Parameters of the PANs (updated by the ranking step of the alternating schedule)."""
         return list(self.pans.parameters())
+
+    def scale_attention_parameters(self) -> list[nn.Parameter]:
+        """Parameters of SAL (none without J_SA)."""
+        return list(self.sal.parameters()) if self.sal is not None else []
 
     def class_activation_map(self, scale: int, feature_map: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
         """Response of ``M_s`` for expression ``classes`` (B,): the scale classifier's weights of that
@@ -105,7 +112,7 @@ class PhaNet(nn.Module):
         """
         batch = images.shape[0]
         nan_boxes = images.new_full((batch, 2, 3), float("nan"))
-        boxes, local_boxes = nan_boxes.clone(), nan_boxes.clone()
+        boxes, local_boxes, pan_outputs = nan_boxes.clone(), nan_boxes.clone(), nan_boxes.clone()
         pooled, logits = [], []
         maps: list | None = [None, None, None] if return_maps else None
         crops: list | None = [None, None] if return_crops else None
@@ -115,7 +122,10 @@ class PhaNet(nn.Module):
         crop = self.attention_config.crop, self.attention_config.mask_steepness
         for s in range(self.num_computed):
             if s > 0:
-                local = self.pans[s - 1](feature_map)
+                pan = self.pans[s - 1]
+                raw = at_least_float32(pan.raw(feature_map.detach() if self.attention_config.detach_input else feature_map))
+                local = pan.bound(raw)
+                pan_outputs[:, s - 1] = raw
                 outer = local if outer is None else compose_boxes(outer, local)
                 if factor > 1:
                     region = crop_and_zoom(images, outer, self.image_size, *crop)
@@ -132,7 +142,7 @@ class PhaNet(nn.Module):
                 classes = map_classes if map_classes is not None else logits[-1].argmax(dim=1)
                 maps[s] = self.class_activation_map(s, feature_map, classes)
         return {"pooled": pooled, "logits": logits, "boxes": boxes, "local_boxes": local_boxes,
-                "maps": maps, "crops": crops}
+                "maps": maps, "crops": crops, "pan_outputs": pan_outputs}
 
     def forward_head(self, hpal: dict) -> PhaNetOutput:
         """Joint SAL (Eq. 6–8) and DCML (Eq. 10) on the HPAL result."""
@@ -157,6 +167,7 @@ class PhaNet(nn.Module):
             features=f,
             feature_maps=hpal["maps"],
             crops=hpal["crops"],
+            pan_outputs=hpal.get("pan_outputs"),
         )
 
     def forward(self, images: torch.Tensor, return_maps: bool = False, return_crops: bool = False,

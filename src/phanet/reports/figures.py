@@ -103,9 +103,12 @@ def attention_squares_figure(images: Sequence[np.ndarray], boxes: np.ndarray, ti
 
 def attention_maps_figure(images: Sequence[Sequence[np.ndarray | None]], maps: Sequence[Sequence[np.ndarray | None]],
                           titles: Sequence[str], path: str | Path) -> Path:
-    """Fig. 8: for each sample, the input of every scale with its response map laid over it."""
+    """Fig. 8: for each sample, the input of every scale with its response map laid over it: the class
+    activation map of the scale's predicted expression (its classifier's weights over the channels of the
+    last convolutional map), each scaled from its own minimum (0) to its maximum (1), as the colour bar shows."""
     n = len(images)
     fig, axes = plt.subplots(n, 3, figsize=(5.4, 1.9 * n), squeeze=False)
+    shown = None
     for i in range(n):
         for s in range(3):
             ax = axes[i, s]
@@ -115,22 +118,31 @@ def attention_maps_figure(images: Sequence[Sequence[np.ndarray | None]], maps: S
                 continue
             ax.imshow(image)
             normalised = (response - response.min()) / (np.ptp(response) + 1e-8)
-            ax.imshow(normalised, cmap="inferno", alpha=0.55, extent=(-0.5, image.shape[1] - 0.5, image.shape[0] - 0.5, -0.5),
-                      interpolation="bilinear")
+            shown = ax.imshow(normalised, cmap="inferno", alpha=0.55, vmin=0, vmax=1, interpolation="bilinear",
+                              extent=(-0.5, image.shape[1] - 0.5, image.shape[0] - 0.5, -0.5))
             ax.set_title(f"S{s + 1}" + (f" — {titles[i]}" if s == 0 else ""), fontsize=7)
+    if shown is not None:
+        bar = fig.colorbar(shown, ax=axes.ravel().tolist(), fraction=0.03, pad=0.02)
+        bar.set_label("class activation map (per image: min 0, max 1)", fontsize=7)
+        bar.ax.tick_params(labelsize=6)
     return _save(fig, path)
 
 
 def scale_weights_figure(metrics: pd.DataFrame, path: str | Path, part: str = "train", title: str = "") -> Path:
     """Fig. 12 (``part="train"``: c1..c3 and the training loss per epoch) and Fig. 13
-    (``part="val"``: c1..c3 and the FER accuracy on held-out data per epoch)."""
+    (``part="val"``: c1..c3 and the FER accuracy on held-out data per epoch). Each weight's spread
+    over the samples (± one standard deviation, ``<part>/c<i>_std``) is shaded where it was logged."""
     fig, ax = plt.subplots(figsize=(6, 3.5))
     epochs = metrics["epoch"] + 1
     styles = ("-", "--", ":")
     for i in range(3):
         column = f"{part}/c{i + 1}"
         if column in metrics and metrics[column].notna().any():
-            ax.plot(epochs, metrics[column], styles[i], color=("black", "tab:blue", "goldenrod")[i], label=f"c{i + 1} (S{i + 1})")
+            colour = ("black", "tab:blue", "goldenrod")[i]
+            ax.plot(epochs, metrics[column], styles[i], color=colour, label=f"c{i + 1} (S{i + 1})")
+            if f"{column}_std" in metrics:
+                spread = metrics[f"{column}_std"].fillna(0)
+                ax.fill_between(epochs, metrics[column] - spread, metrics[column] + spread, color=colour, alpha=0.15)
     ax.set_xlabel("epoch")
     ax.set_ylabel("scale attention weight")
     other = ax.twinx()
@@ -186,4 +198,57 @@ def tsne_figure(embeddings: dict[str, tuple[np.ndarray, np.ndarray]], classes: S
         ax.set_xticks([])
         ax.set_yticks([])
     axes[0, -1].legend(fontsize=7, markerscale=2, loc="best")
+    return _save(fig, path)
+
+
+def _per_scale_bands(ax: plt.Axes, table: pd.DataFrame, name: str, title: str) -> None:
+    """``sal/<name><i>_mean`` ± ``_std`` over the training steps for each recorded scale i."""
+    step = table["step"].to_numpy()
+    for i in range(1, 4):
+        if f"sal/{name}{i}_mean" in table:
+            mean, std = table[f"sal/{name}{i}_mean"].to_numpy(), table[f"sal/{name}{i}_std"].to_numpy()
+            ax.plot(step, mean, label=f"{name}{i}", linewidth=1)
+            ax.fill_between(step, mean - std, mean + std, alpha=0.2)
+    ax.set_xlabel("training step")
+    ax.set_title(title)
+
+
+def training_dynamics_figure(dynamics: pd.DataFrame, path: str | Path, title: str = "") -> Path:
+    """The ``dynamics.csv`` of a run (``train.dynamics``): (a) gradient norm per parameter group,
+    (b) which loss part drives the S1 network, (c) SAL's pre-activations z per scale (mean ± std over
+    the batch) with the kink of Eq. 7's ReLU at 0, (d) the scale weights c (mean ± std) and λp. Exact
+    zeros (no gradient at all) are left out of the logarithmic panels."""
+    table = dynamics.sort_values("step")
+    step = table["step"].to_numpy()
+    fig, axes = plt.subplots(2, 2, figsize=(12, 7.5))
+    ax = axes[0, 0]
+    palette = plt.get_cmap("tab20").colors
+    for k, column in enumerate(sorted(c for c in table if c.startswith("grad/") and c.count("/") == 1)):
+        ax.plot(step, table[column].where(table[column] > 0), label=column[5:], linewidth=1,
+                color=palette[k % len(palette)], linestyle=("-", "--")[k // len(palette) % 2])
+    ax.set_yscale("log")
+    ax.set_ylabel("gradient norm (before clipping)")
+    ax.set_title("(a) gradient per parameter group")
+    ax = axes[0, 1]
+    for column in sorted(c for c in table if c.startswith("grad/") and c.endswith("/S1_backbone") and c.count("/") == 2):
+        if (table[column] > 0).any():
+            ax.plot(step, table[column].where(table[column] > 0), label=column.split("/")[1], linewidth=1)
+    ax.set_yscale("log")
+    ax.set_ylabel("gradient norm on the S1 backbone")
+    ax.set_title("(b) S1 backbone: gradient from each loss part (parts with none left out)")
+    ax = axes[1, 0]
+    _per_scale_bands(ax, table, "z", "(c) SAL pre-activations, batch mean ± std")
+    ax.axhline(0, color="black", linewidth=0.8, linestyle=":")
+    ax.set_ylabel("SAL pre-activation (W2 ReLU(W1 M_F))")
+    ax = axes[1, 1]
+    _per_scale_bands(ax, table, "c", "(d) scale weights c (mean ± std) and λp")
+    if "lambda_p_mean" in table:
+        ax.plot(step, table["lambda_p_mean"], label="λp", color="black", linestyle="--", linewidth=1)
+    ax.set_ylim(-0.02, 1.02)
+    for ax in axes.flat:
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6 if ax is axes[0, 0] else 7, ncol=2 if ax is axes[0, 0] else 1)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
     return _save(fig, path)

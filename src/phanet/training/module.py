@@ -21,6 +21,11 @@ from phanet.losses import LossTerms, phanet_loss
 from phanet.models import build_model
 from phanet.models.output import PhaNetOutput
 from phanet.models.phanet import PhaNet
+from phanet.training.dynamics import PART_NAMES, parameter_groups
+
+
+#: The validation metric that selects the best checkpoint, drives the plateau schedule and early stopping.
+MONITOR = "val/expression_acc"
 
 
 def milestones(epochs: int, values: list[float]) -> list[int]:
@@ -42,7 +47,8 @@ class PhaNetModule(L.LightningModule):
       are updated).
 
     During the first ``train.pan_init.warmup_epochs`` the PANs are frozen and the ranking loss is
-    off; :class:`~phanet.training.callbacks.PanInitialization` then places the squares.
+    off (with ``train.pan_init.hold_sal`` SAL is held at its initial c = 0.5 too);
+    :class:`~phanet.training.callbacks.PanInitialization` then places the squares.
     """
 
     def __init__(self, config: dict[str, Any], expressions: list[str], poses: list[str]) -> None:
@@ -60,6 +66,7 @@ class PhaNetModule(L.LightningModule):
         self.pan_frozen = bool(self.attention_parameters()) and self.config.train.pan_init.enabled \
             and self.config.train.pan_init.warmup_epochs > 0
         self._frozen: list[nn.Parameter] = []
+        self.dynamics = None  # a TrainingDynamics callback sets itself here while it records
         for part in ("train", "val"):
             # validate_args would read the labels back from the device at every step
             setattr(self, f"{part}_expression_acc", MulticlassAccuracy(len(expressions), average="micro",
@@ -114,6 +121,8 @@ class PhaNetModule(L.LightningModule):
         weights = output.scale_weights.detach()
         for i in getattr(self.model, "used", []):
             values[f"{part}/c{i + 1}"] = weights[:, i].mean()
+            if size > 1:  # the spread over the samples (the epoch value is the mean over batches)
+                values[f"{part}/c{i + 1}_std"] = weights[:, i].std()
         if not isinstance(self.model, PhaNet):
             values.pop(f"{part}/lambda_e", None)
             values.pop(f"{part}/lambda_p", None)
@@ -129,7 +138,8 @@ class PhaNetModule(L.LightningModule):
     def _select_loss(self, terms: LossTerms, batch_idx: int) -> torch.Tensor:
         pans = self.attention_parameters()
         if self.pan_frozen:
-            self._frozen = pans
+            held = getattr(self.model, "scale_attention_parameters", list)() if self.config.train.pan_init.hold_sal else []
+            self._frozen = pans + held
             return terms.classification
         if self.config.train.schedule == "alternating" and pans:
             if batch_idx % 2 == 0:
@@ -147,6 +157,8 @@ class PhaNetModule(L.LightningModule):
         output = self.network(batch["image"])
         terms = phanet_loss(output, batch["expression"], batch["pose"], self.config.loss)
         loss = self._select_loss(terms, batch_idx)
+        if self.dynamics is not None and self.dynamics.due(self.global_step):
+            self.dynamics.record_parts(self, terms.parts, output)
         self._check_finite(loss, terms, batch_idx)
         self._log_output("train", output, terms, batch, terms.total)
         self.log("train/skipped", batch["skipped"].float(), on_step=False, on_epoch=True, reduce_fx="sum")
@@ -178,14 +190,41 @@ class PhaNetModule(L.LightningModule):
         terms = phanet_loss(output, batch["expression"], batch["pose"], self.config.loss)
         self._log_output("val", output, terms, batch, terms.total)
 
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        """The optimiser's parameter groups: everything at ``optim.lr``, the parts named in
+        ``optim.part_lr`` at their multiple of it (a part of PhaNet that this network lacks, such as
+        SAL in a baseline or without J_SA, is skipped; a name that is no part is an error)."""
+        optim = self.config.optim
+        if not optim.part_lr:
+            return [{"params": list(self.parameters())}]
+        parts = parameter_groups(self.model)
+        unknown = sorted(set(optim.part_lr) - set(parts) - set(PART_NAMES))
+        if unknown:
+            raise PhanetError(f"config: optim.part_lr: no part {unknown[0]!r} (parts: {', '.join(PART_NAMES)})")
+        named = [name for name in optim.part_lr if name in parts]
+        scaled = {id(p) for name in named for p in parts[name]}
+        groups = [{"params": [p for p in self.parameters() if id(p) not in scaled]}]
+        for name in named:
+            groups.append({"params": parts[name], "lr": optim.lr * optim.part_lr[name], "name": name})
+        return groups
+
     def configure_optimizers(self) -> Any:
         optim, epochs = self.config.optim, self.config.train.epochs
+        groups = self.parameter_groups()
         if optim.name == "sgd":
-            optimizer = torch.optim.SGD(self.parameters(), lr=optim.lr, momentum=optim.momentum,
+            optimizer = torch.optim.SGD(groups, lr=optim.lr, momentum=optim.momentum,
                                         nesterov=optim.nesterov and optim.momentum > 0,
                                         weight_decay=optim.weight_decay)
+        elif optim.name == "adamw":
+            optimizer = torch.optim.AdamW(groups, lr=optim.lr, weight_decay=optim.weight_decay)
         else:
-            optimizer = torch.optim.Adam(self.parameters(), lr=optim.lr, weight_decay=optim.weight_decay)
+            optimizer = torch.optim.Adam(groups, lr=optim.lr, weight_decay=optim.weight_decay)
+        if optim.scheduler == "plateau":
+            scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=optim.lr_decay,
+                                                                   patience=optim.plateau_patience)
+            # not strict: a run without validation (benchmarks limit it to zero batches) keeps its rate
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch",
+                                                             "monitor": MONITOR, "strict": False}}
         scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones(epochs, optim.milestones),
                                                          gamma=optim.lr_decay)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}

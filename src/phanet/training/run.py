@@ -6,6 +6,7 @@ Run folder layout::
     OUT/split.json         subjects of the train / val / test parts
     OUT/classes.json       expression and pose class lists
     OUT/metrics.csv        one row per epoch (every loss term, λe/λp, c1..c3, accuracies, lr)
+    OUT/dynamics.csv       with train.dynamics > 0: gradients, updates and SAL per step (training/dynamics.py)
     OUT/checkpoints/best.ckpt, last.ckpt   written atomically
 """
 
@@ -21,7 +22,7 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
 
 from phanet.config import Config, config_from_dict, dump_yaml, read_yaml
 from phanet.data.records import LabeledFaces
@@ -31,7 +32,8 @@ from phanet.errors import PhanetError
 from phanet.runtime import resolve_precision, usable_cpus, uses_cuda
 from phanet.training.callbacks import (AdaptiveThreads, AtomicCheckpointIO, EpochMetricsCSV, PanInitialization,
                                        atomic_write_bytes)
-from phanet.training.module import PhaNetModule
+from phanet.training.dynamics import TrainingDynamics
+from phanet.training.module import MONITOR, PhaNetModule
 
 #: Config sections that must match when a run is resumed (the rest, e.g. epochs or devices, may change).
 _RESUME_FIXED = ("data", "model", "loss", "seed")
@@ -110,6 +112,7 @@ def make_trainer(config: Config, run_dir: Path, callbacks: list, enable_progress
         enable_progress_bar=enable_progress_bar,
         enable_model_summary=False,
         num_sanity_val_steps=0,
+        max_time={"minutes": t.max_minutes} if t.max_minutes else None,
     )
     return L.Trainer(**{**arguments, **trainer_args})
 
@@ -158,6 +161,7 @@ def train(config: Config, resume: bool = False, faces: LabeledFaces | None = Non
     datamodule.prepare()
     faces = datamodule.faces
     module = PhaNetModule(config.to_dict(), faces.expressions, faces.poses)
+    module.parameter_groups()  # a wrong optim.part_lr fails here, before the run folder is written
 
     if rank_zero:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -166,13 +170,17 @@ def train(config: Config, resume: bool = False, faces: LabeledFaces | None = Non
         _write_json(run_dir / "classes.json",
                     {"dataset": faces.name, "expressions": faces.expressions, "poses": faces.poses})
 
-    checkpoint = ModelCheckpoint(dirpath=checkpoints, filename="best", monitor="val/expression_acc", mode="max",
+    checkpoint = ModelCheckpoint(dirpath=checkpoints, filename="best", monitor=MONITOR, mode="max",
                                  save_top_k=1, auto_insert_metric_name=False)
     # A second, unmonitored checkpoint rewritten after every epoch: the one --resume continues from.
     latest = ModelCheckpoint(dirpath=checkpoints, filename="last", monitor=None, save_top_k=1, every_n_epochs=1)
     # The thread callback logs before the metrics table is written at the end of each epoch.
     callbacks = [*cpu_thread_callbacks(config), checkpoint, latest, EpochMetricsCSV(run_dir / "metrics.csv"),
                  PanInitialization(config.train.pan_init)]
+    if config.train.early_stop > 0:
+        callbacks.append(EarlyStopping(monitor=MONITOR, mode="max", patience=config.train.early_stop))
+    if config.train.dynamics > 0:
+        callbacks.append(TrainingDynamics(run_dir / "dynamics.csv", config.train.dynamics))
     trainer = make_trainer(config, run_dir, callbacks, enable_progress_bar=progress)
     trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if resume else None)
     score = checkpoint.best_model_score

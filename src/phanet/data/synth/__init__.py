@@ -12,6 +12,10 @@ Use it three ways:
 - ``load_dataset("synth", DIR)`` reads such a folder, ``load_dataset("synth", None, preset=...)``
   streams the same images without writing them;
 - ``SynthDataset(preset=..., subjects=..., size=...)`` is a plain ``torch.utils.data.Dataset``.
+
+Every image also knows where the eyes, brows, nose tip and mouth are in it (the ``lm_*`` columns of
+``manifest.csv``; :func:`~phanet.data.synth.landmarks.landmark_table` for any of the three), the
+ground truth for the regions the attention squares pick (:mod:`phanet.reports.coverage`).
 """
 
 from __future__ import annotations

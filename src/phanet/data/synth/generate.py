@@ -14,13 +14,15 @@ import multiprocessing
 import os
 from collections import Counter
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 import cv2
+import pandas as pd
 
 from phanet.data.records import LabeledFaces, format_angle
 from phanet.data.synth.dataset import SETTINGS_FILE, SynthSettings, streaming_faces
 from phanet.data.synth.expressions import EXPRESSION_NAMES
+from phanet.data.synth.landmarks import LANDMARK_COLUMNS, LANDMARKS, landmark_record
 from phanet.data.synth.presets import SampleSpec
 from phanet.errors import PhanetError
 
@@ -46,15 +48,32 @@ def _init_worker() -> None:
     cv2.setNumThreads(1)
 
 
-def _render_chunk(task: tuple[list[SampleSpec], int, int, str]) -> int:
-    from phanet.data.synth.synthesize import render_sample
+def _render_chunk(task: tuple[list[tuple[SampleSpec, bool]], int, int, str]) -> list[tuple[str, dict]]:
+    """Render a chunk of (sample, write the PNG?) pairs; returns each sample's path and landmark columns."""
+    from phanet.data.synth.synthesize import render_spec
 
     specs, seed, size, out = task
-    for spec in specs:
-        path = Path(out) / spec.path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomic(path, encode_png(render_sample(spec, seed, size)))
-    return len(specs)
+    rows = []
+    for spec, write in specs:
+        render = render_spec(spec, seed, size)
+        if write:
+            path = Path(out) / spec.path
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _write_atomic(path, encode_png(render.image))
+        rows.append((spec.path, landmark_record(render.landmarks)))
+    return rows
+
+
+def _known_landmarks(manifest: Path) -> dict[str, dict]:
+    """Landmark columns per path of an earlier run's manifest (none when it predates them or is unreadable)."""
+    try:
+        table = pd.read_csv(manifest, dtype={"path": str})
+    except (OSError, ValueError, pd.errors.ParserError):
+        return {}
+    if not all(c in table.columns for c in LANDMARK_COLUMNS) or table[list(LANDMARK_COLUMNS)].isna().any(axis=None):
+        return {}
+    table = table.astype({c: int for c in LANDMARK_COLUMNS if c.endswith("_vis")})
+    return {row["path"]: {c: row[c] for c in LANDMARK_COLUMNS} for row in table.to_dict("records")}
 
 
 def prepare_folder(out: Path, settings: SynthSettings) -> None:
@@ -84,37 +103,48 @@ def prepare_folder(out: Path, settings: SynthSettings) -> None:
     _write_atomic(path, (json.dumps(record, indent=2) + "\n").encode())
 
 
-def _chunks(specs: list[SampleSpec]) -> list[list[SampleSpec]]:
-    groups: dict[tuple[int, str], list[SampleSpec]] = {}
-    for spec in specs:
-        groups.setdefault((spec.subject, spec.expression), []).append(spec)
+def _chunks(work: list[tuple[SampleSpec, bool]]) -> list[list[tuple[SampleSpec, bool]]]:
+    groups: dict[tuple[int, str], list[tuple[SampleSpec, bool]]] = {}
+    for spec, write in work:
+        groups.setdefault((spec.subject, spec.expression), []).append((spec, write))
     return list(groups.values())
 
 
 def generate(out: str | Path, settings: SynthSettings, workers: int | None = None,
              progress: Callable[[Iterable[int], int], Iterable[int]] | None = None) -> LabeledFaces:
-    """Render every image of ``settings`` into ``out`` and write the manifest and card.
+    """Render every image of ``settings`` into ``out`` and write the manifest (with the landmark columns of
+    :mod:`~phanet.data.synth.landmarks`) and card.
 
     ``workers`` processes (default: all cores; 1 renders in this process). ``progress`` wraps the
-    stream of per-chunk image counts (e.g. a tqdm factory taking the iterable and the total).
+    stream of per-chunk image counts (e.g. a tqdm factory taking the iterable and the total). Images
+    already in ``out`` are kept; their landmarks come from the manifest of the earlier run, or are
+    rendered again when it has none.
     """
     out = Path(out)
     prepare_folder(out, settings)
     faces = streaming_faces(settings)
     specs = [faces.specs[s.path] for s in faces.samples]
-    todo = [s for s in specs if not (out / s.path).is_file()]
-    tasks = [(chunk, settings.seed, settings.size, str(out)) for chunk in _chunks(todo)]
+    landmarks = _known_landmarks(out / "manifest.csv")
+    work = [(s, not (out / s.path).is_file()) for s in specs]
+    work = [(s, write) for s, write in work if write or s.path not in landmarks]
+    tasks = [(chunk, settings.seed, settings.size, str(out)) for chunk in _chunks(work)]
     workers = max(1, min(int(workers or os.cpu_count() or 1), max(len(tasks), 1)))
     if workers == 1:
-        counts: Iterable[int] = map(_render_chunk, tasks)
+        results: Iterable[list[tuple[str, dict]]] = map(_render_chunk, tasks)
         pool = None
     else:
         # Fresh interpreters: a forked child can inherit OpenCV's thread pool in a locked state and hang.
         context = multiprocessing.get_context("spawn")
         pool = context.Pool(workers, initializer=_init_worker)
-        counts = pool.imap_unordered(_render_chunk, tasks)
+        results = pool.imap_unordered(_render_chunk, tasks)
+
+    def counts() -> Iterator[int]:
+        for rows in results:
+            landmarks.update(rows)
+            yield len(rows)
+
     try:
-        for _ in (progress(counts, len(todo)) if progress else counts):
+        for _ in (progress(counts(), len(work)) if progress else counts()):
             pass
     finally:
         if pool is not None:
@@ -122,7 +152,8 @@ def generate(out: str | Path, settings: SynthSettings, workers: int | None = Non
             pool.join()
     written = LabeledFaces(name=faces.name, expressions=faces.expressions, poses=faces.poses,
                            samples=faces.samples, root=out)
-    written.write_manifest(out / "manifest.csv")
+    table = written.to_frame().join(pd.DataFrame([landmarks[s.path] for s in specs], columns=list(LANDMARK_COLUMNS)))
+    _write_atomic(out / "manifest.csv", table.to_csv(index=False).encode())
     _write_atomic(out / "README.md", dataset_card(written, settings).encode())
     return written
 
@@ -141,7 +172,11 @@ def dataset_card(faces: LabeledFaces, settings: SynthSettings) -> str:
         f"{settings.size}x{settings.size} px, seed {settings.seed}.",
         "",
         "Columns of `manifest.csv`: path, subject, expression, pose (class = pan angle), intensity (0 = neutral,",
-        "1 subtle ... 4 full), yaw and pitch (exact degrees), face box (empty: the images are face crops).",
+        "1 subtle ... 4 full), yaw and pitch (exact degrees), face box (empty: the images are face crops),",
+        "then landmarks `lm_<point>_x`, `lm_<point>_y` (normalised image coordinates, x right, y down, in [0, 1])",
+        "and `lm_<point>_vis` (1 visible, 0 hidden by the head or outside the image) for the points",
+        ", ".join(LANDMARKS) + ";",
+        "left and right are the subject's own sides (the left eye is on the viewer's right in a frontal view).",
         "Yaw > 0: the face turns towards the viewer's right (the subject's right cheek shows); pitch > 0: looking up.",
     ]
     if preset.continuous:

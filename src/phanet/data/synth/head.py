@@ -33,6 +33,9 @@ CORNEA_Z = 84.0
 AXIS_Z = -8.0
 #: Forward lean of the neck (mm forward per mm up).
 NECK_LEAN = 0.12
+#: Named facial points the renderer projects into every image. "left" and "right" are the subject's own
+#: sides (left: x > 0, the viewer's right in a frontal view); ``mouth`` is the middle of the mouth line.
+LANDMARKS = ("left_eye", "right_eye", "left_brow", "right_brow", "nose", "mouth", "mouth_left", "mouth_right")
 
 
 class Part(IntEnum):
@@ -104,6 +107,10 @@ class HeadModel:
     """A neutral head mesh plus what expressions need to deform it.
 
     ``seam`` pairs the upper-lip and lower-lip copies of the mouth-line vertices (one row per pair).
+    ``landmarks`` maps each name of :data:`LANDMARKS` to the vertices whose mean is that point, so the
+    points move with the expression: eye centres are the pupils (the apex of each eyeball); brow centres
+    and the nose tip are skin vertices; the mouth centre and corners are the means of the upper-lip and
+    lower-lip copies of mouth-line vertices, midway between the lips when they part.
     """
 
     identity: Identity
@@ -120,6 +127,7 @@ class HeadModel:
     skin_count: int
     eyes: tuple[EyeRig, EyeRig]
     box: np.ndarray
+    landmarks: dict[str, np.ndarray]
     actions: dict = field(default_factory=dict)
 
 
@@ -658,9 +666,11 @@ def build_head(ident: Identity, spacing: float = 2.0) -> HeadModel:
     rings[1] = pupil_angle
     rings[2] = pupil_angle + 1e-3
     rings = np.concatenate([rings, np.linspace(iris_angle + 0.08, np.radians(105.0), 8)])
+    pupils = []
     for i, part in ((0, Part.EYE_RIGHT), (1, Part.EYE_LEFT)):
         center = (lay.eye_x[i], lay.eye_y[i], CORNEA_Z - EYE_RADIUS)
         ev, et = _sphere_cap(center, EYE_RADIUS, rings, 28)
+        pupils.append(offset)  # the cap's first vertex is its apex
         polar = np.arccos(np.clip((ev[:, 2] - center[2]) / EYE_RADIUS, -1, 1))
         bulge = 0.7 * np.clip(1 - polar / iris_angle, 0, 1) ** 0.5
         ev[:, 2] += bulge
@@ -692,6 +702,8 @@ def build_head(ident: Identity, spacing: float = 2.0) -> HeadModel:
     vertices = np.concatenate(pieces_v)
     eyes = tuple(_eye_rig(lay, i, verts[:n_skin], inward) for i in (0, 1))
     box = _box_vertices(lay, verts[:n_skin])
+    seam = np.stack([index[seam_row, mouth_cols], lower_index[seam_row, mouth_cols]], -1)
+    landmarks = _landmark_vertices(lay, verts[:n_skin], seam, pupils)
     return HeadModel(
         identity=ident,
         layout=lay,
@@ -703,10 +715,11 @@ def build_head(ident: Identity, spacing: float = 2.0) -> HeadModel:
         shininess=np.concatenate(shininess).astype(np.float32),
         jaw=np.concatenate(pieces_j).astype(np.float32),
         lip_side=np.concatenate([lip_side, np.zeros(len(vertices) - n_skin)]).astype(np.float32),
-        seam=np.stack([index[seam_row, mouth_cols], lower_index[seam_row, mouth_cols]], -1),
+        seam=seam,
         skin_count=n_skin,
         eyes=eyes,
         box=box,
+        landmarks=landmarks,
     )
 
 
@@ -730,6 +743,37 @@ def _eye_rig(lay: Layout, i: int, skin: np.ndarray, inward: np.ndarray) -> EyeRi
         upper=lay.eye_open * 0.9,
         lower=lay.eye_open * 0.95,
     )
+
+
+def _brow_centre(lay: Layout, i: int) -> tuple[float, float]:
+    """(x, y) of the middle of brow ``i`` (0 = right, 1 = left): the band :func:`_skin_colors` draws, at t = 1/2."""
+    ex = lay.eye_x[i]
+    inner = abs(ex) - lay.eye_width + 1.0
+    outer = abs(ex) + lay.eye_width + 7.0
+    x = np.sign(ex) * 0.5 * (inner + outer)
+    y = lay.brow_y[i] - 1.5 + lay.brow_arch * np.sin(np.pi * 0.5 ** 0.8)
+    return float(x), float(y)
+
+
+def _landmark_vertices(lay: Layout, skin: np.ndarray, seam: np.ndarray, pupils: list[int]) -> dict[str, np.ndarray]:
+    """Vertices of every :data:`LANDMARKS` point (see :class:`HeadModel`)."""
+
+    def nearest_front(x: float, y: float, min_z: float) -> np.ndarray:
+        d = np.hypot(skin[:, 0] - x, skin[:, 1] - y)
+        return np.array([int(np.argmin(np.where(skin[:, 2] > min_z, d, np.inf)))])
+
+    seam_x = skin[seam[:, 0], 0]
+    tx, ty, _ = lay.nose_tip
+    return {
+        "left_eye": np.array([pupils[1]]),
+        "right_eye": np.array([pupils[0]]),
+        "left_brow": nearest_front(*_brow_centre(lay, 1), min_z=30.0),
+        "right_brow": nearest_front(*_brow_centre(lay, 0), min_z=30.0),
+        "nose": nearest_front(tx, ty, min_z=CORNEA_Z),
+        "mouth": seam[int(np.argmin(np.abs(seam_x)))],
+        "mouth_left": seam[int(np.argmax(seam_x))],
+        "mouth_right": seam[int(np.argmin(seam_x))],
+    }
 
 
 def _box_vertices(lay: Layout, skin: np.ndarray) -> np.ndarray:

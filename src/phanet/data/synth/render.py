@@ -11,6 +11,11 @@ The camera looks at the head from 1 m with perspective, lights are fixed to the 
 head sees them from changing directions), and the image is cropped the way a face detector would:
 a square around the projected face landmarks, which fill about 75% of its side, with a small random
 scale and offset.
+
+Every render also projects the head's named points (:data:`~phanet.data.synth.head.LANDMARKS`: eye
+and brow centres, nose tip, mouth centre and corners) with the same camera and crop, in normalised
+coordinates of the final image (x to the right, y down, [0, 1] across it; pixel (row i, column j)
+spans [j, j + 1] / size x [i, i + 1] / size), each flagged hidden where the head itself covers it.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import cv2
 import numpy as np
 
 from phanet.data.synth import expressions as ex
-from phanet.data.synth.head import HeadModel, vertex_normals
+from phanet.data.synth.head import LANDMARKS, HeadModel, vertex_normals
 from phanet.data.synth.presets import MAX_PITCH, MAX_YAW
 from phanet.data.synth.raster import rasterize
 from phanet.errors import PhanetError
@@ -31,6 +36,10 @@ CAMERA_DISTANCE = 1000.0
 #: Face-landmark box size over crop size, before jitter.
 FACE_FILL = 0.75
 BACKGROUNDS = ("flat", "gradient", "noise")
+#: A landmark is hidden when a surface that covers it is more than this much nearer to the camera (mm):
+#: points in a crease (mouth corners), under a closed lid, a lock of hair or a glasses rim still count
+#: as seen; points behind the nose, a cheek or the head (tens of mm) do not.
+OCCLUSION_TOLERANCE = 12.0
 
 
 @dataclass(frozen=True)
@@ -160,10 +169,36 @@ def background(scene: Scene, size: int) -> np.ndarray:
 
 @dataclass
 class Render:
-    """An image (H, W, 3) uint8 and, on request, the head part seen at each pixel (-1 = background)."""
+    """An image (H, W, 3) uint8, its landmarks and, on request, the head part seen at each pixel (-1 = background).
+
+    ``landmarks`` is (len(LANDMARKS), 3) float: x, y in normalised image coordinates and 1.0 where the
+    point is visible, 0.0 where the head itself hides it (the far eye at ±90°) or it lies outside the image.
+    """
 
     image: np.ndarray
+    landmarks: np.ndarray
     parts: np.ndarray | None = None
+
+
+def surface_depth(points: np.ndarray, xy: np.ndarray, depth: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    """Depth (mm) of the nearest camera-facing triangle over each of ``points`` (K, 2, pixels); -inf where none.
+
+    The exact z-buffer value at those positions, not at pixel centres: ``xy`` (N, 2) and ``depth`` (N,)
+    of the vertices, ``triangles`` (M, 3) culled like :func:`~phanet.data.synth.raster.rasterize` does.
+    """
+    a, b, c = xy[triangles[:, 0]], xy[triangles[:, 1]], xy[triangles[:, 2]]
+    area = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (c[:, 0] - a[:, 0]) * (b[:, 1] - a[:, 1])
+    front = area < -1e-6
+    a, b, c, area, tri = a[front], b[front], c[front], area[front], triangles[front]
+    dx = points[:, None, 0] - a[None, :, 0]
+    dy = points[:, None, 1] - a[None, :, 1]
+    l1 = ((c[:, 1] - a[:, 1]) * dx - (c[:, 0] - a[:, 0]) * dy) / area
+    l2 = ((a[:, 1] - b[:, 1]) * dx + (b[:, 0] - a[:, 0]) * dy) / area
+    eps = -1e-6
+    inside = (l1 >= eps) & (l2 >= eps) & (l1 + l2 <= 1.0 - eps)
+    z0 = depth[tri[:, 0]]
+    z = z0 + l1 * (depth[tri[:, 1]] - z0) + l2 * (depth[tri[:, 2]] - z0)
+    return np.where(inside, z, -np.inf).max(axis=1)
 
 
 def render_head(
@@ -201,6 +236,14 @@ def render_head(
     xy = np.stack([(px - cx) * k + 0.5 * res, (cy - py) * k + 0.5 * res], -1)
     raster = rasterize(xy, v[:, 2], colors, head.triangles, res, res)
 
+    # Landmarks: projected like the vertices; hidden where a surface in front covers them or outside the image.
+    points = np.stack([v[head.landmarks[name]].mean(0) for name in LANDMARKS])
+    lp = CAMERA_DISTANCE / (CAMERA_DISTANCE - points[:, 2])
+    lxy = np.stack([(points[:, 0] * lp - cx) * k + 0.5 * res, (cy - points[:, 1] * lp) * k + 0.5 * res], -1)
+    inside = ((lxy >= 0) & (lxy <= res)).all(1)
+    seen = inside & (surface_depth(lxy, xy, v[:, 2], head.triangles) <= points[:, 2] + OCCLUSION_TOLERANCE)
+    landmarks = np.concatenate([lxy / res, seen[:, None]], 1)
+
     color = np.clip(raster.color, 0.0, None) ** (1.0 / 2.2)
     alpha = raster.mask.astype(np.float32)
     if supersample > 1:
@@ -220,4 +263,4 @@ def render_head(
     if with_parts:
         tri = raster.triangle
         parts = np.where(tri >= 0, head.parts[np.maximum(tri, 0)], -1).astype(np.int16)
-    return Render(image, parts)
+    return Render(image, landmarks, parts)

@@ -16,7 +16,7 @@ from phanet.data.synth import expressions as ex
 from phanet.data.synth.head import HeadModel, build_head, mesh_spacing
 from phanet.data.synth.identity import sample_identity
 from phanet.data.synth.presets import EXPRESSION_IDS, SampleSpec
-from phanet.data.synth.render import render_head, sample_scene
+from phanet.data.synth.render import Render, render_head, sample_scene
 
 #: Pose-independent variation of an expression between takes (fraction of each AU's activation).
 TAKE_VARIATION = 0.1
@@ -44,8 +44,13 @@ def sample_activations(spec: SampleSpec, seed: int) -> ex.Activations:
             for au, pair in sorted(act.items())}
 
 
-def render_sample(spec: SampleSpec, seed: int, size: int) -> np.ndarray:
-    """RGB uint8 image (size, size, 3) of ``spec``."""
+def render_spec(spec: SampleSpec, seed: int, size: int) -> Render:
+    """The render of ``spec``: its image (size, size, 3) and its projected landmarks."""
     head = head_for(int(seed), spec.subject, int(size))
     scene = sample_scene(np.random.default_rng(spec.key(seed) + [0x5C]))
-    return render_head(head, sample_activations(spec, seed), spec.yaw, spec.pitch, scene, int(size)).image
+    return render_head(head, sample_activations(spec, seed), spec.yaw, spec.pitch, scene, int(size))
+
+
+def render_sample(spec: SampleSpec, seed: int, size: int) -> np.ndarray:
+    """RGB uint8 image (size, size, 3) of ``spec``."""
+    return render_spec(spec, seed, size).image

@@ -1,0 +1,177 @@
+"""Training dynamics: what every part of the network receives and does, step by step.
+
+``train.dynamics: N`` (0 = off) writes ``dynamics.csv`` into the run folder, one row every N
+training steps (and at the first step), with
+
+- ``grad/<group>``: the norm of the gradient each parameter group receives (before clipping);
+- ``grad/<part>/<group>``: the same, from each additive part of the loss alone (λe L(e), λp L(p),
+  the constraint factor, the per-scale expression losses, the ranking losses): which term drives
+  or drowns which part (one extra backward pass per part on such steps);
+- ``update/<group>``: the relative size of the optimiser's step, ‖Δw‖ / ‖w‖;
+- ``sal/z<i>_*``: SAL's pre-activations per scale (W_2 ReLU(W_1 M_F), what Eq. 7 passes to
+  ReLU and sigmoid): mean, standard deviation and the fraction of samples above zero;
+  ``sal/c<i>_mean`` and ``_std``: the coefficients themselves;
+- ``lambda_p_mean``, ``lr`` and the ``loss/<part>`` values.
+
+Groups follow the paper's parts: each scale's backbone and classifier, the PANs, SAL, the DCML
+fully connected layer, its expression and pose classifiers and the λ regressor.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import pandas as pd
+import torch
+from lightning.pytorch.callbacks import Callback
+from torch import nn
+
+from phanet.training.callbacks import atomic_write_bytes
+
+_GROUP_NAMES = {
+    "backbones.0": "S1_backbone", "backbones.1": "S2_backbone", "backbones.2": "S3_backbone",
+    "scale_classifiers.0": "S1_classifier", "scale_classifiers.1": "S2_classifier",
+    "scale_classifiers.2": "S3_classifier", "pans.0": "PAN_S2", "pans.1": "PAN_S3", "sal": "SAL",
+    "head.fc": "head_fc", "head.expression": "head_expression", "head.pose": "head_pose", "head.lam": "head_lambda",
+}
+
+
+#: PhaNet's parts, as named in ``dynamics.csv`` and in ``optim.part_lr``.
+PART_NAMES = tuple(_GROUP_NAMES.values())
+
+
+def parameter_groups(model: nn.Module) -> dict[str, list[nn.Parameter]]:
+    """The model's trainable parameters by part: PhaNet's named parts, else its top-level modules."""
+    groups: dict[str, list[nn.Parameter]] = {}
+    for name, parameter in model.named_parameters():
+        if not parameter.requires_grad:
+            continue
+        key = next((label for prefix, label in _GROUP_NAMES.items() if name.startswith(prefix + ".")),
+                   name.split(".")[0])
+        groups.setdefault(key, []).append(parameter)
+    return groups
+
+
+def _norm(tensors: list[torch.Tensor | None]) -> float:
+    present = [t.detach().float() for t in tensors if t is not None]
+    if not present:
+        return 0.0
+    return float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(t) for t in present])))
+
+
+def part_gradient_norms(parts: dict[str, torch.Tensor], groups: dict[str, list[nn.Parameter]]) -> dict[str, float]:
+    """``grad/<part>/<group>``: the gradient norm that each loss part alone gives each group (the
+    graph is kept for the training step's own backward pass)."""
+    row: dict[str, float] = {}
+    names = list(groups)
+    flat = [p for name in names for p in groups[name]]
+    for part, value in parts.items():
+        if not value.requires_grad:
+            continue
+        grads = torch.autograd.grad(value, flat, retain_graph=True, allow_unused=True)
+        start = 0
+        for name in names:
+            count = len(groups[name])
+            row[f"grad/{part}/{name}"] = _norm(list(grads[start:start + count]))
+            start += count
+    return row
+
+
+class TrainingDynamics(Callback):
+    """Record gradients, updates, SAL pre-activations and λ every ``every`` steps into ``path``.
+
+    The module calls :meth:`due` and :meth:`record_parts` from its training step (the loss graph
+    is only there); the rest is read from hooks. Rows of epochs run again after ``--resume`` are
+    replaced.
+    """
+
+    def __init__(self, path: str | Path, every: int) -> None:
+        self.path = Path(path)
+        self.every = max(1, int(every))
+        self.rows: list[dict[str, Any]] = []
+        self.row: dict[str, Any] | None = None
+        self.groups: dict[str, list[nn.Parameter]] = {}
+        self.before: dict[str, list[torch.Tensor]] = {}
+        self._sal_input: torch.Tensor | None = None
+        self._handle = None
+
+    def due(self, step: int) -> bool:
+        return step % self.every == 0
+
+    def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self.groups = parameter_groups(module.model)
+        if self.path.exists() and self.path.stat().st_size:
+            table = pd.read_csv(self.path)
+            self.rows = [r for r in table.to_dict("records") if r["epoch"] < trainer.current_epoch]
+        sal = getattr(module.model, "sal", None)
+        if sal is not None and self._handle is None:
+            self._handle = sal.fc2.register_forward_hook(self._keep_sal)
+        module.dynamics = self
+
+    def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if self._handle is not None:
+            self._handle.remove()
+            self._handle = None
+        module.dynamics = None
+        self._write(trainer)
+
+    def _keep_sal(self, _module: nn.Module, _inputs: Any, output: torch.Tensor) -> None:
+        if torch.is_grad_enabled():
+            self._sal_input = output.detach().float()
+
+    def record_parts(self, module: L.LightningModule, parts: dict[str, torch.Tensor], output: Any) -> None:
+        """Called by the training step on a due step, before its backward pass."""
+        row: dict[str, Any] = {"epoch": module.current_epoch, "step": module.global_step}
+        row.update({f"loss/{k}": float(v.detach()) for k, v in parts.items()})
+        row.update(part_gradient_norms(parts, self.groups))
+        z = self._sal_input
+        c = output.scale_weights.detach().float()
+        for i in range(c.shape[1]):
+            if torch.isnan(c[:, i]).all():
+                continue
+            row[f"sal/c{i + 1}_mean"] = float(c[:, i].mean())
+            row[f"sal/c{i + 1}_std"] = float(c[:, i].std()) if c.shape[0] > 1 else 0.0
+        used = getattr(module.model, "used", [])
+        if z is not None and z.shape[1] == len(used):
+            for column, i in enumerate(used):
+                row[f"sal/z{i + 1}_mean"] = float(z[:, column].mean())
+                row[f"sal/z{i + 1}_std"] = float(z[:, column].std()) if z.shape[0] > 1 else 0.0
+                row[f"sal/z{i + 1}_positive"] = float((z[:, column] > 0).float().mean())
+        row["lambda_p_mean"] = float(output.task_weights[:, 1].detach().float().mean())
+        row["pan_frozen"] = bool(getattr(module, "pan_frozen", False))
+        self.row = row
+
+    def on_before_optimizer_step(self, trainer: L.Trainer, module: L.LightningModule, optimizer: Any) -> None:
+        if self.row is None:
+            return
+        for name, params in self.groups.items():
+            self.row[f"grad/{name}"] = _norm([p.grad for p in params])
+            self.before[name] = [p.detach().clone() for p in params]
+        self.row["lr"] = optimizer.param_groups[0]["lr"]
+        for group in optimizer.param_groups[1:]:  # parts with their own rate (optim.part_lr)
+            self.row[f"lr/{group.get('name', len(self.row))}"] = group["lr"]
+
+    def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        if self.row is None:
+            return
+        for name, params in self.groups.items():
+            old = self.before.get(name)
+            if old is None:
+                continue
+            change = _norm([p.detach() - o for p, o in zip(params, old)])
+            size = _norm(old)
+            self.row[f"update/{name}"] = change / size if size else math.nan
+        self.rows.append(self.row)
+        self.row, self.before = None, {}
+
+    def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self._write(trainer)
+
+    def _write(self, trainer: L.Trainer) -> None:
+        if trainer.is_global_zero and self.rows:
+            table = pd.DataFrame(self.rows)
+            atomic_write_bytes(self.path, lambda handle: handle.write(table.to_csv(index=False).encode()))
