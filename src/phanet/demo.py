@@ -114,8 +114,8 @@ def _schedule(config: Config) -> str:
     if t.max_minutes:
         stops.append(f"at most {t.max_minutes:g} minutes of training per method")
     names = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW"}
-    parts = "".join(f", {name} at ×{factor:g}" for name, factor in opt.part_lr.items())
-    return f"{'; '.join(stops)}; batch {t.batch_size}, {names.get(opt.name, opt.name)} lr {opt.lr}{parts} ({decay})"
+    parts = "".join(f"; {name} at ×{factor:g} of it" for name, factor in opt.part_lr.items())
+    return f"{'; '.join(stops)}; batch {t.batch_size}, {names.get(opt.name, opt.name)} lr {opt.lr}, {decay}{parts}"
 
 
 def _describe(config: Config, faces: LabeledFaces, folder: Path, split, seconds: float,
