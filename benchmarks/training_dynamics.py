@@ -30,18 +30,17 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from phanet.config import Config, config_from_dict, read_yaml  # noqa: E402
 from phanet.reports.figures import training_dynamics_figure  # noqa: E402
 from phanet.reports.tables import to_markdown  # noqa: E402
 
 
-def prior_entropy(run: Path) -> float:
+def prior_entropy(run: Path, config: Config) -> float:
     """Entropy (nats) of the expression frequencies of the run's training subjects."""
     import json
 
-    from phanet.config import config_from_dict, read_yaml
     from phanet.data.registry import load_dataset
 
-    config = config_from_dict(read_yaml(run / "config.yaml"))
     split = json.loads((run / "split.json").read_text())
     faces = load_dataset(config.data.dataset, config.data.root, **config.data.options)
     counts = pd.Series([s.expression for s in faces.samples if s.subject in set(split["train"])]).value_counts()
@@ -49,14 +48,12 @@ def prior_entropy(run: Path) -> float:
     return float(-(p * p.apply(math.log)).sum())
 
 
-def summarise(run: Path, entropy: float | None) -> dict:
+def summarise(run: Path, config: Config, entropy: float | None) -> dict:
     dynamics = pd.read_csv(run / "dynamics.csv")
     metrics = pd.read_csv(run / "metrics.csv")
     row: dict = {"run": run.name, "steps": int(dynamics["step"].max()) + 1, "epochs": len(metrics)}
     late = dynamics[dynamics["step"] >= dynamics["step"].max() / 2]
-    import yaml
-
-    form = (yaml.safe_load((run / "config.yaml").read_text()).get("model") or {}).get("sal_form", "literal")
+    form = config.model.sal_form
     row["SAL gate"] = form
     trained = dynamics[dynamics["update/SAL"] > 0] if "update/SAL" in dynamics else dynamics  # not held
     for i in (1, 2, 3):
@@ -90,7 +87,8 @@ def main() -> int:
             print(f"{run}: no dynamics.csv (train it with train.dynamics=N)", file=sys.stderr)
             return 2
         training_dynamics_figure(pd.read_csv(run / "dynamics.csv"), args.out / f"{run.name}_dynamics.png", run.name)
-        rows.append(summarise(run, None if args.no_entropy else prior_entropy(run)))
+        config = config_from_dict(read_yaml(run / "config.yaml"))
+        rows.append(summarise(run, config, None if args.no_entropy else prior_entropy(run, config)))
     table = pd.DataFrame(rows)
     table.to_csv(args.out / "dynamics_summary.csv", index=False)
     print(to_markdown(table))

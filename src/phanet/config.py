@@ -365,11 +365,10 @@ def validate(config: Config) -> None:
     if config.train.threads is not None and config.train.threads < 1:
         raise PhanetError(f"config: train.threads: expected at least 1 (or null: every usable core), "
                           f"got {config.train.threads}")
-    for name in ("early_stop", "plateau_patience"):
-        section = config.train if name == "early_stop" else config.optim
-        if getattr(section, name) < 0:
-            raise PhanetError(f"config: {'train' if section is config.train else 'optim'}.{name}: expected epochs "
-                              f"(0 or more), got {getattr(section, name)}")
+    for key, epochs in (("train.early_stop", config.train.early_stop),
+                        ("optim.plateau_patience", config.optim.plateau_patience)):
+        if epochs < 0:
+            raise PhanetError(f"config: {key}: expected epochs (0 or more), got {epochs}")
     if config.train.max_minutes is not None and not config.train.max_minutes > 0:
         raise PhanetError(f"config: train.max_minutes: expected a positive number of minutes (or null), "
                           f"got {config.train.max_minutes}")

@@ -18,14 +18,14 @@ from phanet.config import Config
 from phanet.data.cache import cache_root
 from phanet.data.records import LabeledFaces
 from phanet.data.registry import load_dataset
+from phanet.data.synth.landmarks import landmark_table
 from phanet.data.torch_data import make_split
 from phanet.errors import PhanetError
-from phanet.runtime import usable_cpus, uses_cuda
 from phanet.experiments import METHOD_NAMES, MethodRun, baseline_config, run_method
-from phanet.data.synth.landmarks import landmark_table
 from phanet.reports import figures
 from phanet.reports.coverage import coverage_by_pose, coverage_table
 from phanet.reports.tables import expression_pose_table, method_table, per_pose_table, to_markdown, write_table
+from phanet.runtime import usable_cpus, uses_cuda
 from phanet.training.run import training_precision
 
 FEATURES = {"PhaNet": "Pixel and scale attention", "DenseNet-40": "Dense features"}

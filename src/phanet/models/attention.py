@@ -45,9 +45,10 @@ class PixelAttentionNetwork(nn.Module):
         nn.init.zeros_(self.fc2.bias)
 
     def raw(self, feature_map: torch.Tensor) -> torch.Tensor:
-        """Unbounded regressor outputs (a_x, a_y, a_l), shape (B, 3)."""
+        """Unbounded regressor outputs (a_x, a_y, a_l), shape (B, 3), in float32 also under mixed
+        precision (a bfloat16 square would be half a pixel off at 128 px)."""
         hidden = F.relu(self.fc1(self.pool(feature_map).flatten(1)))
-        return self.fc2(hidden)
+        return at_least_float32(self.fc2(hidden))
 
     def bound(self, raw: torch.Tensor) -> torch.Tensor:
         half = 0.5 * (self.side_min + (self.side_max - self.side_min) * torch.sigmoid(raw[:, 2]))
@@ -58,8 +59,8 @@ class PixelAttentionNetwork(nn.Module):
 
     def forward(self, feature_map: torch.Tensor) -> torch.Tensor:
         """Square (x, y, l) in the coordinates of the image ``feature_map`` was computed from, (B, 3),
-        in float32 also under mixed precision (a bfloat16 square would be half a pixel off at 128 px)."""
-        return self.bound(at_least_float32(self.raw(feature_map)))
+        in float32."""
+        return self.bound(self.raw(feature_map))
 
 
 def _affine(boxes: torch.Tensor) -> torch.Tensor:

@@ -13,7 +13,6 @@ from phanet.models.attention import PixelAttentionNetwork, compose_boxes, crop_a
 from phanet.models.densenet import DenseNet
 from phanet.models.heads import DCMLHead
 from phanet.models.output import PhaNetOutput
-from phanet.models.precision import at_least_float32
 from phanet.models.scale_attention import ScaleAttention
 
 
@@ -123,7 +122,7 @@ class PhaNet(nn.Module):
         for s in range(self.num_computed):
             if s > 0:
                 pan = self.pans[s - 1]
-                raw = at_least_float32(pan.raw(feature_map.detach() if self.attention_config.detach_input else feature_map))
+                raw = pan.raw(feature_map.detach() if self.attention_config.detach_input else feature_map)
                 local = pan.bound(raw)
                 pan_outputs[:, s - 1] = raw
                 outer = local if outer is None else compose_boxes(outer, local)

@@ -38,6 +38,20 @@ def atomic_write_bytes(path: str | Path, write) -> None:
         raise
 
 
+def rows_before(path: Path, epoch: int) -> list[dict[str, Any]]:
+    """The rows of an earlier per-epoch or per-step table at ``path`` (a CSV with an ``epoch`` column)
+    of the epochs before ``epoch``: on resume, the epochs that will run again are dropped."""
+    if not (path.exists() and path.stat().st_size):
+        return []
+    return [r for r in pd.read_csv(path).to_dict("records") if r["epoch"] < epoch]
+
+
+def write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Rewrite ``path`` atomically as a CSV of ``rows``."""
+    table = pd.DataFrame(rows)
+    atomic_write_bytes(path, lambda handle: handle.write(table.to_csv(index=False).encode()))
+
+
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Checkpoints are written to a temporary file and renamed, so a kill never leaves half a file."""
 
@@ -133,11 +147,7 @@ class EpochMetricsCSV(Callback):
         self.lr = math.nan
 
     def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        if self.path.exists() and self.path.stat().st_size:
-            table = pd.read_csv(self.path)
-            self.rows = [r for r in table.to_dict("records") if r["epoch"] < trainer.current_epoch]
-        else:
-            self.rows = []
+        self.rows = rows_before(self.path, trainer.current_epoch)
 
     def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         self.lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else math.nan
@@ -149,8 +159,7 @@ class EpochMetricsCSV(Callback):
         row["lr"] = self.lr
         self.rows = [r for r in self.rows if r["epoch"] != row["epoch"]] + [row]
         if trainer.is_global_zero:
-            table = pd.DataFrame(self.rows)
-            atomic_write_bytes(self.path, lambda handle: handle.write(table.to_csv(index=False).encode()))
+            write_rows(self.path, self.rows)
 
 
 class AdaptiveThreads(Callback):

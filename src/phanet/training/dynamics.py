@@ -24,12 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-import pandas as pd
 import torch
 from lightning.pytorch.callbacks import Callback
 from torch import nn
 
-from phanet.training.callbacks import atomic_write_bytes
+from phanet.training.callbacks import rows_before, write_rows
 
 _GROUP_NAMES = {
     "backbones.0": "S1_backbone", "backbones.1": "S2_backbone", "backbones.2": "S3_backbone",
@@ -95,7 +94,8 @@ class TrainingDynamics(Callback):
         self.row: dict[str, Any] | None = None
         self.groups: dict[str, list[nn.Parameter]] = {}
         self.before: dict[str, list[torch.Tensor]] = {}
-        self._sal_input: torch.Tensor | None = None
+        self._sal_z: torch.Tensor | None = None
+        self._armed = False  # a recorded step: keep SAL's pre-activations of its forward pass
         self._handle = None
 
     def due(self, step: int) -> bool:
@@ -103,9 +103,7 @@ class TrainingDynamics(Callback):
 
     def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         self.groups = parameter_groups(module.model)
-        if self.path.exists() and self.path.stat().st_size:
-            table = pd.read_csv(self.path)
-            self.rows = [r for r in table.to_dict("records") if r["epoch"] < trainer.current_epoch]
+        self.rows = rows_before(self.path, trainer.current_epoch)
         sal = getattr(module.model, "sal", None)
         if sal is not None and self._handle is None:
             self._handle = sal.fc2.register_forward_hook(self._keep_sal)
@@ -118,16 +116,19 @@ class TrainingDynamics(Callback):
         module.dynamics = None
         self._write(trainer)
 
+    def on_train_batch_start(self, trainer: L.Trainer, module: L.LightningModule, batch: Any, batch_idx: int) -> None:
+        self._armed, self._sal_z = self.due(trainer.global_step), None
+
     def _keep_sal(self, _module: nn.Module, _inputs: Any, output: torch.Tensor) -> None:
-        if torch.is_grad_enabled():
-            self._sal_input = output.detach().float()
+        if self._armed and torch.is_grad_enabled():
+            self._sal_z = output.detach().float()
 
     def record_parts(self, module: L.LightningModule, parts: dict[str, torch.Tensor], output: Any) -> None:
         """Called by the training step on a due step, before its backward pass."""
         row: dict[str, Any] = {"epoch": module.current_epoch, "step": module.global_step}
         row.update({f"loss/{k}": float(v.detach()) for k, v in parts.items()})
         row.update(part_gradient_norms(parts, self.groups))
-        z = self._sal_input
+        z = self._sal_z
         c = output.scale_weights.detach().float()
         for i in range(c.shape[1]):
             if torch.isnan(c[:, i]).all():
@@ -166,12 +167,11 @@ class TrainingDynamics(Callback):
             size = _norm(old)
             self.row[f"update/{name}"] = change / size if size else math.nan
         self.rows.append(self.row)
-        self.row, self.before = None, {}
+        self.row, self.before, self._armed = None, {}, False
 
     def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         self._write(trainer)
 
     def _write(self, trainer: L.Trainer) -> None:
         if trainer.is_global_zero and self.rows:
-            table = pd.DataFrame(self.rows)
-            atomic_write_bytes(self.path, lambda handle: handle.write(table.to_csv(index=False).encode()))
+            write_rows(self.path, self.rows)

@@ -190,7 +190,7 @@ class PhaNetModule(L.LightningModule):
         terms = phanet_loss(output, batch["expression"], batch["pose"], self.config.loss)
         self._log_output("val", output, terms, batch, terms.total)
 
-    def parameter_groups(self) -> list[dict[str, Any]]:
+    def optimizer_groups(self) -> list[dict[str, Any]]:
         """The optimiser's parameter groups: everything at ``optim.lr``, the parts named in
         ``optim.part_lr`` at their multiple of it (a part of PhaNet that this network lacks, such as
         SAL in a baseline or without J_SA, is skipped; a name that is no part is an error)."""
@@ -210,7 +210,7 @@ class PhaNetModule(L.LightningModule):
 
     def configure_optimizers(self) -> Any:
         optim, epochs = self.config.optim, self.config.train.epochs
-        groups = self.parameter_groups()
+        groups = self.optimizer_groups()
         if optim.name == "sgd":
             optimizer = torch.optim.SGD(groups, lr=optim.lr, momentum=optim.momentum,
                                         nesterov=optim.nesterov and optim.momentum > 0,

@@ -161,7 +161,7 @@ def train(config: Config, resume: bool = False, faces: LabeledFaces | None = Non
     datamodule.prepare()
     faces = datamodule.faces
     module = PhaNetModule(config.to_dict(), faces.expressions, faces.poses)
-    module.parameter_groups()  # a wrong optim.part_lr fails here, before the run folder is written
+    module.optimizer_groups()  # a wrong optim.part_lr fails here, before the run folder is written
 
     if rank_zero:
         run_dir.mkdir(parents=True, exist_ok=True)
