@@ -81,7 +81,8 @@ def _machine_busy_seconds() -> float | None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[64, 224], help="network image sizes in pixels (the demo network at any size but 224 reads twice that)")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[64, 224],
+                        help="network image sizes in pixels (the demo network at any size but 224 reads twice that)")
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 32])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)

@@ -40,8 +40,8 @@ from phanet.config import Config, load_config
 from phanet.data.cache import EMPTY
 from phanet.data.torch_data import FaceDataModule, make_split
 from phanet.demo import demo_faces
-from phanet.training.module import PhaNetModule
 from phanet.runtime import resolve_precision, usable_cpus
+from phanet.training.module import PhaNetModule
 from phanet.training.run import make_trainer
 
 #: Overrides of ``--small``: a tiny network on 32 px renders (the CI check that the script works).
@@ -99,7 +99,7 @@ def _fit(config: Config, datamodule: FaceDataModule, steps: int, warmup: int, lo
     module = PhaNetModule(config.to_dict(), datamodule.faces.expressions, datamodule.faces.poses)
     clock = StepClock(warmup)
     with tempfile.TemporaryDirectory() as tmp:
-        trainer = make_trainer(config, Path(tmp), [clock], enable_progress_bar=False, max_steps=warmup + steps,
+        trainer = make_trainer(config, Path(tmp), [clock], progress=None, max_steps=warmup + steps,
                                max_epochs=-1, limit_val_batches=0)
         if loader is None:
             trainer.fit(module, datamodule=datamodule)

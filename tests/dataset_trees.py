@@ -154,7 +154,8 @@ def make_affectnet_csv_tree(
     """
     root = Path(root)
     lines, records = [AFFECTNET_CSV_HEADER], []
-    box = (4.0, 4.0, size - 8.0, size - 8.0)
+    margin = min(4.0, size / 4)  # a face box inside the image, even for tiny images
+    box = (margin, margin, size - 2 * margin, size - 2 * margin)
     for code in codes:
         for k in range(per_class):
             name = f"{(code * 7 + k) % 5 + 1}/{zlib.crc32(f'{partition}{code}-{k}'.encode()):08x}.jpg"

@@ -7,9 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import tiny_overrides
+from conftest import TINY, tiny_overrides
 from phanet.config import load_config
 from phanet.training.run import train
+from tiny_data import EXPRESSIONS, POSES
 
 
 def tiny_checkpoint(tmp_path_factory, manifest: Path) -> Path:
@@ -19,6 +20,21 @@ def tiny_checkpoint(tmp_path_factory, manifest: Path) -> Path:
     if not best.is_file():
         train(load_config("demo", tiny_overrides(manifest, run, "train.epochs=2")), progress=False)
     return best
+
+
+def untrained_checkpoint(path: Path, *overrides: str) -> Path:
+    """A checkpoint of an untrained tiny network (classes of :mod:`tiny_data`), laid out as ``phanet
+    train`` writes it: for tests of what surrounds the network, at no training cost."""
+    import torch
+
+    from phanet.training.module import PhaNetModule
+
+    torch.manual_seed(0)
+    config = load_config("demo", [*TINY, *overrides]).to_dict()
+    module = PhaNetModule(config, EXPRESSIONS, POSES)
+    torch.save({"hyper_parameters": {"config": config, "expressions": EXPRESSIONS, "poses": POSES},
+                "state_dict": module.state_dict()}, path)
+    return path
 
 
 def astronaut_path() -> Path:

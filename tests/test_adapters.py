@@ -6,11 +6,16 @@ import json
 import shutil
 
 import pytest
+
 from dataset_trees import (
-    assert_records, make_bu3dfe_tree, make_kdef_tree, make_multipie_tree, make_sfew_tree, write_corrupt_jpeg,
+    assert_records,
+    make_bu3dfe_tree,
+    make_kdef_tree,
+    make_multipie_tree,
+    make_sfew_tree,
+    write_corrupt_jpeg,
     write_image,
 )
-
 from phanet.data.adapters.common import is_excluded
 from phanet.data.adapters.kdef import parse_kdef_name
 from phanet.data.records import MISSING
@@ -144,7 +149,7 @@ def test_bu3dfe_awkward_names_and_options(tmp_path):
 
 def test_bu3dfe_folder_pattern(tmp_path):
     for pan in (-30, 0, 30):
-        write_image(tmp_path / f"{pan}" / f"M0002_SU03.png")
+        write_image(tmp_path / f"{pan}" / "M0002_SU03.png")
     pattern = r"(?P<pan>[+-]?\d+)/(?P<subject>[FM]\d{4})_(?P<expression>[A-Z]{2})(?P<intensity>\d{2})\.png$"
     faces = load_dataset("bu3dfe", str(tmp_path), pattern=pattern, pans=[-30, 0, 30])
     assert sorted((faces.poses[s.pose], s.subject, s.intensity) for s in faces.samples) == [

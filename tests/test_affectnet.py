@@ -6,11 +6,16 @@ import math
 
 import numpy as np
 import pytest
-from dataset_trees import (
-    AFFECTNET_CSV_HEADER, affectnet_csv_row, assert_records, make_affectnet_csv_tree, make_affectnet_npy_tree,
-    write_corrupt_jpeg, write_image,
-)
 
+from dataset_trees import (
+    AFFECTNET_CSV_HEADER,
+    affectnet_csv_row,
+    assert_records,
+    make_affectnet_csv_tree,
+    make_affectnet_npy_tree,
+    write_corrupt_jpeg,
+    write_image,
+)
 from phanet.data.adapters.common import is_excluded
 from phanet.data.openface import HeadPose, join_poses, nearest_bin
 from phanet.data.records import MISSING

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 
 import pandas as pd
-from dataset_trees import make_affectnet_csv_tree, make_kdef_tree, make_sfew_tree, write_corrupt_jpeg, write_image
 
+from dataset_trees import make_affectnet_csv_tree, make_kdef_tree, make_sfew_tree, write_corrupt_jpeg, write_image
 from phanet.cli import main
 
 
@@ -30,7 +30,7 @@ def test_inspect_prints_counts_and_every_skipped_file(tmp_path, capsys):
     assert "  AN         10\n  DI          0\n" in out
     assert "  -90         4\n" in out
     assert "  F01    10   M01    10" in out
-    assert "Skipped 2 file(s) that could not be parsed or read:" in out
+    assert "Skipped 2 files that could not be parsed or read:" in out
     assert "  AF01/AF01ANS2.JPG: not a KDEF name like AF01ANFL.JPG" in out
     assert "  AF01/AF01SUS.JPG: not a readable image (UnidentifiedImageError)" in out
     table = pd.read_csv(manifest, dtype=str, keep_default_na=False)
@@ -54,7 +54,7 @@ def test_inspect_affectnet_reports_exclusions_and_images_as_subjects(tmp_path, c
     assert "14 usable images" in out
     assert "Subjects: 14 (no subject ids in this dataset: each image is its own subject" in out
     assert "Poses: none (this dataset has no pose labels" in out
-    assert "Left out by the protocol: 8 file(s)" in out
+    assert "Left out by the protocol: 8 files" in out
     assert "        2  code 7 (Contempt) not in the 7-class protocol" in out
     assert "        2  code 10 (Non-Face) not in the 8-class protocol" not in out
     assert "        2  code 10 (Non-Face) not in the 7-class protocol" in out
@@ -78,7 +78,8 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
     one_line_error(capsys, base + ["--dataset", "nope"], r"unknown dataset 'nope' \(expected one of .*kdef")
     one_line_error(capsys, base + ["--dataset", "kdef", "--option", "colour=1"], r"data.options.colour: unknown option")
     one_line_error(capsys, base + ["--dataset", "kdef", "--option", "sessions"], r"--option 'sessions': expected KEY=VALUE")
-    one_line_error(capsys, ["data", "inspect", "--dataset", "kdef", "--root", str(tmp_path / "no")], r"data.root: .* is not a folder")
+    one_line_error(capsys, ["data", "inspect", "--dataset", "kdef", "--root", str(tmp_path / "no")],
+                   r"data.root: .* is not a folder")
     one_line_error(capsys, base + ["--dataset", "multipie"], r"no usable multipie images under .*not a Multi-PIE name")
 
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from dataset_trees import make_affectnet_csv_tree, make_bu3dfe_tree, make_kdef_tree, make_multipie_tree
 
+from dataset_trees import make_affectnet_csv_tree, make_bu3dfe_tree, make_kdef_tree, make_multipie_tree
 from phanet.config import load_config
 from phanet.data.registry import load_dataset
 from phanet.data.splits import subject_folds, subject_split

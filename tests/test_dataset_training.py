@@ -7,11 +7,9 @@ import math
 
 import pandas as pd
 import pytest
-from conftest import TINY
-from dataset_trees import (
-    make_affectnet_csv_tree, make_bu3dfe_tree, make_kdef_tree, make_multipie_tree, make_sfew_tree,
-)
 
+from conftest import TINY
+from dataset_trees import make_affectnet_csv_tree, make_bu3dfe_tree, make_kdef_tree, make_multipie_tree, make_sfew_tree
 from phanet.cli import main
 from phanet.config import load_config
 from phanet.data.registry import load_dataset

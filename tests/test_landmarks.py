@@ -9,8 +9,8 @@ import pytest
 from phanet.cli import main
 from phanet.data.generic import load_manifest
 from phanet.data.records import MANIFEST_COLUMNS
-from phanet.data.synth import load_synth
 from phanet.data.synth import expressions as ex
+from phanet.data.synth import load_synth
 from phanet.data.synth.head import LANDMARKS, Part
 from phanet.data.synth.landmarks import LANDMARK_COLUMNS, landmark_columns, landmark_table
 from phanet.data.synth.render import Scene, render_head

@@ -9,8 +9,7 @@ import torch
 
 from phanet.config import LossConfig
 from phanet.data.records import MISSING
-from phanet.losses import (attention_loss, constraint_factor, pan_init_loss, phanet_loss, pose_cross_entropy,
-                           ranking_loss)
+from phanet.losses import attention_loss, constraint_factor, pan_init_loss, phanet_loss, pose_cross_entropy, ranking_loss
 from phanet.models.output import PhaNetOutput
 
 LN3 = math.log(3.0)

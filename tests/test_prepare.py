@@ -8,10 +8,10 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
-from dataset_trees import make_affectnet_csv_tree, write_corrupt_jpeg
 from PIL import Image
 from skimage import data
 
+from dataset_trees import make_affectnet_csv_tree, write_corrupt_jpeg
 from phanet.data import prepare as prepare_module
 from phanet.data.io import read_image
 from phanet.data.prepare import prepare_faces

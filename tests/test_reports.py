@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -13,8 +14,15 @@ from PIL import Image
 from phanet.data.classes import canonical, cross_mapping
 from phanet.reports import figures
 from phanet.reports.summaries import crossval_tables, per_expression_table, table6, table8
-from phanet.reports.tables import (expression_pose_table, mean_std, method_table, pan_range, per_pose_table,
-                                   to_markdown, write_table)
+from phanet.reports.tables import (
+    expression_pose_table,
+    mean_std,
+    method_table,
+    pan_range,
+    per_pose_table,
+    to_markdown,
+    write_table,
+)
 
 SUMMARIES = {
     "PhaNet": {"pose_classes": ["-90", "0", "90"], "pose_accuracy": 0.9949, "expression_accuracy": 0.8492,
@@ -120,6 +128,31 @@ def test_every_figure_is_written_and_not_empty(tmp_path):
     _png(figures.tsne_figure({"with SAL": (points, labels)}, ["A", "B", "C"], tmp_path / "tsne.png"))
 
 
+def test_accuracy_axes_are_percent_from_zero_like_the_tables(tmp_path, monkeypatch):
+    kept = []
+    monkeypatch.setattr(figures, "_save", lambda fig, path: kept.append(fig) or Path(path))
+    metrics = pd.DataFrame({"epoch": [0, 1], "train/c1": [0.5, 0.6], "val/c1": [0.5, 0.7],
+                            "val/expression_acc": [0.25, 0.5], "val/pose_acc": [0.5, 0.75],
+                            "train/lambda_e": [0.7, 0.6], "train/lambda_p": [0.3, 0.4]})
+    try:
+        figures.per_pose_accuracy_figure({"PhaNet": {"-45": 0.8, "0": 0.9}}, tmp_path / "pose.png")
+        figures.scale_weights_figure(metrics, tmp_path / "fig13.png", "val")
+        figures.task_weights_figure({"run": metrics}, tmp_path / "fig15.png")
+        pose, fig13, fig15 = kept
+        assert pose.axes[0].get_ylim() == (0, 100)
+        assert list(pose.axes[0].lines[0].get_ydata()) == [80, 90]
+        weights, accuracy = fig13.axes
+        assert list(weights.lines[0].get_ydata()) == [0.5, 0.7]  # c1 stays a weight in [0, 1]
+        assert accuracy.get_ylim() == (0, 100) and list(accuracy.lines[0].get_ydata()) == [25, 50]
+        assert "%" in accuracy.get_ylabel()
+        right = fig15.axes[1]
+        assert right.get_ylim() == (0, 100)
+        assert [list(line.get_ydata()) for line in right.lines] == [[25, 50], [50, 75]]
+    finally:
+        for fig in kept:
+            figures.plt.close(fig)
+
+
 def test_class_names_map_across_datasets():
     assert canonical("AF") == canonical("Fear") == canonical("FE") == "fear"
     assert canonical("Angry") == canonical("AN") == "anger"
@@ -134,3 +167,13 @@ def test_class_names_map_across_datasets():
     assert "Contempt" not in mapping and mapping["Anger"] == "AN" and len(mapping) == 7
     assert cross_mapping(multipie, bu3dfe, {"scream": "FE", "smile": None})["scream"] == "FE"
     assert "smile" not in cross_mapping(multipie, bu3dfe, {"smile": None})
+
+
+def test_counts_and_class_lists_read_as_words():
+    from phanet.demo import _expression_classes
+    from phanet.text import plural
+
+    assert [plural(n, "image") for n in (0, 1, 2)] == ["0 images", "1 image", "2 images"]
+    assert plural(1, "image or frame", "images or frames") == "1 image or frame"
+    assert _expression_classes(["AN", "DI", "FE", "HA", "NE", "SA", "SU"]) == "6 expressions × 4 intensities + neutral"
+    assert _expression_classes(["HA", "SA"]) == "2 expressions"

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -83,12 +82,11 @@ def test_evaluate_reports_accuracy_per_pose_and_confusion_matrices(trained_run, 
 
 
 def test_tiny_phanet_overfits_sixteen_images():
-    from tiny_data import draw
-
     from phanet.config import AttentionConfig, BackboneConfig, LossConfig
     from phanet.data.transforms import preprocess
     from phanet.losses import phanet_loss
     from phanet.models.phanet import PhaNet
+    from tiny_data import draw
 
     torch.manual_seed(0)
     labels = [(i % 4, (i // 4) % 3, i // 5) for i in range(16)]
@@ -113,10 +111,9 @@ def test_tiny_phanet_overfits_sixteen_images():
 def test_demo_recipe_keeps_s1_and_every_scale_weight_learning():
     """The choices of the demo preset (SAL gate, per-part learning rate, optimiser) on the tiny overfit
     problem: S1's expression loss falls and the scale weights leave 0.5 with gradient still flowing."""
-    from tiny_data import draw
-
     from phanet.data.transforms import preprocess
     from phanet.losses import phanet_loss
+    from tiny_data import draw
 
     torch.manual_seed(0)
     config = load_config("demo", [*TINY, "model.source_size=null"])

@@ -3,16 +3,23 @@
 Each command module defines ``HELP`` (one line), ``add_arguments(parser)`` and ``run(args)``. The
 modules import nothing heavy at top level so that ``phanet --help`` answers at once; the work is
 imported inside ``run``.
+
+Exit status: 0 on success, 2 with one line for a :class:`~phanet.errors.PhanetError`, and 143 or 130
+with one line when SIGTERM or SIGINT stopped the command (:class:`~phanet.runtime.Stopped`: SIGTERM
+stops a command the way Ctrl+C does, so that training can say what it kept).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 
 from phanet import __version__
 from phanet.errors import PhanetError
+from phanet.runtime import Stopped, raise_stopped
 
 #: (subcommand, module under phanet.commands), in the order ``phanet --help`` lists them.
 COMMANDS = (
@@ -63,14 +70,20 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, raise_stopped) if main_thread else None
     try:
         return int(args.func(args) or 0)
     except PhanetError as exc:
         print(f"phanet {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"phanet {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        stopped = exc if isinstance(exc, Stopped) else Stopped(signal.SIGINT, "interrupted")
+        print(f"phanet {args.command}: {stopped}", file=sys.stderr)
+        return stopped.exit_status
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 
 from phanet import __version__
@@ -22,10 +21,12 @@ from phanet.data.synth.landmarks import landmark_table
 from phanet.data.torch_data import make_split
 from phanet.errors import PhanetError
 from phanet.experiments import METHOD_NAMES, MethodRun, baseline_config, run_method
+from phanet.files import atomic_write_text
 from phanet.reports import figures
 from phanet.reports.coverage import coverage_by_pose, coverage_table
 from phanet.reports.tables import expression_pose_table, method_table, per_pose_table, to_markdown, write_table
 from phanet.runtime import usable_cpus, uses_cuda
+from phanet.text import plural
 from phanet.training.run import training_precision
 
 FEATURES = {"PhaNet": "Pixel and scale attention", "DenseNet-40": "Dense features"}
@@ -118,6 +119,14 @@ def _schedule(config: Config) -> str:
     return f"{'; '.join(stops)}; batch {t.batch_size}, {names.get(opt.name, opt.name)} lr {opt.lr}, {decay}{parts}"
 
 
+def _expression_classes(expressions: list[str]) -> str:
+    """``6 expressions × 4 intensities + neutral`` when neutral is one of the classes."""
+    neutral = [e for e in expressions if e.lower() in ("ne", "neutral")]
+    if not neutral:
+        return plural(len(expressions), "expression")
+    return f"{plural(len(expressions) - 1, 'expression')} × 4 intensities + neutral"
+
+
 def _describe(config: Config, faces: LabeledFaces, folder: Path, split, seconds: float,
               reused: list[str], runs: dict[str, MethodRun] | None = None) -> str:
     o = config.data.options
@@ -130,10 +139,12 @@ def _describe(config: Config, faces: LabeledFaces, folder: Path, split, seconds:
         + (f" ({' and '.join(reused)} trained by an earlier run into the same folder)." if reused else "."),
         f"- **Seed**: {config.seed} (training); data seed {o.get('seed', 0)}; split seed {config.data.split.seed}.",
         f"- **Data**: built-in procedurally rendered multi-view dataset, preset `{o.get('preset', 'bu3dfe')}` "
-        f"({len(faces.expressions)} expressions × 4 intensities + neutral, pans {', '.join(p + '°' for p in faces.poses)}), "
-        f"{len(faces.subjects())} subjects, {len(faces)} images of {o.get('size')} px, cached in `{folder}`.",
-        f"- **Split (subject-independent)**: {len(split.subjects['train'])} training subjects ({len(split.train)} images), "
-        f"{len(split.subjects['val'])} validation ({len(split.val)}), {len(split.subjects['test'])} test ({len(split.test)}); "
+        f"({_expression_classes(faces.expressions)}, pans {', '.join(p + '°' for p in faces.poses)}), "
+        f"{plural(len(faces.subjects()), 'subject')}, {plural(len(faces), 'image')} of {o.get('size')} px, "
+        f"cached in `{folder}`.",
+        f"- **Split (subject-independent)**: {plural(len(split.subjects['train']), 'training subject')} "
+        f"({plural(len(split.train), 'image')}), {len(split.subjects['val'])} validation ({len(split.val)}), "
+        f"{len(split.subjects['test'])} test ({len(split.test)}); "
         "no subject is in two parts.",
         f"- **Budget (both methods)**: {_schedule(config)}"
         + (f"; epochs trained: {trained}" if trained else "")
@@ -246,7 +257,7 @@ def run_demo(out: Path, config: Config, progress: bool = True) -> Path:
         "- `tables/`: every table as Markdown and CSV; `figures/`: every figure as PNG.",
         "",
     ]
-    report.write_text("\n".join(line for line in lines if line is not None) + "\n")
+    atomic_write_text(report, "\n".join(line for line in lines if line is not None) + "\n")
     print(f"report: {report}")
     print(to_markdown(method_table(summaries, FEATURES)))
     return report

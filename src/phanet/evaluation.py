@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,9 @@ from phanet.data.records import MISSING, LabeledFaces
 from phanet.data.torch_data import FaceDataset, collate
 from phanet.data.transforms import to_network_input
 from phanet.errors import PhanetError
+from phanet.files import write_json as write_json_atomically
 from phanet.results import output_table
+from phanet.text import plural
 from phanet.training.module import PhaNetModule
 
 
@@ -79,14 +80,15 @@ def predict_faces(module: PhaNetModule, faces: LabeledFaces, batch_size: int = 6
             if "pixels" not in batch:
                 continue
             output = module.model(to_network_input(batch["pixels"].to(device)))
-            table = output_table(output, module.expressions, module.poses)
             index = batch["index"].numpy()
+            _check_finite(output, faces, index)
+            table = output_table(output, module.expressions, module.poses)
             table.insert(0, "index", index)
             tables.append(table)
             if return_features:
                 features.append(output.features.float().cpu().numpy())
     if skipped:
-        faces.skipped.append((f"{skipped} images", "unreadable, skipped during evaluation"))
+        faces.skipped.append((plural(skipped, "image"), "unreadable, skipped during evaluation"))
     if not tables:
         raise PhanetError("evaluate: no readable image in the evaluated data")
     frame = pd.concat(tables, ignore_index=True)
@@ -96,6 +98,15 @@ def predict_faces(module: PhaNetModule, faces: LabeledFaces, batch_size: int = 6
     frame.insert(3, "true_expression", [faces.expressions[s.expression] for s in samples])
     frame.insert(4, "true_pose", [faces.poses[s.pose] if s.pose != MISSING else "" for s in samples])
     return frame, (np.concatenate(features) if return_features else None)
+
+
+def _check_finite(output, faces: LabeledFaces, index: np.ndarray) -> None:
+    """Refuse NaN or infinite class scores: their arg-max would still name a class and count in the accuracy."""
+    finite = torch.isfinite(output.expression_logits).all(1) & torch.isfinite(output.pose_logits).all(1)
+    if not bool(finite.all()):
+        first = faces.samples[int(index[int((~finite).nonzero()[0])])]
+        raise PhanetError(f"evaluate: the network gives NaN or infinite scores (first for {faces.image_path(first)}); "
+                          "the checkpoint's weights are not usable")
 
 
 def _accuracy(predicted: np.ndarray, true: np.ndarray) -> float:
@@ -171,7 +182,7 @@ def format_summary(result: dict[str, Any]) -> str:
 
 
 def _clean(value: Any) -> Any:
-    if isinstance(value, float) and math.isnan(value):
+    if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
         return {k: _clean(v) for k, v in value.items()}
@@ -181,11 +192,9 @@ def _clean(value: Any) -> Any:
 
 
 def write_json(path: str | Path, payload: dict[str, Any]) -> Path:
-    """JSON with NaN written as null."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(_clean(payload), indent=2))
-    return path
+    """JSON with NaN (and infinities) written as null, written atomically (:mod:`phanet.files`)."""
+    write_json_atomically(path, _clean(payload))
+    return Path(path)
 
 
 def evaluate(module: PhaNetModule, faces: LabeledFaces, batch_size: int = 64, device: str = "cpu",

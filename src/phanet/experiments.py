@@ -21,6 +21,7 @@ from phanet.config import Config, config_from_dict, read_yaml
 from phanet.data.records import LabeledFaces
 from phanet.data.splits import Split
 from phanet.errors import PhanetError
+from phanet.files import write_csv
 
 log = logging.getLogger(__name__)
 
@@ -79,20 +80,18 @@ def run_method(name: str, config: Config, faces: LabeledFaces, split: Split, out
     """Train ``config`` on ``split.train`` (validating on ``split.val``) and evaluate the best
     checkpoint on ``split.test``; results under ``out/name``."""
     from phanet.evaluation import evaluate, write_json
-    from phanet.training.run import load_module, train
+    from phanet.training.run import LOCK_FILE, load_module, train
 
     run_dir = out / name
     config = variant(config, {"out": str(run_dir)})
     evaluation = run_dir / "evaluation" / "evaluation.json"
-    if run_dir.exists() and any(run_dir.iterdir()) and not _same_run(run_dir, config):
+    held = run_dir.exists() and any(item.name != LOCK_FILE for item in run_dir.iterdir())
+    if held and not _same_run(run_dir, config):
         raise PhanetError(f"{run_dir} holds a run with other settings; choose another --out or remove it")
     reused = evaluation.exists()
     if not reused:
+        # An attempt that never finished an epoch is started over by train() itself.
         resume = (run_dir / "checkpoints" / "last.ckpt").exists()
-        if run_dir.exists() and not resume:
-            for item in run_dir.iterdir():  # an attempt that never finished an epoch: start it over
-                if item.is_file():
-                    item.unlink()
         train(config, resume=resume, faces=faces, split=split, progress=progress)
         module = load_module(run_dir / "checkpoints" / "best.ckpt")
         summary, predictions = evaluate(module, faces.subset(split.test), device=device)
@@ -100,7 +99,7 @@ def run_method(name: str, config: Config, faces: LabeledFaces, split: Split, out
                    "joint_sa": config.model.joint_sa, "loss_setting": config.loss.setting,
                    "test_subjects": split.subjects["test"], **summary}
         (run_dir / "evaluation").mkdir(parents=True, exist_ok=True)
-        predictions.to_csv(run_dir / "evaluation" / "predictions.csv", index=False)
+        write_csv(run_dir / "evaluation" / "predictions.csv", predictions)
         write_json(evaluation, summary)
     summary = json.loads(evaluation.read_text())
     summary = {k: (math.nan if v is None else v) for k, v in summary.items()}

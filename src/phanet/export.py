@@ -11,10 +11,13 @@ that prediction needs, as a tuple (ONNX has no dataclasses):
 The file's ``metadata_props`` hold what is needed to use it without the checkpoint: ``phanet.expressions``
 and ``phanet.poses`` (JSON lists of class names), ``phanet.input_size``, ``phanet.arch``,
 ``phanet.version`` and ``phanet.input`` (the preprocessing in words). :func:`read_metadata` reads them
-back, and :meth:`phanet.predict.Predictor.from_onnx` builds a predictor from the file alone.
+back, and :meth:`phanet.predict.Predictor.from_onnx` builds a predictor from the file alone. A file
+whose metadata do not describe its graph (edited class lists, a wrong input size) or whose weights
+hold NaN or infinite values is refused when it loads, with one line naming the file and the key.
 
 Opset 20 is the default: the TorchScript exporter writes the crop-and-zoom's ``affine_grid`` as
-ONNX ``AffineGrid``, which appeared in opset 20 (``GridSample`` needs 16).
+ONNX ``AffineGrid``, which appeared in opset 20 (``GridSample`` needs 16). :func:`supported_opsets`
+gives the range the installed exporter can write.
 """
 
 from __future__ import annotations
@@ -22,19 +25,26 @@ from __future__ import annotations
 import copy
 import io
 import json
-import os
+import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
+from phanet.checks import output_file, shorten
 from phanet.errors import PhanetError
+from phanet.files import atomic_write_bytes
 
 OPSET = 20
 INPUT_NAME = "images"
 OUTPUT_NAMES = ("expression_logits", "pose_logits", "boxes", "scale_weights", "task_weights")
+#: The outputs that are never NaN; the squares, scale and task weights are NaN in networks without them.
+LOGITS = ("expression_logits", "pose_logits")
+#: Largest difference to PyTorch (in the logits) at which an export counts as faithful.
+TOLERANCE = 1e-3
 INPUT_DESCRIPTION = ("images: float32 (batch, 3, S, S), RGB face crops resized to S x S, "
                      "scaled as (value / 255 - 0.5) / 0.5")
 
@@ -121,14 +131,32 @@ def module_info(module) -> ModelInfo:
                      module.config.model.arch)
 
 
+def supported_opsets() -> range:
+    """The opsets :func:`onnx_bytes` can write: from :data:`OPSET` (AffineGrid) to the newest that both
+    the installed TorchScript exporter and the installed ``onnx`` package know."""
+    import onnx
+    from torch.onnx import _constants
+
+    return range(OPSET, min(_constants.ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET, onnx.defs.onnx_opset_version()) + 1)
+
+
+def check_opset(opset: int) -> int:
+    """``opset`` when :func:`onnx_bytes` can write it; a one-line error with the supported range otherwise."""
+    supported = supported_opsets()
+    if opset not in supported:
+        expected = f"{supported[0]}" if len(supported) == 1 else f"{supported[0]} to {supported[-1]}"
+        raise PhanetError(f"--opset: expected {expected} (PhaNet's crop-and-zoom needs AffineGrid, opset {OPSET}; "
+                          f"the installed torch exporter writes up to {supported[-1]}), got {opset}")
+    return opset
+
+
 def onnx_bytes(model: nn.Module, info: ModelInfo, opset: int = OPSET) -> bytes:
     """The serialised ONNX model of ``model`` (an ``nn.Module`` returning :class:`PhaNetOutput`) with metadata."""
     import onnx
 
     from phanet import __version__
 
-    if opset < OPSET:
-        raise PhanetError(f"--opset: PhaNet's crop-and-zoom needs ONNX AffineGrid (opset {OPSET} or later), got {opset}")
+    check_opset(opset)
     was_training = model.training
     model.eval()
     try:
@@ -163,8 +191,61 @@ def onnx_bytes(model: nn.Module, info: ModelInfo, opset: int = OPSET) -> bytes:
     return proto.SerializeToString()
 
 
+def _class_names(props: dict[str, str], key: str, name: str, allow_empty: bool) -> list[str]:
+    text = props[key]
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    if not (isinstance(value, list) and all(isinstance(v, str) and v.strip() for v in value)
+            and len(set(value)) == len(value) and (value or allow_empty)):
+        raise PhanetError(f"{name}: metadata {key} is not a JSON list of distinct class names "
+                          f"(it reads {shorten(text)!r})")
+    return value
+
+
+def _static_dims(value_info) -> list[int | None]:
+    """The dimensions of a graph input or output; None where the size is dynamic."""
+    return [d.dim_value if d.HasField("dim_value") else None for d in value_info.type.tensor_type.shape.dim]
+
+
+def _check_graph(proto, info: ModelInfo, name: str) -> None:
+    """Refuse metadata that do not describe the graph: the predictor would mislabel every class."""
+    inputs = {i.name: i for i in proto.graph.input}
+    outputs = {o.name: o for o in proto.graph.output}
+    absent = [n for n in (INPUT_NAME, *OUTPUT_NAMES) if n not in (inputs if n == INPUT_NAME else outputs)]
+    if absent:
+        raise PhanetError(f"{name}: not exported by phanet export (graph has no {absent[0]!r})")
+    dims = _static_dims(inputs[INPUT_NAME])
+    if len(dims) != 4 or any(d not in (None, info.input_size) for d in dims[2:]):
+        raise PhanetError(f"{name}: metadata phanet.input_size says {info.input_size}, the graph takes images of "
+                          f"{' x '.join('?' if d is None else str(d) for d in dims[1:])}")
+    for key, output, classes in (("phanet.expressions", "expression_logits", info.expressions),
+                                 ("phanet.poses", "pose_logits", info.poses)):
+        dims = _static_dims(outputs[output])
+        if len(dims) == 2 and dims[1] is not None and dims[1] != len(classes):
+            raise PhanetError(f"{name}: metadata {key} lists {len(classes)} classes, the graph's {output} has {dims[1]}")
+
+
+def _check_finite_initializers(proto, name: str) -> None:
+    """Refuse weights (graph initializers) holding NaN or infinite values: the model gives no usable scores."""
+    from onnx import TensorProto, numpy_helper
+
+    floating = {TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.FLOAT16, TensorProto.BFLOAT16}
+    for tensor in proto.graph.initializer:
+        if tensor.data_type in floating and tensor.data_location != TensorProto.EXTERNAL:
+            if not np.isfinite(numpy_helper.to_array(tensor).astype(np.float32)).all():
+                raise PhanetError(f"{name}: the model's weights hold NaN or infinite values "
+                                  f"(initializer {shorten(tensor.name)!r}); it cannot be used")
+
+
 def read_metadata(source: str | Path | bytes) -> ModelInfo:
-    """The class lists, image size and architecture stored in an ONNX file written by :func:`export_onnx`."""
+    """The class lists, image size and architecture stored in an ONNX file written by :func:`export_onnx`.
+
+    The metadata are checked against the graph (the number of classes of each output, the input
+    size), and the weights for NaN or infinite values; a file that fails raises
+    :class:`~phanet.errors.PhanetError` naming it and the metadata key.
+    """
     import onnx
 
     name = "the ONNX model" if isinstance(source, bytes) else str(source)
@@ -177,12 +258,25 @@ def read_metadata(source: str | Path | bytes) -> ModelInfo:
     missing = [k for k in ("phanet.expressions", "phanet.poses", "phanet.input_size") if k not in props]
     if missing:
         raise PhanetError(f"{name}: not exported by phanet export (metadata {', '.join(missing)} missing)")
-    return ModelInfo(json.loads(props["phanet.expressions"]), json.loads(props["phanet.poses"]),
-                     int(props["phanet.input_size"]), props.get("phanet.arch", "phanet"))
+    expressions = _class_names(props, "phanet.expressions", name, allow_empty=False)
+    poses = _class_names(props, "phanet.poses", name, allow_empty=True)
+    size = props["phanet.input_size"]
+    if not (size.isdigit() and int(size) > 0):
+        raise PhanetError(f"{name}: metadata phanet.input_size is not a positive whole number "
+                          f"(it reads {shorten(size)!r})")
+    info = ModelInfo(expressions, poses, int(size), props.get("phanet.arch", "phanet"))
+    _check_graph(proto, info, name)
+    _check_finite_initializers(proto, name)
+    return info
 
 
 def max_difference(model: nn.Module, session, input_size: int, batch: int = 4, seed: int = 0) -> dict[str, float]:
-    """Largest absolute difference of every output between PyTorch and an ONNX Runtime session, on random faces."""
+    """Largest absolute difference of every output between PyTorch and an ONNX Runtime session, on random faces.
+
+    NaN where both sides are NaN counts as agreement only outside the :data:`LOGITS` (a network
+    without squares returns NaN squares); a NaN or infinite logit on either side, or a NaN on one
+    side only, makes that output's difference NaN: nothing was measured, and no tolerance accepts it.
+    """
     generator = torch.Generator().manual_seed(seed)
     images = torch.rand(batch, 3, input_size, input_size, generator=generator) * 2 - 1
     was_training = model.training
@@ -195,6 +289,9 @@ def max_difference(model: nn.Module, session, input_size: int, batch: int = 4, s
     for name, ref, out in zip(OUTPUT_NAMES, reference, outputs):
         ref = ref.float().cpu()
         out = torch.from_numpy(out)
+        if name in LOGITS and not (bool(torch.isfinite(ref).all()) and bool(torch.isfinite(out).all())):
+            result[name] = math.nan
+            continue
         both_nan = torch.isnan(ref) & torch.isnan(out)
         diff = (ref - out).abs().masked_fill(both_nan, 0.0)
         result[name] = float(diff.max()) if diff.numel() else 0.0
@@ -216,19 +313,32 @@ def ort_session(model: str | Path | bytes, threads: int | None = None):
         raise PhanetError(f"{name}: ONNX Runtime cannot load it ({str(exc).splitlines()[0][:200]})") from None
 
 
-def export_onnx(checkpoint: str | Path, out: str | Path, opset: int = OPSET, overwrite: bool = False) -> Path:
-    """Export the network of a phanet checkpoint to ``out`` (written atomically); returns ``out``."""
+def export_onnx(checkpoint: str | Path, out: str | Path, opset: int = OPSET, overwrite: bool = False,
+                check: bool = True) -> tuple[Path, ModelInfo, dict[str, float] | None]:
+    """Export the network of a phanet checkpoint to ``out``: (``out``, its :class:`ModelInfo`, the
+    differences to PyTorch of :func:`max_difference`, or None without ``check``).
+
+    The names and the opset are checked before the checkpoint is loaded (which refuses non-finite
+    weights), and the export is compared with PyTorch before it is written: a file that does not
+    reproduce PyTorch's logits within :data:`TOLERANCE` is never written. The file is written
+    atomically (:mod:`phanet.files`), so a full disk leaves the old file or none.
+    """
     from phanet.training.run import load_module
 
-    out = Path(out)
-    if out.suffix.lower() != ".onnx":
-        raise PhanetError(f"--onnx: expected a file name ending in .onnx, got {out}")
-    if out.exists() and not overwrite:
-        raise PhanetError(f"--onnx: {out} already exists; choose another name or pass --overwrite")
+    out = output_file(out, "--onnx", overwrite, suffixes=(".onnx",))
+    check_opset(opset)
     module = load_module(checkpoint)
-    data = onnx_bytes(module.model, module_info(module), opset)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(f".{out.name}.partial")
-    partial.write_bytes(data)
-    os.replace(partial, out)
-    return out
+    info = module_info(module)
+    data = onnx_bytes(module.model, info, opset)
+    differences = None
+    if check:
+        differences = max_difference(module.model, ort_session(data), info.input_size)
+        if any(math.isnan(differences[name]) for name in LOGITS):
+            raise PhanetError(f"--onnx: the exported logits are NaN or infinite on random faces, so the export "
+                              f"cannot be checked against PyTorch; {out} was not written")
+        worst = max(differences[name] for name in LOGITS)
+        if worst > TOLERANCE:
+            raise PhanetError(f"--onnx: the export differs from PyTorch by {worst:.2e} in the logits (more than "
+                              f"{TOLERANCE:g}); it is not usable and {out} was not written")
+    atomic_write_bytes(out, data)
+    return out, info, differences

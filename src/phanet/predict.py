@@ -22,8 +22,11 @@ Columns of the table (the same in the DataFrame, the CSV and the JSON; ``prob_<c
 ``file``                    the image or video path; ``<array N>`` / ``<image N>`` for in-memory inputs
 ``frame``                   frame index in a video (0-based); -1 for a still image
 ``face``                    index of the face in its image, largest first; -1 on a row without a face
-``status``                  ``ok``, ``no_face`` (no face found) or ``unreadable`` (not a decodable image
-                            or video); only ``ok`` rows carry the columns below
+``status``                  ``ok``, ``no_face`` (no face found), ``unreadable`` (not a decodable image,
+                            an image declaring more than :data:`phanet.data.io.MAX_PIXELS` pixels, or a
+                            video or video frame that cannot be decoded) or ``non_finite`` (the network
+                            gave NaN or infinite scores for this face: the model is broken); only
+                            ``ok`` rows carry the columns below, ``non_finite`` rows the face box
 ``face_x, face_y,``         the face box in pixels of the (upright) image: top-left corner, width,
 ``face_w, face_h``          height; the whole image with ``detect=False``
 ``face_source``             the cascade that found it (``frontal``, ``profile``, ``profile_mirrored``)
@@ -61,10 +64,11 @@ import torch
 from PIL import Image, ImageOps
 
 from phanet.data.faces import FaceBox, crop_face, detect_faces
-from phanet.data.io import pil_to_rgb, read_image
+from phanet.data.io import MAX_PIXELS, pil_to_rgb, read_image
 from phanet.data.transforms import preprocess
 from phanet.errors import PhanetError, UnreadableImage
 from phanet.export import INPUT_NAME, OUTPUT_NAMES, ModelInfo
+from phanet.files import atomic_write_text
 from phanet.models.output import PhaNetOutput
 from phanet.results import output_table
 
@@ -77,6 +81,9 @@ FACE_COLUMNS = ("face_x", "face_y", "face_w", "face_h", "face_source")
 
 #: Default margin around a detected face, as a fraction of its side: the default of ``phanet prepare``.
 MARGIN = 0.2
+
+#: Longest side of a drawing (:func:`draw_predictions`) in pixels, whatever the image's size and shape.
+MAX_DRAWING_SIDE = 2048
 
 
 def columns(expressions: Sequence[str], poses: Sequence[str]) -> list[str]:
@@ -105,13 +112,17 @@ class TorchBackend:
 
 
 class OnnxBackend:
-    """Runs an exported model (:mod:`phanet.export`) with ONNX Runtime."""
+    """Runs an exported model (:mod:`phanet.export`) with ONNX Runtime; ``name`` names it in errors."""
 
-    def __init__(self, session) -> None:
+    def __init__(self, session, name: str = "the ONNX model") -> None:
         self.session = session
+        self.name = name
 
     def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
-        outputs = self.session.run(list(OUTPUT_NAMES), {INPUT_NAME: images})
+        try:
+            outputs = self.session.run(list(OUTPUT_NAMES), {INPUT_NAME: images})
+        except Exception as exc:  # noqa: BLE001 - ORT raises its own types for a graph it cannot run
+            raise PhanetError(f"{self.name}: ONNX Runtime cannot run it ({str(exc).splitlines()[0][:200]})") from None
         return dict(zip(OUTPUT_NAMES, outputs))
 
 
@@ -196,8 +207,9 @@ def _sources(inputs: Any, color: str) -> list[_Source]:
 
 def _path_sources(path: Path) -> list[_Source]:
     if path.is_dir():
-        found = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")
-                       and p.suffix.lower() in IMAGE_EXTENSIONS | VIDEO_EXTENSIONS)
+        # A link whose target is gone is kept: it gets an ``unreadable`` row instead of vanishing.
+        found = sorted(p for p in path.rglob("*") if (p.is_file() or (p.is_symlink() and not p.exists()))
+                       and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS | VIDEO_EXTENSIONS)
         return [_Source(str(p), "video" if p.suffix.lower() in VIDEO_EXTENSIONS else "image", p) for p in found]
     if not path.exists():
         raise PhanetError(f"{path}: no such file or folder")
@@ -207,46 +219,75 @@ def _path_sources(path: Path) -> list[_Source]:
     return [_Source(str(path), "image", path)]
 
 
-def _open_video(path: Path) -> cv2.VideoCapture | None:
-    capture = cv2.VideoCapture(str(path))
+def _open_video(path: Path) -> cv2.VideoCapture:
+    """An opened capture; :class:`UnreadableImage` when OpenCV cannot open the file or its frames
+    declare more than :data:`~phanet.data.io.MAX_PIXELS` pixels."""
+    try:
+        capture = cv2.VideoCapture(str(path))
+    except cv2.error:
+        raise UnreadableImage(f"{path}: cannot be opened as a video (OpenCV could not read it)") from None
     if not capture.isOpened():
         capture.release()
-        return None
+        raise UnreadableImage(f"{path}: cannot be opened as a video (OpenCV could not decode a frame)")
+    width, height = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    if width * height > MAX_PIXELS:
+        capture.release()
+        raise UnreadableImage(f"{path}: declares {width}×{height} pixels per frame, "
+                              f"more than the {MAX_PIXELS / 1e6:g} MP limit")
     return capture
 
 
 def _check_video(path: Path) -> None:
-    capture = _open_video(path)
-    ok = capture is not None and capture.grab()
-    if capture is not None:
+    try:
+        capture = _open_video(path)
+    except UnreadableImage as exc:
+        raise PhanetError(str(exc)) from None
+    try:
+        ok = capture.grab()
+    except cv2.error:
+        ok = False
+    finally:
         capture.release()
     if not ok:
         raise PhanetError(f"{path}: cannot be opened as a video (OpenCV could not decode a frame)")
 
 
 def _video_length(path: Path, every: int) -> int:
-    capture = _open_video(path)
-    if capture is None:
+    try:
+        capture = _open_video(path)
+    except UnreadableImage:
         return 1
     count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
     capture.release()
     return max(1, -(-count // every)) if count > 0 else 1
 
 
-def _video_frames(path: Path, every: int) -> Iterator[tuple[int, np.ndarray]]:
-    """(index, RGB frame) of every ``every``-th frame; skipped frames are grabbed, not decoded."""
-    capture = _open_video(path)
-    if capture is None:
+def _video_frames(path: Path, every: int) -> Iterator[tuple[int, np.ndarray | None]]:
+    """(index, RGB frame) of every ``every``-th frame; skipped frames are grabbed, not decoded.
+
+    A video that cannot be opened gives (-1, None); a frame that cannot be decoded gives
+    (index, None) and ends the video, since the decoder cannot be trusted past it.
+    """
+    try:
+        capture = _open_video(path)
+    except UnreadableImage:
+        yield -1, None
         return
     try:
         index = 0
         while capture.grab():
             if index % every == 0:
-                ok, frame = capture.retrieve()
-                if not ok:
-                    break
-                yield index, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+                try:
+                    ok, frame = capture.retrieve()
+                    rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB) if ok else None
+                except cv2.error:
+                    rgb = None
+                yield index, rgb
+                if rgb is None:
+                    return
             index += 1
+    except cv2.error:
+        yield index, None
     finally:
         capture.release()
 
@@ -344,7 +385,7 @@ class Predictor:
         if not path.is_file():
             raise PhanetError(f"--checkpoint: {path} not found")
         info = read_metadata(path)
-        return cls(OnnxBackend(ort_session(path, threads)), info, **kwargs)
+        return cls(OnnxBackend(ort_session(path, threads), str(path)), info, **kwargs)
 
     @classmethod
     def load(cls, path: str | Path, backend: str = "torch", device: str = "cpu", **kwargs: Any) -> "Predictor":
@@ -413,22 +454,21 @@ class Predictor:
 
     def _analyse(self, source: _Source, detect: bool, every: int, keep: bool) -> Iterator[_Pending]:
         if source.kind == "video":
-            frames = _video_frames(source.path, every)
-            first = next(frames, None)
-            if first is None:  # explicit videos were checked before; this one was found in a folder
+            # Explicit videos were checked before; one found in a folder may give no frame at all.
+            empty = True
+            for index, rgb in _video_frames(source.path, every):
+                empty = False
+                if rgb is None:
+                    yield _Pending(FrameResult(source.name, index, "unreadable"), [], [])
+                else:
+                    yield self._faces(source.name, index, rgb, detect, keep)
+            if empty:
                 yield _Pending(FrameResult(source.name, -1, "unreadable"), [], [])
-                return
-            yield self._faces(source.name, first[0], first[1], detect, keep)
-            for index, rgb in frames:
-                yield self._faces(source.name, index, rgb, detect, keep)
             return
         if source.kind == "image":
             try:
                 rgb = read_image(source.path)
-            except UnreadableImage:
-                yield _Pending(FrameResult(source.name, -1, "unreadable"), [], [])
-                return
-            except FileNotFoundError:  # removed since the inputs were listed
+            except (UnreadableImage, FileNotFoundError):  # not an image, or gone since the inputs were listed
                 yield _Pending(FrameResult(source.name, -1, "unreadable"), [], [])
                 return
         else:
@@ -465,6 +505,9 @@ class Predictor:
             for row, region in zip(result.rows, item.regions):
                 predicted = predictions[position]
                 position += 1
+                if not _finite_scores(predicted, self.expressions, self.poses):
+                    row["status"] = "non_finite"
+                    continue
                 for scale in (2, 3):
                     square = [predicted.pop(f"s{scale}_{k}") for k in ("x", "y", "l")]
                     corners = _square_corners(square, region)
@@ -477,6 +520,12 @@ class Predictor:
         output = PhaNetOutput(scale_logits=[None, None, None], local_boxes=tensors["boxes"],
                               features=torch.empty(0), **tensors)
         return output_table(output, self.expressions, self.poses)
+
+
+def _finite_scores(predicted: dict[str, Any], expressions: Sequence[str], poses: Sequence[str]) -> bool:
+    """Whether every class probability of one face is a number (NaN or infinite logits give none)."""
+    names = [f"prob_{e}" for e in expressions] + [f"pose_prob_{p}" for p in poses]
+    return all(math.isfinite(predicted[name]) for name in names)
 
 
 # ------------------------------------------------------------------------------------------- drawing
@@ -497,15 +546,30 @@ def _label(row: dict[str, Any]) -> str:
     return text
 
 
-def draw_predictions(image: np.ndarray, rows: Iterable[dict[str, Any]], min_side: int = 256) -> np.ndarray:
+def draw_predictions(image: np.ndarray, rows: Iterable[dict[str, Any]], min_side: int = 256,
+                     max_side: int = MAX_DRAWING_SIDE) -> np.ndarray:
     """The RGB ``image`` with every face of ``rows`` drawn: the face box (green) with
     ``expression probability  pose``, the S2 square (red) and the S3 square (yellow).
 
-    Images whose shorter side is below ``min_side`` are enlarged (nearest neighbour) so that the
-    text stays readable; the drawing is scaled with them.
+    Images whose shorter side is below ``min_side`` are enlarged by a whole factor (nearest
+    neighbour) so that the text stays readable, and images whose longer side would then exceed
+    ``max_side`` are scaled down to it, keeping their aspect ratio; the drawing is scaled with them.
+    A picture too thin to hold its labels (a strip of 1 × 60,000 pixels) is drawn on a black canvas
+    whose shorter side is ``min_side``, the picture at its top left. The drawing is thus never larger
+    than ``max_side`` × ``max_side``.
     """
-    scale = max(1, math.ceil(min_side / max(1, min(image.shape[:2]))))
-    canvas = np.ascontiguousarray(np.repeat(np.repeat(image, scale, 0), scale, 1) if scale > 1 else image.copy())
+    if not 1 <= min_side <= max_side:
+        raise PhanetError(f"draw_predictions: expected 1 <= min_side <= max_side, got {min_side} and {max_side}")
+    height, width = image.shape[:2]
+    scale = min(max(1, math.ceil(min_side / max(1, min(height, width)))), max_side / max(height, width))
+    if scale == 1:
+        picture = image
+    else:
+        # Whole factors with nearest neighbour repeat pixels exactly; shrinking averages them.
+        picture = cv2.resize(image, (max(1, round(width * scale)), max(1, round(height * scale))),
+                             interpolation=cv2.INTER_NEAREST if scale > 1 else cv2.INTER_AREA)
+    canvas = np.zeros((max(picture.shape[0], min_side), max(picture.shape[1], min_side), 3), image.dtype)
+    canvas[:picture.shape[0], :picture.shape[1]] = picture
     thickness = max(1, round(min(canvas.shape[:2]) / 250))
     font = 0.4 * thickness + 0.1
     rows = list(rows)
@@ -532,11 +596,11 @@ def draw_predictions(image: np.ndarray, rows: Iterable[dict[str, Any]], min_side
 
 
 def write_table(table: pd.DataFrame, path: str | Path) -> Path:
-    """``.csv`` (empty cells for missing values) or ``.json`` (a list of row objects, NaN as null)."""
+    """``.csv`` (empty cells for missing values) or ``.json`` (a list of row objects, NaN as null).
+
+    The file is written atomically (:mod:`phanet.files`): a full disk leaves the old file or none.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix.lower() == ".json":
-        table.to_json(path, orient="records", indent=1)
-    else:
-        table.to_csv(path, index=False)
+    text = table.to_json(orient="records", indent=1) if path.suffix.lower() == ".json" else table.to_csv(index=False)
+    atomic_write_text(path, text)
     return path

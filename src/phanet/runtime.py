@@ -1,10 +1,34 @@
-"""What this machine offers a run: usable CPU cores, CUDA, native bfloat16, and the precision to use.
-Importing this module does not load PyTorch."""
+"""What this machine offers a run: usable CPU cores, CUDA, native bfloat16, and the precision to use;
+and how the operating system's SIGTERM and SIGINT stop one. Importing this module does not load PyTorch."""
 
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
+from types import FrameType
+
+
+class Stopped(KeyboardInterrupt):
+    """A command stopped by SIGTERM (what cluster schedulers and ``kill`` send) or SIGINT (Ctrl+C).
+
+    A ``KeyboardInterrupt``, so that it passes every ``except Exception`` on its way out. The command
+    line prints its message and exits with ``exit_status``, 128 + the signal's number (143 for
+    SIGTERM, 130 for SIGINT), as a shell reports a process that a signal ended.
+    """
+
+    def __init__(self, signum: int, message: str | None = None) -> None:
+        super().__init__(message or f"stopped by {signal.Signals(signum).name}")
+        self.signum = signum
+
+    @property
+    def exit_status(self) -> int:
+        return 128 + self.signum
+
+
+def raise_stopped(signum: int, frame: FrameType | None) -> None:
+    """A signal handler that stops the command as Ctrl+C does, with :class:`Stopped`."""
+    raise Stopped(signum)
 
 
 def usable_cpus() -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from phanet.commands.train import add_trainer_arguments, trainer_overrides
+from phanet.text import plural
 
 HELP = "Table VI (attention configurations) and Table VIII (loss settings): one training run per row"
 DESCRIPTION = """Train and evaluate every row of the paper's ablation tables on one dataset/config.
@@ -31,11 +32,13 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from phanet.config import load_config
-    from phanet.data.torch_data import load_faces, make_split
-    from phanet.experiments import ablation_runs
-    from phanet.reports.summaries import ablation_markdown
 
     config = load_config(args.config or ["demo"], list(args.overrides) + trainer_overrides(args))
+    from phanet.data.torch_data import load_faces, make_split
+    from phanet.experiments import ablation_runs
+    from phanet.files import atomic_write_text
+    from phanet.reports.summaries import ablation_markdown
+
     out = Path(args.out)
     faces = load_faces(config)
     split = make_split(faces, config)
@@ -44,8 +47,8 @@ def run(args: argparse.Namespace) -> int:
     markdown = ablation_markdown(results, faces, out)
     header = (f"# Ablations on {faces.name}\n\nConfig: `{' + '.join(args.config or ['demo'])}` with overrides "
               f"`{' '.join(args.overrides) or 'none'}`; seed {config.seed}; test subjects: "
-              f"{len(split.subjects['test'])}, {len(split.test)} images. Accuracies in %.\n\n")
-    (out / "report.md").write_text(header + markdown + "\n")
+              f"{len(split.subjects['test'])}, {plural(len(split.test), 'image')}. Accuracies in %.\n\n")
+    atomic_write_text(out / "report.md", header + markdown + "\n")
     print(markdown)
     print(f"\nwritten: {out / 'report.md'}")
     return 0

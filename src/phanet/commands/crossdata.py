@@ -36,9 +36,11 @@ def run(args: argparse.Namespace) -> int:
     import pandas as pd
     import yaml
 
+    from phanet.checks import shorten
     from phanet.data.classes import cross_mapping
     from phanet.errors import PhanetError
     from phanet.evaluation import evaluate, format_summary, write_json
+    from phanet.files import atomic_write_text, write_csv
     from phanet.reports.tables import pct, write_table
     from phanet.training.run import load_module
     from phanet.workflow import default_device, resolve_eval_data
@@ -50,9 +52,10 @@ def run(args: argparse.Namespace) -> int:
     overrides = {}
     if args.map:
         try:
-            overrides = yaml.safe_load(Path(args.map).read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise PhanetError(f"--map: {args.map} is not a readable YAML mapping ({exc})") from None
+            overrides = yaml.safe_load(Path(args.map).read_text(encoding="utf-8")) or {}
+        except (OSError, ValueError, yaml.YAMLError) as exc:  # ValueError: not UTF-8
+            reason = shorten(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            raise PhanetError(f"--map: {args.map} is not a readable YAML mapping ({reason})") from None
         if not isinstance(overrides, dict):
             raise PhanetError(f"--map: {args.map} must map data classes to model classes")
     out = Path(args.out)
@@ -69,13 +72,14 @@ def run(args: argparse.Namespace) -> int:
         summary, frame = evaluate(module, faces, args.batch_size, args.device or default_device(), mapping, progress=True)
         summary = {"checkpoint": checkpoint, "data": description, "mapping": mapping, **summary}
         write_json(out / name / "evaluation.json", summary)
-        frame.to_csv(out / name / "predictions.csv", index=False)
+        write_csv(out / name / "predictions.csv", frame)
         print(f"{name}:\n{format_summary(summary)}\n")
         rows.append({"Methods": name, "Accuracy": pct(summary["expression_accuracy"]),
                      "Images scored": int(summary["samples"] - sum(summary["unmatched_expressions"].values())),
-                     "Left out (no counterpart)": ", ".join(f"{k} ({v})" for k, v in summary["unmatched_expressions"].items()) or "-"})
+                     "Left out (no counterpart)": ", ".join(f"{k} ({v})" for k, v in summary["unmatched_expressions"].items())
+                     or "-"})
     table = write_table(pd.DataFrame(rows), out / "table9", "Table IX — FER accuracy (%) across datasets", ["Accuracy"])
     mapping_md = write_table(pd.DataFrame(mapping_rows), out / "class_mapping", "Class mapping used")
-    (out / "report.md").write_text(f"# Cross-dataset test on {args.data}\n\n{table}\n\n{mapping_md}\n")
+    atomic_write_text(out / "report.md", f"# Cross-dataset test on {args.data}\n\n{table}\n\n{mapping_md}\n")
     print(table)
     return 0

@@ -32,12 +32,13 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from phanet.config import load_config
+
+    config = load_config(args.config or ["demo"], list(args.overrides) + trainer_overrides(args))
     from phanet.data.torch_data import load_faces
     from phanet.experiments import baseline_config, crossval_runs
     from phanet.reports.summaries import crossval_tables, per_expression_table
     from phanet.reports.tables import write_table
 
-    config = load_config(args.config or ["demo"], list(args.overrides) + trainer_overrides(args))
     methods = {name.strip(): baseline_config(config, name.strip()) for name in args.methods.split(",") if name.strip()}
     out = Path(args.out)
     faces = load_faces(config)

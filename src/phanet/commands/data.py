@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from phanet.commands._dataset_args import add_dataset_arguments
+from phanet.text import plural
 
 HELP = "inspect a dataset: counts per expression, pose and subject, and every file skipped"
 DESCRIPTION = """\
@@ -16,7 +17,9 @@ Parse a dataset tree with its adapter and report what training would get.
   phanet data list
 
 'inspect' reads every image (use --no-read to skip that) and lists each file it could not parse or
-read with the reason; files a protocol leaves out on purpose are summarised by reason.
+read with the reason (an image declaring more than 64 megapixels counts as unreadable); files a
+protocol leaves out on purpose are summarised by reason. --manifest and --skipped do not replace
+existing files without --overwrite.
 """
 
 #: Subjects listed one by one up to this many; above, a summary.
@@ -32,6 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     inspect.add_argument("--skipped", metavar="OUT.csv", help="write every skipped file with its reason")
     inspect.add_argument("--no-read", action="store_true", help="do not decode the images (faster; finds no corrupt files)")
     inspect.add_argument("--workers", type=int, default=4, metavar="N", help="threads that decode images (default 4)")
+    inspect.add_argument("--overwrite", action="store_true", help="replace existing --manifest and --skipped files")
+    inspect.add_argument("--no-progress", action="store_true", help="no progress bar while images are read")
     sub.add_parser("list", help="list the registered datasets and their options")
 
 
@@ -99,12 +104,12 @@ def _skipped(skipped: list[tuple[str, str]]) -> list[str]:
     excluded = Counter(reason for _, reason in skipped if is_excluded(reason))
     lines = []
     if broken:
-        lines.append(f"Skipped {len(broken)} file(s) that could not be parsed or read:")
+        lines.append(f"Skipped {plural(len(broken), 'file')} that could not be parsed or read:")
         lines += [f"  {path}: {reason}" for reason, path in broken]
     else:
         lines.append("Skipped: none could not be parsed or read")
     if excluded:
-        lines.append(f"Left out by the protocol: {sum(excluded.values())} file(s)")
+        lines.append(f"Left out by the protocol: {plural(sum(excluded.values()), 'file')}")
         lines += [f"  {count:>7}  {reason.split(': ', 1)[-1]}" for reason, count in sorted(excluded.items())]
     return lines
 
@@ -112,15 +117,20 @@ def _skipped(skipped: list[tuple[str, str]]) -> list[str]:
 def _inspect(args: argparse.Namespace) -> int:
     import pandas as pd
 
+    from phanet.checks import output_file
     from phanet.commands._dataset_args import load_from_args
     from phanet.data.verify import without_unreadable
+    from phanet.files import write_csv
 
+    for flag, path in (("--manifest", args.manifest), ("--skipped", args.skipped)):
+        if path:
+            output_file(path, flag, args.overwrite)
     faces = load_from_args(args)
     if not args.no_read:
-        faces = without_unreadable(faces, workers=args.workers)
+        faces = without_unreadable(faces, workers=args.workers, progress=not args.no_progress)
     counts = faces.counts()
     lines = [
-        f"{faces.name} at {faces.root}: {len(faces)} usable images, {len(counts['subject'])} subjects, "
+        f"{faces.name} at {faces.root}: {plural(len(faces), 'usable image')}, {plural(len(counts['subject']), 'subject')}, "
         f"{len(faces.expressions)} expressions, {len(faces.poses)} poses"
         + ("" if args.no_read else " (every image decoded)"),
         *_table("Expressions:", counts["expression"]),
@@ -134,6 +144,6 @@ def _inspect(args: argparse.Namespace) -> int:
     if args.manifest:
         print(f"Manifest: {faces.write_manifest(args.manifest)}")
     if args.skipped:
-        pd.DataFrame(faces.skipped, columns=["path", "reason"]).to_csv(args.skipped, index=False)
+        write_csv(args.skipped, pd.DataFrame(faces.skipped, columns=["path", "reason"]))
         print(f"Skipped files: {args.skipped}")
     return 0

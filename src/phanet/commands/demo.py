@@ -31,14 +31,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from phanet.config import load_config
-    from phanet.demo import run_demo
-
     from phanet.commands.train import trainer_overrides
+    from phanet.config import load_config
 
     overrides = list(args.overrides) + trainer_overrides(args)
     if args.seed is not None:
         overrides.append(f"seed={args.seed}")
     config = load_config(args.config or ["demo"], overrides)
+    from phanet.demo import run_demo
+
     run_demo(Path(args.out), config, progress=not args.no_progress)
     return 0

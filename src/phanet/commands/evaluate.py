@@ -13,6 +13,8 @@ the same subject-independent split. With --data, another dataset is evaluated (a
 
   phanet evaluate --checkpoint runs/demo/phanet/checkpoints/best.ckpt
   phanet evaluate --checkpoint best.ckpt --data /data/KDEF --dataset kdef --out eval/kdef
+
+An earlier evaluation.json or predictions.csv in the output folder is not replaced without --overwrite.
 """
 
 
@@ -29,25 +31,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_data_arguments(parser)
     parser.add_argument("--split", choices=("train", "val", "test", "all"),
                         help="which part to evaluate (default: test for the checkpoint's data, all for --data)")
-    parser.add_argument("--out", help="folder for evaluation.json and predictions.csv (default: next to the checkpoint)")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: cuda if available)")
+    parser.add_argument("--out", help="folder for evaluation.json and predictions.csv "
+                        "(default: the run folder's evaluation/, beside checkpoints/)")
+    parser.add_argument("--overwrite", action="store_true", help="replace evaluation.json and predictions.csv in --out")
+    parser.add_argument("--batch-size", type=int, default=64, metavar="N", help="images per forward pass (default 64)")
+    parser.add_argument("--device", default=None,
+                        help="PyTorch device: cpu, cuda, cuda:N or mps (default: cuda, else mps, else cpu)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (it goes to stderr)")
 
 
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from phanet.checks import output_folder, positive, torch_device
     from phanet.evaluation import evaluate, format_summary, write_json
-    from phanet.workflow import default_device, resolve_eval_data
+    from phanet.files import write_csv
     from phanet.training.run import load_module
+    from phanet.workflow import default_device, resolve_eval_data
 
+    positive(args.batch_size, "--batch-size")
+    device = torch_device(args.device) if args.device is not None else default_device()
+    out = Path(args.out) if args.out else Path(args.checkpoint).parent.parent / "evaluation"
+    output_folder(out, "--out", args.overwrite, ("evaluation.json", "predictions.csv"))
     module = load_module(args.checkpoint)
     faces, description = resolve_eval_data(module.config, args.data, args.dataset, args.option, args.split)
-    summary, frame = evaluate(module, faces, args.batch_size, args.device or default_device(), progress=True)
+    summary, frame = evaluate(module, faces, args.batch_size, device, progress=not args.no_progress)
     summary = {"checkpoint": str(args.checkpoint), "data": description, **summary}
-    out = Path(args.out) if args.out else Path(args.checkpoint).parent.parent / "evaluation"
+    # evaluation.json last: its presence marks a finished evaluation (phanet.experiments reuses those).
+    write_csv(out / "predictions.csv", frame)
     write_json(out / "evaluation.json", summary)
-    frame.to_csv(out / "predictions.csv", index=False)
     print(f"data: {description['dataset']} ({description['part']})")
     print(format_summary(summary))
     print(f"written: {out / 'evaluation.json'}, {out / 'predictions.csv'}")

@@ -40,10 +40,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from phanet.checks import margin, positive
     from phanet.commands._dataset_args import load_from_args
     from phanet.config import parse_options
     from phanet.data.prepare import prepare_faces
 
+    margin(args.margin)
+    positive(args.size, "--size")
     faces = load_from_args(args)
     source = {"dataset": args.dataset, "root": str(Path(args.root).resolve()), "options": parse_options(args.option)}
     result = prepare_faces(faces, args.out, source, size=args.size, margin=args.margin, no_face=args.no_face,

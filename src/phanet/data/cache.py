@@ -28,7 +28,6 @@ any time.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import shutil
@@ -38,6 +37,8 @@ from pathlib import Path
 import numpy as np
 
 from phanet.data.records import LabeledFaces
+from phanet.errors import PhanetError
+from phanet.files import write_json
 
 log = logging.getLogger(__name__)
 
@@ -206,8 +207,11 @@ def open_cache(faces: LabeledFaces, size: int, folder: str | Path | None = None)
                        "slots": count, "samples": len(faces), "preprocess_version": PREPROCESS_VERSION}
         info = cache._path(".json")
         if not info.exists():
-            info.write_text(json.dumps(description, indent=2) + "\n")
+            write_json(info, description)
     except OSError as exc:
         log.warning("data.cache: cannot use %s (%s); images are decoded every epoch", folder, exc.strerror or exc)
+        return None
+    except PhanetError as exc:  # the description could not be written
+        log.warning("data.cache: %s; images are decoded every epoch", exc)
         return None
     return cache

@@ -19,6 +19,8 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from phanet.errors import PhanetError
+
 #: Where a detection came from.
 SOURCES = ("frontal", "profile", "profile_mirrored")
 
@@ -48,7 +50,8 @@ class FaceBox:
 def _cascade(kind: str) -> cv2.CascadeClassifier:
     cascade = cv2.CascadeClassifier(cv2.data.haarcascades + _CASCADES[kind])
     if cascade.empty():
-        raise RuntimeError(f"OpenCV's {_CASCADES[kind]} could not be loaded from {cv2.data.haarcascades}")
+        raise PhanetError(f"OpenCV's {_CASCADES[kind]} could not be loaded from {cv2.data.haarcascades} "
+                          "(an OpenCV build without its data files)")
     return cascade
 
 

@@ -5,25 +5,45 @@ Manifest columns (see :data:`phanet.data.records.MANIFEST_COLUMNS`): ``path``, `
 ``intensity``, ``yaw``, ``pitch`` and a face box ``face_x, face_y, face_w, face_h`` are optional.
 Relative paths are resolved against the manifest's folder.
 
+A manifest is checked row by row, and a row that cannot be taken as it stands is refused with one
+line naming the row and the column: an empty path, subject or expression; an expression or pose
+that is a missing-value marker (``nan``, ``None``, ``null``, ``N/A``) or a non-finite number
+rather than a class (leave the pose cell empty when it is unknown); a number column that does not
+hold a number; a face box with only some of its four values, or without a positive size. A sample
+is a file and its face box: a row repeating an earlier one exactly is skipped and counted (reason
+``duplicate of row N``), since it would only weigh that image twice; a row giving the same file and
+box other labels is an error naming both rows, since only the user knows which one is right.
+
 Folder tree: ``ROOT/<expression>/<image>`` or ``ROOT/<expression>/<pose>/<image>``; the subject id
 is taken from the file name with ``subject_pattern`` (a regular expression whose first group is the
-subject; default: the text before the first ``_``).
+subject; default: the text before the first ``_``). Links to folders are followed (each folder is
+searched once). Nothing in the tree vanishes unreported: hidden files (``.DS_Store``), hidden folders
+(``.git``, not searched), links whose target is gone and files that are not images are skipped and
+counted with the reason.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import re
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
+from phanet.checks import SHOWN_PATH, shorten
 from phanet.data.records import MISSING, LabeledFaces, Sample, format_angle, sort_pose_names
 from phanet.data.registry import register_dataset
 from phanet.errors import PhanetError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+
+#: Cell texts that mark a missing value (as pandas and spreadsheets write it), never a class name.
+MISSING_MARKERS = frozenset({"nan", "-nan", "none", "null", "n/a", "#n/a"})
+
+BOX_COLUMNS = ("face_x", "face_y", "face_w", "face_h")
 
 
 def canonical_pose(value: object) -> str:
@@ -43,13 +63,69 @@ def _class_index(name: str, classes: list[str], where: str, field: str) -> int:
     try:
         return classes.index(name)
     except ValueError:
-        raise PhanetError(f"{where}: {field} {name!r} is not in the class list [{', '.join(classes)}]") from None
+        raise PhanetError(f"{where}: {field} {shorten(name)!r} is not in the class list "
+                          f"[{shorten(', '.join(classes), 200)}]") from None
 
 
-def _optional_float(value: object) -> float:
-    if value is None or (isinstance(value, str) and not value.strip()):
+def _is_non_finite_number(text: str) -> bool:
+    try:
+        return not math.isfinite(float(text))
+    except ValueError:
+        return False
+
+
+def _label(text: str, where: str, column: str, required: bool) -> str:
+    """A class name from a cell; '' for an empty optional cell; one-line error for a missing-value marker."""
+    if not text:
+        if required:
+            raise PhanetError(f"{where}: empty {column!r}")
+        return ""
+    if text.lower() in MISSING_MARKERS or _is_non_finite_number(text):
+        hint = "" if required else "; leave the cell empty when it is unknown"
+        raise PhanetError(f"{where}: {column} {shorten(text)!r} is a missing or infinite value, not a class{hint}")
+    return text
+
+
+def _number(row: dict[str, Any], column: str, where: str) -> float:
+    """A finite number from a cell; NaN for an empty cell or a missing-value marker."""
+    text = str(row.get(column, "")).strip()
+    if not text or text.lower() in MISSING_MARKERS:
         return math.nan
-    return float(value)
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise PhanetError(f"{where}: {column} {shorten(text)!r} is not a number")
+    return value
+
+
+def _box(row: dict[str, Any], where: str) -> tuple[float, float, float, float] | None:
+    values = [_number(row, column, where) for column in BOX_COLUMNS]
+    given = [not math.isnan(v) for v in values]
+    if not any(given):
+        return None
+    if not all(given):
+        absent = [c for c, g in zip(BOX_COLUMNS, given) if not g]
+        raise PhanetError(f"{where}: the face box needs all of {', '.join(BOX_COLUMNS)} ({', '.join(absent)} empty)")
+    return tuple(values)
+
+
+def _empty_box(box: tuple[float, float, float, float] | None) -> str:
+    """Why a row's face box holds no pixels ("" when it does, or when there is none): such a row is
+    skipped and counted, like an unreadable image, since a large annotation file may hold a few."""
+    if box is not None and (box[2] <= 0 or box[3] <= 0):
+        return f"face box of {box[2]:g} x {box[3]:g} pixels, nothing to crop"
+    return ""
+
+
+def _intensity(row: dict[str, Any], where: str) -> int:
+    value = _number(row, "intensity", where)
+    if math.isnan(value):
+        return MISSING
+    if not value.is_integer():
+        raise PhanetError(f"{where}: intensity {value:g} is not a whole number")
+    return int(value)
 
 
 def _read_table(path: Path) -> pd.DataFrame:
@@ -83,12 +159,17 @@ def faces_from_table(
     if missing not in ("error", "skip"):
         raise PhanetError(f"data.options.missing: expected 'error' or 'skip', got {missing!r}")
     table = table.fillna("")
-    expr_names = [str(v).strip() for v in table["expression"]]
-    pose_names = [canonical_pose(v) for v in table["pose"]] if "pose" in table.columns else [""] * len(table)
+    rows = table.to_dict("records")
+    has_pose = "pose" in table.columns
+    expr_names = [_label(str(row["expression"]).strip(), f"{where} row {n}", "expression", required=True)
+                  for n, row in enumerate(rows, start=2)]
+    pose_names = [canonical_pose(_label(str(row["pose"]).strip(), f"{where} row {n}", "pose", required=False))
+                  if has_pose else "" for n, row in enumerate(rows, start=2)]
     expressions = list(expressions) if expressions else sorted(set(expr_names))
     poses = [canonical_pose(p) for p in poses] if poses else sort_pose_names({p for p in pose_names if p})
     samples, skipped = [], []
-    for row_number, (row, expr, pose) in enumerate(zip(table.to_dict("records"), expr_names, pose_names), start=2):
+    first_rows: dict[tuple, tuple[int, tuple]] = {}  # (file, box) -> (row number, labels) of its first row
+    for row_number, (row, expr, pose) in enumerate(zip(rows, expr_names, pose_names), start=2):
         row_where = f"{where} row {row_number}"
         path = str(row["path"]).strip()
         if not path:
@@ -99,27 +180,44 @@ def faces_from_table(
                 raise PhanetError(f"{row_where}: image file {file} not found (set data.options.missing: skip to skip such rows)")
             skipped.append((str(file), "file not found"))
             continue
-        try:
-            box = None
-            if all(str(row.get(k, "")).strip() for k in ("face_x", "face_y", "face_w", "face_h")):
-                box = tuple(float(row[k]) for k in ("face_x", "face_y", "face_w", "face_h"))
-            intensity = str(row.get("intensity", "")).strip()
-            sample = Sample(
-                path=path,
-                subject=str(row["subject"]).strip(),
-                expression=_class_index(expr, expressions, row_where, "expression"),
-                pose=_class_index(pose, poses, row_where, "pose") if pose else MISSING,
-                intensity=int(float(intensity)) if intensity else MISSING,
-                yaw=_optional_float(row.get("yaw")),
-                pitch=_optional_float(row.get("pitch")),
-                box=box,
-            )
-        except ValueError as exc:
-            raise PhanetError(f"{row_where}: {exc}") from None
+        sample = Sample(
+            path=path,
+            subject=str(row["subject"]).strip(),
+            expression=_class_index(expr, expressions, row_where, "expression"),
+            pose=_class_index(pose, poses, row_where, "pose") if pose else MISSING,
+            intensity=_intensity(row, row_where),
+            yaw=_number(row, "yaw", row_where),
+            pitch=_number(row, "pitch", row_where),
+            box=_box(row, row_where),
+        )
         if not sample.subject:
             raise PhanetError(f"{row_where}: empty 'subject' (splits are subject-independent and need it)")
+        if _empty_box(sample.box):
+            skipped.append((path, _empty_box(sample.box)))
+            continue
+        key = (os.path.normpath(file), sample.box)
+        labels = _labels(sample, expressions, poses)
+        if key in first_rows:
+            first, first_labels = first_rows[key]
+            if labels != first_labels:
+                column, a, b = next((c, x, y) for c, x, y in zip(_LABEL_COLUMNS, first_labels, labels) if x != y)
+                raise PhanetError(f"{where} rows {first} and {row_number}: {shorten(path, SHOWN_PATH)} is listed "
+                                  f"twice with different labels ({column} {shorten(a)!r} and {shorten(b)!r})")
+            skipped.append((path, f"duplicate of row {first}"))
+            continue
+        first_rows[key] = (row_number, labels)
         samples.append(sample)
     return LabeledFaces(name=name, expressions=expressions, poses=poses, samples=samples, root=root, skipped=skipped)
+
+
+_LABEL_COLUMNS = ("subject", "expression", "pose", "intensity", "yaw", "pitch")
+
+
+def _labels(sample: Sample, expressions: list[str], poses: list[str]) -> tuple:
+    """What a row says about its sample, as text (so that an unknown yaw equals an unknown yaw)."""
+    return (sample.subject, expressions[sample.expression], poses[sample.pose] if sample.pose != MISSING else "",
+            "" if sample.intensity == MISSING else str(sample.intensity),
+            "" if math.isnan(sample.yaw) else f"{sample.yaw:g}", "" if math.isnan(sample.pitch) else f"{sample.pitch:g}")
 
 
 @register_dataset("manifest", "a CSV or JSON manifest (path, subject, expression[, pose, intensity, yaw, pitch, face box])")
@@ -141,6 +239,38 @@ def load_manifest(
                             expressions=expressions, poses=poses, missing=missing)
 
 
+def _walk(root: Path) -> list[tuple[Path, str | None]]:
+    """Every file under ``root``, relative to it, in path order, with the reason it is skipped (None
+    for a file to look at): hidden files and folders, links whose target is gone, folders that cannot
+    be listed, and links to a folder searched already (each real folder is searched once, so a link
+    loop ends)."""
+    found: list[tuple[Path, str | None]] = []
+
+    def unlistable(error: OSError) -> None:
+        found.append((Path(error.filename).relative_to(root), f"folder cannot be listed ({error.strerror})"))
+
+    searched: dict[str, Path] = {}
+    for folder, dirs, files in os.walk(root, onerror=unlistable, followlinks=True):
+        base = Path(folder).relative_to(root)
+        real = os.path.realpath(folder)
+        if real in searched:
+            dirs[:] = []
+            found.append((base, f"the same folder as {searched[real]}, searched once"))
+            continue
+        searched[real] = base
+        dirs.sort()  # links to one folder: the first in path order is searched, the others reported
+        found += [(base / name, "hidden folder, not searched") for name in dirs if name.startswith(".")]
+        dirs[:] = [name for name in dirs if not name.startswith(".")]
+        for name in files:
+            if name.startswith("."):
+                found.append((base / name, "hidden file"))
+            elif not os.path.exists(os.path.join(folder, name)):
+                found.append((base / name, "broken link (its target does not exist)"))
+            else:
+                found.append((base / name, None))
+    return sorted(found, key=lambda item: item[0].parts)
+
+
 @register_dataset("folder", "an image-folder tree ROOT/<expression>/[<pose>/]<image>, subject from the file name")
 def load_folder(
     root: str | None,
@@ -157,11 +287,13 @@ def load_folder(
     except re.error as exc:
         raise PhanetError(f"data.options.subject_pattern: not a regular expression ({exc})") from None
     rows, skipped = [], []
-    for file in sorted(p for p in root_path.rglob("*") if p.is_file()):
-        rel = file.relative_to(root_path)
+    for rel, problem in _walk(root_path):
+        if problem is not None:
+            skipped.append((str(rel), problem))
+            continue
+        file = root_path / rel
         if file.suffix.lower() not in IMAGE_SUFFIXES:
-            if not file.name.startswith("."):
-                skipped.append((str(rel), "not an image file name"))
+            skipped.append((str(rel), "not an image file name"))
             continue
         if len(rel.parts) not in (2, 3):
             skipped.append((str(rel), "not at ROOT/<expression>/[<pose>/]<image>"))

@@ -2,16 +2,55 @@
 
 Every path returns an RGB ``uint8`` array of shape (H, W, 3): EXIF orientation is applied, grayscale
 and palette images are expanded, alpha is composited on black, and 16-bit images are scaled to 8 bits.
+
+A file that cannot be decoded, whatever the decoder's complaint (a truncated stream, a garbled header,
+an allocation that fails), raises :class:`~phanet.errors.UnreadableImage`, so that datasets skip and
+count it and prediction gives it a status row. So does a file whose header declares more than
+:data:`MAX_PIXELS` pixels: a few hundred bytes of PNG can declare 30,000 × 30,000 pixels (a
+"decompression bomb") and would take gigabytes to decode; such files are refused from the header,
+before any pixel is decoded.
 """
 
 from __future__ import annotations
 
+import re
+import threading
+import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
 from phanet.errors import UnreadableImage
+
+#: Most pixels an image file may declare (64 megapixels: a 9,000 × 7,000 photograph). Pillow's own
+#: decompression-bomb limit (about 89 MP with a warning, 179 MP with an error) lies above it, so files
+#: past Pillow's limit are refused however the warning filters are set.
+MAX_PIXELS = 64_000_000
+
+# ``warnings.catch_warnings`` swaps the process-wide filters; concurrent readers (dataset checks
+# decode in threads) take turns so that each restores what it found.
+_OPEN_LOCK = threading.Lock()
+
+
+def _megapixels(pixels: int) -> str:
+    return f"{pixels / 1e6:,.0f} MP" if pixels >= 1e6 else f"{pixels / 1e6:.2g} MP"
+
+
+def _too_large(path: Path, declared: str) -> UnreadableImage:
+    return UnreadableImage(f"{path}: declares {declared}, more than the {_megapixels(MAX_PIXELS)} limit")
+
+
+def _open(path: Path) -> Image.Image:
+    """``Image.open`` (the header only) with Pillow's decompression-bomb warning raised as an error."""
+    with _OPEN_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            return Image.open(path)
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            # Pillow stopped at the header; its message is the only place the declared size survives.
+            found = re.search(r"\((\d+) pixels\)", str(exc))
+            raise _too_large(path, _megapixels(int(found.group(1))) if found else "too many pixels") from None
 
 
 def pil_to_rgb(image: Image.Image) -> np.ndarray:
@@ -34,17 +73,29 @@ def pil_to_rgb(image: Image.Image) -> np.ndarray:
 
 
 def read_image(path: str | Path) -> np.ndarray:
-    """Read an image file as upright RGB uint8 (H, W, 3); raise :class:`UnreadableImage` if it is not one."""
+    """Read an image file as upright RGB uint8 (H, W, 3).
+
+    Raises :class:`UnreadableImage` for a file that is not a decodable image or declares more than
+    :data:`MAX_PIXELS` pixels, and ``FileNotFoundError`` for a path that does not exist.
+    """
     path = Path(path)
     try:
-        with Image.open(path) as image:
-            image.load()
-            image = ImageOps.exif_transpose(image)
-            return pil_to_rgb(image)
-    except FileNotFoundError:
+        image = _open(path)
+    except (FileNotFoundError, UnreadableImage):
         raise
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+    except Exception as exc:  # noqa: BLE001 - whatever the decoder raises, the file is not a usable image
         raise UnreadableImage(f"{path}: not a readable image ({type(exc).__name__})") from None
+    with image:
+        width, height = image.size
+        if width * height > MAX_PIXELS:
+            raise _too_large(path, f"{width}×{height} pixels ({_megapixels(width * height)})")
+        if width < 1 or height < 1:
+            raise UnreadableImage(f"{path}: declares {width}×{height} pixels, an empty image")
+        try:
+            image.load()
+            return pil_to_rgb(ImageOps.exif_transpose(image))
+        except Exception as exc:  # noqa: BLE001 - OSError, struct.error, MemoryError, ...: all mean unreadable
+            raise UnreadableImage(f"{path}: not a readable image ({type(exc).__name__})") from None
 
 
 def crop_box(image: np.ndarray, box: tuple[float, float, float, float] | None, margin: float = 0.0) -> np.ndarray:

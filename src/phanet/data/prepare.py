@@ -6,9 +6,9 @@ source's class lists), ``report.csv`` (every image without a detected face, unre
 skipped by the loader, with the reason) and two files that make the run resumable:
 ``prepare.json`` (the settings) and ``journal.jsonl`` (one line per image done).
 
-A crop is written under a temporary name and renamed when complete, so an interrupted run never
-leaves a half-written file that a later run would take for a finished one; rerunning the same
-command carries on where it stopped.
+Every file is written atomically (:mod:`phanet.files`), so an interrupted run never leaves a
+half-written file that a later run would take for a finished one, and a full disk ends the run with
+one line naming the file; rerunning the same command carries on where it stopped.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import multiprocessing
-import os
 import shutil
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
@@ -33,6 +32,7 @@ from phanet.data.faces import center_box, crop_face, detect_faces
 from phanet.data.io import read_image
 from phanet.data.records import LabeledFaces, Sample
 from phanet.errors import PhanetError, UnreadableImage
+from phanet.files import atomic_write, write_csv, write_failed, write_json
 
 #: Statuses that leave a crop on disk.
 CROPPED = ("face", "box", "center")
@@ -84,12 +84,9 @@ def _crop_one(task: _Task) -> dict[str, str]:
             status, detail, box, margin = "center", "no face found; centre crop", center_box(image.shape), 0.0
         else:
             return {"key": task.key, "status": "no_face", "detail": "no face found; skipped"}
-    crop = crop_face(image, box, margin, task.size)
-    target = Path(task.target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".partial")
-    Image.fromarray(crop).save(partial, format=FORMATS[task.image_format], **({"quality": 95} if task.image_format == "jpg" else {}))
-    os.replace(partial, target)
+    crop = Image.fromarray(crop_face(image, box, margin, task.size))
+    options = {"quality": 95} if task.image_format == "jpg" else {}
+    atomic_write(task.target, lambda handle: crop.save(handle, format=FORMATS[task.image_format], **options))
     return {"key": task.key, "status": status, "detail": detail}
 
 
@@ -128,8 +125,11 @@ def _read_journal(path: Path) -> dict[str, dict[str, str]]:
         if isinstance(entry, dict) and "key" in entry and "status" in entry:
             entries[entry["key"]] = entry
     if text and not text.endswith("\n"):
-        with open(path, "a") as handle:
-            handle.write("\n")
+        try:
+            with open(path, "a") as handle:
+                handle.write("\n")
+        except OSError as exc:
+            raise write_failed(path, exc) from None
     return entries
 
 
@@ -162,8 +162,7 @@ def _start(out: Path, settings: dict[str, Any], overwrite: bool) -> None:
             raise PhanetError(f"--out: {out} is not empty and is not a phanet prepare output; "
                               "choose an empty folder or pass --overwrite")
         _clear(out)
-    out.mkdir(parents=True, exist_ok=True)
-    record.write_text(json.dumps({"tool": MARKER, "settings": settings}, indent=2) + "\n")
+    write_json(record, {"tool": MARKER, "settings": settings})
 
 
 def _results(tasks: list[_Task], workers: int) -> Iterable[dict[str, str]]:
@@ -209,10 +208,14 @@ def prepare_faces(
     out = Path(out)
     settings = {**source, "size": size, "margin": margin, "no_face": no_face, "use_boxes": use_boxes,
                 "format": image_format}
-    _start(out, settings, overwrite)
+    try:
+        _start(out, settings, overwrite)
+    except OSError as exc:  # e.g. a name longer than the file system takes
+        raise write_failed(out, exc) from None
     journal_path = out / "journal.jsonl"
     done = _read_journal(journal_path)
-    for partial in (out / "images").rglob("*.partial"):
+    # Temporary files of an interrupted run (``*.partial``: those of earlier versions of this command).
+    for partial in [*(out / "images").rglob(".*.tmp"), *(out / "images").rglob("*.partial")]:
         partial.unlink()
     keys = _crop_keys(faces, image_format)
     # Unreadable and missing files are tried again (they fail fast and may have been fixed); a face
@@ -223,13 +226,16 @@ def prepare_faces(
               image_format)
         for key, s in zip(keys, faces.samples) if key not in finished
     ]
-    with open(journal_path, "a") as journal, tqdm(total=len(keys), initial=len(keys) - len(tasks), desc="prepare",
-                                                  unit="img", disable=not progress) as bar:
-        for entry in _results(tasks, workers):
-            journal.write(json.dumps(entry) + "\n")
-            journal.flush()
-            done[entry["key"]] = entry
-            bar.update()
+    try:
+        with open(journal_path, "a") as journal, tqdm(total=len(keys), initial=len(keys) - len(tasks),
+                                                      desc="prepare", unit="img", disable=not progress) as bar:
+            for entry in _results(tasks, workers):
+                journal.write(json.dumps(entry) + "\n")
+                journal.flush()
+                done[entry["key"]] = entry
+                bar.update()
+    except OSError as exc:
+        raise write_failed(journal_path, exc) from None
     return _finish(faces, out, keys, done)
 
 
@@ -246,10 +252,8 @@ def _finish(faces: LabeledFaces, out: Path, keys: list[str], done: dict[str, dic
             problems.append({"path": sample.path, "problem": entry["status"], "detail": entry["detail"]})
     problems += [{"path": path, "problem": "skipped", "detail": reason} for path, reason in faces.skipped]
     crops = LabeledFaces(name=faces.name, expressions=faces.expressions, poses=faces.poses, samples=kept, root=out)
-    manifest = out / "manifest.csv"
-    crops.write_manifest(out / "manifest.csv.partial")
-    os.replace(out / "manifest.csv.partial", manifest)
-    (out / "classes.json").write_text(json.dumps({"expressions": faces.expressions, "poses": faces.poses}, indent=2) + "\n")
+    manifest = crops.write_manifest(out / "manifest.csv")
+    write_json(out / "classes.json", {"expressions": faces.expressions, "poses": faces.poses})
     report = out / "report.csv"
-    pd.DataFrame(problems, columns=["path", "problem", "detail"]).to_csv(report, index=False)
+    write_csv(report, pd.DataFrame(problems, columns=["path", "problem", "detail"]))
     return PrepareResult(out=out, counts=dict(counts), manifest=manifest, report=report, problems=problems)

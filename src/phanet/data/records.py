@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from phanet.data.io import crop_box, read_image
+from phanet.files import write_csv
 
 #: Label value of a missing pose (AffectNet without OpenFace, SFEW). Masked out of the pose loss.
 MISSING = -1
@@ -136,11 +137,10 @@ class LabeledFaces:
         return pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS))
 
     def write_manifest(self, path: str | Path) -> Path:
-        """Write the common manifest CSV (paths as stored, relative to the dataset root when relative)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.to_frame().to_csv(path, index=False)
-        return path
+        """Write the common manifest CSV (paths as stored, relative to the dataset root when relative),
+        atomically (:mod:`phanet.files`): a full disk leaves the old file or none."""
+        write_csv(path, self.to_frame())
+        return Path(path)
 
 
 def sort_pose_names(names: set[str] | Sequence[str]) -> list[str]:

@@ -84,8 +84,9 @@ class PhaNet(nn.Module):
 
     @classmethod
     def from_config(cls, config: ModelConfig, num_expressions: int, num_poses: int) -> "PhaNet":
-        return cls(num_expressions, num_poses, config.image_size, config.source_size, config.scales, config.joint_sa, config.backbone,
-                   config.attention, config.sal_hidden, config.head_hidden, config.lambda_form, config.sal_form)
+        return cls(num_expressions, num_poses, config.image_size, config.source_size, config.scales, config.joint_sa,
+                   config.backbone, config.attention, config.sal_hidden, config.head_hidden, config.lambda_form,
+                   config.sal_form)
 
     def attention_parameters(self) -> list[nn.Parameter]:
         """Parameters of the PANs (updated by the ranking step of the alternating schedule)."""
@@ -122,7 +123,9 @@ class PhaNet(nn.Module):
         for s in range(self.num_computed):
             if s > 0:
                 pan = self.pans[s - 1]
-                raw = pan.raw(feature_map.detach() if self.attention_config.detach_input else feature_map)
+                # feature_map: the coarser scale's map, computed at the end of the previous pass of the loop.
+                coarse = feature_map.detach() if self.attention_config.detach_input else feature_map  # noqa: F821
+                raw = pan.raw(coarse)
                 local = pan.bound(raw)
                 pan_outputs[:, s - 1] = raw
                 outer = local if outer is None else compose_boxes(outer, local)

@@ -15,15 +15,19 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
+from phanet.files import atomic_write  # noqa: E402
+
 #: Colours of the S1, S2, S3 squares, used in every attention figure.
 SCALE_COLOURS = ("#ffffff", "#ff3b30", "#ffcc00")
 
 
 def _save(fig: plt.Figure, path: str | Path) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
+    try:
+        atomic_write(path, lambda handle: fig.savefig(handle, format=path.suffix.lstrip(".") or "png", dpi=120,
+                                                      bbox_inches="tight"))
+    finally:
+        plt.close(fig)
     return path
 
 
@@ -50,7 +54,8 @@ def confusion_matrix_figure(matrix: Sequence[Sequence[float]], classes: Sequence
 
 
 def per_pose_accuracy_figure(per_pose: dict[str, dict[str, float]], path: str | Path, title: str = "") -> Path:
-    """Fig. 5b: expression accuracy under each pose, one line per method (accuracies as fractions)."""
+    """Fig. 5b: expression accuracy (%, on a 0–100 axis) under each pose, one line per method (``per_pose``
+    holds fractions)."""
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for method, values in per_pose.items():
         poses = list(values)
@@ -58,6 +63,7 @@ def per_pose_accuracy_figure(per_pose: dict[str, dict[str, float]], path: str | 
         ax.set_xticks(range(len(poses)), [f"{p}°" for p in poses])
     ax.set_xlabel("pan angle")
     ax.set_ylabel("FER accuracy (%)")
+    ax.set_ylim(0, 100)
     ax.grid(alpha=0.3)
     ax.legend()
     if title:
@@ -130,7 +136,7 @@ def attention_maps_figure(images: Sequence[Sequence[np.ndarray | None]], maps: S
 
 def scale_weights_figure(metrics: pd.DataFrame, path: str | Path, part: str = "train", title: str = "") -> Path:
     """Fig. 12 (``part="train"``: c1..c3 and the training loss per epoch) and Fig. 13
-    (``part="val"``: c1..c3 and the FER accuracy on held-out data per epoch). Each weight's spread
+    (``part="val"``: c1..c3 and the FER accuracy in % on held-out data per epoch). Each weight's spread
     over the samples (± one standard deviation, ``<part>/c<i>_std``) is shaded where it was logged."""
     fig, ax = plt.subplots(figsize=(6, 3.5))
     epochs = metrics["epoch"] + 1
@@ -148,8 +154,12 @@ def scale_weights_figure(metrics: pd.DataFrame, path: str | Path, part: str = "t
     other = ax.twinx()
     second = f"{part}/loss" if part == "train" else f"{part}/expression_acc"
     if second in metrics:
-        other.plot(epochs, metrics[second], color="tab:red", alpha=0.7, label="training loss" if part == "train" else "FER accuracy")
-        other.set_ylabel("training loss" if part == "train" else "FER accuracy")
+        label = "training loss" if part == "train" else "FER accuracy (%)"
+        values = metrics[second] if part == "train" else 100 * metrics[second]
+        other.plot(epochs, values, color="tab:red", alpha=0.7, label=label)
+        other.set_ylabel(label)
+        if part != "train":
+            other.set_ylim(0, 100)
     lines = ax.get_legend_handles_labels()
     more = other.get_legend_handles_labels()
     ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=8, loc="best")
@@ -168,15 +178,15 @@ def task_weights_figure(runs: dict[str, pd.DataFrame], path: str | Path, title: 
         style = ("-", "--", ":")[k % 3]
         left.plot(epochs, metrics["train/lambda_e"], style, color="tab:orange", label=f"λe ({name})")
         left.plot(epochs, metrics["train/lambda_p"], style, color="tab:blue", label=f"λp ({name})")
-        right.plot(epochs, metrics["val/expression_acc"], style, color="tab:orange", label=f"expression ({name})")
+        right.plot(epochs, 100 * metrics["val/expression_acc"], style, color="tab:orange", label=f"expression ({name})")
         if "val/pose_acc" in metrics:
-            right.plot(epochs, metrics["val/pose_acc"], style, color="tab:blue", label=f"pose ({name})")
+            right.plot(epochs, 100 * metrics["val/pose_acc"], style, color="tab:blue", label=f"pose ({name})")
     left.set_xlabel("epoch")
     left.set_ylabel("dynamic weight")
     left.set_ylim(0, 1)
     right.set_xlabel("epoch")
-    right.set_ylabel("accuracy (validation subjects)")
-    right.set_ylim(0, 1)
+    right.set_ylabel("accuracy on validation subjects (%)")
+    right.set_ylim(0, 100)
     prefix = f"{title}: " if title else ""
     for ax, caption in ((left, "(a) " + prefix + "λe and λp per epoch"),
                         (right, "(b) " + prefix + "validation accuracy per epoch")):

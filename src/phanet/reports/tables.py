@@ -14,6 +14,8 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from phanet.files import atomic_write_text, write_csv
+
 
 def pct(value: float | None) -> float:
     """A fraction as a percentage (NaN stays NaN)."""
@@ -57,10 +59,9 @@ def to_markdown(table: pd.DataFrame, bold_max: Sequence[str] = ()) -> str:
 def write_table(table: pd.DataFrame, path: str | Path, title: str = "", bold_max: Sequence[str] = ()) -> str:
     """Write ``path``.md and ``path``.csv; returns the Markdown (with its title)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(path.with_suffix(".csv"), index=False)
+    write_csv(path.with_suffix(".csv"), table)
     markdown = (f"**{title}**\n\n" if title else "") + to_markdown(table, bold_max)
-    path.with_suffix(".md").write_text(markdown + "\n")
+    atomic_write_text(path.with_suffix(".md"), markdown + "\n")
     return markdown
 
 

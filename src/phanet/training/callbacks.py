@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import itertools
 import math
-import os
 import statistics
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -18,24 +17,9 @@ import torch.distributed as dist
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import Callback
 
-from phanet.config import PanInitConfig
+from phanet.config import Config, PanInitConfig, dump_yaml
+from phanet.files import atomic_write, write_csv
 from phanet.losses import pan_init_loss
-
-
-def atomic_write_bytes(path: str | Path, write) -> None:
-    """Write a file via a temporary file in the same folder and an atomic rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def rows_before(path: Path, epoch: int) -> list[dict[str, Any]]:
@@ -49,17 +33,42 @@ def rows_before(path: Path, epoch: int) -> list[dict[str, Any]]:
 def write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
     """Rewrite ``path`` atomically as a CSV of ``rows``."""
     table = pd.DataFrame(rows)
-    atomic_write_bytes(path, lambda handle: handle.write(table.to_csv(index=False).encode()))
+    write_csv(path, table)
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Checkpoints are written to a temporary file and renamed, so a kill never leaves half a file."""
+    """Checkpoints are written to a temporary file and renamed, so a kill never leaves half a file.
+
+    The checkpoint is serialised in memory first: a failed write (a full disk) is then the
+    operating system's error on the file, which becomes one line naming it. ``saved_epochs`` maps
+    each file name to the epoch of the last checkpoint written to it completely.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.saved_epochs: dict[str, int] = {}
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any = None) -> None:
-        atomic_write_bytes(path, lambda handle: torch.save(checkpoint, handle))
+        buffer = io.BytesIO()
+        torch.save(checkpoint, buffer)
+        atomic_write(path, lambda handle: handle.write(buffer.getbuffer()))
+        self.saved_epochs[Path(path).name] = int(checkpoint.get("epoch", -1))
 
     def load_checkpoint(self, path: str | Path, map_location: Any = None, weights_only: bool | None = None) -> dict:
         return torch.load(path, map_location=map_location or "cpu", weights_only=True)
+
+
+class ResumedConfig(Callback):
+    """Writes a resumed run's ``config.yaml`` once Lightning has restored its checkpoint, so that a
+    resume that fails to start leaves the run's config as it was."""
+
+    def __init__(self, config: Config, path: Path) -> None:
+        self.config = config
+        self.path = path
+
+    def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if trainer.is_global_zero:
+            dump_yaml(self.config, self.path)
 
 
 def _repeat(loader):

@@ -6,6 +6,8 @@ distribution, checkpoints and progress belong to Lightning's ``Trainer``.
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from typing import Any
 
 import lightning as L
@@ -22,7 +24,6 @@ from phanet.models import build_model
 from phanet.models.output import PhaNetOutput
 from phanet.models.phanet import PhaNet
 from phanet.training.dynamics import PART_NAMES, parameter_groups
-
 
 #: The validation metric that selects the best checkpoint, drives the plateau schedule and early stopping.
 MONITOR = "val/expression_acc"
@@ -67,6 +68,7 @@ class PhaNetModule(L.LightningModule):
             and self.config.train.pan_init.warmup_epochs > 0
         self._frozen: list[nn.Parameter] = []
         self.dynamics = None  # a TrainingDynamics callback sets itself here while it records
+        self._trained_with: Config | None = None  # on resume: the settings of the run so far
         for part in ("train", "val"):
             # validate_args would read the labels back from the device at every step
             setattr(self, f"{part}_expression_acc", MulticlassAccuracy(len(expressions), average="micro",
@@ -190,6 +192,48 @@ class PhaNetModule(L.LightningModule):
         terms = phanet_loss(output, batch["expression"], batch["pose"], self.config.loss)
         self._log_output("val", output, terms, batch, terms.total)
 
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._trained_with = config_from_dict(checkpoint["hyper_parameters"]["config"])
+
+    def on_train_start(self) -> None:
+        before = self._trained_with
+        if before is not None and (before.optim != self.config.optim or before.train.epochs != self.config.train.epochs):
+            self._apply_optim_settings(before)
+
+    def _apply_optim_settings(self, before: Config) -> None:
+        """Give the optimizer and schedule that Lightning restored the settings of this config (the rates,
+        decay, momentum, milestones, patience; the optimizer and schedule kinds and the parts of
+        ``optim.part_lr`` are the same, as resuming checks): the learning rate is then the one a run
+        with these settings from the start would have now, with the plateau reductions made so far."""
+        optim = self.config.optim
+        optimizer = self.optimizers(use_pl_optimizer=False)
+        scheduler = self.lr_schedulers()
+        plateau = isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
+        steps = milestones(self.config.train.epochs, optim.milestones)
+        bases = []
+        for group in optimizer.param_groups:
+            part = group.get("name")
+            base = optim.lr * optim.part_lr.get(part, 1.0)
+            if plateau:
+                old_base = before.optim.lr * before.optim.part_lr.get(part, 1.0)
+                reductions = round(math.log(group["lr"] / old_base) / math.log(before.optim.lr_decay))
+                group["lr"] = base * optim.lr_decay ** max(0, reductions)
+            else:
+                group["lr"] = base * optim.lr_decay ** sum(1 for m in steps if m <= scheduler.last_epoch)
+            bases.append(base)
+            group["initial_lr"] = base
+            group["weight_decay"] = optim.weight_decay
+            if optim.name == "sgd":
+                group["momentum"] = optim.momentum
+                group["nesterov"] = optim.nesterov and optim.momentum > 0
+        if plateau:
+            scheduler.factor, scheduler.patience = optim.lr_decay, optim.plateau_patience
+        else:
+            scheduler.milestones = Counter(steps)
+            scheduler.gamma = optim.lr_decay
+            scheduler.base_lrs = bases
+        scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]
+
     def optimizer_groups(self) -> list[dict[str, Any]]:
         """The optimiser's parameter groups: everything at ``optim.lr``, the parts named in
         ``optim.part_lr`` at their multiple of it (a part of PhaNet that this network lacks, such as
@@ -201,7 +245,7 @@ class PhaNetModule(L.LightningModule):
         unknown = sorted(set(optim.part_lr) - set(parts) - set(PART_NAMES))
         if unknown:
             raise PhanetError(f"config: optim.part_lr: no part {unknown[0]!r} (parts: {', '.join(PART_NAMES)})")
-        named = [name for name in optim.part_lr if name in parts]
+        named = [name for name in parts if name in optim.part_lr]  # the network's order, whatever the config's
         scaled = {id(p) for name in named for p in parts[name]}
         groups = [{"params": [p for p in self.parameters() if id(p) not in scaled]}]
         for name in named:

@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import re
 
-from phanet.data.adapters.common import (
-    BASIC_EXPRESSIONS, build_faces, dataset_root, excluded, is_image, pan_names, walk_files,
-)
+from phanet.data.adapters.common import BASIC_EXPRESSIONS, build_faces, dataset_root, excluded, is_image, pan_names, walk_files
 from phanet.data.records import LabeledFaces, format_angle
 from phanet.data.registry import register_dataset
 from phanet.errors import PhanetError

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import re
 
-from phanet.data.adapters.common import (
-    BASIC_EXPRESSIONS, angle_map, build_faces, dataset_root, excluded, is_image, walk_files,
-)
+from phanet.data.adapters.common import BASIC_EXPRESSIONS, angle_map, build_faces, dataset_root, excluded, is_image, walk_files
 from phanet.data.records import LabeledFaces
 from phanet.data.registry import register_dataset
 from phanet.errors import PhanetError

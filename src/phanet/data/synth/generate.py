@@ -25,6 +25,8 @@ from phanet.data.synth.expressions import EXPRESSION_NAMES
 from phanet.data.synth.landmarks import LANDMARK_COLUMNS, LANDMARKS, landmark_record
 from phanet.data.synth.presets import SampleSpec
 from phanet.errors import PhanetError
+from phanet.files import atomic_write_bytes, atomic_write_text, write_csv, write_json
+from phanet.text import plural
 
 #: zlib level of the PNGs; fixed so that equal pixels always give equal bytes.
 PNG_COMPRESSION = 3
@@ -35,12 +37,6 @@ def encode_png(image) -> bytes:
     if not ok:
         raise RuntimeError("PNG encoding failed")
     return buffer.tobytes()
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def _init_worker() -> None:
@@ -58,8 +54,7 @@ def _render_chunk(task: tuple[list[tuple[SampleSpec, bool]], int, int, str]) -> 
         render = render_spec(spec, seed, size)
         if write:
             path = Path(out) / spec.path
-            path.parent.mkdir(parents=True, exist_ok=True)
-            _write_atomic(path, encode_png(render.image))
+            atomic_write_bytes(path, encode_png(render.image))
         rows.append((spec.path, landmark_record(render.landmarks)))
     return rows
 
@@ -100,7 +95,7 @@ def prepare_folder(out: Path, settings: SynthSettings) -> None:
                               f"not {record[key]!r}; choose another folder or delete it")
     elif any(p for p in out.iterdir() if not p.name.startswith(".")):
         raise PhanetError(f"--out: {out} is not empty and holds no {SETTINGS_FILE}; choose an empty or new folder")
-    _write_atomic(path, (json.dumps(record, indent=2) + "\n").encode())
+    write_json(path, record)
 
 
 def _chunks(work: list[tuple[SampleSpec, bool]]) -> list[list[tuple[SampleSpec, bool]]]:
@@ -122,6 +117,8 @@ def generate(out: str | Path, settings: SynthSettings, workers: int | None = Non
     """
     out = Path(out)
     prepare_folder(out, settings)
+    for stale in out.rglob(".*.tmp"):  # what a killed run was writing
+        stale.unlink()
     faces = streaming_faces(settings)
     specs = [faces.specs[s.path] for s in faces.samples]
     landmarks = _known_landmarks(out / "manifest.csv")
@@ -153,8 +150,8 @@ def generate(out: str | Path, settings: SynthSettings, workers: int | None = Non
     written = LabeledFaces(name=faces.name, expressions=faces.expressions, poses=faces.poses,
                            samples=faces.samples, root=out)
     table = written.to_frame().join(pd.DataFrame([landmarks[s.path] for s in specs], columns=list(LANDMARK_COLUMNS)))
-    _write_atomic(out / "manifest.csv", table.to_csv(index=False).encode())
-    _write_atomic(out / "README.md", dataset_card(written, settings).encode())
+    write_csv(out / "manifest.csv", table)
+    atomic_write_text(out / "README.md", dataset_card(written, settings))
     return written
 
 
@@ -168,7 +165,7 @@ def dataset_card(faces: LabeledFaces, settings: SynthSettings) -> str:
         f"# Synthetic multi-view facial expressions: `{preset.name}`",
         "",
         f"Rendered by `phanet synth` (generator version {settings.to_json()['version']}): {preset.description}.",
-        f"{len(faces)} images of {settings.subjects} subject{'s' if settings.subjects != 1 else ''}, "
+        f"{plural(len(faces), 'image')} of {plural(settings.subjects, 'subject')}, "
         f"{settings.size}x{settings.size} px, seed {settings.seed}.",
         "",
         "Columns of `manifest.csv`: path, subject, expression, pose (class = pan angle), intensity (0 = neutral,",

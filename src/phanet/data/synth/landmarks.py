@@ -29,6 +29,7 @@ from phanet.data.records import LabeledFaces
 from phanet.data.synth.head import LANDMARKS
 from phanet.data.synth.presets import PRESETS, SampleSpec
 from phanet.errors import PhanetError
+from phanet.text import plural
 
 __all__ = ["LANDMARKS", "LANDMARK_COLUMNS", "landmark_columns", "landmark_record", "landmark_table"]
 
@@ -84,7 +85,7 @@ def landmark_table(faces: LabeledFaces, progress: bool = False) -> pd.DataFrame:
         table = table.drop_duplicates("path").set_index("path")
         missing = [p for p in paths if p not in table.index]
         if missing:
-            raise PhanetError(f"{manifest}: no landmarks for {missing[0]} ({len(missing)} images)")
+            raise PhanetError(f"{manifest}: no landmarks for {missing[0]} ({plural(len(missing), 'image')})")
         out = table.loc[paths, list(LANDMARK_COLUMNS)].reset_index()
         return out.astype({c: int for c in LANDMARK_COLUMNS if c.endswith("_vis")})
     recorded = read_settings(folder)

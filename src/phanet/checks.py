@@ -1,0 +1,152 @@
+"""Checks of command-line values made before any work starts, and how user values appear in messages.
+
+A command checks its output paths (:func:`output_file`, :func:`output_folder`) and its device
+(:func:`torch_device`) first, so that a name that cannot be written, an earlier result that would be
+replaced, or a device the machine lacks ends the command with one line before a model is loaded or
+an image decoded. Values quoted in messages go through :func:`shorten`, so a message stays one
+readable line whatever was typed.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from pathlib import Path
+from typing import Iterable
+
+from phanet.errors import PhanetError
+from phanet.files import refuse_existing
+
+#: Characters of a user value quoted in a message; longer values are cut with "…".
+SHOWN = 60
+#: Characters of a path quoted in a message (paths are longer than values, and still one line).
+SHOWN_PATH = 200
+
+# atomic_write's temporary file is ".<name>.<8 random characters>.tmp" beside the target.
+_TEMPORARY_EXTRA = len("..12345678.tmp")
+
+
+def shorten(value: object, limit: int = SHOWN) -> str:
+    """``value`` as text on one line (line breaks written as ``\\n``), cut to ``limit`` characters with "…"."""
+    text = str(value).replace("\r", "\\r").replace("\n", "\\n")
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _existing_ancestor(path: Path) -> Path:
+    for folder in Path(os.path.abspath(path)).parents:
+        if os.path.lexists(folder):
+            return folder
+    return Path(os.path.abspath(os.sep))
+
+
+def _status(path: Path, flag: str) -> os.stat_result | None:
+    """``os.stat`` of ``path``, None when it does not exist; a one-line error when it cannot be asked."""
+    try:
+        return path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:
+            raise PhanetError(f"{flag}: file name too long ({shorten(path, SHOWN_PATH)})") from None
+        raise PhanetError(f"{flag}: {shorten(path, SHOWN_PATH)}: {exc.strerror}") from None
+
+
+def _creatable(path: Path, flag: str, temporary: bool) -> None:
+    """Raise unless ``path`` (and, with ``temporary``, the temporary file written beside it) can be
+    created: names within the file system's limits, the nearest existing folder above it a folder
+    that this process may write in."""
+    ancestor = _existing_ancestor(path)
+    if not ancestor.is_dir():
+        raise PhanetError(f"{flag}: {shorten(ancestor, SHOWN_PATH)} is a file, so {shorten(path, SHOWN_PATH)} "
+                          "cannot be created in it")
+    try:
+        name_max = os.pathconf(ancestor, "PC_NAME_MAX")
+        path_max = os.pathconf(ancestor, "PC_PATH_MAX")
+    except (OSError, ValueError):
+        name_max, path_max = 255, 4096
+    parts = [len(os.fsencode(part)) for part in Path(os.path.abspath(path)).parts[1:]]
+    if temporary and parts:
+        parts[-1] += _TEMPORARY_EXTRA
+    if any(length > name_max for length in parts) or len(os.fsencode(os.path.abspath(path))) >= path_max:
+        raise PhanetError(f"{flag}: file name too long ({shorten(path, SHOWN_PATH)})")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise PhanetError(f"{flag}: no permission to write in {shorten(ancestor, SHOWN_PATH)}")
+
+
+def output_file(path: str | Path, flag: str, overwrite: bool, suffixes: Iterable[str] = ()) -> Path:
+    """``path`` as an output file name: creatable, ending in one of ``suffixes`` (when given), not a
+    folder, and not an existing file unless ``overwrite``."""
+    path = Path(path)
+    suffixes = tuple(suffixes)
+    if suffixes and path.suffix.lower() not in suffixes:
+        raise PhanetError(f"{flag}: expected a file name ending in {' or '.join(suffixes)}, "
+                          f"got {shorten(path, SHOWN_PATH)}")
+    found = _status(path, flag)
+    if found is not None and stat.S_ISDIR(found.st_mode):
+        raise PhanetError(f"{flag}: {shorten(path, SHOWN_PATH)} is a folder, expected a file name")
+    _creatable(path, flag, temporary=True)
+    refuse_existing(path, flag, overwrite)
+    return path
+
+
+def output_folder(path: str | Path, flag: str, overwrite: bool, names: Iterable[str] = ()) -> Path:
+    """``path`` as an output folder: a folder or creatable, and none of the files ``names`` that the
+    command writes in it already there unless ``overwrite``."""
+    path = Path(path)
+    found = _status(path, flag)
+    if found is not None and not stat.S_ISDIR(found.st_mode):
+        raise PhanetError(f"{flag}: {shorten(path, SHOWN_PATH)} is a file, expected a folder")
+    if found is None:
+        _creatable(path, flag, temporary=False)
+    for name in names:
+        output_file(path / name, flag, overwrite)
+    return path
+
+
+def positive(value: int, flag: str) -> int:
+    """``value`` when it is 1 or more; a one-line error naming ``flag`` otherwise."""
+    if value < 1:
+        raise PhanetError(f"{flag}: expected 1 or more, got {value}")
+    return value
+
+
+#: Largest face margin accepted: a margin of m grows the face box to (1 + 2m) times its side, and a
+#: crop far larger than the picture is padding, not face.
+MAX_MARGIN = 2.0
+
+
+def margin(value: float, flag: str = "--margin") -> float:
+    """A face margin (fraction of the face's side added on each side) within [0, MAX_MARGIN]."""
+    if not 0 <= value <= MAX_MARGIN:  # also false for NaN
+        raise PhanetError(f"{flag}: expected a fraction of the face's size from 0 to {MAX_MARGIN:g}, got {value:g}")
+    return value
+
+
+def available_devices() -> list[str]:
+    """The PyTorch devices of this machine: ``cpu``, then ``cuda:N`` for every GPU, then ``mps``."""
+    import torch
+
+    devices = ["cpu"] + [f"cuda:{i}" for i in range(torch.cuda.device_count() if torch.cuda.is_available() else 0)]
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        devices.append("mps")
+    return devices
+
+
+def torch_device(name: str, flag: str = "--device") -> str:
+    """``name`` when it is a PyTorch device this machine has (``cpu``, ``cuda``, ``cuda:N``, ``mps``);
+    a one-line error naming ``flag`` and the available devices otherwise."""
+    import torch
+
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError, TypeError):
+        raise PhanetError(f"{flag}: {shorten(name)!r} is not a device (expected cpu, cuda, cuda:N or mps)") from None
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise PhanetError(f"{flag}: {shorten(name)!r} is not supported (expected cpu, cuda, cuda:N or mps)")
+    available = available_devices()
+    wanted = f"cuda:{device.index or 0}" if device.type == "cuda" else device.type
+    if wanted not in available:
+        raise PhanetError(f"{flag}: {shorten(name)} is not available on this machine (available: {', '.join(available)})")
+    return name
