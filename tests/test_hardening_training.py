@@ -93,7 +93,7 @@ def test_a_lock_whose_holder_was_killed_is_free(run_copy, capsys):
     assert torch.load(run_copy / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 1
 
 
-def test_resume_applies_a_new_learning_rate(run_copy):
+def test_resume_applies_a_new_learning_rate(run_copy, capsys):
     assert main(["train", "--out", str(run_copy), "--resume", "train.epochs=2", "optim.lr=0.005",
                  "optim.part_lr={SAL: 0.2}", "optim.weight_decay=0.001", "--no-progress"]) == 0
     metrics = pd.read_csv(run_copy / "metrics.csv")
@@ -105,6 +105,12 @@ def test_resume_applies_a_new_learning_rate(run_copy):
         [pytest.approx((0.005, 0.005, 0.001)), pytest.approx((0.001, 0.001, 0.001))]
     stored = yaml.safe_load((run_copy / "config.yaml").read_text())
     assert stored["optim"]["lr"] == 0.005 and stored["train"]["epochs"] == 2
+    # Fewer epochs than the run has finished: refused before anything changes.
+    before = _contents(run_copy)
+    assert main(["train", "--out", str(run_copy), "--resume", "train.epochs=1"]) == 2
+    assert capsys.readouterr().err.strip() == (f"phanet train: error: --resume: {run_copy} has finished 2 epochs, "
+                                               "more than train.epochs (1); give train.epochs=2 or more")
+    assert _contents(run_copy) == before
 
 
 def test_resume_keeps_the_multistep_schedule_position(tiny_manifest, tmp_path):

@@ -346,6 +346,9 @@ def _train(config: Config, run_dir: Path, lock: RunLock | None, resume: bool, fa
     module = PhaNetModule(config.to_dict(), faces.expressions, faces.poses)
     module.optimizer_groups()  # a wrong optim.part_lr fails here, before the run folder is written
     done = _check_last(last, module) if resume else 0
+    if done > config.train.epochs:
+        raise PhanetError(f"--resume: {run_dir} has finished {done} epochs, more than train.epochs "
+                          f"({config.train.epochs}); give train.epochs={done} or more")
 
     if lock is not None:
         lock.acquire()
