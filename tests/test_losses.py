@@ -102,7 +102,7 @@ def test_pan_init_loss_pulls_the_square_to_the_peak_but_not_into_the_border():
     fmap[0, 0, 3] = 1.0  # peak at column 3, row 0: centre (0.875, 0.125), beyond the reach of a 0.2 square
     out = _output()
     out.expression_logits = out.expression_logits[:1]
-    out.feature_maps = [fmap, None, None]
+    out.cams = [fmap, None, None]
     nan = [float("nan")] * 3
 
     def square(raw_x: float, raw_y: float) -> None:  # the PAN's raw outputs and the square they bound to
@@ -138,5 +138,5 @@ def test_class_activation_maps_use_the_scale_classifier_weights():
         feature_map = model.backbones[0].forward_features(images)
     weights = model.scale_classifiers[0].weight
     expected = (weights[classes][:, :, None, None] * feature_map).sum(1)
-    torch.testing.assert_close(out.feature_maps[0], expected)
-    assert [m.shape for m in out.feature_maps] == [(2, 4, 4)] * 3
+    torch.testing.assert_close(out.cams[0], expected)
+    assert [m.shape for m in out.cams] == [(2, 4, 4)] * 3

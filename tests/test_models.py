@@ -47,7 +47,7 @@ def test_default_phanet_is_the_papers_bu3dfe_configuration():
     assert out.boxes.shape == (2, 2, 3) and out.local_boxes.shape == (2, 2, 3)
     assert out.scale_weights.shape == (2, 3) and out.task_weights.shape == (2, 2)
     assert out.features.shape == (2, 3 * 448)
-    assert [m.shape for m in out.feature_maps] == [(2, 56 // 4, 56 // 4)] * 3
+    assert [m.shape for m in out.cams] == [(2, 56 // 4, 56 // 4)] * 3
     assert [c.shape for c in out.crops] == [(2, 3, 224, 224)] * 2
 
 

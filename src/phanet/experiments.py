@@ -108,6 +108,28 @@ def run_method(name: str, config: Config, faces: LabeledFaces, split: Split, out
     return MethodRun(name, run_dir, summary, predictions, metrics, reused)
 
 
+#: Table VI rows in the paper's order: scales, joint SAL, label.
+TABLE6_ROWS = (
+    (("N_S1",), False, "N_S1 (No attention)"),
+    (("H_S2",), False, "H_S2"),
+    (("H_S3",), False, "H_S3"),
+    (("N_S1", "H_S2"), False, "N_S1 + H_S2"),
+    (("N_S1", "H_S3"), False, "N_S1 + H_S3"),
+    (("H_S2", "H_S3"), False, "H_S2 + H_S3"),
+    (("N_S1", "H_S2", "H_S3"), False, "N_S1 + H_S2 + H_S3"),
+    (("N_S1", "H_S2", "H_S3"), True, "N_S1 + H_S2 + H_S3 + J_SA"),
+)
+
+#: Table VIII rows in the paper's order: loss setting (``loss.setting``), label.
+TABLE8_ROWS = (
+    ("e", "L(e)"),
+    ("att_e", "L_att + L(e)"),
+    ("p_e", "L(p) + L(e)"),
+    ("att_e_p", "L_att + L(e) + L(p)"),
+    ("multi", "L_att + λe L(e) + λp L(p) + e^(-12 λp (1-λp))"),
+)
+
+
 def table6_run_name(scales: tuple[str, ...] | list[str], joint_sa: bool) -> str:
     """Run folder of a Table VI row, e.g. ``table6_n_s1_h_s2_jsa``."""
     return "table6_" + "_".join(s.lower() for s in scales) + ("_jsa" if joint_sa else "")
@@ -116,12 +138,10 @@ def table6_run_name(scales: tuple[str, ...] | list[str], joint_sa: bool) -> str:
 def ablation_runs(config: Config, faces: LabeledFaces, split: Split, out: Path, tables: tuple[str, ...],
                   progress: bool = True) -> dict[str, list[tuple[str, MethodRun]]]:
     """Table VI (attention configurations) and/or Table VIII (loss settings): one run per row."""
-    from phanet.reports.tables import ABLATION_ROWS, LOSS_ROWS
-
     results: dict[str, list[tuple[str, MethodRun]]] = {}
     if "6" in tables:
         rows = []
-        for scales, joint_sa, label in ABLATION_ROWS:
+        for scales, joint_sa, label in TABLE6_ROWS:
             name = table6_run_name(scales, joint_sa)
             row_config = variant(config, {"model.scales": list(scales), "model.joint_sa": joint_sa,
                                           "loss.setting": "multi"})
@@ -130,7 +150,7 @@ def ablation_runs(config: Config, faces: LabeledFaces, split: Split, out: Path, 
     if "8" in tables:
         rows = []
         full_row = table6_run_name(("N_S1", "H_S2", "H_S3"), True)
-        for setting, label, _ in LOSS_ROWS:
+        for setting, label in TABLE8_ROWS:
             row_config = variant(config, {"loss.setting": setting, "model.scales": ["N_S1", "H_S2", "H_S3"],
                                           "model.joint_sa": True})
             # The L_Multi row is Table VI's full row (all scales, J_SA): train it once.

@@ -140,7 +140,7 @@ def pan_init_loss(output: PhaNetOutput, reach: float = 0.8) -> torch.Tensor:
     overshoots into the saturated range is pulled back (in the bounded coordinates its gradient
     would vanish there). Zero without PANs.
     """
-    maps, local, raw = output.feature_maps, output.local_boxes, output.pan_outputs
+    maps, local, raw = output.cams, output.local_boxes, output.pan_outputs
     if maps is None:
         raise ValueError("pan_init_loss needs the forward pass to return feature maps (return_maps=True)")
     if raw is None:

@@ -23,7 +23,7 @@ class PhaNetOutput:
         scale_weights: (B, 3) SAL coefficients c1..c3 (1 where joint SAL is off, NaN for absent scales).
         task_weights: (B, 2) DCML weights (λe, λp).
         features: (B, n) the joint representation f.
-        feature_maps: optional class activation maps (B, h, w) of S1, S2, S3 (None for a scale not
+        cams: optional class activation maps (B, h, w) of S1, S2, S3 (None for a scale not
             computed): each scale's last convolutional map weighted by its classifier's weights of one
             expression; for the attention figures and the PAN initialisation; None unless requested.
         crops: optional zoomed S2 and S3 regions (B, 3, H, W) (None where not computed); None unless
@@ -40,6 +40,6 @@ class PhaNetOutput:
     scale_weights: torch.Tensor
     task_weights: torch.Tensor
     features: torch.Tensor
-    feature_maps: list[torch.Tensor | None] | None = None
+    cams: list[torch.Tensor | None] | None = None
     crops: list[torch.Tensor | None] | None = field(default=None)
     pan_outputs: torch.Tensor | None = None

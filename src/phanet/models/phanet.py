@@ -167,7 +167,7 @@ class PhaNet(nn.Module):
             scale_weights=weights,
             task_weights=task_weights,
             features=f,
-            feature_maps=hpal["maps"],
+            cams=hpal["maps"],
             crops=hpal["crops"],
             pan_outputs=hpal.get("pan_outputs"),
         )

@@ -58,9 +58,9 @@ def attention_figures(module: PhaNetModule, faces: LabeledFaces, indices: list[i
         crops = [[_to_image(c[i]) if c is not None else None for c in output.crops] for i in range(len(indices))]
     boxes = output.boxes.detach().cpu().numpy()
     paths = {"squares": attention_squares_figure(shown, boxes, titles, out / f"{prefix}attention_squares.png", crops)}
-    if output.feature_maps is not None:
+    if output.cams is not None:
         inputs = [[shown[i]] + ([crops[i][0], crops[i][1]] if crops else [None, None]) for i in range(len(indices))]
-        maps = [[m[i].cpu().numpy() if m is not None else None for m in output.feature_maps] for i in range(len(indices))]
+        maps = [[m[i].cpu().numpy() if m is not None else None for m in output.cams] for i in range(len(indices))]
         rows = min(6, len(indices))
         paths["maps"] = attention_maps_figure(inputs[:rows], maps[:rows], titles[:rows], out / f"{prefix}attention_maps.png")
     return paths

@@ -10,13 +10,22 @@ import numpy as np
 import pandas as pd
 
 from phanet.reports import figures
-from phanet.reports.tables import LOSS_ROWS, PAPER_TABLE6_BU3DFE, mean_std, pct, ranked, write_table
+from phanet.reports.tables import PAPER_TABLE6_BU3DFE, PAPER_TABLE8_BU3DFE, mean_std, pct, ranked, write_table
+
+
+def _attention_key(run: Any) -> tuple[tuple[str, ...], bool]:
+    """A run's Table VI configuration: (scales, joint SAL), as its evaluation summary records them."""
+    return tuple(run.summary["scales"]), bool(run.summary["joint_sa"])
+
+
+def _with_setting(rows: list[tuple[str, Any]], setting: str) -> Any:
+    return next((run for _, run in rows if run.summary["loss_setting"] == setting), None)
 
 
 def table6(rows: list[tuple[str, Any]], dataset: str) -> pd.DataFrame:
     """Table VI with the measured accuracy, its rank, and the paper's BU-3DFE column and rank."""
     measured = {label: pct(run.summary["expression_accuracy"]) for label, run in rows}
-    paper = {label: PAPER_TABLE6_BU3DFE.get(label, math.nan) for label, _ in rows}
+    paper = {label: PAPER_TABLE6_BU3DFE.get(_attention_key(run), math.nan) for label, run in rows}
     measured_rank, paper_rank = ranked(measured), ranked(paper)
     return pd.DataFrame([{
         "Different attention": label,
@@ -32,7 +41,6 @@ def table8(rows: list[tuple[str, Any]]) -> pd.DataFrame:
 
     Settings without a pose loss (L(e), L_att + L(e)) report no pose accuracy, as in the paper.
     """
-    paper = {label: values for _, label, values in LOSS_ROWS}
     records = []
     for label, run in rows:
         has_pose = run.summary["loss_setting"] in ("p_e", "att_e_p", "multi")
@@ -40,8 +48,8 @@ def table8(rows: list[tuple[str, Any]]) -> pd.DataFrame:
             "Different loss": label,
             "Acc. on Pose": pct(run.summary["pose_accuracy"]) if has_pose else math.nan,
             "Acc. on Exp.": pct(run.summary["expression_accuracy"]),
-            "Paper pose": paper.get(label, (math.nan, math.nan))[0],
-            "Paper exp.": paper.get(label, (math.nan, math.nan))[1],
+            "Paper pose": PAPER_TABLE8_BU3DFE.get(run.summary["loss_setting"], (math.nan, math.nan))[0],
+            "Paper exp.": PAPER_TABLE8_BU3DFE.get(run.summary["loss_setting"], (math.nan, math.nan))[1],
         })
     return pd.DataFrame(records)
 
@@ -59,8 +67,8 @@ def ablation_markdown(results: dict[str, list[tuple[str, Any]]], faces: Any, out
         parts.append(write_table(table8(results["8"]), out / "table8",
                                  "Table VIII — accuracy (%) of each loss setting",
                                  bold_max=["Acc. on Pose", "Acc. on Exp."]))
-    if "fig15" in results and "8" in results:
-        with_factor = dict(results["8"])[LOSS_ROWS[-1][1]]
+    if "fig15" in results and "8" in results and _with_setting(results["8"], "multi") is not None:
+        with_factor = _with_setting(results["8"], "multi")
         label, without = results["fig15"][0]
         figures.task_weights_figure({"with factor": with_factor.metrics, "without factor": without.metrics},
                                     out / "fig15_task_weights.png", "DCML")
@@ -73,9 +81,9 @@ def ablation_markdown(results: dict[str, list[tuple[str, Any]]], faces: Any, out
             f"{pct(with_factor.summary['expression_accuracy']):.2f} % and {pct(with_factor.summary['pose_accuracy']):.2f} %)."
             "\n\n![task weights](fig15_task_weights.png)")
     if "6" in results:
-        labels = dict(results["6"])
-        parts.append(tsne_comparison(labels.get("N_S1 + H_S2 + H_S3 + J_SA"), labels.get("N_S1 + H_S2 + H_S3"),
-                                     faces, out))
+        runs = {_attention_key(run): run for _, run in results["6"]}
+        full = ("N_S1", "H_S2", "H_S3")
+        parts.append(tsne_comparison(runs.get((full, True)), runs.get((full, False)), faces, out))
     return "\n\n".join(p for p in parts if p)
 
 
