@@ -23,7 +23,7 @@ SHOWN = 60
 #: Characters of a path quoted in a message (paths are longer than values, and still one line).
 SHOWN_PATH = 200
 
-# atomic_write's temporary file is ".<name>.<8 random characters>.tmp" beside the target.
+# atomic_write's temporary file (files.TEMPORARY_PATTERN) adds "." and ".<8 random characters>.tmp" to the name.
 _TEMPORARY_EXTRA = len("..12345678.tmp")
 
 

@@ -33,6 +33,10 @@ def write_failed(path: str | Path, exc: OSError) -> PhanetError:
     return PhanetError(f"{path}: could not write ({reason})")
 
 
+#: Name pattern of :func:`atomic_write`'s temporary files: ``.<name>.<random>.tmp`` beside the target.
+TEMPORARY_PATTERN = ".*.tmp"
+
+
 def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any]) -> None:
     """Call ``write(handle)`` on a temporary file beside ``path``, then rename it to ``path``."""
     path = Path(path)
@@ -46,14 +50,19 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any]) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except OSError as exc:
+    except BaseException as exc:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
-        raise write_failed(path, exc) from None
-    except BaseException:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise write_failed(path, exc) from None
         raise
+
+
+def remove_temporaries(folder: str | Path) -> None:
+    """Delete the temporary files that writes killed half-way left anywhere under ``folder`` (the
+    finished files were never touched)."""
+    for stale in Path(folder).rglob(TEMPORARY_PATTERN):
+        stale.unlink()
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

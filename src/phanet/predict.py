@@ -64,7 +64,7 @@ import torch
 from PIL import Image, ImageOps
 
 from phanet.data.faces import FaceBox, crop_face, detect_faces
-from phanet.data.io import MAX_PIXELS, pil_to_rgb, read_image
+from phanet.data.io import MAX_PIXELS, pil_to_rgb, read_image, too_large
 from phanet.data.transforms import preprocess
 from phanet.errors import PhanetError, UnreadableImage
 from phanet.export import INPUT_NAME, OUTPUT_NAMES, ModelInfo
@@ -232,8 +232,7 @@ def _open_video(path: Path) -> cv2.VideoCapture:
     width, height = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
     if width * height > MAX_PIXELS:
         capture.release()
-        raise UnreadableImage(f"{path}: declares {width}×{height} pixels per frame, "
-                              f"more than the {MAX_PIXELS / 1e6:g} MP limit")
+        raise too_large(path, f"{width}×{height} pixels per frame")
     return capture
 
 

@@ -9,10 +9,11 @@ A manifest is checked row by row, and a row that cannot be taken as it stands is
 line naming the row and the column: an empty path, subject or expression; an expression or pose
 that is a missing-value marker (``nan``, ``None``, ``null``, ``N/A``) or a non-finite number
 rather than a class (leave the pose cell empty when it is unknown); a number column that does not
-hold a number; a face box with only some of its four values, or without a positive size. A sample
-is a file and its face box: a row repeating an earlier one exactly is skipped and counted (reason
-``duplicate of row N``), since it would only weigh that image twice; a row giving the same file and
-box other labels is an error naming both rows, since only the user knows which one is right.
+hold a number; a face box with only some of its four values. A row whose face box has no positive
+size is skipped and counted. A sample is a file and its face box: a row repeating an earlier one
+exactly is skipped and counted (reason ``duplicate of row N``), since it would only weigh that
+image twice; a row giving the same file and box other labels is an error naming both rows, since
+only the user knows which one is right.
 
 Folder tree: ``ROOT/<expression>/<image>`` or ``ROOT/<expression>/<pose>/<image>``; the subject id
 is taken from the file name with ``subject_pattern`` (a regular expression whose first group is the
@@ -192,8 +193,8 @@ def faces_from_table(
         )
         if not sample.subject:
             raise PhanetError(f"{row_where}: empty 'subject' (splits are subject-independent and need it)")
-        if _empty_box(sample.box):
-            skipped.append((path, _empty_box(sample.box)))
+        if reason := _empty_box(sample.box):
+            skipped.append((path, reason))
             continue
         key = (os.path.normpath(file), sample.box)
         labels = _labels(sample, expressions, poses)

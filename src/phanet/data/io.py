@@ -37,7 +37,8 @@ def _megapixels(pixels: int) -> str:
     return f"{pixels / 1e6:,.0f} MP" if pixels >= 1e6 else f"{pixels / 1e6:.2g} MP"
 
 
-def _too_large(path: Path, declared: str) -> UnreadableImage:
+def too_large(path: Path, declared: str) -> UnreadableImage:
+    """The error for a file whose header declares ``declared`` (e.g. "9000×8000 pixels"), past :data:`MAX_PIXELS`."""
     return UnreadableImage(f"{path}: declares {declared}, more than the {_megapixels(MAX_PIXELS)} limit")
 
 
@@ -50,7 +51,7 @@ def _open(path: Path) -> Image.Image:
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             # Pillow stopped at the header; its message is the only place the declared size survives.
             found = re.search(r"\((\d+) pixels\)", str(exc))
-            raise _too_large(path, _megapixels(int(found.group(1))) if found else "too many pixels") from None
+            raise too_large(path, _megapixels(int(found.group(1))) if found else "too many pixels") from None
 
 
 def pil_to_rgb(image: Image.Image) -> np.ndarray:
@@ -88,7 +89,7 @@ def read_image(path: str | Path) -> np.ndarray:
     with image:
         width, height = image.size
         if width * height > MAX_PIXELS:
-            raise _too_large(path, f"{width}×{height} pixels ({_megapixels(width * height)})")
+            raise too_large(path, f"{width}×{height} pixels ({_megapixels(width * height)})")
         if width < 1 or height < 1:
             raise UnreadableImage(f"{path}: declares {width}×{height} pixels, an empty image")
         try:

@@ -32,7 +32,7 @@ from phanet.data.faces import center_box, crop_face, detect_faces
 from phanet.data.io import read_image
 from phanet.data.records import LabeledFaces, Sample
 from phanet.errors import PhanetError, UnreadableImage
-from phanet.files import atomic_write, write_csv, write_failed, write_json
+from phanet.files import atomic_write, remove_temporaries, write_csv, write_failed, write_json
 
 #: Statuses that leave a crop on disk.
 CROPPED = ("face", "box", "center")
@@ -215,7 +215,8 @@ def prepare_faces(
     journal_path = out / "journal.jsonl"
     done = _read_journal(journal_path)
     # Temporary files of an interrupted run (``*.partial``: those of earlier versions of this command).
-    for partial in [*(out / "images").rglob(".*.tmp"), *(out / "images").rglob("*.partial")]:
+    remove_temporaries(out / "images")
+    for partial in (out / "images").rglob("*.partial"):
         partial.unlink()
     keys = _crop_keys(faces, image_format)
     # Unreadable and missing files are tried again (they fail fast and may have been fixed); a face

@@ -48,7 +48,7 @@ from phanet.data.records import LabeledFaces
 from phanet.data.splits import Split
 from phanet.data.torch_data import FaceDataModule
 from phanet.errors import PhanetError
-from phanet.files import write_failed, write_json
+from phanet.files import remove_temporaries, write_failed, write_json
 from phanet.runtime import Stopped, resolve_precision, usable_cpus, uses_cuda
 from phanet.training.callbacks import AdaptiveThreads, AtomicCheckpointIO, EpochMetricsCSV, PanInitialization, ResumedConfig
 from phanet.training.dynamics import TrainingDynamics
@@ -352,9 +352,8 @@ def _train(config: Config, run_dir: Path, lock: RunLock | None, resume: bool, fa
 
     if lock is not None:
         lock.acquire()
-        if resume:  # half-written files of the interrupted run (the finished ones were never touched)
-            for stale in run_dir.rglob(".*.tmp"):
-                stale.unlink()
+        if resume:  # half-written files of the interrupted run
+            remove_temporaries(run_dir)
         else:
             _check_fresh(run_dir)  # again: the folder may have appeared while the data loaded
             _clear_unfinished(run_dir)

@@ -25,7 +25,7 @@ from phanet.data.synth.expressions import EXPRESSION_NAMES
 from phanet.data.synth.landmarks import LANDMARK_COLUMNS, LANDMARKS, landmark_record
 from phanet.data.synth.presets import SampleSpec
 from phanet.errors import PhanetError
-from phanet.files import atomic_write_bytes, atomic_write_text, write_csv, write_json
+from phanet.files import atomic_write_bytes, atomic_write_text, remove_temporaries, write_csv, write_json
 from phanet.text import plural
 
 #: zlib level of the PNGs; fixed so that equal pixels always give equal bytes.
@@ -117,8 +117,7 @@ def generate(out: str | Path, settings: SynthSettings, workers: int | None = Non
     """
     out = Path(out)
     prepare_folder(out, settings)
-    for stale in out.rglob(".*.tmp"):  # what a killed run was writing
-        stale.unlink()
+    remove_temporaries(out)  # what a killed run was writing
     faces = streaming_faces(settings)
     specs = [faces.specs[s.path] for s in faces.samples]
     landmarks = _known_landmarks(out / "manifest.csv")
