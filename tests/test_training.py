@@ -116,7 +116,7 @@ def test_demo_recipe_keeps_s1_and_every_scale_weight_learning():
     from tiny_data import draw
 
     torch.manual_seed(0)
-    config = load_config("demo", [*TINY, "model.source_size=null"])
+    config = load_config("demo", [*TINY, "model.input_size=null"])
     module = PhaNetModule(config.to_dict(), ["AN", "HA", "NE", "SU"], ["-30", "0", "30"])
     optimizer = module.configure_optimizers()["optimizer"]
     labels = [(i % 4, (i // 4) % 3, i // 5) for i in range(16)]
