@@ -79,19 +79,20 @@ def predict_faces(module: PhaNetModule, faces: LabeledFaces, batch_size: int = 6
         skipped += int(batch["skipped"])
         if "pixels" not in batch:
             continue
+        index = batch["index"].numpy()
         table = face_rows(backend, to_network_input(batch["pixels"].to(backend.device)), info)
-        table.insert(0, "index", batch["index"].numpy())
+        blank = table["expression"].isna().to_numpy()
+        if blank.any():
+            first = faces.samples[int(index[blank.argmax()])]
+            raise PhanetError(f"evaluate: the network gives NaN or infinite scores (first for "
+                              f"{faces.image_path(first)}); the checkpoint's weights are not usable")
+        table.insert(0, "index", index)
         tables.append(table)
     if skipped:
         faces.skipped.append((plural(skipped, "image"), "unreadable, skipped during evaluation"))
     if not tables:
         raise PhanetError("evaluate: no readable image in the evaluated data")
     frame = pd.concat(tables, ignore_index=True)
-    blank = frame["expression"].isna()
-    if blank.any():
-        first = faces.samples[int(frame.loc[blank.idxmax(), "index"])]
-        raise PhanetError(f"evaluate: the network gives NaN or infinite scores (first for {faces.image_path(first)}); "
-                          "the checkpoint's weights are not usable")
     samples = [faces.samples[i] for i in frame["index"]]
     frame.insert(1, "path", [s.path for s in samples])
     frame.insert(2, "subject", [s.subject for s in samples])
