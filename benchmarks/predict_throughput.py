@@ -25,9 +25,9 @@ import onnxruntime
 import torch
 
 from phanet.config import load_config
-from phanet.export import ModelInfo, onnx_bytes, ort_session
+from phanet.export import onnx_bytes, ort_session
 from phanet.models.phanet import PhaNet
-from phanet.predict import OnnxBackend, TorchBackend
+from phanet.predict import ModelInfo, OnnxBackend, TorchBackend
 
 
 def build(size: int) -> PhaNet:

@@ -12,10 +12,11 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator, Mapping
 
-from phanet.errors import PhanetError
+from phanet.errors import ArgumentError, PhanetError
 from phanet.files import refuse_existing
 
 #: Characters of a user value quoted in a message; longer values are cut with "…".
@@ -104,10 +105,10 @@ def output_folder(path: str | Path, flag: str, overwrite: bool, names: Iterable[
     return path
 
 
-def positive(value: int, flag: str) -> int:
-    """``value`` when it is 1 or more; a one-line error naming ``flag`` otherwise."""
+def positive(value: int, name: str) -> int:
+    """``value`` when it is 1 or more; an :class:`ArgumentError` naming ``name`` (a parameter or a flag) otherwise."""
     if value < 1:
-        raise PhanetError(f"{flag}: expected 1 or more, got {value}")
+        raise ArgumentError(name, f"expected 1 or more, got {value}")
     return value
 
 
@@ -116,11 +117,23 @@ def positive(value: int, flag: str) -> int:
 MAX_MARGIN = 2.0
 
 
-def margin(value: float, flag: str = "--margin") -> float:
+def margin(value: float, name: str = "--margin") -> float:
     """A face margin (fraction of the face's side added on each side) within [0, MAX_MARGIN]."""
     if not 0 <= value <= MAX_MARGIN:  # also false for NaN
-        raise PhanetError(f"{flag}: expected a fraction of the face's size from 0 to {MAX_MARGIN:g}, got {value:g}")
+        raise ArgumentError(name, f"expected a fraction of the face's size from 0 to {MAX_MARGIN:g}, got {value:g}")
     return value
+
+
+@contextmanager
+def as_flags(flags: Mapping[str, str]) -> Iterator[None]:
+    """Within the block, an :class:`ArgumentError` for a parameter in ``flags`` (parameter → flag) is
+    reported under the flag: ``batch_size: expected 1 or more`` becomes ``--batch-size: expected 1 or more``."""
+    try:
+        yield
+    except ArgumentError as exc:
+        if exc.name not in flags:
+            raise
+        raise ArgumentError(flags[exc.name], exc.problem) from None
 
 
 def available_devices() -> list[str]:

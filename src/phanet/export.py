@@ -27,7 +27,6 @@ import io
 import json
 import math
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -37,26 +36,15 @@ from torch import nn
 from phanet.checks import output_file, shorten
 from phanet.errors import PhanetError
 from phanet.files import atomic_write_bytes
+from phanet.predict.backends import INPUT_NAME, OUTPUT_NAMES, ModelInfo, module_info
 
 OPSET = 20
-INPUT_NAME = "images"
-OUTPUT_NAMES = ("expression_logits", "pose_logits", "boxes", "scale_weights", "task_weights")
 #: The outputs that are never NaN; the squares, scale and task weights are NaN in networks without them.
 LOGITS = ("expression_logits", "pose_logits")
 #: Largest difference to PyTorch (in the logits) at which an export counts as faithful.
 TOLERANCE = 1e-3
 INPUT_DESCRIPTION = ("images: float32 (batch, 3, S, S), RGB face crops resized to S x S, "
                      "scaled as (value / 255 - 0.5) / 0.5")
-
-
-@dataclass
-class ModelInfo:
-    """What a predictor needs to know about a network besides its weights."""
-
-    expressions: list[str]
-    poses: list[str]
-    input_size: int
-    arch: str
 
 
 class _StaticAdaptivePool(nn.Module):
@@ -123,12 +111,6 @@ class OnnxWrapper(nn.Module):
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
         output = self.model(images)
         return tuple(getattr(output, name) for name in OUTPUT_NAMES)
-
-
-def module_info(module) -> ModelInfo:
-    """The :class:`ModelInfo` of a :class:`~phanet.training.module.PhaNetModule`."""
-    return ModelInfo(list(module.expressions), list(module.poses), int(module.config.input_size),
-                     module.config.model.arch)
 
 
 def supported_opsets() -> range:

@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     import pandas as pd
     import yaml
 
-    from phanet.checks import shorten
+    from phanet.checks import as_flags, shorten
     from phanet.data.classes import cross_mapping
     from phanet.errors import PhanetError
     from phanet.evaluation import evaluate, format_summary, write_json
@@ -69,7 +69,9 @@ def run(args: argparse.Namespace) -> int:
             mapping_rows.append({"Method": name, "Data class": data_class,
                                  "Model class": mapping.get(data_class, "(no counterpart)"),
                                  "Images": sum(1 for s in faces.samples if faces.expressions[s.expression] == data_class)})
-        summary, frame = evaluate(module, faces, args.batch_size, args.device or default_device(), mapping, progress=True)
+        with as_flags({"batch_size": "--batch-size"}):
+            summary, frame = evaluate(module, faces, args.batch_size, args.device or default_device(), mapping,
+                                      progress=True)
         summary = {"checkpoint": checkpoint, "data": description, "mapping": mapping, **summary}
         write_json(out / name / "evaluation.json", summary)
         write_csv(out / name / "predictions.csv", frame)

@@ -43,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from phanet.checks import output_folder, positive, torch_device
+    from phanet.checks import as_flags, output_folder, positive, torch_device
     from phanet.evaluation import evaluate, format_summary, write_json
     from phanet.files import write_csv
     from phanet.training.run import load_module
@@ -55,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
     output_folder(out, "--out", args.overwrite, ("evaluation.json", "predictions.csv"))
     module = load_module(args.checkpoint)
     faces, description = resolve_eval_data(module.config, args.data, args.dataset, args.option, args.split)
-    summary, frame = evaluate(module, faces, args.batch_size, device, progress=not args.no_progress)
+    with as_flags({"batch_size": "--batch-size"}):
+        summary, frame = evaluate(module, faces, args.batch_size, device, progress=not args.no_progress)
     summary = {"checkpoint": str(args.checkpoint), "data": description, **summary}
     # evaluation.json last: its presence marks a finished evaluation (phanet.experiments reuses those).
     write_csv(out / "predictions.csv", frame)
