@@ -375,7 +375,7 @@ def parse_overrides(overrides: list[str]) -> dict[str, Any]:
 
 
 def parse_options(items: list[str], flag: str = "--option") -> dict[str, Any]:
-    """``["classes=7", "pans=[-45, 0, 45]"]`` as ``{"classes": 7, "pans": [-45, 0, 45]}`` (values read as YAML)."""
+    """``["classes=7", "poses=[-45, 0, 45]"]`` as ``{"classes": 7, "poses": [-45, 0, 45]}`` (values read as YAML)."""
     options: dict[str, Any] = {}
     for item in items:
         key, sep, raw = item.partition("=")
