@@ -11,7 +11,8 @@ Use it three ways:
 - ``phanet synth --preset bu3dfe --out DIR`` writes PNGs, ``manifest.csv``, ``synth.json`` and a card;
 - ``load_dataset("synth", DIR)`` reads such a folder, ``load_dataset("synth", None, preset=...)``
   streams the same images without writing them;
-- ``SynthDataset(preset=..., subjects=..., size=...)`` is a ``FaceDataset`` (a ``torch.utils.data.Dataset``) serving the same items as every dataset.
+- ``SynthDataset(preset=..., subjects=..., size=...)`` is a ``FaceDataset`` (a ``torch.utils.data.Dataset``)
+  serving the same items as every dataset.
 
 Every image also knows where the eyes, brows, nose tip and mouth are in it (the ``lm_*`` columns of
 ``manifest.csv``; :func:`~phanet.data.synth.landmarks.landmark_table` for any of the three), the
