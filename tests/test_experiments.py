@@ -85,6 +85,10 @@ def test_ablate_trains_each_row_with_its_settings_and_reuses_finished_rows(train
     assert settings["table8_att_e"] == (["N_S1", "H_S2", "H_S3"], True, "att_e", True, "bounded")
     assert settings["fig15_no_factor"] == (["N_S1", "H_S2", "H_S3"], True, "multi", False, "free")
     assert not any(resume for _, _, resume, _ in trainings)
+    free = json.loads((out / "fig15_no_factor" / "evaluation" / "evaluation.json").read_text())
+    assert free["loss_setting"] == "multi" and "lambda_form: free" in (out / "fig15_no_factor" / "config.yaml").read_text()
+    row = json.loads((out / "table6_h_s2_h_s3" / "evaluation" / "evaluation.json").read_text())
+    assert row["scales"] == ["H_S2", "H_S3"] and row["joint_sa"] is False
 
     table6 = pd.read_csv(out / "table6.csv")
     assert table6["Different attention"].tolist() == [
