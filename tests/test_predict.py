@@ -18,12 +18,12 @@ from phanet.data.io import read_image
 from phanet.data.registry import load_dataset
 from phanet.data.torch_data import FaceDataset
 from phanet.data.transforms import preprocess, to_network_input
-from phanet.errors import ArgumentError, PhanetError
+from phanet.errors import PhanetError
 from phanet.evaluation import evaluate
-from phanet.experiments import read_predictions
 from phanet.predict import ModelInfo, Predictor, array_to_rgb, columns, draw_predictions
 from phanet.results import PIXEL_SQUARE_COLUMNS, face_rows, pixel_squares, prediction_columns
 from phanet.training.run import load_module
+from phanet.training.run_folder import read_predictions
 from predict_helpers import astronaut, astronaut_path, isolated_threads, tiny_checkpoint  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("isolated_threads")
@@ -151,16 +151,16 @@ def test_library_errors_name_the_parameter_and_commands_their_flag(checkpoint, p
     for kwargs, message in (({"batch_size": 0}, "batch_size: expected 1 or more, got 0"),
                             ({"min_face": 0}, "min_face: expected 1 or more pixels, got 0"),
                             ({"margin": -0.1}, "margin: expected a fraction of the face's size from 0 to 2, got -0.1")):
-        with pytest.raises(ArgumentError) as raised:
+        with pytest.raises(PhanetError) as raised:
             Predictor(backend, info, **kwargs)
         assert str(raised.value) == message
-    with pytest.raises(ArgumentError, match=r"^every_nth_frame: expected 1 or more, got 0$"):
+    with pytest.raises(PhanetError, match=r"^every_nth_frame: expected 1 or more, got 0$"):
         predictor.predict(astronaut_path(), every_nth_frame=0)
-    with pytest.raises(ArgumentError, match=r"^backend: expected torch or onnx, got 'tf'$"):
+    with pytest.raises(PhanetError, match=r"^backend: expected torch or onnx, got 'tf'$"):
         Predictor.from_checkpoint(checkpoint, backend="tf")
-    with pytest.raises(ArgumentError, match=r"^path: .*absent.onnx not found$"):
+    with pytest.raises(PhanetError, match=r"^path: .*absent.onnx not found$"):
         Predictor.load(tmp_path / "absent.onnx")
-    with pytest.raises(ArgumentError, match=r"^batch_size: expected 1 or more, got 0$"):
+    with pytest.raises(PhanetError, match=r"^batch_size: expected 1 or more, got 0$"):
         evaluate(load_module(checkpoint), load_dataset("manifest", str(tiny_manifest)), batch_size=0)
     assert _predict_cli(astronaut_path(), "--checkpoint", checkpoint, "--min-face", "0") == 2
     assert capsys.readouterr().err.strip() == "phanet predict: error: --min-face: expected 1 or more pixels, got 0"

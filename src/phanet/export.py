@@ -127,8 +127,9 @@ def check_opset(opset: int) -> int:
     supported = supported_opsets()
     if opset not in supported:
         expected = f"{supported[0]}" if len(supported) == 1 else f"{supported[0]} to {supported[-1]}"
-        raise PhanetError(f"--opset: expected {expected} (PhaNet's crop-and-zoom needs AffineGrid, opset {OPSET}; "
-                          f"the installed torch exporter writes up to {supported[-1]}), got {opset}")
+        raise PhanetError.about("opset", "expected {expected} (PhaNet's crop-and-zoom needs AffineGrid, opset {least}; "
+                                "the installed torch exporter writes up to {most}), got {opset}", expected=expected,
+                                least=OPSET, most=supported[-1], opset=opset)
     return opset
 
 
@@ -307,7 +308,7 @@ def export_onnx(checkpoint: str | Path, out: str | Path, opset: int = OPSET, ove
     """
     from phanet.training.run import load_module
 
-    out = output_file(out, "--onnx", overwrite, suffixes=(".onnx",))
+    out = output_file(out, "out", overwrite, suffixes=(".onnx",))
     check_opset(opset)
     module = load_module(checkpoint)
     info = module_info(module)
@@ -316,11 +317,12 @@ def export_onnx(checkpoint: str | Path, out: str | Path, opset: int = OPSET, ove
     if check:
         differences = max_difference(module.model, ort_session(data), info.input_size)
         if any(math.isnan(differences[name]) for name in LOGITS):
-            raise PhanetError(f"--onnx: the exported logits are NaN or infinite on random faces, so the export "
-                              f"cannot be checked against PyTorch; {out} was not written")
+            raise PhanetError.about("out", "the exported logits are NaN or infinite on random faces, so the export "
+                                    "cannot be checked against PyTorch; {out_file} was not written", out_file=out)
         worst = max(differences[name] for name in LOGITS)
         if worst > TOLERANCE:
-            raise PhanetError(f"--onnx: the export differs from PyTorch by {worst:.2e} in the logits (more than "
-                              f"{TOLERANCE:g}); it is not usable and {out} was not written")
+            raise PhanetError.about("out", "the export differs from PyTorch by {worst:.2e} in the logits (more than "
+                                    "{tolerance:g}); it is not usable and {out_file} was not written", worst=worst,
+                                    tolerance=TOLERANCE, out_file=out)
     atomic_write_bytes(out, data)
     return out, info, differences

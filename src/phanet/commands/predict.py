@@ -127,31 +127,28 @@ class _Drawings:
         return line
 
 
-#: The flag of every parameter of the predictor that this command sets.
-FLAGS = {"path": "--checkpoint", "backend": "--backend", "batch_size": "--batch-size",
-         "margin": "--margin", "min_face": "--min-face", "every_nth_frame": "--every-nth-frame"}
+#: The predictor's parameters whose flag has another name (the others are written as their own flag).
+FLAGS = {"path": "--checkpoint"}
 
 
 def run(args: argparse.Namespace) -> int:
     from collections import Counter
     from pathlib import Path
 
-    from phanet.checks import as_flags
     from phanet.predict import Predictor, write_table
     from phanet.workflow import default_device
 
     _check_arguments(args)
     drawings = _Drawings(Path(args.visualize)) if args.visualize else None
     rows = []
-    with as_flags(FLAGS):
-        predictor = Predictor.load(args.checkpoint, backend=args.backend, device=args.device or default_device(),
-                                   detect=not args.no_detect, margin=args.margin, min_face=args.min_face,
-                                   batch_size=args.batch_size)
-        for result in predictor.iter_predict(args.inputs, every_nth_frame=args.every_nth_frame,
-                                             keep_images=drawings is not None, progress=not args.no_progress):
-            rows.extend(result.rows)
-            if drawings is not None and result.image is not None:
-                drawings.write(result)
+    predictor = Predictor.load(args.checkpoint, backend=args.backend, device=args.device or default_device(),
+                               detect=not args.no_detect, margin=args.margin, min_face=args.min_face,
+                               batch_size=args.batch_size)
+    for result in predictor.iter_predict(args.inputs, every_nth_frame=args.every_nth_frame,
+                                         keep_images=drawings is not None, progress=not args.no_progress):
+        rows.extend(result.rows)
+        if drawings is not None and result.image is not None:
+            drawings.write(result)
     table = predictor.table(rows)
     statuses = Counter(table["status"])
     images = table.drop_duplicates(["file", "frame"])

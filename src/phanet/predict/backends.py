@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from phanet.errors import ArgumentError, PhanetError
+from phanet.errors import PhanetError
 
 INPUT_NAME = "images"
 OUTPUT_NAMES = ("expression_logits", "pose_logits", "boxes", "scale_weights", "task_weights")
@@ -74,7 +74,7 @@ def checkpoint_backend(path: str | Path, backend: str = "torch",
     from phanet.training.run import load_module
 
     if backend not in ("torch", "onnx"):
-        raise ArgumentError("backend", f"expected torch or onnx, got {backend!r}")
+        raise PhanetError.about("backend", "expected torch or onnx, got {value!r}", value=backend)
     module = load_module(path)
     info = module_info(module)
     if backend == "onnx":
@@ -90,6 +90,6 @@ def onnx_backend(path: str | Path, threads: int | None = None) -> tuple[OnnxBack
 
     path = Path(path)
     if not path.is_file():
-        raise ArgumentError("path", f"{path} not found")
+        raise PhanetError.about("path", "{value} not found", value=path)
     info = read_metadata(path)
     return OnnxBackend(ort_session(path, threads), str(path)), info

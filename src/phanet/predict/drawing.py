@@ -8,7 +8,7 @@ from typing import Any, Iterable
 import cv2
 import numpy as np
 
-from phanet.errors import ArgumentError
+from phanet.errors import PhanetError
 
 #: Longest side of a drawing (:func:`draw_predictions`) in pixels, whatever the image's size and shape.
 MAX_DRAWING_SIDE = 2048
@@ -41,7 +41,8 @@ def draw_predictions(image: np.ndarray, rows: Iterable[dict[str, Any]], min_side
     than ``max_side`` × ``max_side``.
     """
     if not 1 <= min_side <= max_side:
-        raise ArgumentError("min_side", f"expected 1 <= min_side <= max_side, got {min_side} and {max_side}")
+        raise PhanetError.about("min_side", "expected 1 <= {min_side} <= {max_side}, got {low} and {high}",
+                                low=min_side, high=max_side)
     height, width = image.shape[:2]
     scale = min(max(1, math.ceil(min_side / max(1, min(height, width)))), max_side / max(height, width))
     if scale == 1:

@@ -14,7 +14,7 @@ from phanet.checks import margin as check_margin
 from phanet.checks import positive
 from phanet.data.faces import FaceBox, crop_face, crop_square, detect_faces
 from phanet.data.transforms import preprocess
-from phanet.errors import ArgumentError
+from phanet.errors import PhanetError
 from phanet.predict.backends import ModelInfo, checkpoint_backend, onnx_backend
 from phanet.predict.sources import picture_count, pictures, sources
 from phanet.results import face_rows, prediction_columns
@@ -73,7 +73,7 @@ class Predictor:
         positive(batch_size, "batch_size")
         check_margin(margin, "margin")
         if min_face < 1:
-            raise ArgumentError("min_face", f"expected 1 or more pixels, got {min_face}")
+            raise PhanetError.about("min_face", "expected 1 or more pixels, got {value}", value=min_face)
         self.backend = backend
         self.info = info
         self.detect = detect

@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from phanet.data.io import IMAGE_SUFFIXES, MAX_PIXELS, pil_to_rgb, read_image, too_large
-from phanet.errors import ArgumentError, PhanetError, UnreadableImage
+from phanet.errors import PhanetError, UnreadableImage
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"})
 
@@ -40,7 +40,7 @@ def array_to_rgb(array: np.ndarray, color: str = "rgb") -> np.ndarray:
     ``imread`` and ``VideoCapture``; BGRA alike).
     """
     if color not in ("rgb", "bgr"):
-        raise ArgumentError("color", f"expected 'rgb' or 'bgr', got {color!r}")
+        raise PhanetError.about("color", "expected 'rgb' or 'bgr', got {color!r}", color=color)
     array = np.asarray(array)
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[:, :, 0]
