@@ -37,7 +37,7 @@ def add_trainer_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("devices (any Lightning accelerator and strategy)")
     group.add_argument("--accelerator", help="cpu, gpu, cuda, mps, tpu or auto (train.accelerator)")
     group.add_argument("--devices", help="number of devices, a list like 0,1, or auto (train.devices)")
-    group.add_argument("--strategy", help="auto, ddp, ddp_spawn, fsdp, deepspeed, ... (train.strategy)")
+    group.add_argument("--strategy", help="auto, ddp or ddp_spawn (train.strategy; fsdp and deepspeed are not supported)")
     group.add_argument("--num-nodes", type=int, help="number of nodes for multi-node training (train.num_nodes)")
     group.add_argument("--precision", help="auto (32-true for PhaNet; for networks without crop-and-zoom attention "
                        "bf16-mixed on GPUs and CPUs with native bfloat16, else 32-true), "

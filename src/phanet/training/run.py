@@ -50,6 +50,9 @@ from phanet.training.run_folder import RunFolder, RunLock
 _DDP_NAMES = {"ddp": "ddp_find_unused_parameters_true", "ddp_spawn": "ddp_spawn_find_unused_parameters_true"}
 
 #: Words of Lightning's messages about the trainer settings, and the option each one is about.
+#: Strategies that shard the parameters: refused, since the PAN initialisation steps the PAN
+#: parameters with an optimiser of its own (training/callbacks.py).
+UNSUPPORTED_STRATEGIES = ("fsdp", "deepspeed")
 _TRAINER_OPTIONS = (("precision", "precision"), ("strategy", "strategy"), ("deepspeed", "strategy"),
                     ("fsdp", "strategy"), ("num_nodes", "num_nodes"), ("devices", "devices"),
                     ("accelerator", "accelerator"), ("gpu", "accelerator"), ("xla", "accelerator"))
@@ -219,6 +222,10 @@ def cpu_thread_callbacks(config: Config) -> list[L.Callback]:
 def _checked_trainer(config: Config, run_dir: Path, callbacks: list, progress: bool) -> L.Trainer:
     """:func:`make_trainer`, with Lightning's refusal of an accelerator, device count, strategy or
     precision turned into one line naming the setting."""
+    if config.train.strategy.lower().startswith(UNSUPPORTED_STRATEGIES):
+        raise PhanetError.about("train.strategy", "{value} is not supported: the PAN initialisation runs its own "
+                                "optimiser over the PAN parameters, which fsdp and deepspeed shard (use ddp)",
+                                value=show(config.train.strategy))
     try:
         return make_trainer(config, run_dir, callbacks, progress=progress)
     except (ValueError, TypeError, ImportError, MisconfigurationException) as exc:
