@@ -14,7 +14,8 @@ import torch
 from conftest import tiny_overrides
 from phanet.checks import SHOWN
 from phanet.cli import main
-from phanet.config import MAX_SEED, Config, Interval
+from phanet.config import MAX_SEED, Config, Interval, load_config
+from phanet.errors import PhanetError
 
 
 def _numeric_fields(cls: type = Config, prefix: str = "") -> list[tuple[str, dataclasses.Field, type, bool]]:
@@ -159,6 +160,8 @@ def test_a_mistyped_preset_is_reported_before_pytorch_loads():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.stdout.split() == ["2", "False", "False"]
     assert "--config: demoo is neither a preset" in result.stderr and "Traceback" not in result.stderr
+    with pytest.raises(PhanetError, match=r"^config: demoo is neither a preset \(affectnet, bu3dfe, demo, "):
+        load_config("demoo")  # the library names its parameter, the command its flag
 
 
 def test_train_help_is_complete(capsys):

@@ -339,11 +339,12 @@ def read_yaml(source: str | Path) -> dict[str, Any]:
         try:
             text = path.read_bytes().decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise PhanetError(f"--config: {where} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at "
-                              f"position {exc.start}); save the YAML file as UTF-8") from None
+            raise PhanetError.about("config", "{where} is not UTF-8 text (byte {byte:#04x} at position {at}); "
+                                    "save the YAML file as UTF-8", where=where, byte=exc.object[exc.start],
+                                    at=exc.start) from None
         except OSError:
-            raise PhanetError(f"--config: {where} is neither a preset ({', '.join(preset_names())}) "
-                              "nor a readable YAML file") from None
+            raise PhanetError.about("config", "{where} is neither a preset ({presets}) nor a readable YAML file",
+                                    where=where, presets=", ".join(preset_names())) from None
     try:
         values = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:

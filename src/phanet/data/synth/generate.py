@@ -79,7 +79,7 @@ def prepare_folder(out: Path, settings: SynthSettings) -> None:
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as exc:
-        raise PhanetError(f"--out: cannot write to {out} ({exc.strerror or exc})") from None
+        raise PhanetError.about("out", "cannot write to {out} ({reason})", out=out, reason=exc.strerror or exc) from None
     record = settings.to_json()
     path = out / SETTINGS_FILE
     if path.exists():
@@ -91,10 +91,11 @@ def prepare_folder(out: Path, settings: SynthSettings) -> None:
         differs = [k for k, v in record.items() if k != "subjects" and old.get(k) != v]
         if differs:
             key = differs[0]
-            raise PhanetError(f"--out: {out} holds a synth dataset made with {key} {old.get(key)!r}, "
-                              f"not {record[key]!r}; choose another folder or delete it")
+            raise PhanetError.about("out", "{out} holds a synth dataset made with {key} {old!r}, not {new!r}; "
+                                    "choose another folder or delete it", out=out, key=key, old=old.get(key), new=record[key])
     elif any(p for p in out.iterdir() if not p.name.startswith(".")):
-        raise PhanetError(f"--out: {out} is not empty and holds no {SETTINGS_FILE}; choose an empty or new folder")
+        raise PhanetError.about("out", "{out} is not empty and holds no {file}; choose an empty or new folder",
+                                out=out, file=SETTINGS_FILE)
     write_json(path, record)
 
 
