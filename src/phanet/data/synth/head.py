@@ -510,7 +510,8 @@ def _mouth_interior(lay: Layout):
     mw = lay.mouth_width
     # Cavity: back half of an ellipsoid, wound to face forwards (into the mouth).
     cav_c = np.array([0.0, lay.mouth_y - 6.0, lay.teeth_z - 26.0])
-    cav_r = np.array([mw + 5.0, 24.0, 28.0])
+    # Wide enough to stay behind the lip corners when AU20 stretches them sideways.
+    cav_r = np.array([mw + 12.0, 24.0, 28.0])
     pol = np.linspace(0.0, np.pi * 0.5, 8)
     az = np.linspace(0.0, 2 * np.pi, 24, endpoint=False)
     P, A = np.meshgrid(pol, az, indexing="ij")
@@ -678,8 +679,10 @@ def build_head(ident: Identity, spacing: float = 2.0) -> HeadModel:
         color = np.where((polar <= pupil_angle)[:, None], [[0.02, 0.02, 0.02]],
                          np.where((polar <= iris_angle - 1e-6)[:, None],
                                   iris * (0.6 + 0.5 * (polar / iris_angle))[:, None],
-                                  [[0.78, 0.74, 0.7]] * (1.0 - 0.4 * sdf.smoothstep(0.6, 1.4, polar))[:, None]))
+                                  [[0.7, 0.66, 0.62]] * (1.0 - 0.4 * sdf.smoothstep(0.6, 1.4, polar))[:, None]))
         color[np.isclose(polar, rings[6]) | np.isclose(polar, rings[7])] = iris * 0.4
+        # The upper lid and its lashes shade the top of the eyeball in any light.
+        color *= (1.0 - 0.4 * sdf.smoothstep(-1.0, 6.0, ev[:, 1] - center[1]))[:, None]
         add(ev, et, part, color, 0.5, 60.0, np.zeros(len(ev)))
 
     # Ears attach to the side of the skull near the ear canal.
