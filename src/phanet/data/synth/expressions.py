@@ -48,7 +48,7 @@ ACTION_UNITS: dict[str, str] = {
 #: Expression recipes: code -> {AU: (peak, onset)}; an AU name prefixed with "R" acts on the right side only.
 EXPRESSIONS: dict[str, dict[str, tuple[float, float]]] = {
     "NE": {},
-    "HA": {"6": (1.0, 0.0), "12": (1.0, 0.0), "25": (0.9, 0.4), "26": (0.2, 0.6)},
+    "HA": {"6": (1.0, 0.0), "12": (1.0, 0.0), "25": (1.0, 0.4), "26": (0.35, 0.6)},
     "SA": {"1": (1.0, 0.0), "4": (0.7, 0.0), "15": (1.0, 0.0), "17": (0.8, 0.2), "41": (0.9, 0.2)},
     "SU": {"1": (1.0, 0.0), "2": (1.0, 0.0), "5": (0.9, 0.0), "25": (1.0, 0.15), "26": (0.85, 0.2)},
     "FE": {"1": (1.0, 0.0), "2": (0.45, 0.0), "4": (0.8, 0.0), "5": (1.0, 0.0), "20": (1.0, 0.0),
@@ -185,9 +185,11 @@ def build_action_fields(head: HeadModel) -> dict[tuple[str, int], ActionField]:
         w = _gauss(x, y, sg * ex, ey - 7.5, 11.0, 3.5)
         put("7", vec(dy=1.2 * w, dz=1.2 * w), 0.12 * w)
         # AU12: lip corners pulled up and back towards the cheekbone, the more the nearer the corner, so
-        # the mouth line curves up; the cheek above rises and bulges; the nasolabial fold deepens.
+        # the lower lip curves up; the upper lip is drawn up more evenly, baring the upper teeth when the
+        # lips part; the cheek above rises and bulges; the nasolabial fold deepens.
         lateral = np.where(sg * x > mw, np.exp(-(((sg * x - mw) / 12.0) ** 2)), 1.0)
-        curve = np.clip(sg * x / mw, 0.0, 1.0) ** 2 * lateral * np.exp(-(((y - my) / 12.0) ** 2))
+        reach = np.clip(sg * x / mw, 0.0, 1.0)
+        curve = np.where(lip > 0, 0.25 + 0.75 * reach ** 1.5, reach ** 2) * lateral * np.exp(-(((y - my) / 12.0) ** 2))
         cheek = _gauss(x, y, sg * (mw + 9.0), my + 19.0, 15.0, 12.0)
         ala = (sg * (lay.nose_width + 2.0), lay.nose_base_y + 4.0)
         fold = np.exp(-((_segment_distance(x, y, ala, (sg * (mw + 7.0), my - 8.0)) / 2.0) ** 2)) * (sg * x > 0)
@@ -223,7 +225,10 @@ def build_action_fields(head: HeadModel) -> dict[tuple[str, int], ActionField]:
     wrinkles = ridges * _gauss(x, y, 0.0, 3.0, 12.0, 8.0) * (z > CORNEA_Z - 6.0)
     brows = _gauss_split(x, y, 0.0, brow_mid, 22.0, 10.0, 15.0)
     upper_lip = _gauss(x, y, 0.0, my + 5.0, mw * 0.9, 8.0) * (lip >= 0)
-    put("9", vec(dy=2.5 * root - 3.0 * brows + 2.0 * upper_lip, dz=0.8 * root + 0.6 * wrinkles), 0.65 * wrinkles)
+    # Fine wrinkles blur away in small images; the bunched skin between the eyes still reads as shade.
+    bunch = sum(_gauss(x, y, s * 9.0, 2.0, 5.0, 7.0) for s in (-1.0, 1.0)) * (z > CORNEA_Z - 10.0)
+    put("9", vec(dy=2.5 * root - 3.0 * brows + 2.0 * upper_lip, dz=0.8 * root + 0.6 * wrinkles),
+        0.65 * wrinkles + 0.3 * bunch)
     # AU10: upper lip raised, its centre most, which bends it into an inverted U; everted.
     arch = 0.45 + 0.55 * np.exp(-((x / (0.55 * mw)) ** 2))
     raise_w = _gauss(x, y, 0.0, my + 5.0, mw * 1.05, 9.0) * (lip >= 0) * arch
@@ -340,9 +345,10 @@ def _open_eyes(head: HeadModel, v: np.ndarray, albedo: np.ndarray, act: Activati
         push = 7.0 * sdf.smoothstep(-0.25, 0.6, depth)
         idx = rig.vertices
         v[idx] += push[:, None] * rig.inward
-        lash = np.exp(-(((d_top + 0.6) / 1.0) ** 2)) * inside_u * (upper > 0.3)
-        lower_margin = np.exp(-(((d_bottom + 0.3) / 0.6) ** 2)) * inside_u
+        # Lashes and their shadow make a dark band along the upper margin, thinner along the lower one.
+        lash = np.exp(-(((d_top + 0.8) / 1.3) ** 2)) * inside_u * (upper > 0.3)
+        lower_margin = np.exp(-(((d_bottom + 0.4) / 0.8) ** 2)) * inside_u
         # The lid crease stays where the orbit's skin folds, whatever the lid margin does.
         crease_y = chord + (rig.upper + 3.5) * up_shape
         crease = np.exp(-(((rig.y - crease_y) / 1.0) ** 2)) * inside_u
-        albedo[idx] *= np.clip(1.0 - 0.85 * lash - 0.3 * lower_margin - 0.3 * crease, 0.1, 1.0)[:, None]
+        albedo[idx] *= np.clip(1.0 - 0.85 * lash - 0.4 * lower_margin - 0.3 * crease, 0.1, 1.0)[:, None]

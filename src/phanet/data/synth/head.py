@@ -532,10 +532,11 @@ def _mouth_interior(lay: Layout):
         depth = 1.0 if upper else 3.0
         arch_z = lay.teeth_z - depth - 14.0 * u**2
         if upper:
-            ys = lay.mouth_y + np.array([11.0, 3.0, 1.5, -1.5])
+            # Crowns about as tall as real incisors (the lips hide them until they part).
+            ys = lay.mouth_y + np.array([12.0, 7.0, 5.5, -1.5])
             color_rows = [(0.62, 0.3, 0.3), (0.62, 0.3, 0.3), (0.9, 0.86, 0.78), (0.86, 0.82, 0.74)]
         else:
-            ys = lay.mouth_y + np.array([-1.0, -3.0, -5.0, -13.0])
+            ys = lay.mouth_y + np.array([-1.0, -5.0, -6.5, -13.0])
             color_rows = [(0.86, 0.82, 0.74), (0.9, 0.86, 0.78), (0.62, 0.3, 0.3), (0.62, 0.3, 0.3)]
         verts = np.stack([np.tile(arch_x, len(ys)), np.repeat(ys, len(u)), np.tile(arch_z, len(ys))], -1)
         gi = np.arange(len(ys) * len(u)).reshape(len(ys), len(u))
@@ -832,7 +833,7 @@ def _skin_colors(ident: Identity, lay: Layout, v: np.ndarray, n: np.ndarray, rng
     skin = np.array(ident.skin)
     blotch = _Noise(rng, 40.0, mirror=mirror)(v)
     fine = _Noise(rng, 9.0, waves=10, mirror=mirror)(v)
-    albedo = skin[None, :] * (1.0 + 0.035 * blotch[:, None] + 0.01 * fine[:, None])
+    albedo = skin[None, :] * (1.0 + 0.045 * blotch[:, None] + 0.025 * fine[:, None])
     spec = np.full(len(v), 0.05)
     front = sdf.smoothstep(-10.0, 30.0, z)
 
@@ -939,7 +940,7 @@ def _hair(ident: Identity, lay: Layout, v: np.ndarray, albedo: np.ndarray, rng: 
         "curly": [hairline, hairline - 5, 24, -5, 5, 0, -55, -68],
         "bald": [90, 80, 65, 15, 12, 14, -40, -55],
     }[style]
-    volume = {"buzz": 2.0, "short": 5.0, "medium": 9.0, "bangs": 9.0, "long": 9.0, "curly": 18.0, "bald": 1.0}[style]
+    volume = {"buzz": 2.0, "short": 7.0, "medium": 12.0, "bangs": 12.0, "long": 12.0, "curly": 20.0, "bald": 1.0}[style]
     line = np.interp(az, knots, heights)
     # Softer edges where the grid is coarse (sides and back) keep the hairline from looking stepped.
     edge = (1.5 if style in ("buzz", "bald") else 2.5) * (1.0 + 1.5 * sdf.smoothstep(50.0, 130.0, az))
@@ -949,7 +950,7 @@ def _hair(ident: Identity, lay: Layout, v: np.ndarray, albedo: np.ndarray, rng: 
     noise = _Noise(rng, 6.0, waves=12, mirror=ident.mirror_texture)(v * np.array([1.0, 0.25, 1.0]))
     coarse = _Noise(rng, 25.0, mirror=ident.mirror_texture)(v)
     hair_rgb = np.array(ident.hair_color)
-    shade = 1.0 + 0.18 * noise + 0.08 * coarse
+    shade = 1.0 + 0.25 * noise + 0.1 * coarse
     cover = {"buzz": 0.7, "bald": 0.55}.get(style, 1.0)
     alpha = mask * cover
     albedo = albedo * (1 - alpha[:, None]) + (hair_rgb[None, :] * shade[:, None]) * alpha[:, None]
@@ -957,8 +958,8 @@ def _hair(ident: Identity, lay: Layout, v: np.ndarray, albedo: np.ndarray, rng: 
     thickness = volume * ident.hair_volume * sdf.smoothstep(line - 2.0 * edge, line + 3.0 * edge, y) * keep
     # Thinner over the temples and the sides, thicker on top; curls are lumpy.
     thickness *= 0.55 + 0.45 * sdf.smoothstep(0.0, 60.0, y)
-    if style == "curly":
-        thickness *= 1.0 + 0.25 * noise
+    # Locks and curls make the surface lumpy instead of a smooth cap.
+    thickness *= 1.0 + (0.25 if style == "curly" else 0.12) * noise + 0.1 * coarse
     if style == "bangs":
         fringe = sdf.smoothstep(50.0, 20.0, az) * sdf.smoothstep(lay.brow_y[0] + 40.0, lay.brow_y[0] + 8.0, y)
         thickness = np.maximum(thickness, 4.0 * mask * fringe)
