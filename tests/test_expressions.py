@@ -118,5 +118,7 @@ def test_landmarks_and_lids_move_as_facs_describes():
     # AU41 droops the upper lid in sadness.
     assert lids("HA")[1] < lower0 - 2.0
     assert lids("AN")[0] > upper0 and lids("AN")[1] < lower0 - 2.0
-    assert lids("SU")[0] > upper0 + 3.0 and lids("FE")[0] > upper0 + 3.0
+    assert lids("SU")[0] > upper0 + 3.0 and lids("FE")[0] > upper0 + 2.0
+    # Fear tenses the lower lid (AU7), surprise leaves it relaxed.
+    assert lids("FE")[1] < lids("SU")[1] - 1.0
     assert lids("SA")[0] < upper0 - 1.0
