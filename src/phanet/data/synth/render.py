@@ -31,7 +31,7 @@ from phanet.data.synth.presets import MAX_PITCH, MAX_YAW
 from phanet.data.synth.raster import rasterize
 from phanet.errors import PhanetError
 
-#: Distance from the camera to the head's origin (mm).
+#: Distance from the camera to the head's origin (mm) in :meth:`Scene.plain`; :func:`sample_scene` draws 0.5 to 2 m.
 CAMERA_DISTANCE = 1000.0
 #: Face-landmark box size over crop size, before jitter.
 FACE_FILL = 0.75
