@@ -19,7 +19,7 @@ ACCEL=$([ "$DEVICE" = cuda ] && echo gpu || echo cpu)
 if [ -n "${QUICK:-}" ]; then
   SMALL=(--small); STEPS=(--steps 4 --warmup 2); SUBJECTS=(); EPOCHS=2; WORKERS=0
   DEMO=("data.options={preset: bu3dfe, subjects: 6, size: 32}" data.split.val=1 data.split.test=2
-        model.image_size=32 model.source_size=null model.backbone.depth=10 model.backbone.growth_rate=6)
+        model.image_size=32 model.input_size=null model.backbone.depth=10 model.backbone.growth_rate=6)
 else
   SMALL=(); STEPS=(--steps 40 --warmup 10); SUBJECTS=(--subjects 30 data.split.val=2 data.split.test=2)
   EPOCHS=30; WORKERS=8; DEMO=()

@@ -31,7 +31,7 @@ def _batch(module, count: int) -> dict[str, torch.Tensor]:
     data = module.config.data
     faces = load_dataset(data.dataset, data.root, **data.options)
     rows = torch.randperm(len(faces), generator=torch.Generator().manual_seed(0))[:count].tolist()
-    size = module.config.model.source_size or module.config.model.image_size
+    size = module.config.model.input_size or module.config.model.image_size
     dataset = FaceDataset(faces, size, rows=rows)
     return module.prepare_batch(dataset.__getitems__(list(range(len(rows)))), train=False)
 

@@ -25,21 +25,21 @@ import onnxruntime
 import torch
 
 from phanet.config import load_config
-from phanet.export import ModelInfo, onnx_bytes, ort_session
+from phanet.export import onnx_bytes, ort_session
 from phanet.models.phanet import PhaNet
-from phanet.predict import OnnxBackend, TorchBackend
+from phanet.predict import ModelInfo, OnnxBackend, TorchBackend
 
 
 def build(size: int) -> PhaNet:
     """The paper preset's network at 224 px; at any other size the demo preset's, which takes input
-    at ``source_size`` (twice its image size: S2 and S3 cut from the full-resolution face)."""
+    at ``input_size`` (twice its image size: S2 and S3 cut from the full-resolution face)."""
     if size == 224:
         model_config = load_config("paper").model
     else:
         model_config = load_config("demo").model
-        ratio = (model_config.source_size or model_config.image_size) // model_config.image_size
+        ratio = (model_config.input_size or model_config.image_size) // model_config.image_size
         model_config = dataclasses.replace(model_config, image_size=size,
-                                           source_size=size * ratio if ratio > 1 else None)
+                                           input_size=size * ratio if ratio > 1 else None)
     torch.manual_seed(0)
     return PhaNet.from_config(model_config, 7, 9).eval()
 

@@ -47,7 +47,7 @@ from phanet.training.run import make_trainer
 #: Overrides of ``--small``: a tiny network on 32 px renders (the CI check that the script works).
 SMALL = [
     "data.options={preset: bu3dfe, subjects: 4, size: 32}", "data.split.val=1", "data.split.test=1",
-    "model.image_size=32", "model.source_size=null", "model.backbone.depth=10", "model.backbone.growth_rate=6",
+    "model.image_size=32", "model.input_size=null", "model.backbone.depth=10", "model.backbone.growth_rate=6",
     "model.backbone.stem_pool=false", "model.attention.grid=2", "model.attention.hidden=16",
     "model.sal_hidden=8", "model.head_hidden=32",
 ]

@@ -27,7 +27,7 @@ def tiny_manifest(tmp_path_factory) -> Path:
 #: Overrides that make any preset train in seconds on the tiny dataset.
 TINY = [
     "model.image_size=32",
-    "model.source_size=null",
+    "model.input_size=null",
     "model.backbone.depth=10",
     "model.backbone.growth_rate=6",
     "model.backbone.stem_pool=false",

@@ -30,7 +30,7 @@ def reasons(faces) -> dict[str, str]:
 
 def test_all_five_datasets_and_generic_are_registered():
     assert {"bu3dfe", "multipie", "kdef", "affectnet", "sfew", "generic"} <= set(available_datasets())
-    assert dataset_options("kdef") == {"sessions": None, "angles": None}
+    assert dataset_options("kdef") == {"sessions": None, "poses": None}
 
 
 # --- KDEF -------------------------------------------------------------------------------------
@@ -93,15 +93,15 @@ def test_kdef_misnamed_and_corrupt_files_are_skipped_and_counted(tmp_path):
 
 def test_kdef_sessions_and_angle_map_options(tmp_path):
     make_kdef_tree(tmp_path, subjects=("F01", "M01"), expressions=("NE",), size=16)
-    faces = load_dataset("kdef", str(tmp_path), sessions=["B"], angles={"HL": -45, "S": 0, "HR": 45})
+    faces = load_dataset("kdef", str(tmp_path), sessions=["B"], poses={"HL": -45, "S": 0, "HR": 45})
     assert faces.poses == ["-45", "0", "45"]
     assert len(faces) == 2 * 3
     assert all("/B" in "/" + s.path for s in faces.samples)
     assert all(is_excluded(r) for _, r in faces.skipped) and len(faces.skipped) == 10 + 4
     with pytest.raises(PhanetError, match=r"data.options.sessions: expected a list of A and/or B"):
         load_dataset("kdef", str(tmp_path), sessions=["C"])
-    with pytest.raises(PhanetError, match=r"data.options.angles: expected numeric pan angles"):
-        load_dataset("kdef", str(tmp_path), angles={"S": "front"})
+    with pytest.raises(PhanetError, match=r"data.options.poses: expected numeric pan angles"):
+        load_dataset("kdef", str(tmp_path), poses={"S": "front"})
 
 
 def test_kdef_empty_or_wrong_root_is_one_line_error(tmp_path):
@@ -139,10 +139,10 @@ def test_bu3dfe_awkward_names_and_options(tmp_path):
     assert r["F0001/F0001_XX01_+45.png"] == "unknown BU-3DFE expression code 'XX'"
     assert r["F0001/F0001_NE02_+45.png"] == "intensity 02 does not fit NE (NE is 00, others 01-04)"
     assert r["F0001/F0001_HA01.png"].startswith("name does not match the BU-3DFE pattern")
-    assert r["F0001/F0001_HA01_+15.png"] == "excluded: pan 15 not among data.options.pans"
+    assert r["F0001/F0001_HA01_+15.png"] == "excluded: pan 15 not among data.options.poses"
     ethnic = next(s for s in faces.samples if "HA03WH" in s.path)
     assert (ethnic.intensity, faces.poses[ethnic.pose]) == (3, "45")
-    found = load_dataset("bu3dfe", str(tmp_path), pans=None, intensities=[2])
+    found = load_dataset("bu3dfe", str(tmp_path), poses=None, intensities=[2])
     assert found.poses == ["-45", "0", "15", "45"]
     assert sorted({s.intensity for s in found.samples}) == [0, 2]
 
@@ -151,7 +151,7 @@ def test_bu3dfe_folder_pattern(tmp_path):
     for pan in (-30, 0, 30):
         write_image(tmp_path / f"{pan}" / "M0002_SU03.png")
     pattern = r"(?P<pan>[+-]?\d+)/(?P<subject>[FM]\d{4})_(?P<expression>[A-Z]{2})(?P<intensity>\d{2})\.png$"
-    faces = load_dataset("bu3dfe", str(tmp_path), pattern=pattern, pans=[-30, 0, 30])
+    faces = load_dataset("bu3dfe", str(tmp_path), pattern=pattern, poses=[-30, 0, 30])
     assert sorted((faces.poses[s.pose], s.subject, s.intensity) for s in faces.samples) == [
         ("-30", "M0002", 3), ("0", "M0002", 3), ("30", "M0002", 3)]
     with pytest.raises(PhanetError, match=r"data.options.pattern: missing the named group 'pan'"):
@@ -180,7 +180,7 @@ def test_multipie_tree_file_by_file(tmp_path):
     assert faces.expressions[by_name["250_04_03_130_07.png"].expression] == "SC"
     assert faces.poses[by_name["250_03_03_041_07.png"].pose] == "30"
     r = reasons(faces)
-    assert r["session01/multiview/001/01/11_0/001_01_01_110_07.png"] == "excluded: camera 11_0 not in the camera map"
+    assert r["session01/multiview/001/01/11_0/001_01_01_110_07.png"] == "excluded: camera 11_0 not in data.options.poses"
     assert r["session01/multiview/001/01/05_1/001_01_01_051_00.png"] == "excluded: illumination 00 not selected"
     assert len(faces.skipped) == 2 * 11 * (4 * 2) - len(expected)
 
@@ -188,16 +188,16 @@ def test_multipie_tree_file_by_file(tmp_path):
 def test_multipie_options_and_bad_recording(tmp_path):
     make_multipie_tree(tmp_path, subjects=("001",), cameras=("05_1", "11_0", "24_0"), illuminations=("07", "12"), size=16)
     write_image(tmp_path / "session01" / "multiview" / "001" / "03" / "05_1" / "001_01_03_051_07.png")
-    faces = load_dataset("multipie", str(tmp_path), cameras="all", illuminations=None)
+    faces = load_dataset("multipie", str(tmp_path), poses="all", illuminations=None)
     assert faces.poses == [str(a) for a in range(-90, 91, 15)]
     assert len(faces) == 11 * 3 * 2
     assert reasons(faces) == {"session01/multiview/001/03/05_1/001_01_03_051_07.png": "session 01 has no recording 03"}
-    custom = load_dataset("multipie", str(tmp_path), cameras={"11_0": -90, "24_0": 90}, illuminations=["12"])
+    custom = load_dataset("multipie", str(tmp_path), poses={"11_0": -90, "24_0": 90}, illuminations=["12"])
     assert custom.poses == ["-90", "90"] and len(custom) == 11 * 2
-    with pytest.raises(PhanetError, match=r"data.options.cameras: expected 'paper', 'all' or a mapping"):
-        load_dataset("multipie", str(tmp_path), cameras="some")
-    with pytest.raises(PhanetError, match=r"data.options.cameras: camera '051' is not written like 05_1"):
-        load_dataset("multipie", str(tmp_path), cameras={"051": 0})
+    with pytest.raises(PhanetError, match=r"data.options.poses: expected 'paper', 'all' or a mapping"):
+        load_dataset("multipie", str(tmp_path), poses="some")
+    with pytest.raises(PhanetError, match=r"data.options.poses: camera '051' is not written like 05_1"):
+        load_dataset("multipie", str(tmp_path), poses={"051": 0})
 
 
 # --- SFEW -------------------------------------------------------------------------------------

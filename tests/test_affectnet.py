@@ -170,7 +170,7 @@ def test_openface_folder_of_per_image_csvs(tmp_path):
     assert math.isnan(labelled.samples[6].yaw)
     assert labelled.counts()["pose"] == {"-40": 0, "-15": 1, "0": 1, "15": 2, "40": 1, "(none)": 3}
     # yaw sign flipped (14, -20, 3, 12, 33 -> -14, 20, -3, -12, -33) and three bins
-    flipped = load_dataset("affectnet", str(tmp_path), openface_csv=str(openface), yaw_sign=-1, pose_bins=[-30, 0, 30])
+    flipped = load_dataset("affectnet", str(tmp_path), openface_csv=str(openface), yaw_sign=-1, poses=[-30, 0, 30])
     assert [flipped.poses[s.pose] if s.pose != MISSING else None for s in flipped.samples][:5] == ["0", "30", "0", "0", "-30"]
 
 

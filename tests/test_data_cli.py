@@ -66,7 +66,7 @@ def test_inspect_sfew_and_list(tmp_path, capsys):
     assert "sfew at" in capsys.readouterr().out
     assert main(["data", "list"]) == 0
     out = capsys.readouterr().out
-    assert "kdef: KDEF" in out and "    partition = 'training'" in out and "    cameras = 'paper'" in out
+    assert "kdef: KDEF" in out and "    partition = 'training'" in out and "    poses = 'paper'" in out
 
 
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):

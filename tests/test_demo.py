@@ -13,7 +13,7 @@ from phanet.cli import main
 MINI = [
     "data.options={preset: bu3dfe, subjects: 6, size: 32}",
     "data.split.val=1", "data.split.test=2",
-    "model.image_size=32", "model.source_size=32", "model.backbone.depth=10", "model.backbone.growth_rate=6",
+    "model.image_size=32", "model.input_size=32", "model.backbone.depth=10", "model.backbone.growth_rate=6",
     "model.backbone.stem_pool=false", "model.attention.grid=2", "model.attention.hidden=16",
     "model.sal_hidden=8", "model.head_hidden=32", "train.epochs=2", "train.batch_size=32",
     "train.pan_init.warmup_epochs=1", "train.pan_init.steps=2",

@@ -126,11 +126,11 @@ def test_long_user_values_are_shortened_in_messages(train_args, capsys):
 
 
 @pytest.mark.parametrize("flags, message", [
-    (["--precision", "7-bit"], "train.precision (--precision) '7-bit': Precision '7-bit' is invalid"),
-    (["--devices", "0"], "train.devices (--devices) '0'"),
-    (["--strategy", "bogus"], "train.strategy (--strategy) 'bogus': You selected an invalid strategy name"),
-    (["--accelerator", "bogus"], "train.accelerator (--accelerator) 'bogus': You selected an invalid accelerator"),
-    pytest.param(["--accelerator", "gpu"], "train.accelerator (--accelerator) 'gpu'",
+    (["--precision", "7-bit"], "train.precision (--precision): '7-bit' cannot be used (Precision '7-bit' is invalid"),
+    (["--devices", "0"], "train.devices (--devices): '0' cannot be used"),
+    (["--strategy", "bogus"], "train.strategy (--strategy): 'bogus' cannot be used (You selected an invalid strategy name"),
+    (["--accelerator", "bogus"], "train.accelerator (--accelerator): 'bogus' cannot be used (You selected an invalid"),
+    pytest.param(["--accelerator", "gpu"], "train.accelerator (--accelerator): 'gpu' cannot be used",
                  marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")),
 ])
 def test_device_settings_lightning_refuses_name_the_option_before_the_run_folder(flags, message, train_args, capsys):

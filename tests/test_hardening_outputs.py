@@ -28,8 +28,8 @@ from phanet.data.generic import faces_from_table
 from phanet.data.registry import load_dataset
 from phanet.errors import PhanetError
 from phanet.evaluation import evaluate
-from phanet.export import ModelInfo, max_difference
-from phanet.predict import OnnxBackend, Predictor
+from phanet.export import max_difference
+from phanet.predict import ModelInfo, OnnxBackend, Predictor
 from phanet.training.run import load_module
 from predict_helpers import isolated_threads, untrained_checkpoint  # noqa: F401
 

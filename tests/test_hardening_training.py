@@ -20,7 +20,8 @@ from conftest import tiny_overrides
 from phanet.cli import main
 from phanet.config import load_config
 from phanet.errors import PhanetError
-from phanet.training.run import LOCK_FILE, RunLock, load_module, train
+from phanet.training.run import load_module, train
+from phanet.training.run_folder import LOCK_FILE, RunLock
 
 
 def _error(capsys, argv: list[str]) -> str:
@@ -127,11 +128,49 @@ def test_resume_keeps_the_multistep_schedule_position(tiny_manifest, tmp_path):
     assert group["momentum"] == 0.5 and group["initial_lr"] == pytest.approx(0.04)
 
 
+def _best_state(payload: dict) -> dict:
+    return next(v for k, v in payload["callbacks"].items() if k.startswith("ModelCheckpoint{'monitor': 'val/"))
+
+
+def test_a_moved_run_keeps_its_best_score_on_resume(one_epoch, run_copy):
+    # The run's best so far is a perfect validation accuracy, which no later epoch can beat: resumed in
+    # the copy (another path than the one it was trained in), best.ckpt must stay the epoch-0 model.
+    last = run_copy / "checkpoints" / "last.ckpt"
+    payload = torch.load(last, weights_only=True)
+    state = _best_state(payload)
+    assert state["dirpath"] == str((one_epoch / "checkpoints").resolve())
+    perfect = torch.tensor(1.0)
+    state.update(best_model_score=perfect, kth_value=perfect, best_k_models={state["best_model_path"]: perfect})
+    torch.save(payload, last)
+    best = (run_copy / "checkpoints" / "best.ckpt").read_bytes()
+    original = _contents(one_epoch)
+    config = load_config(run_copy / "config.yaml", [f"out={run_copy}", "train.epochs=2"])
+    result = train(config, resume=True, progress=False)
+    assert pd.read_csv(run_copy / "metrics.csv")["epoch"].tolist() == [0, 1]
+    assert result.best_score == 1.0 and result.finished is None
+    assert (run_copy / "checkpoints" / "best.ckpt").read_bytes() == best
+    state = _best_state(torch.load(last, weights_only=True))
+    assert state["dirpath"] == str((run_copy / "checkpoints").resolve()) and float(state["best_model_score"]) == 1.0
+    assert state["best_model_path"] == str((run_copy / "checkpoints" / "best.ckpt").resolve())
+    assert _contents(one_epoch) == original  # the folder it was copied from is not touched
+
+
+def test_resuming_a_run_that_trained_every_epoch_says_so(run_copy, capsys):
+    before = _contents(run_copy)
+    assert main(["train", "--out", str(run_copy), "--resume", "optim.lr=0.5", "--no-progress"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == (f"{run_copy} had already trained every epoch of train.epochs (1); nothing was trained. "
+                      "To train on, resume with train.epochs above 1")
+    assert out[1] == f"run folder: {run_copy}"
+    assert _contents(run_copy) == before  # config.yaml keeps the settings the run was trained with
+
+
 @pytest.mark.parametrize("overrides, message", [
-    (["optim.name=sgd"], "--resume: optim.name ('adam' in the run, 'sgd' now) cannot change when resuming"),
-    (["optim.scheduler=multistep"], "--resume: optim.scheduler ('plateau' in the run, 'multistep' now) cannot change"),
-    (["optim.part_lr={PAN_S2: 0.5}"], "--resume: the parts named in optim.part_lr (SAL in the run) cannot change"),
-    (["model.backbone.growth_rate=8"], "model.backbone.growth_rate (6 in the run, 8 now) differs"),
+    (["optim.name=sgd"], "--resume: optim.name ('adam' in the run, 'sgd' now) differs from the run"),
+    (["optim.scheduler=multistep"], "--resume: optim.scheduler ('plateau' in the run, 'multistep' now) differs"),
+    (["optim.part_lr={PAN_S2: 0.5}"], "--resume: the set of parts in optim.part_lr (SAL in the run, PAN_S2, SAL now) differs"),
+    (["model.backbone.growth_rate=8"], "--resume: model.backbone.growth_rate (6 in the run, 8 now) differs"),
+    (["train.schedule=alternating"], "--resume: train.schedule ('joint' in the run, 'alternating' now) differs"),
 ])
 def test_a_refused_resume_leaves_the_run_unchanged(overrides, message, run_copy, capsys):
     before = _contents(run_copy)

@@ -285,7 +285,7 @@ def _tiny_phanet() -> PhaNet:
     from phanet.config import AttentionConfig, BackboneConfig
 
     torch.manual_seed(0)
-    return PhaNet(4, 3, 32, source_size=64, backbone=BackboneConfig(depth=10, growth_rate=6, stem_pool=False),
+    return PhaNet(4, 3, 32, input_size=64, backbone=BackboneConfig(depth=10, growth_rate=6, stem_pool=False),
                   attention=AttentionConfig(hidden=16, grid=2), sal_hidden=8, head_hidden=32)
 
 

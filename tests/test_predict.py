@@ -13,13 +13,17 @@ import pytest
 from PIL import Image
 
 from phanet.cli import main
-from phanet.data.faces import crop_face
+from phanet.data.faces import crop_face, crop_square
 from phanet.data.io import read_image
 from phanet.data.registry import load_dataset
 from phanet.data.torch_data import FaceDataset
 from phanet.data.transforms import preprocess, to_network_input
 from phanet.errors import PhanetError
-from phanet.predict import Predictor, array_to_rgb, columns, crop_square, draw_predictions
+from phanet.evaluation import evaluate
+from phanet.predict import ModelInfo, Predictor, array_to_rgb, columns, draw_predictions
+from phanet.results import PIXEL_SQUARE_COLUMNS, face_rows, pixel_squares, prediction_columns
+from phanet.training.run import load_module
+from phanet.training.run_folder import read_predictions
 from predict_helpers import astronaut, astronaut_path, isolated_threads, tiny_checkpoint  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("isolated_threads")
@@ -80,6 +84,88 @@ def test_predict_on_a_folder_reproduces_evaluate(checkpoint, tiny_manifest, tmp_
     accuracy = (merged["expression_predict"] == merged["true_expression"]).mean()
     assert accuracy == pytest.approx(summary["expression_accuracy"], abs=1e-12)
     assert "192 images or frames, 192 faces" in capsys.readouterr().out
+
+
+def test_evaluate_and_predict_without_detection_give_the_same_rows(checkpoint, tiny_manifest, tmp_path):
+    manifest = pd.read_csv(tiny_manifest)
+    subset = manifest.iloc[::5].copy()  # 39 images, every class, in manifest order
+    subset["path"] = [str(tiny_manifest.parent / p) for p in subset["path"]]
+    subset.to_csv(tmp_path / "subset.csv", index=False)
+    assert main(["evaluate", "--checkpoint", str(checkpoint), "--data", str(tmp_path / "subset.csv"), "--split", "all",
+                 "--out", str(tmp_path / "eval"), "--batch-size", "16", "--no-progress"]) == 0
+    assert _predict_cli(*subset["path"], "--checkpoint", checkpoint, "--no-detect", "--batch-size", "16",
+                        "--out", tmp_path / "predicted.csv") == 0
+    evaluated = read_predictions(tmp_path / "eval" / "predictions.csv")
+    predicted = pd.read_csv(tmp_path / "predicted.csv", dtype={"expression": str, "pose": str})
+    shared = prediction_columns(*CLASSES)
+    assert list(evaluated.columns) == ["index", "path", "subject", "true_expression", "true_pose", *shared]
+    assert list(predicted.columns) == columns(*CLASSES) and columns(*CLASSES)[-len(shared):] == shared
+    assert evaluated["path"].tolist() == predicted["file"].tolist() == subset["path"].tolist()
+    assert evaluated["expression"].tolist() == predicted["expression"].tolist()
+    assert evaluated["pose"].tolist() == predicted["pose"].tolist()
+    # The same batches through the same step: equal to the last bit of the float32 outputs.
+    numbers = [c for c in shared if c not in ("expression", "pose") and c not in PIXEL_SQUARE_COLUMNS]
+    np.testing.assert_array_equal(evaluated[numbers].to_numpy(np.float32), predicted[numbers].to_numpy(np.float32))
+    assert np.ptp(predicted["prob_HA"]) > 1e-3  # the rows are not all alike
+    assert ((predicted["s3_l"] > 0) & (predicted["s3_l"] < predicted["s2_l"]) & (predicted["s2_l"] < 0.5)).all()
+    # Evaluation reads its images at the network's size, so only prediction knows the squares in pixels:
+    # here the whole 32 x 32 image is the input.
+    assert evaluated[list(PIXEL_SQUARE_COLUMNS)].isna().all(axis=None)
+    for scale in ("s2", "s3"):
+        x, y, half = (predicted[f"{scale}_{k}"].to_numpy() for k in ("x", "y", "l"))
+        corners = predicted[[f"{scale}_{k}" for k in ("x0", "y0", "x1", "y1")]].to_numpy()
+        np.testing.assert_allclose(corners, 32 * np.stack([x - half, y - half, x + half, y + half], 1), rtol=1e-6)
+
+
+def test_the_shared_step_computes_probabilities_and_pixel_squares_and_blanks_non_finite_faces():
+    info = ModelInfo(["AN", "HA"], ["-30", "0", "30"], 8, "phanet")
+
+    def backend(images: np.ndarray) -> dict[str, np.ndarray]:
+        assert images.shape == (2, 3, 8, 8)
+        return {"expression_logits": np.array([[0.0, math.log(3.0)], [0.0, -np.inf]], np.float32),
+                "pose_logits": np.log(np.array([[1, 2, 1], [1, 1, 1]], np.float32)),
+                "boxes": np.array([[[0.5, 0.5, 0.25], [0.5, 0.25, 0.125]], [[0.5, 0.5, 0.5]] * 2], np.float32),
+                "scale_weights": np.array([[0.5, 0.25, 1.0]] * 2, np.float32),
+                "task_weights": np.array([[0.75, 0.25]] * 2, np.float32)}
+
+    rows = face_rows(backend, np.zeros((2, 3, 8, 8), np.float32), info, [(10, 20, 100, 50), (0, 0, 8, 8)])
+    assert list(rows.columns) == prediction_columns(info.expressions, info.poses)
+    first = rows.iloc[0]
+    assert first["expression"] == "HA" and first["pose"] == "0"
+    np.testing.assert_allclose(first[["prob_AN", "prob_HA", "expression_prob"]].tolist(), [0.25, 0.75, 0.75], atol=1e-6)
+    np.testing.assert_allclose(first[["pose_prob_-30", "pose_prob_0", "pose_prob_30"]].tolist(), [0.25, 0.5, 0.25],
+                               atol=1e-6)
+    # S2 = centre (0.5, 0.5), half side 0.25 of a 100 x 50 region at (10, 20); S3 = (0.5, 0.25), half side 0.125.
+    assert first[list(PIXEL_SQUARE_COLUMNS)].tolist() == [35, 32.5, 85, 57.5, 47.5, 26.25, 72.5, 38.75]
+    assert first[["s3_x", "s3_y", "s3_l", "c2", "lambda_p"]].tolist() == [0.5, 0.25, 0.125, 0.25, 0.25]
+    # An infinite logit leaves finite probabilities, but its arg-max is no prediction: the row stays blank.
+    assert rows.iloc[1].isna().all()
+    assert face_rows(backend, np.zeros((2, 3, 8, 8), np.float32), info)[list(PIXEL_SQUARE_COLUMNS)].isna().all(axis=None)
+    np.testing.assert_array_equal(pixel_squares(np.array([[[0.5, 0.5, 0.5], [0.25, 0.75, 0.25]]]),
+                                                np.array([[0, 0, 40, 20]])), [[0, 0, 40, 20, 0, 10, 20, 20]])
+
+
+def test_library_errors_name_the_parameter_and_commands_their_flag(checkpoint, predictor, tiny_manifest, tmp_path,
+                                                                   capsys):
+    backend, info = predictor.backend, predictor.info
+    for kwargs, message in (({"batch_size": 0}, "batch_size: expected 1 or more, got 0"),
+                            ({"min_face": 0}, "min_face: expected 1 or more pixels, got 0"),
+                            ({"margin": -0.1}, "margin: expected a fraction of the face's size from 0 to 2, got -0.1")):
+        with pytest.raises(PhanetError) as raised:
+            Predictor(backend, info, **kwargs)
+        assert str(raised.value) == message
+    with pytest.raises(PhanetError, match=r"^every_nth_frame: expected 1 or more, got 0$"):
+        predictor.predict(astronaut_path(), every_nth_frame=0)
+    with pytest.raises(PhanetError, match=r"^backend: expected torch or onnx, got 'tf'$"):
+        Predictor.from_checkpoint(checkpoint, backend="tf")
+    with pytest.raises(PhanetError, match=r"^path: .*absent.onnx not found$"):
+        Predictor.load(tmp_path / "absent.onnx")
+    with pytest.raises(PhanetError, match=r"^batch_size: expected 1 or more, got 0$"):
+        evaluate(load_module(checkpoint), load_dataset("manifest", str(tiny_manifest)), batch_size=0)
+    assert _predict_cli(astronaut_path(), "--checkpoint", checkpoint, "--min-face", "0") == 2
+    assert capsys.readouterr().err.strip() == "phanet predict: error: --min-face: expected 1 or more pixels, got 0"
+    assert _predict_cli(astronaut_path(), "--checkpoint", tmp_path / "absent.onnx") == 2
+    assert capsys.readouterr().err.strip() == f"phanet predict: error: --checkpoint: {tmp_path / 'absent.onnx'} not found"
 
 
 def test_predict_feeds_the_network_exactly_what_evaluation_feeds_it(checkpoint, tiny_manifest):

@@ -19,8 +19,9 @@ from phanet.data.registry import load_dataset
 from phanet.data.torch_data import FaceDataset
 from phanet.data.transforms import to_network_input
 from phanet.errors import PhanetError
-from phanet.export import OUTPUT_NAMES, ModelInfo, _StaticAdaptivePool, module_info, onnx_bytes, ort_session, read_metadata
+from phanet.export import _StaticAdaptivePool, onnx_bytes, ort_session, read_metadata
 from phanet.predict import Predictor
+from phanet.predict.backends import OUTPUT_NAMES, ModelInfo, module_info
 from phanet.training.module import PhaNetModule
 from phanet.training.run import load_module
 from predict_helpers import astronaut_path, isolated_threads, tiny_checkpoint  # noqa: F401

@@ -8,6 +8,7 @@ from collections import Counter
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from phanet.cli import main
 from phanet.data.io import read_image
@@ -105,16 +106,23 @@ def test_training_splits_work_on_both_sources(written):
 
 
 def test_torch_dataset_items():
+    from torch.utils.data import DataLoader
+
     from phanet.data.synth import SynthDataset
+    from phanet.data.torch_data import FaceDataset, collate
+    from phanet.data.transforms import to_network_input
 
     data = SynthDataset(preset="multipie", subjects=1, size=SIZE)
-    assert len(data) == 6 * 5
-    image, expression, pose = data[7]
+    assert isinstance(data, FaceDataset) and len(data) == 6 * 5
+    item = data[7]
     sample = data.faces.samples[7]
-    assert image.shape == (3, SIZE, SIZE) and 0.0 <= float(image.min()) and float(image.max()) <= 1.0
-    assert (expression, pose) == (sample.expression, sample.pose)
-    expected = data.faces.load_image(7).transpose(2, 0, 1) / 255.0
-    assert np.allclose(image.numpy(), expected, atol=1e-6)
+    assert item["pixels"].shape == (SIZE, SIZE, 3) and item["pixels"].dtype == torch.uint8
+    assert (int(item["expression"]), int(item["pose"]), int(item["index"])) == (sample.expression, sample.pose, 7)
+    assert np.array_equal(item["pixels"].numpy(), data.faces.load_image(7))
+    batch = next(iter(DataLoader(data, batch_size=4, collate_fn=collate)))
+    assert batch["pixels"].shape == (4, SIZE, SIZE, 3) and batch["index"].tolist() == [0, 1, 2, 3]
+    images = to_network_input(batch["pixels"])
+    assert images.shape == (4, 3, SIZE, SIZE) and -1.0 <= float(images.min()) < 0 < float(images.max()) <= 1.0
 
 
 @pytest.mark.parametrize("name, images, per_pose, neutral", [
@@ -148,7 +156,7 @@ def test_bu3dfe_classes_and_intensities():
 
 
 def test_continuous_pose_is_exact_and_binned():
-    faces = load_synth(None, preset="continuous", subjects=4, bins=[-90, -45, 0, 45, 90])
+    faces = load_synth(None, preset="continuous", subjects=4, poses=[-90, -45, 0, 45, 90])
     yaws = np.array([s.yaw for s in faces.samples])
     pitches = np.array([s.pitch for s in faces.samples])
     assert yaws.min() >= -90 and yaws.max() <= 90 and np.ptp(yaws) > 150
@@ -157,7 +165,7 @@ def test_continuous_pose_is_exact_and_binned():
     nearest = np.abs(yaws[:, None] - bins[None, :]).argmin(1)
     assert np.array_equal(nearest, [s.pose for s in faces.samples])
     assert faces.poses == ["-90", "-45", "0", "45", "90"]
-    again = load_synth(None, preset="continuous", subjects=4, bins=[-90, -45, 0, 45, 90])
+    again = load_synth(None, preset="continuous", subjects=4, poses=[-90, -45, 0, 45, 90])
     assert again.samples == faces.samples
 
 
@@ -290,7 +298,7 @@ def test_preview_writes_two_contact_sheets(tmp_path):
     (["--preset", "continuous", "--yaw-range", "-120", "90"], "--yaw-range: expected MIN <= MAX within [-90, 90]"),
     (["--preset", "bu3dfe", "--yaw-range", "-30", "30"], "--yaw-range: only continuous presets"),
     (["--pitch-range", "-40", "10"], "--pitch-range: expected MIN <= MAX within [-30, 30]"),
-    (["--preset", "continuous", "--bins", "0", "100"], "--bins: expected distinct angles within [-90, 90]"),
+    (["--preset", "continuous", "--poses", "0", "100"], "--poses: expected distinct angles within [-90, 90]"),
     (["--workers", "0"], "--workers: expected at least 1"),
     ([], "--out: give a folder"),
 ])
@@ -315,7 +323,7 @@ def test_unwritable_or_foreign_output_folder(capsys, tmp_path):
 
 
 def test_loader_options_are_checked():
-    assert set(dataset_options("synth")) >= {"preset", "subjects", "size", "seed", "bins"}
+    assert set(dataset_options("synth")) >= {"preset", "subjects", "size", "seed", "poses"}
     with pytest.raises(Exception, match=r"data.options.preset: unknown preset 'nope'"):
         load_dataset("synth", None, preset="nope")
     with pytest.raises(Exception, match=r"data.options.size: expected an image size"):

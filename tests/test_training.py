@@ -116,7 +116,7 @@ def test_demo_recipe_keeps_s1_and_every_scale_weight_learning():
     from tiny_data import draw
 
     torch.manual_seed(0)
-    config = load_config("demo", [*TINY, "model.source_size=null"])
+    config = load_config("demo", [*TINY, "model.input_size=null"])
     module = PhaNetModule(config.to_dict(), ["AN", "HA", "NE", "SU"], ["-30", "0", "30"])
     optimizer = module.configure_optimizers()["optimizer"]
     labels = [(i % 4, (i // 4) % 3, i // 5) for i in range(16)]
@@ -352,3 +352,15 @@ def test_plateau_schedule_and_early_stopping_follow_the_validation_accuracy(tiny
     assert metrics["val/expression_acc"].nunique() == 1
     assert metrics["lr"].tolist() == pytest.approx([1e-12, 5e-13, 2.5e-13])
     assert result.best_score == pytest.approx(metrics["val/expression_acc"].iloc[0])
+    # Resumed as it is, the stopped run has nothing to train and says which setting would go on.
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file() and p.name != ".lock"}
+    again = train(config, resume=True, progress=False)
+    assert again.finished == (f"{out} had already stopped early after epoch 3 of 6 (2 epochs without a better "
+                              "validation FER accuracy, train.early_stop 2); nothing was trained. To train on, "
+                              "resume with train.early_stop above 2 (0 turns early stopping off)")
+    assert again.best_score == result.best_score
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file() and p.name != ".lock"} == before
+    # More patience: one more epoch without improvement ends it again (the patience is the new one).
+    more = load_config(out / "config.yaml", ["train.early_stop=3"])
+    assert train(more, resume=True, progress=False).finished is None
+    assert pd.read_csv(out / "metrics.csv")["epoch"].tolist() == [0, 1, 2, 3]

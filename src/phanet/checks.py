@@ -1,5 +1,9 @@
 """Checks of command-line values made before any work starts, and how user values appear in messages.
 
+Each check names the value it refuses by ``flag``: a command's option (``--out``) or, when library
+code checks its own argument, the parameter's name (``out``), which a command renders as its option
+(:meth:`~phanet.errors.PhanetError.render`).
+
 A command checks its output paths (:func:`output_file`, :func:`output_folder`) and its device
 (:func:`torch_device`) first, so that a name that cannot be written, an earlier result that would be
 replaced, or a device the machine lacks ends the command with one line before a model is loaded or
@@ -48,8 +52,8 @@ def _status(path: Path, flag: str) -> os.stat_result | None:
         return None
     except OSError as exc:
         if exc.errno == errno.ENAMETOOLONG:
-            raise PhanetError(f"{flag}: file name too long ({shorten(path, SHOWN_PATH)})") from None
-        raise PhanetError(f"{flag}: {shorten(path, SHOWN_PATH)}: {exc.strerror}") from None
+            raise PhanetError.about(flag, "file name too long ({path})", path=shorten(path, SHOWN_PATH)) from None
+        raise PhanetError.about(flag, "{path}: {reason}", path=shorten(path, SHOWN_PATH), reason=exc.strerror) from None
 
 
 def _creatable(path: Path, flag: str, temporary: bool) -> None:
@@ -58,8 +62,8 @@ def _creatable(path: Path, flag: str, temporary: bool) -> None:
     that this process may write in."""
     ancestor = _existing_ancestor(path)
     if not ancestor.is_dir():
-        raise PhanetError(f"{flag}: {shorten(ancestor, SHOWN_PATH)} is a file, so {shorten(path, SHOWN_PATH)} "
-                          "cannot be created in it")
+        raise PhanetError.about(flag, "{ancestor} is a file, so {path} cannot be created in it",
+                                ancestor=shorten(ancestor, SHOWN_PATH), path=shorten(path, SHOWN_PATH))
     try:
         name_max = os.pathconf(ancestor, "PC_NAME_MAX")
         path_max = os.pathconf(ancestor, "PC_PATH_MAX")
@@ -69,9 +73,9 @@ def _creatable(path: Path, flag: str, temporary: bool) -> None:
     if temporary and parts:
         parts[-1] += _TEMPORARY_EXTRA
     if any(length > name_max for length in parts) or len(os.fsencode(os.path.abspath(path))) >= path_max:
-        raise PhanetError(f"{flag}: file name too long ({shorten(path, SHOWN_PATH)})")
+        raise PhanetError.about(flag, "file name too long ({path})", path=shorten(path, SHOWN_PATH))
     if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise PhanetError(f"{flag}: no permission to write in {shorten(ancestor, SHOWN_PATH)}")
+        raise PhanetError.about(flag, "no permission to write in {ancestor}", ancestor=shorten(ancestor, SHOWN_PATH))
 
 
 def output_file(path: str | Path, flag: str, overwrite: bool, suffixes: Iterable[str] = ()) -> Path:
@@ -80,11 +84,11 @@ def output_file(path: str | Path, flag: str, overwrite: bool, suffixes: Iterable
     path = Path(path)
     suffixes = tuple(suffixes)
     if suffixes and path.suffix.lower() not in suffixes:
-        raise PhanetError(f"{flag}: expected a file name ending in {' or '.join(suffixes)}, "
-                          f"got {shorten(path, SHOWN_PATH)}")
+        raise PhanetError.about(flag, "expected a file name ending in {suffixes}, got {path}",
+                                suffixes=" or ".join(suffixes), path=shorten(path, SHOWN_PATH))
     found = _status(path, flag)
     if found is not None and stat.S_ISDIR(found.st_mode):
-        raise PhanetError(f"{flag}: {shorten(path, SHOWN_PATH)} is a folder, expected a file name")
+        raise PhanetError.about(flag, "{path} is a folder, expected a file name", path=shorten(path, SHOWN_PATH))
     _creatable(path, flag, temporary=True)
     refuse_existing(path, flag, overwrite)
     return path
@@ -96,7 +100,7 @@ def output_folder(path: str | Path, flag: str, overwrite: bool, names: Iterable[
     path = Path(path)
     found = _status(path, flag)
     if found is not None and not stat.S_ISDIR(found.st_mode):
-        raise PhanetError(f"{flag}: {shorten(path, SHOWN_PATH)} is a file, expected a folder")
+        raise PhanetError.about(flag, "{path} is a file, expected a folder", path=shorten(path, SHOWN_PATH))
     if found is None:
         _creatable(path, flag, temporary=False)
     for name in names:
@@ -104,10 +108,10 @@ def output_folder(path: str | Path, flag: str, overwrite: bool, names: Iterable[
     return path
 
 
-def positive(value: int, flag: str) -> int:
-    """``value`` when it is 1 or more; a one-line error naming ``flag`` otherwise."""
+def positive(value: int, name: str) -> int:
+    """``value`` when it is 1 or more; an error about parameter ``name`` otherwise."""
     if value < 1:
-        raise PhanetError(f"{flag}: expected 1 or more, got {value}")
+        raise PhanetError.about(name, "expected 1 or more, got {value}", value=value)
     return value
 
 
@@ -116,10 +120,11 @@ def positive(value: int, flag: str) -> int:
 MAX_MARGIN = 2.0
 
 
-def margin(value: float, flag: str = "--margin") -> float:
+def margin(value: float, name: str = "--margin") -> float:
     """A face margin (fraction of the face's side added on each side) within [0, MAX_MARGIN]."""
     if not 0 <= value <= MAX_MARGIN:  # also false for NaN
-        raise PhanetError(f"{flag}: expected a fraction of the face's size from 0 to {MAX_MARGIN:g}, got {value:g}")
+        raise PhanetError.about(name, "expected a fraction of the face's size from 0 to {most:g}, got {value:g}",
+                                most=MAX_MARGIN, value=value)
     return value
 
 
@@ -142,11 +147,13 @@ def torch_device(name: str, flag: str = "--device") -> str:
     try:
         device = torch.device(name)
     except (RuntimeError, ValueError, TypeError):
-        raise PhanetError(f"{flag}: {shorten(name)!r} is not a device (expected cpu, cuda, cuda:N or mps)") from None
+        raise PhanetError.about(flag, "{name!r} is not a device (expected cpu, cuda, cuda:N or mps)",
+                                name=shorten(name)) from None
     if device.type not in ("cpu", "cuda", "mps"):
-        raise PhanetError(f"{flag}: {shorten(name)!r} is not supported (expected cpu, cuda, cuda:N or mps)")
+        raise PhanetError.about(flag, "{name!r} is not supported (expected cpu, cuda, cuda:N or mps)", name=shorten(name))
     available = available_devices()
     wanted = f"cuda:{device.index or 0}" if device.type == "cuda" else device.type
     if wanted not in available:
-        raise PhanetError(f"{flag}: {shorten(name)} is not available on this machine (available: {', '.join(available)})")
+        raise PhanetError.about(flag, "{name} is not available on this machine (available: {available})",
+                                name=shorten(name), available=", ".join(available))
     return name

@@ -1,8 +1,9 @@
 """The ``phanet`` command: one subcommand per module in :mod:`phanet.commands`.
 
-Each command module defines ``HELP`` (one line), ``add_arguments(parser)`` and ``run(args)``. The
-modules import nothing heavy at top level so that ``phanet --help`` answers at once; the work is
-imported inside ``run``.
+Each command module defines ``HELP`` (one line), ``add_arguments(parser)`` and ``run(args)``, and
+may define ``FLAGS``: how the command names a library parameter or config key that it sets some
+other way than by an option of that name. The modules import nothing heavy at top level so that
+``phanet --help`` answers at once; the work is imported inside ``run``.
 
 Exit status: 0 on success, 2 with one line for a :class:`~phanet.errors.PhanetError`, and 143 or 130
 with one line when SIGTERM or SIGINT stopped the command (:class:`~phanet.runtime.Stopped`: SIGTERM
@@ -16,6 +17,7 @@ import importlib
 import signal
 import sys
 import threading
+from typing import Callable
 
 from phanet import __version__
 from phanet.errors import PhanetError
@@ -54,8 +56,21 @@ def build_parser() -> argparse.ArgumentParser:
         command = sub.add_parser(name, help=module.HELP, description=getattr(module, "DESCRIPTION", module.HELP),
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
         module.add_arguments(command)
-        command.set_defaults(func=module.run)
+        command.set_defaults(func=module.run, flags=getattr(module, "FLAGS", {}))
     return parser
+
+
+def flag_names(args: argparse.Namespace) -> Callable[[str], str]:
+    """How the command of ``args`` names a library parameter in an error: its ``FLAGS`` entry, else
+    its option of that name (``resume`` → ``--resume``), else the name itself (a config key)."""
+    options = {name for name in vars(args) if name not in ("func", "flags", "command", "overrides")}
+
+    def flag(name: str) -> str:
+        if name in args.flags:
+            return args.flags[name]
+        return f"--{name.replace('_', '-')}" if name in options else name
+
+    return flag
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except PhanetError as exc:
-        print(f"phanet {args.command}: error: {exc}", file=sys.stderr)
+        print(f"phanet {args.command}: error: {exc.render(flag_names(args))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
         stopped = exc if isinstance(exc, Stopped) else Stopped(signal.SIGINT, "interrupted")

@@ -9,7 +9,9 @@ live in ``phanet/configs/*.yaml``: ``paper`` (the paper's hyper-parameters) and 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import logging
 import math
 import types
 import typing
@@ -23,6 +25,8 @@ import yaml
 from phanet.checks import shorten
 from phanet.errors import PhanetError
 from phanet.files import atomic_write_text
+
+log = logging.getLogger(__name__)
 
 #: Scales of Table VI: no attention on the whole image (N_S1) and hierarchical attention at S2, S3.
 SCALE_NAMES = ("N_S1", "H_S2", "H_S3")
@@ -118,7 +122,7 @@ class AttentionConfig:
 class ModelConfig:
     arch: str = _choices("phanet", "densenet", "vgg19", "hog_fc", default="phanet")
     image_size: int = _range(224, "[32, 4096]")
-    source_size: int | None = _range(None, "[32, 8192]")
+    input_size: int | None = _range(None, "[32, 8192]")
     scales: list[str] = field(default_factory=lambda: list(SCALE_NAMES))
     joint_sa: bool = True
     sal_hidden: int = _range(64, "[1, 65536]")
@@ -236,8 +240,8 @@ class Config:
 
     @property
     def input_size(self) -> int:
-        """Side of the images fed to the model (``model.source_size``, or ``model.image_size``)."""
-        return self.model.source_size or self.model.image_size
+        """Side of the images fed to the model (``model.input_size``, or ``model.image_size``)."""
+        return self.model.input_size or self.model.image_size
 
 
 def _type_name(tp: Any) -> str:
@@ -371,7 +375,7 @@ def parse_overrides(overrides: list[str]) -> dict[str, Any]:
 
 
 def parse_options(items: list[str], flag: str = "--option") -> dict[str, Any]:
-    """``["classes=7", "pans=[-45, 0, 45]"]`` as ``{"classes": 7, "pans": [-45, 0, 45]}`` (values read as YAML)."""
+    """``["classes=7", "poses=[-45, 0, 45]"]`` as ``{"classes": 7, "poses": [-45, 0, 45]}`` (values read as YAML)."""
     options: dict[str, Any] = {}
     for item in items:
         key, sep, raw = item.partition("=")
@@ -384,8 +388,38 @@ def parse_options(items: list[str], flag: str = "--option") -> dict[str, Any]:
     return options
 
 
+#: Keys renamed since earlier versions, old -> new. Configs, run folders and checkpoints that use the
+#: old name still load, with a warning.
+RENAMED_KEYS = {("model", "source_size"): "input_size"}
+
+
+def _renamed(section: dict[str, Any], old: str, new: str, where: str) -> None:
+    if old not in section:
+        return
+    if new in section:
+        raise PhanetError(f"config: {where}.{old}: an old name of {where}.{new}; give only {where}.{new}")
+    log.warning("config: %s.%s is now called %s.%s", where, old, where, new)
+    section[new] = section.pop(old)
+
+
+def _migrate(values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` with renamed keys under their current names (the options of the data's adapter too)."""
+    from phanet.data.registry import RENAMED_OPTIONS
+
+    values = copy.deepcopy(values)
+    for (section, old), new in RENAMED_KEYS.items():
+        if isinstance(values.get(section), dict):
+            _renamed(values[section], old, new, section)
+    data = values.get("data")
+    if isinstance(data, dict) and isinstance(data.get("options"), dict):
+        old = RENAMED_OPTIONS.get(data.get("dataset", DataConfig.dataset))
+        if old is not None:
+            _renamed(data["options"], old, "poses", "data.options")
+    return values
+
+
 def config_from_dict(values: dict[str, Any]) -> Config:
-    config = _build(Config, values)
+    config = _build(Config, _migrate(values))
     validate(config)
     return config
 
@@ -395,9 +429,10 @@ def load_config(source: str | Path | list[str | Path] | None = None, overrides: 
     hyper-parameters with KDEF's data section), plus dotted overrides, validated."""
     sources = [] if source is None else [source] if isinstance(source, (str, Path)) else list(source)
     values: dict[str, Any] = {}
+    # each source under the current names before merging: an old name in a user's file overrides the preset
     for item in sources:
-        values = _merge(values, read_yaml(item))
-    values = _merge(values, parse_overrides(overrides or []))
+        values = _merge(values, _migrate(read_yaml(item)))
+    values = _merge(values, _migrate(parse_overrides(overrides or [])))
     return config_from_dict(values)
 
 
@@ -423,9 +458,9 @@ def validate(config: Config) -> None:
     """Every number in its interval, then the checks across fields that a type alone cannot express."""
     _check_ranges(config)
     m, a = config.model, config.model.attention
-    if m.source_size is not None and (m.source_size < m.image_size or m.source_size % m.image_size):
-        raise PhanetError(f"config: model.source_size: expected a multiple of model.image_size ({m.image_size}), "
-                          f"got {m.source_size}")
+    if m.input_size is not None and (m.input_size < m.image_size or m.input_size % m.image_size):
+        raise PhanetError(f"config: model.input_size: expected a multiple of model.image_size ({m.image_size}), "
+                          f"got {m.input_size}")
     if not m.scales:
         raise PhanetError("config: model.scales: expected at least one of N_S1, H_S2, H_S3")
     for scale in m.scales:

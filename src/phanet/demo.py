@@ -149,7 +149,7 @@ def _describe(config: Config, faces: LabeledFaces, folder: Path, split, seconds:
         f"- **Budget (both methods)**: {_schedule(config)}"
         + (f"; epochs trained: {trained}" if trained else "")
         + f"; network input {config.model.image_size} px"
-        + (f" (S2 and S3 cut from the {config.model.source_size} px image)" if config.model.source_size else "")
+        + (f" (S2 and S3 cut from the {config.model.input_size} px image)" if config.model.input_size else "")
         + f", schedule `{t.schedule}`, SAL gate `{config.model.sal_form}` (Eq. 7)"
         + f", precision {training_precision(config)} (PhaNet) and "
         f"{training_precision(baseline_config(config, 'densenet'))} (DenseNet-40). "

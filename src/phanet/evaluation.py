@@ -1,4 +1,5 @@
-"""``phanet evaluate``: accuracy overall and per pose, confusion matrices, per-sample predictions."""
+"""``phanet evaluate``: the prediction rows of :mod:`phanet.results` over a split, and from them accuracy
+overall and per pose and confusion matrices."""
 
 from __future__ import annotations
 
@@ -12,13 +13,16 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 from torchmetrics.functional.classification import multiclass_confusion_matrix
+from tqdm import tqdm
 
+from phanet.checks import positive
 from phanet.data.records import MISSING, LabeledFaces
 from phanet.data.torch_data import FaceDataset, collate
 from phanet.data.transforms import to_network_input
 from phanet.errors import PhanetError
 from phanet.files import write_json as write_json_atomically
-from phanet.results import output_table
+from phanet.predict.backends import TorchBackend, module_info
+from phanet.results import face_rows
 from phanet.text import plural
 from phanet.training.module import PhaNetModule
 
@@ -55,38 +59,35 @@ def label_map(model_expressions: list[str], model_poses: list[str], faces: Label
 
 
 def predict_faces(module: PhaNetModule, faces: LabeledFaces, batch_size: int = 64, device: str = "cpu",
-                  num_workers: int = 0, return_features: bool = False, progress: bool = False
-                  ) -> tuple[pd.DataFrame, np.ndarray | None]:
-    """Run the model over every sample; the prediction table joined with the true labels.
+                  num_workers: int = 0, progress: bool = False) -> pd.DataFrame:
+    """The rows of :func:`phanet.results.face_rows` for every sample, with the true labels in front.
 
     Extra columns: ``index`` (position in ``faces``), ``path``, ``subject``, ``true_expression``,
-    ``true_pose`` (class names of the data; '' when unknown). Unreadable images are skipped and
-    appear in ``faces.skipped`` afterwards.
+    ``true_pose`` (class names of the data; '' when unknown). The pixel squares are NaN: the images
+    come at the network's size (:class:`~phanet.data.torch_data.FaceDataset`). Unreadable images are
+    skipped and appear in ``faces.skipped`` afterwards; NaN or infinite scores are an error, since
+    they would still count in the accuracy.
     """
-    size = module.config.input_size
-    dataset = FaceDataset(faces, size)
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=collate)
-    module = module.to(device).eval()
-    tables, features = [], []
-    iterator = loader
-    if progress:
-        from tqdm import tqdm
-
-        iterator = tqdm(loader, desc="evaluating", unit="batch", leave=False)
+    positive(batch_size, "batch_size")
+    info = module_info(module)
+    backend = TorchBackend(module.model, device)
+    loader = DataLoader(FaceDataset(faces, info.input_size), batch_size=batch_size, shuffle=False,
+                        num_workers=num_workers, collate_fn=collate)
+    tables = []
     skipped = 0
-    with torch.inference_mode():
-        for batch in iterator:
-            skipped += int(batch["skipped"])
-            if "pixels" not in batch:
-                continue
-            output = module.model(to_network_input(batch["pixels"].to(device)))
-            index = batch["index"].numpy()
-            _check_finite(output, faces, index)
-            table = output_table(output, module.expressions, module.poses)
-            table.insert(0, "index", index)
-            tables.append(table)
-            if return_features:
-                features.append(output.features.float().cpu().numpy())
+    for batch in tqdm(loader, desc="evaluating", unit="batch", leave=False, disable=not progress):
+        skipped += int(batch["skipped"])
+        if "pixels" not in batch:
+            continue
+        index = batch["index"].numpy()
+        table = face_rows(backend, to_network_input(batch["pixels"].to(backend.device)), info)
+        blank = table["expression"].isna().to_numpy()
+        if blank.any():
+            first = faces.samples[int(index[blank.argmax()])]
+            raise PhanetError(f"evaluate: the network gives NaN or infinite scores (first for "
+                              f"{faces.image_path(first)}); the checkpoint's weights are not usable")
+        table.insert(0, "index", index)
+        tables.append(table)
     if skipped:
         faces.skipped.append((plural(skipped, "image"), "unreadable, skipped during evaluation"))
     if not tables:
@@ -97,16 +98,7 @@ def predict_faces(module: PhaNetModule, faces: LabeledFaces, batch_size: int = 6
     frame.insert(2, "subject", [s.subject for s in samples])
     frame.insert(3, "true_expression", [faces.expressions[s.expression] for s in samples])
     frame.insert(4, "true_pose", [faces.poses[s.pose] if s.pose != MISSING else "" for s in samples])
-    return frame, (np.concatenate(features) if return_features else None)
-
-
-def _check_finite(output, faces: LabeledFaces, index: np.ndarray) -> None:
-    """Refuse NaN or infinite class scores: their arg-max would still name a class and count in the accuracy."""
-    finite = torch.isfinite(output.expression_logits).all(1) & torch.isfinite(output.pose_logits).all(1)
-    if not bool(finite.all()):
-        first = faces.samples[int(index[int((~finite).nonzero()[0])])]
-        raise PhanetError(f"evaluate: the network gives NaN or infinite scores (first for {faces.image_path(first)}); "
-                          "the checkpoint's weights are not usable")
+    return frame
 
 
 def _accuracy(predicted: np.ndarray, true: np.ndarray) -> float:
@@ -207,7 +199,7 @@ def evaluate(module: PhaNetModule, faces: LabeledFaces, batch_size: int = 64, de
             f"evaluate: none of the data's expression classes {faces.expressions} is among the model's "
             f"{module.expressions}; give a class mapping (phanet crossdata) for a cross-dataset test"
         )
-    frame, _ = predict_faces(module, faces, batch_size, device, progress=progress)
+    frame = predict_faces(module, faces, batch_size, device, progress=progress)
     summary = summarize(frame, module.expressions, module.poses, faces, labels)
     summary["skipped"] = [{"path": p, "reason": r} for p, r in faces.skipped]
     return summary, frame

@@ -1,27 +1,26 @@
 """Running the paper's experiments: train a method, evaluate it on held-out subjects, reuse finished runs.
 
 Every experiment command (demo, ablate, crossval) is a list of :func:`run_method` calls into one
-output folder. A finished run (``evaluation/evaluation.json`` present) is reused, an interrupted
-one resumes from its last checkpoint, so a long experiment can be stopped and started again.
+output folder, one run folder (:class:`~phanet.training.run_folder.RunFolder`) per method. A
+finished run (evaluated) is reused, an interrupted one resumes from its last checkpoint, so a long
+experiment can be stopped and started again.
 """
 
 from __future__ import annotations
 
 import copy
-import json
 import logging
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from phanet.config import Config, config_from_dict, read_yaml
+from phanet.config import Config, config_from_dict
 from phanet.data.records import LabeledFaces
 from phanet.data.splits import Split
 from phanet.errors import PhanetError
-from phanet.files import write_csv
+from phanet.training.run_folder import RunFolder
 
 log = logging.getLogger(__name__)
 
@@ -40,17 +39,7 @@ class MethodRun:
 
     @property
     def checkpoint(self) -> Path:
-        return self.run_dir / "checkpoints" / "best.ckpt"
-
-
-def read_predictions(path: str | Path) -> pd.DataFrame:
-    """A predictions.csv with class-name columns kept as text (pose names like "-30", '' when unknown)."""
-    text = {"true_expression": str, "expression": str, "true_pose": str, "pose": str, "subject": str}
-    frame = pd.read_csv(path, dtype=text)
-    for column in text:
-        if column in frame:
-            frame[column] = frame[column].fillna("")
-    return frame
+        return RunFolder(self.run_dir).best
 
 
 def variant(config: Config, overrides: dict[str, Any]) -> Config:
@@ -65,47 +54,41 @@ def variant(config: Config, overrides: dict[str, Any]) -> Config:
     return config_from_dict(values)
 
 
-def _same_run(run_dir: Path, config: Config) -> bool:
-    stored = run_dir / "config.yaml"
-    if not stored.exists():
-        return False
-    old = config_from_dict(read_yaml(stored)).to_dict()
-    new = config.to_dict()
-    return all(old[k] == new[k] for k in ("data", "model", "loss", "optim", "seed")) and \
-        old["train"]["epochs"] == new["train"]["epochs"] and old["train"]["schedule"] == new["train"]["schedule"]
-
-
 def run_method(name: str, config: Config, faces: LabeledFaces, split: Split, out: Path,
                progress: bool = True, device: str = "cpu") -> MethodRun:
     """Train ``config`` on ``split.train`` (validating on ``split.val``) and evaluate the best
-    checkpoint on ``split.test``; results under ``out/name``."""
-    from phanet.evaluation import evaluate, write_json
-    from phanet.training.run import LOCK_FILE, load_module, train
+    checkpoint on ``split.test``; results in the run folder ``out/name``.
 
-    run_dir = out / name
-    config = variant(config, {"out": str(run_dir)})
-    evaluation = run_dir / "evaluation" / "evaluation.json"
-    held = run_dir.exists() and any(item.name != LOCK_FILE for item in run_dir.iterdir())
-    if held and not _same_run(run_dir, config):
-        raise PhanetError(f"{run_dir} holds a run with other settings; choose another --out or remove it")
-    reused = evaluation.exists()
+    A folder holding another run (:data:`~phanet.training.run_folder.SAME_RUN`) is refused; one
+    holding this run is resumed with ``config``'s budget, and reused once evaluated when that budget
+    is the one it was trained with (:data:`~phanet.training.run_folder.BUDGET`)."""
+    from phanet.evaluation import evaluate
+    from phanet.training.run import load_module, train
+
+    folder = RunFolder(out / name)
+    config = variant(config, {"out": str(folder.path)})
+    if folder.holds_files() and folder.config_file.exists():
+        difference = folder.difference(config, budget=folder.evaluated())
+        if difference is not None:
+            advice = ("remove its evaluation folder to train it on with these settings"
+                      if folder.evaluated() and folder.difference(config) is None else "remove it")
+            raise PhanetError.about("out", "{run} holds a run with other settings ({difference}); choose another "
+                                    "{out} or {advice}", run=folder.path, difference=difference, advice=advice)
+    elif folder.holds_files():
+        raise PhanetError.about("out", "{run} holds files but no run (no config.yaml); choose another {out} or "
+                                "remove it", run=folder.path)
+    reused = folder.evaluated()
     if not reused:
         # An attempt that never finished an epoch is started over by train() itself.
-        resume = (run_dir / "checkpoints" / "last.ckpt").exists()
-        train(config, resume=resume, faces=faces, split=split, progress=progress)
-        module = load_module(run_dir / "checkpoints" / "best.ckpt")
+        train(config, resume=folder.finished_an_epoch(), faces=faces, split=split, progress=progress)
+        module = load_module(folder.best)
         summary, predictions = evaluate(module, faces.subset(split.test), device=device)
         summary = {"method": name, "arch": config.model.arch, "scales": config.model.scales,
                    "joint_sa": config.model.joint_sa, "loss_setting": config.loss.setting,
                    "test_subjects": split.subjects["test"], **summary}
-        (run_dir / "evaluation").mkdir(parents=True, exist_ok=True)
-        write_csv(run_dir / "evaluation" / "predictions.csv", predictions)
-        write_json(evaluation, summary)
-    summary = json.loads(evaluation.read_text())
-    summary = {k: (math.nan if v is None else v) for k, v in summary.items()}
-    predictions = read_predictions(run_dir / "evaluation" / "predictions.csv")
-    metrics = pd.read_csv(run_dir / "metrics.csv")
-    return MethodRun(name, run_dir, summary, predictions, metrics, reused)
+        folder.write_evaluation(summary, predictions)
+    summary, predictions = folder.read_evaluation()
+    return MethodRun(name, folder.path, summary, predictions, folder.read_metrics(), reused)
 
 
 #: Table VI rows in the paper's order: scales, joint SAL, label.
@@ -198,7 +181,8 @@ METHOD_NAMES = {"phanet": "PhaNet", "densenet": "DenseNet-40", "vgg19": "VGG-19"
 def baseline_config(config: Config, method: str) -> Config:
     """``config`` for ``method`` (phanet, densenet, vgg19, hog_fc), everything else (data, budget) equal."""
     if method not in METHOD_NAMES:
-        raise PhanetError(f"--methods: unknown method {method!r} (expected {', '.join(METHOD_NAMES)})")
+        raise PhanetError.about("methods", "unknown method {method} (expected {known})", method=repr(method),
+                                known=", ".join(METHOD_NAMES))
     if method == "phanet":
         return variant(config, {"model.arch": "phanet"})
     return variant(config, {"model.arch": method, "loss.setting": "p_e"})

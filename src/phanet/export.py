@@ -27,7 +27,6 @@ import io
 import json
 import math
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -37,26 +36,15 @@ from torch import nn
 from phanet.checks import output_file, shorten
 from phanet.errors import PhanetError
 from phanet.files import atomic_write_bytes
+from phanet.predict.backends import INPUT_NAME, OUTPUT_NAMES, ModelInfo, module_info
 
 OPSET = 20
-INPUT_NAME = "images"
-OUTPUT_NAMES = ("expression_logits", "pose_logits", "boxes", "scale_weights", "task_weights")
 #: The outputs that are never NaN; the squares, scale and task weights are NaN in networks without them.
 LOGITS = ("expression_logits", "pose_logits")
 #: Largest difference to PyTorch (in the logits) at which an export counts as faithful.
 TOLERANCE = 1e-3
 INPUT_DESCRIPTION = ("images: float32 (batch, 3, S, S), RGB face crops resized to S x S, "
                      "scaled as (value / 255 - 0.5) / 0.5")
-
-
-@dataclass
-class ModelInfo:
-    """What a predictor needs to know about a network besides its weights."""
-
-    expressions: list[str]
-    poses: list[str]
-    input_size: int
-    arch: str
 
 
 class _StaticAdaptivePool(nn.Module):
@@ -125,12 +113,6 @@ class OnnxWrapper(nn.Module):
         return tuple(getattr(output, name) for name in OUTPUT_NAMES)
 
 
-def module_info(module) -> ModelInfo:
-    """The :class:`ModelInfo` of a :class:`~phanet.training.module.PhaNetModule`."""
-    return ModelInfo(list(module.expressions), list(module.poses), int(module.config.input_size),
-                     module.config.model.arch)
-
-
 def supported_opsets() -> range:
     """The opsets :func:`onnx_bytes` can write: from :data:`OPSET` (AffineGrid) to the newest that both
     the installed TorchScript exporter and the installed ``onnx`` package know."""
@@ -145,8 +127,9 @@ def check_opset(opset: int) -> int:
     supported = supported_opsets()
     if opset not in supported:
         expected = f"{supported[0]}" if len(supported) == 1 else f"{supported[0]} to {supported[-1]}"
-        raise PhanetError(f"--opset: expected {expected} (PhaNet's crop-and-zoom needs AffineGrid, opset {OPSET}; "
-                          f"the installed torch exporter writes up to {supported[-1]}), got {opset}")
+        raise PhanetError.about("opset", "expected {expected} (PhaNet's crop-and-zoom needs AffineGrid, opset {least}; "
+                                "the installed torch exporter writes up to {most}), got {opset}", expected=expected,
+                                least=OPSET, most=supported[-1], opset=opset)
     return opset
 
 
@@ -325,7 +308,7 @@ def export_onnx(checkpoint: str | Path, out: str | Path, opset: int = OPSET, ove
     """
     from phanet.training.run import load_module
 
-    out = output_file(out, "--onnx", overwrite, suffixes=(".onnx",))
+    out = output_file(out, "out", overwrite, suffixes=(".onnx",))
     check_opset(opset)
     module = load_module(checkpoint)
     info = module_info(module)
@@ -334,11 +317,12 @@ def export_onnx(checkpoint: str | Path, out: str | Path, opset: int = OPSET, ove
     if check:
         differences = max_difference(module.model, ort_session(data), info.input_size)
         if any(math.isnan(differences[name]) for name in LOGITS):
-            raise PhanetError(f"--onnx: the exported logits are NaN or infinite on random faces, so the export "
-                              f"cannot be checked against PyTorch; {out} was not written")
+            raise PhanetError.about("out", "the exported logits are NaN or infinite on random faces, so the export "
+                                    "cannot be checked against PyTorch; {out_file} was not written", out_file=out)
         worst = max(differences[name] for name in LOGITS)
         if worst > TOLERANCE:
-            raise PhanetError(f"--onnx: the export differs from PyTorch by {worst:.2e} in the logits (more than "
-                              f"{TOLERANCE:g}); it is not usable and {out} was not written")
+            raise PhanetError.about("out", "the export differs from PyTorch by {worst:.2e} in the logits (more than "
+                                    "{tolerance:g}); it is not usable and {out_file} was not written", worst=worst,
+                                    tolerance=TOLERANCE, out_file=out)
     atomic_write_bytes(out, data)
     return out, info, differences

@@ -89,4 +89,5 @@ def refuse_existing(path: str | Path, flag: str, overwrite: bool) -> None:
     """Raise unless ``path`` is free or ``overwrite`` was given: nothing a user wrote is replaced unasked."""
     path = Path(path)
     if path.exists() and not overwrite:
-        raise PhanetError(f"{flag}: {path} already exists; choose another name or pass --overwrite to replace it")
+        raise PhanetError.about(flag, "{path} already exists; choose another name or pass {overwrite} to replace it",
+                                path=path)

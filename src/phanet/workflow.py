@@ -26,11 +26,11 @@ def guess_dataset(path: str) -> str:
     """manifest for a .csv/.json file or a folder with manifest.csv, folder otherwise."""
     p = Path(path)
     if not p.exists():
-        raise PhanetError(f"--data: {path} not found")
+        raise PhanetError.about("data", "{path} not found", path=path)
     if p.is_file():
         if p.suffix.lower() in (".csv", ".json"):
             return "manifest"
-        raise PhanetError(f"--data: {path} is a file but not a .csv or .json manifest")
+        raise PhanetError.about("data", "{path} is a file but not a .csv or .json manifest", path=path)
     return "manifest" if (p / "manifest.csv").exists() else "folder"
 
 
@@ -41,7 +41,8 @@ def select_part(faces: LabeledFaces, config: Config, part: str) -> LabeledFaces:
     split = make_split(faces, config, require_val=False)
     indices = getattr(split, part)
     if not indices:
-        raise PhanetError(f"--split: the {part} part of {faces.name!r} is empty under data.split of the checkpoint")
+        raise PhanetError.about("part", "the {part} part of {name!r} is empty under data.split of the checkpoint",
+                                part=part, name=faces.name)
     return faces.subset(indices)
 
 
@@ -50,7 +51,7 @@ def resolve_eval_data(config: Config, data: str | None, dataset: str | None, opt
     """The data to evaluate on and a description of it for the report."""
     if data is None:
         if dataset or options:
-            raise PhanetError("--dataset/--option: give the data folder or manifest with --data")
+            raise PhanetError.about(None, "{dataset}/{options}: give the data folder or manifest with {data}")
         faces = load_faces(config)
         part = part or "test"
         description = {"dataset": config.data.dataset, "root": config.data.root, "options": config.data.options}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from phanet.commands.train import add_trainer_arguments, trainer_overrides
+from phanet.commands.train import TRAINER_FLAGS, add_trainer_arguments, trainer_overrides
 from phanet.text import plural
 
 HELP = "Table VI (attention configurations) and Table VIII (loss settings): one training run per row"
@@ -16,6 +16,8 @@ DESCRIPTION = """Train and evaluate every row of the paper's ablation tables on 
 Rows already finished in --out are reused, an interrupted row resumes. Writes table6.md/.csv,
 table8.md/.csv and report.md (measured ordering next to the paper's).
 """
+
+FLAGS = TRAINER_FLAGS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -17,6 +17,8 @@ AffectNet contempt) are reported with their counts and left out of the accuracy.
 overrides the mapping (data class: model class, or null to leave a class out).
 """
 
+FLAGS = {"options": "--option"}
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from phanet.commands.evaluate import add_data_arguments
@@ -39,10 +41,11 @@ def run(args: argparse.Namespace) -> int:
     from phanet.checks import shorten
     from phanet.data.classes import cross_mapping
     from phanet.errors import PhanetError
-    from phanet.evaluation import evaluate, format_summary, write_json
-    from phanet.files import atomic_write_text, write_csv
+    from phanet.evaluation import evaluate, format_summary
+    from phanet.files import atomic_write_text
     from phanet.reports.tables import pct, write_table
     from phanet.training.run import load_module
+    from phanet.training.run_folder import RunFolder, write_evaluation
     from phanet.workflow import default_device, resolve_eval_data
 
     if args.data is None:
@@ -61,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     rows, mapping_rows = [], []
     for i, checkpoint in enumerate(args.checkpoint):
-        name = args.name[i] if args.name else Path(checkpoint).parent.parent.name or f"model{i + 1}"
+        name = args.name[i] if args.name else RunFolder.holding(checkpoint).path.name or f"model{i + 1}"
         module = load_module(checkpoint)
         faces, description = resolve_eval_data(module.config, args.data, args.dataset, args.option, "all")
         mapping = cross_mapping(faces.expressions, module.expressions, overrides)
@@ -69,10 +72,10 @@ def run(args: argparse.Namespace) -> int:
             mapping_rows.append({"Method": name, "Data class": data_class,
                                  "Model class": mapping.get(data_class, "(no counterpart)"),
                                  "Images": sum(1 for s in faces.samples if faces.expressions[s.expression] == data_class)})
-        summary, frame = evaluate(module, faces, args.batch_size, args.device or default_device(), mapping, progress=True)
+        summary, frame = evaluate(module, faces, args.batch_size, args.device or default_device(), mapping,
+                                  progress=True)
         summary = {"checkpoint": checkpoint, "data": description, "mapping": mapping, **summary}
-        write_json(out / name / "evaluation.json", summary)
-        write_csv(out / name / "predictions.csv", frame)
+        write_evaluation(out / name, summary, frame)
         print(f"{name}:\n{format_summary(summary)}\n")
         rows.append({"Methods": name, "Accuracy": pct(summary["expression_accuracy"]),
                      "Images scored": int(summary["samples"] - sum(summary["unmatched_expressions"].values())),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from phanet.commands.train import add_trainer_arguments, trainer_overrides
+from phanet.commands.train import TRAINER_FLAGS, add_trainer_arguments, trainer_overrides
 
 HELP = "subject-independent K-fold cross-validation (mean ± std) of PhaNet and baselines"
 DESCRIPTION = """Subject-independent K-fold cross-validation (the paper uses 5 folds).
@@ -15,6 +15,8 @@ DESCRIPTION = """Subject-independent K-fold cross-validation (the paper uses 5 f
 Each subject is in exactly one test fold; validation subjects are drawn from the other folds.
 Finished folds in --out are reused. Writes folds.md/.csv, summary.md/.csv and table5.md/.csv (accuracy per expression).
 """
+
+FLAGS = TRAINER_FLAGS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

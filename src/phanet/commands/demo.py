@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from phanet.commands.train import TRAINER_FLAGS, add_trainer_arguments
+
 HELP = "the built-in experiment: render data, train PhaNet and DenseNet-40, write a paper-style report"
 DESCRIPTION = """Run the built-in experiment end to end on this machine, no download needed.
 
@@ -16,6 +18,8 @@ held-out subjects and writes OUT/report.md with tables (Tables I, II, IV) and fi
 An interrupted demo continues where it stopped when run again with the same --out.
 """
 
+FLAGS = TRAINER_FLAGS
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides of the demo preset")
@@ -23,8 +27,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", action="append", help="preset or YAML file, repeatable (default: demo)")
     parser.add_argument("--seed", type=int, help="training seed (config key 'seed')")
     parser.add_argument("--no-progress", action="store_true")
-    from phanet.commands.train import add_trainer_arguments
-
     add_trainer_arguments(parser)
 
 

@@ -17,6 +17,9 @@ the same subject-independent split. With --data, another dataset is evaluated (a
 An earlier evaluation.json or predictions.csv in the output folder is not replaced without --overwrite.
 """
 
+#: resolve_eval_data's ``options`` and ``part`` come from --option and --split.
+FLAGS = {"options": "--option", "part": "--split"}
+
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", help="dataset root, folder or manifest file (default: the checkpoint's own data)")
@@ -44,23 +47,21 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from phanet.checks import output_folder, positive, torch_device
-    from phanet.evaluation import evaluate, format_summary, write_json
-    from phanet.files import write_csv
+    from phanet.evaluation import evaluate, format_summary
     from phanet.training.run import load_module
+    from phanet.training.run_folder import EVALUATION_FILE, PREDICTIONS_FILE, RunFolder, write_evaluation
     from phanet.workflow import default_device, resolve_eval_data
 
     positive(args.batch_size, "--batch-size")
     device = torch_device(args.device) if args.device is not None else default_device()
-    out = Path(args.out) if args.out else Path(args.checkpoint).parent.parent / "evaluation"
-    output_folder(out, "--out", args.overwrite, ("evaluation.json", "predictions.csv"))
+    out = Path(args.out) if args.out else RunFolder.holding(args.checkpoint).evaluation_dir
+    output_folder(out, "--out", args.overwrite, (EVALUATION_FILE, PREDICTIONS_FILE))
     module = load_module(args.checkpoint)
     faces, description = resolve_eval_data(module.config, args.data, args.dataset, args.option, args.split)
     summary, frame = evaluate(module, faces, args.batch_size, device, progress=not args.no_progress)
     summary = {"checkpoint": str(args.checkpoint), "data": description, **summary}
-    # evaluation.json last: its presence marks a finished evaluation (phanet.experiments reuses those).
-    write_csv(out / "predictions.csv", frame)
-    write_json(out / "evaluation.json", summary)
+    write_evaluation(out, summary, frame)
     print(f"data: {description['dataset']} ({description['part']})")
     print(format_summary(summary))
-    print(f"written: {out / 'evaluation.json'}, {out / 'predictions.csv'}")
+    print(f"written: {out / EVALUATION_FILE}, {out / PREDICTIONS_FILE}")
     return 0

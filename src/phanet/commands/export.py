@@ -17,6 +17,9 @@ the file is written, the export is checked against PyTorch on random inputs; an 
 not reproduce PyTorch's logits is not written.
 """
 
+#: export_onnx writes its ``out`` to --onnx.
+FLAGS = {"out": "--onnx"}
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, help="a .ckpt written by phanet train")

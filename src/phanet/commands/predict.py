@@ -127,6 +127,10 @@ class _Drawings:
         return line
 
 
+#: The predictor's parameters whose flag has another name (the others are written as their own flag).
+FLAGS = {"path": "--checkpoint"}
+
+
 def run(args: argparse.Namespace) -> int:
     from collections import Counter
     from pathlib import Path
@@ -135,11 +139,11 @@ def run(args: argparse.Namespace) -> int:
     from phanet.workflow import default_device
 
     _check_arguments(args)
+    drawings = _Drawings(Path(args.visualize)) if args.visualize else None
+    rows = []
     predictor = Predictor.load(args.checkpoint, backend=args.backend, device=args.device or default_device(),
                                detect=not args.no_detect, margin=args.margin, min_face=args.min_face,
                                batch_size=args.batch_size)
-    drawings = _Drawings(Path(args.visualize)) if args.visualize else None
-    rows = []
     for result in predictor.iter_predict(args.inputs, every_nth_frame=args.every_nth_frame,
                                          keep_images=drawings is not None, progress=not args.no_progress):
         rows.extend(result.rows)

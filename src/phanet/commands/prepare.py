@@ -21,6 +21,8 @@ command again to resume an interrupted run. Train on the result with
 data.dataset=generic data.root=OUT.
 """
 
+FLAGS = {"image_format": "--format"}
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_dataset_arguments(parser)

@@ -45,8 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", type=int, default=112, metavar="PX", help="image side in pixels (default: 112)")
     parser.add_argument("--seed", type=int, default=0, metavar="S",
                         help="random seed: identities, scenes, poses (default: 0)")
-    parser.add_argument("--bins", type=float, nargs="+", metavar="DEG",
-                        help="pose classes (angles) of a continuous preset, e.g. --bins -90 -45 0 45 90")
+    parser.add_argument("--poses", type=float, nargs="+", metavar="DEG",
+                        help="pose classes (pan angles) of a continuous preset, e.g. --poses -90 -45 0 45 90")
     parser.add_argument("--yaw-range", type=float, nargs=2, metavar=("MIN", "MAX"),
                         help="yaw range of a continuous preset, within -90 90")
     parser.add_argument("--pitch-range", type=float, nargs=2, metavar=("MIN", "MAX"),
@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     from phanet.data.synth.dataset import resolve_settings
     from phanet.errors import PhanetError
 
-    settings = resolve_settings(args.preset, args.subjects, args.size, args.seed, args.bins, args.yaw_range,
+    settings = resolve_settings(args.preset, args.subjects, args.size, args.seed, args.poses, args.yaw_range,
                                 args.pitch_range, prefix="--")
     if settings.subjects > MAX_SUBJECTS:
         raise PhanetError(f"--subjects: at most {MAX_SUBJECTS:,} subjects, got {settings.subjects:,}")

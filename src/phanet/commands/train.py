@@ -27,6 +27,12 @@ patience, epochs and devices may change and apply from the first resumed epoch.
 """
 
 
+#: The config keys the device options set, as the commands that offer them name them in errors.
+TRAINER_FLAGS = {f"train.{key}": f"train.{key} (--{key.replace('_', '-')})"
+                 for key in ("accelerator", "devices", "strategy", "num_nodes", "precision")}
+FLAGS = TRAINER_FLAGS
+
+
 def add_trainer_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("devices (any Lightning accelerator and strategy)")
     group.add_argument("--accelerator", help="cpu, gpu, cuda, mps, tpu or auto (train.accelerator)")
@@ -60,10 +66,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import os
-
     from phanet.config import load_config
     from phanet.errors import PhanetError
+    from phanet.training.run_folder import RunFolder
 
     overrides = list(args.overrides) + trainer_overrides(args)
     if args.out:
@@ -72,10 +77,10 @@ def run(args: argparse.Namespace) -> int:
     if args.resume and source is None:
         if not args.out:
             raise PhanetError("--resume: give the run folder with --out")
-        stored = os.path.join(args.out, "config.yaml")
-        if not os.path.isfile(stored):  # False also for a name the file system refuses
+        stored = RunFolder(args.out).config_file
+        if not stored.is_file():  # False also for a name the file system refuses
             raise PhanetError(f"--resume: {args.out} holds no run to resume (no config.yaml)")
-        source = [stored]
+        source = [str(stored)]
     if source is None:
         raise PhanetError("--config: give a preset (demo, paper) or a YAML file")
     config = load_config(source, overrides)
@@ -83,6 +88,8 @@ def run(args: argparse.Namespace) -> int:
     from phanet.training.run import train
 
     result = train(config, resume=args.resume, progress=not args.no_progress)
+    if result.finished:
+        print(result.finished)
     print(f"run folder: {result.run_dir}")
     print(f"best checkpoint: {result.best_checkpoint} (val expression accuracy {result.best_score:.4f})")
     print(f"metrics: {result.metrics_csv}")

@@ -127,6 +127,17 @@ def center_box(shape: Sequence[int]) -> tuple[float, float, float, float]:
     return ((width - side) / 2, (height - side) / 2, float(side), float(side))
 
 
+def crop_square(box: FaceBox | Sequence[float], margin: float) -> tuple[int, int, int, int]:
+    """The square :func:`crop_face` cuts around ``box`` = (x, y, w, h), as (x0, y0, side, side) in pixels
+    of the image (it may reach outside it).
+
+    Prediction maps the network's squares back to the picture through it, so the two agree to the pixel.
+    """
+    x, y, w, h = box.as_tuple() if isinstance(box, FaceBox) else box
+    side = max(1, round(max(w, h) * (1 + 2 * margin)))
+    return round(x + w / 2 - side / 2), round(y + h / 2 - side / 2), side, side
+
+
 def crop_face(
     image: np.ndarray,
     box: FaceBox | Sequence[float],
@@ -141,9 +152,7 @@ def crop_face(
     x, y, w, h = box.as_tuple() if isinstance(box, FaceBox) else box
     if w <= 0 or h <= 0:
         raise ValueError(f"face box needs a positive size, got {w} x {h}")
-    side = max(1, round(max(w, h) * (1 + 2 * margin)))
-    x0 = round(x + w / 2 - side / 2)
-    y0 = round(y + h / 2 - side / 2)
+    x0, y0, side, _ = crop_square(box, margin)
     height, width = image.shape[:2]
     crop = np.zeros((side, side, image.shape[2]), dtype=image.dtype)
     sx0, sy0 = max(0, x0), max(0, y0)

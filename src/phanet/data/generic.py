@@ -35,11 +35,10 @@ from typing import Any
 import pandas as pd
 
 from phanet.checks import SHOWN_PATH, shorten
+from phanet.data.io import IMAGE_SUFFIXES
 from phanet.data.records import MISSING, LabeledFaces, Sample, format_angle, sort_pose_names
 from phanet.data.registry import register_dataset
 from phanet.errors import PhanetError
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 
 #: Cell texts that mark a missing value (as pandas and spreadsheets write it), never a class name.
 MISSING_MARKERS = frozenset({"nan", "-nan", "none", "null", "n/a", "#n/a"})

@@ -142,7 +142,7 @@ def _clear(out: Path) -> None:
 def _start(out: Path, settings: dict[str, Any], overwrite: bool) -> None:
     """Check that ``out`` may be written (fresh, resumable, or explicitly overwritten) and record the settings."""
     if out.exists() and not out.is_dir():
-        raise PhanetError(f"--out: {out} is a file, expected a folder")
+        raise PhanetError.about("out", "{path} is a file, expected a folder", path=out)
     record = out / "prepare.json"
     if record.is_file():
         try:
@@ -150,17 +150,17 @@ def _start(out: Path, settings: dict[str, Any], overwrite: bool) -> None:
         except ValueError:
             previous = {}
         if previous.get("tool") != MARKER:
-            raise PhanetError(f"--out: {record} was not written by phanet prepare; choose another folder")
+            raise PhanetError.about("out", "{record} was not written by phanet prepare; choose another folder", record=record)
         if overwrite:
             _clear(out)
         elif previous.get("settings") != settings:
             changed = sorted(k for k in settings if previous.get("settings", {}).get(k) != settings[k])
-            raise PhanetError(f"--out: {out} holds a prepare run with other settings ({', '.join(changed)}); "
-                              "use a new --out, or --overwrite to start again")
+            raise PhanetError.about("out", "{path} holds a prepare run with other settings ({changed}); use a new "
+                                    "{out}, or {overwrite} to start again", path=out, changed=", ".join(changed))
     elif out.is_dir() and any(out.iterdir()):
         if not overwrite:
-            raise PhanetError(f"--out: {out} is not empty and is not a phanet prepare output; "
-                              "choose an empty folder or pass --overwrite")
+            raise PhanetError.about("out", "{path} is not empty and is not a phanet prepare output; choose an empty "
+                                    "folder or pass {overwrite}", path=out)
         _clear(out)
     write_json(record, {"tool": MARKER, "settings": settings})
 
@@ -196,15 +196,15 @@ def prepare_faces(
     is recorded in ``prepare.json`` and must match to resume.
     """
     if size < 8:
-        raise PhanetError(f"--size: expected at least 8 pixels, got {size}")
+        raise PhanetError.about("size", "expected at least 8 pixels, got {size}", size=size)
     if margin < 0:
-        raise PhanetError(f"--margin: expected 0 or more, got {margin}")
+        raise PhanetError.about("margin", "expected 0 or more, got {margin}", margin=margin)
     if no_face not in NO_FACE_CHOICES:
-        raise PhanetError(f"--no-face: expected skip or center, got {no_face!r}")
+        raise PhanetError.about("no_face", "expected skip or center, got {value!r}", value=no_face)
     if image_format not in FORMATS:
-        raise PhanetError(f"--format: expected png or jpg, got {image_format!r}")
+        raise PhanetError.about("image_format", "expected png or jpg, got {value!r}", value=image_format)
     if use_boxes and not any(s.box for s in faces.samples):
-        raise PhanetError(f"--use-boxes: dataset {faces.name!r} has no face boxes; detect faces instead")
+        raise PhanetError.about("use_boxes", "dataset {name!r} has no face boxes; detect faces instead", name=faces.name)
     out = Path(out)
     settings = {**source, "size": size, "margin": margin, "no_face": no_face, "use_boxes": use_boxes,
                 "format": image_format}

@@ -34,7 +34,7 @@ class _TwoHeadClassifier(nn.Module):
 
     def forward(self, images: torch.Tensor, return_maps: bool = False, return_crops: bool = False,
                 map_classes: torch.Tensor | None = None) -> PhaNetOutput:
-        # Inputs larger than the network's size (model.source_size) are average-pooled to it, as
+        # Inputs larger than the network's size (model.input_size) are average-pooled to it, as
         # PhaNet's S1 does, so every method receives the same images.
         factor = images.shape[-1] // self.image_size if self.image_size else 1
         f = self.forward_features(F.avg_pool2d(images, factor) if factor > 1 else images)

@@ -26,7 +26,7 @@ class PhaNet(nn.Module):
         num_expressions (int): expression classes E.
         num_poses (int): pose (pan) classes P; 0 for a dataset without pose labels.
         image_size (int): input side of every scale's network; the S2 and S3 regions are zoomed to it.
-        source_size (int): side of the images the model receives (a multiple of ``image_size``; default
+        input_size (int): side of the images the model receives (a multiple of ``image_size``; default
             ``image_size``, as in the paper). S1 sees them average-pooled to ``image_size``, and the S2
             and S3 squares are cut from them at full resolution, so zooming in adds real detail.
         scales (sequence of str): the scales whose features form f — any non-empty subset of
@@ -47,7 +47,7 @@ class PhaNet(nn.Module):
         num_expressions: int = 7,
         num_poses: int = 9,
         image_size: int = 224,
-        source_size: int | None = None,
+        input_size: int | None = None,
         scales: tuple[str, ...] | list[str] = SCALE_NAMES,
         joint_sa: bool = True,
         backbone: BackboneConfig | None = None,
@@ -66,9 +66,9 @@ class PhaNet(nn.Module):
         self.num_expressions = num_expressions
         self.num_poses = num_poses
         self.image_size = image_size
-        self.input_size = source_size or image_size
+        self.input_size = input_size or image_size
         if self.input_size % image_size:
-            raise ValueError(f"source_size {self.input_size} must be a multiple of image_size {image_size}")
+            raise ValueError(f"input_size {self.input_size} must be a multiple of image_size {image_size}")
         self.used = [SCALE_NAMES.index(s) for s in SCALE_NAMES if s in scales]
         self.num_computed = max(self.used) + 1
         self.joint_sa = joint_sa
@@ -84,7 +84,7 @@ class PhaNet(nn.Module):
 
     @classmethod
     def from_config(cls, config: ModelConfig, num_expressions: int, num_poses: int) -> "PhaNet":
-        return cls(num_expressions, num_poses, config.image_size, config.source_size, config.scales, config.joint_sa,
+        return cls(num_expressions, num_poses, config.image_size, config.input_size, config.scales, config.joint_sa,
                    config.backbone, config.attention, config.sal_hidden, config.head_hidden, config.lambda_form,
                    config.sal_form)
 
@@ -107,7 +107,7 @@ class PhaNet(nn.Module):
         """HPAL: per-scale maps, pooled representations, per-scale logits and the squares.
 
         ``images`` are ``input_size`` pixels. S1 sees them at ``image_size``; each finer square is cut
-        from the previous scale's zoomed region (Eq. 5) or, when ``source_size`` exceeds
+        from the previous scale's zoomed region (Eq. 5) or, when ``input_size`` exceeds
         ``image_size``, from the full-resolution input, so that zooming in adds detail.
         """
         batch = images.shape[0]

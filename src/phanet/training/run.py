@@ -1,19 +1,14 @@
 """``phanet train``: a run folder with the resolved config, checkpoints, per-epoch metrics; resumable.
 
-Run folder layout::
-
-    OUT/config.yaml        the resolved configuration
-    OUT/split.json         subjects of the train / val / test parts
-    OUT/classes.json       expression and pose class lists
-    OUT/metrics.csv        one row per epoch (every loss term, λe/λp, c1..c3, accuracies, lr)
-    OUT/dynamics.csv       with train.dynamics > 0: gradients, updates and SAL per step (training/dynamics.py)
-    OUT/checkpoints/best.ckpt, last.ckpt   written atomically
-    OUT/.lock              held by the training that writes the folder (see :class:`RunLock`)
+The folder's layout, and which settings make a config the same run, are
+:class:`~phanet.training.run_folder.RunFolder`'s.
 
 Every setting is checked before the folder is written: the config when it is loaded, the device,
-strategy and precision by building Lightning's ``Trainer``, and on ``--resume`` the run's
+strategy and precision by building Lightning's ``Trainer``, and with ``resume`` the run's
 ``last.ckpt`` (readable, a checkpoint of this run, finite weights). A run that never finished an
-epoch may be started again into the same folder; one that did is continued with ``--resume``.
+epoch may be started again into the same folder; one that did is continued with ``resume``, and
+one that has nothing left to train (every epoch done, early stopping, ``train.max_minutes`` used)
+is left as it is and says so (:attr:`TrainResult.finished`).
 
 SIGTERM and SIGINT stop a run. What is kept is the ``last.ckpt`` of the last finished epoch
 (written after every epoch); the epoch in progress is dropped and runs again on resume, so every
@@ -24,13 +19,9 @@ far the run got and how to resume it.
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
-import shutil
 import signal
-import socket
-import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,30 +34,21 @@ from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from phanet.checks import output_folder, shorten
-from phanet.config import Config, config_from_dict, dump_yaml, read_yaml, show
+from phanet.config import Config, show
 from phanet.data.records import LabeledFaces
 from phanet.data.splits import Split
 from phanet.data.torch_data import FaceDataModule
 from phanet.errors import PhanetError
-from phanet.files import remove_temporaries, write_failed, write_json
+from phanet.files import remove_temporaries
 from phanet.runtime import Stopped, resolve_precision, usable_cpus, uses_cuda
 from phanet.training.callbacks import AdaptiveThreads, AtomicCheckpointIO, EpochMetricsCSV, PanInitialization, ResumedConfig
 from phanet.training.dynamics import TrainingDynamics
 from phanet.training.module import MONITOR, PhaNetModule
 from phanet.training.progress import EpochBars, progress_callback
-
-#: Config sections that must match when a run is resumed (the rest, e.g. epochs or devices, may change).
-_RESUME_FIXED = ("data", "model", "loss", "seed")
-#: Optimizer settings that shape the restored optimizer's state; the others (rates, decay, momentum,
-#: milestones, patience) may change on resume and are applied to it.
-_RESUME_FIXED_OPTIM = ("name", "scheduler")
+from phanet.training.run_folder import RunFolder, RunLock
 
 _DDP_NAMES = {"ddp": "ddp_find_unused_parameters_true", "ddp_spawn": "ddp_spawn_find_unused_parameters_true"}
 
-LOCK_FILE = ".lock"
-#: What a run writes into its folder: a folder holding only these and no ``last.ckpt`` is a run that
-#: never finished an epoch, which a fresh start may replace.
-_RUN_FILES = {"config.yaml", "split.json", "classes.json", "metrics.csv", "dynamics.csv", "checkpoints", LOCK_FILE}
 #: Words of Lightning's messages about the trainer settings, and the option each one is about.
 _TRAINER_OPTIONS = (("precision", "precision"), ("strategy", "strategy"), ("deepspeed", "strategy"),
                     ("fsdp", "strategy"), ("num_nodes", "num_nodes"), ("devices", "devices"),
@@ -80,45 +62,8 @@ class TrainResult:
     last_checkpoint: Path
     metrics_csv: Path
     best_score: float
-
-
-class RunLock:
-    """A run folder's writer: an exclusive ``flock`` on ``OUT/.lock``, kept while the training lives.
-
-    The kernel drops the lock when its process ends, however it ends (``kill -9`` included), so a
-    lock is never stale and the file is simply left in place. The file names the holder (process,
-    host, start time) for the message a second writer gets. Only rank zero takes it.
-    """
-
-    def __init__(self, run_dir: Path) -> None:
-        self.run_dir = run_dir
-        self.path = run_dir / LOCK_FILE
-        self.fd: int | None = None
-
-    def acquire(self) -> None:
-        if self.fd is not None:
-            return
-        try:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
-        except OSError as exc:
-            raise write_failed(self.path, exc) from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = shorten(os.read(fd, 200).decode("utf-8", "replace").strip(), 120) or "another process"
-            os.close(fd)
-            raise PhanetError(f"--out: {self.run_dir} is in use by another training ({holder}); wait for it to "
-                              "end or choose another --out") from None
-        started = time.strftime("%Y-%m-%d %H:%M:%S %Z")
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}, since {started}\n".encode(), 0)
-        self.fd = fd
-
-    def release(self) -> None:
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
+    #: Set when a resumed run had nothing left to train: why it had finished and how to train on.
+    finished: str | None = None
 
 
 class _StopSignal(Callback):
@@ -137,76 +82,80 @@ class _StopSignal(Callback):
             self.signum = signal.SIGINT
 
 
-def _check_out(run_dir: Path) -> None:
-    """``--out`` can be a run folder: a folder or a name that can be created."""
-    output_folder(run_dir, "--out", overwrite=False)
+def _lightning_key(key: str, subclass: type, lightning_class: type) -> str:
+    """A subclass's state key as Lightning's own class has it: Lightning keys a callback's state by the
+    class name, and the checkpoints of every run (earlier ones included) hold it under that name."""
+    return key.replace(subclass.__qualname__, lightning_class.__qualname__, 1)
 
 
-def _check_fresh(run_dir: Path) -> None:
-    """A fresh start writes into an empty folder or over a run that never finished an epoch."""
-    if not run_dir.is_dir():
-        return
-    names = {p.name for p in run_dir.iterdir()} - {LOCK_FILE}
-    if names and (not names <= _RUN_FILES or (run_dir / "checkpoints" / "last.ckpt").exists()):
-        raise PhanetError(f"--out: {run_dir} already holds files; use --resume to continue that run or choose "
-                          "another --out")
+class _EarlyStopping(EarlyStopping):
+    """Early stopping whose patience is ``train.early_stop`` also on resume (Lightning's would restore
+    the patience the run started with, so a resume could not give a stopped run more patience)."""
+
+    @property
+    def state_key(self) -> str:
+        return _lightning_key(super().state_key, _EarlyStopping, EarlyStopping)
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        patience = self.patience
+        super().load_state_dict(state_dict)
+        self.patience = patience
 
 
-def _clear_unfinished(run_dir: Path) -> None:
-    """Remove what a run that never finished an epoch left (its checkpoints would get ``-v1`` twins)."""
-    shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
-    for name in ("metrics.csv", "dynamics.csv"):
-        (run_dir / name).unlink(missing_ok=True)
+class _RunCheckpoint(ModelCheckpoint):
+    """``ModelCheckpoint`` that keeps its state when the run folder was moved or copied.
+
+    Lightning restores the best score only when the checkpoint folder is where it was when the state
+    was saved; elsewhere the score is dropped and the first resumed epoch replaces ``best.ckpt``
+    whatever its score. The files it tracks are the run's own ``checkpoints/*.ckpt``, so their paths
+    move with the folder.
+    """
+
+    @property
+    def state_key(self) -> str:
+        return _lightning_key(super().state_key, _RunCheckpoint, ModelCheckpoint)
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        saved_in = state_dict.get("dirpath")
+        if saved_in and self.dirpath and saved_in != self.dirpath:
+            def moved(path: str | None) -> str | None:
+                return os.path.join(self.dirpath, os.path.basename(path)) if path else path
+
+            state_dict = {**state_dict, "dirpath": self.dirpath,
+                          **{key: moved(state_dict.get(key))
+                             for key in ("best_model_path", "kth_best_model_path", "last_model_path")},
+                          "best_k_models": {moved(k): v for k, v in state_dict.get("best_k_models", {}).items()}}
+        super().load_state_dict(state_dict)
 
 
-def _check_resume(run_dir: Path, config: Config) -> None:
-    """Check that ``config`` may continue the run in ``run_dir``."""
-    stored_path = run_dir / "config.yaml"
-    if not stored_path.exists():
-        raise PhanetError(f"--resume: {run_dir} holds no run to resume (no config.yaml)")
-    stored = config_from_dict(read_yaml(stored_path))
-    old, current = stored.to_dict(), config.to_dict()
-    for section in _RESUME_FIXED:
-        if old[section] != current[section]:
-            raise PhanetError(
-                f"--resume: {_first_difference(old[section], current[section], section)} differs from the run "
-                f"in {run_dir}; resume with the same settings or start a new run with another --out"
-            )
-    for key in _RESUME_FIXED_OPTIM:
-        if old["optim"][key] != current["optim"][key]:
-            raise PhanetError(f"--resume: optim.{key} ({show(old['optim'][key])} in the run, "
-                              f"{show(current['optim'][key])} now) cannot change when resuming; start a new run "
-                              "with another --out")
-    if set(stored.optim.part_lr) != set(config.optim.part_lr):
-        raise PhanetError(f"--resume: the parts named in optim.part_lr ({', '.join(stored.optim.part_lr) or 'none'} "
-                          f"in the run) cannot change when resuming; their multipliers may")
-    if not (run_dir / "checkpoints" / "last.ckpt").exists():
-        raise PhanetError(f"--resume: {run_dir} never finished an epoch (no checkpoints/last.ckpt); start it again "
-                          "without --resume")
+def _checkpoints(folder: RunFolder) -> tuple[ModelCheckpoint, ModelCheckpoint]:
+    """(``best.ckpt``: the best validation FER accuracy so far, ``last.ckpt``: rewritten after every epoch)."""
+    # Each file is replaced in place, never given a "-v1" twin (a run folder that was moved or copied
+    # keeps writing the best.ckpt and last.ckpt that resume and evaluation read).
+    best = _RunCheckpoint(dirpath=folder.checkpoints, filename=folder.best.stem, monitor=MONITOR, mode="max",
+                          save_top_k=1, auto_insert_metric_name=False, enable_version_counter=False)
+    last = _RunCheckpoint(dirpath=folder.checkpoints, filename=folder.last.stem, monitor=None, save_top_k=1,
+                          every_n_epochs=1, enable_version_counter=False)
+    return best, last
 
 
-def _first_difference(a: Any, b: Any, where: str) -> str:
-    if isinstance(a, dict) and isinstance(b, dict):
-        for key in list(a) + [k for k in b if k not in a]:
-            if a.get(key) != b.get(key):
-                return _first_difference(a.get(key), b.get(key), f"{where}.{key}")
-    return f"{where} ({show(a)} in the run, {show(b)} now)"
-
-
-def read_checkpoint(path: Path, flag: str, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+def read_checkpoint(path: Path, parameter: str, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """A phanet checkpoint's contents (``torch.load(weights_only=True)``), refused with one line naming
-    ``flag`` and the file when it is unreadable, foreign, or holds a NaN or infinite weight."""
+    ``parameter`` and the file when it is unreadable, foreign, or holds a NaN or infinite weight."""
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means "not a phanet checkpoint"
-        raise PhanetError(f"{flag}: {path} is not a readable checkpoint ({type(exc).__name__})") from None
+        raise PhanetError.about(parameter, "{path} is not a readable checkpoint ({kind})", path=path,
+                                kind=type(exc).__name__) from None
     params = payload.get("hyper_parameters") if isinstance(payload, dict) else None
     if not isinstance(params, dict) or not {"config", "expressions", "poses"} <= set(params) \
             or not isinstance(payload.get("state_dict"), dict):
-        raise PhanetError(f"{flag}: {path} is not a phanet checkpoint (no config and class lists inside)")
+        raise PhanetError.about(parameter, "{path} is not a phanet checkpoint (no config and class lists inside)",
+                                path=path)
     for name, value in payload["state_dict"].items():
         if isinstance(value, torch.Tensor) and value.is_floating_point() and not torch.isfinite(value).all():
-            raise PhanetError(f"{flag}: {path} holds non-finite weights (NaN or infinity), first in {name!r}")
+            raise PhanetError.about(parameter, "{path} holds non-finite weights (NaN or infinity), first in {name}",
+                                    path=path, name=repr(name))
     return payload
 
 
@@ -269,16 +218,20 @@ def cpu_thread_callbacks(config: Config) -> list[L.Callback]:
 
 def _checked_trainer(config: Config, run_dir: Path, callbacks: list, progress: bool) -> L.Trainer:
     """:func:`make_trainer`, with Lightning's refusal of an accelerator, device count, strategy or
-    precision turned into one line naming the option."""
+    precision turned into one line naming the setting."""
     try:
         return make_trainer(config, run_dir, callbacks, progress=progress)
     except (ValueError, TypeError, ImportError, MisconfigurationException) as exc:
         reason = shorten(" ".join(str(exc).split()), 200)
         words = reason.lower()
         key = next((key for word, key in _TRAINER_OPTIONS if word in words), None)
-        keys = [key] if key else ["accelerator", "devices", "strategy", "precision"]
-        where = ", ".join(f"train.{k} (--{k.replace('_', '-')}) {show(getattr(config.train, k))}" for k in keys)
-        raise PhanetError(f"{where}: {reason}") from None
+        if key is not None:
+            raise PhanetError.about(f"train.{key}", "{value} cannot be used ({reason})",
+                                    value=show(getattr(config.train, key)), reason=reason) from None
+        keys = ["accelerator", "devices", "strategy", "precision"]
+        settings = ", ".join(f"{{train.{k}}} {{{k}}}" for k in keys)
+        raise PhanetError.about(None, settings + ": {reason}", reason=reason,
+                                **{k: show(getattr(config.train, k)) for k in keys}) from None
 
 
 def _is_rank_zero() -> bool:
@@ -293,26 +246,24 @@ def train(config: Config, resume: bool = False, faces: LabeledFaces | None = Non
     Raises :class:`~phanet.errors.PhanetError` for anything that makes the run impossible (nothing is
     written before every check has passed) and :class:`~phanet.runtime.Stopped` when SIGTERM or
     SIGINT stopped it."""
-    run_dir = Path(config.out)
-    _check_out(run_dir)
-    lock = RunLock(run_dir) if _is_rank_zero() else None
+    folder = RunFolder(config.out)
+    output_folder(folder.path, "out", overwrite=False)
+    lock = RunLock(folder.path) if _is_rank_zero() else None
     try:
-        return _train(config, run_dir, lock, resume, faces, split, progress)
+        return _train(config, folder, lock, resume, faces, split, progress)
     finally:
         if lock is not None:
             lock.release()
 
 
-def _train(config: Config, run_dir: Path, lock: RunLock | None, resume: bool, faces: LabeledFaces | None,
+def _train(config: Config, folder: RunFolder, lock: RunLock | None, resume: bool, faces: LabeledFaces | None,
            split: Split | None, progress: bool) -> TrainResult:
-    checkpoints = run_dir / "checkpoints"
-    last = checkpoints / "last.ckpt"
-    if lock is not None and run_dir.is_dir():
+    if lock is not None and folder.path.is_dir():
         lock.acquire()  # before looking at the folder: another training may be writing it
     if resume:
-        _check_resume(run_dir, config)
+        folder.check_resume(config)
     elif lock is not None:
-        _check_fresh(run_dir)
+        folder.check_fresh()
 
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
@@ -320,24 +271,18 @@ def _train(config: Config, run_dir: Path, lock: RunLock | None, resume: bool, fa
     warnings.filterwarnings("ignore", ".*LeafSpec.*")
     warnings.filterwarnings("ignore", ".*overridden `on_after_batch_transfer`.*")
     warnings.filterwarnings("ignore", ".*Checkpoint directory .* exists and is not empty.*")  # every resume
-    # Each file is replaced in place, never given a "-v1" twin (a run folder that was moved or copied
-    # keeps writing the best.ckpt and last.ckpt that --resume and evaluation read).
-    checkpoint = ModelCheckpoint(dirpath=checkpoints, filename="best", monitor=MONITOR, mode="max",
-                                 save_top_k=1, auto_insert_metric_name=False, enable_version_counter=False)
-    # A second, unmonitored checkpoint rewritten after every epoch: the one --resume continues from.
-    latest = ModelCheckpoint(dirpath=checkpoints, filename="last", monitor=None, save_top_k=1, every_n_epochs=1,
-                             enable_version_counter=False)
+    best, latest = _checkpoints(folder)
     stop = _StopSignal()
     # The thread callback logs before the metrics table is written at the end of each epoch.
-    callbacks = [*cpu_thread_callbacks(config), checkpoint, latest, EpochMetricsCSV(run_dir / "metrics.csv"),
+    callbacks = [*cpu_thread_callbacks(config), best, latest, EpochMetricsCSV(folder.metrics_file),
                  PanInitialization(config.train.pan_init), stop]
     if config.train.early_stop > 0:
-        callbacks.append(EarlyStopping(monitor=MONITOR, mode="max", patience=config.train.early_stop))
+        callbacks.append(_EarlyStopping(monitor=MONITOR, mode="max", patience=config.train.early_stop))
     if config.train.dynamics > 0:
-        callbacks.append(TrainingDynamics(run_dir / "dynamics.csv", config.train.dynamics))
+        callbacks.append(TrainingDynamics(folder.dynamics_file, config.train.dynamics))
     if resume and lock is not None:
-        callbacks.append(ResumedConfig(config, run_dir / "config.yaml"))
-    trainer = _checked_trainer(config, run_dir, callbacks, progress)
+        callbacks.append(ResumedConfig(config, folder.config_file))
+    trainer = _checked_trainer(config, folder.path, callbacks, progress)
 
     L.seed_everything(config.seed, workers=True, verbose=False)
     datamodule = FaceDataModule(config, faces=faces, split=split)
@@ -345,63 +290,92 @@ def _train(config: Config, run_dir: Path, lock: RunLock | None, resume: bool, fa
     faces = datamodule.faces
     module = PhaNetModule(config.to_dict(), faces.expressions, faces.poses)
     module.optimizer_groups()  # a wrong optim.part_lr fails here, before the run folder is written
-    done = _check_last(last, module) if resume else 0
-    if done > config.train.epochs:
-        raise PhanetError(f"--resume: {run_dir} has finished {done} epochs, more than train.epochs "
-                          f"({config.train.epochs}); give train.epochs={done} or more")
+    done = 0
+    if resume:
+        payload = _check_last(folder, module)
+        done = int(payload.get("epoch", -1)) + 1
+        if done > config.train.epochs:
+            raise PhanetError.about("resume", "{run} has finished {done} epochs, more than train.epochs ({epochs}); "
+                                    "give train.epochs={done} or more", run=folder.path, done=done,
+                                    epochs=config.train.epochs)
+        finished = _finished(payload, config, done, best.state_key)
+        if finished is not None:
+            score = payload["callbacks"].get(best.state_key, {}).get("best_model_score")
+            return TrainResult(folder.path, folder.best, folder.last, folder.metrics_file,
+                               float(score) if score is not None else float("nan"), f"{folder.path} {finished}")
 
     if lock is not None:
         lock.acquire()
         if resume:  # half-written files of the interrupted run
-            remove_temporaries(run_dir)
+            remove_temporaries(folder.path)
         else:
-            _check_fresh(run_dir)  # again: the folder may have appeared while the data loaded
-            _clear_unfinished(run_dir)
-            dump_yaml(config, run_dir / "config.yaml")
-            write_json(run_dir / "split.json", datamodule.split.subjects)
-            write_json(run_dir / "classes.json",
-                       {"dataset": faces.name, "expressions": faces.expressions, "poses": faces.poses})
+            folder.check_fresh()  # again: the folder may have appeared while the data loaded
+            folder.clear_unfinished()
+            folder.write_start(config, datamodule.split.subjects, faces.name, faces.expressions, faces.poses)
 
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if resume else None)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=str(folder.last) if resume else None)
     except SystemExit:
         if stop.signum is None:
             raise
-        raise _stopped(stop.signum, run_dir, trainer, done, config.train.epochs) from None
-    score = checkpoint.best_model_score
-    return TrainResult(run_dir, checkpoints / "best.ckpt", last, run_dir / "metrics.csv",
+        raise _stopped(stop.signum, folder, trainer, done, config.train.epochs) from None
+    score = best.best_model_score
+    return TrainResult(folder.path, folder.best, folder.last, folder.metrics_file,
                        float(score) if score is not None else float("nan"))
 
 
-def _check_last(last: Path, module: PhaNetModule) -> int:
-    """Check that ``last`` can continue the run (readable, this run's network and classes, finite);
-    returns the number of epochs it holds."""
-    payload = read_checkpoint(last, "--resume")
+def _check_last(folder: RunFolder, module: PhaNetModule) -> dict[str, Any]:
+    """The contents of ``last.ckpt`` once it is known to continue the run (readable, this run's
+    network and classes, finite, with the training state)."""
+    last = folder.last
+    payload = read_checkpoint(last, "resume")
     if "loops" not in payload or "optimizer_states" not in payload:
-        raise PhanetError(f"--resume: {last} holds weights but no training state; start a new run with another --out")
+        raise PhanetError.about("resume", "{last} holds weights but no training state; start a new run with "
+                                "another {out}", last=last)
     params = payload["hyper_parameters"]
     if list(params["expressions"]) != module.expressions or list(params["poses"]) != module.poses:
-        raise PhanetError(f"--resume: {last} was trained on other classes than the data now gives "
-                          f"({', '.join(map(str, params['expressions']))}); resume on the same data")
+        raise PhanetError.about("resume", "{last} was trained on other classes than the data now gives ({classes}); "
+                                "resume on the same data", last=last, classes=", ".join(map(str, params["expressions"])))
     try:
         module.load_state_dict(payload["state_dict"])
     except RuntimeError as exc:
-        raise PhanetError(f"--resume: {last} does not match the run's config in {last.parent.parent} "
-                          f"({shorten(str(exc).splitlines()[0])})") from None
-    return int(payload.get("epoch", -1)) + 1
+        raise PhanetError.about("resume", "{last} does not match the run's config in {run} ({reason})", last=last,
+                                run=folder.path, reason=shorten(str(exc).splitlines()[0])) from None
+    return payload
 
 
-def _stopped(signum: int, run_dir: Path, trainer: L.Trainer, done: int, epochs: int) -> Stopped:
+def _finished(payload: dict[str, Any], config: Config, done: int, best_key: str) -> str | None:
+    """Why the run whose ``last.ckpt`` holds ``payload`` has nothing left to train under ``config``,
+    and which setting would give it more; None when it has epochs to train."""
+    t = config.train
+    states = payload.get("callbacks", {})
+    if done >= t.epochs:
+        return (f"had already trained every epoch of train.epochs ({t.epochs}); nothing was trained. To train on, "
+                f"resume with train.epochs above {t.epochs}")
+    stopping = next((v for k, v in states.items() if k.startswith("EarlyStopping")), None)
+    if t.early_stop > 0 and stopping is not None and stopping.get("wait_count", 0) >= t.early_stop:
+        return (f"had already stopped early after epoch {done} of {t.epochs} ({stopping['wait_count']} epochs "
+                f"without a better validation FER accuracy, train.early_stop {t.early_stop}); nothing was "
+                f"trained. To train on, resume with train.early_stop above {stopping['wait_count']} (0 turns "
+                "early stopping off)")
+    elapsed = states.get("Timer", {}).get("time_elapsed", {}).get("train", 0.0)
+    if t.max_minutes and elapsed >= 60 * t.max_minutes:
+        return (f"had already used train.max_minutes ({t.max_minutes:g}) after epoch {done} of {t.epochs}; "
+                "nothing was trained. To train on, resume with a larger train.max_minutes")
+    return None
+
+
+def _stopped(signum: int, folder: RunFolder, trainer: L.Trainer, done: int, epochs: int) -> Stopped:
     """How far a stopped run got: the epochs its ``last.ckpt`` holds, and how to go on."""
     io = trainer.strategy.checkpoint_io
-    saved = getattr(io, "saved_epochs", {}).get("last.ckpt")
+    saved = getattr(io, "saved_epochs", {}).get(folder.last.name)
     done = done if saved is None else saved + 1
     name = signal.Signals(signum).name
     if done == 0:
-        return Stopped(signum, f"stopped by {name} before the first epoch of {run_dir} finished; nothing was kept, "
-                               "start it again")
-    return Stopped(signum, f"stopped by {name} after epoch {done} of {epochs} ({run_dir / 'checkpoints' / 'last.ckpt'} "
-                           f"holds it); resume with: phanet train --out {run_dir} --resume")
+        return Stopped(signum, f"stopped by {name} before the first epoch of {folder.path} finished; nothing was "
+                               "kept, start it again")
+    return Stopped(signum, f"stopped by {name} after epoch {done} of {epochs} ({folder.last} holds it); resume "
+                           f"with: phanet train --out {folder.path} --resume")
 
 
 def load_module(checkpoint: str | Path, map_location: str | torch.device = "cpu") -> PhaNetModule:
@@ -409,17 +383,17 @@ def load_module(checkpoint: str | Path, map_location: str | torch.device = "cpu"
     a NaN or infinite weight is refused."""
     path = Path(checkpoint)
     if not path.is_file():
-        raise PhanetError(f"--checkpoint: {path} not found")
-    payload = read_checkpoint(path, "--checkpoint", map_location)
+        raise PhanetError.about("checkpoint", "{path} not found", path=path)
+    payload = read_checkpoint(path, "checkpoint", map_location)
     params = payload["hyper_parameters"]
     try:
         module = PhaNetModule(params["config"], params["expressions"], params["poses"])
         missing, unexpected = module.load_state_dict(payload["state_dict"], strict=False)
     except (RuntimeError, KeyError) as exc:
-        raise PhanetError(f"--checkpoint: {path} does not match its config ({str(exc).splitlines()[0][:200]})") from None
+        raise PhanetError.about("checkpoint", "{path} does not match its config ({reason})", path=path,
+                                reason=str(exc).splitlines()[0][:200]) from None
     if missing or unexpected:
-        key = (missing or unexpected)[0]
-        raise PhanetError(f"--checkpoint: {path} does not match its config (parameter {key!r} "
-                          f"{'missing' if missing else 'unexpected'})")
+        raise PhanetError.about("checkpoint", "{path} does not match its config (parameter {key} {how})", path=path,
+                                key=repr((missing or unexpected)[0]), how="missing" if missing else "unexpected")
     module.eval()
     return module

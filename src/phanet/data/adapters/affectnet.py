@@ -15,7 +15,7 @@ codes are protocol exclusions (skipped and counted). Any other value is an error
 
 AffectNet has no subject ids: every image is its own subject, and the official training /
 validation partition is the train / test split (``partition``). Pan angles come from an OpenFace
-CSV (:mod:`phanet.data.openface`), binned into ``pose_bins``; images without one keep their
+CSV (:mod:`phanet.data.openface`), binned into the ``poses`` classes; images without one keep their
 expression and have no pose (masked out of the pose loss).
 """
 
@@ -147,7 +147,7 @@ def load_affectnet(
     release: str = "auto",
     images_dir: str = "Manually_Annotated_Images",
     openface_csv: str | None = None,
-    pose_bins: list[float] = DEFAULT_BINS,
+    poses: list[float] = DEFAULT_BINS,
     yaw_sign: int = 1,
     box_margin: float = 0.0,
     max_per_class: int | None = None,
@@ -161,7 +161,7 @@ def load_affectnet(
         release: ``csv``, ``npy`` or ``auto`` (the CSV release when its file lists exist).
         images_dir: folder of the CSV release's images, relative to ``root``.
         openface_csv: OpenFace output (CSV file or folder of per-image CSVs) giving each image's yaw.
-        pose_bins: pan class centres in degrees; each yaw goes to the nearest one.
+        poses: the pose classes, pan centres in degrees; each yaw goes to the nearest one.
         yaw_sign: 1 or -1; the pan angle is ``yaw_sign * degrees(pose_Ry)``.
         box_margin: margin around the CSV face box when images are loaded, as a fraction of its size.
         max_per_class: keep at most this many images per class (fixed-seed choice), e.g. for a
@@ -190,19 +190,19 @@ def load_affectnet(
             rows += _npy_rows(base, part, classes, skipped)
     if max_per_class is not None:
         rows = _cap_per_class(rows, max_per_class, skipped)
-    poses: list[str] = []
+    pose_names: list[str] = []
     if openface_csv is not None:
-        poses = pan_names(pose_bins, "pose_bins")
-        centres = [float(p) for p in poses]
+        pose_names = pan_names(poses, "poses")
+        centres = [float(p) for p in pose_names]
         head_poses = join_poses(read_openface(openface_csv, yaw_sign), [r["path"] for r in rows], str(openface_csv))
         if rows and not any(head_poses):
             raise PhanetError(f"data.options.openface_csv: none of its entries matches an image of {base} "
                               "(entries are joined on the image path or file stem)")
         for row, head in zip(rows, head_poses):
             if head is not None and head.tracked:
-                row.update(pose=poses[nearest_bin(head.yaw, centres)], yaw=head.yaw,
+                row.update(pose=pose_names[nearest_bin(head.yaw, centres)], yaw=head.yaw,
                            pitch="" if math.isnan(head.pitch) else head.pitch)
-    faces = build_faces("affectnet", base, rows, skipped, AFFECTNET_CLASSES[:classes], poses, where=str(base))
+    faces = build_faces("affectnet", base, rows, skipped, AFFECTNET_CLASSES[:classes], pose_names, where=str(base))
     absent = next((path for path, reason in faces.skipped if reason == "file not found"), None)
     if missing == "error" and absent is not None:
         raise PhanetError(f"{absent}: image file not found (set data.options.missing: skip to skip such rows)")

@@ -48,7 +48,7 @@ def compile_pattern(pattern: str) -> re.Pattern[str]:
 def load_bu3dfe(
     root: str | None,
     pattern: str = DEFAULT_PATTERN,
-    pans: list[float] | None = BU3DFE_PANS,
+    poses: list[float] | None = BU3DFE_PANS,
     intensities: list[int] | None = None,
 ) -> LabeledFaces:
     """Load rendered BU-3DFE views from ``root`` (any depth).
@@ -56,13 +56,13 @@ def load_bu3dfe(
     Args:
         pattern: regular expression searched in each file's path relative to ``root`` (``/``
             separators) with the named groups subject, expression, intensity and pan.
-        pans: the pose classes in degrees (default: the paper's nine); views at other pans are
+        poses: the pose classes, pan angles in degrees (default: the paper's nine); views at other pans are
             skipped and counted. ``None`` makes every pan found in the tree a class.
         intensities: intensity levels to keep (e.g. ``[3, 4]``); neutral (00) is always kept.
     """
     base = dataset_root(root, "bu3dfe", "rendered views named like F0001_AN01_+45.png")
     regex = compile_pattern(pattern)
-    wanted_pans = set(pan_names(pans, "pans")) if pans is not None else None
+    wanted_pans = set(pan_names(poses, "poses")) if poses is not None else None
     keep_levels = None if intensities is None else {int(i) for i in intensities}
     rows, skipped, found_pans = [], [], set()
     for rel in walk_files(base):
@@ -82,7 +82,7 @@ def load_bu3dfe(
         elif (expression == "NE") != (intensity == 0) or not 0 <= intensity <= 4:
             skipped.append((str(rel), f"intensity {level} does not fit {expression} (NE is 00, others 01-04)"))
         elif wanted_pans is not None and pan not in wanted_pans:
-            skipped.append((str(rel), excluded(f"pan {pan} not among data.options.pans")))
+            skipped.append((str(rel), excluded(f"pan {pan} not among data.options.poses")))
         else:
             found_pans.add(pan)
             if keep_levels is not None and intensity and intensity not in keep_levels:

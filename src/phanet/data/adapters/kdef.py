@@ -40,20 +40,20 @@ def parse_kdef_name(stem: str) -> dict[str, str] | None:
 def load_kdef(
     root: str | None,
     sessions: list[str] | None = None,
-    angles: dict[str, float] | None = None,
+    poses: dict[str, float] | None = None,
 ) -> LabeledFaces:
     """Load KDEF from ``root`` (any depth).
 
     Args:
         sessions: sessions to keep (``["A", "B"]`` by default: the paper's 4,900 images use both).
-        angles: angle code to pan angle in degrees (default :data:`KDEF_ANGLES`); codes left out of
+        poses: the pose classes, as angle code -> pan angle in degrees (default :data:`KDEF_ANGLES`); codes left out of
             the map are skipped and counted, which also selects views.
     """
     base = dataset_root(root, "kdef", "KDEF/<session+person>/AF01ANFL.JPG")
     wanted = {str(s).upper() for s in (sessions or ["A", "B"])}
     if not wanted <= {"A", "B"}:
         raise PhanetError(f"data.options.sessions: expected a list of A and/or B, got {sessions!r}")
-    pose_of = angle_map(angles if angles is not None else KDEF_ANGLES, "angles")
+    pose_of = angle_map(poses if poses is not None else KDEF_ANGLES, "poses")
     pose_of = {code.upper(): pose for code, pose in pose_of.items()}
     rows, skipped = [], []
     for rel in walk_files(base):
@@ -69,7 +69,7 @@ def load_kdef(
         elif fields["session"] not in wanted:
             skipped.append((str(rel), excluded(f"session {fields['session']} not selected")))
         elif fields["angle"] not in pose_of:
-            skipped.append((str(rel), excluded(f"angle {fields['angle']} not in the angle map")))
+            skipped.append((str(rel), excluded(f"angle {fields['angle']} not in data.options.poses")))
         else:
             rows.append({
                 "path": str(rel),

@@ -49,15 +49,16 @@ NAME = re.compile(r"^(?P<subject>\d{3})_(?P<session>\d{2})_(?P<recording>\d{2})_
 
 
 def _cameras(cameras: str | dict) -> dict[str, str]:
+    """The ``poses`` option as camera -> pose class name."""
     if isinstance(cameras, str):
         if cameras not in CAMERA_PRESETS:
-            raise PhanetError(f"data.options.cameras: expected 'paper', 'all' or a mapping like "
+            raise PhanetError(f"data.options.poses: expected 'paper', 'all' or a mapping like "
                               f"{{'05_1': 0}}, got {cameras!r}")
         cameras = CAMERA_PRESETS[cameras]
-    mapping = angle_map(cameras, "cameras")
+    mapping = angle_map(cameras, "poses")
     for camera in mapping:
         if not re.fullmatch(r"\d{2}_\d", camera):
-            raise PhanetError(f"data.options.cameras: camera {camera!r} is not written like 05_1")
+            raise PhanetError(f"data.options.poses: camera {camera!r} is not written like 05_1")
     return mapping
 
 
@@ -71,18 +72,18 @@ def _illuminations(values: list) -> set[str]:
 @register_dataset("multipie", "Multi-PIE multiview: SSS_NN_RR_CCC_II.png (session/recording -> expression, camera -> pan)")
 def load_multipie(
     root: str | None,
-    cameras: str | dict[str, float] = "paper",
+    poses: str | dict[str, float] = "paper",
     illuminations: list[str] | None = DEFAULT_ILLUMINATIONS,
 ) -> LabeledFaces:
     """Load Multi-PIE's multiview images from ``root`` (any depth; usually the folder holding ``session01``...).
 
     Args:
-        cameras: ``"paper"`` (13_0, 14_0, 05_1, 05_0, 04_1 = -30..30), ``"all"`` (the 13 cameras of
+        poses: the pose classes: ``"paper"`` (13_0, 14_0, 05_1, 05_0, 04_1 = -30..30), ``"all"`` (the 13 cameras of
             the ring, -90..90) or a mapping camera -> pan angle in degrees, e.g. ``{"05_1": 0}``.
         illuminations: illumination numbers to keep (``["07"]`` by default); ``None`` keeps all 20.
     """
     base = dataset_root(root, "multipie", "sessionNN/multiview/SSS/RR/CC_C/SSS_NN_RR_CCC_II.png")
-    pose_of = _cameras(cameras)
+    pose_of = _cameras(poses)
     lights = None if illuminations is None else _illuminations(illuminations)
     rows, skipped = [], []
     for rel in walk_files(base):
@@ -95,7 +96,7 @@ def load_multipie(
         if expression is None:
             skipped.append((str(rel), f"session {match['session']} has no recording {match['recording']}"))
         elif camera not in pose_of:
-            skipped.append((str(rel), excluded(f"camera {camera} not in the camera map")))
+            skipped.append((str(rel), excluded(f"camera {camera} not in data.options.poses")))
         elif lights is not None and match["illumination"] not in lights:
             skipped.append((str(rel), excluded(f"illumination {match['illumination']} not selected")))
         else:

@@ -11,7 +11,8 @@ Use it three ways:
 - ``phanet synth --preset bu3dfe --out DIR`` writes PNGs, ``manifest.csv``, ``synth.json`` and a card;
 - ``load_dataset("synth", DIR)`` reads such a folder, ``load_dataset("synth", None, preset=...)``
   streams the same images without writing them;
-- ``SynthDataset(preset=..., subjects=..., size=...)`` is a plain ``torch.utils.data.Dataset``.
+- ``SynthDataset(preset=..., subjects=..., size=...)`` is a ``FaceDataset`` (a ``torch.utils.data.Dataset``)
+  serving the same items as every dataset.
 
 Every image also knows where the eyes, brows, nose tip and mouth are in it (the ``lm_*`` columns of
 ``manifest.csv``; :func:`~phanet.data.synth.landmarks.landmark_table` for any of the three), the
@@ -38,7 +39,7 @@ def load_synth(
     subjects: int | None = None,
     size: int | None = None,
     seed: int | None = None,
-    bins: Sequence[float] | None = None,
+    poses: Sequence[float] | None = None,
     yaw_range: Sequence[float] | None = None,
     pitch_range: Sequence[float] | None = None,
 ) -> LabeledFaces:
@@ -48,13 +49,13 @@ def load_synth(
     it was generated). With ``root`` None, a :class:`SynthFaces` that renders each image when it is
     loaded: ``preset`` (default ``bu3dfe``; see :data:`PRESETS`), the first ``subjects`` subjects
     (default: the preset's count), ``size`` pixels (default 112), ``seed`` (default 0), and for the
-    continuous presets the pose ``bins`` (angles; default the preset's pans) and ``yaw_range`` (MIN, MAX
+    continuous presets the pose classes ``poses`` (angles; default the preset's pans) and ``yaw_range`` (MIN, MAX
     degrees within [-90, 90]); ``pitch_range`` (within [-30, 30]) for any preset.
     """
     if root:
-        return folder_faces(Path(root), preset=preset, subjects=subjects, size=size, seed=seed, bins=bins,
+        return folder_faces(Path(root), preset=preset, subjects=subjects, size=size, seed=seed, poses=poses,
                             yaw_range=yaw_range, pitch_range=pitch_range)
-    return streaming_faces(resolve_settings(preset, subjects, size, seed, bins, yaw_range, pitch_range))
+    return streaming_faces(resolve_settings(preset, subjects, size, seed, poses, yaw_range, pitch_range))
 
 
 def __getattr__(name: str):

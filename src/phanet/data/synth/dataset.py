@@ -34,15 +34,16 @@ class SynthSettings:
     subjects: int
     size: int
     seed: int
-    bins: tuple[float, ...] | None = None
+    #: The pose classes (pan angles) of a continuous preset; None: the preset's pans.
+    poses: tuple[float, ...] | None = None
 
-    def pose_bins(self) -> tuple[float, ...]:
-        return self.bins or self.preset.pans
+    def pose_angles(self) -> tuple[float, ...]:
+        return self.poses or self.preset.pans
 
     def to_json(self) -> dict[str, Any]:
         return {"generator": "phanet synth", "version": GENERATOR_VERSION, "preset": self.preset.name,
                 "subjects": self.subjects, "size": self.size, "seed": self.seed,
-                "bins": list(self.bins) if self.bins else None,
+                "poses": list(self.poses) if self.poses else None,
                 "yaw_range": list(self.preset.yaw_range), "pitch_range": list(self.preset.pitch_range)}
 
 
@@ -57,7 +58,7 @@ def _angle_range(value: Sequence[float], limit: float, name: str) -> tuple[float
 
 
 def resolve_settings(preset: str | None = None, subjects: int | None = None, size: int | None = None,
-                     seed: int | None = None, bins: Sequence[float] | None = None,
+                     seed: int | None = None, poses: Sequence[float] | None = None,
                      yaw_range: Sequence[float] | None = None, pitch_range: Sequence[float] | None = None,
                      prefix: str = "data.options.") -> SynthSettings:
     """Check user-given settings (``None`` = the preset's default); errors name the option as ``prefix + name``
@@ -83,17 +84,17 @@ def resolve_settings(preset: str | None = None, subjects: int | None = None, siz
     value = 0 if seed is None else seed
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
         raise PhanetError(f"{opt('seed')}: expected a whole number >= 0, got {seed!r}")
-    pose_bins = None
-    if bins is not None:
+    angles = None
+    if poses is not None:
         if not chosen.continuous:
-            raise PhanetError(f"{opt('bins')}: only continuous presets (continuous, affectnet) take pose bins; "
+            raise PhanetError(f"{opt('poses')}: only continuous presets (continuous, affectnet) take pose classes; "
                               f"{name!r} has fixed pans")
         try:
-            pose_bins = tuple(sorted(float(b) for b in bins))
+            angles = tuple(sorted(float(b) for b in poses))
         except (TypeError, ValueError):
-            raise PhanetError(f"{opt('bins')}: expected a list of angles in degrees, got {bins!r}") from None
-        if not pose_bins or len(set(pose_bins)) != len(pose_bins) or any(abs(b) > MAX_YAW for b in pose_bins):
-            raise PhanetError(f"{opt('bins')}: expected distinct angles within [-90, 90], got {bins!r}")
+            raise PhanetError(f"{opt('poses')}: expected a list of angles in degrees, got {poses!r}") from None
+        if not angles or len(set(angles)) != len(angles) or any(abs(b) > MAX_YAW for b in angles):
+            raise PhanetError(f"{opt('poses')}: expected distinct angles within [-90, 90], got {poses!r}")
     if yaw_range is not None:
         if not chosen.continuous:
             raise PhanetError(f"{opt('yaw_range')}: only continuous presets (continuous, affectnet) draw yaw; "
@@ -101,7 +102,7 @@ def resolve_settings(preset: str | None = None, subjects: int | None = None, siz
         chosen = dataclasses.replace(chosen, yaw_range=_angle_range(yaw_range, MAX_YAW, opt("yaw_range")))
     if pitch_range is not None:
         chosen = dataclasses.replace(chosen, pitch_range=_angle_range(pitch_range, MAX_PITCH, opt("pitch_range")))
-    return SynthSettings(chosen, int(count), int(pixels), int(value), pose_bins)
+    return SynthSettings(chosen, int(count), int(pixels), int(value), angles)
 
 
 @dataclass
@@ -133,11 +134,11 @@ def to_sample(spec: SampleSpec, preset: Preset) -> Sample:
 def streaming_faces(settings: SynthSettings) -> SynthFaces:
     """All samples of ``settings`` as a :class:`SynthFaces` that renders on demand."""
     preset = settings.preset
-    specs = sample_specs(preset, settings.subjects, settings.seed, settings.bins)
+    specs = sample_specs(preset, settings.subjects, settings.seed, settings.poses)
     return SynthFaces(
         name=f"synth-{preset.name}",
         expressions=list(preset.expressions),
-        poses=preset.pose_names(settings.bins),
+        poses=preset.pose_names(settings.poses),
         samples=[to_sample(s, preset) for s in specs],
         root=None,
         seed=settings.seed,
@@ -157,6 +158,8 @@ def read_settings(folder: Path) -> dict[str, Any]:
         raise PhanetError(f"{path}: not a readable settings file ({exc})") from None
     if not isinstance(values, dict) or values.get("generator") != "phanet synth":
         raise PhanetError(f"{path}: not a `phanet synth` settings file")
+    if "bins" in values:  # the name of the pose classes in folders written before version 3
+        values["poses"] = values.pop("bins")
     return values
 
 
@@ -175,7 +178,7 @@ def folder_faces(folder: Path, **given: Any) -> LabeledFaces:
             continue
         have = recorded.get(key)
         want = value
-        if key == "bins":
+        if key == "poses":
             want = sorted(float(b) for b in value)
         elif key.endswith("_range"):
             want = [float(v) for v in value]
@@ -183,8 +186,8 @@ def folder_faces(folder: Path, **given: Any) -> LabeledFaces:
             raise PhanetError(f"data.options.{key}: {folder} was generated with {key}={have!r}, got {value!r} "
                               "(omit the option to use the folder as it is)")
     settings = resolve_settings(recorded.get("preset"), recorded.get("subjects"), recorded.get("size"),
-                                recorded.get("seed"), recorded.get("bins"), prefix=f"{folder / SETTINGS_FILE}: ")
+                                recorded.get("seed"), recorded.get("poses"), prefix=f"{folder / SETTINGS_FILE}: ")
     faces = load_manifest(str(folder), expressions=list(settings.preset.expressions),
-                          poses=settings.preset.pose_names(settings.bins))
+                          poses=settings.preset.pose_names(settings.poses))
     faces.name = f"synth-{settings.preset.name}"
     return faces

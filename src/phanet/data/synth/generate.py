@@ -176,7 +176,7 @@ def dataset_card(faces: LabeledFaces, settings: SynthSettings) -> str:
         "Yaw > 0: the face turns towards the viewer's right (the subject's right cheek shows); pitch > 0: looking up.",
     ]
     if preset.continuous:
-        bins = ", ".join(format_angle(b) for b in settings.pose_bins())
+        bins = ", ".join(format_angle(b) for b in settings.pose_angles())
         lines.append(f"Yaw is drawn uniformly in [{preset.yaw_range[0]:g}, {preset.yaw_range[1]:g}] and pitch in "
                      f"[{preset.pitch_range[0]:g}, {preset.pitch_range[1]:g}]; "
                      f"the pose class is the nearest bin of {bins}.")

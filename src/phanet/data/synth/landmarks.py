@@ -92,7 +92,7 @@ def landmark_table(faces: LabeledFaces, progress: bool = False) -> pd.DataFrame:
     preset = PRESETS.get(recorded.get("preset"))
     yaw_range = recorded.get("yaw_range") if preset is not None and preset.continuous else None
     settings = resolve_settings(recorded.get("preset"), recorded.get("subjects"), recorded.get("size"),
-                                recorded.get("seed"), recorded.get("bins"), yaw_range, recorded.get("pitch_range"),
+                                recorded.get("seed"), recorded.get("poses"), yaw_range, recorded.get("pitch_range"),
                                 prefix=f"{folder / 'synth.json'}: ")
     specs = streaming_faces(settings).specs
     missing = [p for p in paths if p not in specs]

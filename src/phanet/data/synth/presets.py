@@ -11,8 +11,8 @@ preset         expressions                          poses                       
 =============  ===================================  ==========================================  ========
 
 Neutral is always intensity 0 and rendered once per pose; the other expressions once per intensity.
-The continuous presets draw yaw and pitch for every image and give it the pose class of the nearest
-bin (``bins``, default the preset's list); the manifest keeps the exact angles.
+The continuous presets draw yaw and pitch for every image and give it the nearest
+pose class (``poses``, default the preset's pans); the manifest keeps the exact angles.
 """
 
 from __future__ import annotations

@@ -45,9 +45,9 @@ def _sheet(cells: list[list[np.ndarray]], size: int, row_labels: list[str] | Non
 
 
 def expression_sheet(settings: SynthSettings, subject: int = 1) -> np.ndarray:
-    """Rows: the preset's expressions at intensity 4 (neutral at 0); columns: its pans (or bins)."""
+    """Rows: the preset's expressions at intensity 4 (neutral at 0); columns: its pans (or pose classes)."""
     preset = settings.preset
-    pans = settings.pose_bins()
+    pans = settings.pose_angles()
     head = head_for(settings.seed, subject, settings.size)
     cells = []
     for expression in preset.expressions:
@@ -62,7 +62,7 @@ def identity_sheet(settings: SynthSettings, rows: int = 4, cols: int = 8) -> np.
     """``rows`` x ``cols`` different subjects (S1, S2, ... row by row), each with one expression at
     intensity 4 at one of the pans, in its own dataset scene."""
     preset = settings.preset
-    pans = settings.pose_bins()
+    pans = settings.pose_angles()
     expressions = list(preset.expressions)
     cells = []
     for r in range(rows):

@@ -1,0 +1,232 @@
+"""A run folder: where each file of a training run lies, what makes a config the same run, its lock.
+
+Layout::
+
+    RUN/config.yaml        the resolved configuration
+    RUN/split.json         subjects of the train / val / test parts
+    RUN/classes.json       expression and pose class lists
+    RUN/metrics.csv        one row per epoch
+    RUN/dynamics.csv       with train.dynamics > 0: gradients, updates and SAL per step
+    RUN/checkpoints/best.ckpt, last.ckpt
+    RUN/evaluation/predictions.csv, evaluation.json   the test of best.ckpt (phanet evaluate, experiments)
+    RUN/.lock              held by the training that writes the folder (see :class:`RunLock`)
+
+Every file is written through :mod:`phanet.files` (a temporary file renamed into place).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import math
+import os
+import shutil
+import socket
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from phanet.checks import shorten
+from phanet.config import Config, config_from_dict, dump_yaml, read_yaml, show
+from phanet.errors import PhanetError
+from phanet.files import write_csv, write_failed, write_json
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+LOCK_FILE = ".lock"
+EVALUATION_FILE = "evaluation.json"
+PREDICTIONS_FILE = "predictions.csv"
+
+#: What a run is: the data it learns from, the network, the loss, the seed, and the kind of
+#: optimiser, learning-rate schedule and training schedule. A resume keeps every one of them, and an
+#: experiment continues or reuses a folder only for a config that matches them; anything else (the
+#: rates, epochs, devices, data loading) may change on resume.
+SAME_RUN = ("seed", "data.dataset", "data.root", "data.options", "data.split", "data.flip", "data.jitter",
+            "model", "loss", "optim.name", "optim.scheduler", "train.schedule")
+#: The training budget: what a resume may change and applies from its first epoch. A finished run is
+#: reused only for a config with the same budget, so that no result is reported under a budget it was
+#: not trained with.
+BUDGET = ("optim", "train.epochs", "train.batch_size", "train.early_stop", "train.gradient_clip", "train.pan_init")
+
+
+def _get(values: dict[str, Any], key: str) -> Any:
+    for part in key.split("."):
+        values = values[part]
+    return values
+
+
+def _first_difference(a: Any, b: Any, where: str) -> str:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in list(a) + [k for k in b if k not in a]:
+            if a.get(key) != b.get(key):
+                return _first_difference(a.get(key), b.get(key), f"{where}.{key}")
+    return f"{where} ({show(a)} in the run, {show(b)} now)"
+
+
+class RunLock:
+    """A run folder's writer: an exclusive ``flock`` on ``RUN/.lock``, kept while the training lives.
+
+    The kernel drops the lock when its process ends, however it ends (``kill -9`` included), so a
+    lock is never stale and the file is simply left in place. The file names the holder (process,
+    host, start time) for the message a second writer gets. Only rank zero takes it.
+    """
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = Path(run_dir)
+        self.path = self.run_dir / LOCK_FILE
+        self.fd: int | None = None
+
+    def acquire(self) -> None:
+        if self.fd is not None:
+            return
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as exc:
+            raise write_failed(self.path, exc) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = shorten(os.read(fd, 200).decode("utf-8", "replace").strip(), 120) or "another process"
+            os.close(fd)
+            raise PhanetError.about("out", "{run} is in use by another training ({holder}); wait for it to end "
+                                    "or choose another {out}", run=self.run_dir, holder=holder) from None
+        started = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}, since {started}\n".encode(), 0)
+        self.fd = fd
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+def write_evaluation(folder: Path, summary: dict[str, Any], predictions: pd.DataFrame) -> None:
+    """``predictions.csv`` and ``evaluation.json`` in ``folder``; ``evaluation.json`` last, since its
+    presence marks a finished evaluation."""
+    write_csv(folder / PREDICTIONS_FILE, predictions)
+    write_json(folder / EVALUATION_FILE, summary)
+
+
+def read_predictions(path: str | Path) -> pd.DataFrame:
+    """A predictions.csv with class-name columns kept as text (pose names like "-30", '' when unknown)."""
+    import pandas as pd
+
+    text = {"true_expression": str, "expression": str, "true_pose": str, "pose": str, "subject": str}
+    frame = pd.read_csv(path, dtype=text)
+    for column in text:
+        if column in frame:
+            frame[column] = frame[column].fillna("")
+    return frame
+
+
+class RunFolder:
+    """The folder of one training run (layout in the module's docstring)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.config_file = self.path / "config.yaml"
+        self.split_file = self.path / "split.json"
+        self.classes_file = self.path / "classes.json"
+        self.metrics_file = self.path / "metrics.csv"
+        self.dynamics_file = self.path / "dynamics.csv"
+        self.checkpoints = self.path / "checkpoints"
+        self.best = self.checkpoints / "best.ckpt"
+        self.last = self.checkpoints / "last.ckpt"
+        self.evaluation_dir = self.path / "evaluation"
+        self.evaluation_file = self.evaluation_dir / EVALUATION_FILE
+        self.predictions_file = self.evaluation_dir / PREDICTIONS_FILE
+
+    @classmethod
+    def holding(cls, checkpoint: str | Path) -> RunFolder:
+        """The run folder a checkpoint lies in (``RUN/checkpoints/NAME.ckpt``)."""
+        return cls(Path(checkpoint).parent.parent)
+
+    def __repr__(self) -> str:
+        return f"RunFolder({str(self.path)!r})"
+
+    # --- what the folder holds -------------------------------------------------------------------
+
+    def holds_files(self) -> bool:
+        """Anything but the lock."""
+        return self.path.is_dir() and any(item.name != LOCK_FILE for item in self.path.iterdir())
+
+    def finished_an_epoch(self) -> bool:
+        return self.last.exists()
+
+    def evaluated(self) -> bool:
+        return self.evaluation_file.exists()
+
+    def stored_config(self) -> Config | None:
+        return config_from_dict(read_yaml(self.config_file)) if self.config_file.exists() else None
+
+    def difference(self, config: Config, budget: bool = False) -> str | None:
+        """The first setting of :data:`SAME_RUN` (and, with ``budget``, of :data:`BUDGET`) in which
+        ``config`` differs from the run's ``config.yaml``, e.g. ``model.scales (['N_S1'] in the run,
+        ['H_S2'] now)``; None when it is the same run."""
+        old, new = self.stored_config().to_dict(), config.to_dict()
+        for key in SAME_RUN + (BUDGET if budget else ()):
+            if _get(old, key) != _get(new, key):
+                return _first_difference(_get(old, key), _get(new, key), key)
+        before, now = sorted(old["optim"]["part_lr"]), sorted(new["optim"]["part_lr"])
+        if before != now:
+            return f"the set of parts in optim.part_lr ({', '.join(before) or 'none'} in the run, " \
+                   f"{', '.join(now) or 'none'} now)"
+        return None
+
+    # --- checks before a training writes ---------------------------------------------------------
+
+    def check_fresh(self) -> None:
+        """A fresh start writes into an empty folder or over a run that never finished an epoch."""
+        if not self.path.is_dir():
+            return
+        names = {p.name for p in self.path.iterdir()} - {LOCK_FILE}
+        written = {p.name for p in (self.config_file, self.split_file, self.classes_file, self.metrics_file,
+                                    self.dynamics_file, self.checkpoints)}
+        if names and (not names <= written or self.finished_an_epoch()):
+            raise PhanetError.about("out", "{run} already holds files; use {resume} to continue that run or "
+                                    "choose another {out}", run=self.path)
+
+    def check_resume(self, config: Config) -> None:
+        """Check that ``config`` may continue the run in this folder."""
+        if not self.config_file.exists():
+            raise PhanetError.about("resume", "{run} holds no run to resume (no config.yaml)", run=self.path)
+        difference = self.difference(config)
+        if difference is not None:
+            raise PhanetError.about("resume", "{difference} differs from the run in {run}; resume with the same "
+                                    "settings or start a new run with another {out}",
+                                    difference=difference, run=self.path)
+        if not self.finished_an_epoch():
+            raise PhanetError.about("resume", "{run} never finished an epoch (no checkpoints/last.ckpt); start it "
+                                    "again without {resume}", run=self.path)
+
+    # --- writing -----------------------------------------------------------------------------------
+
+    def clear_unfinished(self) -> None:
+        """Remove what a run that never finished an epoch left (its checkpoints would get ``-v1`` twins)."""
+        shutil.rmtree(self.checkpoints, ignore_errors=True)
+        self.metrics_file.unlink(missing_ok=True)
+        self.dynamics_file.unlink(missing_ok=True)
+
+    def write_start(self, config: Config, subjects: dict[str, list[str]], dataset: str, expressions: list[str],
+                    poses: list[str]) -> None:
+        """What a fresh run writes before its first epoch: its config, split and class lists."""
+        dump_yaml(config, self.config_file)
+        write_json(self.split_file, subjects)
+        write_json(self.classes_file, {"dataset": dataset, "expressions": expressions, "poses": poses})
+
+    def write_evaluation(self, summary: dict[str, Any], predictions: pd.DataFrame) -> None:
+        write_evaluation(self.evaluation_dir, summary, predictions)
+
+    def read_evaluation(self) -> tuple[dict[str, Any], pd.DataFrame]:
+        """The summary (missing numbers as NaN) and the per-image predictions of the evaluation."""
+        summary = json.loads(self.evaluation_file.read_text())
+        summary = {k: (math.nan if v is None else v) for k, v in summary.items()}
+        return summary, read_predictions(self.predictions_file)
+
+    def read_metrics(self) -> pd.DataFrame:
+        import pandas as pd
+
+        return pd.read_csv(self.metrics_file)
