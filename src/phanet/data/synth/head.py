@@ -520,11 +520,13 @@ def _mouth_interior(lay: Layout):
     idx = np.arange(len(pol) * len(az)).reshape(len(pol), len(az))
     ct = _grid_triangles(idx, np.full(len(az), -1.0))[:, ::-1]
     jaw = sdf.smoothstep(lay.mouth_y + 4.0, lay.mouth_y - 12.0, cv[:, 1])
-    pieces.append((cv, ct, Part.MOUTH, np.tile([0.22, 0.05, 0.05], (len(cv), 1)), jaw))
+    # Light reaches the inside of the mouth only through the lips' opening, so cavity, tongue and gums
+    # stay in deep shadow and an open mouth reads as a dark hole; the albedos carry that shadow.
+    pieces.append((cv, ct, Part.MOUTH, np.tile([0.07, 0.015, 0.015], (len(cv), 1)), jaw))
     # Tongue: a flattened dome resting on the floor of the mouth.
     tv, tt = _sphere_cap((0.0, 0.0, 0.0), 1.0, np.linspace(0.2, 1.5, 6), 16, rotate_x=-np.pi / 2)
     tv = tv * np.array([mw * 0.75, 7.0, 24.0]) + np.array([0.0, lay.mouth_y - 16.0, lay.teeth_z - 26.0])
-    pieces.append((tv, tt, Part.MOUTH, np.tile([0.55, 0.2, 0.2], (len(tv), 1)), np.ones(len(tv))))
+    pieces.append((tv, tt, Part.MOUTH, np.tile([0.22, 0.07, 0.07], (len(tv), 1)), np.ones(len(tv))))
     # Teeth: bands following the dental arch, front faces forward.
     for upper in (True, False):
         u = np.linspace(-1.0, 1.0, 17)
@@ -534,10 +536,10 @@ def _mouth_interior(lay: Layout):
         if upper:
             # Crowns about as tall as real incisors (the lips hide them until they part).
             ys = lay.mouth_y + np.array([12.0, 7.0, 5.5, -1.5])
-            color_rows = [(0.62, 0.3, 0.3), (0.62, 0.3, 0.3), (0.9, 0.86, 0.78), (0.86, 0.82, 0.74)]
+            color_rows = [(0.35, 0.15, 0.15), (0.35, 0.15, 0.15), (0.9, 0.86, 0.78), (0.86, 0.82, 0.74)]
         else:
             ys = lay.mouth_y + np.array([-1.0, -5.0, -6.5, -13.0])
-            color_rows = [(0.86, 0.82, 0.74), (0.9, 0.86, 0.78), (0.62, 0.3, 0.3), (0.62, 0.3, 0.3)]
+            color_rows = [(0.86, 0.82, 0.74), (0.9, 0.86, 0.78), (0.35, 0.15, 0.15), (0.35, 0.15, 0.15)]
         verts = np.stack([np.tile(arch_x, len(ys)), np.repeat(ys, len(u)), np.tile(arch_z, len(ys))], -1)
         gi = np.arange(len(ys) * len(u)).reshape(len(ys), len(u))
         if upper:
@@ -547,6 +549,8 @@ def _mouth_interior(lay: Layout):
         color = np.repeat(np.array(color_rows), len(u), axis=0)
         gaps = (np.abs(np.sin(np.tile(u, len(ys)) * 9.0)) < 0.12) & (color[:, 0] > 0.8)
         color[gaps] *= 0.7
+        # Teeth further back along the arch get less light through the opening.
+        color *= (1.0 - 0.5 * np.tile(u, len(ys)) ** 2)[:, None]
         jaw = np.zeros(len(verts)) if upper else np.ones(len(verts))
         part = np.where(color[tris[:, 0], 0] > 0.8, Part.TEETH, Part.MOUTH)
         pieces.append((verts, tris, part, color, jaw))
@@ -865,7 +869,10 @@ def _skin_colors(ident: Identity, lay: Layout, v: np.ndarray, n: np.ndarray, rng
     lip_mask = between * sdf.smoothstep(lay.mouth_width + 1.0, lay.mouth_width - 2.0, ax) * (z > lay.lip_z - 16.0)
     lip = np.array(ident.lip_color)
     albedo = albedo * (1 - lip_mask[:, None]) + lip[None, :] * (1.0 + 0.03 * fine[:, None]) * lip_mask[:, None]
-    spec += 0.12 * lip_mask
+    # Where the lips meet, each shades the other: closed lips show a dark line, not a pale band.
+    stomion = np.exp(-(((y - lay.mouth_y) / 1.6) ** 2)) * lip_mask
+    albedo *= (1.0 - 0.55 * stomion)[:, None]
+    spec += 0.12 * lip_mask * (1.0 - stomion)
 
     # Brows: a tapered band along an arched curve, hair-coloured with soft edges.
     brow_color = np.array(ident.brow_color)
