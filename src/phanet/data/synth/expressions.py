@@ -48,15 +48,14 @@ ACTION_UNITS: dict[str, str] = {
 #: Expression recipes: code -> {AU: (peak, onset)}; an AU name prefixed with "R" acts on the right side only.
 EXPRESSIONS: dict[str, dict[str, tuple[float, float]]] = {
     "NE": {},
-    "HA": {"6": (0.85, 0.0), "12": (1.0, 0.0), "7": (0.2, 0.3), "25": (0.9, 0.45), "26": (0.25, 0.6)},
-    "SA": {"1": (1.0, 0.0), "4": (0.55, 0.0), "15": (1.0, 0.0), "17": (0.6, 0.2), "41": (0.6, 0.2)},
+    "HA": {"6": (1.0, 0.0), "12": (1.0, 0.0), "25": (1.0, 0.4), "26": (0.35, 0.6)},
+    "SA": {"1": (1.0, 0.0), "4": (0.7, 0.0), "15": (1.0, 0.0), "17": (0.8, 0.2), "41": (0.9, 0.2)},
     "SU": {"1": (1.0, 0.0), "2": (1.0, 0.0), "5": (0.9, 0.0), "25": (1.0, 0.15), "26": (0.85, 0.2)},
-    "FE": {"1": (0.9, 0.0), "2": (0.55, 0.0), "4": (0.6, 0.0), "5": (1.0, 0.0), "20": (1.0, 0.0),
-           "25": (0.9, 0.25), "26": (0.35, 0.4)},
-    "AN": {"4": (1.0, 0.0), "5": (0.5, 0.0), "7": (1.0, 0.0), "23": (0.8, 0.0), "24": (0.9, 0.1),
-           "17": (0.5, 0.2), "9": (0.15, 0.3)},
-    "DI": {"9": (1.0, 0.0), "10": (0.9, 0.0), "4": (0.35, 0.0), "6": (0.3, 0.2), "15": (0.35, 0.2),
-           "17": (0.6, 0.2), "25": (0.3, 0.4)},
+    "FE": {"1": (1.0, 0.0), "2": (0.45, 0.0), "4": (0.8, 0.0), "5": (1.0, 0.0), "7": (0.5, 0.0), "20": (1.0, 0.0),
+           "25": (0.9, 0.25), "26": (0.3, 0.4)},
+    "AN": {"4": (1.0, 0.0), "5": (0.4, 0.0), "7": (1.0, 0.0), "23": (0.8, 0.0), "24": (1.0, 0.1),
+           "17": (0.6, 0.2)},
+    "DI": {"9": (1.0, 0.0), "10": (1.0, 0.0), "17": (1.0, 0.1), "4": (0.3, 0.0), "6": (0.5, 0.2), "15": (0.4, 0.2)},
     "CO": {"R12": (0.7, 0.0), "R14": (1.0, 0.0)},
     "SM": {"6": (0.8, 0.0), "12": (1.0, 0.0), "25": (1.0, 0.3), "26": (0.2, 0.5)},
     "SQ": {"6": (1.0, 0.0), "7": (1.0, 0.0), "4": (0.4, 0.0), "41": (0.6, 0.0), "12": (0.15, 0.0)},
@@ -173,22 +172,30 @@ def build_action_fields(head: HeadModel) -> dict[tuple[str, int], ActionField]:
         # AU4: brows down and together; vertical furrows and a bulge between them.
         w = _gauss_split(x, y, sg * (ex - 5.0), by, 16.0, 11.0, 18.0)
         furrow = _gauss(x, y, sg * 7.0, by - 2.0, 1.8, 8.0) * (y < by + 10.0)
+        # The skin squeezed between the brows shades the glabella even where the furrows are too fine to see.
+        knot = _gauss(x, y, sg * 6.0, by - 4.0, 4.5, 7.0)
         bulge = _gauss(x, y, 0.0, by - 6.0, 9.0, 9.0)
-        put("4", vec(dx=-sg * 4.0 * w, dy=-6.5 * w, dz=1.2 * w + 0.6 * bulge), 0.5 * furrow)
-        # AU6: cheeks up and forward, lower-lid skin bunches, crow's feet at the outer eye corner.
+        put("4", vec(dx=-sg * 5.0 * w, dy=-7.5 * w, dz=2.0 * w + 0.8 * bulge), 0.6 * furrow + 0.2 * knot)
+        # AU6: cheeks up and forward, lower-lid skin bunches into a bulge, crow's feet at the outer eye
+        # corner (the lid margins narrow the eye from below in the eye rig).
         w = _gauss(x, y, sg * (ex + 3.0), ey - 17.0, 17.0, 11.0)
         bag = _gauss(x, y, sg * ex, ey - 8.5, 9.0, 3.0)
-        crow = _lines(y - 0.4 * (sg * x), 3.5) * _gauss(x, y, sg * (ex + lay.eye_width + 6.0), ey - 1.0, 4.0, 7.0)
-        put("6", vec(dy=3.8 * w + 0.8 * bag, dz=2.5 * w + 1.2 * bag), 0.4 * crow + 0.15 * bag)
-        # AU7: lower lid skin tightens up (the margins move in the eye rig).
+        crow = _lines(y - 0.4 * (sg * x), 3.5) * _gauss(x, y, sg * (ex + lay.eye_width + 6.0), ey - 1.0, 4.5, 8.0)
+        put("6", vec(dy=4.5 * w + 1.0 * bag, dz=3.0 * w + 1.8 * bag), 0.55 * crow + 0.2 * bag)
+        # AU7: lower lid skin tightens up and bulges (the margins move in the eye rig).
         w = _gauss(x, y, sg * ex, ey - 7.5, 11.0, 3.5)
-        put("7", vec(dy=1.2 * w, dz=0.6 * w), 0.1 * w)
-        # AU12: lip corners up, out and back; the cheek rises; the nasolabial fold deepens.
-        w = _gauss(x, y, sg * mw, my, 15.0, 12.0)
+        put("7", vec(dy=1.2 * w, dz=1.2 * w), 0.12 * w)
+        # AU12: lip corners pulled up and back towards the cheekbone, the more the nearer the corner, so
+        # the lower lip curves up; the upper lip is drawn up more evenly, baring the upper teeth when the
+        # lips part; the cheek above rises and bulges; the nasolabial fold deepens.
+        lateral = np.where(sg * x > mw, np.exp(-(((sg * x - mw) / 12.0) ** 2)), 1.0)
+        reach = np.clip(sg * x / mw, 0.0, 1.0)
+        curve = np.where(lip > 0, 0.25 + 0.75 * reach ** 1.5, reach ** 2) * lateral * np.exp(-(((y - my) / 12.0) ** 2))
         cheek = _gauss(x, y, sg * (mw + 9.0), my + 19.0, 15.0, 12.0)
         ala = (sg * (lay.nose_width + 2.0), lay.nose_base_y + 4.0)
         fold = np.exp(-((_segment_distance(x, y, ala, (sg * (mw + 7.0), my - 8.0)) / 2.0) ** 2)) * (sg * x > 0)
-        put("12", vec(dx=sg * 5.0 * w, dy=6.5 * w + 2.5 * cheek, dz=-2.0 * w + 3.5 * cheek), 0.4 * fold)
+        put("12", vec(dx=sg * 4.5 * curve, dy=9.5 * curve + 4.0 * cheek, dz=-2.5 * curve + 5.5 * cheek - 1.0 * fold),
+            0.6 * fold)
         # AU14: corner pulled back and tightened, a dimple beside it.
         w = _gauss(x, y, sg * mw, my, 9.0, 8.0)
         dimple = _gauss(x, y, sg * (mw + 5.0), my - 1.0, 2.5, 3.5)
@@ -197,28 +204,36 @@ def build_action_fields(head: HeadModel) -> dict[tuple[str, int], ActionField]:
         w = _gauss(x, y, sg * mw, my - 2.0, 13.0, 11.0)
         line = _segment_distance(x, y, (sg * (mw + 3.0), my - 4.0), (sg * (mw + 6.0), my - 22.0))
         marionette = np.exp(-((line / 2.0) ** 2))
-        put("15", vec(dx=sg * 1.0 * w, dy=-5.0 * w, dz=-0.5 * w), 0.3 * marionette)
-        # AU20: lips stretched sideways, flattened.
+        put("15", vec(dx=sg * 1.0 * w, dy=-7.0 * w, dz=-0.5 * w), 0.35 * marionette)
+        # AU20: lips stretched sideways towards the ears, flattened against the teeth.
         w = _gauss(x, y, sg * mw, my, 16.0, 12.0)
-        put("20", vec(dx=sg * 6.0 * w, dy=-1.5 * w, dz=-1.8 * w), 0.1 * w)
+        put("20", vec(dx=sg * 7.5 * w, dy=-2.0 * w, dz=-2.5 * w), 0.12 * w)
         # AU27: corners pulled in as the mouth is stretched open.
         w = _gauss(x, y, sg * mw, my, 12.0, 10.0)
         put("27", vec(dx=-sg * 4.0 * w, dz=1.0 * w))
-        # AU9 side parts: nose wings up, fold from the wing deepens.
+        # AU9 and AU10 side parts: nose wings up and out, the skin beside the nose (the infraorbital
+        # triangle) pouches up, the upper part of the nasolabial fold deepens.
         w = _gauss(x, y, sg * (lay.nose_width - 2.0), lay.nose_base_y + 4.0, 9.0, 9.0)
-        put("9", vec(dx=sg * 0.8 * w, dy=3.0 * w, dz=0.5 * w), 0.3 * fold)
-        put("10", vec(dy=1.5 * w), 0.3 * fold)
+        pouch = _gauss(x, y, sg * (lay.nose_width + 9.0), lay.nose_base_y + 12.0, 9.0, 8.0)
+        upper_fold = fold * (y > my + 4.0)
+        put("9", vec(dx=sg * 1.2 * w, dy=4.0 * w + 2.5 * pouch, dz=0.5 * w + 2.0 * pouch), 0.45 * upper_fold)
+        put("10", vec(dx=sg * 0.5 * w, dy=2.5 * w + 1.5 * pouch, dz=1.0 * pouch), 0.45 * upper_fold)
 
-    # AU9: the nose root wrinkles and the inner brows come down.
-    root = _gauss(x, y, 0.0, 4.0, 10.0, 9.0)
-    wrinkles = _lines(y, 4.0, 2.0, 4) * _gauss(x, y, 0.0, 4.0, 9.0, 6.0) * (z > CORNEA_Z)
+    # AU9: the skin over the nose root and the sides of the bridge bunches into transverse wrinkles,
+    # the inner brows come down.
+    root = _gauss(x, y, 0.0, 4.0, 12.0, 10.0)
+    ridges = _lines(y + 0.4 * np.abs(x), 4.0, 2.0, 4)
+    wrinkles = ridges * _gauss(x, y, 0.0, 3.0, 12.0, 8.0) * (z > CORNEA_Z - 6.0)
     brows = _gauss_split(x, y, 0.0, brow_mid, 22.0, 10.0, 15.0)
     upper_lip = _gauss(x, y, 0.0, my + 5.0, mw * 0.9, 8.0) * (lip >= 0)
-    put("9", vec(dy=2.0 * root - 2.5 * brows + 1.5 * upper_lip, dz=0.8 * root), 0.5 * wrinkles)
-    # AU10: upper lip raised, more at the sides than in the middle, everted.
-    sides = 0.75 + 0.25 * np.clip(np.abs(x) / (0.6 * mw), 0, 1)
-    raise_w = _gauss(x, y, 0.0, my + 5.0, mw * 0.95, 9.0) * (lip >= 0) * sides
-    put("10", vec(dy=4.5 * raise_w, dz=1.0 * raise_w))
+    # Fine wrinkles blur away in small images; the bunched skin between the eyes still reads as shade.
+    bunch = sum(_gauss(x, y, s * 9.0, 2.0, 5.0, 7.0) for s in (-1.0, 1.0)) * (z > CORNEA_Z - 10.0)
+    put("9", vec(dy=2.5 * root - 3.0 * brows + 2.0 * upper_lip, dz=0.8 * root + 0.6 * wrinkles),
+        0.65 * wrinkles + 0.3 * bunch)
+    # AU10: upper lip raised, its centre most, which bends it into an inverted U; everted.
+    arch = 0.45 + 0.55 * np.exp(-((x / (0.55 * mw)) ** 2))
+    raise_w = _gauss(x, y, 0.0, my + 5.0, mw * 1.05, 9.0) * (lip >= 0) * arch
+    put("10", vec(dy=6.5 * raise_w, dz=1.5 * raise_w))
     lip_w = np.exp(-((np.abs(x) / (mw * 0.85)) ** 4))
     near_seam = np.exp(-(((y - my) / 9.0) ** 2))
     # AU17: chin boss up and forward, pushing the lower lip up and out.
@@ -230,11 +245,12 @@ def build_action_fields(head: HeadModel) -> dict[tuple[str, int], ActionField]:
         0.3 * sulcus + 0.1 * chin)
     # AU23 and AU24: lips narrow and roll in / press together; skin around them bulges (AU24).
     red = lip_w * np.exp(-(((y - my) / (0.5 * (lay.upper_lip + lay.lower_lip) + 2.0)) ** 2))
-    put("23", vec(dx=-0.06 * x * red, dy=-0.35 * (y - my) * red, dz=-1.0 * red))
+    put("23", vec(dx=-0.1 * x * red, dy=-0.45 * (y - my) * red, dz=-1.8 * red))
     above = np.exp(-(((y - my - lay.upper_lip - 4.0) / 3.5) ** 2))
     below = np.exp(-(((y - my + lay.lower_lip + 4.0) / 3.5) ** 2))
     ring = lip_w * (above + below)
-    put("24", vec(dy=-0.25 * (y - my) * red, dz=-1.2 * red + 1.2 * ring), 0.1 * ring)
+    pressed = lip_w * np.exp(-(((y - my) / 1.5) ** 2))
+    put("24", vec(dy=-0.3 * (y - my) * red, dz=-1.5 * red + 1.8 * ring), 0.1 * ring + 0.25 * pressed)
     # AU25: lips apart at the mouth line.
     part = lip_w * near_seam
     put("25", vec(dy=np.where(lip > 0, 1.8, np.where(lip < 0, -2.2, 0.0)) * part))
@@ -301,8 +317,8 @@ def lid_margins(head: HeadModel, act: Activations, side: int) -> tuple[float, fl
     def a(au):
         return _side_value(act, au, side)
 
-    upper = rig.upper + 3.8 * a("5") - 2.2 * a("41") - 1.2 * a("7") - 0.5 * a("6") - 0.9 * a("4") - 0.4 * a("9")
-    lower = rig.lower - 1.8 * a("6") - 2.6 * a("7") - 0.4 * a("12") - 0.8 * a("9") + 0.5 * a("5")
+    upper = rig.upper + 3.8 * a("5") - 2.2 * a("41") - 0.6 * a("7") - 0.8 * a("6") - 0.9 * a("4") - 0.6 * a("9")
+    lower = rig.lower - 2.6 * a("6") - 2.6 * a("7") - 0.4 * a("12") - 1.6 * a("9") + 0.5 * a("5")
     upper = max(upper, -lower + 0.25)
     return upper, lower
 
@@ -330,6 +346,10 @@ def _open_eyes(head: HeadModel, v: np.ndarray, albedo: np.ndarray, act: Activati
         push = 7.0 * sdf.smoothstep(-0.25, 0.6, depth)
         idx = rig.vertices
         v[idx] += push[:, None] * rig.inward
-        lash = np.exp(-(((d_top + 0.5) / 0.8) ** 2)) * inside_u * (upper > 0.3)
-        lower_margin = np.exp(-(((d_bottom + 0.3) / 0.6) ** 2)) * inside_u
-        albedo[idx] *= (1.0 - 0.8 * lash - 0.2 * lower_margin)[:, None]
+        # Lashes and their shadow make a dark band along the upper margin, thinner along the lower one.
+        lash = np.exp(-(((d_top + 0.8) / 1.3) ** 2)) * inside_u * (upper > 0.3)
+        lower_margin = np.exp(-(((d_bottom + 0.4) / 0.8) ** 2)) * inside_u
+        # The lid crease stays where the orbit's skin folds, whatever the lid margin does.
+        crease_y = chord + (rig.upper + 3.5) * up_shape
+        crease = np.exp(-(((rig.y - crease_y) / 1.0) ** 2)) * inside_u
+        albedo[idx] *= np.clip(1.0 - 0.85 * lash - 0.4 * lower_margin - 0.3 * crease, 0.1, 1.0)[:, None]

@@ -510,7 +510,8 @@ def _mouth_interior(lay: Layout):
     mw = lay.mouth_width
     # Cavity: back half of an ellipsoid, wound to face forwards (into the mouth).
     cav_c = np.array([0.0, lay.mouth_y - 6.0, lay.teeth_z - 26.0])
-    cav_r = np.array([mw + 5.0, 24.0, 28.0])
+    # Wide enough to stay behind the lip corners when AU20 stretches them sideways.
+    cav_r = np.array([mw + 12.0, 24.0, 28.0])
     pol = np.linspace(0.0, np.pi * 0.5, 8)
     az = np.linspace(0.0, 2 * np.pi, 24, endpoint=False)
     P, A = np.meshgrid(pol, az, indexing="ij")
@@ -519,11 +520,13 @@ def _mouth_interior(lay: Layout):
     idx = np.arange(len(pol) * len(az)).reshape(len(pol), len(az))
     ct = _grid_triangles(idx, np.full(len(az), -1.0))[:, ::-1]
     jaw = sdf.smoothstep(lay.mouth_y + 4.0, lay.mouth_y - 12.0, cv[:, 1])
-    pieces.append((cv, ct, Part.MOUTH, np.tile([0.22, 0.05, 0.05], (len(cv), 1)), jaw))
+    # Light reaches the inside of the mouth only through the lips' opening, so cavity, tongue and gums
+    # stay in deep shadow and an open mouth reads as a dark hole; the albedos carry that shadow.
+    pieces.append((cv, ct, Part.MOUTH, np.tile([0.07, 0.015, 0.015], (len(cv), 1)), jaw))
     # Tongue: a flattened dome resting on the floor of the mouth.
     tv, tt = _sphere_cap((0.0, 0.0, 0.0), 1.0, np.linspace(0.2, 1.5, 6), 16, rotate_x=-np.pi / 2)
     tv = tv * np.array([mw * 0.75, 7.0, 24.0]) + np.array([0.0, lay.mouth_y - 16.0, lay.teeth_z - 26.0])
-    pieces.append((tv, tt, Part.MOUTH, np.tile([0.55, 0.2, 0.2], (len(tv), 1)), np.ones(len(tv))))
+    pieces.append((tv, tt, Part.MOUTH, np.tile([0.22, 0.07, 0.07], (len(tv), 1)), np.ones(len(tv))))
     # Teeth: bands following the dental arch, front faces forward.
     for upper in (True, False):
         u = np.linspace(-1.0, 1.0, 17)
@@ -531,11 +534,12 @@ def _mouth_interior(lay: Layout):
         depth = 1.0 if upper else 3.0
         arch_z = lay.teeth_z - depth - 14.0 * u**2
         if upper:
-            ys = lay.mouth_y + np.array([11.0, 3.0, 1.5, -1.5])
-            color_rows = [(0.62, 0.3, 0.3), (0.62, 0.3, 0.3), (0.9, 0.86, 0.78), (0.86, 0.82, 0.74)]
+            # Crowns about as tall as real incisors (the lips hide them until they part).
+            ys = lay.mouth_y + np.array([12.0, 7.0, 5.5, -1.5])
+            color_rows = [(0.35, 0.15, 0.15), (0.35, 0.15, 0.15), (0.9, 0.86, 0.78), (0.86, 0.82, 0.74)]
         else:
-            ys = lay.mouth_y + np.array([-1.0, -3.0, -5.0, -13.0])
-            color_rows = [(0.86, 0.82, 0.74), (0.9, 0.86, 0.78), (0.62, 0.3, 0.3), (0.62, 0.3, 0.3)]
+            ys = lay.mouth_y + np.array([-1.0, -5.0, -6.5, -13.0])
+            color_rows = [(0.86, 0.82, 0.74), (0.9, 0.86, 0.78), (0.35, 0.15, 0.15), (0.35, 0.15, 0.15)]
         verts = np.stack([np.tile(arch_x, len(ys)), np.repeat(ys, len(u)), np.tile(arch_z, len(ys))], -1)
         gi = np.arange(len(ys) * len(u)).reshape(len(ys), len(u))
         if upper:
@@ -545,6 +549,8 @@ def _mouth_interior(lay: Layout):
         color = np.repeat(np.array(color_rows), len(u), axis=0)
         gaps = (np.abs(np.sin(np.tile(u, len(ys)) * 9.0)) < 0.12) & (color[:, 0] > 0.8)
         color[gaps] *= 0.7
+        # Teeth further back along the arch get less light through the opening.
+        color *= (1.0 - 0.5 * np.tile(u, len(ys)) ** 2)[:, None]
         jaw = np.zeros(len(verts)) if upper else np.ones(len(verts))
         part = np.where(color[tris[:, 0], 0] > 0.8, Part.TEETH, Part.MOUTH)
         pieces.append((verts, tris, part, color, jaw))
@@ -678,8 +684,10 @@ def build_head(ident: Identity, spacing: float = 2.0) -> HeadModel:
         color = np.where((polar <= pupil_angle)[:, None], [[0.02, 0.02, 0.02]],
                          np.where((polar <= iris_angle - 1e-6)[:, None],
                                   iris * (0.6 + 0.5 * (polar / iris_angle))[:, None],
-                                  [[0.78, 0.74, 0.7]] * (1.0 - 0.4 * sdf.smoothstep(0.6, 1.4, polar))[:, None]))
+                                  [[0.7, 0.66, 0.62]] * (1.0 - 0.4 * sdf.smoothstep(0.6, 1.4, polar))[:, None]))
         color[np.isclose(polar, rings[6]) | np.isclose(polar, rings[7])] = iris * 0.4
+        # The upper lid and its lashes shade the top of the eyeball in any light.
+        color *= (1.0 - 0.4 * sdf.smoothstep(-1.0, 6.0, ev[:, 1] - center[1]))[:, None]
         add(ev, et, part, color, 0.5, 60.0, np.zeros(len(ev)))
 
     # Ears attach to the side of the skull near the ear canal.
@@ -829,7 +837,7 @@ def _skin_colors(ident: Identity, lay: Layout, v: np.ndarray, n: np.ndarray, rng
     skin = np.array(ident.skin)
     blotch = _Noise(rng, 40.0, mirror=mirror)(v)
     fine = _Noise(rng, 9.0, waves=10, mirror=mirror)(v)
-    albedo = skin[None, :] * (1.0 + 0.035 * blotch[:, None] + 0.01 * fine[:, None])
+    albedo = skin[None, :] * (1.0 + 0.045 * blotch[:, None] + 0.025 * fine[:, None])
     spec = np.full(len(v), 0.05)
     front = sdf.smoothstep(-10.0, 30.0, z)
 
@@ -861,7 +869,10 @@ def _skin_colors(ident: Identity, lay: Layout, v: np.ndarray, n: np.ndarray, rng
     lip_mask = between * sdf.smoothstep(lay.mouth_width + 1.0, lay.mouth_width - 2.0, ax) * (z > lay.lip_z - 16.0)
     lip = np.array(ident.lip_color)
     albedo = albedo * (1 - lip_mask[:, None]) + lip[None, :] * (1.0 + 0.03 * fine[:, None]) * lip_mask[:, None]
-    spec += 0.12 * lip_mask
+    # Where the lips meet, each shades the other: closed lips show a dark line, not a pale band.
+    stomion = np.exp(-(((y - lay.mouth_y) / 1.6) ** 2)) * lip_mask
+    albedo *= (1.0 - 0.55 * stomion)[:, None]
+    spec += 0.12 * lip_mask * (1.0 - stomion)
 
     # Brows: a tapered band along an arched curve, hair-coloured with soft edges.
     brow_color = np.array(ident.brow_color)
@@ -936,7 +947,7 @@ def _hair(ident: Identity, lay: Layout, v: np.ndarray, albedo: np.ndarray, rng: 
         "curly": [hairline, hairline - 5, 24, -5, 5, 0, -55, -68],
         "bald": [90, 80, 65, 15, 12, 14, -40, -55],
     }[style]
-    volume = {"buzz": 2.0, "short": 5.0, "medium": 9.0, "bangs": 9.0, "long": 9.0, "curly": 18.0, "bald": 1.0}[style]
+    volume = {"buzz": 2.0, "short": 7.0, "medium": 12.0, "bangs": 12.0, "long": 12.0, "curly": 20.0, "bald": 1.0}[style]
     line = np.interp(az, knots, heights)
     # Softer edges where the grid is coarse (sides and back) keep the hairline from looking stepped.
     edge = (1.5 if style in ("buzz", "bald") else 2.5) * (1.0 + 1.5 * sdf.smoothstep(50.0, 130.0, az))
@@ -946,7 +957,7 @@ def _hair(ident: Identity, lay: Layout, v: np.ndarray, albedo: np.ndarray, rng: 
     noise = _Noise(rng, 6.0, waves=12, mirror=ident.mirror_texture)(v * np.array([1.0, 0.25, 1.0]))
     coarse = _Noise(rng, 25.0, mirror=ident.mirror_texture)(v)
     hair_rgb = np.array(ident.hair_color)
-    shade = 1.0 + 0.18 * noise + 0.08 * coarse
+    shade = 1.0 + 0.25 * noise + 0.1 * coarse
     cover = {"buzz": 0.7, "bald": 0.55}.get(style, 1.0)
     alpha = mask * cover
     albedo = albedo * (1 - alpha[:, None]) + (hair_rgb[None, :] * shade[:, None]) * alpha[:, None]
@@ -954,8 +965,8 @@ def _hair(ident: Identity, lay: Layout, v: np.ndarray, albedo: np.ndarray, rng: 
     thickness = volume * ident.hair_volume * sdf.smoothstep(line - 2.0 * edge, line + 3.0 * edge, y) * keep
     # Thinner over the temples and the sides, thicker on top; curls are lumpy.
     thickness *= 0.55 + 0.45 * sdf.smoothstep(0.0, 60.0, y)
-    if style == "curly":
-        thickness *= 1.0 + 0.25 * noise
+    # Locks and curls make the surface lumpy instead of a smooth cap.
+    thickness *= 1.0 + (0.25 if style == "curly" else 0.12) * noise + 0.1 * coarse
     if style == "bangs":
         fringe = sdf.smoothstep(50.0, 20.0, az) * sdf.smoothstep(lay.brow_y[0] + 40.0, lay.brow_y[0] + 8.0, y)
         thickness = np.maximum(thickness, 4.0 * mask * fringe)

