@@ -1,8 +1,8 @@
 """Checks of command-line values made before any work starts, and how user values appear in messages.
 
-Each check names the value it refuses by ``flag``: a command's option (``--out``) or, when library
-code checks its own argument, the parameter's name (``out``), which a command renders as its option
-(:meth:`~phanet.errors.PhanetError.render`).
+Each check names the value it refuses by ``name``, the parameter's name (``out``, ``batch_size``),
+which a command renders as its option (``--out``, ``--batch-size``;
+:meth:`~phanet.errors.PhanetError.render`).
 
 A command checks its output paths (:func:`output_file`, :func:`output_folder`) and its device
 (:func:`torch_device`) first, so that a name that cannot be written, an earlier result that would be
@@ -44,7 +44,7 @@ def _existing_ancestor(path: Path) -> Path:
     return Path(os.path.abspath(os.sep))
 
 
-def _status(path: Path, flag: str) -> os.stat_result | None:
+def _status(path: Path, name: str) -> os.stat_result | None:
     """``os.stat`` of ``path``, None when it does not exist; a one-line error when it cannot be asked."""
     try:
         return path.stat()
@@ -52,17 +52,17 @@ def _status(path: Path, flag: str) -> os.stat_result | None:
         return None
     except OSError as exc:
         if exc.errno == errno.ENAMETOOLONG:
-            raise PhanetError.about(flag, "file name too long ({path})", path=shorten(path, SHOWN_PATH)) from None
-        raise PhanetError.about(flag, "{path}: {reason}", path=shorten(path, SHOWN_PATH), reason=exc.strerror) from None
+            raise PhanetError.about(name, "file name too long ({path})", path=shorten(path, SHOWN_PATH)) from None
+        raise PhanetError.about(name, "{path}: {reason}", path=shorten(path, SHOWN_PATH), reason=exc.strerror) from None
 
 
-def _creatable(path: Path, flag: str, temporary: bool) -> None:
+def _creatable(path: Path, name: str, temporary: bool) -> None:
     """Raise unless ``path`` (and, with ``temporary``, the temporary file written beside it) can be
     created: names within the file system's limits, the nearest existing folder above it a folder
     that this process may write in."""
     ancestor = _existing_ancestor(path)
     if not ancestor.is_dir():
-        raise PhanetError.about(flag, "{ancestor} is a file, so {path} cannot be created in it",
+        raise PhanetError.about(name, "{ancestor} is a file, so {path} cannot be created in it",
                                 ancestor=shorten(ancestor, SHOWN_PATH), path=shorten(path, SHOWN_PATH))
     try:
         name_max = os.pathconf(ancestor, "PC_NAME_MAX")
@@ -73,38 +73,38 @@ def _creatable(path: Path, flag: str, temporary: bool) -> None:
     if temporary and parts:
         parts[-1] += _TEMPORARY_EXTRA
     if any(length > name_max for length in parts) or len(os.fsencode(os.path.abspath(path))) >= path_max:
-        raise PhanetError.about(flag, "file name too long ({path})", path=shorten(path, SHOWN_PATH))
+        raise PhanetError.about(name, "file name too long ({path})", path=shorten(path, SHOWN_PATH))
     if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise PhanetError.about(flag, "no permission to write in {ancestor}", ancestor=shorten(ancestor, SHOWN_PATH))
+        raise PhanetError.about(name, "no permission to write in {ancestor}", ancestor=shorten(ancestor, SHOWN_PATH))
 
 
-def output_file(path: str | Path, flag: str, overwrite: bool, suffixes: Iterable[str] = ()) -> Path:
+def output_file(path: str | Path, name: str, overwrite: bool, suffixes: Iterable[str] = ()) -> Path:
     """``path`` as an output file name: creatable, ending in one of ``suffixes`` (when given), not a
     folder, and not an existing file unless ``overwrite``."""
     path = Path(path)
     suffixes = tuple(suffixes)
     if suffixes and path.suffix.lower() not in suffixes:
-        raise PhanetError.about(flag, "expected a file name ending in {suffixes}, got {path}",
+        raise PhanetError.about(name, "expected a file name ending in {suffixes}, got {path}",
                                 suffixes=" or ".join(suffixes), path=shorten(path, SHOWN_PATH))
-    found = _status(path, flag)
+    found = _status(path, name)
     if found is not None and stat.S_ISDIR(found.st_mode):
-        raise PhanetError.about(flag, "{path} is a folder, expected a file name", path=shorten(path, SHOWN_PATH))
-    _creatable(path, flag, temporary=True)
-    refuse_existing(path, flag, overwrite)
+        raise PhanetError.about(name, "{path} is a folder, expected a file name", path=shorten(path, SHOWN_PATH))
+    _creatable(path, name, temporary=True)
+    refuse_existing(path, name, overwrite)
     return path
 
 
-def output_folder(path: str | Path, flag: str, overwrite: bool, names: Iterable[str] = ()) -> Path:
+def output_folder(path: str | Path, name: str, overwrite: bool, names: Iterable[str] = ()) -> Path:
     """``path`` as an output folder: a folder or creatable, and none of the files ``names`` that the
     command writes in it already there unless ``overwrite``."""
     path = Path(path)
-    found = _status(path, flag)
+    found = _status(path, name)
     if found is not None and not stat.S_ISDIR(found.st_mode):
-        raise PhanetError.about(flag, "{path} is a file, expected a folder", path=shorten(path, SHOWN_PATH))
+        raise PhanetError.about(name, "{path} is a file, expected a folder", path=shorten(path, SHOWN_PATH))
     if found is None:
-        _creatable(path, flag, temporary=False)
-    for name in names:
-        output_file(path / name, flag, overwrite)
+        _creatable(path, name, temporary=False)
+    for file_name in names:
+        output_file(path / file_name, name, overwrite)
     return path
 
 
@@ -120,7 +120,7 @@ def positive(value: int, name: str) -> int:
 MAX_MARGIN = 2.0
 
 
-def margin(value: float, name: str = "--margin") -> float:
+def margin(value: float, name: str = "margin") -> float:
     """A face margin (fraction of the face's side added on each side) within [0, MAX_MARGIN]."""
     if not 0 <= value <= MAX_MARGIN:  # also false for NaN
         raise PhanetError.about(name, "expected a fraction of the face's size from 0 to {most:g}, got {value:g}",
@@ -139,21 +139,22 @@ def available_devices() -> list[str]:
     return devices
 
 
-def torch_device(name: str, flag: str = "--device") -> str:
-    """``name`` when it is a PyTorch device this machine has (``cpu``, ``cuda``, ``cuda:N``, ``mps``);
-    a one-line error naming ``flag`` and the available devices otherwise."""
+def torch_device(value: str, name: str = "device") -> str:
+    """``value`` when it is a PyTorch device this machine has (``cpu``, ``cuda``, ``cuda:N``, ``mps``);
+    a one-line error naming ``name`` and the available devices otherwise."""
     import torch
 
     try:
-        device = torch.device(name)
+        device = torch.device(value)
     except (RuntimeError, ValueError, TypeError):
-        raise PhanetError.about(flag, "{name!r} is not a device (expected cpu, cuda, cuda:N or mps)",
-                                name=shorten(name)) from None
+        raise PhanetError.about(name, "{value!r} is not a device (expected cpu, cuda, cuda:N or mps)",
+                                value=shorten(value)) from None
     if device.type not in ("cpu", "cuda", "mps"):
-        raise PhanetError.about(flag, "{name!r} is not supported (expected cpu, cuda, cuda:N or mps)", name=shorten(name))
+        raise PhanetError.about(name, "{value!r} is not supported (expected cpu, cuda, cuda:N or mps)",
+                                value=shorten(value))
     available = available_devices()
     wanted = f"cuda:{device.index or 0}" if device.type == "cuda" else device.type
     if wanted not in available:
-        raise PhanetError.about(flag, "{name} is not available on this machine (available: {available})",
-                                name=shorten(name), available=", ".join(available))
-    return name
+        raise PhanetError.about(name, "{value} is not available on this machine (available: {available})",
+                                value=shorten(value), available=", ".join(available))
+    return value

@@ -85,9 +85,9 @@ def write_csv(path: str | Path, table: Any) -> None:
     atomic_write_text(path, table.to_csv(index=False))
 
 
-def refuse_existing(path: str | Path, flag: str, overwrite: bool) -> None:
+def refuse_existing(path: str | Path, name: str, overwrite: bool) -> None:
     """Raise unless ``path`` is free or ``overwrite`` was given: nothing a user wrote is replaced unasked."""
     path = Path(path)
     if path.exists() and not overwrite:
-        raise PhanetError.about(flag, "{path} already exists; choose another name or pass {overwrite} to replace it",
+        raise PhanetError.about(name, "{path} already exists; choose another name or pass {overwrite} to replace it",
                                 path=path)

@@ -122,9 +122,9 @@ def _inspect(args: argparse.Namespace) -> int:
     from phanet.data.verify import without_unreadable
     from phanet.files import write_csv
 
-    for flag, path in (("--manifest", args.manifest), ("--skipped", args.skipped)):
+    for name, path in (("manifest", args.manifest), ("skipped", args.skipped)):
         if path:
-            output_file(path, flag, args.overwrite)
+            output_file(path, name, args.overwrite)
     faces = load_from_args(args)
     if not args.no_read:
         faces = without_unreadable(faces, workers=args.workers, progress=not args.no_progress)

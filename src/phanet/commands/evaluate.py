@@ -52,10 +52,10 @@ def run(args: argparse.Namespace) -> int:
     from phanet.training.run_folder import EVALUATION_FILE, PREDICTIONS_FILE, RunFolder, write_evaluation
     from phanet.workflow import default_device, resolve_eval_data
 
-    positive(args.batch_size, "--batch-size")
+    positive(args.batch_size, "batch_size")
     device = torch_device(args.device) if args.device is not None else default_device()
     out = Path(args.out) if args.out else RunFolder.holding(args.checkpoint).evaluation_dir
-    output_folder(out, "--out", args.overwrite, (EVALUATION_FILE, PREDICTIONS_FILE))
+    output_folder(out, "out", args.overwrite, (EVALUATION_FILE, PREDICTIONS_FILE))
     module = load_module(args.checkpoint)
     faces, description = resolve_eval_data(module.config, args.data, args.dataset, args.option, args.split)
     summary, frame = evaluate(module, faces, args.batch_size, device, progress=not args.no_progress)

@@ -57,15 +57,15 @@ def _check_arguments(args: argparse.Namespace) -> None:
     from phanet.checks import SHOWN_PATH, margin, output_file, output_folder, positive, shorten, torch_device
     from phanet.errors import PhanetError
 
-    positive(args.batch_size, "--batch-size")
-    positive(args.every_nth_frame, "--every-nth-frame")
+    positive(args.batch_size, "batch_size")
+    positive(args.every_nth_frame, "every_nth_frame")
     margin(args.margin)
     if args.device is not None:
         torch_device(args.device)
     if args.out:
-        output_file(args.out, "--out", args.overwrite, suffixes=(".csv", ".json"))
+        output_file(args.out, "out", args.overwrite, suffixes=(".csv", ".json"))
     if args.visualize:
-        folder = output_folder(args.visualize, "--visualize", args.overwrite)
+        folder = output_folder(args.visualize, "visualize", args.overwrite)
         if folder.is_dir() and any(folder.iterdir()) and not args.overwrite:
             raise PhanetError(f"--visualize: {shorten(folder, SHOWN_PATH)} is not empty; choose an empty folder "
                               "or pass --overwrite")

@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from phanet.data.prepare import prepare_faces
 
     margin(args.margin)
-    positive(args.size, "--size")
+    positive(args.size, "size")
     faces = load_from_args(args)
     source = {"dataset": args.dataset, "root": str(Path(args.root).resolve()), "options": parse_options(args.option)}
     result = prepare_faces(faces, args.out, source, size=args.size, margin=args.margin, no_face=args.no_face,
