@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -118,7 +119,7 @@ def test_demo_recipe_keeps_s1_and_every_scale_weight_learning():
     torch.manual_seed(0)
     config = load_config("demo", [*TINY, "model.input_size=null"])
     module = PhaNetModule(config.to_dict(), ["AN", "HA", "NE", "SU"], ["-30", "0", "30"])
-    optimizer = module.configure_optimizers()["optimizer"]
+    optimizer = module.configure_optimizers()[0]["optimizer"]
     labels = [(i % 4, (i // 4) % 3, i // 5) for i in range(16)]
     images = torch.stack([preprocess(draw(e, p, s, 32), 32) for e, p, s in labels])
     expression = torch.tensor([e for e, _, _ in labels])
@@ -171,9 +172,12 @@ def test_resume_after_a_kill_finishes_every_epoch_once(tiny_manifest, tmp_path):
 
 def test_tiny_ddp_training_with_two_cpu_processes(tiny_manifest, tmp_path):
     out = tmp_path / "ddp"
-    result = _phanet("train", "--config", "demo", *tiny_overrides(tiny_manifest, out, "train.epochs=1"),
+    # no warm-up: the PAN initialisation's steps run under DDP too
+    result = _phanet("train", "--config", "demo", *tiny_overrides(tiny_manifest, out, "train.epochs=1",
+                                                                  "train.pan_init.warmup_epochs=0"),
                      "--accelerator", "cpu", "--devices", "2", "--strategy", "ddp", "--no-progress")
     assert result.returncode == 0, result.stderr[-3000:]
+    assert torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["pan_init"]["steps"] == 3
     assert (out / "checkpoints" / "last.ckpt").exists()
     assert len(pd.read_csv(out / "metrics.csv")) == 1
     module = load_module(out / "checkpoints" / "last.ckpt")
@@ -182,30 +186,101 @@ def test_tiny_ddp_training_with_two_cpu_processes(tiny_manifest, tmp_path):
 
 @pytest.mark.parametrize("schedule", ["alternating", "joint"])
 def test_schedules_freeze_the_right_parameters(schedule, tiny_manifest, tmp_path):
+    """Each phase's loss reaches exactly the parameters that phase trains: frozen ones take no part in
+    the backward pass and get no gradient at all."""
+    from phanet.losses import pan_init_loss, phanet_loss
+
     config = load_config("demo", tiny_overrides(tiny_manifest, tmp_path / schedule, f"train.schedule={schedule}"))
     module = PhaNetModule(config.to_dict(), ["AN", "HA", "NE", "SU"], ["-30", "0", "30"])
-    module.pan_frozen = False
+    module.pan_init_steps = config.train.pan_init.steps  # initialisation done
     faces = load_dataset("manifest", str(tiny_manifest))
     batch = module.prepare_batch(FaceDataset(faces, 32).__getitems__(list(range(8))), train=False)
     pans = {id(p) for p in module.attention_parameters()}
-    others = [p for p in module.parameters() if id(p) not in pans]
-    for batch_idx in (0, 1):
-        module.zero_grad()
-        from phanet.losses import phanet_loss
+    sal = {id(p) for p in module.model.scale_attention_parameters()}
+    expected = {"joint": ("total", True, True), "classification": ("classification", False, True),
+                "ranking": ("ranking", True, False), "warmup": ("classification", False, True),
+                "pan_init": (None, True, False)}
+    phases = [module.phase_of(0), module.phase_of(1), "warmup", "pan_init"]
+    assert phases[:2] == (["joint", "joint"] if schedule == "joint" else ["classification", "ranking"])
+    for phase in phases:
+        module.zero_grad(set_to_none=True)
+        with module.frozen(module.frozen_in(phase)):
+            if phase == "pan_init":
+                output = module.model(batch["image"], return_maps=True, map_classes=batch["expression"])
+                loss = pan_init_loss(output)
+            else:
+                output = module.model(batch["image"])
+                terms = phanet_loss(output, batch["expression"], batch["pose"], module.config.loss)
+                loss = module.loss_of(phase, terms)
+                assert torch.equal(loss, getattr(terms, expected[phase][0]))
+            loss.backward()
+        assert all(p.requires_grad for p in module.parameters())  # every flag restored
+        got = {id(p) for p in module.parameters() if p.grad is not None}
+        _, pan_moves, others_move = expected[phase]
+        assert (pans <= got) == pan_moves and not (pans & got) == (not pan_moves), phase
+        others = {id(p) for p in module.parameters()} - pans
+        assert bool(others & got) == others_move, phase
+        if phase == "warmup":
+            assert sal <= got  # held only with train.pan_init.hold_sal
 
-        output = module.model(batch["image"])
-        terms = phanet_loss(output, batch["expression"], batch["pose"], module.config.loss)
-        loss = module._select_loss(terms, batch_idx)
-        loss.backward()
-        module.on_before_optimizer_step(None)
-        pan_has_grad = any(p.grad is not None for p in module.attention_parameters())
-        others_have_grad = any(p.grad is not None for p in others)
-        if schedule == "joint":
-            assert torch.equal(loss, terms.total) and pan_has_grad and others_have_grad
-        elif batch_idx == 0:  # classification step: PANs frozen
-            assert torch.equal(loss, terms.classification) and not pan_has_grad and others_have_grad
-        else:  # ranking step: only the PANs move
-            assert torch.equal(loss, terms.ranking) and pan_has_grad and not others_have_grad
+
+@pytest.mark.parametrize("enabled, warmup, steps", [(False, 0, 2), (False, 1, 2), (True, 0, 2), (True, 1, 2),
+                                                    (True, 1, 0)])
+def test_phases_follow_the_pan_initialisation_settings(enabled, warmup, steps):
+    """``train.pan_init.enabled: false``: no warm-up, no initialisation; enabled: ``warmup`` epochs of
+    warm-up, then exactly ``steps`` initialisation steps, then the schedule (also with 0 steps)."""
+    from types import SimpleNamespace
+
+    overrides = [*TINY, f"train.pan_init.enabled={str(enabled).lower()}", f"train.pan_init.warmup_epochs={warmup}",
+                 f"train.pan_init.steps={steps}"]
+    module = PhaNetModule(load_config("demo", overrides).to_dict(), ["AN", "HA"], ["0"])
+    seen = []
+    for epoch in range(3):
+        module._trainer = SimpleNamespace(current_epoch=epoch)
+        for batch_idx in range(2):
+            phase = module.phase_of(batch_idx)
+            seen.append(phase)
+            if phase == "pan_init":
+                module.pan_init_steps += 1
+    if not enabled:
+        assert seen == ["joint"] * 6
+    else:
+        assert seen == ["warmup"] * (2 * warmup) + ["pan_init"] * steps + ["joint"] * (6 - 2 * warmup - steps)
+    optimizers = module.configure_optimizers()
+    assert len(optimizers) == (2 if enabled else 1)
+    if enabled:  # the initialisation's own Adam over the PANs alone
+        assert optimizers[1]["optimizer"].param_groups[0]["params"] == module.attention_parameters()
+
+
+def test_pan_initialisation_trains_the_pans_alone_and_survives_resume(tiny_manifest, tmp_path):
+    """Through the Trainer, under bf16 autocast: the initialisation steps move the PANs and nothing else,
+    their count is kept in the checkpoint, and a resumed run neither repeats nor skips them."""
+    out = tmp_path / "init"
+    overrides = ("train.epochs=1", "train.dynamics=1", "train.pan_init.warmup_epochs=0", "train.pan_init.steps=2",
+                 "train.precision=bf16-mixed")
+    config = load_config("demo", tiny_overrides(tiny_manifest, out, *overrides))
+    train(config, progress=False)
+    table = pd.read_csv(out / "dynamics.csv")
+    assert table["phase"].tolist()[:3] == ["pan_init", "pan_init", "joint"]
+    init = table[table["phase"] == "pan_init"]
+    assert (init["update/PAN_S2"] > 0).all() and (init["update/PAN_S3"] > 0).all()
+    assert (init["update/S1_backbone"] == 0).all() and (init["update/SAL"] == 0).all()
+    assert (init["grad/pan_init/PAN_S2"] > 0).all() and (init["grad/pan_init/S1_backbone"] == 0).all()
+    assert (init["lr"] == config.train.pan_init.lr).all()
+    last = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["pan_init"]["steps"] == 2 and math.isfinite(last["pan_init"]["loss"])
+    assert len(last["optimizer_states"]) == 2
+    more = load_config("demo", tiny_overrides(tiny_manifest, out, *overrides[1:], "train.epochs=2"))
+    train(more, resume=True, progress=False)
+    table = pd.read_csv(out / "dynamics.csv")
+    assert (table[table["epoch"] == 1]["phase"] == "joint").all()
+    # A checkpoint written when a callback ran the initialisation: its "done" flag counts as every step.
+    module = PhaNetModule(config.to_dict(), ["AN", "HA"], ["0"])
+    old = {"hyper_parameters": last["hyper_parameters"], "callbacks": {"PanInitialization": {"done": True}}}
+    module.on_load_checkpoint(old)
+    assert module.pan_init_steps == 2
+    module.on_load_checkpoint({**old, "callbacks": {"PanInitialization": {"done": False}}})
+    assert module.pan_init_steps == 0
 
 
 def test_subject_independent_splits_and_folds(tiny_manifest):
@@ -283,33 +358,6 @@ def test_nan_loss_stops_with_the_step(capsys, tiny_manifest, tmp_path):
     assert "training step" in err and "loss is nan" in err.lower()
 
 
-@pytest.mark.parametrize("enabled, warmup, runs", [(False, 0, 0), (False, 1, 0), (True, 0, 1), (True, 1, 1)])
-def test_pan_initialization_follows_its_enabled_switch(enabled, warmup, runs, monkeypatch):
-    """``train.pan_init.enabled: false`` never runs the initialisation and unfreezes the PANs at once;
-    enabled, it runs exactly once: at the start (no warm-up) or after the warm-up epoch."""
-    from types import SimpleNamespace
-
-    from phanet.config import PanInitConfig
-    from phanet.training.callbacks import PanInitialization
-
-    callback = PanInitialization(PanInitConfig(enabled=enabled, warmup_epochs=warmup, steps=1))
-    calls = []
-
-    def initialise(trainer, module):
-        calls.append(trainer.current_epoch)
-        module.pan_frozen, callback.done = False, True
-
-    monkeypatch.setattr(callback, "_initialise", initialise)
-    module = SimpleNamespace(pan_frozen=enabled and warmup > 0, attention_parameters=lambda: [torch.zeros(1)])
-    trainer = SimpleNamespace(current_epoch=0)
-    callback.on_train_start(trainer, module)
-    for epoch in range(3):
-        trainer.current_epoch = epoch
-        callback.on_train_epoch_end(trainer, module)
-    assert len(calls) == runs and module.pan_frozen is False
-    assert calls == ([0] if runs else [])
-
-
 def test_training_dynamics_record_what_each_part_receives(tiny_manifest, tmp_path):
     out = tmp_path / "dyn"
     config = load_config("demo", tiny_overrides(tiny_manifest, out, "train.epochs=2", "train.dynamics=1",
@@ -318,8 +366,14 @@ def test_training_dynamics_record_what_each_part_receives(tiny_manifest, tmp_pat
     table = pd.read_csv(out / "dynamics.csv")
     steps_per_epoch = pd.read_csv(out / "metrics.csv")["step"].iloc[0]
     assert table["step"].tolist() == list(range(2 * steps_per_epoch))
+    assert table["phase"].tolist() == ["warmup"] * steps_per_epoch + ["pan_init"] * 3 + ["joint"] * (steps_per_epoch - 3)
+    init = table[table["phase"] == "pan_init"]
+    table = table[table["phase"] != "pan_init"]
     warm, joint = table[table["epoch"] == 0], table[table["epoch"] == 1]
-    assert warm["pan_frozen"].all() and not joint["pan_frozen"].any()
+    # Frozen in the warm-up (with hold_sal, SAL too): no gradient, no update.
+    assert (warm["update/PAN_S2"] == 0).all() and (warm["update/SAL"] == 0).all() and (warm["grad/PAN_S3"] == 0).all()
+    assert (joint["update/PAN_S2"] > 0).all() and (joint["update/SAL"] > 0).all()
+    assert (init["update/S2_backbone"] == 0).all() and (init["update/PAN_S3"] > 0).all()
     # Which loss part can reach which part of the network (Eq. 3, 4, 9): exact zeros where no path exists.
     assert (table["grad/scale1/S2_backbone"] == 0).all() and (table["grad/scale1/S1_classifier"] > 0).all()
     assert (table["grad/expression/S1_classifier"] == 0).all() and (table["grad/pose/head_expression"] == 0).all()

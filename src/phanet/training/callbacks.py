@@ -1,9 +1,8 @@
-"""Training callbacks: the paper's PAN initialisation, the per-epoch metrics table, atomic checkpoints."""
+"""Training callbacks: the per-epoch metrics table, atomic checkpoints, CPU threads on a shared machine."""
 
 from __future__ import annotations
 
 import io
-import itertools
 import math
 import statistics
 import time
@@ -13,13 +12,11 @@ from typing import Any
 import lightning as L
 import pandas as pd
 import torch
-import torch.distributed as dist
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import Callback
 
-from phanet.config import Config, PanInitConfig, dump_yaml
+from phanet.config import Config, dump_yaml
 from phanet.files import atomic_write, write_csv
-from phanet.losses import pan_init_loss
 
 
 def rows_before(path: Path, epoch: int) -> list[dict[str, Any]]:
@@ -69,78 +66,6 @@ class ResumedConfig(Callback):
     def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         if trainer.is_global_zero:
             dump_yaml(self.config, self.path)
-
-
-def _repeat(loader):
-    while True:
-        yield from loader
-
-
-class PanInitialization(Callback):
-    """Place each PAN's square on the highest response of its input map (Section III-B).
-
-    After ``warmup_epochs`` of classification-only training (the PANs frozen at the centred square),
-    the PANs alone are regressed for ``steps`` batches onto the square centred on the highest
-    response (the class activation map of the true expression) of the coarser scale's last
-    convolutional map (:func:`~phanet.losses.pan_init_loss`);
-    then the configured schedule starts. Runs once per run, also across ``--resume``; with
-    ``enabled: false`` never (the PANs start training from the centred square at the first step).
-    """
-
-    def __init__(self, config: PanInitConfig) -> None:
-        self.config = config
-        self.done = False
-        self.final_loss = math.nan
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"done": self.done, "final_loss": self.final_loss}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.done = bool(state_dict.get("done", False))
-        self.final_loss = float(state_dict.get("final_loss", math.nan))
-
-    def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        if not self.config.enabled:
-            self.done = True
-        if self.done or not module.attention_parameters():
-            module.pan_frozen = False
-            return
-        if self.config.warmup_epochs <= 0 or trainer.current_epoch >= self.config.warmup_epochs:
-            self._initialise(trainer, module)
-
-    def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        if not self.done and module.attention_parameters() and trainer.current_epoch + 1 >= self.config.warmup_epochs:
-            self._initialise(trainer, module)
-
-    def _initialise(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        pans = module.attention_parameters()
-        optimizer = torch.optim.Adam(pans, lr=self.config.lr)
-        loader = trainer.datamodule.train_dataloader() if trainer.datamodule else trainer.train_dataloader
-        was_training = module.training
-        module.eval()
-        loss = torch.zeros(())
-        batches = (b for b in _repeat(loader) if "pixels" in b)
-        with torch.enable_grad():
-            for batch in itertools.islice(batches, self.config.steps):
-                batch = module.prepare_batch(module.transfer_batch_to_device(batch, module.device, 0), train=True)
-                output = module.model(batch["image"], return_maps=True, map_classes=batch["expression"])
-                loss = pan_init_loss(output)
-                optimizer.zero_grad(set_to_none=True)
-                for p in module.parameters():
-                    p.grad = None
-                loss.backward()
-                if dist.is_available() and dist.is_initialized():
-                    for p in pans:
-                        if p.grad is not None:
-                            dist.all_reduce(p.grad)
-                            p.grad /= dist.get_world_size()
-                optimizer.step()
-        for p in module.parameters():
-            p.grad = None
-        module.train(was_training)
-        module.pan_frozen = False
-        self.done = True
-        self.final_loss = float(loss.detach())
 
 
 class EpochMetricsCSV(Callback):

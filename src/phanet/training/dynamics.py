@@ -11,7 +11,8 @@ training steps (and at the first step), with
 - ``sal/z<i>_*``: SAL's pre-activations per scale (W_2 ReLU(W_1 M_F), what Eq. 7 passes to
   ReLU and sigmoid): mean, standard deviation and the fraction of samples above zero;
   ``sal/c<i>_mean`` and ``_std``: the coefficients themselves;
-- ``lambda_p_mean``, ``lr`` and the ``loss/<part>`` values.
+- ``lambda_p_mean``, ``lr``, the ``loss/<part>`` values and the training ``phase`` (warmup,
+  pan_init, joint, classification, ranking; see :class:`~phanet.training.module.PhaNetModule`).
 
 Groups follow the paper's parts: each scale's backbone and classifier, the PANs, SAL, the DCML
 fully connected layer, its expression and pose classifiers and the λ regressor.
@@ -65,7 +66,7 @@ def part_gradient_norms(parts: dict[str, torch.Tensor], groups: dict[str, list[n
     """``grad/<part>/<group>``: the gradient norm that each loss part alone gives each group (the
     graph is kept for the training step's own backward pass)."""
     row: dict[str, float] = {}
-    names = list(groups)
+    names = [name for name in groups if all(p.requires_grad for p in groups[name])]  # frozen ones: no path
     flat = [p for name in names for p in groups[name]]
     for part, value in parts.items():
         if not value.requires_grad:
@@ -76,6 +77,7 @@ def part_gradient_norms(parts: dict[str, torch.Tensor], groups: dict[str, list[n
             count = len(groups[name])
             row[f"grad/{part}/{name}"] = _norm(list(grads[start:start + count]))
             start += count
+        row.update({f"grad/{part}/{name}": 0.0 for name in groups if name not in names})
     return row
 
 
@@ -142,7 +144,7 @@ class TrainingDynamics(Callback):
                 row[f"sal/z{i + 1}_std"] = float(z[:, column].std()) if z.shape[0] > 1 else 0.0
                 row[f"sal/z{i + 1}_positive"] = float((z[:, column] > 0).float().mean())
         row["lambda_p_mean"] = float(output.task_weights[:, 1].detach().float().mean())
-        row["pan_frozen"] = bool(getattr(module, "pan_frozen", False))
+        row["phase"] = getattr(module, "phase", "")
         self.row = row
 
     def on_before_optimizer_step(self, trainer: L.Trainer, module: L.LightningModule, optimizer: Any) -> None:

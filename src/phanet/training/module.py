@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import lightning as L
@@ -19,7 +21,7 @@ from phanet.config import Config, config_from_dict
 from phanet.data.records import MISSING
 from phanet.data.transforms import augment, check_flip, to_network_input
 from phanet.errors import PhanetError
-from phanet.losses import LossTerms, phanet_loss
+from phanet.losses import LossTerms, pan_init_loss, phanet_loss
 from phanet.models import build_model
 from phanet.models.output import PhaNetOutput
 from phanet.models.phanet import PhaNet
@@ -40,16 +42,23 @@ class PhaNetModule(L.LightningModule):
     Hyper-parameters saved in every checkpoint: the resolved ``config`` (plain data) and the class
     lists ``expressions`` and ``poses``, enough to rebuild the model for evaluation and prediction.
 
-    Schedules (``train.schedule``):
+    Training runs in phases, each one optimisation step per batch (manual optimisation, so every
+    phase goes through the strategy, the precision and gradient clipping like any other step):
 
-    - ``joint``: one loss, L_total of the chosen setting, updates every parameter.
-    - ``alternating`` (RA-CNN): batches alternate between a classification step (every term but the
-      ranking loss; the PANs are frozen) and a ranking step (the ranking loss alone; only the PANs
-      are updated).
+    - ``warmup``: the first ``train.pan_init.warmup_epochs`` epochs train everything but the PANs
+      (squares fixed at the centre) on every term but the ranking loss (with
+      ``train.pan_init.hold_sal`` SAL is held at its initial c = 0.5 too);
+    - ``pan_init``: the next ``train.pan_init.steps`` batches regress the PANs alone onto the
+      highest response of the coarser scale (:func:`~phanet.losses.pan_init_loss`, Adam at
+      ``train.pan_init.lr``; the rest of the network in evaluation mode), the paper's initialisation;
+    - then ``train.schedule``: ``joint``, one loss (L_total of the chosen setting) updates every
+      parameter; ``alternating`` (RA-CNN), batches alternate between ``classification`` (every term
+      but the ranking loss; the PANs frozen) and ``ranking`` (the ranking loss alone; only the PANs).
 
-    During the first ``train.pan_init.warmup_epochs`` the PANs are frozen and the ranking loss is
-    off (with ``train.pan_init.hold_sal`` SAL is held at its initial c = 0.5 too);
-    :class:`~phanet.training.callbacks.PanInitialization` then places the squares.
+    A frozen parameter takes no part in the backward pass (``requires_grad`` off for the step), so
+    the optimiser leaves it untouched (no momentum, no decay). ``pan_init.enabled: false`` skips
+    the warm-up and the initialisation. The number of initialisation steps done is kept in every
+    checkpoint, so ``--resume`` neither repeats nor skips it.
     """
 
     def __init__(self, config: dict[str, Any], expressions: list[str], poses: list[str]) -> None:
@@ -64,9 +73,11 @@ class PhaNetModule(L.LightningModule):
         self.register_buffer("mirror", torch.tensor(mirror, dtype=torch.long), persistent=False)
         self.channels_last = False
         self.__dict__["network"] = self.model  # the compiled model when train.compile is on (not a submodule)
-        self.pan_frozen = bool(self.attention_parameters()) and self.config.train.pan_init.enabled \
-            and self.config.train.pan_init.warmup_epochs > 0
-        self._frozen: list[nn.Parameter] = []
+        self.automatic_optimization = False  # the phases choose their loss, parameters and optimiser
+        self.pan_init_steps = 0  # initialisation steps done so far (kept in checkpoints)
+        self.pan_init_loss = math.nan  # the initialisation loss of its last step
+        self.phase = ""  # the phase of the current training step
+        self._epoch_complete = False
         self.dynamics = None  # a TrainingDynamics callback sets itself here while it records
         self._trained_with: Config | None = None  # on resume: the settings of the run so far
         for part in ("train", "val"):
@@ -137,36 +148,100 @@ class PhaNetModule(L.LightningModule):
             pose_acc(output.pose_logits.detach(), batch["pose"])
             self.log(f"{part}/pose_acc", pose_acc, on_step=False, on_epoch=True, prog_bar=True, batch_size=size)
 
-    def _select_loss(self, terms: LossTerms, batch_idx: int) -> torch.Tensor:
+    def phase_of(self, batch_idx: int) -> str:
+        """The phase of the training step with ``batch_idx`` in the current epoch (class docstring)."""
+        if self.attention_parameters():
+            init = self.config.train.pan_init
+            if init.enabled and self.pan_init_steps < max(init.steps, 1):
+                if self.current_epoch < init.warmup_epochs and self.pan_init_steps == 0:
+                    return "warmup"
+                if self.pan_init_steps < init.steps:
+                    return "pan_init"
+                self.pan_init_steps = 1  # no initialisation steps: done once the warm-up is over
+            if self.config.train.schedule == "alternating":
+                return "classification" if batch_idx % 2 == 0 else "ranking"
+        return "joint"
+
+    def frozen_in(self, phase: str) -> list[nn.Parameter]:
+        """The parameters a phase leaves untouched."""
         pans = self.attention_parameters()
-        if self.pan_frozen:
+        if phase == "warmup":
             held = getattr(self.model, "scale_attention_parameters", list)() if self.config.train.pan_init.hold_sal else []
-            self._frozen = pans + held
-            return terms.classification
-        if self.config.train.schedule == "alternating" and pans:
-            if batch_idx % 2 == 0:
-                self._frozen = pans
-                return terms.classification
+            return pans + held
+        if phase == "classification":
+            return pans
+        if phase in ("ranking", "pan_init"):
             pan_ids = {id(p) for p in pans}
-            self._frozen = [p for p in self.parameters() if id(p) not in pan_ids]
-            return terms.ranking
-        self._frozen = []
-        return terms.total
+            return [p for p in self.parameters() if id(p) not in pan_ids]
+        return []
+
+    @staticmethod
+    def loss_of(phase: str, terms: LossTerms) -> torch.Tensor:
+        """The loss a phase minimises (all but ``pan_init``, which has its own)."""
+        if phase in ("warmup", "classification"):
+            return terms.classification
+        return terms.ranking if phase == "ranking" else terms.total
+
+    @contextmanager
+    def frozen(self, parameters: list[nn.Parameter]) -> Iterator[None]:
+        """``parameters`` out of the backward pass for the duration (each keeps its own flag after)."""
+        flags = [p.requires_grad for p in parameters]
+        for p in parameters:
+            p.requires_grad_(False)
+        try:
+            yield
+        finally:
+            for p, flag in zip(parameters, flags):
+                p.requires_grad_(flag)
+
+    def _optimizer(self, index: int) -> Any:
+        optimizers = self.optimizers()
+        return optimizers[index] if isinstance(optimizers, list) else optimizers
+
+    def _step(self, optimizer: Any, loss: torch.Tensor) -> None:
+        optimizer.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        optimizer.step()
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor | None:
+        self._epoch_complete = batch_idx + 1 >= self.trainer.num_training_batches
         if "image" not in batch:
             return None
-        output = self.network(batch["image"])
-        terms = phanet_loss(output, batch["expression"], batch["pose"], self.config.loss)
-        loss = self._select_loss(terms, batch_idx)
-        if self.dynamics is not None and self.dynamics.due(self.global_step):
-            self.dynamics.record_parts(self, terms.parts, output)
-        self._check_finite(loss, terms, batch_idx)
-        self._log_output("train", output, terms, batch, terms.total)
         self.log("train/skipped", batch["skipped"].float(), on_step=False, on_epoch=True, reduce_fx="sum")
-        return loss
+        self.phase = phase = self.phase_of(batch_idx)
+        with self.frozen(self.frozen_in(phase)):
+            if phase == "pan_init":
+                return self._pan_init_step(batch, batch_idx)
+            output = self.network(batch["image"])
+            terms = phanet_loss(output, batch["expression"], batch["pose"], self.config.loss)
+            loss = self.loss_of(phase, terms)
+            if self.dynamics is not None and self.dynamics.due(self.global_step):
+                self.dynamics.record_parts(self, terms.parts, output)
+            self._check_finite(loss, terms.terms, batch_idx)
+            self._log_output("train", output, terms, batch, terms.total)
+            self._step(self._optimizer(0), loss)
+        return loss.detach()
 
-    def _check_finite(self, loss: torch.Tensor, terms: LossTerms, batch_idx: int) -> None:
+    def _pan_init_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        """One step of the PAN initialisation: the PANs regressed onto the highest response of the
+        class activation map of the true expression (Section III-B), the backbones in evaluation mode."""
+        training = self.model.training
+        self.model.eval()
+        try:
+            output = self.model(batch["image"], return_maps=True, map_classes=batch["expression"])
+            loss = pan_init_loss(output)
+            if self.dynamics is not None and self.dynamics.due(self.global_step):
+                self.dynamics.record_parts(self, {"pan_init": loss}, output)
+            self._check_finite(loss, {"pan_init": loss}, batch_idx)
+            self._step(self._optimizer(1), loss)
+        finally:
+            self.model.train(training)
+        self.pan_init_steps += 1
+        self.pan_init_loss = float(loss.detach()) if self.pan_init_steps == self.config.train.pan_init.steps \
+            else self.pan_init_loss
+        return loss.detach()
+
+    def _check_finite(self, loss: torch.Tensor, terms: dict[str, torch.Tensor], batch_idx: int) -> None:
         """Stop at a non-finite loss. Reading the loss waits for the device, so on a GPU it is read
         every ``train.log_every_n_steps`` steps and at the end of each epoch (before validation and
         checkpoints), not at every step; a diverged network stays non-finite until then."""
@@ -174,16 +249,30 @@ class PhaNetModule(L.LightningModule):
                 and batch_idx + 1 != self.trainer.num_training_batches:
             return
         if not torch.isfinite(loss):
-            bad = [name for name, value in terms.terms.items() if not torch.isfinite(value)]
+            bad = [name for name, value in terms.items() if not torch.isfinite(value)]
             raise PhanetError(
                 f"training step {self.global_step} (epoch {self.current_epoch}): the loss is {loss.item()} "
                 f"(non-finite terms: {', '.join(bad) or 'none'}); lower optim.lr or check the input data"
             )
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
-        # A frozen parameter gets no gradient at all, so SGD leaves it untouched (no momentum, no decay).
-        for parameter in self._frozen:
-            parameter.grad = None
+        # Called inside the optimiser's step, after the precision plugin has unscaled the gradients.
+        clip = self.config.train.gradient_clip
+        if clip > 0 and optimizer is self.trainer.optimizers[0]:
+            self.clip_gradients(optimizer, gradient_clip_val=clip, gradient_clip_algorithm="norm")
+
+    def on_train_epoch_end(self) -> None:
+        """Step the learning-rate schedule after a complete epoch (after validation, which a plateau
+        schedule reads; before the epoch's checkpoints, so that a resumed run has the same rate)."""
+        if not self._epoch_complete:
+            return
+        scheduler = self.lr_schedulers()
+        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            value = self.trainer.callback_metrics.get(MONITOR)
+            if value is not None:  # a run without validation (benchmarks) keeps its rate
+                scheduler.step(float(value))
+        elif scheduler is not None:
+            scheduler.step()
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         if "image" not in batch:
@@ -192,8 +281,16 @@ class PhaNetModule(L.LightningModule):
         terms = phanet_loss(output, batch["expression"], batch["pose"], self.config.loss)
         self._log_output("val", output, terms, batch, terms.total)
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["pan_init"] = {"steps": self.pan_init_steps, "loss": self.pan_init_loss}
+
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self._trained_with = config_from_dict(checkpoint["hyper_parameters"]["config"])
+        state = checkpoint.get("pan_init")
+        if state is None:  # written when a callback ran the initialisation: it kept only whether it had
+            done = checkpoint.get("callbacks", {}).get("PanInitialization", {}).get("done", False)
+            state = {"steps": max(self.config.train.pan_init.steps, 1) if done else 0, "loss": math.nan}
+        self.pan_init_steps, self.pan_init_loss = int(state["steps"]), float(state["loss"])
 
     def on_train_start(self) -> None:
         before = self._trained_with
@@ -206,7 +303,7 @@ class PhaNetModule(L.LightningModule):
         ``optim.part_lr`` are the same, as resuming checks): the learning rate is then the one a run
         with these settings from the start would have now, with the plateau reductions made so far."""
         optim = self.config.optim
-        optimizer = self.optimizers(use_pl_optimizer=False)
+        optimizer = self.trainer.optimizers[0]
         scheduler = self.lr_schedulers()
         plateau = isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
         steps = milestones(self.config.train.epochs, optim.milestones)
@@ -264,11 +361,14 @@ class PhaNetModule(L.LightningModule):
         else:
             optimizer = torch.optim.Adam(groups, lr=optim.lr, weight_decay=optim.weight_decay)
         if optim.scheduler == "plateau":
-            scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=optim.lr_decay,
-                                                                   patience=optim.plateau_patience)
-            # not strict: a run without validation (benchmarks limit it to zero batches) keeps its rate
-            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch",
-                                                             "monitor": MONITOR, "strict": False}}
-        scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones(epochs, optim.milestones),
-                                                         gamma=optim.lr_decay)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+            scheduler: Any = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=optim.lr_decay,
+                                                                        patience=optim.plateau_patience)
+        else:
+            scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones(epochs, optim.milestones),
+                                                             gamma=optim.lr_decay)
+        # stepped by on_train_epoch_end (manual optimisation)
+        configured = [{"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler}}]
+        pans = self.attention_parameters()
+        if pans and self.config.train.pan_init.enabled:
+            configured.append({"optimizer": torch.optim.Adam(pans, lr=self.config.train.pan_init.lr)})
+        return configured

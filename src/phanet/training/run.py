@@ -41,7 +41,7 @@ from phanet.data.torch_data import FaceDataModule
 from phanet.errors import PhanetError
 from phanet.files import remove_temporaries
 from phanet.runtime import Stopped, resolve_precision, usable_cpus, uses_cuda
-from phanet.training.callbacks import AdaptiveThreads, AtomicCheckpointIO, EpochMetricsCSV, PanInitialization, ResumedConfig
+from phanet.training.callbacks import AdaptiveThreads, AtomicCheckpointIO, EpochMetricsCSV, ResumedConfig
 from phanet.training.dynamics import TrainingDynamics
 from phanet.training.module import MONITOR, PhaNetModule
 from phanet.training.progress import EpochBars, progress_callback
@@ -193,7 +193,6 @@ def make_trainer(config: Config, run_dir: Path, callbacks: list, progress: bool 
         precision=training_precision(config),
         deterministic=t.deterministic,
         benchmark=not t.deterministic,
-        gradient_clip_val=t.gradient_clip or None,
         log_every_n_steps=t.log_every_n_steps,
         callbacks=callbacks,
         logger=False,
@@ -223,8 +222,9 @@ def _checked_trainer(config: Config, run_dir: Path, callbacks: list, progress: b
     """:func:`make_trainer`, with Lightning's refusal of an accelerator, device count, strategy or
     precision turned into one line naming the setting."""
     if config.train.strategy.lower().startswith(UNSUPPORTED_STRATEGIES):
-        raise PhanetError.about("train.strategy", "{value} is not supported: the PAN initialisation runs its own "
-                                "optimiser over the PAN parameters, which fsdp and deepspeed shard (use ddp)",
+        raise PhanetError.about("train.strategy", "{value} is not supported: training freezes parameter groups by phase "
+                                "(warm-up, PAN initialisation, alternating schedule), untested with sharded "
+                                "parameters (use ddp)",
                                 value=show(config.train.strategy))
     try:
         return make_trainer(config, run_dir, callbacks, progress=progress)
@@ -278,11 +278,12 @@ def _train(config: Config, folder: RunFolder, lock: RunLock | None, resume: bool
     warnings.filterwarnings("ignore", ".*LeafSpec.*")
     warnings.filterwarnings("ignore", ".*overridden `on_after_batch_transfer`.*")
     warnings.filterwarnings("ignore", ".*Checkpoint directory .* exists and is not empty.*")  # every resume
+    # checkpoints of earlier versions hold a PanInitialization callback's state, which the module reads
+    warnings.filterwarnings("ignore", ".*callbacks used to create the checkpoint need to be provided.*")
     best, latest = _checkpoints(folder)
     stop = _StopSignal()
     # The thread callback logs before the metrics table is written at the end of each epoch.
-    callbacks = [*cpu_thread_callbacks(config), best, latest, EpochMetricsCSV(folder.metrics_file),
-                 PanInitialization(config.train.pan_init), stop]
+    callbacks = [*cpu_thread_callbacks(config), best, latest, EpochMetricsCSV(folder.metrics_file), stop]
     if config.train.early_stop > 0:
         callbacks.append(_EarlyStopping(monitor=MONITOR, mode="max", patience=config.train.early_stop))
     if config.train.dynamics > 0:
