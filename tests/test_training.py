@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -418,3 +419,23 @@ def test_plateau_schedule_and_early_stopping_follow_the_validation_accuracy(tiny
     more = load_config(out / "config.yaml", ["train.early_stop=3"])
     assert train(more, resume=True, progress=False).finished is None
     assert pd.read_csv(out / "metrics.csv")["epoch"].tolist() == [0, 1, 2, 3]
+
+
+def test_head_probe_reads_the_same_network_as_evaluate(trained_run):
+    """``benchmarks/head_probe.py``: the head-as-trained row is the network's own accuracy on the test
+    split (what ``evaluate`` reports), a probe row per representation and task, the refit per epoch."""
+    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+    from head_probe import REPRESENTATIONS, head_probe
+    from phanet.evaluation import evaluate
+    from phanet.workflow import resolve_eval_data
+
+    table = head_probe(trained_run.run_dir, epochs=2)
+    module = load_module(trained_run.best_checkpoint)
+    summary, _ = evaluate(module, resolve_eval_data(module.config, None, None, [], "test")[0])
+    head = table[table["readout"] == "head as trained"].set_index("task")["test"]
+    assert head["expression"] == pytest.approx(summary["expression_accuracy"], abs=1e-6)  # float32 mean
+    assert head["pose"] == pytest.approx(summary["pose_accuracy"], abs=1e-6)
+    assert table["readout"].tolist() == ["head as trained"] * 2 + [f"probe on {r}" for r in REPRESENTATIONS
+                                                                   for _ in range(2)] \
+        + [f"head refitted, epoch {e}" for e in (1, 2) for _ in range(2)]
+    assert table[["train", "test"]].stack().between(0, 1).all()
