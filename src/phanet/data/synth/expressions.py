@@ -54,7 +54,7 @@ EXPRESSIONS: dict[str, dict[str, tuple[float, float]]] = {
     "FE": {"1": (1.0, 0.0), "2": (0.45, 0.0), "4": (0.8, 0.0), "5": (1.0, 0.0), "7": (0.5, 0.0), "20": (1.0, 0.0),
            "25": (0.9, 0.25), "26": (0.3, 0.4)},
     "AN": {"4": (1.0, 0.0), "5": (0.4, 0.0), "7": (1.0, 0.0), "23": (0.8, 0.0), "24": (1.0, 0.1),
-           "17": (0.6, 0.2)},
+           "17": (1.0, 0.2)},
     "DI": {"9": (1.0, 0.0), "10": (1.0, 0.0), "17": (1.0, 0.1), "4": (0.3, 0.0), "6": (0.5, 0.2), "15": (0.4, 0.2)},
     "CO": {"R12": (0.7, 0.0), "R14": (1.0, 0.0)},
     "SM": {"6": (0.8, 0.0), "12": (1.0, 0.0), "25": (1.0, 0.3), "26": (0.2, 0.5)},
@@ -333,9 +333,10 @@ def _open_eyes(head: HeadModel, v: np.ndarray, albedo: np.ndarray, act: Activati
         inside_u = (u > 0.0) & (u < 1.0)
         uc = np.clip(u, 0.0, 1.0)
         chord = rig.inner_y + (rig.outer_y - rig.inner_y) * uc
-        # Upper lid peaks a little towards the nose, lower lid a little towards the ear.
+        # Upper lid peaks a little towards the nose, lower lid a little towards the ear; AU7 tightens the
+        # lower lid into a straighter line.
         up_shape = np.sin(np.pi * uc ** 0.85) ** 0.9
-        low_shape = np.sin(np.pi * uc ** 1.15) ** 1.1
+        low_shape = np.sin(np.pi * uc ** 1.15) ** (1.1 - 0.7 * min(_side_value(act, "7", side), 1.0))
         top = chord + upper * up_shape
         bottom = chord - lower * low_shape
         d_top = top - rig.y
