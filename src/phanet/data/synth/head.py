@@ -197,6 +197,9 @@ def head_sdf(p: np.ndarray, ident: Identity, lay: Layout) -> np.ndarray:
     ridge_front = CORNEA_Z + s["brow_ridge"] + 2.0
     ridge = sdf.ellipsoid(p, (0.0, 0.5 * (lay.brow_y[0] + lay.brow_y[1]) - 3.0, ridge_front - 15.0), (54.0, 12.0, 15.0))
     f = sdf.smin(f, ridge, 10.0)
+    # The frontal bone is broad: above the brows the forehead stays close to the ridge out to the temples.
+    frontal = sdf.ellipsoid(p, (0.0, 0.5 * (lay.brow_y[0] + lay.brow_y[1]) + 16.0, ridge_front - 30.0), (54.0, 22.0, 26.0))
+    f = sdf.smin(f, frontal, 16.0)
     muzzle = sdf.ellipsoid(p, (0.0, lay.mouth_y + 2.0, CORNEA_Z - 34.0), (lay.mouth_width + 11.0, 27.0, 36.0))
     f = sdf.smin(f, muzzle, 10.0)
     # Orbits: carve the sockets, then put back the eyeballs covered by the lids.
