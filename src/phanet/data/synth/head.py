@@ -831,9 +831,9 @@ def _jaw_weights(lay: Layout, v: np.ndarray, lip_side: np.ndarray) -> np.ndarray
     inside = ax < corner
     w = np.where(inside & (lip_side < 0), 1.0, w)
     w = np.where(inside & (lip_side > 0), 0.0, w)
-    # The lip corners are anchored in the cheek (the modiolus) and follow the jaw only in part, so an
-    # open mouth is an oval, not a rectangle.
-    w = w * (1.0 - 0.6 * np.exp(-(((ax - corner) / 8.0) ** 2) - ((y - lay.mouth_y) / 7.0) ** 2))
+    # The lip corners are anchored in the cheek (the modiolus) and stay closed, the skin around them
+    # follows the jaw more with distance, so an open mouth is an oval, not a rectangle.
+    w = w * (1.0 - np.exp(-(((ax - corner) / 8.0) ** 2) - ((y - lay.mouth_y) / 7.0) ** 2))
     # Behind the jaw and down the neck the skin stays with the skull.
     w = w * sdf.smoothstep(lay.chin_y - 35.0, lay.chin_y - 10.0, y + 0.25 * np.clip(z, 0, None))
     w = w * sdf.smoothstep(-15.0, 15.0, z)
