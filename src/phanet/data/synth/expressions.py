@@ -54,7 +54,7 @@ EXPRESSIONS: dict[str, dict[str, tuple[float, float]]] = {
     "FE": {"1": (1.0, 0.0), "2": (0.45, 0.0), "4": (0.8, 0.0), "5": (1.0, 0.0), "7": (0.5, 0.0), "20": (1.0, 0.0),
            "25": (0.9, 0.25), "26": (0.3, 0.4)},
     "AN": {"4": (1.0, 0.0), "5": (0.4, 0.0), "7": (1.0, 0.0), "23": (0.8, 0.0), "24": (1.0, 0.1),
-           "17": (0.6, 0.2)},
+           "17": (1.0, 0.2)},
     "DI": {"9": (1.0, 0.0), "10": (1.0, 0.0), "17": (1.0, 0.1), "4": (0.3, 0.0), "6": (0.5, 0.2), "15": (0.4, 0.2)},
     "CO": {"R12": (0.7, 0.0), "R14": (1.0, 0.0)},
     "SM": {"6": (0.8, 0.0), "12": (1.0, 0.0), "25": (1.0, 0.3), "26": (0.2, 0.5)},
@@ -205,9 +205,13 @@ def build_action_fields(head: HeadModel) -> dict[tuple[str, int], ActionField]:
         line = _segment_distance(x, y, (sg * (mw + 3.0), my - 4.0), (sg * (mw + 6.0), my - 22.0))
         marionette = np.exp(-((line / 2.0) ** 2))
         put("15", vec(dx=sg * 1.0 * w, dy=-7.0 * w, dz=-0.5 * w), 0.35 * marionette)
-        # AU20: lips stretched sideways towards the ears, flattened against the teeth.
+        # AU20: lips stretched sideways towards the ears, flattened against the teeth; the lower lip is
+        # drawn down and back towards the corners, so parted lips open into a flat rectangle rather
+        # than the oval of a relaxed jaw drop.
         w = _gauss(x, y, sg * mw, my, 16.0, 12.0)
-        put("20", vec(dx=sg * 7.5 * w, dy=-2.0 * w, dz=-2.5 * w), 0.12 * w)
+        low = (np.exp(-((x / (1.1 * mw)) ** 4) - ((y - my + 3.0) / 7.0) ** 2) * (lip < 0)
+               * sdf.smoothstep(-4.0, 4.0, sg * x))
+        put("20", vec(dx=sg * 7.5 * w, dy=-2.0 * w - 1.5 * low, dz=-2.5 * w - 1.0 * low), 0.12 * w)
         # AU27: corners pulled in as the mouth is stretched open.
         w = _gauss(x, y, sg * mw, my, 12.0, 10.0)
         put("27", vec(dx=-sg * 4.0 * w, dz=1.0 * w))
@@ -223,13 +227,14 @@ def build_action_fields(head: HeadModel) -> dict[tuple[str, int], ActionField]:
     # the inner brows come down.
     root = _gauss(x, y, 0.0, 4.0, 12.0, 10.0)
     ridges = _lines(y + 0.4 * np.abs(x), 4.0, 2.0, 4)
-    wrinkles = ridges * _gauss(x, y, 0.0, 3.0, 12.0, 8.0) * (z > CORNEA_Z - 6.0)
+    # They run from the root down the sides of the bridge (the oblique lines beside the nose).
+    wrinkles = ridges * _gauss(x, y, 0.0, 1.0, 13.0, 11.0) * (z > CORNEA_Z - 6.0)
     brows = _gauss_split(x, y, 0.0, brow_mid, 22.0, 10.0, 15.0)
     upper_lip = _gauss(x, y, 0.0, my + 5.0, mw * 0.9, 8.0) * (lip >= 0)
     # Fine wrinkles blur away in small images; the bunched skin between the eyes still reads as shade.
     bunch = sum(_gauss(x, y, s * 9.0, 2.0, 5.0, 7.0) for s in (-1.0, 1.0)) * (z > CORNEA_Z - 10.0)
     put("9", vec(dy=2.5 * root - 3.0 * brows + 2.0 * upper_lip, dz=0.8 * root + 0.6 * wrinkles),
-        0.65 * wrinkles + 0.3 * bunch)
+        0.8 * wrinkles + 0.5 * bunch)
     # AU10: upper lip raised, its centre most, which bends it into an inverted U; everted.
     arch = 0.45 + 0.55 * np.exp(-((x / (0.55 * mw)) ** 2))
     raise_w = _gauss(x, y, 0.0, my + 5.0, mw * 1.05, 9.0) * (lip >= 0) * arch
@@ -333,9 +338,10 @@ def _open_eyes(head: HeadModel, v: np.ndarray, albedo: np.ndarray, act: Activati
         inside_u = (u > 0.0) & (u < 1.0)
         uc = np.clip(u, 0.0, 1.0)
         chord = rig.inner_y + (rig.outer_y - rig.inner_y) * uc
-        # Upper lid peaks a little towards the nose, lower lid a little towards the ear.
+        # Upper lid peaks a little towards the nose, lower lid a little towards the ear; AU7 tightens the
+        # lower lid into a straighter line.
         up_shape = np.sin(np.pi * uc ** 0.85) ** 0.9
-        low_shape = np.sin(np.pi * uc ** 1.15) ** 1.1
+        low_shape = np.sin(np.pi * uc ** 1.15) ** (1.1 - 0.7 * min(_side_value(act, "7", side), 1.0))
         top = chord + upper * up_shape
         bottom = chord - lower * low_shape
         d_top = top - rig.y

@@ -197,6 +197,9 @@ def head_sdf(p: np.ndarray, ident: Identity, lay: Layout) -> np.ndarray:
     ridge_front = CORNEA_Z + s["brow_ridge"] + 2.0
     ridge = sdf.ellipsoid(p, (0.0, 0.5 * (lay.brow_y[0] + lay.brow_y[1]) - 3.0, ridge_front - 15.0), (54.0, 12.0, 15.0))
     f = sdf.smin(f, ridge, 10.0)
+    # The frontal bone is broad: above the brows the forehead stays close to the ridge out to the temples.
+    frontal = sdf.ellipsoid(p, (0.0, 0.5 * (lay.brow_y[0] + lay.brow_y[1]) + 16.0, ridge_front - 30.0), (54.0, 22.0, 26.0))
+    f = sdf.smin(f, frontal, 16.0)
     muzzle = sdf.ellipsoid(p, (0.0, lay.mouth_y + 2.0, CORNEA_Z - 34.0), (lay.mouth_width + 11.0, 27.0, 36.0))
     f = sdf.smin(f, muzzle, 10.0)
     # Orbits: carve the sockets, then put back the eyeballs covered by the lids.
@@ -323,7 +326,7 @@ def _skin_grid(lay: Layout, h: float) -> tuple[np.ndarray, np.ndarray, np.ndarra
 
     def row_spacing(y):
         fine = np.maximum.reduce([
-            0.55 * _bump(y, eye_y, 10.0),
+            0.7 * np.clip(1.6 * _bump(y, eye_y, 12.0), 0.0, 1.0),
             0.4 * _bump(y, 0.5 * (lay.brow_y[0] + lay.brow_y[1]), 7.0),
             0.45 * _bump(y, lay.mouth_y, 10.0),
             0.35 * _bump(y, lay.nose_base_y + 3.0, 7.0),
@@ -509,9 +512,10 @@ def _mouth_interior(lay: Layout):
     pieces = []
     mw = lay.mouth_width
     # Cavity: back half of an ellipsoid, wound to face forwards (into the mouth).
-    cav_c = np.array([0.0, lay.mouth_y - 6.0, lay.teeth_z - 26.0])
-    # Wide enough to stay behind the lip corners when AU20 stretches them sideways.
-    cav_r = np.array([mw + 12.0, 24.0, 28.0])
+    cav_c = np.array([0.0, lay.mouth_y - 3.0, lay.teeth_z - 26.0])
+    # Wide enough to stay behind the lip corners when AU20 stretches them sideways; short enough not to
+    # poke out under a short jaw.
+    cav_r = np.array([mw + 12.0, 18.0, 28.0])
     pol = np.linspace(0.0, np.pi * 0.5, 8)
     az = np.linspace(0.0, 2 * np.pi, 24, endpoint=False)
     P, A = np.meshgrid(pol, az, indexing="ij")
@@ -525,7 +529,8 @@ def _mouth_interior(lay: Layout):
     pieces.append((cv, ct, Part.MOUTH, np.tile([0.07, 0.015, 0.015], (len(cv), 1)), jaw))
     # Tongue: a flattened dome resting on the floor of the mouth.
     tv, tt = _sphere_cap((0.0, 0.0, 0.0), 1.0, np.linspace(0.2, 1.5, 6), 16, rotate_x=-np.pi / 2)
-    tv = tv * np.array([mw * 0.75, 7.0, 24.0]) + np.array([0.0, lay.mouth_y - 16.0, lay.teeth_z - 26.0])
+    # Its tip stays behind the lower incisors, inside the lip-chin fold of every face.
+    tv = tv * np.array([mw * 0.75, 7.0, 20.0]) + np.array([0.0, lay.mouth_y - 13.0, lay.teeth_z - 26.0])
     pieces.append((tv, tt, Part.MOUTH, np.tile([0.22, 0.07, 0.07], (len(tv), 1)), np.ones(len(tv))))
     # Teeth: bands following the dental arch, front faces forward.
     for upper in (True, False):
@@ -746,8 +751,11 @@ def _eye_rig(lay: Layout, i: int, skin: np.ndarray, inward: np.ndarray) -> EyeRi
         inward=inward[region].copy(),
         inner_x=inner_x,
         outer_x=outer_x,
-        inner_y=ey - 0.6,
-        outer_y=ey - 0.6 + lay.eye_tilt,
+        # The corner line passes just below the pupil whatever the tilt, so that a relaxed upper lid
+        # overlaps the top of the iris and the lower lid meets its bottom (pupil to upper margin about
+        # 4 mm, to lower margin about 5 mm).
+        inner_y=ey - 0.2 - 0.5 * lay.eye_tilt,
+        outer_y=ey - 0.2 + 0.5 * lay.eye_tilt,
         upper=lay.eye_open * 0.9,
         lower=lay.eye_open * 0.95,
     )
@@ -823,6 +831,9 @@ def _jaw_weights(lay: Layout, v: np.ndarray, lip_side: np.ndarray) -> np.ndarray
     inside = ax < corner
     w = np.where(inside & (lip_side < 0), 1.0, w)
     w = np.where(inside & (lip_side > 0), 0.0, w)
+    # The lip corners are anchored in the cheek (the modiolus) and stay closed, the skin around them
+    # follows the jaw more with distance, so an open mouth is an oval, not a rectangle.
+    w = w * (1.0 - np.exp(-(((ax - corner) / 8.0) ** 2) - ((y - lay.mouth_y) / 7.0) ** 2))
     # Behind the jaw and down the neck the skin stays with the skull.
     w = w * sdf.smoothstep(lay.chin_y - 35.0, lay.chin_y - 10.0, y + 0.25 * np.clip(z, 0, None))
     w = w * sdf.smoothstep(-15.0, 15.0, z)
@@ -859,11 +870,12 @@ def _skin_colors(ident: Identity, lay: Layout, v: np.ndarray, n: np.ndarray, rng
         nostril = np.clip(1.4 - d, 0, 1) * (n[:, 1] < -0.35) * (z > CORNEA_Z + 2.0)
         albedo *= (1.0 - 0.8 * nostril)[:, None]
 
-    # Lips: the red part, with a cupid's bow on the upper lip.
+    # Lips: the red part, with a cupid's bow on the upper lip; both lips thin out towards the corners,
+    # the upper one over its outer half, the fuller lower one over its outer third.
     u = np.clip(ax / lay.mouth_width, 0.0, 1.0)
     bow = 0.85 + 0.25 * np.exp(-((ax - 5.0) / 3.5) ** 2) - 0.2 * np.exp(-(x / 2.0) ** 2)
-    upper_edge = lay.mouth_y + lay.upper_lip * bow * np.sqrt(1 - u**2 + 1e-9)
-    lower_edge = lay.mouth_y - lay.lower_lip * (1 - u**2.2) ** 0.6
+    upper_edge = lay.mouth_y + lay.upper_lip * bow * (1 - u**1.6)
+    lower_edge = lay.mouth_y - lay.lower_lip * (1 - u**2.2) ** 0.9
     below_top = sdf.smoothstep(upper_edge + 0.7, upper_edge - 0.7, y)
     between = below_top * sdf.smoothstep(lower_edge - 0.7, lower_edge + 0.7, y)
     lip_mask = between * sdf.smoothstep(lay.mouth_width + 1.0, lay.mouth_width - 2.0, ax) * (z > lay.lip_z - 16.0)
@@ -871,7 +883,10 @@ def _skin_colors(ident: Identity, lay: Layout, v: np.ndarray, n: np.ndarray, rng
     albedo = albedo * (1 - lip_mask[:, None]) + lip[None, :] * (1.0 + 0.03 * fine[:, None]) * lip_mask[:, None]
     # Where the lips meet, each shades the other: closed lips show a dark line, not a pale band.
     stomion = np.exp(-(((y - lay.mouth_y) / 1.6) ** 2)) * lip_mask
-    albedo *= (1.0 - 0.55 * stomion)[:, None]
+    # The corners (commissures) are small recesses where the lips fold into the cheek: the darkest
+    # points of a closed mouth.
+    commissure = np.exp(-(((ax - lay.mouth_width) / 2.5) ** 2) - ((y - lay.mouth_y) / 2.0) ** 2) * (z > lay.lip_z - 16.0)
+    albedo *= np.clip(1.0 - 0.55 * stomion - 0.45 * commissure, 0.3, 1.0)[:, None]
     spec += 0.12 * lip_mask * (1.0 - stomion)
 
     # Brows: a tapered band along an arched curve, hair-coloured with soft edges.
