@@ -439,3 +439,28 @@ def test_head_probe_reads_the_same_network_as_evaluate(trained_run):
                                                                    for _ in range(2)] \
         + [f"head refitted, epoch {e}" for e in (1, 2) for _ in range(2)]
     assert table[["train", "test"]].stack().between(0, 1).all()
+
+
+def test_gradient_clipping_by_part_leaves_the_other_parts_alone():
+    """``train.gradient_clip_by: part``: a part whose gradient norm exceeds the threshold is scaled to it;
+    the other parts keep their gradients exactly (by ``network`` all would shrink together)."""
+    from types import SimpleNamespace
+
+    module = PhaNetModule(load_config("demo", [*TINY, "train.gradient_clip=5", "train.gradient_clip_by=part"]).to_dict(),
+                          ["AN", "HA"], ["0"])
+    optimizer = torch.optim.SGD(module.parameters(), lr=0.1)
+    module._trainer = SimpleNamespace(optimizers=[optimizer])
+    torch.manual_seed(0)
+    for p in module.parameters():
+        p.grad = torch.randn_like(p) * 1e-3
+    pan = module.attention_parameters()
+    for p in pan[:1]:
+        p.grad = torch.full_like(p, 100.0)
+    before = {id(p): p.grad.clone() for p in module.parameters()}
+    module.on_before_optimizer_step(optimizer)
+    pan_s2 = module._parts["PAN_S2"]
+    assert float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for p in pan_s2]))) \
+        == pytest.approx(5.0, rel=1e-4)
+    for name, parameters in module._parts.items():
+        if name != "PAN_S2":
+            assert all(torch.equal(p.grad, before[id(p)]) for p in parameters), name

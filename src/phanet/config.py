@@ -183,6 +183,10 @@ class TrainConfig:
     pan_init: PanInitConfig = field(default_factory=PanInitConfig)
     #: Gradient norm clipping (0: off).
     gradient_clip: float = _range(5.0, "[0, inf)")
+    #: What the clipping threshold applies to: the norm of the whole network's gradient, or each
+    #: part's own (PhaNet's parts, see ``optim.part_lr``), so that one part's large gradient does not
+    #: shrink every other part's step.
+    gradient_clip_by: str = _choices("network", "part", default="network")
     accelerator: str = "auto"
     devices: str = "auto"
     strategy: str = "auto"

@@ -78,6 +78,7 @@ class PhaNetModule(L.LightningModule):
         self.pan_init_loss = math.nan  # the initialisation loss of its last step
         self.phase = ""  # the phase of the current training step
         self._epoch_complete = False
+        self._parts = parameter_groups(self.model)  # before any phase freezes a part
         self.dynamics = None  # a TrainingDynamics callback sets itself here while it records
         self._trained_with: Config | None = None  # on resume: the settings of the run so far
         for part in ("train", "val"):
@@ -258,7 +259,14 @@ class PhaNetModule(L.LightningModule):
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         # Called inside the optimiser's step, after the precision plugin has unscaled the gradients.
         clip = self.config.train.gradient_clip
-        if clip > 0 and optimizer is self.trainer.optimizers[0]:
+        if clip <= 0 or optimizer is not self.trainer.optimizers[0]:
+            return
+        if self.config.train.gradient_clip_by == "part":
+            for parameters in self._parts.values():
+                present = [p for p in parameters if p.grad is not None]
+                if present:
+                    torch.nn.utils.clip_grad_norm_(present, clip)
+        else:
             self.clip_gradients(optimizer, gradient_clip_val=clip, gradient_clip_algorithm="norm")
 
     def on_train_epoch_end(self) -> None:

@@ -47,7 +47,8 @@ SAME_RUN = ("seed", "data.dataset", "data.root", "data.options", "data.split", "
 #: The training budget: what a resume may change and applies from its first epoch. A finished run is
 #: reused only for a config with the same budget, so that no result is reported under a budget it was
 #: not trained with.
-BUDGET = ("optim", "train.epochs", "train.batch_size", "train.early_stop", "train.gradient_clip", "train.pan_init")
+BUDGET = ("optim", "train.epochs", "train.batch_size", "train.early_stop", "train.gradient_clip", "train.gradient_clip_by",
+          "train.pan_init")
 
 
 def _get(values: dict[str, Any], key: str) -> Any:
