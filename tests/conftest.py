@@ -1,9 +1,15 @@
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
-import pytest
+# Before PyTorch loads OpenMP, here and in the commands the tests start: threads that spin while they
+# wait take the cores from the other threads (a two-process DDP run has four on two cores), and on a
+# machine shared with other work every small operation waits for a thread that is not running.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import pytest  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -15,6 +21,19 @@ def _private_cache(tmp_path_factory):
     """Rendered data and decoded-image caches of the tests go to a temporary folder, not the user's."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("PHANET_CACHE", str(tmp_path_factory.mktemp("phanet-cache")))
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_training_thread():
+    """The tests' trainings run on one PyTorch thread, as ``isolated_threads`` has the predictions do.
+
+    Their networks are so small that a second thread spends more time waiting for the first than
+    computing (on 2 shared cores, one thread trains them in under a quarter of the CPU time). The thread choice
+    itself stays under test: ``cpu_thread_callbacks`` still runs and ``AdaptiveThreads`` is tested
+    on simulated step times in ``test_input_pipeline.py``."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("phanet.training.run.usable_cpus", lambda: 1)
         yield
 
 

@@ -30,14 +30,29 @@ def tiny(name: str, root, out, *extra: str):
                               "train.epochs=1", *extra])
 
 
+@pytest.fixture(scope="module")
+def trained_tree(tmp_path_factory):
+    """``trained_tree(name)``: the tree of ``name`` and its one-epoch run, written when first asked for
+    (the cross-dataset test evaluates the kdef run of the tree test)."""
+    runs = {}
+
+    def get(name: str):
+        if name not in runs:
+            root = tmp_path_factory.mktemp(name) / name
+            TREES[name](root)
+            runs[name] = root, train(tiny(name, root, root.parent / "run"), progress=False)
+        return runs[name]
+
+    return get
+
+
 @pytest.mark.parametrize("name", sorted(TREES))
-def test_training_on_each_multi_view_tree(tmp_path, name):
-    TREES[name](tmp_path / name)
-    result = train(tiny(name, tmp_path / name, tmp_path / "run"), progress=False)
+def test_training_on_each_multi_view_tree(trained_tree, name):
+    root, result = trained_tree(name)
     metrics = pd.read_csv(result.run_dir / "metrics.csv")
     assert metrics[["train/expression", "train/pose", "val/pose_acc"]].notna().all().all()
     classes = json.loads((result.run_dir / "classes.json").read_text())
-    faces = load_dataset(name, str(tmp_path / name))
+    faces = load_dataset(name, str(root))
     assert (classes["expressions"], classes["poses"]) == (faces.expressions, faces.poses)
 
 
@@ -57,13 +72,12 @@ def test_affectnet_with_pose_labels_for_some_images_only(tmp_path):
     assert math.isfinite(metrics["train/pose"].iloc[-1]) and metrics["train/pose"].iloc[-1] > 0
 
 
-def test_affectnet_without_poses_and_sfew_cross_dataset(tmp_path):
+def test_affectnet_without_poses_and_sfew_cross_dataset(tmp_path, trained_tree):
     root = tmp_path / "affectnet"
     make_affectnet_csv_tree(root, per_class=5, size=40)
     result = train(tiny("affectnet", root, tmp_path / "run", "data.split.test=0", "data.split.val=0.2"), progress=False)
     assert pd.read_csv(result.run_dir / "metrics.csv")["train/pose"].eq(0).all()
-    TREES["kdef"](tmp_path / "kdef")
-    kdef = train(tiny("kdef", tmp_path / "kdef", tmp_path / "kdef-run"), progress=False)
+    _, kdef = trained_tree("kdef")
     make_sfew_tree(tmp_path / "sfew", per_class=2)
     assert main(["evaluate", "--checkpoint", str(kdef.run_dir / "checkpoints" / "best.ckpt"), "--data",
                  str(tmp_path / "sfew"), "--dataset", "sfew", "--out", str(tmp_path / "eval")]) == 0
