@@ -131,7 +131,7 @@ def test_long_user_values_are_shortened_in_messages(train_args, capsys):
     (["--devices", "0"], "train.devices (--devices): '0' cannot be used"),
     (["--strategy", "bogus"], "train.strategy (--strategy): 'bogus' cannot be used (You selected an invalid strategy name"),
     (["--accelerator", "bogus"], "train.accelerator (--accelerator): 'bogus' cannot be used (You selected an invalid"),
-    (["--strategy", "fsdp"], "train.strategy (--strategy): 'fsdp' is not supported: the PAN initialisation runs its own"),
+    (["--strategy", "fsdp"], "train.strategy (--strategy): 'fsdp' is not supported: training freezes parameter groups by phase"),
     (["--strategy", "deepspeed_stage_2"], "train.strategy (--strategy): 'deepspeed_stage_2' is not supported"),
     pytest.param(["--accelerator", "gpu"], "train.accelerator (--accelerator): 'gpu' cannot be used",
                  marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")),
