@@ -153,12 +153,10 @@ class PhaNetModule(L.LightningModule):
         """The phase of the training step with ``batch_idx`` in the current epoch (class docstring)."""
         if self.attention_parameters():
             init = self.config.train.pan_init
-            if init.enabled and self.pan_init_steps < max(init.steps, 1):
-                if self.current_epoch < init.warmup_epochs and self.pan_init_steps == 0:
-                    return "warmup"
-                if self.pan_init_steps < init.steps:
-                    return "pan_init"
-                self.pan_init_steps = 1  # no initialisation steps: done once the warm-up is over
+            if init.enabled and self.pan_init_steps == 0 and self.current_epoch < init.warmup_epochs:
+                return "warmup"
+            if init.enabled and self.pan_init_steps < init.steps:
+                return "pan_init"
             if self.config.train.schedule == "alternating":
                 return "classification" if batch_idx % 2 == 0 else "ranking"
         return "joint"
@@ -238,8 +236,8 @@ class PhaNetModule(L.LightningModule):
         finally:
             self.model.train(training)
         self.pan_init_steps += 1
-        self.pan_init_loss = float(loss.detach()) if self.pan_init_steps == self.config.train.pan_init.steps \
-            else self.pan_init_loss
+        if self.pan_init_steps == self.config.train.pan_init.steps:  # read once: reading waits for the device
+            self.pan_init_loss = float(loss.detach())
         return loss.detach()
 
     def _check_finite(self, loss: torch.Tensor, terms: dict[str, torch.Tensor], batch_idx: int) -> None:
