@@ -444,7 +444,10 @@ def test_train_throughput_benchmark_small_mode(capsys):
     for row in rows:
         end_to_end, model, loader = (float(v) for v in row[2:5])
         assert end_to_end > 0 and model > 0 and loader > 0
-        assert end_to_end < 1.5 * min(model, loader)  # end to end cannot beat either bound (noise aside)
+        # End to end cannot beat either bound. The three rates are timed one after the other, and the test
+        # suite runs on as many workers as cores, so a rate can catch another test's burst: the check is
+        # loose and catches a rate measured on the wrong thing, not a few tens of percent.
+        assert end_to_end < 3 * min(model, loader)
 
 
 @pytest.mark.slow
