@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import re
+import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -50,6 +53,25 @@ def test_mini_demo_writes_the_report_tables_and_figures(tmp_path, monkeypatch, c
         inside |= ((abs(lm[:, 0] - predictions["s3_x"]) <= predictions["s3_l"])
                    & (abs(lm[:, 1] - predictions["s3_y"]) <= predictions["s3_l"]) & (lm[:, 2] == 1))
     assert coverage.loc["S3 square on mouth", "all"] == pytest.approx(100 * inside.mean(), abs=0.01)
+    # benchmarks/training_targets.py reads the same run: the report's accuracies and coverage, the
+    # scale weights of the predictions, S1's last loss against the training labels' prior
+    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+    import training_targets
+
+    row = training_targets.fold_row("mini", out)
+    table1 = table1.set_index("Methods")
+    assert row["PhaNet FER"] == pytest.approx(table1.loc["PhaNet", "Acc. of FER"], abs=1e-6)
+    assert row["FER gain"] == pytest.approx(table1.loc["PhaNet", "Acc. of FER"] - table1.loc["DenseNet-40", "Acc. of FER"],
+                                            abs=1e-6)
+    assert row["S3 on region %"] == pytest.approx(coverage.loc["S3 square on mouth, eye or brow", "all"], abs=0.01)
+    assert row["S3 worst pan %"] == pytest.approx(coverage.loc["S3 square on mouth, eye or brow"].drop("all").min(),
+                                                  abs=0.01)
+    assert row["c2 std"] == pytest.approx(predictions["c2"].std())
+    # 6 subjects x (6 expressions x 4 intensities + 1 neutral) x 9 pans: neutral is 1 in 25 of the labels
+    prior = -(24 / 25 * math.log(4 / 25) + 1 / 25 * math.log(1 / 25))
+    assert row["prior entropy"] == pytest.approx(prior)
+    metrics = pd.read_csv(out / "phanet" / "metrics.csv")
+    assert row["S1 below prior %"] == pytest.approx(100 * (1 - metrics["train/scale1"].iloc[-1] / prior))
     assert "How often each square holds" in report
     linked = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report)
     assert len(linked) >= 10
@@ -60,3 +82,28 @@ def test_mini_demo_writes_the_report_tables_and_figures(tmp_path, monkeypatch, c
     assert main(["demo", "--out", str(out), "--seed", "3", "--no-progress", *MINI]) == 0
     assert len(list((tmp_path / "cache" / "synth").iterdir())) == 1
     capsys.readouterr()
+
+
+def test_training_targets_are_checked_over_every_fold():
+    """A target is met only when every fold meets it (the FER gain's average only on average)."""
+    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+    from training_targets import check
+
+    folds = pd.DataFrame({
+        "PhaNet pose": [97.5, 98.0], "pose gap": [0.5, 1.6], "FER gain": [12.0, -1.0],
+        "S1 below prior %": [30.0, 25.0], "S3 worst pan %": [90.0, 95.0],
+        "c1 std": [0.03, 0.03], "c2 std": [0.03, 0.021], "c3 std": [0.05, 0.04],
+        "c1 pinned": [False, False], "c2 pinned": [False, True], "c3 pinned": [False, False],
+    })
+    met = {target: ok for target, ok, _ in check(folds)}
+    assert met == {
+        "every c: test std > 0.02, pinned at neither 0.5 nor 1": False,  # c2 pinned in the second fold
+        "S1's expression loss >= 25 % below the prior entropy": True,
+        "PhaNet pose >= 97 %": True,
+        "S3 on mouth, eye or brow >= 90 % at every pan": True,
+        "PhaNet pose within 1.5 points of DenseNet-40": False,
+        "PhaNet FER above DenseNet-40 in every fold": False,
+        "... by >= 5 points on average": True,  # (12 - 1) / 2 = 5.5
+    }
+    folds["c2 pinned"] = False
+    assert check(folds)[0][1] and check(folds)[0][2] == "smallest std 0.021"

@@ -1,0 +1,145 @@
+"""Does PhaNet train the way the paper shows? The training targets, measured on finished runs.
+
+For a ``phanet crossval`` folder (``fold*/phanet`` and ``fold*/densenet``) or a ``phanet demo``
+folder (``phanet`` and ``densenet``), one row per fold, then mean ± std over the folds:
+
+- FER and pose accuracy of PhaNet and DenseNet-40 on the held-out subjects, and their differences;
+- each scale weight c on the test images, mean ± std over the images, and the median of its
+  validation std over the second half of the epochs; a weight is *pinned* when its test mean is
+  within 0.01 of 0.5 or above 0.99;
+- S1's expression loss in the last epoch against the entropy of the training labels' class
+  frequencies (the loss of a head that predicts the prior), as a percentage below it;
+- the share of test images whose S3 square holds a mouth, eye or brow landmark (the built-in
+  dataset's ``lm_*`` columns), over all pans and at the worst pan.
+
+Each target is then checked over the folds. Nothing is trained or evaluated again: the numbers come
+from each run's ``metrics.csv``, ``evaluation/predictions.csv`` and ``split.json``; only the
+landmarks are read from (or, for streamed data, rendered like) the dataset.
+
+    python benchmarks/training_targets.py runs/cv3
+    python benchmarks/training_targets.py runs/demo runs/demo_s1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from phanet.config import config_from_dict
+from phanet.data.synth.landmarks import landmark_table
+from phanet.data.torch_data import load_faces
+from phanet.demo import demo_faces
+from phanet.reports.coverage import coverage_table
+
+SCALE_WEIGHTS = ("c1", "c2", "c3")
+
+
+def experiment_folds(folder: Path) -> list[tuple[str, Path]]:
+    """(name, folder holding phanet/ and densenet/) for every fold of a crossval, or the demo itself."""
+    folds = sorted(p for p in folder.glob("fold*") if (p / "phanet").is_dir())
+    if folds:
+        return [(f"{folder.name}/{p.name}", p) for p in folds]
+    if (folder / "phanet").is_dir():
+        return [(folder.name, folder)]
+    raise SystemExit(f"{folder}: no phanet run folder (expected phanet/ or fold*/phanet/)")
+
+
+def prior_entropy(labels: pd.Series) -> float:
+    """Entropy (nats) of the class frequencies: the cross-entropy of a head that predicts the prior."""
+    freq = labels.value_counts(normalize=True).to_numpy()
+    return float(-(freq * np.log(freq)).sum())
+
+
+def fold_row(name: str, folder: Path) -> dict[str, object]:
+    phanet, dense = folder / "phanet", folder / "densenet"
+    predictions = pd.read_csv(phanet / "evaluation" / "predictions.csv", dtype={"path": str})
+    summary = json.loads((phanet / "evaluation" / "evaluation.json").read_text())
+    row: dict[str, object] = {"run": name, "PhaNet FER": 100 * summary["expression_accuracy"],
+                              "PhaNet pose": 100 * summary["pose_accuracy"]}
+    if (dense / "evaluation" / "evaluation.json").is_file():
+        base = json.loads((dense / "evaluation" / "evaluation.json").read_text())
+        row.update({"DenseNet FER": 100 * base["expression_accuracy"], "DenseNet pose": 100 * base["pose_accuracy"]})
+        row["FER gain"] = row["PhaNet FER"] - row["DenseNet FER"]
+        row["pose gap"] = row["DenseNet pose"] - row["PhaNet pose"]
+    metrics = pd.read_csv(phanet / "metrics.csv")
+    second_half = metrics.iloc[len(metrics) // 2:]
+    for c in SCALE_WEIGHTS:
+        row[f"{c} mean"] = float(predictions[c].mean())
+        row[f"{c} std"] = float(predictions[c].std())
+        row[f"{c} val std"] = float(second_half[f"val/{c}_std"].median())
+        row[f"{c} pinned"] = abs(row[f"{c} mean"] - 0.5) < 0.01 or row[f"{c} mean"] > 0.99
+
+    config = config_from_dict(yaml.safe_load((phanet / "config.yaml").read_text()))
+    # the built-in data from its rendered folder (landmarks read from its manifest, not rendered again)
+    faces = demo_faces(config, progress=False)[0] if config.data.dataset == "synth" else load_faces(config)
+    train_subjects = set(json.loads((phanet / "split.json").read_text())["train"])
+    train_labels = pd.Series([s.expression for s in faces.samples if s.subject in train_subjects])
+    prior = prior_entropy(train_labels)
+    row["S1 loss"] = float(metrics["train/scale1"].iloc[-1])
+    row["prior entropy"] = prior
+    row["S1 below prior %"] = 100 * (1 - row["S1 loss"] / prior)
+
+    tested = set(predictions["path"])
+    test_faces = faces.subset([i for i, s in enumerate(faces.samples) if s.path in tested])
+    coverage = coverage_table(predictions, landmark_table(test_faces))
+    s3 = coverage[coverage["scale"] == "S3"].set_index("pose")["any"]
+    row["S3 on region %"] = 100 * float(s3["all"])
+    row["S3 worst pan %"] = 100 * float(s3.drop("all").min())
+    return row
+
+
+def check(table: pd.DataFrame) -> list[tuple[str, bool, str]]:
+    """(target, met, what was measured) for each target of the folds in ``table``."""
+    stds = table[[f"{c} std" for c in SCALE_WEIGHTS]]
+    out = [
+        ("every c: test std > 0.02, pinned at neither 0.5 nor 1",
+         bool((stds > 0.02).all().all() and not table[[f"{c} pinned" for c in SCALE_WEIGHTS]].any().any()),
+         f"smallest std {stds.min().min():.3f}"),
+        ("S1's expression loss >= 25 % below the prior entropy", bool((table["S1 below prior %"] >= 25).all()),
+         f"{table['S1 below prior %'].min():.1f} % at worst"),
+        ("PhaNet pose >= 97 %", bool((table["PhaNet pose"] >= 97).all()), f"{table['PhaNet pose'].min():.2f} % at worst"),
+        ("S3 on mouth, eye or brow >= 90 % at every pan", bool((table["S3 worst pan %"] >= 90).all()),
+         f"{table['S3 worst pan %'].min():.1f} % at the worst pan"),
+    ]
+    if "FER gain" in table:
+        out += [
+            ("PhaNet pose within 1.5 points of DenseNet-40", bool((table["pose gap"] <= 1.5).all()),
+             f"{table['pose gap'].max():.2f} points at worst"),
+            ("PhaNet FER above DenseNet-40 in every fold", bool((table["FER gain"] > 0).all()),
+             f"{table['FER gain'].min():+.2f} points at worst"),
+            ("... by >= 5 points on average", bool(table["FER gain"].mean() >= 5),
+             f"{table['FER gain'].mean():+.2f} points"),
+        ]
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("folders", nargs="+", type=Path, help="crossval or demo output folders")
+    args = parser.parse_args(argv)
+    rows = [fold_row(name, folder) for f in args.folders for name, folder in experiment_folds(f)]
+    table = pd.DataFrame(rows).set_index("run")
+    numeric = table.select_dtypes("number").drop(columns=[c for c in table if c.endswith("pinned")], errors="ignore")
+    shown = ["PhaNet FER", "DenseNet FER", "FER gain", "PhaNet pose", "DenseNet pose", "pose gap",
+             "c1 mean", "c1 std", "c2 mean", "c2 std", "c3 mean", "c3 std", "c1 val std", "c2 val std", "c3 val std",
+             "S1 loss", "prior entropy", "S1 below prior %", "S3 on region %", "S3 worst pan %"]
+    shown = [c for c in shown if c in numeric]
+    summary = numeric[shown].T
+    if len(table) > 1:
+        summary["mean"] = numeric[shown].mean()
+        summary["std"] = numeric[shown].std(ddof=1) if len(table) > 1 else math.nan
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(summary.round(3).to_string())
+    print()
+    for target, met, measured in check(table):
+        print(f"{'met' if met else 'NOT met':>7}  {target}: {measured}")
+
+
+if __name__ == "__main__":
+    main()
