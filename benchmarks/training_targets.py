@@ -24,18 +24,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
-from phanet.config import config_from_dict
 from phanet.data.synth.landmarks import landmark_table
 from phanet.data.torch_data import load_faces
 from phanet.demo import demo_faces
 from phanet.reports.coverage import coverage_table
+from phanet.training.run_folder import RunFolder
 
 SCALE_WEIGHTS = ("c1", "c2", "c3")
 
@@ -57,17 +55,16 @@ def prior_entropy(labels: pd.Series) -> float:
 
 
 def fold_row(name: str, folder: Path) -> dict[str, object]:
-    phanet, dense = folder / "phanet", folder / "densenet"
-    predictions = pd.read_csv(phanet / "evaluation" / "predictions.csv", dtype={"path": str})
-    summary = json.loads((phanet / "evaluation" / "evaluation.json").read_text())
+    phanet, dense = RunFolder(folder / "phanet"), RunFolder(folder / "densenet")
+    summary, predictions = phanet.read_evaluation()
     row: dict[str, object] = {"run": name, "PhaNet FER": 100 * summary["expression_accuracy"],
                               "PhaNet pose": 100 * summary["pose_accuracy"]}
-    if (dense / "evaluation" / "evaluation.json").is_file():
-        base = json.loads((dense / "evaluation" / "evaluation.json").read_text())
+    if dense.evaluated():
+        base, _ = dense.read_evaluation()
         row.update({"DenseNet FER": 100 * base["expression_accuracy"], "DenseNet pose": 100 * base["pose_accuracy"]})
         row["FER gain"] = row["PhaNet FER"] - row["DenseNet FER"]
         row["pose gap"] = row["DenseNet pose"] - row["PhaNet pose"]
-    metrics = pd.read_csv(phanet / "metrics.csv")
+    metrics = phanet.read_metrics()
     second_half = metrics.iloc[len(metrics) // 2:]
     for c in SCALE_WEIGHTS:
         row[f"{c} mean"] = float(predictions[c].mean())
@@ -75,10 +72,10 @@ def fold_row(name: str, folder: Path) -> dict[str, object]:
         row[f"{c} val std"] = float(second_half[f"val/{c}_std"].median())
         row[f"{c} pinned"] = abs(row[f"{c} mean"] - 0.5) < 0.01 or row[f"{c} mean"] > 0.99
 
-    config = config_from_dict(yaml.safe_load((phanet / "config.yaml").read_text()))
+    config = phanet.stored_config()
     # the built-in data from its rendered folder (landmarks read from its manifest, not rendered again)
     faces = demo_faces(config, progress=False)[0] if config.data.dataset == "synth" else load_faces(config)
-    train_subjects = set(json.loads((phanet / "split.json").read_text())["train"])
+    train_subjects = set(json.loads(phanet.split_file.read_text())["train"])
     train_labels = pd.Series([s.expression for s in faces.samples if s.subject in train_subjects])
     prior = prior_entropy(train_labels)
     row["S1 loss"] = float(metrics["train/scale1"].iloc[-1])
@@ -125,15 +122,14 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     rows = [fold_row(name, folder) for f in args.folders for name, folder in experiment_folds(f)]
     table = pd.DataFrame(rows).set_index("run")
-    numeric = table.select_dtypes("number").drop(columns=[c for c in table if c.endswith("pinned")], errors="ignore")
     shown = ["PhaNet FER", "DenseNet FER", "FER gain", "PhaNet pose", "DenseNet pose", "pose gap",
              "c1 mean", "c1 std", "c2 mean", "c2 std", "c3 mean", "c3 std", "c1 val std", "c2 val std", "c3 val std",
              "S1 loss", "prior entropy", "S1 below prior %", "S3 on region %", "S3 worst pan %"]
-    shown = [c for c in shown if c in numeric]
-    summary = numeric[shown].T
+    numbers = table[[c for c in shown if c in table]]
+    summary = numbers.T
     if len(table) > 1:
-        summary["mean"] = numeric[shown].mean()
-        summary["std"] = numeric[shown].std(ddof=1) if len(table) > 1 else math.nan
+        summary["mean"] = numbers.mean()
+        summary["std"] = numbers.std(ddof=1)
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(summary.round(3).to_string())
     print()

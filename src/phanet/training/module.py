@@ -344,7 +344,7 @@ class PhaNetModule(L.LightningModule):
         optim = self.config.optim
         if not optim.part_lr:
             return [{"params": list(self.parameters())}]
-        parts = parameter_groups(self.model)
+        parts = self._parts
         unknown = sorted(set(optim.part_lr) - set(parts) - set(PART_NAMES))
         if unknown:
             raise PhanetError(f"config: optim.part_lr: no part {unknown[0]!r} (parts: {', '.join(PART_NAMES)})")
