@@ -464,3 +464,54 @@ def test_gradient_clipping_by_part_leaves_the_other_parts_alone():
     for name, parameters in module._parts.items():
         if name != "PAN_S2":
             assert all(torch.equal(p.grad, before[id(p)]) for p in parameters), name
+
+
+def test_weight_averaging_checkpoints_the_average_and_resumes_it(tiny_manifest, tmp_path, monkeypatch):
+    """With ``train.ema``: the checkpoints' weights (what validation, evaluation and prediction use) are
+    the exponential moving average of the weights after each optimiser step, computed here by hand;
+    the raw weights are kept beside them, a resumed run trains on from the raw weights and carries
+    the average on from where it was."""
+    decay = 0.7
+    snapshots: dict[int, dict[str, torch.Tensor]] = {}
+    starts: list[dict[str, torch.Tensor]] = []
+
+    def state(module: PhaNetModule) -> dict[str, torch.Tensor]:
+        return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+    monkeypatch.setattr(PhaNetModule, "on_train_batch_end",
+                        lambda self, *args: snapshots.__setitem__(self.global_step, state(self)), raising=False)
+    monkeypatch.setattr(PhaNetModule, "on_train_start", lambda self: starts.append(state(self)), raising=False)
+
+    def run(epochs: int, resume: bool = False) -> dict:
+        snapshots.clear()
+        config = load_config("demo", tiny_overrides(tiny_manifest, tmp_path / "ema", f"train.epochs={epochs}",
+                                                    f"train.ema={decay}"))
+        train(config, resume=resume, progress=False)
+        return torch.load(tmp_path / "ema" / "checkpoints" / "last.ckpt", weights_only=True)
+
+    def averaged(start: dict[str, torch.Tensor] | None, keys: list[str]) -> dict[str, torch.Tensor]:
+        steps = [snapshots[step] for step in sorted(snapshots)]
+        expected = {k: (steps[0] if start is None else start)[k].clone() for k in keys}
+        for weights in steps[(start is None):]:
+            for k in keys:
+                expected[k] = decay * expected[k] + (1 - decay) * weights[k]
+        return expected
+
+    first = run(1)
+    first_steps = max(snapshots)
+    assert sorted(snapshots) == list(range(1, first_steps + 1)) and first_steps > 2  # one per optimiser step
+    floating = [k for k, v in first["state_dict"].items() if v.is_floating_point()]
+    raw = snapshots[max(snapshots)]
+    for k, value in averaged(None, floating).items():
+        torch.testing.assert_close(first["state_dict"][k], value, rtol=1e-5, atol=1e-6)
+        assert torch.equal(first["current_model_state"][k], raw[k])
+    moved = [k for k in floating if not torch.equal(first["state_dict"][k], raw[k])]
+    assert len(moved) > len(floating) // 2
+    module = load_module(tmp_path / "ema" / "checkpoints" / "last.ckpt")
+    assert all(torch.equal(module.state_dict()[k], first["state_dict"][k]) for k in floating)
+
+    second = run(2, resume=True)
+    assert sorted(snapshots) == list(range(first_steps + 1, first_steps + len(snapshots) + 1))  # epoch 2's steps
+    assert all(torch.equal(starts[-1][k], first["current_model_state"][k]) for k in floating)
+    for k, value in averaged(first["state_dict"], floating).items():
+        torch.testing.assert_close(second["state_dict"][k], value, rtol=1e-5, atol=1e-6)

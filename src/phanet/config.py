@@ -199,6 +199,10 @@ class TrainConfig:
     #: Steps between progress-bar updates (and, on a GPU, between checks for a non-finite loss).
     log_every_n_steps: int = _range(10, "[1, 1e9]")
     dynamics: int = _range(0, "[0, 1e9]")
+    #: Exponential moving average of the weights (decay per optimiser step; 0: off). With it, validation,
+    #: the best checkpoint and evaluation use the averaged weights; training steps the raw ones
+    #: (Lightning's ``EMAWeightAveraging``; README, Training dynamics).
+    ema: float = _range(0.0, "[0, 1)")
     #: Stop after this many epochs without a better validation FER accuracy (0: run every epoch);
     #: the best checkpoint is the one evaluated.
     early_stop: int = _range(0, "[0, 1e6]")

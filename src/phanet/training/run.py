@@ -30,7 +30,7 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.fabric.utilities.exceptions import MisconfigurationException
-from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, EarlyStopping, EMAWeightAveraging, ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from phanet.checks import output_folder, shorten
@@ -284,6 +284,8 @@ def _train(config: Config, folder: RunFolder, lock: RunLock | None, resume: bool
     stop = _StopSignal()
     # The thread callback logs before the metrics table is written at the end of each epoch.
     callbacks = [*cpu_thread_callbacks(config), best, latest, EpochMetricsCSV(folder.metrics_file), stop]
+    if config.train.ema > 0:
+        callbacks.append(EMAWeightAveraging(decay=config.train.ema))
     if config.train.early_stop > 0:
         callbacks.append(_EarlyStopping(monitor=MONITOR, mode="max", patience=config.train.early_stop))
     if config.train.dynamics > 0:

@@ -43,7 +43,7 @@ PREDICTIONS_FILE = "predictions.csv"
 #: experiment continues or reuses a folder only for a config that matches them; anything else (the
 #: rates, epochs, devices, data loading) may change on resume.
 SAME_RUN = ("seed", "data.dataset", "data.root", "data.options", "data.split", "data.flip", "data.jitter",
-            "model", "loss", "optim.name", "optim.scheduler", "train.schedule")
+            "model", "loss", "optim.name", "optim.scheduler", "train.schedule", "train.ema")
 #: The training budget: what a resume may change and applies from its first epoch. A finished run is
 #: reused only for a config with the same budget, so that no result is reported under a budget it was
 #: not trained with.
