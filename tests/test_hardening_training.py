@@ -171,6 +171,7 @@ def test_resuming_a_run_that_trained_every_epoch_says_so(run_copy, capsys):
     (["optim.part_lr={PAN_S2: 0.5}"], "--resume: the set of parts in optim.part_lr (SAL in the run, PAN_S2, SAL now) differs"),
     (["model.backbone.growth_rate=8"], "--resume: model.backbone.growth_rate (6 in the run, 8 now) differs"),
     (["train.schedule=alternating"], "--resume: train.schedule ('joint' in the run, 'alternating' now) differs"),
+    (["train.ema=0.99"], "--resume: train.ema (0.0 in the run, 0.99 now) differs"),
 ])
 def test_a_refused_resume_leaves_the_run_unchanged(overrides, message, run_copy, capsys):
     before = _contents(run_copy)

@@ -8,7 +8,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -432,7 +431,6 @@ def test_train_compile_trains_and_saves_plain_weights(tiny_manifest, tmp_path):
 @pytest.mark.slow
 def test_train_throughput_benchmark_small_mode(capsys):
     """The benchmark's CI mode: a table with positive end-to-end, model-bound and input-bound rates."""
-    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
     import train_throughput
 
     train_throughput.main(["--small", "--steps", "3", "--warmup", "2", "--repeats", "1",
@@ -454,11 +452,9 @@ def test_train_throughput_benchmark_small_mode(capsys):
 def test_precision_attention_benchmark_on_a_trained_checkpoint(tiny_manifest, tmp_path, capsys):
     """``benchmarks/precision_attention.py``: float32 gradients agree with float64 (cosine 1), every
     bfloat16 cosine is a cosine, and the squares' spread is reported for S2 and S3."""
+    import precision_attention
     from conftest import tiny_overrides
     from phanet.training.run import train
-
-    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
-    import precision_attention
 
     config = load_config("demo", tiny_overrides(tiny_manifest, tmp_path / "run", "train.epochs=1",
                                                 "train.pan_init.warmup_epochs=0"))

@@ -4,17 +4,14 @@ themselves (optional extra) on a few fixed renders."""
 from __future__ import annotations
 
 import importlib.util
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
-import realism  # noqa: E402
-from phanet.data.synth.head import LANDMARKS  # noqa: E402
-from phanet.errors import PhanetError  # noqa: E402
+import realism
+from phanet.data.synth.head import LANDMARKS
+from phanet.errors import PhanetError
 
 
 def _installed(name: str) -> bool:

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -424,7 +423,6 @@ def test_plateau_schedule_and_early_stopping_follow_the_validation_accuracy(tiny
 def test_head_probe_reads_the_same_network_as_evaluate(trained_run):
     """``benchmarks/head_probe.py``: the head-as-trained row is the network's own accuracy on the test
     split (what ``evaluate`` reports), a probe row per representation and task, the refit per epoch."""
-    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
     from head_probe import REPRESENTATIONS, head_probe
     from phanet.evaluation import evaluate
     from phanet.workflow import resolve_eval_data

@@ -1,0 +1,110 @@
+"""Validation curves of several experiments side by side: how far and how steadily each network learned.
+
+For ``phanet crossval`` or ``phanet demo`` folders (the same layout as ``training_targets.py``
+reads), one row per experiment, fold and method (``phanet``, ``densenet``) from each run's
+``metrics.csv``:
+
+- the epoch with the best validation FER accuracy (the checkpoint evaluated) and that accuracy;
+- validation FER and pose in the last epoch;
+- the *swing* of validation pose over the last ``--last`` epochs: the mean absolute change from one
+  epoch to the next (points), which is large when the network evaluated moves back and forth;
+
+then the mean over the folds per experiment and method, and, with ``--out``, a figure: validation FER
+(top) and pose (bottom) per epoch, one column per fold, one colour per experiment.
+
+    python benchmarks/validation_curves.py runs/cv3 runs/cv3_ema --labels "raw weights" "EMA 0.99" --out curves.png
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from phanet.training.run_folder import RunFolder
+from training_targets import experiment_folds
+
+METHODS = ("phanet", "densenet")
+
+
+def swing(values: pd.Series, last: int) -> float:
+    """Mean absolute change between consecutive values among the last ``last`` (in the values' units)."""
+    tail = values.to_numpy(dtype=float)[-last:]
+    return float(np.abs(np.diff(tail)).mean()) if len(tail) > 1 else float("nan")
+
+
+def curve_rows(folders: list[Path], labels: list[str], last: int = 4) -> pd.DataFrame:
+    rows = []
+    for folder, label in zip(folders, labels):
+        for index, (name, fold) in enumerate(experiment_folds(folder), start=1):
+            for method in METHODS:
+                if not (fold / method).is_dir():
+                    continue
+                metrics = RunFolder(fold / method).read_metrics()
+                fer, pose = metrics["val/expression_acc"] * 100, metrics["val/pose_acc"] * 100
+                best = int(fer.to_numpy().argmax())
+                rows.append({"experiment": label, "fold": index, "method": method, "epochs": len(metrics),
+                             "best epoch": best + 1, "best val FER": fer.iloc[best],
+                             "val pose at best": pose.iloc[best], "last val FER": fer.iloc[-1],
+                             "last val pose": pose.iloc[-1], "pose swing": swing(pose, last),
+                             "FER swing": swing(fer, last)})
+    return pd.DataFrame(rows)
+
+
+def curves_figure(folders: list[Path], labels: list[str], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folds = max(len(experiment_folds(folder)) for folder in folders)
+    fig, axes = plt.subplots(2, folds, figsize=(4.2 * folds, 6.4), squeeze=False, sharey="row")
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for colour, folder, label in zip(colours, folders, labels):
+        for column, (_, fold) in enumerate(experiment_folds(folder)):
+            for method, style in zip(METHODS, ("-", ":")):
+                if not (fold / method).is_dir():
+                    continue
+                metrics = RunFolder(fold / method).read_metrics()
+                epochs = metrics["epoch"] + 1
+                for row, key in enumerate(("val/expression_acc", "val/pose_acc")):
+                    axes[row][column].plot(epochs, metrics[key] * 100, style, color=colour, marker=".",
+                                           label=f"{label}, {'PhaNet' if method == 'phanet' else 'DenseNet-40'}")
+    for column in range(folds):
+        axes[0][column].set_title(f"fold {column + 1}")
+        axes[1][column].set_xlabel("epoch")
+    axes[0][0].set_ylabel("validation FER accuracy (%)")
+    axes[1][0].set_ylabel("validation pose accuracy (%)")
+    axes[0][-1].legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def main(argv: list[str] | None = None) -> pd.DataFrame:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folders", nargs="+", type=Path, help="crossval or demo folders")
+    parser.add_argument("--labels", nargs="+", help="one name per folder (default: the folder names)")
+    parser.add_argument("--last", type=int, default=4, help="epochs over which the swing is measured")
+    parser.add_argument("--out", type=Path, help="write the figure here")
+    args = parser.parse_args(argv)
+    labels = args.labels or [folder.name for folder in args.folders]
+    if len(labels) != len(args.folders):
+        parser.error(f"--labels: {len(labels)} names for {len(args.folders)} folders")
+    table = curve_rows(args.folders, labels, args.last)
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(table.round(2).to_string(index=False))
+        print()
+        print(table.groupby(["experiment", "method"], sort=False).mean(numeric_only=True)
+              .drop(columns="fold").round(2).to_string())
+    if args.out:
+        print(f"figure: {curves_figure(args.folders, labels, args.out)}")
+    return table
+
+
+if __name__ == "__main__":
+    main()
