@@ -31,6 +31,7 @@ def test_mini_demo_writes_the_report_tables_and_figures(tmp_path, monkeypatch, c
     assert main(["demo", "--out", str(out), "--seed", "3", "--no-progress", *MINI]) == 0
     report = (out / "report.md").read_text()
     assert "Seed**: 3" in report and "preset `bu3dfe`" in report and "6 subjects" in report
+    assert "exponential moving average of the weights (decay 0.5 per step)" in report
     table1 = pd.read_csv(out / "tables" / "table1_methods.csv")
     assert table1["Methods"].tolist() == ["PhaNet", "DenseNet-40"]
     assert table1["Pan"].tolist() == ["(-90°, 90°)"] * 2

@@ -153,7 +153,9 @@ def _describe(config: Config, faces: LabeledFaces, folder: Path, split, seconds:
         + f", schedule `{t.schedule}`, SAL gate `{config.model.sal_form}` (Eq. 7)"
         + f", precision {training_precision(config)} (PhaNet) and "
         f"{training_precision(baseline_config(config, 'densenet'))} (DenseNet-40). "
-        "The checkpoint with the best validation FER accuracy is tested.",
+        + (f"Validation, checkpoints and testing use an exponential moving average of the weights (decay "
+           f"{t.ema:g} per step). " if t.ema > 0 else "")
+        + "The checkpoint with the best validation FER accuracy is tested.",
     ])
 
 
