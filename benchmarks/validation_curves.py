@@ -35,43 +35,44 @@ def swing(values: pd.Series, last: int) -> float:
     return float(np.abs(np.diff(tail)).mean()) if len(tail) > 1 else float("nan")
 
 
-def curve_rows(folders: list[Path], labels: list[str], last: int = 4) -> pd.DataFrame:
-    rows = []
+def method_runs(folders: list[Path], labels: list[str]) -> list[tuple[str, int, str, pd.DataFrame]]:
+    """(experiment label, fold number, method, its metrics table) for every run of every folder."""
+    runs = []
     for folder, label in zip(folders, labels):
-        for index, (name, fold) in enumerate(experiment_folds(folder), start=1):
-            for method in METHODS:
-                if not (fold / method).is_dir():
-                    continue
-                metrics = RunFolder(fold / method).read_metrics()
-                fer, pose = metrics["val/expression_acc"] * 100, metrics["val/pose_acc"] * 100
-                best = int(fer.to_numpy().argmax())
-                rows.append({"experiment": label, "fold": index, "method": method, "epochs": len(metrics),
-                             "best epoch": best + 1, "best val FER": fer.iloc[best],
-                             "val pose at best": pose.iloc[best], "last val FER": fer.iloc[-1],
-                             "last val pose": pose.iloc[-1], "pose swing": swing(pose, last),
-                             "FER swing": swing(fer, last)})
+        for index, (_, fold) in enumerate(experiment_folds(folder), start=1):
+            runs += [(label, index, method, RunFolder(fold / method).read_metrics())
+                     for method in METHODS if (fold / method).is_dir()]
+    return runs
+
+
+def curve_rows(runs: list[tuple[str, int, str, pd.DataFrame]], last: int = 4) -> pd.DataFrame:
+    rows = []
+    for label, index, method, metrics in runs:
+        fer, pose = metrics["val/expression_acc"] * 100, metrics["val/pose_acc"] * 100
+        best = int(fer.to_numpy().argmax())
+        rows.append({"experiment": label, "fold": index, "method": method, "epochs": len(metrics),
+                     "best epoch": best + 1, "best val FER": fer.iloc[best],
+                     "val pose at best": pose.iloc[best], "last val FER": fer.iloc[-1],
+                     "last val pose": pose.iloc[-1], "pose swing": swing(pose, last),
+                     "FER swing": swing(fer, last)})
     return pd.DataFrame(rows)
 
 
-def curves_figure(folders: list[Path], labels: list[str], path: Path) -> Path:
+def curves_figure(runs: list[tuple[str, int, str, pd.DataFrame]], labels: list[str], path: Path) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    folds = max(len(experiment_folds(folder)) for folder in folders)
+    folds = max(index for _, index, _, _ in runs)
     fig, axes = plt.subplots(2, folds, figsize=(4.2 * folds, 6.4), squeeze=False, sharey="row")
-    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for colour, folder, label in zip(colours, folders, labels):
-        for column, (_, fold) in enumerate(experiment_folds(folder)):
-            for method, style in zip(METHODS, ("-", ":")):
-                if not (fold / method).is_dir():
-                    continue
-                metrics = RunFolder(fold / method).read_metrics()
-                epochs = metrics["epoch"] + 1
-                for row, key in enumerate(("val/expression_acc", "val/pose_acc")):
-                    axes[row][column].plot(epochs, metrics[key] * 100, style, color=colour, marker=".",
-                                           label=f"{label}, {'PhaNet' if method == 'phanet' else 'DenseNet-40'}")
+    colours = dict(zip(labels, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
+    styles = dict(zip(METHODS, ("-", ":")))
+    for label, index, method, metrics in runs:
+        epochs = metrics["epoch"] + 1
+        for row, key in enumerate(("val/expression_acc", "val/pose_acc")):
+            axes[row][index - 1].plot(epochs, metrics[key] * 100, styles[method], color=colours[label], marker=".",
+                                      label=f"{label}, {'PhaNet' if method == 'phanet' else 'DenseNet-40'}")
     for column in range(folds):
         axes[0][column].set_title(f"fold {column + 1}")
         axes[1][column].set_xlabel("epoch")
@@ -95,14 +96,15 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     labels = args.labels or [folder.name for folder in args.folders]
     if len(labels) != len(args.folders):
         parser.error(f"--labels: {len(labels)} names for {len(args.folders)} folders")
-    table = curve_rows(args.folders, labels, args.last)
+    runs = method_runs(args.folders, labels)
+    table = curve_rows(runs, args.last)
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(table.round(2).to_string(index=False))
         print()
         print(table.groupby(["experiment", "method"], sort=False).mean(numeric_only=True)
               .drop(columns="fold").round(2).to_string())
     if args.out:
-        print(f"figure: {curves_figure(args.folders, labels, args.out)}")
+        print(f"figure: {curves_figure(runs, labels, args.out)}")
     return table
 
 

@@ -499,7 +499,7 @@ def test_weight_averaging_checkpoints_the_average_and_resumes_it(tiny_manifest, 
     first_steps = max(snapshots)
     assert sorted(snapshots) == list(range(1, first_steps + 1)) and first_steps > 2  # one per optimiser step
     floating = [k for k, v in first["state_dict"].items() if v.is_floating_point()]
-    raw = snapshots[max(snapshots)]
+    raw = snapshots[first_steps]
     for k, value in averaged(None, floating).items():
         torch.testing.assert_close(first["state_dict"][k], value, rtol=1e-5, atol=1e-6)
         assert torch.equal(first["current_model_state"][k], raw[k])
