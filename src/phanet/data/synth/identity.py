@@ -41,7 +41,7 @@ SHAPE_PARAMETERS: dict[str, tuple[float, float, str]] = {
     "eye_spacing": (31.5, 1.6, "half distance between the pupils"),
     "eye_openness": (4.6, 0.5, "half height of the eye opening"),
     "eye_tilt": (3.0, 2.5, "outer corner above the inner corner"),
-    "brow_height": (21.0, 2.0, "brow above the eye line"),
+    "brow_height": (19.0, 2.0, "brow above the eye line"),
     "brow_thickness": (6.5, 1.2, "brow thickness at its inner end"),
     "brow_arch": (2.0, 1.0, "brow arch height"),
     "mouth_width": (25.0, 2.0, "half width of the mouth"),
@@ -124,6 +124,9 @@ def sample_identity(seed: int, subject: int) -> Identity:
     shape["head_width"] += 1.5 * m
     shape["face_length"] += 2.5 * m
     shape["brow_thickness"] += 1.0 * m
+    # Men's brows lie low on the orbital rim and flatter, women's higher above it and more arched.
+    shape["brow_height"] -= 1.5 * m
+    shape["brow_arch"] -= 0.4 * m
     shape["chin_width"] += 1.5 * m
     shape["neck_width"] += 0.05 * m
     shape["lip_protrusion"] -= 0.5 * m
