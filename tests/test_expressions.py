@@ -122,3 +122,35 @@ def test_landmarks_and_lids_move_as_facs_describes():
     # Fear tenses the lower lid (AU7), surprise leaves it relaxed.
     assert lids("FE")[1] < lids("SU")[1] - 1.0
     assert lids("SA")[0] < upper0 - 1.0
+
+
+@pytest.mark.parametrize("subject", SUBJECTS)
+def test_lip_corner_puller_moves_the_cheek_without_a_step_at_the_mouth_line(subject):
+    """Beyond the mouth corners the lips are not cut apart, so AU12 must move the skin just above and
+    just below the mouth line alike, on both sides of the face (a step there shows as a crease
+    running from the corner back to the ear)."""
+    head = head_for(0, subject, SIZE)
+    lay = head.layout
+    skin = head.vertices[: head.skin_count]
+    displacement = np.zeros_like(skin)
+    for side in (0, 1):
+        field = head.actions[("12", side)]
+        np.add.at(displacement, field.vertices, field.displacement)
+    beside = (np.abs(skin[:, 0]) > lay.mouth_width + 4.0) & (skin[:, 2] > 30.0)
+    above = np.flatnonzero(beside & (skin[:, 1] > lay.mouth_y) & (skin[:, 1] < lay.mouth_y + 4.0))
+    below = np.flatnonzero(beside & (skin[:, 1] <= lay.mouth_y) & (skin[:, 1] > lay.mouth_y - 4.0))
+    assert len(above) > 4 and len(below) > 4
+    # Each vertex above the line against the nearest one below it in its column of the skin grid.
+    same_column = np.abs(skin[above, None, 0] - skin[None, below, 0]) < 0.5
+    rise = np.where(same_column, skin[above, None, 1] - skin[None, below, 1], np.inf)
+    paired = same_column.any(axis=1)
+    upper, lower = above[paired], below[np.argmin(rise, axis=1)[paired]]
+    assert len(upper) > 20
+    gap = skin[upper, 1] - skin[lower, 1]
+    assert gap.max() < 5.0
+    # A smooth field changes by a fraction of a millimetre per millimetre here; a step across the
+    # line (2.4 mm on the far side before) by more than one.
+    slope = np.linalg.norm(displacement[upper] - displacement[lower], axis=1) / gap
+    assert slope.max() < 0.6, slope.max()
+    # The corners themselves still rise a lot.
+    assert np.abs(displacement).max() > 8.0

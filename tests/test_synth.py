@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import Counter
 
+import cv2
 import numpy as np
 import pandas as pd
 import pytest
@@ -15,14 +17,14 @@ from phanet.data.io import read_image
 from phanet.data.records import MISSING
 from phanet.data.registry import dataset_options, load_dataset
 from phanet.data.splits import subject_split
-from phanet.data.synth import PRESETS, SynthFaces, load_synth
+from phanet.data.synth import PRESETS, SynthFaces, load_synth, render
 from phanet.data.synth import expressions as ex
 from phanet.data.synth.dataset import resolve_settings
-from phanet.data.synth.head import Part, make_layout
+from phanet.data.synth.head import LANDMARKS, Part, make_layout
 from phanet.data.synth.identity import SHAPE_PARAMETERS, sample_identity
 from phanet.data.synth.presets import sample_specs
 from phanet.data.synth.raster import rasterize
-from phanet.data.synth.render import Scene, render_head
+from phanet.data.synth.render import Scene, render_head, skin_texture
 from phanet.data.synth.synthesize import head_for
 
 SIZE = 48
@@ -208,6 +210,56 @@ def test_far_eye_is_hidden_at_90_degrees(subject, pitch):
     assert (left == Part.EYE_RIGHT).sum() == 0 and (left == Part.EYE_LEFT).sum() > 0
     front = render_head(head, act, 0.0, pitch, Scene.plain(), 64, with_parts=True).parts
     assert (front == Part.EYE_LEFT).sum() > 0 and (front == Part.EYE_RIGHT).sum() > 0
+
+
+def _pupil_window(image, landmarks, name, size, radius):
+    """The grey pixels within ``radius`` pixels of pupil ``name``, with their (row, column) offsets."""
+    x, y = landmarks[LANDMARKS.index(name), :2] * size
+    rows, cols = np.mgrid[0:size, 0:size] + 0.5
+    near = np.hypot(cols - x, rows - y) <= radius
+    return image.mean(-1)[near], rows[near] - y, cols[near] - x
+
+
+@pytest.mark.parametrize("light_x", [-0.35, 0.35])
+def test_catchlight_is_the_key_lights_reflection_on_each_cornea(light_x, monkeypatch):
+    head = head_for(0, 1, 224)
+    lit = dataclasses.replace(Scene.plain(), light=(light_x, 0.35, float(np.sqrt(1 - light_x**2 - 0.35**2))))
+    shown = render_head(head, {}, 0.0, 0.0, lit, 224)
+    monkeypatch.setattr(render, "CATCHLIGHT_GAIN", 0.0)
+    plain = render_head(head, {}, 0.0, 0.0, lit, 224)
+    for name in ("right_eye", "left_eye"):
+        grey, dy, dx = _pupil_window(shown.image, shown.landmarks, name, 224, 5.0)  # the iris is ~6 px wide
+        dark, _, _ = _pupil_window(plain.image, plain.landmarks, name, 224, 5.0)
+        brightest = int(np.argmax(grey))
+        assert grey[brightest] > 240 and dark.max() < 200
+        # Up and towards the light, off the pupil's centre by less than the iris radius.
+        assert dy[brightest] < 0 and np.sign(dx[brightest]) == np.sign(light_x)
+    changed = np.abs(shown.image.astype(int) - plain.image).max(-1) > 0
+    assert 2 <= changed.sum() <= 40
+
+
+@pytest.mark.parametrize("expression", ["HA", "AN", "DI"])
+def test_the_eyeball_shows_only_through_the_lid_opening(expression):
+    """Cheeks raised (AU6) or brows lowered (AU4) move the skin over the eye; the lids slide over the
+    eyeball, so each eye is seen through one opening, not also as a crescent through the skin."""
+    head = head_for(0, 1, 224)
+    parts = render_head(head, ex.activations(expression, 4), 0.0, 0.0, Scene.plain(), 448, with_parts=True).parts
+    for part in (Part.EYE_RIGHT, Part.EYE_LEFT):
+        count, _ = cv2.connectedComponents((parts == part).astype(np.uint8), connectivity=8)
+        assert count - 1 == 1
+
+
+def test_skin_texture_is_mirrored_with_the_head_and_fades_below_two_pixels():
+    head = head_for(0, 3, 112, symmetric=True)
+    points = head.vertices[: head.skin_count][::40]
+    grain, sheen = skin_texture(head, points, 4.0)
+    assert 0.88 < grain.min() < 0.99 < 1.01 < grain.max() < 1.12 and 0.005 < grain.std() < 0.05
+    assert sheen.min() >= 0.0 and sheen.std() > 0.2
+    mirrored = skin_texture(head, points * np.array([-1.0, 1.0, 1.0]), 4.0)
+    assert np.allclose(mirrored[0], grain) and np.allclose(mirrored[1], sheen)
+    # At 0.5 pixel per mm (the 2.5 mm mottling spans 1.25 pixels) both textures fade out entirely.
+    flat = skin_texture(head, points, 0.5)
+    assert np.all(flat[0] == 1.0) and np.all(flat[1] == 1.0)
 
 
 def test_positive_yaw_turns_the_nose_to_the_right():

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from phanet.data.synth import sdf
-from phanet.data.synth.head import CORNEA_Z, HeadModel
+from phanet.data.synth.head import CORNEA_Z, EYE_RADIUS, HeadModel, cornea_bulge
 
 #: FACS action units modelled here: number -> name.
 ACTION_UNITS: dict[str, str] = {
@@ -74,6 +74,8 @@ EXPRESSION_NAMES = {
 #: Jaw rotation (degrees) at full AU26 and AU27.
 JAW_DROP_DEG = 11.0
 MOUTH_STRETCH_DEG = 13.0
+#: The lids and the skin around them stay at least this far (mm) outside the eyeball they slide over.
+LID_THICKNESS = 0.4
 
 
 @dataclass
@@ -192,7 +194,10 @@ def build_action_fields(head: HeadModel) -> dict[tuple[str, int], ActionField]:
         # lips part; the cheek above rises and bulges; the nasolabial fold deepens.
         lateral = np.where(sg * x > mw, np.exp(-(((sg * x - mw) / 12.0) ** 2)), 1.0)
         reach = np.clip(sg * x / mw, 0.0, 1.0)
-        curve = np.where(lip > 0, 0.25 + 0.75 * reach ** 1.5, reach ** 2) * lateral * np.exp(-(((y - my) / 12.0) ** 2))
+        # The even lift of the upper lip fades out towards the far corner, where the lips meet the cheek
+        # (beyond it the skin above and below the mouth line moves alike, with no step between them).
+        even = 0.25 * np.clip(1.0 + sg * x / mw, 0.0, 1.0)
+        curve = np.where(lip > 0, even + 0.75 * reach ** 1.5, reach ** 2) * lateral * np.exp(-(((y - my) / 12.0) ** 2))
         cheek = _gauss(x, y, sg * (mw + 9.0), my + 19.0, 15.0, 12.0)
         ala = (sg * (lay.nose_width + 2.0), lay.nose_base_y + 4.0)
         fold = np.exp(-((_segment_distance(x, y, ala, (sg * (mw + 7.0), my - 8.0)) / 2.0) ** 2)) * (sg * x > 0)
@@ -330,6 +335,24 @@ def lid_margins(head: HeadModel, act: Activations, side: int) -> tuple[float, fl
     return upper, lower
 
 
+def _keep_lids_on_eyeball(head: HeadModel, v: np.ndarray, side: int, opening: np.ndarray) -> None:
+    """Move the skin vertices that the action units pushed into eye ``side``'s eyeball back onto its
+    surface, :data:`LID_THICKNESS` out, except those of its ``opening`` (pushed behind it on purpose):
+    lids and the skin around them slide over the eye, so neither the iris nor the sclera ever shows
+    through the skin."""
+    lay = head.layout
+    centre = np.array([lay.eye_x[side], lay.eye_y[side], CORNEA_Z - EYE_RADIUS])
+    rel = v[: head.skin_count] - centre
+    dist = np.sqrt(np.einsum("ij,ij->i", rel, rel))
+    polar = np.arccos(np.clip(rel[:, 2] / np.maximum(dist, 1e-9), -1.0, 1.0))
+    surface = EYE_RADIUS + cornea_bulge(polar) + LID_THICKNESS
+    inside = dist < surface
+    inside[opening] = False
+    idx = np.flatnonzero(inside)
+    if idx.size:
+        v[idx] = centre + rel[idx] * (surface[idx] / dist[idx])[:, None]
+
+
 def _open_eyes(head: HeadModel, v: np.ndarray, albedo: np.ndarray, act: Activations) -> None:
     """Push the skin inside each eye opening behind the eyeball and draw the lash line on the lid margin."""
     for side, rig in enumerate(head.eyes):
@@ -354,6 +377,7 @@ def _open_eyes(head: HeadModel, v: np.ndarray, albedo: np.ndarray, act: Activati
         push = 7.0 * sdf.smoothstep(-0.25, 0.6, depth)
         idx = rig.vertices
         v[idx] += push[:, None] * rig.inward
+        _keep_lids_on_eyeball(head, v, side, idx[depth >= 0.0])
         # Lashes and their shadow make a dark band along the upper margin, thinner along the lower one.
         lash = np.exp(-(((d_top + 0.8) / 1.3) ** 2)) * inside_u * (upper > 0.3)
         lower_margin = np.exp(-(((d_bottom + 0.4) / 0.8) ** 2)) * inside_u

@@ -27,6 +27,9 @@ from phanet.data.synth.identity import Identity
 
 #: Eyeball radius (mm).
 EYE_RADIUS = 12.0
+#: Radius of the iris (mm), and how far the cornea over it stands out of the eyeball's sphere at its apex.
+IRIS_RADIUS = 5.9
+CORNEA_BULGE = 0.7
 #: Depth of the cornea apex (mm); the face is laid out around it.
 CORNEA_Z = 84.0
 #: Rays for the skin leave the vertical axis at this depth (inside the head and neck at every height).
@@ -129,6 +132,12 @@ class HeadModel:
     box: np.ndarray
     landmarks: dict[str, np.ndarray]
     actions: dict = field(default_factory=dict)
+
+
+def cornea_bulge(polar: np.ndarray) -> np.ndarray:
+    """How far (mm, along the eye's axis) the cornea stands out of the eyeball's sphere at ``polar``
+    radians from the axis: :data:`CORNEA_BULGE` at the apex, 0 from the rim of the iris outwards."""
+    return CORNEA_BULGE * np.clip(1.0 - polar / np.arcsin(IRIS_RADIUS / EYE_RADIUS), 0.0, 1.0) ** 0.5
 
 
 def mesh_spacing(size: int) -> float:
@@ -417,7 +426,7 @@ def vertex_normals(v: np.ndarray, t: np.ndarray) -> np.ndarray:
     return n / np.maximum(np.sqrt((n * n).sum(1, keepdims=True)), 1e-12)
 
 
-class _Noise:
+class Noise:
     """Smooth random field on 3D points (sum of random plane waves); mirror-symmetric on request."""
 
     def __init__(self, rng: np.random.Generator, wavelength: float, waves: int = 8, mirror: bool = False):
@@ -671,7 +680,7 @@ def build_head(ident: Identity, spacing: float = 2.0) -> HeadModel:
         offset += len(v)
 
     # Eyeballs: pupil, iris (with a dark limbal ring) and sclera as rings around the gaze axis.
-    iris_angle = np.arcsin(5.9 / EYE_RADIUS)
+    iris_angle = np.arcsin(IRIS_RADIUS / EYE_RADIUS)
     pupil_angle = np.arcsin(2.1 / EYE_RADIUS)
     rings = np.array([0.5, 1.0, 1.0001, 1.5, 2.2, 2.7, 2.9999, 3.0]) / 3.0 * iris_angle
     rings[1] = pupil_angle
@@ -683,8 +692,7 @@ def build_head(ident: Identity, spacing: float = 2.0) -> HeadModel:
         ev, et = _sphere_cap(center, EYE_RADIUS, rings, 28)
         pupils.append(offset)  # the cap's first vertex is its apex
         polar = np.arccos(np.clip((ev[:, 2] - center[2]) / EYE_RADIUS, -1, 1))
-        bulge = 0.7 * np.clip(1 - polar / iris_angle, 0, 1) ** 0.5
-        ev[:, 2] += bulge
+        ev[:, 2] += cornea_bulge(polar)
         iris = np.array(ident.iris)
         color = np.where((polar <= pupil_angle)[:, None], [[0.02, 0.02, 0.02]],
                          np.where((polar <= iris_angle - 1e-6)[:, None],
@@ -846,8 +854,8 @@ def _skin_colors(ident: Identity, lay: Layout, v: np.ndarray, n: np.ndarray, rng
     ax = np.abs(x)
     mirror = ident.mirror_texture
     skin = np.array(ident.skin)
-    blotch = _Noise(rng, 40.0, mirror=mirror)(v)
-    fine = _Noise(rng, 9.0, waves=10, mirror=mirror)(v)
+    blotch = Noise(rng, 40.0, mirror=mirror)(v)
+    fine = Noise(rng, 9.0, waves=10, mirror=mirror)(v)
     albedo = skin[None, :] * (1.0 + 0.045 * blotch[:, None] + 0.025 * fine[:, None])
     spec = np.full(len(v), 0.05)
     front = sdf.smoothstep(-10.0, 30.0, z)
@@ -969,8 +977,8 @@ def _hair(ident: Identity, lay: Layout, v: np.ndarray, albedo: np.ndarray, rng: 
     # Bald: a fringe of short hair around the back and sides only.
     keep = sdf.smoothstep(60.0, 90.0, az) * sdf.smoothstep(45.0, 30.0, y) if style == "bald" else 1.0
     mask = sdf.smoothstep(line - edge, line + edge, y) * keep
-    noise = _Noise(rng, 6.0, waves=12, mirror=ident.mirror_texture)(v * np.array([1.0, 0.25, 1.0]))
-    coarse = _Noise(rng, 25.0, mirror=ident.mirror_texture)(v)
+    noise = Noise(rng, 6.0, waves=12, mirror=ident.mirror_texture)(v * np.array([1.0, 0.25, 1.0]))
+    coarse = Noise(rng, 25.0, mirror=ident.mirror_texture)(v)
     hair_rgb = np.array(ident.hair_color)
     shade = 1.0 + 0.25 * noise + 0.1 * coarse
     cover = {"buzz": 0.7, "bald": 0.55}.get(style, 1.0)

@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from phanet.data.synth import expressions as ex
-from phanet.data.synth.head import LANDMARKS, HeadModel, vertex_normals
+from phanet.data.synth.head import LANDMARKS, HeadModel, Noise, Part, vertex_normals
 from phanet.data.synth.presets import MAX_PITCH, MAX_YAW
 from phanet.data.synth.raster import rasterize
 from phanet.errors import PhanetError
@@ -40,6 +40,19 @@ BACKGROUNDS = ("flat", "gradient", "noise")
 #: points in a crease (mouth corners), under a closed lid, a lock of hair or a glasses rim still count
 #: as seen; points behind the nose, a cheek or the head (tens of mm) do not.
 OCCLUSION_TOLERANCE = 12.0
+#: Radius of curvature of the cornea (mm), the mirror in which the key light shows as a catchlight.
+CORNEA_RADIUS = 7.8
+#: A catchlight shows while its point on the cornea lies within this angle of the eye's axis (over the iris).
+CATCHLIGHT_ANGLE = 38.0
+#: Size (Gaussian sd, mm) and brightness (linear, times the key light) of a catchlight.
+CATCHLIGHT_SD = 0.35
+CATCHLIGHT_GAIN = 1.6
+#: Fine skin texture (:func:`skin_texture`): relative depth of the colour's mottling and of the highlight's grain.
+SKIN_MOTTLE = 0.03
+SKIN_SHEEN_GRAIN = 0.8
+#: Wavelengths (mm) of the skin's mottling and of the pores and fine lines that break up its highlight.
+MOTTLE_WAVELENGTH = 2.5
+PORE_WAVELENGTH = 0.9
 
 
 @dataclass(frozen=True)
@@ -137,8 +150,9 @@ def _dot(v: np.ndarray, d: np.ndarray) -> np.ndarray:
 
 
 def shade(albedo: np.ndarray, normals: np.ndarray, specular: np.ndarray, shininess: np.ndarray,
-          scene: Scene) -> np.ndarray:
-    """Per-vertex colour (linear light) under the scene's key light, fill light and ambient light."""
+          scene: Scene) -> tuple[np.ndarray, np.ndarray]:
+    """Per-vertex colour (linear light) under the scene's key light, fill light and ambient light:
+    the diffuse part (N, 3) and the specular highlight's strength (N,; its colour is the light's tint)."""
     light = np.asarray(scene.light)
     fill = np.array([-light[0], 0.1, np.sqrt(max(0.0, 1.0 - light[0] ** 2 - 0.01))])
     nl = _dot(normals, light)
@@ -150,8 +164,7 @@ def shade(albedo: np.ndarray, normals: np.ndarray, specular: np.ndarray, shinine
     nh = np.clip(_dot(normals, half), 0.0, 1.0)
     spec = specular * nh ** shininess * scene.light_strength * (nl > 0)
     tint = np.asarray(scene.tint)
-    color = albedo * ((scene.ambient + diffuse)[:, None] * tint) + spec[:, None] * tint
-    return color.astype(np.float32)
+    return (albedo * ((scene.ambient + diffuse)[:, None] * tint)).astype(np.float32), spec.astype(np.float32)
 
 
 def background(scene: Scene, size: int) -> np.ndarray:
@@ -207,6 +220,56 @@ def surface_depth(points: np.ndarray, xy: np.ndarray, depth: np.ndarray, triangl
     return np.where(inside, z, -np.inf).max(axis=1)
 
 
+def skin_texture(head: HeadModel, points: np.ndarray, pixels_per_mm: float) -> tuple[np.ndarray, np.ndarray]:
+    """Fine texture of the skin at ``points`` (K, 3) of the neutral head, finer than its mesh: factors
+    for the diffuse colour (mottling, about ±3 % at 2.5 mm) and for the highlight (broken up by
+    pores and fine lines, so the skin shines in flecks instead of like plastic). Waves shorter than
+    about two pixels are faded out instead of aliasing into noise."""
+    rng = np.random.default_rng([head.identity.texture_seed, 7])
+    mirror = head.identity.mirror_texture
+
+    def layer(wavelength: float) -> np.ndarray:
+        noise = Noise(rng, wavelength, waves=12, mirror=mirror)  # drawn even when faded: same rng sequence
+        weight = float(np.clip(wavelength * pixels_per_mm / 2.0 - 1.0, 0.0, 1.0))
+        return noise(points) * weight if weight > 0 else np.zeros(len(points))
+
+    m = layer(MOTTLE_WAVELENGTH)
+    p = layer(PORE_WAVELENGTH)
+    grain = 1.0 + SKIN_MOTTLE * m
+    sheen = np.clip(1.0 + SKIN_SHEEN_GRAIN * (0.7 * p + 0.5 * m), 0.0, None)
+    return grain.astype(np.float32), sheen.astype(np.float32)
+
+
+def _catchlight(color: np.ndarray, eye: np.ndarray, apex: np.ndarray, axis: np.ndarray, scene: Scene,
+                project, pixels_per_mm: float) -> None:
+    """Add the key light's reflection on the cornea to ``color`` (H, W, 3, linear; in place).
+
+    The cornea is a sphere of :data:`CORNEA_RADIUS` behind the eye's apex ``apex`` along its ``axis``
+    (camera space); the light shows where its normal halves the directions to the light and to the
+    camera, and only on pixels of this eye (``eye`` mask), so a lid or the nose hides it.
+    """
+    centre = apex - CORNEA_RADIUS * axis
+    view = np.array([0.0, 0.0, scene.distance]) - centre
+    half = np.asarray(scene.light, float) + view / np.linalg.norm(view)
+    half /= np.linalg.norm(half)
+    if float(half @ axis) < np.cos(np.radians(CATCHLIGHT_ANGLE)):
+        return
+    x, y = project(centre + CORNEA_RADIUS * half)
+    # Below about a pixel the spot keeps its light, not its peak: a camera spreads it over the pixel.
+    sd = max(CATCHLIGHT_SD * pixels_per_mm, 0.45)
+    peak = CATCHLIGHT_GAIN * (CATCHLIGHT_SD * pixels_per_mm / sd) ** 2
+    reach = int(np.ceil(3 * sd))
+    res = color.shape[0]
+    j0, j1 = max(int(np.floor(x)) - reach, 0), min(int(np.floor(x)) + reach + 1, res)
+    i0, i1 = max(int(np.floor(y)) - reach, 0), min(int(np.floor(y)) + reach + 1, res)
+    if j0 >= j1 or i0 >= i1:
+        return
+    jj, ii = np.meshgrid(np.arange(j0, j1) + 0.5, np.arange(i0, i1) + 0.5)
+    spot = np.exp(-((jj - x) ** 2 + (ii - y) ** 2) / (2 * sd * sd)) * eye[i0:i1, j0:j1]
+    gain = peak * scene.light_strength * np.asarray(scene.tint)
+    color[i0:i1, j0:j1] += (spot[..., None] * gain).astype(np.float32)
+
+
 def render_head(
     head: HeadModel,
     act: ex.Activations,
@@ -226,7 +289,7 @@ def render_head(
     r = rotation(yaw, pitch)
     v = _apply(r, v)
     normals = vertex_normals(v, head.triangles)
-    colors = shade(albedo, normals, head.specular, head.shininess, scene)
+    diffuse, spec = shade(albedo, normals, head.specular, head.shininess, scene)
 
     # Perspective projection, then the detector-like square crop around the face landmarks.
     persp = scene.distance / (scene.distance - v[:, 2])
@@ -240,7 +303,24 @@ def render_head(
     res = size * supersample
     k = res / side
     xy = np.stack([(px - cx) * k + 0.5 * res, (cy - py) * k + 0.5 * res], -1)
-    raster = rasterize(xy, v[:, 2], colors, head.triangles, res, res)
+    # Each pixel gets the diffuse colour, the highlight and the point of the neutral head it shows (where
+    # the skin's fine texture is looked up, so that it moves with the skin).
+    # The texture's waves are too fine to show below about 0.8 pixel per mm (112 px images).
+    textured = k * MOTTLE_WAVELENGTH > 2.0
+    channels = [diffuse, spec[:, None]] + ([head.vertices.astype(np.float32)] if textured else [])
+    raster = rasterize(xy, v[:, 2], np.concatenate(channels, 1), head.triangles, res, res)
+    pixel_parts = np.where(raster.triangle >= 0, head.parts[np.maximum(raster.triangle, 0)], 255)
+    skin = (pixel_parts == Part.SKIN) | (pixel_parts == Part.EAR)
+    diffuse_px, spec_px = raster.color[..., :3], raster.color[..., 3]
+    if textured and skin.any():
+        grain, sheen = skin_texture(head, raster.color[skin][:, 4:], k)
+        diffuse_px[skin] *= grain[:, None]
+        spec_px[skin] *= sheen
+    color = diffuse_px + spec_px[..., None] * np.asarray(scene.tint, np.float32)
+    for name, part in (("right_eye", Part.EYE_RIGHT), ("left_eye", Part.EYE_LEFT)):
+        _catchlight(color, pixel_parts == part, v[head.landmarks[name]].mean(0), r[:, 2], scene,
+                    lambda q: np.array([(q[0] * scene.distance / (scene.distance - q[2]) - cx) * k + 0.5 * res,
+                                        (cy - q[1] * scene.distance / (scene.distance - q[2])) * k + 0.5 * res]), k)
 
     # Landmarks: projected like the vertices; hidden where a surface in front covers them or outside the image.
     points = np.stack([v[head.landmarks[name]].mean(0) for name in LANDMARKS])
@@ -250,7 +330,7 @@ def render_head(
     seen = inside & (surface_depth(lxy, xy, v[:, 2], head.triangles) <= points[:, 2] + OCCLUSION_TOLERANCE)
     landmarks = np.concatenate([lxy / res, seen[:, None]], 1)
 
-    color = np.clip(raster.color, 0.0, None) ** (1.0 / 2.2)
+    color = np.clip(color, 0.0, None) ** (1.0 / 2.2)
     alpha = raster.mask.astype(np.float32)
     if supersample > 1:
         color = cv2.resize(color * alpha[..., None], (size, size), interpolation=cv2.INTER_AREA)
