@@ -24,7 +24,7 @@ from phanet.data.synth.head import LANDMARKS, Part, make_layout
 from phanet.data.synth.identity import SHAPE_PARAMETERS, sample_identity
 from phanet.data.synth.presets import sample_specs
 from phanet.data.synth.raster import rasterize
-from phanet.data.synth.render import Scene, render_head, skin_texture
+from phanet.data.synth.render import Scene, render_head, skin_texture, texture_weight
 from phanet.data.synth.synthesize import head_for
 
 SIZE = 48
@@ -257,7 +257,12 @@ def test_skin_texture_is_mirrored_with_the_head_and_fades_below_two_pixels():
     assert sheen.min() >= 0.0 and sheen.std() > 0.2
     mirrored = skin_texture(head, points * np.array([-1.0, 1.0, 1.0]), 4.0)
     assert np.allclose(mirrored[0], grain) and np.allclose(mirrored[1], sheen)
-    # At 0.5 pixel per mm (the 2.5 mm mottling spans 1.25 pixels) both textures fade out entirely.
+    # A wave of p pixels keeps what a pixel's area leaves of it, sinc(1/p), and none at 2 pixels or fewer.
+    assert texture_weight(2.0) == 0.0 and texture_weight(1.0) == 0.0
+    assert texture_weight(10.0) == pytest.approx(np.sin(np.pi / 10) / (np.pi / 10))
+    weights = [texture_weight(p) for p in np.linspace(2.0, 12.0, 41)]
+    assert np.all(np.diff(weights) > 0) and 0.0 < weights[1] < 0.15
+    # At 0.5 pixel per mm (the 2.5 mm mottling spans 1.25 pixels) both textures are left out.
     flat = skin_texture(head, points, 0.5)
     assert np.all(flat[0] == 1.0) and np.all(flat[1] == 1.0)
 

@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from phanet.data.synth import expressions as ex
+from phanet.data.synth import sdf
 from phanet.data.synth.head import LANDMARKS, HeadModel, Noise, Part, vertex_normals
 from phanet.data.synth.presets import MAX_PITCH, MAX_YAW
 from phanet.data.synth.raster import rasterize
@@ -220,17 +221,27 @@ def surface_depth(points: np.ndarray, xy: np.ndarray, depth: np.ndarray, triangl
     return np.where(inside, z, -np.inf).max(axis=1)
 
 
+def texture_weight(period: float) -> float:
+    """How much of a texture wave of ``period`` pixels an image shows: what a pixel's area leaves of it
+    (sinc(1 / period)), faded in between 2 and 3 pixels and nothing at 2 or fewer (the sampling limit),
+    so that it neither aliases into noise nor switches on abruptly as the image grows."""
+    if period <= 2.0:
+        return 0.0
+    x = np.pi / period
+    return float(np.sin(x) / x * sdf.smoothstep(2.0, 3.0, period))
+
+
 def skin_texture(head: HeadModel, points: np.ndarray, pixels_per_mm: float) -> tuple[np.ndarray, np.ndarray]:
     """Fine texture of the skin at ``points`` (K, 3) of the neutral head, finer than its mesh: factors
     for the diffuse colour (mottling, about ±3 % at 2.5 mm) and for the highlight (broken up by
-    pores and fine lines, so the skin shines in flecks instead of like plastic). Waves shorter than
-    about two pixels are faded out instead of aliasing into noise."""
+    pores and fine lines, so the skin shines in flecks instead of like plastic), each weighted by
+    :func:`texture_weight` at this image's ``pixels_per_mm``."""
     rng = np.random.default_rng([head.identity.texture_seed, 7])
     mirror = head.identity.mirror_texture
 
     def layer(wavelength: float) -> np.ndarray:
         noise = Noise(rng, wavelength, waves=12, mirror=mirror)  # drawn even when faded: same rng sequence
-        weight = float(np.clip(wavelength * pixels_per_mm / 2.0 - 1.0, 0.0, 1.0))
+        weight = texture_weight(wavelength * pixels_per_mm)
         return noise(points) * weight if weight > 0 else np.zeros(len(points))
 
     m = layer(MOTTLE_WAVELENGTH)
@@ -305,8 +316,8 @@ def render_head(
     xy = np.stack([(px - cx) * k + 0.5 * res, (cy - py) * k + 0.5 * res], -1)
     # Each pixel gets the diffuse colour, the highlight and the point of the neutral head it shows (where
     # the skin's fine texture is looked up, so that it moves with the skin).
-    # The texture's waves are too fine to show below about 0.8 pixel per mm (112 px images).
-    textured = k * MOTTLE_WAVELENGTH > 2.0
+    # The texture's waves are too fine to show below 0.8 pixel per mm (up to about 160 px).
+    textured = texture_weight(k * MOTTLE_WAVELENGTH) > 0.0
     channels = [diffuse, spec[:, None]] + ([head.vertices.astype(np.float32)] if textured else [])
     raster = rasterize(xy, v[:, 2], np.concatenate(channels, 1), head.triangles, res, res)
     pixel_parts = np.where(raster.triangle >= 0, head.parts[np.maximum(raster.triangle, 0)], 255)
