@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from phanet.data.synth import sdf
-from phanet.data.synth.head import CORNEA_Z, EYE_RADIUS, HeadModel, cornea_bulge
+from phanet.data.synth.head import CORNEA_BULGE, CORNEA_Z, EYE_RADIUS, HeadModel, cornea_bulge
 
 #: FACS action units modelled here: number -> name.
 ACTION_UNITS: dict[str, str] = {
@@ -343,14 +343,16 @@ def _keep_lids_on_eyeball(head: HeadModel, v: np.ndarray, side: int, opening: np
     lay = head.layout
     centre = np.array([lay.eye_x[side], lay.eye_y[side], CORNEA_Z - EYE_RADIUS])
     rel = v[: head.skin_count] - centre
+    # Only vertices within the largest radius the surface has (at the cornea's apex) can be inside it.
+    outer = EYE_RADIUS + CORNEA_BULGE + LID_THICKNESS
+    near = np.flatnonzero(np.einsum("ij,ij->i", rel, rel) < outer * outer)
+    near = near[~np.isin(near, opening)]
+    rel = rel[near]
     dist = np.sqrt(np.einsum("ij,ij->i", rel, rel))
     polar = np.arccos(np.clip(rel[:, 2] / np.maximum(dist, 1e-9), -1.0, 1.0))
     surface = EYE_RADIUS + cornea_bulge(polar) + LID_THICKNESS
     inside = dist < surface
-    inside[opening] = False
-    idx = np.flatnonzero(inside)
-    if idx.size:
-        v[idx] = centre + rel[idx] * (surface[idx] / dist[idx])[:, None]
+    v[near[inside]] = centre + rel[inside] * (surface[inside] / dist[inside])[:, None]
 
 
 def _open_eyes(head: HeadModel, v: np.ndarray, albedo: np.ndarray, act: Activations) -> None:

@@ -320,23 +320,28 @@ def render_head(
     textured = texture_weight(k * MOTTLE_WAVELENGTH) > 0.0
     channels = [diffuse, spec[:, None]] + ([head.vertices.astype(np.float32)] if textured else [])
     raster = rasterize(xy, v[:, 2], np.concatenate(channels, 1), head.triangles, res, res)
-    pixel_parts = np.where(raster.triangle >= 0, head.parts[np.maximum(raster.triangle, 0)], 255)
-    skin = (pixel_parts == Part.SKIN) | (pixel_parts == Part.EAR)
+    pixel_parts = np.where(raster.triangle >= 0, head.parts[np.maximum(raster.triangle, 0)], -1).astype(np.int16)
     diffuse_px, spec_px = raster.color[..., :3], raster.color[..., 3]
-    if textured and skin.any():
-        grain, sheen = skin_texture(head, raster.color[skin][:, 4:], k)
-        diffuse_px[skin] *= grain[:, None]
-        spec_px[skin] *= sheen
+    if textured:
+        skin = (pixel_parts == Part.SKIN) | (pixel_parts == Part.EAR)
+        if skin.any():
+            grain, sheen = skin_texture(head, raster.color[skin][:, 4:], k)
+            diffuse_px[skin] *= grain[:, None]
+            spec_px[skin] *= sheen
     color = diffuse_px + spec_px[..., None] * np.asarray(scene.tint, np.float32)
-    for name, part in (("right_eye", Part.EYE_RIGHT), ("left_eye", Part.EYE_LEFT)):
-        _catchlight(color, pixel_parts == part, v[head.landmarks[name]].mean(0), r[:, 2], scene,
-                    lambda q: np.array([(q[0] * scene.distance / (scene.distance - q[2]) - cx) * k + 0.5 * res,
-                                        (cy - q[1] * scene.distance / (scene.distance - q[2])) * k + 0.5 * res]), k)
 
-    # Landmarks: projected like the vertices; hidden where a surface in front covers them or outside the image.
+    def to_image(points: np.ndarray) -> np.ndarray:
+        """Pixel coordinates (K, 2) of camera-space ``points`` (K, 3), projected like the vertices."""
+        p = scene.distance / (scene.distance - points[:, 2])
+        return np.stack([(points[:, 0] * p - cx) * k + 0.5 * res, (cy - points[:, 1] * p) * k + 0.5 * res], -1)
+
+    # The named points (the pupils place the catchlights); a landmark is hidden where a surface in front
+    # covers it or it lies outside the image.
     points = np.stack([v[head.landmarks[name]].mean(0) for name in LANDMARKS])
-    lp = scene.distance / (scene.distance - points[:, 2])
-    lxy = np.stack([(points[:, 0] * lp - cx) * k + 0.5 * res, (cy - points[:, 1] * lp) * k + 0.5 * res], -1)
+    for name, part in (("right_eye", Part.EYE_RIGHT), ("left_eye", Part.EYE_LEFT)):
+        _catchlight(color, pixel_parts == part, points[LANDMARKS.index(name)], r[:, 2], scene,
+                    lambda q: to_image(q[None])[0], k)
+    lxy = to_image(points)
     inside = ((lxy >= 0) & (lxy <= res)).all(1)
     seen = inside & (surface_depth(lxy, xy, v[:, 2], head.triangles) <= points[:, 2] + OCCLUSION_TOLERANCE)
     landmarks = np.concatenate([lxy / res, seen[:, None]], 1)
@@ -356,8 +361,4 @@ def render_head(
         grain = np.random.default_rng(scene.texture_seed + 1).normal(0.0, scene.noise, image.shape)
         image = image + grain.astype(np.float32)
     image = np.clip(np.rint(image), 0, 255).astype(np.uint8)
-    parts = None
-    if with_parts:
-        tri = raster.triangle
-        parts = np.where(tri >= 0, head.parts[np.maximum(tri, 0)], -1).astype(np.int16)
-    return Render(image, landmarks, parts)
+    return Render(image, landmarks, pixel_parts if with_parts else None)
