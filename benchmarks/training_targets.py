@@ -10,7 +10,9 @@ folder (``phanet`` and ``densenet``), one row per fold, then mean ± std over th
 - S1's expression loss in the last epoch against the entropy of the training labels' class
   frequencies (the loss of a head that predicts the prior), as a percentage below it;
 - the share of test images whose S3 square holds a mouth, eye or brow landmark (the built-in
-  dataset's ``lm_*`` columns), over all pans and at the worst pan.
+  dataset's ``lm_*`` columns), over all pans and at the worst pan;
+- the share of test images whose S2 or S3 square is *pinned*, its centre or side at the end of the
+  range its PAN bounds it to, where the PAN's output saturates and no loss moves the square.
 
 Each target is then checked over the folds. Nothing is trained or evaluated again: the numbers come
 from each run's ``metrics.csv``, ``evaluation/predictions.csv`` and ``split.json``; only the
@@ -18,6 +20,11 @@ landmarks are read from (or, for streamed data, rendered like) the dataset.
 
     python benchmarks/training_targets.py runs/cv3
     python benchmarks/training_targets.py runs/demo runs/demo_s1
+    python benchmarks/training_targets.py runs/demo runs/demo_s1 --squares squares.png
+
+``--squares`` draws where each run's PANs put their squares, coloured by true expression (a square
+that follows the face spreads with the pose and the face; one that signals the expression sits in
+a few places per class).
 """
 
 from __future__ import annotations
@@ -32,7 +39,8 @@ import pandas as pd
 from phanet.data.synth.landmarks import landmark_table
 from phanet.data.torch_data import load_faces
 from phanet.demo import demo_faces
-from phanet.reports.coverage import coverage_table
+from phanet.reports.coverage import coverage_table, local_s3_squares, pinned_squares
+from phanet.reports.figures import local_squares_figure
 from phanet.training.run_folder import RunFolder
 
 SCALE_WEIGHTS = ("c1", "c2", "c3")
@@ -88,6 +96,9 @@ def fold_row(name: str, folder: Path) -> dict[str, object]:
     s3 = coverage[coverage["scale"] == "S3"].set_index("pose")["any"]
     row["S3 on region %"] = 100 * float(s3["all"])
     row["S3 worst pan %"] = 100 * float(s3.drop("all").min())
+    attention = config.model.attention
+    for scale, share in pinned_squares(predictions, attention.side_min, attention.side_max).items():
+        row[f"{scale} pinned %"] = 100 * share
     return row
 
 
@@ -119,12 +130,23 @@ def check(table: pd.DataFrame) -> list[tuple[str, bool, str]]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folders", nargs="+", type=Path, help="crossval or demo output folders")
+    parser.add_argument("--squares", type=Path, help="also draw the squares' positions per run into this image")
     args = parser.parse_args(argv)
-    rows = [fold_row(name, folder) for f in args.folders for name, folder in experiment_folds(f)]
+    folds = [(name, folder) for f in args.folders for name, folder in experiment_folds(f)]
+    rows = [fold_row(name, folder) for name, folder in folds]
+    if args.squares:
+        runs = {}
+        for name, folder in folds:
+            _, predictions = RunFolder(folder / "phanet").read_evaluation()
+            classes = json.loads((folder / "phanet" / "classes.json").read_text())["expressions"]
+            labels = predictions["true_expression"].map({c: i for i, c in enumerate(classes)}).to_numpy()
+            runs[name] = (predictions[["s2_x", "s2_y", "s2_l"]].to_numpy(float), local_s3_squares(predictions), labels)
+        print(f"squares: {local_squares_figure(runs, classes, args.squares)}")
     table = pd.DataFrame(rows).set_index("run")
     shown = ["PhaNet FER", "DenseNet FER", "FER gain", "PhaNet pose", "DenseNet pose", "pose gap",
              "c1 mean", "c1 std", "c2 mean", "c2 std", "c3 mean", "c3 std", "c1 val std", "c2 val std", "c3 val std",
-             "S1 loss", "prior entropy", "S1 below prior %", "S3 on region %", "S3 worst pan %"]
+             "S1 loss", "prior entropy", "S1 below prior %", "S3 on region %", "S3 worst pan %",
+             "S2 pinned %", "S3 pinned %"]
     numbers = table[[c for c in shown if c in table]]
     summary = numbers.T
     if len(table) > 1:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -16,7 +18,7 @@ from phanet.data.synth.landmarks import LANDMARK_COLUMNS, landmark_columns, land
 from phanet.data.synth.render import Scene, render_head
 from phanet.data.synth.synthesize import head_for
 from phanet.errors import PhanetError
-from phanet.reports.coverage import coverage_table, square_covers
+from phanet.reports.coverage import coverage_table, local_s3_squares, pinned_squares, square_covers
 
 SIZE = 48
 ARGV = ["synth", "--preset", "kdef", "--subjects", "1", "--size", str(SIZE), "--workers", "1"]
@@ -223,6 +225,30 @@ def test_coverage_table_without_squares_or_matching_images():
         coverage_table(results.drop(columns="s2_l"), _landmarks_frame())
     with pytest.raises(PhanetError, match="no image of the results table is in the landmark table"):
         coverage_table(results.assign(path="x.png"), _landmarks_frame())
+
+
+def test_pinned_squares_finds_squares_at_the_end_of_their_range():
+    import torch
+
+    from phanet.models.attention import PixelAttentionNetwork, compose_boxes
+
+    pan = PixelAttentionNetwork(4, side_min=0.3, side_max=0.6)
+    # the PANs' raw outputs (a_x, a_y, a_l) of four images, S2 then S3 (S3 in S2's coordinates)
+    s2_raw = torch.tensor([[0.0, 0.0, 0.0], [0.5, -0.3, 1.0], [0.0, 0.0, -9.0], [0.2, 0.1, 0.0]])
+    s3_raw = torch.tensor([[9.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.3, 0.3, 0.3], [-0.5, -9.0, 9.0]])
+    s2 = pan.bound(s2_raw)
+    s3 = compose_boxes(s2, pan.bound(s3_raw))
+    frame = pd.DataFrame(torch.cat([s2, s3], 1).numpy(), columns=["s2_x", "s2_y", "s2_l", "s3_x", "s3_y", "s3_l"])
+    # the S3 squares in S2's coordinates are those the second PAN chose
+    np.testing.assert_allclose(local_s3_squares(frame), pan.bound(s3_raw).numpy(), atol=1e-6)
+    # S2: the third image's side at its minimum; S3: the first image's x, the fourth image's y and side
+    assert pinned_squares(frame, 0.3, 0.6) == pytest.approx({"S2": 0.25, "S3": 0.5})
+    frame.loc[3, ["s3_x", "s3_y", "s3_l"]] = np.nan  # left out
+    assert pinned_squares(frame, 0.3, 0.6) == pytest.approx({"S2": 0.25, "S3": 1 / 3})
+    # a tanh of 0.995 (raw 3) is pinned within 0.01, one of 0.96 (raw 2) is not
+    near = pd.DataFrame({"s2_x": [0.5 + 0.275 * math.tanh(3.0), 0.5 + 0.275 * math.tanh(2.0)], "s2_y": 0.5,
+                         "s2_l": 0.225, "s3_x": 0.5, "s3_y": 0.5, "s3_l": 0.1})
+    assert pinned_squares(near, 0.3, 0.6)["S2"] == 0.5
 
 
 def test_coverage_of_the_written_dataset(folder):

@@ -9,7 +9,15 @@ import torch
 
 from phanet.config import LossConfig
 from phanet.data.records import MISSING
-from phanet.losses import attention_loss, constraint_factor, pan_init_loss, phanet_loss, pose_cross_entropy, ranking_loss
+from phanet.losses import (
+    attention_loss,
+    constraint_factor,
+    pan_init_loss,
+    pan_limit_loss,
+    phanet_loss,
+    pose_cross_entropy,
+    ranking_loss,
+)
 from phanet.models.output import PhaNetOutput
 
 LN3 = math.log(3.0)
@@ -123,6 +131,34 @@ def test_pan_init_loss_pulls_the_square_to_the_peak_but_not_into_the_border():
     fmap[0, 1, 1] = 2.0  # a higher peak at (0.375, 0.375): offsets (-0.125 / 0.3) within reach
     square(math.atanh(-0.125 / 0.3), math.atanh(-0.125 / 0.3))
     assert float(pan_init_loss(out).detach()) < 1e-10
+
+
+def test_pan_limit_loss_is_the_squared_excess_over_the_bound():
+    nan = [float("nan")] * 3
+    raw = torch.tensor([[[3.0, 0.5, -2.5], nan], [[-1.0, 2.0, 0.0], nan]], requires_grad=True)
+    loss = pan_limit_loss(raw, 2.0)  # sample 1: 1² + 0.5² = 1.25, sample 2: nothing beyond ±2
+    loss.backward()
+    assert math.isclose(float(loss.detach()), 1.25 / 2, rel_tol=1e-6)
+    # d/da of (|a| - 2)² / 2 (the batch mean): pulls each output beyond the bound back, nothing else
+    expected = torch.tensor([[[1.0, 0.0, -0.5], [0.0] * 3], [[0.0] * 3, [0.0] * 3]])
+    assert torch.equal(raw.grad, expected)
+    both = torch.tensor([[[0.0, 0.0, 5.0], [-4.0, 0.0, 0.0]]])  # both PANs count
+    assert math.isclose(float(pan_limit_loss(both, 2.0)), 9.0 + 4.0, rel_tol=1e-6)
+
+
+def test_pan_limit_is_part_of_the_ranking_loss_only_when_set():
+    out = _output()
+    nan = [float("nan")] * 3
+    out.pan_outputs = torch.tensor([[[3.0, 0.0, 0.0], nan], [[0.0, 0.0, 0.0], nan]])
+    plain = phanet_loss(out, EXPRESSION, POSE, LossConfig())
+    bounded = phanet_loss(out, EXPRESSION, POSE, LossConfig(pan_limit=2.0))
+    assert "pan_limit" not in plain.terms
+    assert math.isclose(float(bounded.terms["pan_limit"]), 0.5, rel_tol=1e-6)
+    assert math.isclose(float(bounded.ranking - plain.ranking), 0.5, rel_tol=1e-6)
+    assert math.isclose(float(bounded.total - plain.total), 0.5, rel_tol=1e-6)
+    assert float(bounded.classification) == float(plain.classification)
+    assert math.isclose(float(phanet_loss(out, EXPRESSION, POSE, LossConfig(pan_limit=3.5)).ranking),
+                        float(plain.ranking), rel_tol=1e-6)
 
 
 def test_class_activation_maps_use_the_scale_classifier_weights():

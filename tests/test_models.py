@@ -161,6 +161,16 @@ def test_pan_squares_stay_inside_the_image_within_the_side_bounds():
     torch.testing.assert_close(pan(torch.randn(3, 4, 5, 5)), torch.tensor([[0.5, 0.5, 0.225]] * 3))
 
 
+def test_pinned_marks_squares_at_the_end_of_their_range():
+    from phanet.models.attention import pinned
+
+    # tanh(2.65) = 0.990, sigmoid(4.6) = 0.990
+    raw = torch.tensor([[0.0, 0.0, 0.0], [2.7, 0.0, 0.0], [0.0, -2.7, 0.0], [0.0, 0.0, 4.7], [0.0, 0.0, -4.7],
+                        [2.6, -2.6, 4.5]])
+    assert pinned(raw).tolist() == [False, True, True, True, True, False]
+    assert pinned(raw, tolerance=0.05).tolist() == [False, True, True, True, True, True]
+
+
 def test_s3_box_is_reported_in_original_image_coordinates():
     outer = torch.tensor([[0.3, 0.6, 0.2]])  # covers x in [0.1, 0.5], y in [0.4, 0.8]
     inner = torch.tensor([[0.25, 0.75, 0.25]])  # top-left... of the zoomed S2 image

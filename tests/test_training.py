@@ -391,6 +391,10 @@ def test_training_dynamics_record_what_each_part_receives(tiny_manifest, tmp_pat
         assert first[f"sal/z{i}_mean"] == 0 and first[f"sal/z{i}_std"] == 0 and first[f"sal/z{i}_positive"] == 0
         assert first[f"sal/c{i}_mean"] == 0.5
     assert ((table["lambda_p_mean"] >= 0) & (table["lambda_p_mean"] <= 0.5)).all()
+    # The PANs start at the centred middle-sized square (zero raw outputs), far from their bounds.
+    for s in (2, 3):
+        assert first[f"pan/S{s}_ax_mean"] == 0 and first[f"pan/S{s}_al_std"] == 0 and first[f"pan/S{s}_pinned"] == 0
+    assert table["pan/S3_pinned"].between(0, 1).all()
 
 
 def test_plateau_schedule_and_early_stopping_follow_the_validation_accuracy(tiny_manifest, tmp_path):

@@ -144,6 +144,9 @@ class LossConfig:
     factor_scale: float = _range(12.0, "[0, inf)")
     margin: float = _range(0.05, "[0, 1]")
     s1_loss: bool = True
+    #: Keep each PAN's raw outputs (a_x, a_y, a_l) within ± this bound by a squared penalty on what
+    #: exceeds it, so that the square's tanh/sigmoid stays where it has a gradient; null: no bound.
+    pan_limit: float | None = _range(None, "(0, inf)")
 
 
 @dataclass

@@ -46,6 +46,23 @@ def constraint_factor(lambda_p: torch.Tensor, scale: float = 12.0) -> torch.Tens
     return torch.exp(-scale * lambda_p * (1 - lambda_p))
 
 
+def pan_limit_loss(pan_outputs: torch.Tensor | None, limit: float) -> torch.Tensor:
+    """Squared excess of the PANs' raw outputs over ``± limit``, summed over the outputs and PANs,
+    averaged over the batch.
+
+    ``pan_outputs`` (B, 2, 3): the raw (a_x, a_y, a_l) of each PAN (NaN for a scale not computed;
+    left out). The square's centre is ``tanh`` and its side a ``sigmoid`` of these: beyond a few
+    units they saturate, the square no longer moves with its losses (the derivatives of Eq. 4 with
+    respect to x, y and l vanish) and stays wherever it is. Zero inside the bound.
+    """
+    if pan_outputs is None:
+        return torch.zeros(())
+    raw = at_least_float32(pan_outputs)
+    used = ~torch.isnan(raw[0, :, 0])
+    excess = torch.relu(raw[:, used].abs() - limit)
+    return excess.square().sum(dim=(1, 2)).mean()
+
+
 def pose_cross_entropy(pose_logits: torch.Tensor, pose: torch.Tensor) -> torch.Tensor:
     """Per-sample pose loss with missing labels (``MISSING``) contributing exactly zero, (B,)."""
     if pose_logits.shape[1] == 0:
@@ -79,7 +96,8 @@ def phanet_loss(output: PhaNetOutput, expression: torch.Tensor, pose: torch.Tens
       with per-sample λ, the factor switched by ``constraint_factor``.
 
     "L_att" is Σ_{s=S2,S3} (L_s + L^R_s) over the computed scales, plus the S1 expression loss when
-    ``s1_loss`` is set (it trains the S1 network the first PAN looks at). Pose losses average over
+    ``s1_loss`` is set (it trains the S1 network the first PAN looks at), and, with ``pan_limit``, the
+    bound on the PANs' raw outputs (:func:`pan_limit_loss`, counted with the ranking loss). Pose losses average over
     the samples that have a pose label; a batch with none contributes zero.
     """
     setting = config.setting
@@ -120,6 +138,10 @@ def phanet_loss(output: PhaNetOutput, expression: torch.Tensor, pose: torch.Tens
             terms[f"scale{s + 1}"], terms[f"rank{s + 1}"] = ce, rank
             parts[f"scale{s + 1}"], parts[f"rank{s + 1}"] = ce, rank
             scale_ce, ranking = scale_ce + ce, ranking + rank
+    if config.pan_limit is not None and output.pan_outputs is not None:
+        # With the ranking loss: the part that moves the squares (the PANs' step when alternating).
+        terms["pan_limit"] = parts["pan_limit"] = pan_limit_loss(output.pan_outputs, config.pan_limit)
+        ranking = ranking + terms["pan_limit"]
     classification = task + scale_ce
     terms["lambda_e"] = lambda_e.mean()
     terms["lambda_p"] = lambda_p.mean()

@@ -63,6 +63,16 @@ class PixelAttentionNetwork(nn.Module):
         return self.bound(self.raw(feature_map))
 
 
+def pinned(raw: torch.Tensor, tolerance: float = 0.01) -> torch.Tensor:
+    """Whether each square of the raw PAN outputs ``raw`` (..., 3) is at the end of its range: its
+    centre's tanh within ``tolerance`` of ±1 along x or y, or its side's sigmoid within ``tolerance``
+    of 0 or 1. There the square barely moves with its losses (its derivatives are < 2 ``tolerance``
+    of their largest value). Bool, shape (...)."""
+    centre = torch.tanh(raw[..., :2]).abs() >= 1 - tolerance
+    side = torch.sigmoid(raw[..., 2])
+    return centre.any(-1) | (side <= tolerance) | (side >= 1 - tolerance)
+
+
 def _affine(boxes: torch.Tensor) -> torch.Tensor:
     """Affine matrices mapping output grid [-1, 1]^2 onto each square of the input, (B, 2, 3)."""
     x, y, half = boxes.unbind(1)

@@ -116,3 +116,32 @@ def coverage_by_pose(coverage: pd.DataFrame) -> pd.DataFrame:
             row["all" if pose == "all" else f"{pose}°"] = round(100 * float(value), 2)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def local_s3_squares(results: pd.DataFrame) -> np.ndarray:
+    """The S3 squares of ``results`` (columns ``s2_*``, ``s3_*`` in image coordinates) in the coordinates
+    of the zoomed S2 square they were cut from, as the second PAN chose them: (N, 3) of x, y, l."""
+    s2 = results[["s2_x", "s2_y", "s2_l"]].to_numpy(dtype=float)
+    s3 = results[["s3_x", "s3_y", "s3_l"]].to_numpy(dtype=float)
+    side = 2 * s2[:, 2:3]
+    return np.concatenate([(s3[:, :2] - (s2[:, :2] - s2[:, 2:3])) / side, s3[:, 2:3] / side], axis=1)
+
+
+def pinned_squares(results: pd.DataFrame, side_min: float, side_max: float, tolerance: float = 0.01) -> dict[str, float]:
+    """Share of images whose S2 / S3 square sits at the end of its range, where its PAN has no gradient.
+
+    Each square is taken in the coordinates of the image it was cut from (S2 in the input image, S3
+    in the zoomed S2 square), as its PAN bounds it (:class:`~phanet.models.attention.PixelAttentionNetwork`):
+    its centre offset ``(x - 1/2) / (1/2 - l)`` in [-1, 1] (tanh) and its side ``(2 l - side_min) /
+    (side_max - side_min)`` in [0, 1] (sigmoid). A square is *pinned* when the centre offset along x
+    or y is within ``tolerance`` of ±1, or the side within ``tolerance`` of 0 or 1. Images without a
+    finite square are left out. Returns ``{"S2": share, "S3": share}`` (NaN without squares).
+    """
+    out = {}
+    for scale, box in (("S2", results[["s2_x", "s2_y", "s2_l"]].to_numpy(dtype=float)), ("S3", local_s3_squares(results))):
+        valid = np.isfinite(box).all(1)
+        offset = (box[valid, :2] - 0.5) / (0.5 - box[valid, 2:3])
+        side = (2 * box[valid, 2] - side_min) / (side_max - side_min)
+        pinned = (np.abs(offset) >= 1 - tolerance).any(1) | (side <= tolerance) | (side >= 1 - tolerance)
+        out[scale] = float(pinned.mean()) if valid.any() else float("nan")
+    return out

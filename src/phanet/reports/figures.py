@@ -196,6 +196,30 @@ def task_weights_figure(runs: dict[str, pd.DataFrame], path: str | Path, title: 
     return _save(fig, path)
 
 
+def local_squares_figure(runs: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], classes: Sequence[str],
+                         path: str | Path) -> Path:
+    """Where each run's PANs put their squares, by true expression: one column per run, the S2 square's
+    centre in the image (top) and the S3 square's centre in the zoomed S2 square (bottom).
+
+    ``runs``: name → (S2 squares (N, 3) in image coordinates, S3 squares (N, 3) in S2's coordinates,
+    true expression indices (N,)). Marker area follows the square's side.
+    """
+    fig, axes = plt.subplots(2, len(runs), figsize=(3.4 * len(runs), 6.6), squeeze=False)
+    colours = plt.get_cmap("tab10")
+    for column, (name, (s2, s3, labels)) in enumerate(runs.items()):
+        for row, (boxes, where) in enumerate(((s2, "S2 centre in the image"), (s3, "S3 centre in the S2 square"))):
+            ax = axes[row, column]
+            order = np.random.default_rng(0).permutation(len(labels))  # no class drawn over all the others
+            ax.scatter(boxes[order, 0], boxes[order, 1], s=24 * boxes[order, 2] / 0.3, alpha=0.4,
+                       c=[colours(int(k) % 10) for k in labels[order]], linewidths=0)
+            ax.set(xlim=(0, 1), ylim=(1, 0), aspect="equal", title=f"{name}\n{where}" if row == 0 else where)
+            ax.tick_params(labelsize=7)
+    handles = [plt.Line2D([], [], marker="o", linestyle="", color=colours(k % 10), label=label)
+               for k, label in enumerate(classes)]
+    axes[0, -1].legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1))
+    return _save(fig, path)
+
+
 def tsne_figure(embeddings: dict[str, tuple[np.ndarray, np.ndarray]], classes: Sequence[str], path: str | Path) -> Path:
     """Fig. 14: 2-D t-SNE embeddings coloured by expression, one panel per representation."""
     fig, axes = plt.subplots(1, len(embeddings), figsize=(5 * len(embeddings), 4.2), squeeze=False)

@@ -11,6 +11,9 @@ training steps (and at the first step), with
 - ``sal/z<i>_*``: SAL's pre-activations per scale (W_2 ReLU(W_1 M_F), what Eq. 7 passes to
   ReLU and sigmoid): mean, standard deviation and the fraction of samples above zero;
   ``sal/c<i>_mean`` and ``_std``: the coefficients themselves;
+- ``pan/S<s>_a<x|y|l>_mean`` and ``_std``: the raw outputs of the PAN choosing the S<s> square (its
+  centre is the tanh of a_x and a_y, its side a sigmoid of a_l), and ``pan/S<s>_pinned``: the share
+  of samples whose square is at the end of its range (:func:`~phanet.models.attention.pinned`);
 - ``lambda_p_mean``, ``lr``, the ``loss/<part>`` values and the training ``phase`` (warmup,
   pan_init, joint, classification, ranking; see :class:`~phanet.training.module.PhaNetModule`).
 
@@ -29,6 +32,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from torch import nn
 
+from phanet.models.attention import pinned
 from phanet.training.callbacks import rows_before, write_rows
 
 _GROUP_NAMES = {
@@ -143,6 +147,15 @@ class TrainingDynamics(Callback):
                 row[f"sal/z{i + 1}_mean"] = float(z[:, column].mean())
                 row[f"sal/z{i + 1}_std"] = float(z[:, column].std()) if z.shape[0] > 1 else 0.0
                 row[f"sal/z{i + 1}_positive"] = float((z[:, column] > 0).float().mean())
+        raw = getattr(output, "pan_outputs", None)
+        for s in range(raw.shape[1] if raw is not None else 0):
+            values = raw[:, s].detach().float()
+            if torch.isnan(values).all():
+                continue
+            for j, axis in enumerate("xyl"):
+                row[f"pan/S{s + 2}_a{axis}_mean"] = float(values[:, j].mean())
+                row[f"pan/S{s + 2}_a{axis}_std"] = float(values[:, j].std()) if values.shape[0] > 1 else 0.0
+            row[f"pan/S{s + 2}_pinned"] = float(pinned(values).float().mean())
         row["lambda_p_mean"] = float(output.task_weights[:, 1].detach().float().mean())
         row["phase"] = getattr(module, "phase", "")
         self.row = row
