@@ -49,6 +49,10 @@ SCALE_WEIGHTS = ("c1", "c2", "c3")
 def experiment_folds(folder: Path) -> list[tuple[str, Path]]:
     """(name, folder holding phanet/ and densenet/) for every fold of a crossval, or the demo itself."""
     folds = sorted(p for p in folder.glob("fold*") if (p / "phanet").is_dir())
+    unfinished = [p.name for p in folds if not RunFolder(p / "phanet").evaluated()]
+    if unfinished:
+        print(f"{folder}: left out, PhaNet not evaluated yet: {', '.join(unfinished)}")
+    folds = [p for p in folds if p.name not in unfinished]
     if folds:
         return [(f"{folder.name}/{p.name}", p) for p in folds]
     if (folder / "phanet").is_dir():
