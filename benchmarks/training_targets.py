@@ -49,10 +49,6 @@ SCALE_WEIGHTS = ("c1", "c2", "c3")
 def experiment_folds(folder: Path) -> list[tuple[str, Path]]:
     """(name, folder holding phanet/ and densenet/) for every fold of a crossval, or the demo itself."""
     folds = sorted(p for p in folder.glob("fold*") if (p / "phanet").is_dir())
-    unfinished = [p.name for p in folds if not RunFolder(p / "phanet").evaluated()]
-    if unfinished:
-        print(f"{folder}: left out, PhaNet not evaluated yet: {', '.join(unfinished)}")
-    folds = [p for p in folds if p.name not in unfinished]
     if folds:
         return [(f"{folder.name}/{p.name}", p) for p in folds]
     if (folder / "phanet").is_dir():
@@ -137,6 +133,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--squares", type=Path, help="also draw the squares' positions per run into this image")
     args = parser.parse_args(argv)
     folds = [(name, folder) for f in args.folders for name, folder in experiment_folds(f)]
+    unfinished = [name for name, folder in folds if not RunFolder(folder / "phanet").evaluated()]
+    if unfinished:
+        print(f"left out, PhaNet not evaluated yet: {', '.join(unfinished)}")
+    folds = [(name, folder) for name, folder in folds if name not in unfinished]
     rows = [fold_row(name, folder) for name, folder in folds]
     if args.squares:
         runs = {}
