@@ -141,8 +141,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.squares:
         runs = {}
         for name, folder in folds:
-            _, predictions = RunFolder(folder / "phanet").read_evaluation()
-            classes = json.loads((folder / "phanet" / "classes.json").read_text())["expressions"]
+            phanet = RunFolder(folder / "phanet")
+            _, predictions = phanet.read_evaluation()
+            classes = json.loads(phanet.classes_file.read_text())["expressions"]
             labels = predictions["true_expression"].map({c: i for i, c in enumerate(classes)}).to_numpy()
             runs[name] = (predictions[["s2_x", "s2_y", "s2_l"]].to_numpy(float), local_s3_squares(predictions), labels)
         print(f"squares: {local_squares_figure(runs, classes, args.squares)}")

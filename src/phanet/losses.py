@@ -46,7 +46,7 @@ def constraint_factor(lambda_p: torch.Tensor, scale: float = 12.0) -> torch.Tens
     return torch.exp(-scale * lambda_p * (1 - lambda_p))
 
 
-def pan_limit_loss(pan_outputs: torch.Tensor | None, limit: float) -> torch.Tensor:
+def pan_limit_loss(pan_outputs: torch.Tensor, limit: float) -> torch.Tensor:
     """Squared excess of the PANs' raw outputs over ``± limit``, summed over the outputs and PANs,
     averaged over the batch.
 
@@ -55,8 +55,6 @@ def pan_limit_loss(pan_outputs: torch.Tensor | None, limit: float) -> torch.Tens
     units they saturate, the square no longer moves with its losses (the derivatives of Eq. 4 with
     respect to x, y and l vanish) and stays wherever it is. Zero inside the bound.
     """
-    if pan_outputs is None:
-        return torch.zeros(())
     raw = at_least_float32(pan_outputs)
     used = ~torch.isnan(raw[0, :, 0])
     excess = torch.relu(raw[:, used].abs() - limit)

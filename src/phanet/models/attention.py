@@ -63,14 +63,18 @@ class PixelAttentionNetwork(nn.Module):
         return self.bound(self.raw(feature_map))
 
 
+def at_range_end(offset, side, tolerance: float = 0.01):
+    """Whether squares are at the end of the range a PAN bounds them to, from their bounded values:
+    ``offset`` (..., 2), the centre's tanh along x and y in [-1, 1], and ``side`` (...), the side's
+    sigmoid in [0, 1]. True where an offset is within ``tolerance`` of ±1 or the side within
+    ``tolerance`` of 0 or 1: there the square barely moves with its losses (its derivatives are
+    < 2 ``tolerance`` of their largest value). Works on torch tensors and numpy arrays alike."""
+    return (abs(offset) >= 1 - tolerance).any(-1) | (side <= tolerance) | (side >= 1 - tolerance)
+
+
 def pinned(raw: torch.Tensor, tolerance: float = 0.01) -> torch.Tensor:
-    """Whether each square of the raw PAN outputs ``raw`` (..., 3) is at the end of its range: its
-    centre's tanh within ``tolerance`` of ±1 along x or y, or its side's sigmoid within ``tolerance``
-    of 0 or 1. There the square barely moves with its losses (its derivatives are < 2 ``tolerance``
-    of their largest value). Bool, shape (...)."""
-    centre = torch.tanh(raw[..., :2]).abs() >= 1 - tolerance
-    side = torch.sigmoid(raw[..., 2])
-    return centre.any(-1) | (side <= tolerance) | (side >= 1 - tolerance)
+    """:func:`at_range_end` of the squares of the raw PAN outputs ``raw`` (..., 3). Bool, shape (...)."""
+    return at_range_end(torch.tanh(raw[..., :2]), torch.sigmoid(raw[..., 2]), tolerance)
 
 
 def _affine(boxes: torch.Tensor) -> torch.Tensor:

@@ -19,6 +19,7 @@ from phanet.data.generic import canonical_pose
 from phanet.data.records import sort_pose_names
 from phanet.data.synth.landmarks import landmark_columns
 from phanet.errors import PhanetError
+from phanet.models.attention import at_range_end
 
 #: Expression regions and the landmarks that stand for them.
 REGIONS: dict[str, tuple[str, ...]] = {
@@ -134,7 +135,8 @@ def pinned_squares(results: pd.DataFrame, side_min: float, side_max: float, tole
     in the zoomed S2 square), as its PAN bounds it (:class:`~phanet.models.attention.PixelAttentionNetwork`):
     its centre offset ``(x - 1/2) / (1/2 - l)`` in [-1, 1] (tanh) and its side ``(2 l - side_min) /
     (side_max - side_min)`` in [0, 1] (sigmoid). A square is *pinned* when the centre offset along x
-    or y is within ``tolerance`` of ±1, or the side within ``tolerance`` of 0 or 1. Images without a
+    or y is within ``tolerance`` of ±1, or the side within ``tolerance`` of 0 or 1
+    (:func:`~phanet.models.attention.at_range_end`). Images without a
     finite square are left out. Returns ``{"S2": share, "S3": share}`` (NaN without squares).
     """
     out = {}
@@ -142,6 +144,5 @@ def pinned_squares(results: pd.DataFrame, side_min: float, side_max: float, tole
         valid = np.isfinite(box).all(1)
         offset = (box[valid, :2] - 0.5) / (0.5 - box[valid, 2:3])
         side = (2 * box[valid, 2] - side_min) / (side_max - side_min)
-        pinned = (np.abs(offset) >= 1 - tolerance).any(1) | (side <= tolerance) | (side >= 1 - tolerance)
-        out[scale] = float(pinned.mean()) if valid.any() else float("nan")
+        out[scale] = float(at_range_end(offset, side, tolerance).mean()) if valid.any() else float("nan")
     return out

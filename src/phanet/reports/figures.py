@@ -207,11 +207,11 @@ def local_squares_figure(runs: dict[str, tuple[np.ndarray, np.ndarray, np.ndarra
     fig, axes = plt.subplots(2, len(runs), figsize=(3.4 * len(runs), 6.6), squeeze=False)
     colours = plt.get_cmap("tab10")
     for column, (name, (s2, s3, labels)) in enumerate(runs.items()):
+        order = np.random.default_rng(0).permutation(len(labels))  # no class drawn over all the others
+        dots = [colours(int(k) % 10) for k in labels[order]]
         for row, (boxes, where) in enumerate(((s2, "S2 centre in the image"), (s3, "S3 centre in the S2 square"))):
             ax = axes[row, column]
-            order = np.random.default_rng(0).permutation(len(labels))  # no class drawn over all the others
-            ax.scatter(boxes[order, 0], boxes[order, 1], s=24 * boxes[order, 2] / 0.3, alpha=0.4,
-                       c=[colours(int(k) % 10) for k in labels[order]], linewidths=0)
+            ax.scatter(boxes[order, 0], boxes[order, 1], s=24 * boxes[order, 2] / 0.3, alpha=0.4, c=dots, linewidths=0)
             ax.set(xlim=(0, 1), ylim=(1, 0), aspect="equal", title=f"{name}\n{where}" if row == 0 else where)
             ax.tick_params(labelsize=7)
     handles = [plt.Line2D([], [], marker="o", linestyle="", color=colours(k % 10), label=label)
