@@ -181,6 +181,60 @@ def test_s3_box_is_reported_in_original_image_coordinates():
     torch.testing.assert_close(out.boxes[:, 1], compose_boxes(out.local_boxes[:, 0], out.local_boxes[:, 1]))
 
 
+def test_swap_squares_gives_chosen_rows_another_rows_square_without_gradient():
+    from phanet.models.attention import swap_squares
+
+    boxes = torch.rand(9, 3, requires_grad=True)
+    swapped = swap_squares(boxes, 1.0, torch.Generator().manual_seed(0))
+    assert not (swapped == boxes).all(1).any()  # no row keeps its own square
+    assert sorted(map(tuple, swapped.tolist())) == sorted(map(tuple, boxes.tolist()))  # each square given once
+    swapped.sum().backward()
+    assert boxes.grad.abs().sum() == 0
+    same = swap_squares(boxes, 0.0, torch.Generator().manual_seed(0))
+    assert torch.equal(same, boxes) and same.requires_grad
+    half = swap_squares(boxes, 0.5, torch.Generator().manual_seed(3))
+    kept = (half == boxes).all(1)
+    assert 0 < int(kept.sum()) < 9
+
+
+def test_s3_swap_applies_to_training_forward_passes_only():
+    """``attention.swap: 1``: in training every S3 square (in S2's coordinates) is another face's PAN
+    square; the S2 squares and evaluation are untouched."""
+    config = dict(SMALL, attention=AttentionConfig(hidden=16, grid=2, swap=1.0))
+    torch.manual_seed(0)
+    model = PhaNet(7, 9, 32, **config)
+    for p in model.pans.parameters():  # squares that differ from face to face
+        torch.nn.init.normal_(p, std=0.05)
+    images = torch.randn(6, 3, 32, 32)
+    out = model(images)
+    own = model.pans[1].bound(out.pan_outputs[:, 1])
+    torch.testing.assert_close(out.local_boxes[:, 0], model.pans[0].bound(out.pan_outputs[:, 0]))
+    assert not torch.isclose(out.local_boxes[:, 1], own).all(1).any()
+    assert sorted(map(tuple, out.local_boxes[:, 1].tolist())) == sorted(map(tuple, own.tolist()))
+    model.eval()
+    with torch.no_grad():
+        out = model(images)
+    torch.testing.assert_close(out.local_boxes[:, 1], model.pans[1].bound(out.pan_outputs[:, 1]))
+
+
+def test_given_squares_replace_the_pans_where_finite():
+    model = PhaNet(7, 9, 32, **SMALL).eval()
+    images = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        own = model.forward_features(images)
+        given = torch.full((3, 2, 3), float("nan"))
+        given[1, 1] = torch.tensor([0.3, 0.7, 0.2])
+        moved = model.forward_features(images, squares=given)
+        again = model.forward_features(images, squares=own["local_boxes"])
+    torch.testing.assert_close(moved["local_boxes"][1, 1], torch.tensor([0.3, 0.7, 0.2]))
+    torch.testing.assert_close(moved["local_boxes"][[0, 2]], own["local_boxes"][[0, 2]])
+    torch.testing.assert_close(moved["logits"][2][[0, 2]], own["logits"][2][[0, 2]])
+    assert not torch.allclose(moved["logits"][2][1], own["logits"][2][1])
+    torch.testing.assert_close(moved["logits"][1], own["logits"][1])  # S2 keeps its square
+    for s in range(3):
+        torch.testing.assert_close(again["logits"][s], own["logits"][s])
+
+
 def test_peak_square_centres_on_the_highest_response():
     fmap = torch.zeros(1, 3, 4, 8)
     fmap[0, 1, 3, 6] = 5.0

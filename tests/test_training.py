@@ -443,6 +443,43 @@ def test_head_probe_reads_the_same_network_as_evaluate(trained_run):
     assert table[["train", "test"]].stack().between(0, 1).all()
 
 
+def test_square_swap_reads_s3_with_its_own_and_other_faces_squares(trained_run, tmp_path):
+    """``benchmarks/square_swap.py``: the own-square accuracy is S3's own classifier on the test faces,
+    one row per expression and ``all``, the leak the difference of its two rates."""
+    import shutil
+
+    import matplotlib.pyplot as plt
+
+    from phanet.evaluation import evaluate
+    from phanet.training.run_folder import RunFolder
+    from phanet.workflow import resolve_eval_data
+    from square_swap import faces_figure, square_swap
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run.run_dir, run)
+    module = load_module(RunFolder(run).best)
+    faces = resolve_eval_data(module.config, None, None, [], "test")[0]
+    RunFolder(run).write_evaluation(*evaluate(module, faces))
+    table, summary = square_swap(run)
+    classes = ["AN", "HA", "NE", "SU"]
+    assert table["expression"].tolist() == [*classes, "all"]
+    assert table["faces"].iloc[:-1].sum() == table["faces"].iloc[-1] == len(faces)
+    dataset = FaceDataset(faces, module.config.model.input_size or module.config.model.image_size)
+    images = module.prepare_batch(dataset.__getitems__(list(range(len(faces)))), train=False)["image"]
+    with torch.no_grad():
+        s3 = module.model(images).scale_logits[2].argmax(1)
+    truth = torch.tensor([classes.index(faces.expressions[s.expression]) for s in faces.samples])
+    assert summary["own"] == pytest.approx(float((s3 == truth).float().mean()))
+    assert table.set_index("expression").loc["all", "own"] == pytest.approx(summary["own"])
+    assert summary["donor_leak"] == pytest.approx(summary["donor_says_donor"] - summary["own_says_donor"])
+    values = table.drop(columns=["expression", "faces"]).stack()
+    assert values.between(0, 1).all() and len(values) > 0
+    figure = faces_figure(run, tmp_path / "faces.png", ["AN", "HA"], ["-30", "30"])
+    assert min(plt.imread(figure).shape[:2]) > 100
+    with pytest.raises(SystemExit, match="no test subject has every expression"):
+        faces_figure(run, tmp_path / "none.png", ["AN"], ["-90"])
+
+
 def test_gradient_clipping_by_part_leaves_the_other_parts_alone():
     """``train.gradient_clip_by: part``: a part whose gradient norm exceeds the threshold is scaled to it;
     the other parts keep their gradients exactly (by ``network`` all would shrink together)."""

@@ -116,6 +116,10 @@ class AttentionConfig:
     #: The PAN reads the coarser scale's map without passing gradient back into that scale's backbone
     #: (the finer scales' losses train the PAN, not the coarser network; see README, Training dynamics).
     detach_input: bool = True
+    #: Fraction of the training faces whose S3 square (in S2's coordinates) is that of another face of
+    #: the batch, its geometry detached: S3's classifier then cannot read the expression from where the
+    #: PAN puts the square, only from what it shows (README, Training dynamics). 0: the paper's HPAL.
+    swap: float = _range(0.0, "[0, 1]")
 
 
 @dataclass

@@ -126,6 +126,20 @@ def crop_and_zoom(images: torch.Tensor, boxes: torch.Tensor, size: int | None = 
     return F.grid_sample(images, grid.to(images.dtype), mode="bilinear", padding_mode="border", align_corners=False)
 
 
+def swap_squares(boxes: torch.Tensor, fraction: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """``boxes`` (B, 3) with about ``fraction`` of the rows replaced by another row's square, detached.
+
+    Each chosen row takes the square of the row after it in a random cyclic order of the batch, so no
+    row gets its own. The replaced squares carry no gradient: whatever a scale learns from them it
+    learns from the region's content, not from where the PAN put the square."""
+    batch = boxes.shape[0]
+    order = torch.randperm(batch, generator=generator).to(boxes.device)
+    donor = torch.empty_like(order)
+    donor[order] = order.roll(-1)
+    chosen = (torch.rand(batch, generator=generator) < fraction).to(boxes.device)
+    return torch.where(chosen[:, None], boxes.detach()[donor], boxes)
+
+
 def compose_boxes(outer: torch.Tensor, inner: torch.Tensor) -> torch.Tensor:
     """Square ``inner`` given in the coordinates of the zoomed square ``outer``, in ``outer``'s parent image."""
     x = outer[:, 0] - outer[:, 2] + inner[:, 0] * 2 * outer[:, 2]

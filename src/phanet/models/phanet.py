@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from phanet.config import SCALE_NAMES, AttentionConfig, BackboneConfig, ModelConfig
-from phanet.models.attention import PixelAttentionNetwork, compose_boxes, crop_and_zoom
+from phanet.models.attention import PixelAttentionNetwork, compose_boxes, crop_and_zoom, swap_squares
 from phanet.models.densenet import DenseNet
 from phanet.models.heads import DCMLHead
 from phanet.models.output import PhaNetOutput
@@ -103,12 +103,16 @@ class PhaNet(nn.Module):
         return torch.einsum("bc,bchw->bhw", weights, feature_map)
 
     def forward_features(self, images: torch.Tensor, return_maps: bool = False, return_crops: bool = False,
-                         map_classes: torch.Tensor | None = None) -> dict:
+                         map_classes: torch.Tensor | None = None, squares: torch.Tensor | None = None) -> dict:
         """HPAL: per-scale maps, pooled representations, per-scale logits and the squares.
 
         ``images`` are ``input_size`` pixels. S1 sees them at ``image_size``; each finer square is cut
         from the previous scale's zoomed region (Eq. 5) or, when ``input_size`` exceeds
         ``image_size``, from the full-resolution input, so that zooming in adds detail.
+
+        ``squares`` (B, 2, 3), for analysis: the local squares (x, y, l) of S2 (in the image) and S3 (in
+        the S2 square) to cut instead of the PANs' wherever a row is finite; NaN rows keep the PAN's
+        square. The PANs' raw outputs are still those computed from the images.
         """
         batch = images.shape[0]
         nan_boxes = images.new_full((batch, 2, 3), float("nan"))
@@ -127,6 +131,11 @@ class PhaNet(nn.Module):
                 coarse = feature_map.detach() if self.attention_config.detach_input else feature_map  # noqa: F821
                 raw = pan.raw(coarse)
                 local = pan.bound(raw)
+                if squares is not None:
+                    given = squares[:, s - 1].to(local.dtype)
+                    local = torch.where(torch.isfinite(given).all(1, keepdim=True), given, local)
+                elif s == 2 and self.training and self.attention_config.swap > 0 and batch > 1:
+                    local = swap_squares(local, self.attention_config.swap)
                 pan_outputs[:, s - 1] = raw
                 outer = local if outer is None else compose_boxes(outer, local)
                 if factor > 1:
