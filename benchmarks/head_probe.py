@@ -42,8 +42,8 @@ REPRESENTATIONS = ("M1", "M2", "M3", "f", "hidden")
 
 def features(module: PhaNetModule, part: str, limit: int | None, augment: bool, seed: int = 0,
              batch_size: int = 64) -> dict[str, torch.Tensor]:
-    """Pooled maps, f, the head's hidden layer, the head's logits and the labels of ``part``'s images
-    (at most ``limit``, a fixed random subset)."""
+    """Pooled maps, f, the head's hidden layer, the head's logits, the labels and the intensities of
+    ``part``'s images (at most ``limit``, a fixed random subset)."""
     faces, _ = resolve_eval_data(module.config, None, None, [], part)
     dataset = FaceDataset(faces, module.config.model.input_size or module.config.model.image_size)
     order = np.random.default_rng(seed).permutation(len(dataset))[:limit]
@@ -58,7 +58,8 @@ def features(module: PhaNetModule, part: str, limit: int | None, augment: bool, 
             values = {f"M{s + 1}": pooled for s, pooled in enumerate(hpal["pooled"])}
             values.update(f=output.features, hidden=F.relu(head.fc(output.features)),
                           expression_logits=output.expression_logits, pose_logits=output.pose_logits,
-                          expression=batch["expression"], pose=batch["pose"])
+                          expression=batch["expression"], pose=batch["pose"],
+                          intensity=torch.tensor([faces.samples[i].intensity for i in order[start:start + batch_size]]))
         for key, value in values.items():
             rows.setdefault(key, []).append(value.float() if value.is_floating_point() else value)
     return {key: torch.cat(value) for key, value in rows.items()}

@@ -480,6 +480,44 @@ def test_square_swap_reads_s3_with_its_own_and_other_faces_squares(trained_run, 
         faces_figure(run, tmp_path / "none.png", ["AN"], ["-90"])
 
 
+def test_head_refit_scores_the_network_as_trained_and_refits_sal_and_the_head(trained_run):
+    """``benchmarks/head_refit.py``: the ``trained`` row is the network's own test accuracy; ``fixed``
+    gives every face the same c; each row says an expression for every test face; a refit trains
+    copies and leaves the network's own SAL and head untouched."""
+    from head_refit import frozen_features, head_refit, refit
+    from phanet.workflow import load_faces
+
+    module = load_module(trained_run.best_checkpoint)
+    module.eval()
+    table, by = head_refit(trained_run.run_dir, ["fixed", "sal", "balanced"], [0], epochs=2, by=True)
+    assert table["variant"].tolist() == ["trained", "fixed", "sal", "balanced"]
+    split = json.loads((trained_run.run_dir / "split.json").read_text())
+    faces = load_faces(module.config)
+    test = faces.subset([i for i, s in enumerate(faces.samples) if s.subject in set(split["test"])])
+    dataset = FaceDataset(test, module.config.model.input_size or module.config.model.image_size)
+    batch = module.prepare_batch(dataset.__getitems__(list(range(len(test)))), train=False)
+    with torch.no_grad():
+        out = module.model(batch["image"])
+    trained = table.iloc[0]
+    assert trained["FER"] == pytest.approx(float((out.expression_logits.argmax(1) == batch["expression"]).float().mean() * 100))
+    assert trained["pose"] == pytest.approx(float((out.pose_logits.argmax(1) == batch["pose"]).float().mean() * 100))
+    assert trained["c1"] == pytest.approx(float(out.scale_weights[:, 0].mean()), abs=1e-5)
+    says = [c for c in table.columns if c.startswith("says ")]
+    assert (table[says].sum(axis=1) == len(test)).all()
+    fixed = table.set_index("variant").loc["fixed"]
+    assert fixed[["c1 std", "c2 std", "c3 std"]].max() < 1e-6
+    assert table[["FER", "pose", "mean per expression"]].stack().between(0, 100).all()
+    assert set(by) == {"trained ", "fixed 0", "sal 0", "balanced 0"}
+    assert list(by["sal 0"]["pose"].columns) == ["-30", "0", "30"]
+    before = {k: v.clone() for k, v in module.model.state_dict().items()}
+    sal, head, _ = refit(module.model, module.config, frozen_features(module, "test"), "sal", 0, 1)
+    assert all(torch.equal(v, before[k]) for k, v in module.model.state_dict().items())
+    assert not torch.equal(head.expression.weight, module.model.head.expression.weight)
+    assert not torch.equal(sal.fc2.bias, module.model.sal.fc2.bias)
+    with pytest.raises(SystemExit, match="not one of"):
+        head_refit(trained_run.run_dir, ["other"], [0], epochs=1)
+
+
 def test_gradient_clipping_by_part_leaves_the_other_parts_alone():
     """``train.gradient_clip_by: part``: a part whose gradient norm exceeds the threshold is scaled to it;
     the other parts keep their gradients exactly (by ``network`` all would shrink together)."""
