@@ -51,7 +51,8 @@ def features(module: PhaNetModule, part: str, limit: int | None, augment: bool, 
     rows: dict[str, list[torch.Tensor]] = {}
     head = module.model.head
     for start in range(0, len(order), batch_size):
-        batch = module.prepare_batch(dataset.__getitems__(order[start:start + batch_size].tolist()), train=augment)
+        chunk = order[start:start + batch_size].tolist()
+        batch = module.prepare_batch(dataset.__getitems__(chunk), train=augment)
         with torch.no_grad():
             hpal = module.model.forward_features(batch["image"])
             output = module.model.forward_head(hpal)
@@ -59,7 +60,7 @@ def features(module: PhaNetModule, part: str, limit: int | None, augment: bool, 
             values.update(f=output.features, hidden=F.relu(head.fc(output.features)),
                           expression_logits=output.expression_logits, pose_logits=output.pose_logits,
                           expression=batch["expression"], pose=batch["pose"],
-                          intensity=torch.tensor([faces.samples[i].intensity for i in order[start:start + batch_size]]))
+                          intensity=torch.tensor([faces.samples[i].intensity for i in chunk]))
         for key, value in values.items():
             rows.setdefault(key, []).append(value.float() if value.is_floating_point() else value)
     return {key: torch.cat(value) for key, value in rows.items()}

@@ -54,15 +54,14 @@ def _forward(sal, head, pooled: torch.Tensor, fixed: torch.Tensor | None):
         f, c = sal(parts)
     else:
         c = fixed.expand(pooled.shape[0], -1)
-        f = torch.cat([c[:, i : i + 1] * m for i, m in enumerate(parts)], dim=1)
+        f = sal.weigh(parts, c)
     expression_logits, pose_logits, _ = head(f)
     return expression_logits, pose_logits, c
 
 
 def refit(model, config, train: dict, variant: str, seed: int, epochs: int) -> tuple:
-    """SAL and head copies trained on ``train``'s features as ``variant`` says; (sal, head, fixed c or None)."""
-    if variant not in VARIANTS:
-        raise SystemExit(f"--variants: {variant!r} is not one of {', '.join(VARIANTS)}")
+    """SAL and head copies trained on ``train``'s features as ``variant`` (one of :data:`VARIANTS`) says;
+    (sal, head, fixed c or None)."""
     torch.manual_seed(seed)
     sal, head = copy.deepcopy(model.sal), copy.deepcopy(model.head)
     fixed = None
@@ -113,6 +112,9 @@ def head_refit(run_dir: str | Path, variants: list[str], seeds: list[int], epoch
                by: bool = False) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
     """The result table (one row per variant and seed, ``trained`` first) and, with ``by``, the mean c
     per pose and per expression of each row (keyed ``variant seed``)."""
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        raise SystemExit(f"--variants: {unknown[0]!r} is not one of {', '.join(VARIANTS)}")
     folder = RunFolder(run_dir)
     module = load_module(folder.best)
     module.eval()

@@ -485,15 +485,13 @@ def test_head_refit_scores_the_network_as_trained_and_refits_sal_and_the_head(tr
     gives every face the same c; each row says an expression for every test face; a refit trains
     copies and leaves the network's own SAL and head untouched."""
     from head_refit import frozen_features, head_refit, refit
-    from phanet.workflow import load_faces
+    from phanet.workflow import resolve_eval_data
 
     module = load_module(trained_run.best_checkpoint)
     module.eval()
     table, by = head_refit(trained_run.run_dir, ["fixed", "sal", "balanced"], [0], epochs=2, by=True)
     assert table["variant"].tolist() == ["trained", "fixed", "sal", "balanced"]
-    split = json.loads((trained_run.run_dir / "split.json").read_text())
-    faces = load_faces(module.config)
-    test = faces.subset([i for i, s in enumerate(faces.samples) if s.subject in set(split["test"])])
+    test = resolve_eval_data(module.config, None, None, [], "test")[0]
     dataset = FaceDataset(test, module.config.model.input_size or module.config.model.image_size)
     batch = module.prepare_batch(dataset.__getitems__(list(range(len(test)))), train=False)
     with torch.no_grad():

@@ -59,8 +59,12 @@ class ScaleAttention(nn.Module):
         z = self.pre_activations(pooled)
         return torch.sigmoid(F.relu(z) if self.form == "literal" else z)
 
+    @staticmethod
+    def weigh(pooled: list[torch.Tensor], c: torch.Tensor) -> torch.Tensor:
+        """Eq. 8: f = H([c_1 M^R_S1, c_2 M^R_S2, c_3 M^R_S3]) for coefficients ``c`` (B, num_scales)."""
+        return torch.cat([c[:, i : i + 1] * m for i, m in enumerate(pooled)], dim=1)
+
     def forward(self, pooled: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """(f, c): the re-weighted joint representation (Eq. 8) and the coefficients."""
         c = self.coefficients(pooled)
-        f = torch.cat([c[:, i : i + 1] * m for i, m in enumerate(pooled)], dim=1)
-        return f, c
+        return self.weigh(pooled, c), c
