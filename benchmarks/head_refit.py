@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from head_probe import features
+from phanet.losses import balanced_class_weights
 from phanet.training.run import load_module
 from phanet.training.run_folder import RunFolder
 
@@ -75,7 +76,7 @@ def refit(model, config, train: dict, variant: str, seed: int, epochs: int) -> t
     weight = None
     if variant == "balanced":
         counts = torch.bincount(train["expression"], minlength=head.expression.out_features).float()
-        weight = counts.sum() / (len(counts) * counts.clamp(min=1))
+        weight = balanced_class_weights(counts)
     for _ in range(epochs):
         order = torch.randperm(len(train["pooled"]))
         for start in range(0, len(order), 32):

@@ -11,6 +11,7 @@ from phanet.config import LossConfig
 from phanet.data.records import MISSING
 from phanet.losses import (
     attention_loss,
+    balanced_class_weights,
     constraint_factor,
     pan_init_loss,
     pan_limit_loss,
@@ -81,6 +82,30 @@ FACTOR = (math.exp(-12 * 0.2 * 0.8) + math.exp(-12 * 0.4 * 0.6)) / 2
 def test_loss_settings_of_table8_match_hand_computation(setting, expected):
     terms = phanet_loss(_output(), EXPRESSION, POSE, LossConfig(setting=setting))
     assert math.isclose(float(terms.total), expected, rel_tol=1e-5)
+
+
+def test_balanced_class_weights_equalise_the_classes_and_average_one():
+    # 4 samples over the 2 classes present: 4 / (2 * 1) = 2 and 4 / (2 * 3) = 2/3; an absent class 0.
+    weights = balanced_class_weights(torch.tensor([1, 3, 0]))
+    assert torch.allclose(weights, torch.tensor([2.0, 2.0 / 3.0, 0.0]))
+    assert math.isclose(float(1 * weights[0] + 3 * weights[1]) / 4, 1.0, rel_tol=1e-6)
+    assert torch.allclose(balanced_class_weights(torch.tensor([5, 5, 5])), torch.ones(3))
+
+
+def test_class_weights_scale_each_expression_cross_entropy_of_its_samples():
+    weights = torch.tensor([2.0, 0.5])  # sample 0 is class 0, sample 1 class 1
+    plain = phanet_loss(_output(), EXPRESSION, POSE, LossConfig(setting="att_e_p"))
+    weighted = phanet_loss(_output(), EXPRESSION, POSE, LossConfig(setting="att_e_p"), weights)
+    assert math.isclose(float(weighted.terms["expression"]), (2 * CE_E[0] + 0.5 * CE_E[1]) / 2, rel_tol=1e-6)
+    # S1 reads [0, 0] for both samples; S2 ln(4/3) for both; S3 ln 4 for the first and ln 2 for the second.
+    assert math.isclose(float(weighted.terms["scale1"]), 1.25 * math.log(2), rel_tol=1e-6)
+    assert math.isclose(float(weighted.terms["scale2"]), 1.25 * math.log(4 / 3), rel_tol=1e-6)
+    assert math.isclose(float(weighted.terms["scale3"]), (2 * math.log(4) + 0.5 * math.log(2)) / 2, rel_tol=1e-6)
+    # The ranking and pose losses are not weighted; weights of 1 are the plain loss.
+    for term in ("rank2", "rank3", "pose"):
+        assert float(weighted.terms[term]) == float(plain.terms[term])
+    ones = phanet_loss(_output(), EXPRESSION, POSE, LossConfig(setting="att_e_p"), torch.ones(2))
+    assert math.isclose(float(ones.total), float(plain.total), rel_tol=1e-7)
 
 
 def test_multi_loss_without_the_constraint_factor_and_the_alternating_split():

@@ -20,6 +20,7 @@ from phanet.config import load_config
 from phanet.data.registry import load_dataset
 from phanet.data.splits import subject_folds, subject_split
 from phanet.data.torch_data import FaceDataset
+from phanet.errors import PhanetError
 from phanet.training.module import PhaNetModule
 from phanet.training.run import load_module, train
 
@@ -80,6 +81,10 @@ def test_evaluate_reports_accuracy_per_pose_and_confusion_matrices(trained_run, 
         rows = predictions[predictions["true_pose"].astype(str) == pose]
         assert abs(value - (rows["expression"] == rows["true_expression"]).mean()) < 1e-9
     assert len(result["confusion_pose"]) == 3
+    per_class = (predictions["expression"] == predictions["true_expression"]).groupby(predictions["true_expression"]).mean()
+    assert result["expression_accuracy_per_class"] == pytest.approx(per_class.to_dict())
+    assert result["expression_accuracy_mean_per_class"] == pytest.approx(per_class.mean())
+    assert f"expression accuracy per expression (%; mean {100 * per_class.mean():.2f})" in printed
 
 
 def test_tiny_phanet_overfits_sixteen_images():
@@ -422,6 +427,31 @@ def test_plateau_schedule_and_early_stopping_follow_the_validation_accuracy(tiny
     more = load_config(out / "config.yaml", ["train.early_stop=3"])
     assert train(more, resume=True, progress=False).finished is None
     assert pd.read_csv(out / "metrics.csv")["epoch"].tolist() == [0, 1, 2, 3]
+
+
+def test_balanced_class_weights_come_from_the_training_subjects_and_stay_with_the_checkpoint(tiny_manifest,
+                                                                                            tmp_path):
+    # Half of the HA images left out: the training split's classes are no longer balanced.
+    rows = pd.read_csv(tiny_manifest)
+    rows = rows.drop(rows.index[rows["expression"].eq("HA")][::2])
+    manifest = tiny_manifest.parent / "fewer_happy.csv"
+    rows.to_csv(manifest, index=False)
+    out = tmp_path / "balanced"
+    config = load_config("demo", tiny_overrides(manifest, out, "train.epochs=1", "loss.class_weights=balanced"))
+    train(config, progress=False)
+    split = json.loads((out / "split.json").read_text())
+    used = rows[rows["subject"].isin(split["train"])]
+    counts = [int((used["expression"] == e).sum()) for e in ["AN", "HA", "NE", "SU"]]
+    assert counts[1] < counts[0] == counts[2] == counts[3]
+    module = load_module(out / "checkpoints" / "best.ckpt")
+    assert module.hparams["class_counts"] == counts
+    expected = [sum(counts) / (4 * n) for n in counts]
+    assert module.class_weights.tolist() == pytest.approx(expected)
+    assert module.class_weights[1] > 1 > module.class_weights[0]
+    # Without the counts a balanced module cannot be built; the default needs none.
+    with pytest.raises(PhanetError, match="loss.class_weights: balanced weights need the training set's count"):
+        PhaNetModule(config.to_dict(), ["AN", "HA", "NE", "SU"], ["-30", "0", "30"])
+    assert PhaNetModule(load_config("demo", TINY).to_dict(), ["AN", "HA"], ["0"]).class_weights is None
 
 
 def test_head_probe_reads_the_same_network_as_evaluate(trained_run):

@@ -151,6 +151,10 @@ class LossConfig:
     #: Keep each PAN's raw outputs (a_x, a_y, a_l) within ± this bound by a squared penalty on what
     #: exceeds it, so that the square's tanh/sigmoid stays where it has a gradient; null: no bound.
     pan_limit: float | None = _range(None, "(0, inf)")
+    #: ``balanced``: every expression cross-entropy weighs a sample by N / (C n_c), the inverse of its
+    #: class's share of the training set (:func:`phanet.losses.balanced_class_weights`); ``none``: Eq. 10
+    #: as written, every sample alike.
+    class_weights: str = _choices("none", "balanced", default="none")
 
 
 @dataclass

@@ -126,6 +126,9 @@ def summarize(frame: pd.DataFrame, model_expressions: list[str], model_poses: li
         totals = cm.sum(1).clamp(min=1)
         result["expression_accuracy_per_class"] = {
             n: (float(cm[i, i] / totals[i]) if cm[i].sum() else math.nan) for i, n in enumerate(model_expressions)}
+        shown = [v for v in result["expression_accuracy_per_class"].values() if not math.isnan(v)]
+        # Every expression counts alike, however many test images it has (imbalanced data).
+        result["expression_accuracy_mean_per_class"] = float(np.mean(shown)) if shown else math.nan
     pose_index = {n: i for i, n in enumerate(faces.poses)}
     has_pose = frame["true_pose"] != ""
     if model_poses and has_pose.any():
@@ -160,8 +163,13 @@ def format_summary(result: dict[str, Any]) -> str:
         return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:.2f}"
 
     lines = [f"samples: {result['samples']}",
-             f"expression accuracy: {pct(result['expression_accuracy'])} %",
-             f"pose accuracy: {pct(result['pose_accuracy'])} %"]
+             f"expression accuracy: {pct(result['expression_accuracy'])} %"]
+    per_class = {n: v for n, v in result.get("expression_accuracy_per_class", {}).items() if not math.isnan(v)}
+    if per_class:
+        lines.append(f"expression accuracy per expression (%; mean {pct(result['expression_accuracy_mean_per_class'])}):")
+        lines.append("  " + "  ".join(f"{n:>6s}" for n in per_class))
+        lines.append("  " + "  ".join(f"{pct(v):>6s}" for v in per_class.values()))
+    lines.append(f"pose accuracy: {pct(result['pose_accuracy'])} %")
     if result["expression_accuracy_per_pose"]:
         poses = list(result["expression_accuracy_per_pose"])
         lines.append("expression accuracy per pose (%):")

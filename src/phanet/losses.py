@@ -35,10 +35,29 @@ def ranking_loss(coarse_logits: torch.Tensor, fine_logits: torch.Tensor, target:
     return torch.clamp(coarse - fine + margin, min=0).mean()
 
 
+def expression_cross_entropy(logits: torch.Tensor, target: torch.Tensor,
+                             class_weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-sample expression cross-entropy, (B,), times the weight of each sample's class when
+    ``class_weights`` (C,) is given (see :func:`balanced_class_weights`)."""
+    ce = F.cross_entropy(logits, target, reduction="none")
+    return ce if class_weights is None else ce * class_weights.to(ce.dtype)[target]
+
+
+def balanced_class_weights(counts: torch.Tensor) -> torch.Tensor:
+    """Inverse-frequency class weights ``N / (C n_c)`` from the training set's class counts ``n_c``:
+    every class weighs the same in the loss, and the weight averages 1 over the training samples
+    (so a weighted loss keeps the scale of the unweighted one). A class without samples gets 0."""
+    counts = torch.as_tensor(counts, dtype=torch.float32)
+    present = counts > 0
+    weights = counts.sum() / (present.sum() * counts.clamp(min=1))
+    return torch.where(present, weights, torch.zeros_like(weights))
+
+
 def attention_loss(coarse_logits: torch.Tensor, fine_logits: torch.Tensor, target: torch.Tensor,
-                   margin: float = 0.05) -> tuple[torch.Tensor, torch.Tensor]:
+                   margin: float = 0.05, class_weights: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """L^att_s (Eq. 3) as its two parts: (expression loss L_s at scale s, ranking loss L^R_s)."""
-    return F.cross_entropy(fine_logits, target), ranking_loss(coarse_logits, fine_logits, target, margin)
+    return (expression_cross_entropy(fine_logits, target, class_weights).mean(),
+            ranking_loss(coarse_logits, fine_logits, target, margin))
 
 
 def constraint_factor(lambda_p: torch.Tensor, scale: float = 12.0) -> torch.Tensor:
@@ -83,7 +102,8 @@ class LossTerms:
     parts: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
-def phanet_loss(output: PhaNetOutput, expression: torch.Tensor, pose: torch.Tensor, config: LossConfig) -> LossTerms:
+def phanet_loss(output: PhaNetOutput, expression: torch.Tensor, pose: torch.Tensor, config: LossConfig,
+                class_weights: torch.Tensor | None = None) -> LossTerms:
     """The training objective of one of the loss settings of Table VIII.
 
     - ``e``: L(e), the expression loss on f.
@@ -96,14 +116,16 @@ def phanet_loss(output: PhaNetOutput, expression: torch.Tensor, pose: torch.Tens
     "L_att" is Σ_{s=S2,S3} (L_s + L^R_s) over the computed scales, plus the S1 expression loss when
     ``s1_loss`` is set (it trains the S1 network the first PAN looks at), and, with ``pan_limit``, the
     bound on the PANs' raw outputs (:func:`pan_limit_loss`, counted with the ranking loss). Pose losses average over
-    the samples that have a pose label; a batch with none contributes zero.
+    the samples that have a pose label; a batch with none contributes zero. With ``class_weights`` (C,),
+    each expression cross-entropy (L(e) and the per-scale L_s) weighs a sample by its class's weight
+    (``loss.class_weights``); the ranking and pose losses do not.
     """
     setting = config.setting
     use_att = setting in ("att_e", "att_e_p", "multi")
     use_pose = setting in ("p_e", "att_e_p", "multi")
     # Every term in float32, also when the network ran under bfloat16/float16 autocast.
     lambda_e, lambda_p = output.task_weights[:, 0], output.task_weights[:, 1]
-    expr_ce = F.cross_entropy(at_least_float32(output.expression_logits), expression, reduction="none")
+    expr_ce = expression_cross_entropy(at_least_float32(output.expression_logits), expression, class_weights)
     pose_ce = pose_cross_entropy(at_least_float32(output.pose_logits), pose)
     labelled = (pose != MISSING).sum().clamp(min=1)  # a tensor: no wait for the device
     zero = expr_ce.new_zeros(())
@@ -127,12 +149,12 @@ def phanet_loss(output: PhaNetOutput, expression: torch.Tensor, pose: torch.Tens
     logits = [None if x is None else at_least_float32(x) for x in output.scale_logits]
     if use_att:
         if config.s1_loss and logits[0] is not None:
-            terms["scale1"] = parts["scale1"] = F.cross_entropy(logits[0], expression)
+            terms["scale1"] = parts["scale1"] = expression_cross_entropy(logits[0], expression, class_weights).mean()
             scale_ce = scale_ce + terms["scale1"]
         for s in (1, 2):
             if logits[s] is None:
                 continue
-            ce, rank = attention_loss(logits[s - 1], logits[s], expression, config.margin)
+            ce, rank = attention_loss(logits[s - 1], logits[s], expression, config.margin, class_weights)
             terms[f"scale{s + 1}"], terms[f"rank{s + 1}"] = ce, rank
             parts[f"scale{s + 1}"], parts[f"rank{s + 1}"] = ce, rank
             scale_ce, ranking = scale_ce + ce, ranking + rank

@@ -69,6 +69,13 @@ class LabeledFaces:
     def __len__(self) -> int:
         return len(self.samples)
 
+    def expression_counts(self, rows: Sequence[int]) -> list[int]:
+        """How many of the samples ``rows`` show each expression, in the order of :attr:`expressions`."""
+        counts = [0] * len(self.expressions)
+        for row in rows:
+            counts[self.samples[row].expression] += 1
+        return counts
+
     def image_path(self, sample: Sample) -> Path:
         path = Path(sample.path)
         if self.root is not None and not path.is_absolute():

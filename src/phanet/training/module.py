@@ -21,7 +21,7 @@ from phanet.config import Config, config_from_dict
 from phanet.data.records import MISSING
 from phanet.data.transforms import augment, check_flip, to_network_input
 from phanet.errors import PhanetError
-from phanet.losses import LossTerms, pan_init_loss, phanet_loss
+from phanet.losses import LossTerms, balanced_class_weights, pan_init_loss, phanet_loss
 from phanet.models import build_model
 from phanet.models.output import PhaNetOutput
 from phanet.models.phanet import PhaNet
@@ -61,12 +61,20 @@ class PhaNetModule(L.LightningModule):
     checkpoint, so ``--resume`` neither repeats nor skips it.
     """
 
-    def __init__(self, config: dict[str, Any], expressions: list[str], poses: list[str]) -> None:
+    def __init__(self, config: dict[str, Any], expressions: list[str], poses: list[str],
+                 class_counts: list[int] | None = None) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.config: Config = config_from_dict(config)
         self.expressions = list(expressions)
         self.poses = list(poses)
+        if self.config.loss.class_weights == "balanced":
+            if class_counts is None or len(class_counts) != len(expressions):
+                raise PhanetError.about("loss.class_weights", "balanced weights need the training set's count of "
+                                        "each of the {n} expressions", n=len(expressions))
+            self.register_buffer("class_weights", balanced_class_weights(torch.tensor(class_counts)), persistent=False)
+        else:
+            self.class_weights = None
         self.model = build_model(self.config.model, len(expressions), len(poses))
         mirror = check_flip(self.poses) if self.config.data.flip and self.poses else []
         self.flip = self.config.data.flip
@@ -212,7 +220,7 @@ class PhaNetModule(L.LightningModule):
             if phase == "pan_init":
                 return self._pan_init_step(batch, batch_idx)
             output = self.network(batch["image"])
-            terms = phanet_loss(output, batch["expression"], batch["pose"], self.config.loss)
+            terms = phanet_loss(output, batch["expression"], batch["pose"], self.config.loss, self.class_weights)
             loss = self.loss_of(phase, terms)
             if self.dynamics is not None and self.dynamics.due(self.global_step):
                 self.dynamics.record_parts(self, terms.parts, output)
@@ -284,7 +292,7 @@ class PhaNetModule(L.LightningModule):
         if "image" not in batch:
             return
         output = self.network(batch["image"])
-        terms = phanet_loss(output, batch["expression"], batch["pose"], self.config.loss)
+        terms = phanet_loss(output, batch["expression"], batch["pose"], self.config.loss, self.class_weights)
         self._log_output("val", output, terms, batch, terms.total)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

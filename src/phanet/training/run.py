@@ -298,7 +298,7 @@ def _train(config: Config, folder: RunFolder, lock: RunLock | None, resume: bool
     datamodule = FaceDataModule(config, faces=faces, split=split)
     datamodule.prepare()
     faces = datamodule.faces
-    module = PhaNetModule(config.to_dict(), faces.expressions, faces.poses)
+    module = PhaNetModule(config.to_dict(), faces.expressions, faces.poses, faces.expression_counts(datamodule.split.train))
     module.optimizer_groups()  # a wrong optim.part_lr fails here, before the run folder is written
     done = 0
     if resume:
@@ -397,7 +397,7 @@ def load_module(checkpoint: str | Path, map_location: str | torch.device = "cpu"
     payload = read_checkpoint(path, "checkpoint", map_location)
     params = payload["hyper_parameters"]
     try:
-        module = PhaNetModule(params["config"], params["expressions"], params["poses"])
+        module = PhaNetModule(params["config"], params["expressions"], params["poses"], params.get("class_counts"))
         missing, unexpected = module.load_state_dict(payload["state_dict"], strict=False)
     except (RuntimeError, KeyError) as exc:
         raise PhanetError.about("checkpoint", "{path} does not match its config ({reason})", path=path,
