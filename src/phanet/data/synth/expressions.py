@@ -55,8 +55,11 @@ EXPRESSIONS: dict[str, dict[str, tuple[float, float]]] = {
     # than surprise's arch; eyes wide, lower lids tense, lips stretched sideways and parted.
     "FE": {"1": (1.0, 0.0), "2": (0.2, 0.0), "4": (0.8, 0.0), "5": (1.0, 0.0), "7": (0.5, 0.0), "20": (1.0, 0.0),
            "25": (0.9, 0.25), "26": (0.3, 0.4)},
-    "AN": {"4": (1.0, 0.0), "5": (0.4, 0.0), "7": (1.0, 0.0), "23": (0.8, 0.0), "24": (1.0, 0.1),
-           "17": (1.0, 0.2)},
+    # Anger: brows pulled down hard over the eyes (AU4 beyond the other expressions' full brow lowering,
+    # which read as a frown or worry), a glare between a raised upper and a tightened lower lid, lips
+    # pressed with the chin pushed up.
+    "AN": {"4": (1.6, 0.0), "5": (0.4, 0.0), "7": (1.4, 0.0), "23": (0.8, 0.0), "24": (1.0, 0.1),
+           "17": (1.3, 0.2)},
     # Disgust: nose wrinkled, upper lip raised, lower lip pushed up; the cheeks raised push the lower lids
     # up (not tense) and the lowered brows lower the upper lids, so the eyes narrow.
     "DI": {"9": (1.0, 0.0), "10": (1.0, 0.0), "17": (1.0, 0.1), "4": (0.7, 0.0), "6": (1.0, 0.0), "15": (0.4, 0.2)},
