@@ -249,6 +249,34 @@ def test_the_eyeball_shows_only_through_the_lid_opening(expression):
         assert count - 1 == 1
 
 
+def test_the_upper_lid_shades_the_eyeball_below_its_margin_wherever_the_margin_is():
+    """The lid and lashes darken the eyeball in a band just below the upper lid margin; AU5 raises the
+    margin and the band with it, baring lit sclera where the neutral lid's shadow was."""
+    head = head_for(0, 1, 112)
+    rig = head.eyes[0]
+    start, stop = head.eyeballs[0]
+    centre_x = 0.5 * (rig.inner_x + rig.outer_x)
+    # Eyeball vertices on the vertical through the middle of the opening, on its visible front.
+    ball = head.vertices[start:stop]
+    column = np.flatnonzero((np.abs(ball[:, 0] - centre_x) < 1.5) & (ball[:, 2] > ball[:, 2].max() - 6.0))
+    for act in ({}, {"5": (1.0, 1.0)}):
+        _, albedo = ex.deform(head, act)
+        upper, _ = ex.lid_margins(head, act, 0)
+        u = (ball[column, 0] - rig.inner_x) / (rig.outer_x - rig.inner_x)
+        margin_y = rig.inner_y + (rig.outer_y - rig.inner_y) * u + upper * ex._upper_lid_shape(u)
+        ratio = albedo[start:stop][column].mean(1) / head.albedo[start:stop][column].mean(1)
+        below = margin_y - ball[column, 1]
+        expected = 1.0 - ex.LID_SHADOW * np.exp(-((np.clip(below, 0.0, None) / ex.LID_SHADOW_WIDTH) ** 2))
+        assert np.allclose(ratio, expected, atol=0.02)
+        assert ratio[below > 3 * ex.LID_SHADOW_WIDTH].min() > 0.99 and ratio[np.abs(below) < 0.5].max() < 0.5
+    # AU5 lifts the margin 3.8 mm: 2 mm under the neutral margin the eyeball is lit again.
+    neutral_margin = 0.5 * (rig.inner_y + rig.outer_y) + rig.upper * ex._upper_lid_shape(np.array(0.5))
+    point = column[np.argmin(np.abs(neutral_margin - 2.0 - ball[column, 1]))]
+    darkening = [ex.deform(head, act)[1][start + point].mean() / head.albedo[start + point].mean()
+                 for act in ({}, {"5": (1.0, 1.0)})]
+    assert darkening[0] < 0.85 < 0.97 < darkening[1]
+
+
 def test_skin_texture_is_mirrored_with_the_head_and_fades_below_two_pixels():
     head = head_for(0, 3, 112, symmetric=True)
     points = head.vertices[: head.skin_count][::40]

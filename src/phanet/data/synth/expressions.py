@@ -51,10 +51,15 @@ EXPRESSIONS: dict[str, dict[str, tuple[float, float]]] = {
     "HA": {"6": (1.0, 0.0), "12": (1.0, 0.0), "25": (1.0, 0.4), "26": (0.35, 0.6)},
     "SA": {"1": (1.0, 0.0), "4": (0.7, 0.0), "15": (1.0, 0.0), "17": (0.8, 0.2), "41": (0.9, 0.2)},
     "SU": {"1": (1.0, 0.0), "2": (1.0, 0.0), "5": (0.9, 0.0), "25": (1.0, 0.15), "26": (0.85, 0.2)},
-    "FE": {"1": (1.0, 0.0), "2": (0.45, 0.0), "4": (0.8, 0.0), "5": (1.0, 0.0), "7": (0.5, 0.0), "20": (1.0, 0.0),
+    # Fear: brows raised mostly at their inner ends (AU1 over AU2) and drawn together (AU4), so flatter
+    # than surprise's arch; eyes wide, lower lids tense, lips stretched sideways and parted.
+    "FE": {"1": (1.0, 0.0), "2": (0.2, 0.0), "4": (0.8, 0.0), "5": (1.0, 0.0), "7": (0.5, 0.0), "20": (1.0, 0.0),
            "25": (0.9, 0.25), "26": (0.3, 0.4)},
-    "AN": {"4": (1.0, 0.0), "5": (0.4, 0.0), "7": (1.0, 0.0), "23": (0.8, 0.0), "24": (1.0, 0.1),
-           "17": (1.0, 0.2)},
+    # Anger: brows pulled down hard over the eyes (AU4 beyond the other expressions' full brow lowering,
+    # which read as a frown or worry), a glare between a raised upper and a tightened lower lid, lips
+    # pressed with the chin pushed up.
+    "AN": {"4": (1.6, 0.0), "5": (0.4, 0.0), "7": (1.4, 0.0), "23": (0.8, 0.0), "24": (1.0, 0.1),
+           "17": (1.3, 0.2)},
     # Disgust: nose wrinkled, upper lip raised, lower lip pushed up; the cheeks raised push the lower lids
     # up (not tense) and the lowered brows lower the upper lids, so the eyes narrow.
     "DI": {"9": (1.0, 0.0), "10": (1.0, 0.0), "17": (1.0, 0.1), "4": (0.7, 0.0), "6": (1.0, 0.0), "15": (0.4, 0.2)},
@@ -76,6 +81,10 @@ JAW_DROP_DEG = 11.0
 MOUTH_STRETCH_DEG = 13.0
 #: The lids and the skin around them stay at least this far (mm) outside the eyeball they slide over.
 LID_THICKNESS = 0.4
+#: Darkening of the eyeball just below the upper lid margin by the lid and lashes, and the distance
+#: (mm) over which it fades.
+LID_SHADOW = 0.55
+LID_SHADOW_WIDTH = 2.5
 
 
 @dataclass
@@ -355,6 +364,12 @@ def _keep_lids_on_eyeball(head: HeadModel, v: np.ndarray, side: int, opening: np
     v[near[inside]] = centre + rel[inside] * (surface[inside] / dist[inside])[:, None]
 
 
+def _upper_lid_shape(u: np.ndarray) -> np.ndarray:
+    """Height of the upper lid margin above the corner line, as a fraction of its peak, at ``u`` (0 at
+    the inner corner, 1 at the outer): it peaks a little towards the nose."""
+    return np.sin(np.pi * u ** 0.85) ** 0.9
+
+
 def _open_eyes(head: HeadModel, v: np.ndarray, albedo: np.ndarray, act: Activations) -> None:
     """Push the skin inside each eye opening behind the eyeball and draw the lash line on the lid margin."""
     for side, rig in enumerate(head.eyes):
@@ -367,7 +382,7 @@ def _open_eyes(head: HeadModel, v: np.ndarray, albedo: np.ndarray, act: Activati
         chord = rig.inner_y + (rig.outer_y - rig.inner_y) * uc
         # Upper lid peaks a little towards the nose, lower lid a little towards the ear; AU7 tightens the
         # lower lid into a straighter line.
-        up_shape = np.sin(np.pi * uc ** 0.85) ** 0.9
+        up_shape = _upper_lid_shape(uc)
         low_shape = np.sin(np.pi * uc ** 1.15) ** (1.1 - 0.7 * min(_side_value(act, "7", side), 1.0))
         top = chord + upper * up_shape
         bottom = chord - lower * low_shape
@@ -381,9 +396,16 @@ def _open_eyes(head: HeadModel, v: np.ndarray, albedo: np.ndarray, act: Activati
         v[idx] += push[:, None] * rig.inward
         _keep_lids_on_eyeball(head, v, side, idx[depth >= 0.0])
         # Lashes and their shadow make a dark band along the upper margin, thinner along the lower one.
-        lash = np.exp(-(((d_top + 0.8) / 1.3) ** 2)) * inside_u * (upper > 0.3)
+        lash = np.exp(-(((d_top + 1.0) / 1.8) ** 2)) * inside_u * (upper > 0.3)
         lower_margin = np.exp(-(((d_bottom + 0.4) / 0.8) ** 2)) * inside_u
         # The lid crease stays where the orbit's skin folds, whatever the lid margin does.
         crease_y = chord + (rig.upper + 3.5) * up_shape
         crease = np.exp(-(((rig.y - crease_y) / 1.0) ** 2)) * inside_u
         albedo[idx] *= np.clip(1.0 - 0.85 * lash - 0.4 * lower_margin - 0.3 * crease, 0.1, 1.0)[:, None]
+        # The upper lid and its lashes also shade the eyeball, in a band below the lid margin that moves
+        # with the margin: a raised lid (AU5) bares lit sclera, a lowered one shades more of the iris.
+        start, stop = head.eyeballs[side]
+        ue = np.clip((v[start:stop, 0] - rig.inner_x) / (rig.outer_x - rig.inner_x), 0.0, 1.0)
+        margin_y = rig.inner_y + (rig.outer_y - rig.inner_y) * ue + upper * _upper_lid_shape(ue)
+        below = np.clip(margin_y - v[start:stop, 1], 0.0, None)
+        albedo[start:stop] *= (1.0 - LID_SHADOW * np.exp(-((below / LID_SHADOW_WIDTH) ** 2)))[:, None]

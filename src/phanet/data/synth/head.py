@@ -113,7 +113,8 @@ class HeadModel:
     ``landmarks`` maps each name of :data:`LANDMARKS` to the vertices whose mean is that point, so the
     points move with the expression: eye centres are the pupils (the apex of each eyeball); brow centres
     and the nose tip are skin vertices; the mouth centre and corners are the means of the upper-lip and
-    lower-lip copies of mouth-line vertices, midway between the lips when they part.
+    lower-lip copies of mouth-line vertices, midway between the lips when they part. ``eyeballs``: the
+    vertex range (start, stop) of each eyeball, right then left.
     """
 
     identity: Identity
@@ -131,6 +132,7 @@ class HeadModel:
     eyes: tuple[EyeRig, EyeRig]
     box: np.ndarray
     landmarks: dict[str, np.ndarray]
+    eyeballs: tuple[tuple[int, int], ...] = ()
     actions: dict = field(default_factory=dict)
 
 
@@ -687,6 +689,7 @@ def build_head(ident: Identity, spacing: float = 2.0) -> HeadModel:
     rings[2] = pupil_angle + 1e-3
     rings = np.concatenate([rings, np.linspace(iris_angle + 0.08, np.radians(105.0), 8)])
     pupils = []
+    eyeballs = []
     for i, part in ((0, Part.EYE_RIGHT), (1, Part.EYE_LEFT)):
         center = (lay.eye_x[i], lay.eye_y[i], CORNEA_Z - EYE_RADIUS)
         ev, et = _sphere_cap(center, EYE_RADIUS, rings, 28)
@@ -699,8 +702,8 @@ def build_head(ident: Identity, spacing: float = 2.0) -> HeadModel:
                                   iris * (0.6 + 0.5 * (polar / iris_angle))[:, None],
                                   [[0.7, 0.66, 0.62]] * (1.0 - 0.4 * sdf.smoothstep(0.6, 1.4, polar))[:, None]))
         color[np.isclose(polar, rings[6]) | np.isclose(polar, rings[7])] = iris * 0.4
-        # The upper lid and its lashes shade the top of the eyeball in any light.
-        color *= (1.0 - 0.4 * sdf.smoothstep(-1.0, 6.0, ev[:, 1] - center[1]))[:, None]
+        # The lids' shadow on the eyeball follows the lid margin per expression (expressions._open_eyes).
+        eyeballs.append((offset, offset + len(ev)))
         add(ev, et, part, color, 0.5, 60.0, np.zeros(len(ev)))
 
     # Ears attach to the side of the skull near the ear canal.
@@ -741,6 +744,7 @@ def build_head(ident: Identity, spacing: float = 2.0) -> HeadModel:
         eyes=eyes,
         box=box,
         landmarks=landmarks,
+        eyeballs=tuple(eyeballs),
     )
 
 
