@@ -33,16 +33,21 @@ FEATURES = {"PhaNet": "Pixel and scale attention", "DenseNet-40": "Dense feature
 
 
 def demo_faces(config: Config, progress: bool = True) -> tuple[LabeledFaces, Path]:
-    """The configured synthetic dataset, rendered to the cache once and reused afterwards."""
-    from phanet.data.synth.dataset import resolve_settings
+    """The configured synthetic dataset, rendered to the cache once and reused afterwards.
+
+    The cache folder is named after the generator version as well, so a new version renders its own
+    images instead of training on those of an earlier one.
+    """
+    from phanet.data.synth import dataset as synth_dataset
     from phanet.data.synth.generate import generate
 
     if config.data.dataset != "synth":
         raise PhanetError(f"data.dataset: the demo runs on the built-in synth data, not {config.data.dataset!r}")
     options = dict(config.data.options)
-    settings = resolve_settings(**options)
-    folder = config.data.root or str(cache_root() / "synth" /
-                                     f"{settings.preset.name}-{settings.subjects}s-{settings.size}px-seed{settings.seed}")
+    settings = synth_dataset.resolve_settings(**options)
+    name = (f"{settings.preset.name}-{settings.subjects}s-{settings.size}px-seed{settings.seed}"
+            f"-v{synth_dataset.GENERATOR_VERSION}")
+    folder = config.data.root or str(cache_root() / "synth" / name)
     if not (Path(folder) / "manifest.csv").exists():
         wrap = None
         if progress:
