@@ -56,8 +56,9 @@ EXPRESSIONS: dict[str, dict[str, tuple[float, float]]] = {
     "FE": {"1": (1.0, 0.0), "2": (0.2, 0.0), "4": (0.8, 0.0), "5": (1.0, 0.0), "7": (0.5, 0.0), "20": (1.0, 0.0),
            "25": (0.9, 0.25), "26": (0.3, 0.4)},
     # Anger: brows pulled down hard over the eyes (AU4 beyond the other expressions' full brow lowering,
-    # which read as a frown or worry), a glare between a raised upper and a tightened lower lid, lips
-    # pressed with the chin pushed up.
+    # which read as a frown or worry), the lower lid tightened, lips pressed with the chin pushed up.
+    # AU5 raises the upper lid against the brows but at 0.4 does not outweigh them: the upper margin
+    # ends below the neutral one, so there is no visible glare (README, Realism).
     "AN": {"4": (1.6, 0.0), "5": (0.4, 0.0), "7": (1.4, 0.0), "23": (0.8, 0.0), "24": (1.0, 0.1),
            "17": (1.3, 0.2)},
     # Disgust: nose wrinkled, upper lip raised, lower lip pushed up; the cheeks raised push the lower lids
