@@ -120,8 +120,8 @@ def test_landmarks_and_lids_move_as_facs_describes():
     anger = ex.activations("AN", 4)
     without_au5 = ex.lid_margins(head, {**anger, "5": (0.0, 0.0)}, 1)
     assert lids("AN")[0] > without_au5[0] + 1.0 and lids("AN")[1] < lower0 - 2.0
-    # (With AU4 at 1.6 and AU5 at 0.4, anger's upper lid ends 0.8 mm below the neutral one at this
-    # size: no visible glare; the README's Realism section.)
+    # ... enough to end above the neutral lid: a glare under the lowered brows.
+    assert lids("AN")[0] > upper0 + 0.5
     assert lids("SU")[0] > upper0 + 3.0 and lids("FE")[0] > upper0 + 2.0
     # Fear tenses the lower lid (AU7), surprise leaves it relaxed.
     assert lids("FE")[1] < lids("SU")[1] - 1.0

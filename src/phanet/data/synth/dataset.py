@@ -21,7 +21,7 @@ from phanet.errors import PhanetError
 #: Written next to the images; records how they were made (and lets a run resume).
 SETTINGS_FILE = "synth.json"
 #: Bumped whenever the renderer changes the pixels it makes for the same settings.
-GENERATOR_VERSION = 7
+GENERATOR_VERSION = 8
 MIN_SIZE = 32
 MAX_SIZE = 1024
 

@@ -52,18 +52,20 @@ EXPRESSIONS: dict[str, dict[str, tuple[float, float]]] = {
     "SA": {"1": (1.0, 0.0), "4": (0.7, 0.0), "15": (1.0, 0.0), "17": (0.8, 0.2), "41": (0.9, 0.2)},
     "SU": {"1": (1.0, 0.0), "2": (1.0, 0.0), "5": (0.9, 0.0), "25": (1.0, 0.15), "26": (0.85, 0.2)},
     # Fear: brows raised mostly at their inner ends (AU1 over AU2) and drawn together (AU4), so flatter
-    # than surprise's arch; eyes wide, lower lids tense, lips stretched sideways and parted.
+    # than surprise's arch; eyes wide, lower lids tense, lips stretched sideways and parted without a
+    # jaw drop (AU25 without AU26), a flat wide mouth against surprise's dropped oval.
     "FE": {"1": (1.0, 0.0), "2": (0.2, 0.0), "4": (0.8, 0.0), "5": (1.0, 0.0), "7": (0.5, 0.0), "20": (1.0, 0.0),
-           "25": (0.9, 0.25), "26": (0.3, 0.4)},
+           "25": (0.9, 0.25)},
     # Anger: brows pulled down hard over the eyes (AU4 beyond the other expressions' full brow lowering,
-    # which read as a frown or worry), the lower lid tightened, lips pressed with the chin pushed up.
-    # AU5 raises the upper lid against the brows but at 0.4 does not outweigh them: the upper margin
-    # ends below the neutral one, so there is no visible glare (README, Realism).
-    "AN": {"4": (1.6, 0.0), "5": (0.4, 0.0), "7": (1.4, 0.0), "23": (0.8, 0.0), "24": (1.0, 0.1),
+    # which read as a frown or worry), the upper lid raised against them into a glare (AU5 strong
+    # enough to lift its margin above the neutral one despite the brows), the lower lid tightened,
+    # lips pressed with the chin pushed up.
+    "AN": {"4": (1.6, 0.0), "5": (0.8, 0.0), "7": (1.4, 0.0), "23": (0.8, 0.0), "24": (1.0, 0.1),
            "17": (1.3, 0.2)},
-    # Disgust: nose wrinkled, upper lip raised, lower lip pushed up; the cheeks raised push the lower lids
-    # up (not tense) and the lowered brows lower the upper lids, so the eyes narrow.
-    "DI": {"9": (1.0, 0.0), "10": (1.0, 0.0), "17": (1.0, 0.1), "4": (0.7, 0.0), "6": (1.0, 0.0), "15": (0.4, 0.2)},
+    # Disgust: nose wrinkled hard (AU9, its hallmark), upper lip raised, lower lip pushed up; the cheeks
+    # raised push the lower lids up (not tense) and the lowered brows lower the upper lids, so the eyes
+    # narrow.
+    "DI": {"9": (1.4, 0.0), "10": (1.3, 0.0), "17": (1.0, 0.1), "4": (0.7, 0.0), "6": (1.0, 0.0), "15": (0.4, 0.2)},
     "CO": {"R12": (0.7, 0.0), "R14": (1.0, 0.0)},
     "SM": {"6": (0.8, 0.0), "12": (1.0, 0.0), "25": (1.0, 0.3), "26": (0.2, 0.5)},
     "SQ": {"6": (1.0, 0.0), "7": (1.0, 0.0), "4": (0.4, 0.0), "41": (0.6, 0.0), "12": (0.15, 0.0)},
