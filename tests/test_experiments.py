@@ -149,6 +149,42 @@ def test_ablate_refuses_a_folder_holding_other_runs(trainings, tiny_manifest, tm
     capsys.readouterr()
 
 
+def test_ablate_rows_trains_only_the_rows_named_and_the_tables_come_from_a_run_without(trainings, tiny_manifest,
+                                                                                       tmp_path, capsys):
+    out = tmp_path / "ablate"
+    args = ["ablate", "--config", "demo", *_tiny(tiny_manifest), "--out", str(out), "--table", "6", "--no-progress"]
+    # Named in any order, trained in the table's order; nothing else is trained and no table is written.
+    assert main([*args, "--rows", "table6_h_s2_h_s3, table6_n_s1"]) == 0
+    assert [name.split("/")[-1] for name, *_ in trainings] == ["table6_n_s1", "table6_h_s2_h_s3"]
+    printed = capsys.readouterr().out.splitlines()
+    fer = {name: 100 * json.loads((out / name / "evaluation" / "evaluation.json").read_text())["expression_accuracy"]
+           for name in ("table6_n_s1", "table6_h_s2_h_s3")}
+    assert printed[0].startswith(f"table6_n_s1 (N_S1 (No attention)): FER {fer['table6_n_s1']:.2f} %, pose ")
+    assert printed[1].startswith(f"table6_h_s2_h_s3 (H_S2 + H_S3): FER {fer['table6_h_s2_h_s3']:.2f} %, pose ")
+    assert len(printed) == 3 and not (out / "table6.csv").exists() and not (out / "report.md").exists()
+    # Without --rows: the two finished rows are reused, the six others trained, the table written.
+    trainings.clear()
+    assert main(args) == 0
+    assert [name.split("/")[-1] for name, *_ in trainings] == [n for n in TABLE6_RUNS
+                                                                if n not in ("table6_n_s1", "table6_h_s2_h_s3")]
+    assert pd.read_csv(out / "table6.csv").iloc[0, 1] == pytest.approx(fer["table6_n_s1"], abs=0.005)
+    # Table VIII's rows, and a name that is no row of the table chosen, are refused before any training.
+    trainings.clear()
+    capsys.readouterr()
+    assert main([*args, "--rows", "table8_e"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "phanet ablate: error: --rows: unknown row 'table8_e' (expected names of Table VI rows: "
+        + ", ".join(TABLE6_RUNS) + ")")
+    assert trainings == []
+    # Both tables: the full row, shared by them, is listed once; L(e) has no pose accuracy.
+    both = [a if a != "6" else "all" for a in args]
+    assert main([*both, "--rows", "table8_e,table6_n_s1_h_s2_h_s3_jsa"]) == 0
+    assert [name.split("/")[-1] for name, *_ in trainings] == ["table8_e"]
+    printed = capsys.readouterr().out.splitlines()
+    assert [line.split(" (")[0] for line in printed[:2]] == ["table6_n_s1_h_s2_h_s3_jsa", "table8_e"]
+    assert ", pose " in printed[0] and ", pose " not in printed[1] and len(printed) == 3
+
+
 def test_crossval_tests_every_subject_exactly_once(trainings, tiny_manifest, tmp_path, capsys):
     out = tmp_path / "cv"
     args = ["crossval", "--config", "demo", *_tiny(tiny_manifest, "data.split.val=1"), "--folds", "4",

@@ -118,37 +118,70 @@ def table6_run_name(scales: tuple[str, ...] | list[str], joint_sa: bool) -> str:
     return "table6_" + "_".join(s.lower() for s in scales) + ("_jsa" if joint_sa else "")
 
 
+def table8_run_name(setting: str, tables: tuple[str, ...], out: Path) -> str:
+    """Run folder of a Table VIII row: its L_Multi row is Table VI's full row (all scales, J_SA),
+    trained once, when Table VI is run too or its full row is already in ``out``."""
+    full_row = table6_run_name(("N_S1", "H_S2", "H_S3"), True)
+    if setting == "multi" and ("6" in tables or (out / full_row).exists()):
+        return full_row
+    return f"table8_{setting}"
+
+
+def ablation_row_names(tables: tuple[str, ...], out: Path) -> list[str]:
+    """Run folder names of the rows of ``tables`` (``"6"``, ``"8"``), in the order they are trained."""
+    names = []
+    if "6" in tables:
+        names += [table6_run_name(scales, joint_sa) for scales, joint_sa, _ in TABLE6_ROWS]
+    if "8" in tables:
+        names += [name for name in (table8_run_name(setting, tables, out) for setting, _ in TABLE8_ROWS)
+                  if name not in names]
+        names.append("fig15_no_factor")
+    return names
+
+
 def ablation_runs(config: Config, faces: LabeledFaces, split: Split, out: Path, tables: tuple[str, ...],
-                  progress: bool = True) -> dict[str, list[tuple[str, MethodRun]]]:
-    """Table VI (attention configurations) and/or Table VIII (loss settings): one run per row."""
+                  progress: bool = True, rows: list[str] | None = None) -> dict[str, list[tuple[str, MethodRun]]]:
+    """Table VI (attention configurations) and/or Table VIII (loss settings): one run per row.
+
+    ``rows`` (run folder names, :func:`ablation_row_names`) trains and evaluates only those rows, so
+    that the rows of one table can be spread over several processes, devices or machines sharing
+    ``out``; the tables need every row (a run without ``rows`` reuses the finished ones)."""
+    known = ablation_row_names(tables, out)
+    if rows is not None:
+        unknown = [r for r in rows if r not in known]
+        if unknown or not rows:
+            raise PhanetError.about("rows", "unknown row {row} (expected names of {tables} rows: {known})",
+                                    row=repr(unknown[0] if unknown else ""), tables=" and ".join(
+                                        f"Table {'VI' if t == '6' else 'VIII'}" for t in tables),
+                                    known=", ".join(known))
+    wanted = set(known if rows is None else rows)
+
+    def run(name: str, row_config: Config) -> list[MethodRun]:
+        return [run_method(name, row_config, faces, split, out, progress)] if name in wanted else []
+
     results: dict[str, list[tuple[str, MethodRun]]] = {}
     if "6" in tables:
-        rows = []
+        rows6 = []
         for scales, joint_sa, label in TABLE6_ROWS:
             name = table6_run_name(scales, joint_sa)
             row_config = variant(config, {"model.scales": list(scales), "model.joint_sa": joint_sa,
                                           "loss.setting": "multi"})
-            rows.append((label, run_method(name, row_config, faces, split, out, progress)))
-        results["6"] = rows
+            rows6 += [(label, result) for result in run(name, row_config)]
+        results["6"] = rows6
     if "8" in tables:
-        rows = []
-        full_row = table6_run_name(("N_S1", "H_S2", "H_S3"), True)
+        rows8 = []
         for setting, label in TABLE8_ROWS:
             row_config = variant(config, {"loss.setting": setting, "model.scales": ["N_S1", "H_S2", "H_S3"],
                                           "model.joint_sa": True})
-            # The L_Multi row is Table VI's full row (all scales, J_SA): train it once.
-            name = f"table8_{setting}"
-            if setting == "multi" and ("6" in tables or (out / full_row).exists()):
-                name = full_row
-            rows.append((label, run_method(name, row_config, faces, split, out, progress)))
-        results["8"] = rows
+            rows8 += [(label, result) for result in run(table8_run_name(setting, tables, out), row_config)]
+        results["8"] = rows8
         # Fig. 15's comparison: L_Multi without the constraint factor, with λ free to leave λe >= λp
         # (only λe + λp = 1 kept), as the paper's collapse of λe needs.
         free = variant(config, {"loss.setting": "multi", "loss.constraint_factor": False,
                                 "model.lambda_form": "free", "model.scales": ["N_S1", "H_S2", "H_S3"],
                                 "model.joint_sa": True})
-        results["fig15"] = [("without the constraint factor (free λ)",
-                             run_method("fig15_no_factor", free, faces, split, out, progress))]
+        results["fig15"] = [("without the constraint factor (free λ)", result)
+                            for result in run("fig15_no_factor", free)]
     return results
 
 
