@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 SCALE_NAMES = ("N_S1", "H_S2", "H_S3")
 #: Loss settings of Table VIII.
 LOSS_SETTINGS = ("e", "att_e", "p_e", "att_e_p", "multi")
+#: The settings with a pose loss L(p); the others train (and report) no pose.
+POSE_LOSS_SETTINGS = ("p_e", "att_e_p", "multi")
 
 
 #: Seeds go to NumPy and PyTorch, which take 0 <= seed < 2**32.

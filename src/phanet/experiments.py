@@ -155,33 +155,35 @@ def ablation_runs(config: Config, faces: LabeledFaces, split: Split, out: Path, 
                                         f"Table {'VI' if t == '6' else 'VIII'}" for t in tables),
                                     known=", ".join(known))
     wanted = set(known if rows is None else rows)
-
-    def run(name: str, row_config: Config) -> list[MethodRun]:
-        return [run_method(name, row_config, faces, split, out, progress)] if name in wanted else []
-
     results: dict[str, list[tuple[str, MethodRun]]] = {}
     if "6" in tables:
         rows6 = []
         for scales, joint_sa, label in TABLE6_ROWS:
             name = table6_run_name(scales, joint_sa)
+            if name not in wanted:
+                continue
             row_config = variant(config, {"model.scales": list(scales), "model.joint_sa": joint_sa,
                                           "loss.setting": "multi"})
-            rows6 += [(label, result) for result in run(name, row_config)]
+            rows6.append((label, run_method(name, row_config, faces, split, out, progress)))
         results["6"] = rows6
     if "8" in tables:
         rows8 = []
         for setting, label in TABLE8_ROWS:
+            name = table8_run_name(setting, tables, out)
+            if name not in wanted:
+                continue
             row_config = variant(config, {"loss.setting": setting, "model.scales": ["N_S1", "H_S2", "H_S3"],
                                           "model.joint_sa": True})
-            rows8 += [(label, result) for result in run(table8_run_name(setting, tables, out), row_config)]
+            rows8.append((label, run_method(name, row_config, faces, split, out, progress)))
         results["8"] = rows8
         # Fig. 15's comparison: L_Multi without the constraint factor, with λ free to leave λe >= λp
         # (only λe + λp = 1 kept), as the paper's collapse of λe needs.
         free = variant(config, {"loss.setting": "multi", "loss.constraint_factor": False,
                                 "model.lambda_form": "free", "model.scales": ["N_S1", "H_S2", "H_S3"],
                                 "model.joint_sa": True})
-        results["fig15"] = [("without the constraint factor (free λ)", result)
-                            for result in run("fig15_no_factor", free)]
+        results["fig15"] = ([("without the constraint factor (free λ)",
+                              run_method("fig15_no_factor", free, faces, split, out, progress))]
+                            if "fig15_no_factor" in wanted else [])
     return results
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from phanet.config import LossConfig
+from phanet.config import POSE_LOSS_SETTINGS, LossConfig
 from phanet.data.records import MISSING
 from phanet.models.attention import peak_square
 from phanet.models.output import PhaNetOutput
@@ -122,7 +122,7 @@ def phanet_loss(output: PhaNetOutput, expression: torch.Tensor, pose: torch.Tens
     """
     setting = config.setting
     use_att = setting in ("att_e", "att_e_p", "multi")
-    use_pose = setting in ("p_e", "att_e_p", "multi")
+    use_pose = setting in POSE_LOSS_SETTINGS
     # Every term in float32, also when the network ran under bfloat16/float16 autocast.
     lambda_e, lambda_p = output.task_weights[:, 0], output.task_weights[:, 1]
     expr_ce = expression_cross_entropy(at_least_float32(output.expression_logits), expression, class_weights)

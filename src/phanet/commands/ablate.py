@@ -41,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from phanet.config import load_config
+    from phanet.config import POSE_LOSS_SETTINGS, load_config
 
     config = load_config(args.config or ["demo"], list(args.overrides) + trainer_overrides(args))
     from phanet.data.torch_data import load_faces, make_split
@@ -56,12 +56,13 @@ def run(args: argparse.Namespace) -> int:
     rows = None if args.rows is None else [name.strip() for name in args.rows.split(",") if name.strip()]
     results = ablation_runs(config, faces, split, out, tables, progress=not args.no_progress, rows=rows)
     if rows is not None:
-        shown = {}  # Table VIII's L_Multi row is Table VI's full row: once
+        shown = set()  # Table VIII's L_Multi row is Table VI's full row: once
         for label, row in (row for table in results.values() for row in table):
-            if shown.setdefault(row.run_dir, label) != label:
+            if row.run_dir in shown:
                 continue
+            shown.add(row.run_dir)
             pose = (f", pose {100 * row.summary['pose_accuracy']:.2f} %"
-                    if row.summary["loss_setting"] in ("p_e", "att_e_p", "multi") else "")
+                    if row.summary["loss_setting"] in POSE_LOSS_SETTINGS else "")
             print(f"{row.run_dir.name} ({label}): FER {100 * row.summary['expression_accuracy']:.2f} %{pose}")
         print("the tables are written by the same command without --rows once every row is finished")
         return 0

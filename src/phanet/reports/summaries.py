@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from phanet.config import POSE_LOSS_SETTINGS
 from phanet.reports import figures
 from phanet.reports.tables import PAPER_TABLE6_BU3DFE, PAPER_TABLE8_BU3DFE, mean_std, pct, ranked, write_table
 
@@ -43,7 +44,7 @@ def table8(rows: list[tuple[str, Any]]) -> pd.DataFrame:
     """
     records = []
     for label, run in rows:
-        has_pose = run.summary["loss_setting"] in ("p_e", "att_e_p", "multi")
+        has_pose = run.summary["loss_setting"] in POSE_LOSS_SETTINGS
         records.append({
             "Different loss": label,
             "Acc. on Pose": pct(run.summary["pose_accuracy"]) if has_pose else math.nan,
