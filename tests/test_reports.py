@@ -13,7 +13,7 @@ from PIL import Image
 
 from phanet.data.classes import canonical, cross_mapping
 from phanet.reports import figures
-from phanet.reports.summaries import crossval_tables, per_expression_table, table6, table8
+from phanet.reports.summaries import crossval_tables, per_expression_table, table6, table8, training_columns
 from phanet.reports.tables import (
     expression_pose_table,
     mean_std,
@@ -66,10 +66,23 @@ def test_write_table_writes_markdown_and_csv(tmp_path):
     assert pd.read_csv(tmp_path / "t.csv")["Acc"].tolist()[0] == 1.0
 
 
-def _run(expression, pose=math.nan, setting="multi", scales=("N_S1", "H_S2", "H_S3"), joint_sa=True):
+def _run(expression, pose=math.nan, setting="multi", scales=("N_S1", "H_S2", "H_S3"), joint_sa=True, metrics=None):
     return SimpleNamespace(summary={"expression_accuracy": expression, "pose_accuracy": pose,
                                     "loss_setting": setting, "test_subjects": ["a", "b"], "scales": list(scales),
-                                    "joint_sa": joint_sa})
+                                    "joint_sa": joint_sa}, metrics=metrics)
+
+
+def test_training_columns_name_the_tested_epoch_and_its_training_accuracy():
+    # Epoch 2 (counted from 1) has the best validation FER; epoch 3 equals it later and is not the one
+    # kept; the first epoch is logged twice (a resume) and counts once.
+    metrics = pd.DataFrame({"epoch": [0, 0, 1, 2, 3],
+                            "train/expression_acc": [0.30, 0.31, 0.62, 0.70, 0.75],
+                            "val/expression_acc": [0.40, 0.41, 0.55, 0.55, 0.50]})
+    columns = training_columns(_run(0.5, metrics=metrics))
+    assert columns == {"Epochs": 4, "Tested epoch": 2, "Train FER": pytest.approx(62.0)}
+    untrained = training_columns(_run(0.5, metrics=pd.DataFrame({"epoch": [0], "val/expression_acc": [math.nan]})))
+    assert all(math.isnan(v) for v in untrained.values())
+    assert all(math.isnan(v) for v in training_columns(_run(0.5)).values())
 
 
 def test_ablation_tables_rank_measured_and_paper_rows():
@@ -81,6 +94,7 @@ def test_ablation_tables_rank_measured_and_paper_rows():
     assert table["rank"].tolist() == [3, 1, 2]
     assert table["paper rank"].tolist() == [3, 2, 1]
     assert table["Paper (BU-3DFE)"].tolist() == [77.79, 83.10, 84.92]
+    assert table.columns.tolist()[5:] == ["Pose", "Epochs", "Tested epoch", "Train FER"]
     losses = table8([("L(e)", _run(0.5, 0.9, "e")), ("row b", _run(0.6, 0.95, "p_e"))])
     assert math.isnan(losses["Acc. on Pose"][0]) and losses["Acc. on Pose"][1] == pytest.approx(95.0)
     assert losses["Paper exp."].tolist() == [77.79, 79.34]

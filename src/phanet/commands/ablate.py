@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     from phanet.data.torch_data import load_faces, make_split
     from phanet.experiments import ablation_runs
     from phanet.files import atomic_write_text
-    from phanet.reports.summaries import ablation_markdown
+    from phanet.reports.summaries import ablation_markdown, training_columns
 
     out = Path(args.out)
     faces = load_faces(config)
@@ -63,7 +63,10 @@ def run(args: argparse.Namespace) -> int:
             shown.add(row.run_dir)
             pose = (f", pose {100 * row.summary['pose_accuracy']:.2f} %"
                     if row.summary["loss_setting"] in POSE_LOSS_SETTINGS else "")
-            print(f"{row.run_dir.name} ({label}): FER {100 * row.summary['expression_accuracy']:.2f} %{pose}")
+            trained = training_columns(row)
+            print(f"{row.run_dir.name} ({label}): FER {100 * row.summary['expression_accuracy']:.2f} %{pose}; "
+                  f"tested epoch {trained['Tested epoch']} of {trained['Epochs']}, training FER then "
+                  f"{trained['Train FER']:.1f} %")
         print("the tables are written by the same command without --rows once every row is finished")
         return 0
     markdown = ablation_markdown(results, faces, out)

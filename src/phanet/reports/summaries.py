@@ -23,8 +23,24 @@ def _with_setting(rows: list[tuple[str, Any]], setting: str) -> Any:
     return next((run for _, run in rows if run.summary["loss_setting"] == setting), None)
 
 
+def training_columns(run: Any) -> dict[str, float]:
+    """How a row trained, from its per-epoch metrics: the epochs run, the epoch whose checkpoint was
+    tested (best validation FER accuracy, counted from 1; the first of equal ones, as the checkpoint
+    callback keeps it) and the training FER accuracy (%) in that epoch. NaN when no epoch was validated."""
+    from phanet.training.module import MONITOR as tested_by  # the metric that picks the tested checkpoint
+
+    metrics = getattr(run, "metrics", None)
+    if metrics is None or tested_by not in metrics or metrics[tested_by].isna().all():
+        return {"Epochs": math.nan, "Tested epoch": math.nan, "Train FER": math.nan}
+    per_epoch = metrics.groupby("epoch").last()  # a resumed run may log an epoch twice
+    tested = per_epoch[tested_by].idxmax()
+    return {"Epochs": len(per_epoch), "Tested epoch": int(tested) + 1,
+            "Train FER": pct(per_epoch.loc[tested].get("train/expression_acc", math.nan))}
+
+
 def table6(rows: list[tuple[str, Any]], dataset: str) -> pd.DataFrame:
-    """Table VI with the measured accuracy, its rank, and the paper's BU-3DFE column and rank."""
+    """Table VI with the measured accuracy, its rank, and the paper's BU-3DFE column and rank; then
+    the row's pose accuracy and how it trained (:func:`training_columns`)."""
     measured = {label: pct(run.summary["expression_accuracy"]) for label, run in rows}
     paper = {label: PAPER_TABLE6_BU3DFE.get(_attention_key(run), math.nan) for label, run in rows}
     measured_rank, paper_rank = ranked(measured), ranked(paper)
@@ -34,11 +50,14 @@ def table6(rows: list[tuple[str, Any]], dataset: str) -> pd.DataFrame:
         "rank": measured_rank[label],
         "Paper (BU-3DFE)": paper[label],
         "paper rank": paper_rank[label],
-    } for label, _ in rows])
+        "Pose": pct(run.summary["pose_accuracy"]),
+        **training_columns(run),
+    } for label, run in rows])
 
 
 def table8(rows: list[tuple[str, Any]]) -> pd.DataFrame:
-    """Table VIII: pose and expression accuracy per loss setting, next to the paper's BU-3DFE values.
+    """Table VIII: pose and expression accuracy per loss setting, next to the paper's BU-3DFE values,
+    then how each row trained (:func:`training_columns`).
 
     Settings without a pose loss (L(e), L_att + L(e)) report no pose accuracy, as in the paper.
     """
@@ -51,6 +70,7 @@ def table8(rows: list[tuple[str, Any]]) -> pd.DataFrame:
             "Acc. on Exp.": pct(run.summary["expression_accuracy"]),
             "Paper pose": PAPER_TABLE8_BU3DFE.get(run.summary["loss_setting"], (math.nan, math.nan))[0],
             "Paper exp.": PAPER_TABLE8_BU3DFE.get(run.summary["loss_setting"], (math.nan, math.nan))[1],
+            **training_columns(run),
         })
     return pd.DataFrame(records)
 
