@@ -52,7 +52,7 @@ def frozen_features(module, part: str) -> dict[str, torch.Tensor]:
 def _forward(sal, head, pooled: torch.Tensor, fixed: torch.Tensor | None):
     parts = list(pooled.unbind(1))
     if fixed is None:
-        f, c = sal(parts)
+        f, c, _ = sal(parts)
     else:
         c = fixed.expand(pooled.shape[0], -1)
         f = sal.weigh(parts, c)

@@ -1,7 +1,8 @@
 """Does PhaNet train the way the paper shows? The training targets, measured on finished runs.
 
-For a ``phanet crossval`` folder (``fold*/phanet`` and ``fold*/densenet``) or a ``phanet demo``
-folder (``phanet`` and ``densenet``), one row per fold, then mean ± std over the folds:
+For a ``phanet crossval`` folder (``fold*/phanet`` and ``fold*/densenet``), a ``phanet demo``
+folder (``phanet`` and ``densenet``) or a single PhaNet run folder (a ``phanet train`` output or an
+``ablate`` row), one row per fold or run, then mean ± std over them:
 
 - FER and pose accuracy of PhaNet and DenseNet-40 on the held-out subjects, and their differences;
 - each scale weight c on the test images, mean ± std over the images, and the median of its
@@ -21,6 +22,7 @@ landmarks are read from (or, for streamed data, rendered like) the dataset.
     python benchmarks/training_targets.py runs/cv3
     python benchmarks/training_targets.py runs/demo runs/demo_s1
     python benchmarks/training_targets.py runs/demo runs/demo_s1 --squares squares.png
+    python benchmarks/training_targets.py runs/ablate/table6_n_s1_h_s2_h_s3_jsa runs/other/table6_n_s1_h_s2_h_s3_jsa
 
 ``--squares`` draws where each run's PANs put their squares, coloured by true expression (a square
 that follows the face spreads with the pose and the face; one that signals the expression sits in
@@ -46,14 +48,17 @@ from phanet.training.run_folder import RunFolder
 SCALE_WEIGHTS = ("c1", "c2", "c3")
 
 
-def experiment_folds(folder: Path) -> list[tuple[str, Path]]:
-    """(name, folder holding phanet/ and densenet/) for every fold of a crossval, or the demo itself."""
+def experiment_folds(folder: Path) -> list[tuple[str, Path, Path | None]]:
+    """(name, PhaNet run folder, DenseNet-40 run folder or None) for every fold of a crossval, the demo
+    itself, or a single run folder."""
     folds = sorted(p for p in folder.glob("fold*") if (p / "phanet").is_dir())
     if folds:
-        return [(f"{folder.name}/{p.name}", p) for p in folds]
+        return [(f"{folder.name}/{p.name}", p / "phanet", p / "densenet") for p in folds]
     if (folder / "phanet").is_dir():
-        return [(folder.name, folder)]
-    raise SystemExit(f"{folder}: no phanet run folder (expected phanet/ or fold*/phanet/)")
+        return [(folder.name, folder / "phanet", folder / "densenet")]
+    if RunFolder(folder).config_file.exists():
+        return [(f"{folder.parent.name}/{folder.name}", folder, None)]
+    raise SystemExit(f"{folder}: no phanet run folder (expected phanet/, fold*/phanet/ or a run's config.yaml)")
 
 
 def prior_entropy(labels: pd.Series) -> float:
@@ -62,12 +67,13 @@ def prior_entropy(labels: pd.Series) -> float:
     return float(-(freq * np.log(freq)).sum())
 
 
-def fold_row(name: str, folder: Path) -> dict[str, object]:
-    phanet, dense = RunFolder(folder / "phanet"), RunFolder(folder / "densenet")
+def fold_row(name: str, phanet_folder: Path, dense_folder: Path | None) -> dict[str, object]:
+    phanet = RunFolder(phanet_folder)
     summary, predictions = phanet.read_evaluation()
     row: dict[str, object] = {"run": name, "PhaNet FER": 100 * summary["expression_accuracy"],
                               "PhaNet pose": 100 * summary["pose_accuracy"]}
-    if dense.evaluated():
+    dense = RunFolder(dense_folder) if dense_folder is not None else None
+    if dense is not None and dense.evaluated():
         base, _ = dense.read_evaluation()
         row.update({"DenseNet FER": 100 * base["expression_accuracy"], "DenseNet pose": 100 * base["pose_accuracy"]})
         row["FER gain"] = row["PhaNet FER"] - row["DenseNet FER"]
@@ -132,16 +138,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("folders", nargs="+", type=Path, help="crossval or demo output folders")
     parser.add_argument("--squares", type=Path, help="also draw the squares' positions per run into this image")
     args = parser.parse_args(argv)
-    folds = [(name, folder) for f in args.folders for name, folder in experiment_folds(f)]
-    unfinished = [name for name, folder in folds if not RunFolder(folder / "phanet").evaluated()]
+    folds = [fold for f in args.folders for fold in experiment_folds(f)]
+    unfinished = [name for name, folder, _ in folds if not RunFolder(folder).evaluated()]
     if unfinished:
         print(f"left out, PhaNet not evaluated yet: {', '.join(unfinished)}")
-    folds = [(name, folder) for name, folder in folds if name not in unfinished]
-    rows = [fold_row(name, folder) for name, folder in folds]
+    folds = [fold for fold in folds if fold[0] not in unfinished]
+    rows = [fold_row(*fold) for fold in folds]
     if args.squares:
         runs = {}
-        for name, folder in folds:
-            phanet = RunFolder(folder / "phanet")
+        for name, folder, _ in folds:
+            phanet = RunFolder(folder)
             _, predictions = phanet.read_evaluation()
             classes = json.loads(phanet.classes_file.read_text())["expressions"]
             labels = predictions["true_expression"].map({c: i for i, c in enumerate(classes)}).to_numpy()

@@ -39,9 +39,10 @@ def method_runs(folders: list[Path], labels: list[str]) -> list[tuple[str, int, 
     """(experiment label, fold number, method, its metrics table) for every run of every folder."""
     runs = []
     for folder, label in zip(folders, labels):
-        for index, (_, fold) in enumerate(experiment_folds(folder), start=1):
-            runs += [(label, index, method, RunFolder(fold / method).read_metrics())
-                     for method in METHODS if (fold / method).is_dir()]
+        for index, (_, phanet, densenet) in enumerate(experiment_folds(folder), start=1):
+            paths = {"phanet": phanet, "densenet": densenet}
+            runs += [(label, index, method, RunFolder(paths[method]).read_metrics())
+                     for method in METHODS if paths[method] is not None and paths[method].is_dir()]
     return runs
 
 

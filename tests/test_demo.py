@@ -81,7 +81,11 @@ def test_mini_demo_writes_the_report_tables_and_figures(tmp_path, monkeypatch, c
     # scale weights of the predictions, S1's last loss against the training labels' prior
     import training_targets
 
-    row = training_targets.fold_row("mini", out)
+    assert training_targets.experiment_folds(out) == [("demo", out / "phanet", out / "densenet")]
+    assert training_targets.experiment_folds(out / "phanet") == [("demo/phanet", out / "phanet", None)]
+    row = training_targets.fold_row(*training_targets.experiment_folds(out)[0])
+    alone = training_targets.fold_row("alone", out / "phanet", None)  # a single run: no DenseNet-40 columns
+    assert "FER gain" not in alone and alone["c2 std"] == pytest.approx(predictions["c2"].std())
     table1 = table1.set_index("Methods")
     assert row["PhaNet FER"] == pytest.approx(table1.loc["PhaNet", "Acc. of FER"], abs=1e-6)
     assert row["FER gain"] == pytest.approx(table1.loc["PhaNet", "Acc. of FER"] - table1.loc["DenseNet-40", "Acc. of FER"],

@@ -251,3 +251,18 @@ def test_crossdata_maps_classes_and_reports_the_unmatched(tiny_manifest, tmp_pat
     assert table9.iloc[0]["Methods"] == "run" and table9.iloc[0]["Images scored"] == 144
     assert "Scream (48)" in table9.iloc[0]["Left out (no counterpart)"]
     capsys.readouterr()
+
+
+def test_a_run_written_before_chance_margin_counted_patience_from_the_first_epoch(tmp_path):
+    import yaml
+
+    from phanet.config import Config, read_yaml
+
+    folder = RunFolder(tmp_path / "old")
+    folder.write_start(Config(), {"train": [], "val": [], "test": []}, "synth", ["HA"], [])
+    values = read_yaml(folder.config_file)
+    assert values["train"].pop("chance_margin") == 0.05
+    folder.config_file.write_text(yaml.safe_dump(values))
+    assert folder.stored_config().train.chance_margin is None
+    assert folder.difference(Config()) is None  # the same run, which may be resumed, but not reused as finished
+    assert folder.difference(Config(), budget=True) == "train.chance_margin (None in the run, 0.05 now)"

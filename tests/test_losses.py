@@ -18,6 +18,7 @@ from phanet.losses import (
     phanet_loss,
     pose_cross_entropy,
     ranking_loss,
+    sal_limit_loss,
 )
 from phanet.models.output import PhaNetOutput
 
@@ -184,6 +185,31 @@ def test_pan_limit_is_part_of_the_ranking_loss_only_when_set():
     assert float(bounded.classification) == float(plain.classification)
     assert math.isclose(float(phanet_loss(out, EXPRESSION, POSE, LossConfig(pan_limit=3.5)).ranking),
                         float(plain.ranking), rel_tol=1e-6)
+
+
+def test_sal_limit_loss_bounds_the_batch_mean_of_each_pre_activation():
+    nan = float("nan")
+    z = torch.tensor([[3.0, nan, -1.0], [5.0, nan, -4.0]], requires_grad=True)
+    loss = sal_limit_loss(z, 2.0)  # means 4 and -2.5: (4 - 2)² + (2.5 - 2)² = 4.25
+    loss.backward()
+    assert math.isclose(float(loss.detach()), 4.25, rel_tol=1e-6)
+    # d/dz of (mean - 2)²: 2 (mean - 2) / B for every sample alike, so the spread over the samples is kept
+    assert torch.equal(z.grad, torch.tensor([[2.0, 0.0, -0.5], [2.0, 0.0, -0.5]]))
+    inside = torch.tensor([[3.9, nan, -1.0], [-3.9, nan, 1.0]])  # far from 0 per sample, mean 0
+    assert float(sal_limit_loss(inside, 2.0)) == 0.0
+
+
+def test_sal_limit_is_part_of_the_classification_loss_only_when_set():
+    out = _output()
+    out.sal_logits = torch.tensor([[3.0, 3.0, float("nan")], [3.0, 1.0, float("nan")]])
+    plain = phanet_loss(out, EXPRESSION, POSE, LossConfig())
+    bounded = phanet_loss(out, EXPRESSION, POSE, LossConfig(sal_limit=2.0))
+    assert "sal_limit" not in plain.terms
+    assert math.isclose(float(bounded.terms["sal_limit"]), 1.0, rel_tol=1e-6)  # means 3 and 2: 1² + 0
+    assert math.isclose(float(bounded.classification - plain.classification), 1.0, rel_tol=1e-6)
+    assert math.isclose(float(bounded.total - plain.total), 1.0, rel_tol=1e-6)
+    assert float(bounded.ranking) == float(plain.ranking)
+    assert math.isclose(float(sum(bounded.parts.values())), float(bounded.total), rel_tol=1e-6)
 
 
 def test_class_activation_maps_use_the_scale_classifier_weights():

@@ -55,11 +55,11 @@ def test_scale_weights_start_in_half_to_one_and_follow_eq7():
     torch.manual_seed(0)
     sal = ScaleAttention(channels=5, num_scales=3, hidden=4)
     pooled = [torch.randn(64, 5) for _ in range(3)]
-    f, c = sal(pooled)
+    f, c, z = sal(pooled)
     assert c.min() >= 0.5 and c.max() < 1.0
     fused = torch.cat(pooled, 1)
-    expected = torch.sigmoid(torch.relu(sal.fc2(torch.relu(sal.fc1(fused)))))
-    torch.testing.assert_close(c, expected)
+    torch.testing.assert_close(z, sal.fc2(torch.relu(sal.fc1(fused))))
+    torch.testing.assert_close(c, torch.sigmoid(torch.relu(z)))
     torch.testing.assert_close(f[:, 5:10], c[:, 1:2] * pooled[1])
     model = PhaNet(7, 9, 32, **SMALL).eval()
     with torch.no_grad():
@@ -289,3 +289,15 @@ def test_hog_of_a_vertical_edge_votes_for_the_horizontal_gradient_bin():
     per_bin = features.sum(dim=(0, 1, 2, 3))
     assert int(per_bin.argmax()) == 0
     assert math.isclose(float(per_bin[0]), float(per_bin.sum()), rel_tol=1e-5)
+
+
+def test_the_output_carries_sal_pre_activations_of_the_fused_scales_only():
+    torch.manual_seed(0)
+    images = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        two = PhaNet(7, 9, 32, scales=["H_S2", "H_S3"], joint_sa=True, sal_form="sigmoid", **SMALL).eval()(images)
+        plain = PhaNet(7, 9, 32, scales=["N_S1", "H_S2"], joint_sa=False, **SMALL).eval()(images)
+    assert two.sal_logits.shape == (2, 3)
+    assert torch.isnan(two.sal_logits[:, 0]).all() and not torch.isnan(two.sal_logits[:, 1:]).any()
+    torch.testing.assert_close(torch.sigmoid(two.sal_logits[:, 1:]), two.scale_weights[:, 1:])
+    assert plain.sal_logits is None

@@ -21,8 +21,8 @@ from phanet.data.registry import load_dataset
 from phanet.data.splits import subject_folds, subject_split
 from phanet.data.torch_data import FaceDataset
 from phanet.errors import PhanetError
-from phanet.training.module import PhaNetModule
-from phanet.training.run import load_module, train
+from phanet.training.module import PhaNetModule, patience_floor, step_plateau
+from phanet.training.run import _EarlyStopping, load_module, train
 
 
 def _phanet(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
@@ -402,13 +402,18 @@ def test_training_dynamics_record_what_each_part_receives(tiny_manifest, tmp_pat
     assert table["pan/S3_pinned"].between(0, 1).all()
 
 
+def _untrainable(tiny_manifest, out, *overrides: str):
+    """A learning rate too small to change any prediction, halved after every epoch without a better
+    validation accuracy."""
+    return load_config("demo", tiny_overrides(tiny_manifest, out, "optim.lr=1e-12", "optim.scheduler=plateau",
+                                              "optim.plateau_patience=0", "optim.lr_decay=0.5", *overrides))
+
+
 def test_plateau_schedule_and_early_stopping_follow_the_validation_accuracy(tiny_manifest, tmp_path):
-    # A learning rate too small to change any prediction: the validation accuracy never improves after
-    # the first epoch, so the plateau schedule decays at every epoch and early stopping ends the run.
+    # The validation accuracy never improves after the first epoch, so the plateau schedule decays at
+    # every epoch and early stopping ends the run.
     out = tmp_path / "plateau"
-    config = load_config("demo", tiny_overrides(tiny_manifest, out, "train.epochs=6", "optim.lr=1e-12",
-                                                "optim.scheduler=plateau", "optim.plateau_patience=0",
-                                                "optim.lr_decay=0.5", "train.early_stop=2"))
+    config = _untrainable(tiny_manifest, out, "train.epochs=6", "train.early_stop=2", "train.chance_margin=null")
     result = train(config, progress=False)
     metrics = pd.read_csv(out / "metrics.csv")
     assert metrics["epoch"].tolist() == [0, 1, 2]
@@ -427,6 +432,50 @@ def test_plateau_schedule_and_early_stopping_follow_the_validation_accuracy(tiny
     more = load_config(out / "config.yaml", ["train.early_stop=3"])
     assert train(more, resume=True, progress=False).finished is None
     assert pd.read_csv(out / "metrics.csv")["epoch"].tolist() == [0, 1, 2, 3]
+
+
+def test_patience_counts_only_once_validation_has_left_chance():
+    # Chance is the largest expression's share of the validation set: 4 of 10 here, plus the margin.
+    assert patience_floor([4, 3, 3], 0.05) == pytest.approx(0.45)
+    assert patience_floor([4, 3, 3], None) is None and patience_floor([0, 0, 0], 0.05) is None
+    scores = [0.30, 0.45, 0.40, 0.44, 0.50, 0.49, 0.48, 0.47, 0.46]
+    # The plateau schedule (patience 1): three epochs at chance keep the rate; counting starts at 0.50,
+    # and the second epoch after it without a better score lowers the rate, and so does the fourth.
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=0.1, patience=1)
+    rates = []
+    for score in scores:
+        step_plateau(scheduler, score, 0.45)
+        rates.append(optimizer.param_groups[0]["lr"])
+    assert rates == pytest.approx([1, 1, 1, 1, 1, 1, 0.1, 0.1, 0.01])
+    assert scheduler.best == 0.50 and scheduler.last_epoch == len(scores)
+    # Counted from the first epoch, the same scores lower it after the third.
+    plain = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0), mode="max", factor=0.1, patience=1)
+    step_plateau(plain, 0.30, None), step_plateau(plain, 0.45, None), step_plateau(plain, 0.40, None)
+    assert plain.optimizer.param_groups[0]["lr"] == 1
+    step_plateau(plain, 0.44, None)
+    assert plain.optimizer.param_groups[0]["lr"] == pytest.approx(0.1)
+    # Early stopping (patience 2) the same way: never while at chance, then after two worse epochs.
+    stopping = _EarlyStopping(monitor="val/expression_acc", mode="max", patience=2)
+    stopping.floor = 0.45
+    decisions = [stopping._evaluate_stopping_criteria(torch.tensor(score))[0] for score in scores[:7]]
+    assert decisions == [False] * 6 + [True]
+    assert float(stopping.best_score) == pytest.approx(0.50)
+    stopping = _EarlyStopping(monitor="val/expression_acc", mode="max", patience=2)
+    assert [stopping._evaluate_stopping_criteria(torch.tensor(score))[0] for score in scores[:4]] == \
+        [False, False, False, True]
+
+
+def test_a_network_at_chance_keeps_its_rate_and_is_not_stopped(tiny_manifest, tmp_path):
+    # The same untrainable run as above with a chance margin no accuracy can pass: every epoch runs and
+    # the learning rate stays.
+    out = tmp_path / "chance"
+    config = _untrainable(tiny_manifest, out, "train.epochs=4", "train.early_stop=1", "train.chance_margin=1")
+    train(config, progress=False)
+    metrics = pd.read_csv(out / "metrics.csv")
+    assert metrics["epoch"].tolist() == [0, 1, 2, 3]
+    assert metrics["lr"].tolist() == pytest.approx([1e-12] * 4)
 
 
 def test_balanced_class_weights_come_from_the_training_subjects_and_stay_with_the_checkpoint(tiny_manifest,

@@ -153,6 +153,11 @@ class LossConfig:
     #: Keep each PAN's raw outputs (a_x, a_y, a_l) within ± this bound by a squared penalty on what
     #: exceeds it, so that the square's tanh/sigmoid stays where it has a gradient; null: no bound.
     pan_limit: float | None = _range(None, "(0, inf)")
+    #: Keep the batch mean of each SAL pre-activation (z of Eq. 7) within ± this bound by a squared
+    #: penalty on what exceeds it, so that the gate stays where it varies with the face instead of
+    #: drifting to c = 1, where every face gets the same weight; the spread of z over the faces is not
+    #: penalised. null: no bound.
+    sal_limit: float | None = _range(None, "(0, inf)")
     #: ``balanced``: every expression cross-entropy weighs a sample by N / (C n_c), the inverse of its
     #: class's share of the training set (:func:`phanet.losses.balanced_class_weights`); ``none``: Eq. 10
     #: as written, every sample alike.
@@ -219,6 +224,11 @@ class TrainConfig:
     #: Stop after this many epochs without a better validation FER accuracy (0: run every epoch);
     #: the best checkpoint is the one evaluated.
     early_stop: int = _range(0, "[0, 1e6]")
+    #: The plateau schedule and early stopping count epochs without a better validation FER accuracy
+    #: only once it has exceeded chance (the largest expression's share of the validation set) by this
+    #: much, a fraction; before that, a network still at chance keeps its learning rate and is not
+    #: stopped (README, Training dynamics). null: count from the first epoch.
+    chance_margin: float | None = _range(0.05, "[0, 1]")
     #: Stop after this many minutes of training (null: no limit); the best checkpoint so far counts.
     max_minutes: float | None = _range(None, "(0, 1e8]")
 

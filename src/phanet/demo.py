@@ -117,6 +117,9 @@ def _schedule(config: Config) -> str:
     stops = [f"at most {t.epochs} epochs"]
     if t.early_stop:
         stops.append(f"stopped after {t.early_stop} epochs without a better validation FER accuracy")
+    if t.chance_margin is not None and (t.early_stop or opt.scheduler == "plateau"):
+        stops.append(f"those epochs counted from the first with a validation FER accuracy "
+                     f"{t.chance_margin * 100:g} points above chance")
     if t.max_minutes:
         stops.append(f"at most {t.max_minutes:g} minutes of training per method")
     names = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW"}

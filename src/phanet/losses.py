@@ -80,6 +80,19 @@ def pan_limit_loss(pan_outputs: torch.Tensor, limit: float) -> torch.Tensor:
     return excess.square().sum(dim=(1, 2)).mean()
 
 
+def sal_limit_loss(sal_logits: torch.Tensor, limit: float) -> torch.Tensor:
+    """Squared excess of the batch mean of each SAL pre-activation over ``± limit``, summed over the
+    scales.
+
+    ``sal_logits`` (B, 3): z of Eq. 7 per sample and scale (NaN for a scale not fused; left out).
+    The mean alone is bounded: the weights may still differ from face to face as much as they
+    like, but on average they stay where the sigmoid is steep. Zero inside the bound.
+    """
+    z = at_least_float32(sal_logits)
+    used = ~torch.isnan(z[0])
+    return torch.relu(z[:, used].mean(dim=0).abs() - limit).square().sum()
+
+
 def pose_cross_entropy(pose_logits: torch.Tensor, pose: torch.Tensor) -> torch.Tensor:
     """Per-sample pose loss with missing labels (``MISSING``) contributing exactly zero, (B,)."""
     if pose_logits.shape[1] == 0:
@@ -115,7 +128,8 @@ def phanet_loss(output: PhaNetOutput, expression: torch.Tensor, pose: torch.Tens
 
     "L_att" is Σ_{s=S2,S3} (L_s + L^R_s) over the computed scales, plus the S1 expression loss when
     ``s1_loss`` is set (it trains the S1 network the first PAN looks at), and, with ``pan_limit``, the
-    bound on the PANs' raw outputs (:func:`pan_limit_loss`, counted with the ranking loss). Pose losses average over
+    bound on the PANs' raw outputs (:func:`pan_limit_loss`, counted with the ranking loss); with ``sal_limit``,
+    the bound on SAL's mean pre-activations (:func:`sal_limit_loss`, counted with the classification). Pose losses average over
     the samples that have a pose label; a batch with none contributes zero. With ``class_weights`` (C,),
     each expression cross-entropy (L(e) and the per-scale L_s) weighs a sample by its class's weight
     (``loss.class_weights``); the ranking and pose losses do not.
@@ -163,6 +177,10 @@ def phanet_loss(output: PhaNetOutput, expression: torch.Tensor, pose: torch.Tens
         terms["pan_limit"] = parts["pan_limit"] = pan_limit_loss(output.pan_outputs, config.pan_limit)
         ranking = ranking + terms["pan_limit"]
     classification = task + scale_ce
+    if config.sal_limit is not None and output.sal_logits is not None:
+        # With the classification part: SAL learns there (its step when alternating).
+        terms["sal_limit"] = parts["sal_limit"] = sal_limit_loss(output.sal_logits, config.sal_limit)
+        classification = classification + terms["sal_limit"]
     terms["lambda_e"] = lambda_e.mean()
     terms["lambda_p"] = lambda_p.mean()
     return LossTerms(total=classification + ranking, classification=classification, ranking=ranking, terms=terms,

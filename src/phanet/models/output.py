@@ -30,6 +30,8 @@ class PhaNetOutput:
             requested.
         pan_outputs: optional (B, 2, 3) raw outputs (a_x, a_y, a_l) of the S2 and S3 PANs before they
             are bounded into squares (NaN where not computed); for the PAN initialisation.
+        sal_logits: optional (B, 3) SAL's pre-activations z = W_2 ReLU(W_1 M_F) of Eq. 7, before the
+            gate (NaN for absent scales); None without joint SAL.
     """
 
     expression_logits: torch.Tensor
@@ -43,3 +45,4 @@ class PhaNetOutput:
     cams: list[torch.Tensor | None] | None = None
     crops: list[torch.Tensor | None] | None = field(default=None)
     pan_outputs: torch.Tensor | None = None
+    sal_logits: torch.Tensor | None = None

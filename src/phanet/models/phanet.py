@@ -159,8 +159,11 @@ class PhaNet(nn.Module):
         """Joint SAL (Eq. 6–8) and DCML (Eq. 10) on the HPAL result."""
         pooled = [hpal["pooled"][s] for s in self.used]
         batch = pooled[0].shape[0]
+        sal_logits = None
         if self.sal is not None:
-            f, c = self.sal(pooled)
+            f, c, z = self.sal(pooled)
+            sal_logits = z.new_full((batch, 3), float("nan"))
+            sal_logits[:, self.used] = z
         else:
             f, c = torch.cat(pooled, dim=1), pooled[0].new_ones((batch, len(self.used)))
         weights = c.new_full((batch, 3), float("nan"))
@@ -179,6 +182,7 @@ class PhaNet(nn.Module):
             cams=hpal["maps"],
             crops=hpal["crops"],
             pan_outputs=hpal.get("pan_outputs"),
+            sal_logits=sal_logits,
         )
 
     def forward(self, images: torch.Tensor, return_maps: bool = False, return_crops: bool = False,

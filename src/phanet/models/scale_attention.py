@@ -56,7 +56,10 @@ class ScaleAttention(nn.Module):
 
     def coefficients(self, pooled: list[torch.Tensor]) -> torch.Tensor:
         """c of Eq. 7, (B, num_scales)."""
-        z = self.pre_activations(pooled)
+        return self.gate(self.pre_activations(pooled))
+
+    def gate(self, z: torch.Tensor) -> torch.Tensor:
+        """Eq. 7's outer part on the pre-activations ``z``: ``sigmoid(ReLU(z))`` or ``sigmoid(z)``."""
         return torch.sigmoid(F.relu(z) if self.form == "literal" else z)
 
     @staticmethod
@@ -64,7 +67,9 @@ class ScaleAttention(nn.Module):
         """Eq. 8: f = H([c_1 M^R_S1, c_2 M^R_S2, c_3 M^R_S3]) for coefficients ``c`` (B, num_scales)."""
         return torch.cat([c[:, i : i + 1] * m for i, m in enumerate(pooled)], dim=1)
 
-    def forward(self, pooled: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """(f, c): the re-weighted joint representation (Eq. 8) and the coefficients."""
-        c = self.coefficients(pooled)
-        return self.weigh(pooled, c), c
+    def forward(self, pooled: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(f, c, z): the re-weighted joint representation (Eq. 8), the coefficients and their
+        pre-activations."""
+        z = self.pre_activations(pooled)
+        c = self.gate(z)
+        return self.weigh(pooled, c), c, z

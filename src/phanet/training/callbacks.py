@@ -105,15 +105,18 @@ class AdaptiveThreads(Callback):
     many times its share of the machine (see the README's Benchmarks section). Every ``period``
     training steps this callback times two steps with half as many threads (or, after it went
     down, twice as many) against the median of the steps before and keeps the faster count. The
-    period grows from ``start_period`` to ``max_period`` while the count stays and starts short
+    first trial comes after ``first_period`` steps (two processes started together would otherwise
+    both run their first ``start_period`` steps with every thread, several times slower each); the
+    period then grows from ``start_period`` to ``max_period`` while the count stays and starts short
     again when it changes or when the step time moves by more than a quarter.
     """
 
-    def __init__(self, cpus: int, start_period: int = 20, max_period: int = 160, probe_steps: int = 2) -> None:
+    def __init__(self, cpus: int, start_period: int = 20, max_period: int = 160, probe_steps: int = 2,
+                 first_period: int = 4) -> None:
         self.cpus = max(1, cpus)
         self.start_period, self.max_period, self.probe_steps = start_period, max_period, probe_steps
         self.threads = self.cpus
-        self.period = start_period
+        self.period = min(first_period, start_period)
         self.since = 0
         self.recent: list[float] = []
         self.baseline = math.nan
@@ -166,7 +169,7 @@ class AdaptiveThreads(Callback):
             self.recent = [trial]
             self.baseline = trial
         else:
-            self.period = min(self.max_period, 2 * self.period)
+            self.period = min(self.max_period, max(self.start_period, 2 * self.period))
             self.baseline = current
         self._set(self.threads)
         self.probe, self.probe_times, self.since = None, [], 0

@@ -36,6 +36,34 @@ def milestones(epochs: int, values: list[float]) -> list[int]:
     return sorted({int(round(v * epochs)) if v < 1 else int(v) for v in values})
 
 
+def at_chance(best: float, value: float, floor: float | None) -> bool:
+    """Whether a validation score ``value`` (higher is better) and the best one so far are both at or
+    below ``floor``: the network has not yet left chance, so no epoch counts against its patience."""
+    return floor is not None and max(best, value) <= floor
+
+
+def patience_floor(val_counts: list[int], margin: float | None) -> float | None:
+    """The validation FER accuracy to exceed before patience counts: chance, the share of the most
+    frequent expression in the validation set (``val_counts``, per expression), plus ``margin``; None
+    without a margin or without validation samples."""
+    total = sum(val_counts)
+    if margin is None or total == 0:
+        return None
+    return max(val_counts) / total + margin
+
+
+def step_plateau(scheduler: torch.optim.lr_scheduler.ReduceLROnPlateau, value: float, floor: float | None) -> None:
+    """One epoch of a plateau schedule (mode ``max``) that waits for ``floor``: while the network is at
+    chance (:func:`at_chance`) the epoch is recorded as the best so far and never as a bad one, so the
+    count of epochs without a better score starts at the first one above the floor."""
+    if at_chance(scheduler.best, value, floor):
+        scheduler.best = max(scheduler.best, value)
+        scheduler.num_bad_epochs = 0
+        scheduler.last_epoch += 1
+    else:
+        scheduler.step(value)
+
+
 class PhaNetModule(L.LightningModule):
     """Trains any :func:`~phanet.models.build_model` network on expression and pose labels.
 
@@ -89,6 +117,9 @@ class PhaNetModule(L.LightningModule):
         self._parts = parameter_groups(self.model)  # before any phase freezes a part
         self.dynamics = None  # a TrainingDynamics callback sets itself here while it records
         self._trained_with: Config | None = None  # on resume: the settings of the run so far
+        #: The validation FER accuracy that the plateau schedule and early stopping wait for before they
+        #: count epochs without a better one (chance plus ``train.chance_margin``; set by the training).
+        self.patience_floor: float | None = None
         for part in ("train", "val"):
             # validate_args would read the labels back from the device at every step
             setattr(self, f"{part}_expression_acc", MulticlassAccuracy(len(expressions), average="micro",
@@ -284,7 +315,7 @@ class PhaNetModule(L.LightningModule):
         if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             value = self.trainer.callback_metrics.get(MONITOR)
             if value is not None:  # a run without validation (benchmarks) keeps its rate
-                scheduler.step(float(value))
+                step_plateau(scheduler, float(value), self.patience_floor)
         elif scheduler is not None:
             scheduler.step()
 

@@ -43,7 +43,7 @@ from phanet.files import remove_temporaries
 from phanet.runtime import Stopped, resolve_precision, usable_cpus, uses_cuda
 from phanet.training.callbacks import AdaptiveThreads, AtomicCheckpointIO, EpochMetricsCSV, ResumedConfig
 from phanet.training.dynamics import TrainingDynamics
-from phanet.training.module import MONITOR, PhaNetModule
+from phanet.training.module import MONITOR, PhaNetModule, at_chance, patience_floor
 from phanet.training.progress import EpochBars, progress_callback
 from phanet.training.run_folder import RunFolder, RunLock
 
@@ -93,7 +93,11 @@ def _lightning_key(key: str, subclass: type, lightning_class: type) -> str:
 
 class _EarlyStopping(EarlyStopping):
     """Early stopping whose patience is ``train.early_stop`` also on resume (Lightning's would restore
-    the patience the run started with, so a resume could not give a stopped run more patience)."""
+    the patience the run started with, so a resume could not give a stopped run more patience), and
+    which counts epochs without a better score only once one has exceeded ``floor``
+    (:func:`~phanet.training.module.at_chance`)."""
+
+    floor: float | None = None
 
     @property
     def state_key(self) -> str:
@@ -103,6 +107,14 @@ class _EarlyStopping(EarlyStopping):
         patience = self.patience
         super().load_state_dict(state_dict)
         self.patience = patience
+
+    def _evaluate_stopping_criteria(self, current: torch.Tensor) -> tuple[bool, str | None]:
+        # A network still at chance is not stopped, and its epochs there do not count (train.chance_margin).
+        if torch.isfinite(current) and at_chance(float(self.best_score), float(current), self.floor):
+            self.best_score = torch.maximum(self.best_score.to(current.device), current)
+            self.wait_count = 0
+            return False, None
+        return super()._evaluate_stopping_criteria(current)
 
 
 class _RunCheckpoint(ModelCheckpoint):
@@ -299,6 +311,10 @@ def _train(config: Config, folder: RunFolder, lock: RunLock | None, resume: bool
     datamodule.prepare()
     faces = datamodule.faces
     module = PhaNetModule(config.to_dict(), faces.expressions, faces.poses, faces.expression_counts(datamodule.split.train))
+    module.patience_floor = patience_floor(faces.expression_counts(datamodule.split.val), config.train.chance_margin)
+    for callback in callbacks:
+        if isinstance(callback, _EarlyStopping):
+            callback.floor = module.patience_floor
     module.optimizer_groups()  # a wrong optim.part_lr fails here, before the run folder is written
     done = 0
     if resume:

@@ -47,8 +47,8 @@ SAME_RUN = ("seed", "data.dataset", "data.root", "data.options", "data.split", "
 #: The training budget: what a resume may change and applies from its first epoch. A finished run is
 #: reused only for a config with the same budget, so that no result is reported under a budget it was
 #: not trained with.
-BUDGET = ("optim", "train.epochs", "train.batch_size", "train.early_stop", "train.gradient_clip", "train.gradient_clip_by",
-          "train.pan_init")
+BUDGET = ("optim", "train.epochs", "train.batch_size", "train.early_stop", "train.chance_margin", "train.gradient_clip",
+          "train.gradient_clip_by", "train.pan_init")
 
 
 def _get(values: dict[str, Any], key: str) -> Any:
@@ -161,7 +161,13 @@ class RunFolder:
         return self.evaluation_file.exists()
 
     def stored_config(self) -> Config | None:
-        return config_from_dict(read_yaml(self.config_file)) if self.config_file.exists() else None
+        if not self.config_file.exists():
+            return None
+        values = read_yaml(self.config_file)
+        train = values.get("train")
+        if isinstance(train, dict) and "chance_margin" not in train:
+            train["chance_margin"] = None  # written before the setting existed: patience counted from the first epoch
+        return config_from_dict(values)
 
     def difference(self, config: Config, budget: bool = False) -> str | None:
         """The first setting of :data:`SAME_RUN` (and, with ``budget``, of :data:`BUDGET`) in which
