@@ -345,10 +345,15 @@ def _build(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
     return cls(**kwargs)
 
 
+#: Settings whose value is a whole mapping: a later source replaces it (``optim.part_lr={}`` clears the
+#: preset's multipliers) instead of merging into it like a config section.
+MAPPING_SETTINGS = ("options", "part_lr")
+
+
 def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     merged = dict(base)
     for key, value in update.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict) and key != "options":
+        if isinstance(value, dict) and isinstance(merged.get(key), dict) and key not in MAPPING_SETTINGS:
             merged[key] = _merge(merged[key], value)
         else:
             merged[key] = value
