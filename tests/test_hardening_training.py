@@ -168,7 +168,8 @@ def test_resuming_a_run_that_trained_every_epoch_says_so(run_copy, capsys):
 @pytest.mark.parametrize("overrides, message", [
     (["optim.name=sgd"], "--resume: optim.name ('adam' in the run, 'sgd' now) differs from the run"),
     (["optim.scheduler=multistep"], "--resume: optim.scheduler ('plateau' in the run, 'multistep' now) differs"),
-    (["optim.part_lr={PAN_S2: 0.5, SAL: 0.1}"], "--resume: the set of parts in optim.part_lr (SAL in the run, PAN_S2, SAL now) differs"),
+    (["optim.part_lr={PAN_S2: 0.5, SAL: 0.1}"],
+     "--resume: the set of parts in optim.part_lr (SAL in the run, PAN_S2, SAL now) differs"),
     (["model.backbone.growth_rate=8"], "--resume: model.backbone.growth_rate (6 in the run, 8 now) differs"),
     (["train.schedule=alternating"], "--resume: train.schedule ('joint' in the run, 'alternating' now) differs"),
     (["train.ema=0.99"], "--resume: train.ema (0.0 in the run, 0.99 now) differs"),
