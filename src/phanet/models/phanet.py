@@ -155,6 +155,12 @@ class PhaNet(nn.Module):
         return {"pooled": pooled, "logits": logits, "boxes": boxes, "local_boxes": local_boxes,
                 "maps": maps, "crops": crops, "pan_outputs": pan_outputs}
 
+    def _per_scale(self, values: torch.Tensor) -> torch.Tensor:
+        """(B, 3) from the (B, fused scales) ``values``: NaN in the columns of scales not fused."""
+        full = values.new_full((values.shape[0], 3), float("nan"))
+        full[:, self.used] = values
+        return full
+
     def forward_head(self, hpal: dict) -> PhaNetOutput:
         """Joint SAL (Eq. 6–8) and DCML (Eq. 10) on the HPAL result."""
         pooled = [hpal["pooled"][s] for s in self.used]
@@ -162,12 +168,10 @@ class PhaNet(nn.Module):
         sal_logits = None
         if self.sal is not None:
             f, c, z = self.sal(pooled)
-            sal_logits = z.new_full((batch, 3), float("nan"))
-            sal_logits[:, self.used] = z
+            sal_logits = self._per_scale(z)
         else:
             f, c = torch.cat(pooled, dim=1), pooled[0].new_ones((batch, len(self.used)))
-        weights = c.new_full((batch, 3), float("nan"))
-        weights[:, self.used] = c
+        weights = self._per_scale(c)
         expression_logits, pose_logits, task_weights = self.head(f)
         scale_logits = list(hpal["logits"]) + [None] * (3 - self.num_computed)
         return PhaNetOutput(

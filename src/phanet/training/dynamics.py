@@ -100,9 +100,6 @@ class TrainingDynamics(Callback):
         self.row: dict[str, Any] | None = None
         self.groups: dict[str, list[nn.Parameter]] = {}
         self.before: dict[str, list[torch.Tensor]] = {}
-        self._sal_z: torch.Tensor | None = None
-        self._armed = False  # a recorded step: keep SAL's pre-activations of its forward pass
-        self._handle = None
 
     def due(self, step: int) -> bool:
         return step % self.every == 0
@@ -110,43 +107,31 @@ class TrainingDynamics(Callback):
     def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         self.groups = parameter_groups(module.model)
         self.rows = rows_before(self.path, trainer.current_epoch)
-        sal = getattr(module.model, "sal", None)
-        if sal is not None and self._handle is None:
-            self._handle = sal.fc2.register_forward_hook(self._keep_sal)
         module.dynamics = self
 
     def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        if self._handle is not None:
-            self._handle.remove()
-            self._handle = None
         module.dynamics = None
         self._write(trainer)
-
-    def on_train_batch_start(self, trainer: L.Trainer, module: L.LightningModule, batch: Any, batch_idx: int) -> None:
-        self._armed, self._sal_z = self.due(trainer.global_step), None
-
-    def _keep_sal(self, _module: nn.Module, _inputs: Any, output: torch.Tensor) -> None:
-        if self._armed and torch.is_grad_enabled():
-            self._sal_z = output.detach().float()
 
     def record_parts(self, module: L.LightningModule, parts: dict[str, torch.Tensor], output: Any) -> None:
         """Called by the training step on a due step, before its backward pass."""
         row: dict[str, Any] = {"epoch": module.current_epoch, "step": module.global_step}
         row.update({f"loss/{k}": float(v.detach()) for k, v in parts.items()})
         row.update(part_gradient_norms(parts, self.groups))
-        z = self._sal_z
         c = output.scale_weights.detach().float()
         for i in range(c.shape[1]):
             if torch.isnan(c[:, i]).all():
                 continue
             row[f"sal/c{i + 1}_mean"] = float(c[:, i].mean())
             row[f"sal/c{i + 1}_std"] = float(c[:, i].std()) if c.shape[0] > 1 else 0.0
-        used = getattr(module.model, "used", [])
-        if z is not None and z.shape[1] == len(used):
-            for column, i in enumerate(used):
-                row[f"sal/z{i + 1}_mean"] = float(z[:, column].mean())
-                row[f"sal/z{i + 1}_std"] = float(z[:, column].std()) if z.shape[0] > 1 else 0.0
-                row[f"sal/z{i + 1}_positive"] = float((z[:, column] > 0).float().mean())
+        z = getattr(output, "sal_logits", None)
+        for i in range(z.shape[1] if z is not None else 0):
+            values = z[:, i].detach().float()
+            if torch.isnan(values).all():
+                continue
+            row[f"sal/z{i + 1}_mean"] = float(values.mean())
+            row[f"sal/z{i + 1}_std"] = float(values.std()) if values.shape[0] > 1 else 0.0
+            row[f"sal/z{i + 1}_positive"] = float((values > 0).float().mean())
         raw = getattr(output, "pan_outputs", None)
         for s in range(raw.shape[1] if raw is not None else 0):
             values = raw[:, s].detach().float()
@@ -182,7 +167,7 @@ class TrainingDynamics(Callback):
             size = _norm(old)
             self.row[f"update/{name}"] = change / size if size else math.nan
         self.rows.append(self.row)
-        self.row, self.before, self._armed = None, {}, False
+        self.row, self.before = None, {}
 
     def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         self._write(trainer)

@@ -94,10 +94,14 @@ def _lightning_key(key: str, subclass: type, lightning_class: type) -> str:
 class _EarlyStopping(EarlyStopping):
     """Early stopping whose patience is ``train.early_stop`` also on resume (Lightning's would restore
     the patience the run started with, so a resume could not give a stopped run more patience), and
-    which counts epochs without a better score only once one has exceeded ``floor``
-    (:func:`~phanet.training.module.at_chance`)."""
+    which counts epochs without a better score only once one has exceeded the module's
+    ``patience_floor`` (:func:`~phanet.training.module.at_chance`)."""
 
     floor: float | None = None
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        self.floor = getattr(pl_module, "patience_floor", None)
 
     @property
     def state_key(self) -> str:
@@ -312,9 +316,6 @@ def _train(config: Config, folder: RunFolder, lock: RunLock | None, resume: bool
     faces = datamodule.faces
     module = PhaNetModule(config.to_dict(), faces.expressions, faces.poses, faces.expression_counts(datamodule.split.train))
     module.patience_floor = patience_floor(faces.expression_counts(datamodule.split.val), config.train.chance_margin)
-    for callback in callbacks:
-        if isinstance(callback, _EarlyStopping):
-            callback.floor = module.patience_floor
     module.optimizer_groups()  # a wrong optim.part_lr fails here, before the run folder is written
     done = 0
     if resume:
