@@ -161,7 +161,7 @@ def test_ablate_rows_trains_only_the_rows_named_and_the_tables_come_from_a_run_w
            for name in ("table6_n_s1", "table6_h_s2_h_s3")}
     assert printed[0].startswith(f"table6_n_s1 (N_S1 (No attention)): FER {fer['table6_n_s1']:.2f} %, pose ")
     assert printed[1].startswith(f"table6_h_s2_h_s3 (H_S2 + H_S3): FER {fer['table6_h_s2_h_s3']:.2f} %, pose ")
-    assert printed[0].endswith("; tested epoch 1 of 1, training FER then 30.0 %")
+    assert printed[0].endswith("; tested epoch 1 of 1, training FER then 30.0 %; ended by epoch limit (1)")
     assert len(printed) == 3 and not (out / "table6.csv").exists() and not (out / "report.md").exists()
     # Without --rows: the two finished rows are reused, the six others trained, the table written.
     trainings.clear()
@@ -169,6 +169,7 @@ def test_ablate_rows_trains_only_the_rows_named_and_the_tables_come_from_a_run_w
     assert [name.split("/")[-1] for name, *_ in trainings] == [n for n in TABLE6_RUNS
                                                                 if n not in ("table6_n_s1", "table6_h_s2_h_s3")]
     assert pd.read_csv(out / "table6.csv").iloc[0, 1] == pytest.approx(fer["table6_n_s1"], abs=0.005)
+    assert set(pd.read_csv(out / "table6.csv")["Ended by"]) == {"epoch limit (1)"}
     # Table VIII's rows, and a name that is no row of the table chosen, are refused before any training.
     trainings.clear()
     capsys.readouterr()

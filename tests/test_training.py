@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -16,13 +17,15 @@ import torch
 
 from conftest import TINY, tiny_overrides
 from phanet.cli import main
-from phanet.config import load_config
+from phanet.config import dump_yaml, load_config
 from phanet.data.registry import load_dataset
 from phanet.data.splits import subject_folds, subject_split
 from phanet.data.torch_data import FaceDataset
 from phanet.errors import PhanetError
+from phanet.reports.summaries import ended_by
 from phanet.training.module import PhaNetModule, patience_floor, step_plateau
 from phanet.training.run import _EarlyStopping, load_module, train
+from phanet.training.run_folder import RunFolder, training_end
 
 
 def _phanet(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
@@ -428,10 +431,36 @@ def test_plateau_schedule_and_early_stopping_follow_the_validation_accuracy(tiny
                               "resume with train.early_stop above 2 (0 turns early stopping off)")
     assert again.best_score == result.best_score
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file() and p.name != ".lock"} == before
+    assert RunFolder(out).ended_by() == "early_stop" and ended_by(out) == "early stopping"
     # More patience: one more epoch without improvement ends it again (the patience is the new one).
     more = load_config(out / "config.yaml", ["train.early_stop=3"])
     assert train(more, resume=True, progress=False).finished is None
     assert pd.read_csv(out / "metrics.csv")["epoch"].tolist() == [0, 1, 2, 3]
+    assert ended_by(out) == "early stopping"
+    # Under a budget of 4 epochs and no early stopping, the same run ended by its epochs.
+    _rewrite(out / "config.yaml", "train.epochs=4", "train.early_stop=0")
+    assert RunFolder(out).ended_by() == "epochs" and ended_by(out) == "epoch limit (4)"
+
+
+def _rewrite(config_file, *overrides: str) -> None:
+    dump_yaml(load_config(config_file, list(overrides)), config_file)
+
+
+def test_training_end_names_the_setting_that_left_nothing_to_train():
+    train_settings = SimpleNamespace(epochs=10, early_stop=3, max_minutes=5.0)
+
+    def payload(epoch, wait, seconds):
+        return {"epoch": epoch, "callbacks": {"EarlyStopping{'monitor': 'val/expression_acc'}": {"wait_count": wait},
+                                              "Timer": {"time_elapsed": {"train": seconds}}}}
+
+    assert training_end(payload(9, 0, 0.0), train_settings) == "epochs"  # epoch 9 is the 10th
+    assert training_end(payload(5, 3, 0.0), train_settings) == "early_stop"
+    assert training_end(payload(5, 2, 300.0), train_settings) == "max_minutes"
+    assert training_end(payload(5, 2, 299.0), train_settings) is None
+    # Each setting turned off ends nothing; a payload without callback states has only its epochs.
+    unlimited = SimpleNamespace(epochs=10, early_stop=0, max_minutes=None)
+    assert training_end(payload(5, 3, 1e6), unlimited) is None
+    assert training_end({"epoch": 9}, unlimited) == "epochs" and training_end({"epoch": 8}, unlimited) is None
 
 
 def test_patience_counts_only_once_validation_has_left_chance():

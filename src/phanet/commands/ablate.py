@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
             trained = training_columns(row)
             print(f"{row.run_dir.name} ({label}): FER {100 * row.summary['expression_accuracy']:.2f} %{pose}; "
                   f"tested epoch {trained['Tested epoch']} of {trained['Epochs']}, training FER then "
-                  f"{trained['Train FER']:.1f} %")
+                  f"{trained['Train FER']:.1f} %; ended by {trained['Ended by']}")
         print("the tables are written by the same command without --rows once every row is finished")
         return 0
     markdown = ablation_markdown(results, faces, out)

@@ -23,19 +23,36 @@ def _with_setting(rows: list[tuple[str, Any]], setting: str) -> Any:
     return next((run for _, run in rows if run.summary["loss_setting"] == setting), None)
 
 
-def training_columns(run: Any) -> dict[str, float]:
+def training_columns(run: Any) -> dict[str, Any]:
     """How a row trained, from its per-epoch metrics: the epochs run, the epoch whose checkpoint was
     tested (best validation FER accuracy, counted from 1; the first of equal ones, as the checkpoint
-    callback keeps it) and the training FER accuracy (%) in that epoch. NaN when no epoch was validated."""
+    callback keeps it) and the training FER accuracy (%) in that epoch, NaN when no epoch was
+    validated; then what ended its training (:func:`ended_by`)."""
     from phanet.training.module import MONITOR as tested_by  # the metric that picks the tested checkpoint
 
     metrics = getattr(run, "metrics", None)
+    ended = {"Ended by": ended_by(getattr(run, "run_dir", None))}
     if metrics is None or tested_by not in metrics or metrics[tested_by].isna().all():
-        return {"Epochs": math.nan, "Tested epoch": math.nan, "Train FER": math.nan}
+        return {"Epochs": math.nan, "Tested epoch": math.nan, "Train FER": math.nan, **ended}
     per_epoch = metrics.groupby("epoch").last()  # a resumed run may log an epoch twice
     tested = per_epoch[tested_by].idxmax()
     return {"Epochs": len(per_epoch), "Tested epoch": int(tested) + 1,
-            "Train FER": pct(per_epoch.loc[tested].get("train/expression_acc", math.nan))}
+            "Train FER": pct(per_epoch.loc[tested].get("train/expression_acc", math.nan)), **ended}
+
+
+def ended_by(run_dir: Path | None) -> str:
+    """What ended the training in ``run_dir``, in words for a report: ``early stopping``, ``epoch limit
+    (40)`` (train.epochs), ``time cap (90 min)`` (train.max_minutes) or ``interruption``; ``-`` when
+    unknown."""
+    from phanet.training.run_folder import RunFolder
+
+    folder = RunFolder(run_dir) if run_dir is not None else None
+    ended = folder.ended_by() if folder is not None else None
+    if ended is None:
+        return "-"
+    train = folder.stored_config().train
+    return {"early_stop": "early stopping", "epochs": f"epoch limit ({train.epochs})",
+            "max_minutes": f"time cap ({train.max_minutes:g} min)", "interrupted": "interruption"}[ended]
 
 
 def table6(rows: list[tuple[str, Any]], dataset: str) -> pd.DataFrame:

@@ -45,7 +45,7 @@ from phanet.training.callbacks import AdaptiveThreads, AtomicCheckpointIO, Epoch
 from phanet.training.dynamics import TrainingDynamics
 from phanet.training.module import MONITOR, PhaNetModule, at_chance, patience_floor
 from phanet.training.progress import EpochBars, progress_callback
-from phanet.training.run_folder import RunFolder, RunLock
+from phanet.training.run_folder import RunFolder, RunLock, training_end
 
 _DDP_NAMES = {"ddp": "ddp_find_unused_parameters_true", "ddp_spawn": "ddp_spawn_find_unused_parameters_true"}
 
@@ -325,7 +325,7 @@ def _train(config: Config, folder: RunFolder, lock: RunLock | None, resume: bool
             raise PhanetError.about("resume", "{run} has finished {done} epochs, more than train.epochs ({epochs}); "
                                     "give train.epochs={done} or more", run=folder.path, done=done,
                                     epochs=config.train.epochs)
-        finished = _finished(payload, config, done, best.state_key)
+        finished = _finished(payload, config, done)
         if finished is not None:
             score = payload["callbacks"].get(best.state_key, {}).get("best_model_score")
             return TrainResult(folder.path, folder.best, folder.last, folder.metrics_file,
@@ -371,22 +371,21 @@ def _check_last(folder: RunFolder, module: PhaNetModule) -> dict[str, Any]:
     return payload
 
 
-def _finished(payload: dict[str, Any], config: Config, done: int, best_key: str) -> str | None:
+def _finished(payload: dict[str, Any], config: Config, done: int) -> str | None:
     """Why the run whose ``last.ckpt`` holds ``payload`` has nothing left to train under ``config``,
     and which setting would give it more; None when it has epochs to train."""
     t = config.train
-    states = payload.get("callbacks", {})
-    if done >= t.epochs:
+    ended = training_end(payload, t)
+    if ended == "epochs":
         return (f"had already trained every epoch of train.epochs ({t.epochs}); nothing was trained. To train on, "
                 f"resume with train.epochs above {t.epochs}")
-    stopping = next((v for k, v in states.items() if k.startswith("EarlyStopping")), None)
-    if t.early_stop > 0 and stopping is not None and stopping.get("wait_count", 0) >= t.early_stop:
-        return (f"had already stopped early after epoch {done} of {t.epochs} ({stopping['wait_count']} epochs "
+    if ended == "early_stop":
+        wait = next(v for k, v in payload["callbacks"].items() if k.startswith("EarlyStopping"))["wait_count"]
+        return (f"had already stopped early after epoch {done} of {t.epochs} ({wait} epochs "
                 f"without a better validation FER accuracy, train.early_stop {t.early_stop}); nothing was "
-                f"trained. To train on, resume with train.early_stop above {stopping['wait_count']} (0 turns "
+                f"trained. To train on, resume with train.early_stop above {wait} (0 turns "
                 "early stopping off)")
-    elapsed = states.get("Timer", {}).get("time_elapsed", {}).get("train", 0.0)
-    if t.max_minutes and elapsed >= 60 * t.max_minutes:
+    if ended == "max_minutes":
         return (f"had already used train.max_minutes ({t.max_minutes:g}) after epoch {done} of {t.epochs}; "
                 "nothing was trained. To train on, resume with a larger train.max_minutes")
     return None

@@ -51,6 +51,27 @@ BUDGET = ("optim", "train.epochs", "train.batch_size", "train.early_stop", "trai
           "train.gradient_clip_by", "train.pan_init")
 
 
+def training_end(payload: dict[str, Any], train: Any) -> str | None:
+    """The setting of ``train`` (a config's ``train`` section) that leaves nothing to train in the run
+    whose ``last.ckpt`` holds ``payload``: ``epochs`` (every epoch done), ``early_stop`` (that many
+    epochs without a better validation FER accuracy) or ``max_minutes`` (the training time used);
+    None when it has epochs left."""
+    states = payload.get("callbacks", {})
+    if int(payload.get("epoch", -1)) + 1 >= train.epochs:
+        return "epochs"
+    stopping = next((v for k, v in states.items() if k.startswith("EarlyStopping")), None)
+    if train.early_stop > 0 and stopping is not None and stopping.get("wait_count", 0) >= train.early_stop:
+        return "early_stop"
+    if train.max_minutes and training_seconds(payload) >= 60 * train.max_minutes:
+        return "max_minutes"
+    return None
+
+
+def training_seconds(payload: dict[str, Any]) -> float:
+    """The training time of every attempt of the run whose ``last.ckpt`` holds ``payload`` (Lightning's
+    Timer, which ``train.max_minutes`` is measured by)."""
+    return float(payload.get("callbacks", {}).get("Timer", {}).get("time_elapsed", {}).get("train", 0.0))
+
 def _get(values: dict[str, Any], key: str) -> Any:
     for part in key.split("."):
         values = values[part]
@@ -159,6 +180,19 @@ class RunFolder:
 
     def evaluated(self) -> bool:
         return self.evaluation_file.exists()
+
+    def ended_by(self) -> str | None:
+        """What ended the run's training under the budget of its ``config.yaml`` (the last attempt's):
+        ``epochs``, ``early_stop`` or ``max_minutes`` (:func:`training_end`), ``interrupted`` when its
+        ``last.ckpt`` has epochs left (a signal or a failure stopped it, or it is still training); None
+        before its first epoch."""
+        config = self.stored_config()
+        if config is None or not self.last.exists():
+            return None
+        import torch
+
+        payload = torch.load(self.last, map_location="cpu", weights_only=True, mmap=True)
+        return training_end(payload, config.train) or "interrupted"
 
     def stored_config(self) -> Config | None:
         if not self.config_file.exists():
