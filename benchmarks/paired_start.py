@@ -12,7 +12,7 @@ without a second process).
 Run it on an otherwise quiet machine: another process on the cores is what it measures.
 
     python benchmarks/paired_start.py                           # first trial after 20 and after 4 steps
-    python benchmarks/paired_start.py --first 4 --epochs 4 --subjects 20
+    python benchmarks/paired_start.py --first 4,1,4,1        # each delay twice, to see the spread
 """
 
 from __future__ import annotations
@@ -52,8 +52,9 @@ def epoch_seconds(log: str) -> list[float]:
 
 
 def together(first: int, count: int, root: Path, args: argparse.Namespace) -> list[dict]:
-    """Start ``count`` trainings together; one row per process."""
-    outs = [root / f"first{first}_{count}_{i}" for i in range(1, count + 1)]
+    """Start ``count`` trainings together, each into a new folder under ``root``; one row per process."""
+    start = len(list(root.iterdir()))
+    outs = [root / f"run{start + i}_first{first}" for i in range(1, count + 1)]
     procs = [subprocess.Popen([sys.executable, "-c", CHILD, str(first), *train_command(out, args)],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for out in outs]
     rows = []

@@ -112,7 +112,7 @@ class AdaptiveThreads(Callback):
     """
 
     def __init__(self, cpus: int, start_period: int = 20, max_period: int = 160, probe_steps: int = 2,
-                 first_period: int = 4) -> None:
+                 first_period: int = 1) -> None:
         self.cpus = max(1, cpus)
         self.start_period, self.max_period, self.probe_steps = start_period, max_period, probe_steps
         self.threads = self.cpus
