@@ -29,11 +29,10 @@ import pandas as pd
 
 #: Each process sets AdaptiveThreads' first trial delay, then runs the ``phanet train`` command.
 CHILD = """
-import sys
+import functools, sys
 from phanet.training import callbacks
-defaults = list(callbacks.AdaptiveThreads.__init__.__defaults__)
-defaults[-1] = int(sys.argv[1])  # first_period
-callbacks.AdaptiveThreads.__init__.__defaults__ = tuple(defaults)
+callbacks.AdaptiveThreads.__init__ = functools.partialmethod(callbacks.AdaptiveThreads.__init__,
+                                                             first_period=int(sys.argv[1]))
 from phanet.cli import main
 sys.exit(main(sys.argv[2:]))
 """

@@ -46,8 +46,10 @@ def ended_by(run_dir: Path | None) -> str:
     unknown."""
     from phanet.training.run_folder import RunFolder
 
-    folder = RunFolder(run_dir) if run_dir is not None else None
-    ended = folder.ended_by() if folder is not None else None
+    if run_dir is None:
+        return "-"
+    folder = RunFolder(run_dir)
+    ended = folder.ended_by()
     if ended is None:
         return "-"
     train = folder.stored_config().train

@@ -85,6 +85,11 @@ def part_gradient_norms(parts: dict[str, torch.Tensor], groups: dict[str, list[n
     return row
 
 
+def _mean_std(name: str, values: torch.Tensor) -> dict[str, float]:
+    """``NAME_mean`` and ``NAME_std`` of a batch's values (std 0 for a single sample)."""
+    return {f"{name}_mean": float(values.mean()), f"{name}_std": float(values.std()) if values.shape[0] > 1 else 0.0}
+
+
 class TrainingDynamics(Callback):
     """Record gradients, updates, SAL pre-activations and λ every ``every`` steps into ``path``.
 
@@ -120,26 +125,21 @@ class TrainingDynamics(Callback):
         row.update(part_gradient_norms(parts, self.groups))
         c = output.scale_weights.detach().float()
         for i in range(c.shape[1]):
-            if torch.isnan(c[:, i]).all():
-                continue
-            row[f"sal/c{i + 1}_mean"] = float(c[:, i].mean())
-            row[f"sal/c{i + 1}_std"] = float(c[:, i].std()) if c.shape[0] > 1 else 0.0
+            if not torch.isnan(c[:, i]).all():
+                row.update(_mean_std(f"sal/c{i + 1}", c[:, i]))
         z = getattr(output, "sal_logits", None)
         for i in range(z.shape[1] if z is not None else 0):
             values = z[:, i].detach().float()
-            if torch.isnan(values).all():
-                continue
-            row[f"sal/z{i + 1}_mean"] = float(values.mean())
-            row[f"sal/z{i + 1}_std"] = float(values.std()) if values.shape[0] > 1 else 0.0
-            row[f"sal/z{i + 1}_positive"] = float((values > 0).float().mean())
+            if not torch.isnan(values).all():
+                row.update(_mean_std(f"sal/z{i + 1}", values))
+                row[f"sal/z{i + 1}_positive"] = float((values > 0).float().mean())
         raw = getattr(output, "pan_outputs", None)
         for s in range(raw.shape[1] if raw is not None else 0):
             values = raw[:, s].detach().float()
             if torch.isnan(values).all():
                 continue
             for j, axis in enumerate("xyl"):
-                row[f"pan/S{s + 2}_a{axis}_mean"] = float(values[:, j].mean())
-                row[f"pan/S{s + 2}_a{axis}_std"] = float(values[:, j].std()) if values.shape[0] > 1 else 0.0
+                row.update(_mean_std(f"pan/S{s + 2}_a{axis}", values[:, j]))
             row[f"pan/S{s + 2}_pinned"] = float(pinned(values).float().mean())
         row["lambda_p_mean"] = float(output.task_weights[:, 1].detach().float().mean())
         row["phase"] = getattr(module, "phase", "")

@@ -45,7 +45,7 @@ from phanet.training.callbacks import AdaptiveThreads, AtomicCheckpointIO, Epoch
 from phanet.training.dynamics import TrainingDynamics
 from phanet.training.module import MONITOR, PhaNetModule, at_chance, patience_floor
 from phanet.training.progress import EpochBars, progress_callback
-from phanet.training.run_folder import RunFolder, RunLock, training_end
+from phanet.training.run_folder import RunFolder, RunLock, epochs_without_better, training_end
 
 _DDP_NAMES = {"ddp": "ddp_find_unused_parameters_true", "ddp_spawn": "ddp_spawn_find_unused_parameters_true"}
 
@@ -380,7 +380,7 @@ def _finished(payload: dict[str, Any], config: Config, done: int) -> str | None:
         return (f"had already trained every epoch of train.epochs ({t.epochs}); nothing was trained. To train on, "
                 f"resume with train.epochs above {t.epochs}")
     if ended == "early_stop":
-        wait = next(v for k, v in payload["callbacks"].items() if k.startswith("EarlyStopping"))["wait_count"]
+        wait = epochs_without_better(payload)
         return (f"had already stopped early after epoch {done} of {t.epochs} ({wait} epochs "
                 f"without a better validation FER accuracy, train.early_stop {t.early_stop}); nothing was "
                 f"trained. To train on, resume with train.early_stop above {wait} (0 turns "

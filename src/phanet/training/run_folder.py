@@ -56,21 +56,28 @@ def training_end(payload: dict[str, Any], train: Any) -> str | None:
     whose ``last.ckpt`` holds ``payload``: ``epochs`` (every epoch done), ``early_stop`` (that many
     epochs without a better validation FER accuracy) or ``max_minutes`` (the training time used);
     None when it has epochs left."""
-    states = payload.get("callbacks", {})
     if int(payload.get("epoch", -1)) + 1 >= train.epochs:
         return "epochs"
-    stopping = next((v for k, v in states.items() if k.startswith("EarlyStopping")), None)
-    if train.early_stop > 0 and stopping is not None and stopping.get("wait_count", 0) >= train.early_stop:
+    if train.early_stop > 0 and epochs_without_better(payload) >= train.early_stop:
         return "early_stop"
     if train.max_minutes and training_seconds(payload) >= 60 * train.max_minutes:
         return "max_minutes"
     return None
 
 
+def epochs_without_better(payload: dict[str, Any]) -> int:
+    """The early stopping count of the run whose ``last.ckpt`` holds ``payload``: epochs since its last
+    better validation FER accuracy (0 without early stopping)."""
+    states = payload.get("callbacks", {})
+    stopping = next((v for k, v in states.items() if k.startswith("EarlyStopping")), {})
+    return int(stopping.get("wait_count", 0))
+
+
 def training_seconds(payload: dict[str, Any]) -> float:
     """The training time of every attempt of the run whose ``last.ckpt`` holds ``payload`` (Lightning's
     Timer, which ``train.max_minutes`` is measured by)."""
     return float(payload.get("callbacks", {}).get("Timer", {}).get("time_elapsed", {}).get("train", 0.0))
+
 
 def _get(values: dict[str, Any], key: str) -> Any:
     for part in key.split("."):
