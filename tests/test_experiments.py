@@ -225,6 +225,28 @@ def test_crossval_tests_every_subject_exactly_once(trainings, tiny_manifest, tmp
     capsys.readouterr()
 
 
+def test_crossval_folds_train_apart_and_a_run_without_fold_writes_the_tables(trainings, tiny_manifest, tmp_path,
+                                                                              capsys):
+    out = tmp_path / "cv"
+    args = ["crossval", "--config", "demo", *_tiny(tiny_manifest, "data.split.val=1"), "--folds", "4",
+            "--methods", "phanet,densenet", "--out", str(out), "--no-progress"]
+    assert main([*args, "--fold", "3"]) == 0
+    assert [name for name, *_ in trainings] == ["fold3/phanet", "fold3/densenet"]
+    assert "fold 3 of 4 done" in capsys.readouterr().out and not (out / "summary.csv").exists()
+    assert main([*args, "--fold", "4,1,2"]) == 0
+    assert [name for name, *_ in trainings[2:]] == [f"fold{k}/{m}" for k in (1, 2, 4) for m in ("phanet", "densenet")]
+    # Folds trained by separate runs still test every subject exactly once.
+    tested = [s for _, _, _, split in trainings[::2] for s in split.subjects["test"]]
+    assert sorted(tested) == [f"s{i:02d}" for i in range(8)]
+    trainings.clear()
+    assert main(args) == 0 and trainings == []  # every fold reused, the tables written
+    assert pd.read_csv(out / "summary.csv")["Folds"].tolist() == [4, 4]
+    capsys.readouterr()
+    assert main([*args, "--fold", "5"]) == 2
+    assert capsys.readouterr().err.strip() == ("phanet crossval: error: --fold: no fold 5 among the 4 folds "
+                                               "(expected numbers 1 to 4)")
+
+
 def test_crossdata_maps_classes_and_reports_the_unmatched(tiny_manifest, tmp_path, capsys):
     from phanet.config import load_config
     from phanet.data.registry import load_dataset

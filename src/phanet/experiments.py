@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -188,13 +189,21 @@ def ablation_runs(config: Config, faces: LabeledFaces, split: Split, out: Path, 
 
 
 def crossval_runs(config: Config, faces: LabeledFaces, folds: int, methods: dict[str, Config], out: Path,
-                  progress: bool = True) -> dict[str, list[MethodRun]]:
+                  progress: bool = True, only: Sequence[int] | None = None) -> dict[str, list[MethodRun]]:
     """Subject-independent K-fold: each fold's subjects are tested once; validation subjects come
-    from the other folds (``data.split.val``)."""
+    from the other folds (``data.split.val``). ``only``: the folds (1..K) to run, the others skipped,
+    so that folds can train in separate processes or on separate machines."""
     from phanet.data.splits import subject_folds, subject_split
 
+    if only is not None:
+        outside = [k for k in only if not 1 <= k <= folds]
+        if outside:
+            raise PhanetError.about("fold", "no fold {fold} among the {folds} folds (expected numbers 1 to {folds})",
+                                    fold=outside[0], folds=folds)
     results: dict[str, list[MethodRun]] = {name: [] for name in methods}
     for k, (train_idx, test_idx) in enumerate(subject_folds(faces, folds, config.data.split.seed)):
+        if only is not None and k + 1 not in only:
+            continue
         rest = faces.subset(train_idx)
         inner = subject_split(rest, val=config.data.split.val, test=0, seed=config.data.split.seed + k)
         split = Split(

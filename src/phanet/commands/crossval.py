@@ -13,7 +13,9 @@ DESCRIPTION = """Subject-independent K-fold cross-validation (the paper uses 5 f
   phanet crossval --config demo --folds 3 --methods phanet,densenet,hog_fc --out runs/cv3
 
 Each subject is in exactly one test fold; validation subjects are drawn from the other folds.
-Finished folds in --out are reused. Writes folds.md/.csv, summary.md/.csv and table5.md/.csv (accuracy per expression).
+Finished folds in --out are reused, so folds can also train apart, in separate processes or on
+separate machines sharing --out (--fold 1, --fold 2, ...); a run without --fold then writes the tables.
+Writes folds.md/.csv, summary.md/.csv and table5.md/.csv (accuracy per expression).
 """
 
 FLAGS = TRAINER_FLAGS
@@ -25,9 +27,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "override earlier ones, e.g. --config paper --config kdef (default: demo)")
     parser.add_argument("--folds", type=int, default=5, help="number of folds K (default: 5)")
     parser.add_argument("--methods", default="phanet", help="comma-separated: phanet, densenet, vgg19, hog_fc")
+    parser.add_argument("--fold", type=_fold_numbers, metavar="K[,K...]",
+                        help="train only these folds (1 to --folds) and write no tables")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--no-progress", action="store_true")
     add_trainer_arguments(parser)
+
+
+def _fold_numbers(text: str) -> list[int]:
+    try:
+        numbers = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected fold numbers like 2 or 1,3, got {text!r}") from None
+    return numbers
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,7 +56,11 @@ def run(args: argparse.Namespace) -> int:
     methods = {name.strip(): baseline_config(config, name.strip()) for name in args.methods.split(",") if name.strip()}
     out = Path(args.out)
     faces = load_faces(config)
-    results = crossval_runs(config, faces, args.folds, methods, out, progress=not args.no_progress)
+    results = crossval_runs(config, faces, args.folds, methods, out, progress=not args.no_progress, only=args.fold)
+    if args.fold is not None:
+        folds = ", ".join(str(k) for k in args.fold)
+        print(f"fold {folds} of {args.folds} done in {out}; a run without --fold writes the tables once every fold is")
+        return 0
     per_fold, summary = crossval_tables(results)
     folds_md = write_table(per_fold, out / "folds", f"Accuracy (%) per fold on {faces.name}")
     summary_md = write_table(summary, out / "summary", f"{args.folds}-fold cross-validation on {faces.name}")
