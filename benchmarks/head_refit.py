@@ -5,7 +5,8 @@ and test subjects (evaluation mode: no square swap, the weights the checkpoint h
 the head are trained again from the checkpoint's values on those fixed pooled features, for
 ``--epochs`` passes (Adam at the run's own learning rates, SAL at its ``optim.part_lr`` multiple,
 the run's weight decay, batch 32; the loss is the head's expression and pose cross-entropies, equally
-weighted, as λe = λp = 0.5 in the trained runs). Variants:
+weighted, as λe = λp = 0.5 in the trained runs, plus the run's bound on SAL's mean pre-activations,
+``loss.sal_limit``, where it trained with one). Variants:
 
 - ``fixed``: every face gets the trained network's mean scale weights (c the same for all faces);
   only the head learns. What per-face weights add is the difference to ``sal``.
@@ -34,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from head_probe import features
-from phanet.losses import balanced_class_weights
+from phanet.losses import balanced_class_weights, sal_limit_loss
 from phanet.training.run import load_module
 from phanet.training.run_folder import RunFolder
 
@@ -52,12 +53,12 @@ def frozen_features(module, part: str) -> dict[str, torch.Tensor]:
 def _forward(sal, head, pooled: torch.Tensor, fixed: torch.Tensor | None):
     parts = list(pooled.unbind(1))
     if fixed is None:
-        f, c, _ = sal(parts)
+        f, c, z = sal(parts)
     else:
-        c = fixed.expand(pooled.shape[0], -1)
+        c, z = fixed.expand(pooled.shape[0], -1), None
         f = sal.weigh(parts, c)
     expression_logits, pose_logits, _ = head(f)
-    return expression_logits, pose_logits, c
+    return expression_logits, pose_logits, c, z
 
 
 def refit(model, config, train: dict, variant: str, seed: int, epochs: int) -> tuple:
@@ -81,9 +82,11 @@ def refit(model, config, train: dict, variant: str, seed: int, epochs: int) -> t
         order = torch.randperm(len(train["pooled"]))
         for start in range(0, len(order), 32):
             rows = order[start : start + 32]
-            expression_logits, pose_logits, _ = _forward(sal, head, train["pooled"][rows], fixed)
+            expression_logits, pose_logits, _, z = _forward(sal, head, train["pooled"][rows], fixed)
             loss = (F.cross_entropy(expression_logits, train["expression"][rows], weight=weight)
                     + F.cross_entropy(pose_logits, train["pose"][rows]))
+            if z is not None and config.loss.sal_limit is not None:
+                loss = loss + sal_limit_loss(z, config.loss.sal_limit)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -93,7 +96,7 @@ def refit(model, config, train: dict, variant: str, seed: int, epochs: int) -> t
 def score(sal, head, fixed, test: dict, expressions: list[str]) -> tuple[dict, np.ndarray]:
     """One result row and the test faces' c (N, scales)."""
     with torch.no_grad():
-        expression_logits, pose_logits, c = _forward(sal, head, test["pooled"], fixed)
+        expression_logits, pose_logits, c, _ = _forward(sal, head, test["pooled"], fixed)
     said, truth = expression_logits.argmax(1).numpy(), test["expression"].numpy()
     right = said == truth
     per_class = {e: float(right[truth == k].mean() * 100) for k, e in enumerate(expressions) if (truth == k).any()}

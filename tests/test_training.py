@@ -620,6 +620,17 @@ def test_head_refit_scores_the_network_as_trained_and_refits_sal_and_the_head(tr
     assert all(torch.equal(v, before[k]) for k, v in module.model.state_dict().items())
     assert not torch.equal(head.expression.weight, module.model.head.expression.weight)
     assert not torch.equal(sal.fc2.bias, module.model.sal.fc2.bias)
+    # The refit keeps the run's bound on SAL's mean pre-activations: held near 0, they end nearer.
+    features = frozen_features(module, "train")
+    from phanet.experiments import variant
+
+    mean_z = {}
+    for name, limit in (("free", None), ("bounded", 1e-3)):
+        config = variant(module.config, {"loss.sal_limit": limit})
+        sal, _, _ = refit(module.model, config, features, "sal", 0, 3)
+        with torch.no_grad():
+            mean_z[name] = sal.pre_activations(list(features["pooled"].unbind(1))).mean(0).abs().sum().item()
+    assert mean_z["bounded"] < mean_z["free"]
     with pytest.raises(SystemExit, match="not one of"):
         head_refit(trained_run.run_dir, ["other"], [0], epochs=1)
 
