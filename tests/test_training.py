@@ -432,6 +432,15 @@ def test_plateau_schedule_and_early_stopping_follow_the_validation_accuracy(tiny
     assert again.best_score == result.best_score
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file() and p.name != ".lock"} == before
     assert RunFolder(out).ended_by() == "early_stop" and ended_by(out) == "early stopping"
+    # Early stopping ended it before any larger epoch limit could, and the plateau schedule does not depend
+    # on the limit: under 12 epochs it is the same finished run. Not under 3 (its own epochs), nor with
+    # more patience, which would have trained on.
+    folder = RunFolder(out)
+    assert folder.difference(load_config(out / "config.yaml", ["train.epochs=12"]), budget=True) is None
+    assert folder.difference(load_config(out / "config.yaml", ["train.epochs=3"]), budget=True) == \
+        "train.epochs (6 in the run, 3 now)"
+    assert folder.difference(load_config(out / "config.yaml", ["train.epochs=12", "train.early_stop=3"]),
+                             budget=True) == "train.epochs (6 in the run, 12 now)"
     # More patience: one more epoch without improvement ends it again (the patience is the new one).
     more = load_config(out / "config.yaml", ["train.early_stop=3"])
     assert train(more, resume=True, progress=False).finished is None

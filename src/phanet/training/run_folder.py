@@ -196,10 +196,12 @@ class RunFolder:
         config = self.stored_config()
         if config is None or not self.last.exists():
             return None
+        return training_end(self._last_payload(), config.train) or "interrupted"
+
+    def _last_payload(self) -> dict[str, Any]:
         import torch
 
-        payload = torch.load(self.last, map_location="cpu", weights_only=True, mmap=True)
-        return training_end(payload, config.train) or "interrupted"
+        return torch.load(self.last, map_location="cpu", weights_only=True, mmap=True)
 
     def stored_config(self) -> Config | None:
         if not self.config_file.exists():
@@ -213,16 +215,25 @@ class RunFolder:
     def difference(self, config: Config, budget: bool = False) -> str | None:
         """The first setting of :data:`SAME_RUN` (and, with ``budget``, of :data:`BUDGET`) in which
         ``config`` differs from the run's ``config.yaml``, e.g. ``model.scales (['N_S1'] in the run,
-        ['H_S2'] now)``; None when it is the same run."""
+        ['H_S2'] now)``; None when it is the same run.
+
+        Another ``train.epochs`` is no difference for a run that early stopping ended before that limit
+        under a plateau schedule: nothing in its training depended on the limit."""
         old, new = self.stored_config().to_dict(), config.to_dict()
         for key in SAME_RUN + (BUDGET if budget else ()):
-            if _get(old, key) != _get(new, key):
+            if _get(old, key) != _get(new, key) and not (key == "train.epochs" and self._early_stopped_under(config)):
                 return _first_difference(_get(old, key), _get(new, key), key)
         before, now = sorted(old["optim"]["part_lr"]), sorted(new["optim"]["part_lr"])
         if before != now:
             return f"the set of parts in optim.part_lr ({', '.join(before) or 'none'} in the run, " \
                    f"{', '.join(now) or 'none'} now)"
         return None
+
+    def _early_stopped_under(self, config: Config) -> bool:
+        """Whether early stopping ends this run before ``config``'s epoch limit, with a learning-rate
+        schedule that does not depend on that limit (a multistep schedule places its steps by it)."""
+        return (config.optim.scheduler == "plateau" and self.last.exists()
+                and training_end(self._last_payload(), config.train) == "early_stop")
 
     # --- checks before a training writes ---------------------------------------------------------
 
