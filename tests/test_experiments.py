@@ -141,6 +141,15 @@ def test_ablate_refuses_a_folder_holding_other_runs(trainings, tiny_manifest, tm
         "(1 in the run, 2 now)); choose another --out or remove its evaluation folder to train it on with these "
         "settings")
     assert trainings == []
+    # A row that early stopping ended (plateau schedule) is the same finished run under the raised limit.
+    last = out / "table6_n_s1" / "checkpoints" / "last.ckpt"
+    payload = torch.load(last, weights_only=True)
+    payload["callbacks"] = {"EarlyStopping{'monitor': 'val/expression_acc'}": {"wait_count": 4}}
+    torch.save(payload, last)
+    assert main([*args, "--rows", "table6_n_s1", "train.epochs=2"]) == 0 and trainings == []
+    capsys.readouterr()
+    payload["callbacks"] = {}
+    torch.save(payload, last)
     # Without its evaluation the row is continued with the new budget (train() resumes it).
     (out / "table6_n_s1" / "evaluation" / "evaluation.json").unlink()
     assert main([*args, "train.epochs=2"]) == 2  # the next row is still finished with the old budget
