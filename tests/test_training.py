@@ -449,6 +449,9 @@ def test_plateau_schedule_and_early_stopping_follow_the_validation_accuracy(tiny
     # Under a budget of 4 epochs and no early stopping, the same run ended by its epochs.
     _rewrite(out / "config.yaml", "train.epochs=4", "train.early_stop=0")
     assert RunFolder(out).ended_by() == "epochs" and ended_by(out) == "epoch limit (4)"
+    # Without a time cap (train.max_minutes null) the words are the same.
+    _rewrite(out / "config.yaml", "train.max_minutes=null")
+    assert ended_by(out) == "epoch limit (4)"
 
 
 def _rewrite(config_file, *overrides: str) -> None:

@@ -52,9 +52,11 @@ def ended_by(run_dir: Path | None) -> str:
     ended = folder.ended_by()
     if ended is None:
         return "-"
-    train = folder.stored_config().train
-    return {"early_stop": "early stopping", "epochs": f"epoch limit ({train.epochs})",
-            "max_minutes": f"time cap ({train.max_minutes:g} min)", "interrupted": "interruption"}[ended]
+    if ended == "epochs":
+        return f"epoch limit ({folder.stored_config().train.epochs})"
+    if ended == "max_minutes":
+        return f"time cap ({folder.stored_config().train.max_minutes:g} min)"
+    return {"early_stop": "early stopping", "interrupted": "interruption"}[ended]
 
 
 def table6(rows: list[tuple[str, Any]], dataset: str) -> pd.DataFrame:
