@@ -174,11 +174,13 @@ def test_train_help_is_complete(capsys):
 
 
 def test_a_mapping_setting_is_replaced_not_merged():
-    # The demo preset trains SAL at a tenth of the rate; an override names the whole set of multipliers.
-    assert load_config("demo").optim.part_lr == {"SAL": 0.1}
-    assert load_config("demo", ["optim.part_lr={}"]).optim.part_lr == {}
-    assert load_config("demo", ["optim.part_lr={PAN_S2: 0.5}"]).optim.part_lr == {"PAN_S2": 0.5}
-    assert load_config("demo", ["optim.part_lr.SAL=1"]).optim.part_lr == {"SAL": 1}
+    # An override names the whole set of multipliers: the one it gives replaces the preset's.
+    assert load_config("demo").optim.part_lr == {}
+    assert load_config("demo", ["optim.part_lr={SAL: 0.1}"]).optim.part_lr == {"SAL": 0.1}
+    assert load_config("demo", ["optim.part_lr={SAL: 0.1}", "optim.part_lr={}"]).optim.part_lr == {}
+    assert load_config("demo", ["optim.part_lr={SAL: 0.1}", "optim.part_lr={PAN_S2: 0.5}"]).optim.part_lr == {"PAN_S2": 0.5}
+    # one dotted key sets that multiplier and keeps the others
+    assert load_config("demo", ["optim.part_lr={PAN_S2: 0.5}", "optim.part_lr.SAL=1"]).optim.part_lr == {"PAN_S2": 0.5, "SAL": 1}
     # config sections still merge: one key changed, the others kept
     merged = load_config("demo", ["optim={lr: 0.002}"]).optim
-    assert merged.lr == 0.002 and merged.name == "adam" and merged.part_lr == {"SAL": 0.1}
+    assert merged.lr == 0.002 and merged.name == "adam" and merged.plateau_patience == 2

@@ -38,11 +38,13 @@ def _contents(run) -> dict:
 
 @pytest.fixture(scope="module")
 def one_epoch(tiny_manifest, tmp_path_factory):
-    """A finished one-epoch tiny run, trained with umask 022."""
+    """A finished one-epoch tiny run, trained with umask 022, SAL at a tenth of the rate (a part multiplier
+    for the resume tests to change)."""
     out = tmp_path_factory.mktemp("hardening") / "run"
     previous = os.umask(0o022)
     try:
-        train(load_config("demo", tiny_overrides(tiny_manifest, out, "train.epochs=1")), progress=False)
+        train(load_config("demo", tiny_overrides(tiny_manifest, out, "train.epochs=1", "optim.part_lr={SAL: 0.1}")),
+              progress=False)
     finally:
         os.umask(previous)
     return out
