@@ -133,6 +133,14 @@ def test_training_targets_are_checked_over_every_fold():
     }
     folds["c2 pinned"] = False
     assert check(folds)[0][1] and check(folds)[0][2] == "smallest std 0.021"
+    # a loss without L_att (Table VIII's L(e), L(p) + L(e)) logs no S1 loss: a run without it cannot
+    # meet the target, and runs that all lack it leave the target out
+    s1 = "S1's expression loss >= 25 % below the prior entropy"
+    folds["S1 below prior %"] = [30.0, math.nan]
+    verdict = {target: (ok, said) for target, ok, said in check(folds)}
+    assert verdict[s1] == (False, "30.0 % at worst (1 run(s) without L_att)")
+    folds["S1 below prior %"] = math.nan
+    assert s1 not in {target for target, _, _ in check(folds)}
 
 
 def test_validation_curves_read_best_epoch_and_swing_from_hand_made_runs(tmp_path, capsys):

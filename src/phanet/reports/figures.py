@@ -176,8 +176,12 @@ def task_weights_figure(runs: dict[str, pd.DataFrame], path: str | Path, title: 
     for k, (name, metrics) in enumerate(runs.items()):
         epochs = metrics["epoch"] + 1
         style = ("-", "--", ":")[k % 3]
-        left.plot(epochs, metrics["train/lambda_e"], style, color="tab:orange", label=f"λe ({name})")
-        left.plot(epochs, metrics["train/lambda_p"], style, color="tab:blue", label=f"λp ({name})")
+        # λe wide and pale, λp narrow with markers on top: both stay visible where they coincide
+        # (λe = λp = 0.5 once the constraint factor holds λp at its bound).
+        left.plot(epochs, metrics["train/lambda_e"], style, color="tab:orange", linewidth=4, alpha=0.55,
+                  label=f"λe ({name})")
+        left.plot(epochs, metrics["train/lambda_p"], style, color="tab:blue", linewidth=1.2, marker="o",
+                  markersize=2.5, label=f"λp ({name})")
         right.plot(epochs, 100 * metrics["val/expression_acc"], style, color="tab:orange", label=f"expression ({name})")
         if "val/pose_acc" in metrics:
             right.plot(epochs, 100 * metrics["val/pose_acc"], style, color="tab:blue", label=f"pose ({name})")
