@@ -182,7 +182,7 @@ def ablation_runs(config: Config, faces: LabeledFaces, split: Split, out: Path, 
         free = variant(config, {"loss.setting": "multi", "loss.constraint_factor": False,
                                 "model.lambda_form": "free", "model.scales": ["N_S1", "H_S2", "H_S3"],
                                 "model.joint_sa": True})
-        results["fig15"] = ([("without the constraint factor (free λ)",
+        results["fig15"] = ([("λ free, only λe + λp = 1 kept",
                               run_method("fig15_no_factor", free, faces, split, out, progress))]
                             if "fig15_no_factor" in wanted else [])
     return results

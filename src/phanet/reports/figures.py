@@ -187,7 +187,7 @@ def task_weights_figure(runs: dict[str, pd.DataFrame], path: str | Path, title: 
             right.plot(epochs, 100 * metrics["val/pose_acc"], style, color="tab:blue", label=f"pose ({name})")
     left.set_xlabel("epoch")
     left.set_ylabel("dynamic weight")
-    left.set_ylim(0, 1)
+    left.set_ylim(-0.03, 1.03)  # a weight at 0 or 1 stays in view
     right.set_xlabel("epoch")
     right.set_ylabel("accuracy on validation subjects (%)")
     right.set_ylim(0, 100)
@@ -195,7 +195,8 @@ def task_weights_figure(runs: dict[str, pd.DataFrame], path: str | Path, title: 
     for ax, caption in ((left, "(a) " + prefix + "λe and λp per epoch"),
                         (right, "(b) " + prefix + "validation accuracy per epoch")):
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        # below the panel: weights and accuracies may lie anywhere in it (at 0, 0.5 and 1 for λ)
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
         ax.set_title(caption, fontsize=9)
     return _save(fig, path)
 
