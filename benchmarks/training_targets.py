@@ -121,10 +121,11 @@ def check(table: pd.DataFrame) -> list[tuple[str, bool, str]]:
          f"{table['S3 worst pan %'].min():.1f} % at the worst pan"),
     ]
     below = table["S1 below prior %"].dropna()
-    if len(below):  # runs whose loss has no per-scale term (no L_att) do not log S1's loss
-        out.insert(1, ("S1's expression loss >= 25 % below the prior entropy", bool((below >= 25).all()
-                       and len(below) == len(table)), f"{below.min():.1f} % at worst"
-                       + ("" if len(below) == len(table) else f" ({len(table) - len(below)} run(s) without L_att)")))
+    without = len(table) - len(below)  # runs whose loss has no L_att log no S1 loss
+    if len(below):
+        said = f"{below.min():.1f} % at worst" + (f" ({without} run(s) without L_att)" if without else "")
+        out.insert(1, ("S1's expression loss >= 25 % below the prior entropy",
+                       bool((below >= 25).all()) and not without, said))
     if "FER gain" in table:
         out += [
             ("PhaNet pose within 1.5 points of DenseNet-40", bool((table["pose gap"] <= 1.5).all()),
