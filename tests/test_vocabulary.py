@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import json
-import logging
 
 import pytest
 
+from phanet.compat import DATASET_OPTIONS, PhanetDeprecationWarning
 from phanet.config import config_from_dict, load_config
-from phanet.data.registry import RENAMED_OPTIONS, dataset_options, load_dataset
+from phanet.data.registry import dataset_options, load_dataset
 from phanet.errors import PhanetError
 
 
 def test_every_adapter_names_its_pose_classes_poses():
-    for dataset, old in RENAMED_OPTIONS.items():
+    for dataset, renames in DATASET_OPTIONS.items():
         options = dataset_options(dataset)
-        assert "poses" in options and old not in options, dataset
+        assert "poses" in options and not set(renames) & set(options), dataset
     assert "poses" in dataset_options("generic")
 
 
@@ -26,18 +26,17 @@ def test_every_adapter_names_its_pose_classes_poses():
     ("affectnet", "pose_bins", [-30, 0, 30]),
     ("synth", "bins", [-45, 0, 45]),
 ])
-def test_old_option_names_are_read_as_poses(dataset, old, value, caplog):
-    with caplog.at_level(logging.WARNING, logger="phanet.config"):
+def test_old_option_names_are_read_as_poses(dataset, old, value):
+    with pytest.warns(PhanetDeprecationWarning, match=rf"^data.options.{old} is now called data.options.poses; "
+                                                      r"the old name stops working in phanet 0.3$"):
         config = config_from_dict({"data": {"dataset": dataset, "options": {old: value, "seed": 1}}})
     assert config.data.options == {"poses": value, "seed": 1}
-    assert f"data.options.{old} is now called data.options.poses" in caplog.text
 
 
-def test_old_model_source_size_is_read_as_input_size(caplog):
-    with caplog.at_level(logging.WARNING, logger="phanet.config"):
+def test_old_model_source_size_is_read_as_input_size():
+    with pytest.warns(PhanetDeprecationWarning, match="^model.source_size is now called model.input_size"):
         config = load_config("demo", ["model.source_size=256"])
     assert config.model.input_size == 256 and config.input_size == 256
-    assert "model.source_size is now called model.input_size" in caplog.text
     with pytest.raises(PhanetError, match=r"^config: model.source_size: an old name of model.input_size; "
                                           r"give only model.input_size$"):
         config_from_dict({"model": {"source_size": 128, "input_size": 128}})
@@ -68,3 +67,15 @@ def test_synth_folder_written_with_bins_still_loads(tmp_path):
     assert faces.poses == ["-45", "0", "45"] and len(faces) == (6 * 4 + 1) * 9
     with pytest.raises(PhanetError, match=r"data.options.poses: .* was generated with poses=\[-45.0, 0.0, 45.0\]"):
         load_dataset("synth", str(folder), poses=[-30, 30])
+
+
+
+def test_the_command_line_prints_an_old_name_as_one_warning_line(tmp_path, capsys):
+    from phanet.cli import main
+
+    assert main(["train", "--config", "demo", "model.source_size=256", "data.dataset=nope",
+                 "--out", str(tmp_path / "run")]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "phanet: warning: model.source_size is now called model.input_size; the old name stops working in phanet 0.3",
+        "phanet train: error: data.dataset: unknown dataset 'nope' (expected one of affectnet, bu3dfe, folder, "
+        "generic, kdef, manifest, multipie, sfew, synth)"]

@@ -17,9 +17,11 @@ import importlib
 import signal
 import sys
 import threading
-from typing import Callable
+import warnings
+from typing import Any, Callable
 
 from phanet import __version__
+from phanet.compat import PhanetDeprecationWarning
 from phanet.errors import PhanetError
 from phanet.runtime import Stopped, raise_stopped
 
@@ -73,7 +75,25 @@ def flag_names(args: argparse.Namespace) -> Callable[[str], str]:
     return flag
 
 
+def _one_line_warnings(show: Callable[..., None]) -> Callable[..., None]:
+    """``warnings.showwarning`` that prints an old name's warning as one line, ``phanet: warning: ...``."""
+
+    def shown(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+        if issubclass(category, PhanetDeprecationWarning):
+            print(f"phanet: warning: {message}", file=sys.stderr)
+        else:
+            show(message, category, *args, **kwargs)
+
+    return shown
+
+
 def main(argv: list[str] | None = None) -> int:
+    with warnings.catch_warnings():
+        warnings.showwarning = _one_line_warnings(warnings.showwarning)
+        return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     # KEY=VALUE overrides may also follow the options (argparse stops collecting positionals there).

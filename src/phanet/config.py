@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import logging
 import math
 import types
 import typing
@@ -23,10 +22,9 @@ from typing import Any
 import yaml
 
 from phanet.checks import shorten
+from phanet.compat import CONFIG_KEYS, DATASET_OPTIONS, deprecated
 from phanet.errors import PhanetError
 from phanet.files import atomic_write_text
-
-log = logging.getLogger(__name__)
 
 #: Scales of Table VI: no attention on the whole image (N_S1) and hierarchical attention at S2, S3.
 SCALE_NAMES = ("N_S1", "H_S2", "H_S3")
@@ -425,33 +423,25 @@ def parse_options(items: list[str], flag: str = "--option") -> dict[str, Any]:
     return options
 
 
-#: Keys renamed since earlier versions, old -> new. Configs, run folders and checkpoints that use the
-#: old name still load, with a warning.
-RENAMED_KEYS = {("model", "source_size"): "input_size"}
-
-
 def _renamed(section: dict[str, Any], old: str, new: str, where: str) -> None:
     if old not in section:
         return
     if new in section:
         raise PhanetError(f"config: {where}.{old}: an old name of {where}.{new}; give only {where}.{new}")
-    log.warning("config: %s.%s is now called %s.%s", where, old, where, new)
-    section[new] = section.pop(old)
+    section[deprecated(where, old, new)] = section.pop(old)
 
 
 def _migrate(values: dict[str, Any]) -> dict[str, Any]:
-    """``values`` with renamed keys under their current names (the options of the data's adapter too)."""
-    from phanet.data.registry import RENAMED_OPTIONS
-
+    """``values`` with renamed keys under their current names (the options of the data's adapter too;
+    the renames are :mod:`phanet.compat`'s)."""
     values = copy.deepcopy(values)
-    for (section, old), new in RENAMED_KEYS.items():
+    for (section, old), new in CONFIG_KEYS.items():
         if isinstance(values.get(section), dict):
             _renamed(values[section], old, new, section)
     data = values.get("data")
     if isinstance(data, dict) and isinstance(data.get("options"), dict):
-        old = RENAMED_OPTIONS.get(data.get("dataset", DataConfig.dataset))
-        if old is not None:
-            _renamed(data["options"], old, "poses", "data.options")
+        for old, new in DATASET_OPTIONS.get(data.get("dataset", DataConfig.dataset), {}).items():
+            _renamed(data["options"], old, new, "data.options")
     return values
 
 

@@ -11,16 +11,13 @@ import importlib
 import inspect
 from typing import Any, Callable
 
+from phanet.compat import dataset_option
 from phanet.data.records import LabeledFaces
 from phanet.errors import PhanetError
 
 Loader = Callable[..., LabeledFaces]
 
 _LOADERS: dict[str, tuple[Loader, str]] = {}
-
-#: Every adapter names its pose classes ``poses``; the names each one used before, still read from
-#: older configs and checkpoints (:func:`phanet.config.config_from_dict`).
-RENAMED_OPTIONS = {"bu3dfe": "pans", "kdef": "angles", "multipie": "cameras", "affectnet": "pose_bins", "synth": "bins"}
 
 # Modules that register loaders when imported; imported lazily so that `phanet --help` stays fast.
 _ADAPTER_MODULES = (
@@ -76,8 +73,9 @@ def load_dataset(name: str, root: str | None, **options: Any) -> LabeledFaces:
     unknown = sorted(set(options) - set(known))
     if unknown:
         listing = ", ".join(sorted(known)) or "none"
-        if RENAMED_OPTIONS.get(name) == unknown[0]:
-            raise PhanetError(f"data.options.{unknown[0]}: now called data.options.poses (known: {listing})")
+        new = dataset_option(name, unknown[0])
+        if new is not None:
+            raise PhanetError(f"data.options.{unknown[0]}: now called data.options.{new} (known: {listing})")
         raise PhanetError(f"data.options.{unknown[0]}: unknown option for dataset {name!r} (known: {listing})")
     faces = loader(root, **options)
     if not faces.samples:
