@@ -22,15 +22,15 @@ from onnx import TensorProto, numpy_helper
 from PIL import Image
 from torch import nn
 
-import phanet.export
+import phanet.inference
 from phanet.cli import build_parser, main
 from phanet.data.generic import faces_from_table
 from phanet.data.registry import load_dataset
 from phanet.errors import PhanetError
 from phanet.evaluation import evaluate
-from phanet.export import max_difference
-from phanet.predict import ModelInfo, OnnxBackend, Predictor
-from phanet.training.run import load_module
+from phanet.inference import OnnxBackend, TrainedModel, differences
+from phanet.models.info import OUTPUT_NAMES
+from phanet.predict import ModelInfo, Predictor
 from predict_helpers import isolated_threads, untrained_checkpoint  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("isolated_threads")
@@ -109,7 +109,7 @@ def test_a_full_disk_under_predict_evaluate_and_export_leaves_nothing_half_writt
                                        tmp_path / "out.onnx")
     kept.write_text("mine\n")
     # The export itself is not under test here: its bytes come from the module's export.
-    monkeypatch.setattr(phanet.export, "onnx_bytes", lambda *args, **kwargs: exported.read_bytes())
+    monkeypatch.setattr(phanet.inference, "onnx_bytes", lambda *args, **kwargs: exported.read_bytes())
     full = "could not write (No space left on device; the old file, if any, is unchanged)"
     predict = ["predict", face, "--checkpoint", checkpoint, "--no-detect", "--no-progress"]
     evaluate_argv = ["evaluate", "--checkpoint", checkpoint, "--data", tiny_manifest, "--split", "all", "--out", evaluated,
@@ -298,6 +298,15 @@ class _Outputs(nn.Module):
                                task_weights=torch.full((batch, 2), 0.5))
 
 
+def _backend(network: nn.Module):
+    """A backend answering with the outputs of ``network``."""
+    def run(images):
+        output = network(torch.as_tensor(images))
+        return {name: getattr(output, name).numpy() for name in OUTPUT_NAMES}
+
+    return run
+
+
 class _Session:
     """A stand-in ONNX Runtime session answering with the outputs of ``network``."""
 
@@ -317,13 +326,15 @@ class _Session:
     ((1.0, 0.0), (1.5, 0.0), 0.5, 0.0),
 ])
 def test_the_export_check_compares_nan_aware(torch_side, onnx_side, expected_logits, expected_boxes):
-    differences = max_difference(_Outputs(*torch_side), _Session(_Outputs(*onnx_side)), input_size=4)
-    np.testing.assert_equal([differences["expression_logits"], differences["boxes"]], [expected_logits, expected_boxes])
+    info = ModelInfo(["AN", "HA"], ["0", "30"], 4)
+    found = differences(TrainedModel(_backend(_Outputs(*torch_side)), info),
+                        TrainedModel(OnnxBackend(_Session(_Outputs(*onnx_side))), info))
+    np.testing.assert_equal([found["expression_logits"], found["boxes"]], [expected_logits, expected_boxes])
 
 
 def test_an_export_with_nan_logits_is_not_written(checkpoint, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(phanet.export, "onnx_bytes", lambda *args, **kwargs: b"model")
-    monkeypatch.setattr(phanet.export, "ort_session", lambda model: _Session(_Outputs(np.nan, np.nan)))
+    monkeypatch.setattr(phanet.inference, "onnx_bytes", lambda *args, **kwargs: b"model")
+    monkeypatch.setattr(phanet.inference, "ort_session", lambda model: _Session(_Outputs(np.nan, np.nan)))
     out = tmp_path / "out.onnx"
     assert one_line_error(capsys, ["export", "--checkpoint", checkpoint, "--onnx", out]) == (
         f"--onnx: the exported logits are NaN or infinite on random faces, so the export cannot be checked "
@@ -333,20 +344,16 @@ def test_an_export_with_nan_logits_is_not_written(checkpoint, tmp_path, monkeypa
 
 def test_non_finite_scores_are_a_status_and_never_an_accuracy(checkpoint, tiny_manifest):
     info = ModelInfo(["AN", "HA"], ["-30", "0"], 16, "phanet")
-
-    def nan_network(images: np.ndarray) -> dict[str, np.ndarray]:
-        output = _Outputs(np.nan, 0.5)(torch.from_numpy(images))
-        return {name: getattr(output, name).numpy() for name in phanet.export.OUTPUT_NAMES}
-
-    table = Predictor(nan_network, info, detect=False).predict(np.zeros((10, 20, 3), np.uint8))
+    table = Predictor(TrainedModel(_backend(_Outputs(np.nan, 0.5)), info), detect=False).predict(
+        np.zeros((10, 20, 3), np.uint8))
     assert table["status"].tolist() == ["non_finite"] and table["face_w"].tolist() == [20]
     assert table[["expression", "expression_prob", "prob_AN", "pose", "c1"]].isna().all(axis=None)
-    module = load_module(checkpoint)
+    model = TrainedModel.from_checkpoint(checkpoint)
     with torch.no_grad():
-        next(module.model.parameters()).fill_(float("nan"))
+        next(model.network.parameters()).fill_(float("nan"))
     faces = load_dataset("manifest", str(tiny_manifest)).subset(range(3))
     with pytest.raises(PhanetError, match=r"evaluate: the network gives NaN or infinite scores \(first for .*s00_"):
-        evaluate(module, faces)
+        evaluate(model, faces)
 
 
 # ------------------------------------------------------------------------------------ dataset folders

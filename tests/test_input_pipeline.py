@@ -281,11 +281,10 @@ def test_the_data_module_shares_one_cache_between_its_splits(tiny_manifest, tmp_
 # --- mixed precision and compiled steps --------------------------------------------------------
 
 def _tiny_phanet() -> PhaNet:
-    from phanet.config import AttentionConfig, BackboneConfig
-
     torch.manual_seed(0)
-    return PhaNet(4, 3, 32, input_size=64, backbone=BackboneConfig(depth=10, growth_rate=6, stem_pool=False),
-                  attention=AttentionConfig(hidden=16, grid=2), sal_hidden=8, head_hidden=32)
+    return PhaNet(list("ABCD"), ["-30", "0", "30"], 32, input_size=64,
+                  backbone={"depth": 10, "growth_rate": 6, "stem_pool": False}, attention={"hidden": 16, "grid": 2},
+                  sal_hidden=8, head_hidden=32)
 
 
 def test_bf16_autocast_keeps_losses_squares_and_task_weights_right():

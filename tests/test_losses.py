@@ -213,11 +213,10 @@ def test_sal_limit_is_part_of_the_classification_loss_only_when_set():
 
 
 def test_class_activation_maps_use_the_scale_classifier_weights():
-    from phanet.config import AttentionConfig, BackboneConfig
     from phanet.models.phanet import PhaNet
 
-    model = PhaNet(4, 3, 32, backbone=BackboneConfig(depth=10, growth_rate=6, stem_pool=False),
-                   attention=AttentionConfig(hidden=16, grid=2), sal_hidden=8, head_hidden=32).eval()
+    model = PhaNet(list("ABCD"), ["-30", "0", "30"], 32, backbone={"depth": 10, "growth_rate": 6, "stem_pool": False},
+                   attention={"hidden": 16, "grid": 2}, sal_hidden=8, head_hidden=32).eval()
     images = torch.randn(2, 3, 32, 32)
     classes = torch.tensor([1, 3])
     with torch.no_grad():

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from phanet import PhaNet
-from phanet.config import AttentionConfig, BackboneConfig, ModelConfig
-from phanet.models import build_model
+from phanet.config import ModelConfig
+from phanet.models import create_model
 from phanet.models import phanet as phanet_module
 from phanet.models.attention import PixelAttentionNetwork, boxcar_mask, compose_boxes, crop_and_zoom, peak_square
 from phanet.models.baselines import HOG
@@ -18,8 +18,11 @@ from phanet.models.densenet import DenseNet
 from phanet.models.heads import DCMLHead
 from phanet.models.scale_attention import ScaleAttention
 
-SMALL = dict(backbone=BackboneConfig(depth=10, growth_rate=6, stem_pool=False),
-             attention=AttentionConfig(hidden=16, grid=2), sal_hidden=8, head_hidden=32)
+SMALL = dict(backbone={"depth": 10, "growth_rate": 6, "stem_pool": False}, attention={"hidden": 16, "grid": 2},
+             sal_hidden=8, head_hidden=32)
+#: Class lists of E expressions and P poses.
+E7, P9 = list("ABCDEFG"), [str(a) for a in range(-40, 50, 10)]
+E4, P3 = list("ABCD"), ["-30", "0", "30"]
 
 
 def n_params(module: torch.nn.Module) -> int:
@@ -34,7 +37,9 @@ def test_densenet40_cifar_has_the_published_one_million_parameters():
 
 def test_default_phanet_is_the_papers_bu3dfe_configuration():
     model = PhaNet()
-    assert (model.num_expressions, model.num_poses, model.image_size) == (7, 9, 224)
+    assert (len(model.info.expressions), len(model.info.poses), model.image_size) == (7, 9, 224)
+    assert model.info.expressions == ["AN", "DI", "FE", "HA", "NE", "SA", "SU"]
+    assert model.info.poses == ["-90", "-60", "-45", "-30", "0", "30", "45", "60", "90"]
     assert len(model.backbones) == 3 and len(model.pans) == 2 and model.sal is not None
     stem = model.backbones[0].stem[0]
     assert stem.kernel_size == (7, 7) and stem.stride == (2, 2)
@@ -61,7 +66,7 @@ def test_scale_weights_start_in_half_to_one_and_follow_eq7():
     torch.testing.assert_close(z, sal.fc2(torch.relu(sal.fc1(fused))))
     torch.testing.assert_close(c, torch.sigmoid(torch.relu(z)))
     torch.testing.assert_close(f[:, 5:10], c[:, 1:2] * pooled[1])
-    model = PhaNet(7, 9, 32, **SMALL).eval()
+    model = PhaNet(E7, P9, 32, **SMALL).eval()
     with torch.no_grad():
         weights = model(torch.randn(8, 3, 32, 32)).scale_weights
     assert weights.min() >= 0.5 and weights.max() < 1.0
@@ -70,7 +75,7 @@ def test_scale_weights_start_in_half_to_one_and_follow_eq7():
 @pytest.mark.parametrize("detach", [True, False])
 def test_finer_losses_reach_the_coarser_backbone_only_without_detach(detach):
     torch.manual_seed(0)
-    model = PhaNet(7, 9, 32, **{**SMALL, "attention": AttentionConfig(hidden=16, grid=2, detach_input=detach)})
+    model = PhaNet(E7, P9, 32, **{**SMALL, "attention": {"hidden": 16, "grid": 2, "detach_input": detach}})
     torch.nn.init.normal_(model.pans[0].fc2.weight, std=0.1)  # a trained PAN (it starts at the centred square)
     out = model(torch.randn(4, 3, 32, 32))
     out.scale_logits[1].sum().backward()  # S2's expression logits: through S2's square into S1's map
@@ -175,7 +180,7 @@ def test_s3_box_is_reported_in_original_image_coordinates():
     outer = torch.tensor([[0.3, 0.6, 0.2]])  # covers x in [0.1, 0.5], y in [0.4, 0.8]
     inner = torch.tensor([[0.25, 0.75, 0.25]])  # top-left... of the zoomed S2 image
     torch.testing.assert_close(compose_boxes(outer, inner), torch.tensor([[0.2, 0.7, 0.1]]))
-    model = PhaNet(7, 9, 32, **SMALL).eval()
+    model = PhaNet(E7, P9, 32, **SMALL).eval()
     with torch.no_grad():
         out = model(torch.randn(2, 3, 32, 32))
     torch.testing.assert_close(out.boxes[:, 1], compose_boxes(out.local_boxes[:, 0], out.local_boxes[:, 1]))
@@ -200,9 +205,9 @@ def test_swap_squares_gives_chosen_rows_another_rows_square_without_gradient():
 def test_s3_swap_applies_to_training_forward_passes_only():
     """``attention.swap: 1``: in training every S3 square (in S2's coordinates) is another face's PAN
     square; the S2 squares and evaluation are untouched."""
-    config = dict(SMALL, attention=AttentionConfig(hidden=16, grid=2, swap=1.0))
+    config = dict(SMALL, attention={"hidden": 16, "grid": 2, "swap": 1.0})
     torch.manual_seed(0)
-    model = PhaNet(7, 9, 32, **config)
+    model = PhaNet(E7, P9, 32, **config)
     for p in model.pans.parameters():  # squares that differ from face to face
         torch.nn.init.normal_(p, std=0.05)
     images = torch.randn(6, 3, 32, 32)
@@ -218,7 +223,7 @@ def test_s3_swap_applies_to_training_forward_passes_only():
 
 
 def test_given_squares_replace_the_pans_where_finite():
-    model = PhaNet(7, 9, 32, **SMALL).eval()
+    model = PhaNet(E7, P9, 32, **SMALL).eval()
     images = torch.randn(3, 3, 32, 32)
     with torch.no_grad():
         own = model.forward_features(images)
@@ -243,7 +248,7 @@ def test_peak_square_centres_on_the_highest_response():
 
 
 def test_ablation_without_attention_scales_runs_no_attention_network():
-    model = PhaNet(7, 9, 32, scales=["N_S1"], joint_sa=False, **SMALL).eval()
+    model = PhaNet(E7, P9, 32, scales=["N_S1"], joint_sa=False, **SMALL).eval()
     assert len(model.pans) == 0 and len(model.backbones) == 1 and model.sal is None
     with mock.patch.object(phanet_module, "crop_and_zoom", side_effect=AssertionError("attention ran")):
         with torch.no_grad():
@@ -260,7 +265,7 @@ def test_ablation_without_attention_scales_runs_no_attention_network():
 ])
 @pytest.mark.parametrize("joint_sa", [False, True])
 def test_every_table6_configuration_builds_and_runs(scales, computed, fused, joint_sa):
-    model = PhaNet(4, 3, 32, scales=scales, joint_sa=joint_sa, **SMALL).eval()
+    model = PhaNet(E4, P3, 32, scales=scales, joint_sa=joint_sa, **SMALL).eval()
     assert len(model.backbones) == computed and len(model.pans) == computed - 1
     with torch.no_grad():
         out = model(torch.randn(2, 3, 32, 32))
@@ -271,9 +276,10 @@ def test_every_table6_configuration_builds_and_runs(scales, computed, fused, joi
 
 @pytest.mark.parametrize("arch", ["densenet", "vgg19", "hog_fc"])
 def test_baselines_return_the_same_typed_result(arch):
-    config = ModelConfig(arch=arch, image_size=32, width=0.125, head_hidden=16,
-                         backbone=BackboneConfig(depth=10, growth_rate=6))
-    model = build_model(config, 5, 3).eval()
+    config = ModelConfig(arch=arch, image_size=32, width=0.125, head_hidden=16)
+    config.backbone.depth, config.backbone.growth_rate = 10, 6
+    model = create_model(arch, expressions=list("ABCDE"), poses=P3, **config.arguments()).eval()
+    assert model.info.arch == arch and model.info.expressions == list("ABCDE")
     with torch.no_grad():
         out = model(torch.randn(2, 3, 32, 32))
     assert out.expression_logits.shape == (2, 5) and out.pose_logits.shape == (2, 3)
@@ -295,8 +301,8 @@ def test_the_output_carries_sal_pre_activations_of_the_fused_scales_only():
     torch.manual_seed(0)
     images = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
-        two = PhaNet(7, 9, 32, scales=["H_S2", "H_S3"], joint_sa=True, sal_form="sigmoid", **SMALL).eval()(images)
-        plain = PhaNet(7, 9, 32, scales=["N_S1", "H_S2"], joint_sa=False, **SMALL).eval()(images)
+        two = PhaNet(E7, P9, 32, scales=["H_S2", "H_S3"], joint_sa=True, sal_form="sigmoid", **SMALL).eval()(images)
+        plain = PhaNet(E7, P9, 32, scales=["N_S1", "H_S2"], joint_sa=False, **SMALL).eval()(images)
     assert two.sal_logits.shape == (2, 3)
     assert torch.isnan(two.sal_logits[:, 0]).all() and not torch.isnan(two.sal_logits[:, 1:]).any()
     torch.testing.assert_close(torch.sigmoid(two.sal_logits[:, 1:]), two.scale_weights[:, 1:])

@@ -20,9 +20,9 @@ from phanet.data.torch_data import FaceDataset
 from phanet.data.transforms import preprocess, to_network_input
 from phanet.errors import PhanetError
 from phanet.evaluation import evaluate
+from phanet.inference import TrainedModel
 from phanet.predict import ModelInfo, Predictor, array_to_rgb, columns, draw_predictions
 from phanet.results import PIXEL_SQUARE_COLUMNS, face_rows, pixel_squares, prediction_columns
-from phanet.training.run import load_module
 from phanet.training.run_folder import read_predictions
 from predict_helpers import astronaut, astronaut_path, isolated_threads, tiny_checkpoint  # noqa: F401
 
@@ -147,12 +147,11 @@ def test_the_shared_step_computes_probabilities_and_pixel_squares_and_blanks_non
 
 def test_library_errors_name_the_parameter_and_commands_their_flag(checkpoint, predictor, tiny_manifest, tmp_path,
                                                                    capsys):
-    backend, info = predictor.backend, predictor.info
     for kwargs, message in (({"batch_size": 0}, "batch_size: expected 1 or more, got 0"),
                             ({"min_face": 0}, "min_face: expected 1 or more pixels, got 0"),
                             ({"margin": -0.1}, "margin: expected a fraction of the face's size from 0 to 2, got -0.1")):
         with pytest.raises(PhanetError) as raised:
-            Predictor(backend, info, **kwargs)
+            Predictor(predictor.model, **kwargs)
         assert str(raised.value) == message
     with pytest.raises(PhanetError, match=r"^every_nth_frame: expected 1 or more, got 0$"):
         predictor.predict(astronaut_path(), every_nth_frame=0)
@@ -161,7 +160,7 @@ def test_library_errors_name_the_parameter_and_commands_their_flag(checkpoint, p
     with pytest.raises(PhanetError, match=r"^path: .*absent.onnx not found$"):
         Predictor.load(tmp_path / "absent.onnx")
     with pytest.raises(PhanetError, match=r"^batch_size: expected 1 or more, got 0$"):
-        evaluate(load_module(checkpoint), load_dataset("manifest", str(tiny_manifest)), batch_size=0)
+        evaluate(TrainedModel.from_checkpoint(checkpoint), load_dataset("manifest", str(tiny_manifest)), batch_size=0)
     assert _predict_cli(astronaut_path(), "--checkpoint", checkpoint, "--min-face", "0") == 2
     assert capsys.readouterr().err.strip() == "phanet predict: error: --min-face: expected 1 or more pixels, got 0"
     assert _predict_cli(astronaut_path(), "--checkpoint", tmp_path / "absent.onnx") == 2
@@ -171,8 +170,8 @@ def test_library_errors_name_the_parameter_and_commands_their_flag(checkpoint, p
 def test_predict_feeds_the_network_exactly_what_evaluation_feeds_it(checkpoint, tiny_manifest):
     predictor = Predictor.from_checkpoint(checkpoint, detect=False, batch_size=8)
     recorded: list[np.ndarray] = []
-    inner = predictor.backend
-    predictor.backend = lambda images: (recorded.append(images.copy()), inner(images))[1]
+    inner = predictor.model.backend
+    predictor.model.backend = lambda images: (recorded.append(images.copy()), inner(images))[1]
     faces = load_dataset("manifest", str(tiny_manifest))
     predictor.predict([faces.image_path(s) for s in faces.samples[:8]])
     dataset = FaceDataset(faces, predictor.info.input_size)
@@ -194,12 +193,12 @@ def test_detected_faces_are_cropped_as_phanet_prepare_crops_them(predictor, tmp_
                                      progress=False)
     crop = read_image(prepared.out / "images" / "astronaut.png")
     recorded: list[np.ndarray] = []
-    inner = predictor.backend
-    predictor.backend = lambda images: (recorded.append(images.copy()), inner(images))[1]
+    inner = predictor.model.backend
+    predictor.model.backend = lambda images: (recorded.append(images.copy()), inner(images))[1]
     try:
         predictor.predict(source / "astronaut.png")
     finally:
-        predictor.backend = inner
+        predictor.model.backend = inner
     np.testing.assert_array_equal(recorded[0][0], preprocess(crop, size).numpy())
 
 

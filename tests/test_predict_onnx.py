@@ -20,10 +20,10 @@ from phanet.data.torch_data import FaceDataset
 from phanet.data.transforms import to_network_input
 from phanet.errors import PhanetError
 from phanet.export import _StaticAdaptivePool, onnx_bytes, ort_session, read_metadata
+from phanet.inference import TrainedModel
+from phanet.models import create_model
+from phanet.models.info import OUTPUT_NAMES, ModelInfo
 from phanet.predict import Predictor
-from phanet.predict.backends import OUTPUT_NAMES, ModelInfo, module_info
-from phanet.training.module import PhaNetModule
-from phanet.training.run import load_module
 from predict_helpers import astronaut_path, isolated_threads, tiny_checkpoint  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("isolated_threads")
@@ -42,12 +42,11 @@ def exported(checkpoint, tmp_path_factory) -> Path:
 
 
 def test_onnx_logits_match_pytorch_on_the_same_faces(checkpoint, exported, tiny_manifest):
-    module = load_module(checkpoint)
+    model = TrainedModel.from_checkpoint(checkpoint)
     faces = load_dataset("manifest", str(tiny_manifest))
     dataset = FaceDataset(faces, 32)
     images = to_network_input(dataset.__getitems__(list(range(0, len(dataset), 12)))["pixels"])  # 16 faces, every class
-    with torch.inference_mode():
-        reference = module.model(images)
+    reference = model.forward(images)
     outputs = dict(zip(OUTPUT_NAMES, ort_session(exported).run(list(OUTPUT_NAMES), {"images": images.numpy()})))
     assert outputs["expression_logits"].shape == (16, 4) and outputs["pose_logits"].shape == (16, 3)
     for name in OUTPUT_NAMES:
@@ -69,7 +68,9 @@ def test_the_onnx_file_is_self_contained(exported, checkpoint, capsys):
     assert max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) >= 17
     assert [i.name for i in model.graph.input] == ["images"]
     assert [o.name for o in model.graph.output] == list(OUTPUT_NAMES)
-    assert read_metadata(exported) == ModelInfo(["AN", "HA", "NE", "SU"], ["-30", "0", "30"], 32, "phanet")
+    info = read_metadata(exported)
+    assert info.trained_on.startswith("manifest at ") and props["phanet.mean"] == props["phanet.std"] == "0.5"
+    assert info == ModelInfo(["AN", "HA", "NE", "SU"], ["-30", "0", "30"], 32, "phanet", 0.5, 0.5, info.trained_on)
     assert main(["export", "--checkpoint", str(checkpoint), "--onnx", str(exported)]) == 2
     assert "already exists" in capsys.readouterr().err
     assert main(["export", "--checkpoint", str(checkpoint), "--onnx", str(exported.with_suffix(".bin"))]) == 2
@@ -110,12 +111,12 @@ def test_files_that_are_not_phanet_onnx_models_are_one_line_errors(tmp_path):
 
 def test_a_baseline_exports_with_nan_squares():
     config = load_config("demo", ["model.arch=densenet", "loss.setting=p_e", *TINY])
-    module = PhaNetModule(config.to_dict(), ["AN", "HA"], ["-30", "0", "30"]).eval()
-    session = ort_session(onnx_bytes(module.model, module_info(module)))
+    network = create_model("densenet", expressions=["AN", "HA"], poses=["-30", "0", "30"], **config.model.arguments())
+    session = ort_session(onnx_bytes(network, network.info))
     images = torch.rand(3, 3, 32, 32) * 2 - 1
     boxes, logits = session.run(["boxes", "expression_logits"], {"images": images.numpy()})
     with torch.inference_mode():
-        reference = module.model(images)
+        reference = network.eval()(images)
     assert np.isnan(boxes).all() and boxes.shape == (3, 2, 3)
     np.testing.assert_allclose(logits, reference.expression_logits.numpy(), atol=1e-4, rtol=0)
 

@@ -22,10 +22,14 @@ from phanet.data.registry import load_dataset
 from phanet.data.splits import subject_folds, subject_split
 from phanet.data.torch_data import FaceDataset
 from phanet.errors import PhanetError
+from phanet.inference import TrainedModel
 from phanet.reports.summaries import ended_by
-from phanet.training.module import PhaNetModule, patience_floor, step_plateau
-from phanet.training.run import _EarlyStopping, load_module, train
+from phanet.training.module import PhaNetModule
+from phanet.training.optim import patience_floor, step_plateau
+from phanet.training.phases import PAN_INIT, WARMUP, PhaseSchedule
+from phanet.training.run import load_module, train
 from phanet.training.run_folder import RunFolder, training_end
+from phanet.training.stopping import PatienceStop
 
 
 def _phanet(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
@@ -91,7 +95,7 @@ def test_evaluate_reports_accuracy_per_pose_and_confusion_matrices(trained_run, 
 
 
 def test_tiny_phanet_overfits_sixteen_images():
-    from phanet.config import AttentionConfig, BackboneConfig, LossConfig
+    from phanet.config import LossConfig
     from phanet.data.transforms import preprocess
     from phanet.losses import phanet_loss
     from phanet.models.phanet import PhaNet
@@ -102,8 +106,9 @@ def test_tiny_phanet_overfits_sixteen_images():
     images = torch.stack([preprocess(draw(e, p, s, 32), 32) for e, p, s in labels])
     expression = torch.tensor([e for e, _, _ in labels])
     pose = torch.tensor([p for _, p, _ in labels])
-    model = PhaNet(4, 3, 32, backbone=BackboneConfig(depth=10, growth_rate=6, stem_pool=False),
-                   attention=AttentionConfig(hidden=16, grid=2), sal_hidden=8, head_hidden=32)
+    model = PhaNet(["AN", "HA", "NE", "SU"], ["-30", "0", "30"], 32,
+                   backbone={"depth": 10, "growth_rate": 6, "stem_pool": False}, attention={"hidden": 16, "grid": 2},
+                   sal_hidden=8, head_hidden=32)
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     for _ in range(40):
         output = model(images)
@@ -209,31 +214,31 @@ def test_schedules_freeze_the_right_parameters(schedule, tiny_manifest, tmp_path
     faces = load_dataset("manifest", str(tiny_manifest))
     batch = module.prepare_batch(FaceDataset(faces, 32).__getitems__(list(range(8))), train=False)
     pans = {id(p) for p in module.attention_parameters()}
-    sal = {id(p) for p in module.model.scale_attention_parameters()}
+    sal = {id(p) for p in module.model.parameter_groups()["SAL"]}
     expected = {"joint": ("total", True, True), "classification": ("classification", False, True),
                 "ranking": ("ranking", True, False), "warmup": ("classification", False, True),
-                "pan_init": (None, True, False)}
-    phases = [module.phase_of(0), module.phase_of(1), "warmup", "pan_init"]
-    assert phases[:2] == (["joint", "joint"] if schedule == "joint" else ["classification", "ranking"])
+                "pan_init": ("pan_init", True, False)}
+    phases = [module.phase_of(0), module.phase_of(1), WARMUP, PAN_INIT]
+    assert [p.name for p in phases[:2]] == (["joint", "joint"] if schedule == "joint" else ["classification", "ranking"])
     for phase in phases:
         module.zero_grad(set_to_none=True)
         with module.frozen(module.frozen_in(phase)):
-            if phase == "pan_init":
+            if phase.loss == "pan_init":
                 output = module.model(batch["image"], return_maps=True, map_classes=batch["expression"])
                 loss = pan_init_loss(output)
             else:
                 output = module.model(batch["image"])
                 terms = phanet_loss(output, batch["expression"], batch["pose"], module.config.loss)
-                loss = module.loss_of(phase, terms)
-                assert torch.equal(loss, getattr(terms, expected[phase][0]))
+                loss = getattr(terms, phase.loss)
+            assert phase.loss == expected[phase.name][0]
             loss.backward()
         assert all(p.requires_grad for p in module.parameters())  # every flag restored
         got = {id(p) for p in module.parameters() if p.grad is not None}
-        _, pan_moves, others_move = expected[phase]
+        _, pan_moves, others_move = expected[phase.name]
         assert (pans <= got) == pan_moves and bool(pans & got) == pan_moves, phase  # all PANs or none
         others = {id(p) for p in module.parameters()} - pans
         assert bool(others & got) == others_move, phase
-        if phase == "warmup":
+        if phase.name == "warmup":
             assert sal <= got  # held only with train.pan_init.hold_sal
 
 
@@ -241,27 +246,27 @@ def test_schedules_freeze_the_right_parameters(schedule, tiny_manifest, tmp_path
                                                     (True, 1, 0)])
 def test_phases_follow_the_pan_initialisation_settings(enabled, warmup, steps):
     """``train.pan_init.enabled: false``: no warm-up, no initialisation; enabled: ``warmup`` epochs of
-    warm-up, then exactly ``steps`` initialisation steps, then the schedule (also with 0 steps)."""
-    from types import SimpleNamespace
-
+    warm-up, then exactly ``steps`` initialisation steps, then the schedule (also with 0 steps). The
+    module's optimisers follow: the initialisation's own Adam over the PANs alone when it runs."""
     overrides = [*TINY, f"train.pan_init.enabled={str(enabled).lower()}", f"train.pan_init.warmup_epochs={warmup}",
                  f"train.pan_init.steps={steps}"]
-    module = PhaNetModule(load_config("demo", overrides).to_dict(), ["AN", "HA"], ["0"])
-    seen = []
+    config = load_config("demo", overrides)
+    schedule = PhaseSchedule.from_config(config.train, has_attention=True)
+    seen, done = [], 0
     for epoch in range(3):
-        module._trainer = SimpleNamespace(current_epoch=epoch)
         for batch_idx in range(2):
-            phase = module.phase_of(batch_idx)
-            seen.append(phase)
-            if phase == "pan_init":
-                module.pan_init_steps += 1
+            phase = schedule.phase(epoch, batch_idx, done)
+            seen.append(phase.name)
+            done += phase.name == "pan_init"
     if not enabled:
         assert seen == ["joint"] * 6
     else:
         assert seen == ["warmup"] * (2 * warmup) + ["pan_init"] * steps + ["joint"] * (6 - 2 * warmup - steps)
+    module = PhaNetModule(config.to_dict(), ["AN", "HA"], ["0"])
+    assert module.phases == schedule
     optimizers = module.configure_optimizers()
     assert len(optimizers) == (2 if enabled else 1)
-    if enabled:  # the initialisation's own Adam over the PANs alone
+    if enabled:
         assert optimizers[1]["optimizer"].param_groups[0]["params"] == module.attention_parameters()
 
 
@@ -287,13 +292,6 @@ def test_pan_initialisation_trains_the_pans_alone_and_survives_resume(tiny_manif
     train(more, resume=True, progress=False)
     table = pd.read_csv(out / "dynamics.csv")
     assert (table[table["epoch"] == 1]["phase"] == "joint").all()
-    # A checkpoint written when a callback ran the initialisation: its "done" flag counts as every step.
-    module = PhaNetModule(config.to_dict(), ["AN", "HA"], ["0"])
-    old = {"hyper_parameters": last["hyper_parameters"], "callbacks": {"PanInitialization": {"done": True}}}
-    module.on_load_checkpoint(old)
-    assert module.pan_init_steps == 2
-    module.on_load_checkpoint({**old, "callbacks": {"PanInitialization": {"done": False}}})
-    assert module.pan_init_steps == 0
 
 
 def test_subject_independent_splits_and_folds(tiny_manifest):
@@ -503,14 +501,13 @@ def test_patience_counts_only_once_validation_has_left_chance():
     step_plateau(plain, 0.44, None)
     assert plain.optimizer.param_groups[0]["lr"] == pytest.approx(0.1)
     # Early stopping (patience 2) the same way: never while at chance, then after two worse epochs.
-    stopping = _EarlyStopping(monitor="val/expression_acc", mode="max", patience=2)
+    stopping = PatienceStop("val/expression_acc", patience=2)
     stopping.floor = 0.45
-    decisions = [stopping._evaluate_stopping_criteria(torch.tensor(score))[0] for score in scores[:7]]
-    assert decisions == [False] * 6 + [True]
-    assert float(stopping.best_score) == pytest.approx(0.50)
-    stopping = _EarlyStopping(monitor="val/expression_acc", mode="max", patience=2)
-    assert [stopping._evaluate_stopping_criteria(torch.tensor(score))[0] for score in scores[:4]] == \
-        [False, False, False, True]
+    assert [stopping.decide(score) for score in scores[:7]] == [False] * 6 + [True]
+    assert stopping.best_score == pytest.approx(0.50)
+    stopping = PatienceStop("val/expression_acc", patience=2)
+    assert [stopping.decide(score) for score in scores[:4]] == [False, False, False, True]
+    assert PatienceStop("val/expression_acc", patience=2).decide(math.nan)
 
 
 def test_a_network_at_chance_keeps_its_rate_and_is_not_stopped(tiny_manifest, tmp_path):
@@ -557,8 +554,8 @@ def test_head_probe_reads_the_same_network_as_evaluate(trained_run):
     from phanet.workflow import resolve_eval_data
 
     table = head_probe(trained_run.run_dir, epochs=2)
-    module = load_module(trained_run.best_checkpoint)
-    summary, _ = evaluate(module, resolve_eval_data(module.config, None, None, [], "test")[0])
+    model = TrainedModel.from_checkpoint(trained_run.best_checkpoint)
+    summary, _ = evaluate(model, resolve_eval_data(model.config, None, None, [], "test")[0])
     head = table[table["readout"] == "head as trained"].set_index("task")["test"]
     assert head["expression"] == pytest.approx(summary["expression_accuracy"], abs=1e-6)  # float32 mean
     assert head["pose"] == pytest.approx(summary["pose_accuracy"], abs=1e-6)
@@ -584,7 +581,7 @@ def test_square_swap_reads_s3_with_its_own_and_other_faces_squares(trained_run, 
     shutil.copytree(trained_run.run_dir, run)
     module = load_module(RunFolder(run).best)
     faces = resolve_eval_data(module.config, None, None, [], "test")[0]
-    RunFolder(run).write_evaluation(*evaluate(module, faces))
+    RunFolder(run).write_evaluation(*evaluate(TrainedModel.from_checkpoint(RunFolder(run).best), faces))
     table, summary = square_swap(run)
     classes = ["AN", "HA", "NE", "SU"]
     assert table["expression"].tolist() == [*classes, "all"]

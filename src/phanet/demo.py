@@ -64,9 +64,9 @@ def demo_faces(config: Config, progress: bool = True) -> tuple[LabeledFaces, Pat
 
 
 def _figures(runs: dict[str, MethodRun], faces: LabeledFaces, test: LabeledFaces, out: Path) -> dict[str, Path]:
+    from phanet.inference import TrainedModel
     from phanet.reports.attention import attention_figures, pick_examples
     from phanet.reports.embedding import representations, tsne
-    from phanet.training.run import load_module
 
     phanet = runs["PhaNet"]
     paths: dict[str, Path] = {}
@@ -84,9 +84,9 @@ def _figures(runs: dict[str, MethodRun], faces: LabeledFaces, test: LabeledFaces
     paths["per_pose"] = figures.per_pose_accuracy_figure(
         {name: run.summary["expression_accuracy_per_pose"] for name, run in runs.items()},
         out / "fig5b_accuracy_per_pose.png", "FER accuracy per pan angle (held-out subjects)")
-    module = load_module(phanet.checkpoint)
+    model = TrainedModel.from_checkpoint(phanet.checkpoint)
     examples = pick_examples(test, count=12, seed=0)
-    attention = attention_figures(module, test, examples, out, prefix="fig9_")
+    attention = attention_figures(model, test, examples, out, prefix="fig9_")
     paths["squares"] = attention["squares"]
     if "maps" in attention:
         paths["maps"] = attention["maps"]
@@ -98,7 +98,7 @@ def _figures(runs: dict[str, MethodRun], faces: LabeledFaces, test: LabeledFaces
                                                  out / "fig15_task_weights.png", "DCML")
     rng = np.random.default_rng(0)
     chosen = sorted(rng.choice(len(test), size=min(900, len(test)), replace=False).tolist())
-    features = representations(module, test, chosen)
+    features = representations(model, test, chosen)
     labels = np.array([test.samples[i].expression for i in chosen])
     paths["tsne"] = figures.tsne_figure(
         {"(a) f: joint SAL (Eq. 8)": (tsne(features["f"]), labels),

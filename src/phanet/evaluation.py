@@ -1,5 +1,6 @@
-"""``phanet evaluate``: the prediction rows of :mod:`phanet.results` over a split, and from them accuracy
-overall and per pose and confusion matrices."""
+"""``phanet evaluate``: the prediction rows of a trained model over labelled faces
+(:meth:`phanet.inference.TrainedModel.labelled_rows`), and from them accuracy overall and per pose
+and confusion matrices."""
 
 from __future__ import annotations
 
@@ -11,20 +12,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader
 from torchmetrics.functional.classification import multiclass_confusion_matrix
-from tqdm import tqdm
 
-from phanet.checks import positive
 from phanet.data.records import MISSING, LabeledFaces
-from phanet.data.torch_data import FaceDataset, collate
-from phanet.data.transforms import to_network_input
 from phanet.errors import PhanetError
 from phanet.files import write_json as write_json_atomically
-from phanet.predict.backends import TorchBackend, module_info
-from phanet.results import face_rows
-from phanet.text import plural
-from phanet.training.module import PhaNetModule
+from phanet.inference import TrainedModel
 
 
 @dataclass
@@ -56,49 +49,6 @@ def label_map(model_expressions: list[str], model_poses: list[str], faces: Label
         unmatched_expressions=[n for n, i in zip(faces.expressions, expr) if i == MISSING],
         unmatched_poses=[n for n, i in zip(faces.poses, pose) if i == MISSING],
     )
-
-
-def predict_faces(module: PhaNetModule, faces: LabeledFaces, batch_size: int = 64, device: str = "cpu",
-                  num_workers: int = 0, progress: bool = False) -> pd.DataFrame:
-    """The rows of :func:`phanet.results.face_rows` for every sample, with the true labels in front.
-
-    Extra columns: ``index`` (position in ``faces``), ``path``, ``subject``, ``true_expression``,
-    ``true_pose`` (class names of the data; '' when unknown). The pixel squares are NaN: the images
-    come at the network's size (:class:`~phanet.data.torch_data.FaceDataset`). Unreadable images are
-    skipped and appear in ``faces.skipped`` afterwards; NaN or infinite scores are an error, since
-    they would still count in the accuracy.
-    """
-    positive(batch_size, "batch_size")
-    info = module_info(module)
-    backend = TorchBackend(module.model, device)
-    loader = DataLoader(FaceDataset(faces, info.input_size), batch_size=batch_size, shuffle=False,
-                        num_workers=num_workers, collate_fn=collate)
-    tables = []
-    skipped = 0
-    for batch in tqdm(loader, desc="evaluating", unit="batch", leave=False, disable=not progress):
-        skipped += int(batch["skipped"])
-        if "pixels" not in batch:
-            continue
-        index = batch["index"].numpy()
-        table = face_rows(backend, to_network_input(batch["pixels"].to(backend.device)), info)
-        blank = table["expression"].isna().to_numpy()
-        if blank.any():
-            first = faces.samples[int(index[blank.argmax()])]
-            raise PhanetError(f"evaluate: the network gives NaN or infinite scores (first for "
-                              f"{faces.image_path(first)}); the checkpoint's weights are not usable")
-        table.insert(0, "index", index)
-        tables.append(table)
-    if skipped:
-        faces.skipped.append((plural(skipped, "image"), "unreadable, skipped during evaluation"))
-    if not tables:
-        raise PhanetError("evaluate: no readable image in the evaluated data")
-    frame = pd.concat(tables, ignore_index=True)
-    samples = [faces.samples[i] for i in frame["index"]]
-    frame.insert(1, "path", [s.path for s in samples])
-    frame.insert(2, "subject", [s.subject for s in samples])
-    frame.insert(3, "true_expression", [faces.expressions[s.expression] for s in samples])
-    frame.insert(4, "true_pose", [faces.poses[s.pose] if s.pose != MISSING else "" for s in samples])
-    return frame
 
 
 def _accuracy(predicted: np.ndarray, true: np.ndarray) -> float:
@@ -197,17 +147,16 @@ def write_json(path: str | Path, payload: dict[str, Any]) -> Path:
     return Path(path)
 
 
-def evaluate(module: PhaNetModule, faces: LabeledFaces, batch_size: int = 64, device: str = "cpu",
-             mapping: dict[str, str] | None = None, progress: bool = False
-             ) -> tuple[dict[str, Any], pd.DataFrame]:
-    """Evaluate ``module`` on all of ``faces``: (summary, per-sample predictions)."""
-    labels = label_map(module.expressions, module.poses, faces, mapping)
+def evaluate(model: TrainedModel, faces: LabeledFaces, batch_size: int = 64, mapping: dict[str, str] | None = None,
+             progress: bool = False) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Evaluate ``model`` on all of ``faces``: (summary, per-sample predictions)."""
+    labels = label_map(model.expressions, model.poses, faces, mapping)
     if len(labels.unmatched_expressions) == len(faces.expressions):
         raise PhanetError(
             f"evaluate: none of the data's expression classes {faces.expressions} is among the model's "
-            f"{module.expressions}; give a class mapping (phanet crossdata) for a cross-dataset test"
+            f"{model.expressions}; give a class mapping (phanet crossdata) for a cross-dataset test"
         )
-    frame = predict_faces(module, faces, batch_size, device, progress=progress)
-    summary = summarize(frame, module.expressions, module.poses, faces, labels)
+    frame = model.labelled_rows(faces, batch_size, progress=progress)
+    summary = summarize(frame, model.expressions, model.poses, faces, labels)
     summary["skipped"] = [{"path": p, "reason": r} for p, r in faces.skipped]
     return summary, frame

@@ -64,7 +64,8 @@ def run_method(name: str, config: Config, faces: LabeledFaces, split: Split, out
     holding this run is resumed with ``config``'s budget, and reused once evaluated when that budget
     is the one it was trained with (:data:`~phanet.training.run_folder.BUDGET`)."""
     from phanet.evaluation import evaluate
-    from phanet.training.run import load_module, train
+    from phanet.inference import TrainedModel
+    from phanet.training.run import train
 
     folder = RunFolder(out / name)
     config = variant(config, {"out": str(folder.path)})
@@ -82,8 +83,8 @@ def run_method(name: str, config: Config, faces: LabeledFaces, split: Split, out
     if not reused:
         # An attempt that never finished an epoch is started over by train() itself.
         train(config, resume=folder.finished_an_epoch(), faces=faces, split=split, progress=progress)
-        module = load_module(folder.best)
-        summary, predictions = evaluate(module, faces.subset(split.test), device=device)
+        model = TrainedModel.from_checkpoint(folder.best, device)
+        summary, predictions = evaluate(model, faces.subset(split.test))
         summary = {"method": name, "arch": config.model.arch, "scales": config.model.scales,
                    "joint_sa": config.model.joint_sa, "loss_setting": config.loss.setting,
                    "test_subjects": split.subjects["test"], **summary}

@@ -8,12 +8,15 @@ that prediction needs, as a tuple (ONNX has no dataclasses):
 - outputs ``expression_logits`` (batch, E), ``pose_logits`` (batch, P), ``boxes`` (batch, 2, 3),
   ``scale_weights`` (batch, 3), ``task_weights`` (batch, 2).
 
-The file's ``metadata_props`` hold what is needed to use it without the checkpoint: ``phanet.expressions``
-and ``phanet.poses`` (JSON lists of class names), ``phanet.input_size``, ``phanet.arch``,
-``phanet.version`` and ``phanet.input`` (the preprocessing in words). :func:`read_metadata` reads them
-back, and :meth:`phanet.predict.Predictor.from_onnx` builds a predictor from the file alone. A file
-whose metadata do not describe its graph (edited class lists, a wrong input size) or whose weights
-hold NaN or infinite values is refused when it loads, with one line naming the file and the key.
+The file's ``metadata_props`` hold what is needed to use it without the checkpoint, the network's
+:class:`~phanet.models.info.ModelInfo`: ``phanet.expressions`` and ``phanet.poses`` (JSON lists of class
+names), ``phanet.input_size``, ``phanet.arch``, ``phanet.mean`` and ``phanet.std`` (the input scaling),
+``phanet.trained_on``, ``phanet.version`` and ``phanet.input`` (the preprocessing in words).
+:func:`read_metadata` reads them back, and :meth:`phanet.inference.TrainedModel.from_onnx` runs the file
+alone. A file whose metadata do not describe its graph (edited class lists, a wrong input size) or
+whose weights hold NaN or infinite values is refused when it loads, with one line naming the file and
+the key. Exporting a checkpoint, with the check against PyTorch, is
+:meth:`phanet.inference.TrainedModel.export`.
 
 Opset 20 is the default: the TorchScript exporter writes the crop-and-zoom's ``affine_grid`` as
 ONNX ``AffineGrid``, which appeared in opset 20 (``GridSample`` needs 16). :func:`supported_opsets`
@@ -33,18 +36,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from phanet.checks import output_file, shorten
+from phanet.checks import shorten
 from phanet.errors import PhanetError
-from phanet.files import atomic_write_bytes
-from phanet.predict.backends import INPUT_NAME, OUTPUT_NAMES, ModelInfo, module_info
+from phanet.models.info import INPUT_NAME, MEAN, OUTPUT_NAMES, STD, ModelInfo
 
 OPSET = 20
 #: The outputs that are never NaN; the squares, scale and task weights are NaN in networks without them.
 LOGITS = ("expression_logits", "pose_logits")
 #: Largest difference to PyTorch (in the logits) at which an export counts as faithful.
 TOLERANCE = 1e-3
-INPUT_DESCRIPTION = ("images: float32 (batch, 3, S, S), RGB face crops resized to S x S, "
-                     "scaled as (value / 255 - 0.5) / 0.5")
 
 
 class _StaticAdaptivePool(nn.Module):
@@ -162,14 +162,17 @@ def onnx_bytes(model: nn.Module, info: ModelInfo, opset: int = OPSET) -> bytes:
         "phanet.poses": json.dumps(info.poses),
         "phanet.input_size": str(info.input_size),
         "phanet.arch": info.arch,
+        "phanet.mean": repr(info.mean),
+        "phanet.std": repr(info.std),
+        "phanet.trained_on": info.trained_on,
         "phanet.version": __version__,
-        "phanet.input": INPUT_DESCRIPTION,
+        "phanet.input": info.input_description,
     }
     for key, value in metadata.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
     proto.producer_name = "phanet"
-    proto.doc_string = (f"PhaNet ({info.arch}) expression and pose classifier. Input {INPUT_DESCRIPTION}. "
+    proto.doc_string = (f"PhaNet ({info.arch}) expression and pose classifier. Input {info.input_description}. "
                         f"Outputs: {', '.join(OUTPUT_NAMES)}.")
     return proto.SerializeToString()
 
@@ -184,6 +187,20 @@ def _class_names(props: dict[str, str], key: str, name: str, allow_empty: bool) 
             and len(set(value)) == len(value) and (value or allow_empty)):
         raise PhanetError(f"{name}: metadata {key} is not a JSON list of distinct class names "
                           f"(it reads {shorten(text)!r})")
+    return value
+
+
+def _number(props: dict[str, str], key: str, default: float, name: str) -> float:
+    """A finite number of the metadata (``default`` in files written before it was stored)."""
+    if key not in props:
+        return default
+    try:
+        value = float(props[key])
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or (key == "phanet.std" and value <= 0):
+        raise PhanetError(f"{name}: metadata {key} is not a {'positive' if key == 'phanet.std' else 'finite'} number "
+                          f"(it reads {shorten(props[key])!r})")
     return value
 
 
@@ -247,38 +264,12 @@ def read_metadata(source: str | Path | bytes) -> ModelInfo:
     if not (size.isdigit() and int(size) > 0):
         raise PhanetError(f"{name}: metadata phanet.input_size is not a positive whole number "
                           f"(it reads {shorten(size)!r})")
-    info = ModelInfo(expressions, poses, int(size), props.get("phanet.arch", "phanet"))
+    info = ModelInfo(expressions, poses, int(size), props.get("phanet.arch", "phanet"),
+                     _number(props, "phanet.mean", MEAN, name), _number(props, "phanet.std", STD, name),
+                     props.get("phanet.trained_on", ""))
     _check_graph(proto, info, name)
     _check_finite_initializers(proto, name)
     return info
-
-
-def max_difference(model: nn.Module, session, input_size: int, batch: int = 4, seed: int = 0) -> dict[str, float]:
-    """Largest absolute difference of every output between PyTorch and an ONNX Runtime session, on random faces.
-
-    NaN where both sides are NaN counts as agreement only outside the :data:`LOGITS` (a network
-    without squares returns NaN squares); a NaN or infinite logit on either side, or a NaN on one
-    side only, makes that output's difference NaN: nothing was measured, and no tolerance accepts it.
-    """
-    generator = torch.Generator().manual_seed(seed)
-    images = torch.rand(batch, 3, input_size, input_size, generator=generator) * 2 - 1
-    was_training = model.training
-    model.eval()
-    with torch.inference_mode():
-        reference = OnnxWrapper(model)(images.to(_device_of(model)))
-    model.train(was_training)
-    outputs = session.run(list(OUTPUT_NAMES), {INPUT_NAME: images.numpy()})
-    result = {}
-    for name, ref, out in zip(OUTPUT_NAMES, reference, outputs):
-        ref = ref.float().cpu()
-        out = torch.from_numpy(out)
-        if name in LOGITS and not (bool(torch.isfinite(ref).all()) and bool(torch.isfinite(out).all())):
-            result[name] = math.nan
-            continue
-        both_nan = torch.isnan(ref) & torch.isnan(out)
-        diff = (ref - out).abs().masked_fill(both_nan, 0.0)
-        result[name] = float(diff.max()) if diff.numel() else 0.0
-    return result
 
 
 def ort_session(model: str | Path | bytes, threads: int | None = None):
@@ -294,35 +285,3 @@ def ort_session(model: str | Path | bytes, threads: int | None = None):
     except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types for unreadable models
         name = "the ONNX model" if isinstance(model, bytes) else str(model)
         raise PhanetError(f"{name}: ONNX Runtime cannot load it ({str(exc).splitlines()[0][:200]})") from None
-
-
-def export_onnx(checkpoint: str | Path, out: str | Path, opset: int = OPSET, overwrite: bool = False,
-                check: bool = True) -> tuple[Path, ModelInfo, dict[str, float] | None]:
-    """Export the network of a phanet checkpoint to ``out``: (``out``, its :class:`ModelInfo`, the
-    differences to PyTorch of :func:`max_difference`, or None without ``check``).
-
-    The names and the opset are checked before the checkpoint is loaded (which refuses non-finite
-    weights), and the export is compared with PyTorch before it is written: a file that does not
-    reproduce PyTorch's logits within :data:`TOLERANCE` is never written. The file is written
-    atomically (:mod:`phanet.files`), so a full disk leaves the old file or none.
-    """
-    from phanet.training.run import load_module
-
-    out = output_file(out, "out", overwrite, suffixes=(".onnx",))
-    check_opset(opset)
-    module = load_module(checkpoint)
-    info = module_info(module)
-    data = onnx_bytes(module.model, info, opset)
-    differences = None
-    if check:
-        differences = max_difference(module.model, ort_session(data), info.input_size)
-        if any(math.isnan(differences[name]) for name in LOGITS):
-            raise PhanetError.about("out", "the exported logits are NaN or infinite on random faces, so the export "
-                                    "cannot be checked against PyTorch; {out_file} was not written", out_file=out)
-        worst = max(differences[name] for name in LOGITS)
-        if worst > TOLERANCE:
-            raise PhanetError.about("out", "the export differs from PyTorch by {worst:.2e} in the logits (more than "
-                                    "{tolerance:g}); it is not usable and {out_file} was not written", worst=worst,
-                                    tolerance=TOLERANCE, out_file=out)
-    atomic_write_bytes(out, data)
-    return out, info, differences

@@ -43,8 +43,8 @@ def run(args: argparse.Namespace) -> int:
     from phanet.errors import PhanetError
     from phanet.evaluation import evaluate, format_summary
     from phanet.files import atomic_write_text
+    from phanet.inference import TrainedModel
     from phanet.reports.tables import pct, write_table
-    from phanet.training.run import load_module
     from phanet.training.run_folder import RunFolder, write_evaluation
     from phanet.workflow import default_device, resolve_eval_data
 
@@ -65,15 +65,14 @@ def run(args: argparse.Namespace) -> int:
     rows, mapping_rows = [], []
     for i, checkpoint in enumerate(args.checkpoint):
         name = args.name[i] if args.name else RunFolder.holding(checkpoint).path.name or f"model{i + 1}"
-        module = load_module(checkpoint)
-        faces, description = resolve_eval_data(module.config, args.data, args.dataset, args.option, "all")
-        mapping = cross_mapping(faces.expressions, module.expressions, overrides)
+        model = TrainedModel.from_checkpoint(checkpoint, args.device or default_device())
+        faces, description = resolve_eval_data(model.config, args.data, args.dataset, args.option, "all")
+        mapping = cross_mapping(faces.expressions, model.expressions, overrides)
         for data_class in faces.expressions:
             mapping_rows.append({"Method": name, "Data class": data_class,
                                  "Model class": mapping.get(data_class, "(no counterpart)"),
                                  "Images": sum(1 for s in faces.samples if faces.expressions[s.expression] == data_class)})
-        summary, frame = evaluate(module, faces, args.batch_size, args.device or default_device(), mapping,
-                                  progress=True)
+        summary, frame = evaluate(model, faces, args.batch_size, mapping, progress=True)
         summary = {"checkpoint": checkpoint, "data": description, "mapping": mapping, **summary}
         write_evaluation(out / name, summary, frame)
         print(f"{name}:\n{format_summary(summary)}\n")

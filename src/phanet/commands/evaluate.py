@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
 
     from phanet.checks import output_folder, positive, torch_device
     from phanet.evaluation import evaluate, format_summary
-    from phanet.training.run import load_module
+    from phanet.inference import TrainedModel
     from phanet.training.run_folder import EVALUATION_FILE, PREDICTIONS_FILE, RunFolder, write_evaluation
     from phanet.workflow import default_device, resolve_eval_data
 
@@ -56,9 +56,9 @@ def run(args: argparse.Namespace) -> int:
     device = torch_device(args.device) if args.device is not None else default_device()
     out = Path(args.out) if args.out else RunFolder.holding(args.checkpoint).evaluation_dir
     output_folder(out, "out", args.overwrite, (EVALUATION_FILE, PREDICTIONS_FILE))
-    module = load_module(args.checkpoint)
-    faces, description = resolve_eval_data(module.config, args.data, args.dataset, args.option, args.split)
-    summary, frame = evaluate(module, faces, args.batch_size, device, progress=not args.no_progress)
+    model = TrainedModel.from_checkpoint(args.checkpoint, device)
+    faces, description = resolve_eval_data(model.config, args.data, args.dataset, args.option, args.split)
+    summary, frame = evaluate(model, faces, args.batch_size, progress=not args.no_progress)
     summary = {"checkpoint": str(args.checkpoint), "data": description, **summary}
     write_evaluation(out, summary, frame)
     print(f"data: {description['dataset']} ({description['part']})")

@@ -32,7 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from phanet.export import OPSET, export_onnx
+    from phanet.export import OPSET
+    from phanet.inference import export_onnx
 
     out, info, differences = export_onnx(args.checkpoint, args.onnx, OPSET if args.opset is None else args.opset,
                                          args.overwrite, check=not args.no_check)

@@ -17,9 +17,7 @@ import torch.nn.functional as F
 
 from phanet.data.records import MISSING
 from phanet.errors import PhanetError
-
-MEAN = 0.5
-STD = 0.5
+from phanet.models.info import MEAN, STD
 
 
 def resize_square(image: np.ndarray, size: int) -> np.ndarray:

@@ -1,26 +1,13 @@
-"""Networks: PhaNet and the paper's baselines, built from a :class:`~phanet.config.ModelConfig`."""
+"""Networks: PhaNet, its ablation variants and the paper's baselines, registered by name.
+
+``create_model(name, **kwargs)`` builds one (:mod:`phanet.models.registry`; names from
+:func:`list_models`); each carries its :class:`~phanet.models.info.ModelInfo` as ``model.info``.
+Importing this package does not import torch: the networks' modules are imported on first use.
+"""
 
 from __future__ import annotations
 
-from torch import nn
+from phanet.models.info import ModelInfo
+from phanet.models.registry import create_model, list_models, register_model
 
-from phanet.config import ModelConfig
-
-
-def build_model(config: ModelConfig, num_expressions: int, num_poses: int) -> nn.Module:
-    """The network named by ``config.arch``; every one returns a :class:`PhaNetOutput`."""
-    from phanet.models.baselines import VGG19, DenseNetBaseline, HOGClassifier
-    from phanet.models.phanet import PhaNet
-
-    if config.arch == "phanet":
-        return PhaNet.from_config(config, num_expressions, num_poses)
-    if config.arch == "densenet":
-        model: nn.Module = DenseNetBaseline(num_expressions, num_poses, config.backbone)
-    elif config.arch == "vgg19":
-        model = VGG19(num_expressions, num_poses, config.width, config.head_hidden)
-    elif config.arch == "hog_fc":
-        model = HOGClassifier(num_expressions, num_poses, config.image_size, config.head_hidden)
-    else:
-        raise ValueError(f"unknown architecture {config.arch!r}")
-    model.image_size = config.image_size
-    return model
+__all__ = ["ModelInfo", "create_model", "list_models", "register_model"]

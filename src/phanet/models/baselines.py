@@ -7,27 +7,44 @@ evaluation and reports treat every method alike.
 
 from __future__ import annotations
 
-import dataclasses
 import math
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from phanet.config import BackboneConfig
 from phanet.models.densenet import DenseNet
+from phanet.models.info import PAPER_EXPRESSIONS, PAPER_POSES, ModelInfo
 from phanet.models.output import PhaNetOutput
+from phanet.models.parts import parameter_groups
+from phanet.models.registry import register_model
 
 
 class _TwoHeadClassifier(nn.Module):
-    """Shared plumbing: features (B, n) → expression and pose logits wrapped in a PhaNetOutput."""
+    """Shared plumbing: features (B, n) → expression and pose logits wrapped in a PhaNetOutput.
 
-    num_features: int
-    image_size: int | None = None
+    Every baseline takes the class lists ``expressions`` and ``poses``, the side ``image_size`` of
+    what its network sees and the side ``input_size`` of the images it receives (default
+    ``image_size``; larger inputs are average-pooled to ``image_size``, as PhaNet's S1 pools them).
+    """
 
-    def _heads(self, num_features: int, num_expressions: int, num_poses: int) -> None:
-        self.expression = nn.Linear(num_features, num_expressions)
-        self.pose = nn.Linear(num_features, num_poses)
+    def __init__(self, arch: str, expressions: Sequence[str], poses: Sequence[str], image_size: int,
+                 input_size: int | None) -> None:
+        super().__init__()
+        self.info = ModelInfo(list(expressions), list(poses), input_size or image_size, arch)
+        self.image_size = image_size
+        if self.info.input_size % image_size:
+            raise ValueError(f"input_size {self.info.input_size} must be a multiple of image_size {image_size}")
+
+    def _heads(self, num_features: int) -> None:
+        self.expression = nn.Linear(num_features, len(self.info.expressions))
+        self.pose = nn.Linear(num_features, len(self.info.poses))
+
+    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        """The trainable parameters by top-level module (the feature extractor, each head)."""
+        return parameter_groups(self, {})
 
     def forward_features(self, images: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -36,7 +53,7 @@ class _TwoHeadClassifier(nn.Module):
                 map_classes: torch.Tensor | None = None) -> PhaNetOutput:
         # Inputs larger than the network's size (model.input_size) are average-pooled to it, as
         # PhaNet's S1 does, so every method receives the same images.
-        factor = images.shape[-1] // self.image_size if self.image_size else 1
+        factor = images.shape[-1] // self.image_size
         f = self.forward_features(F.avg_pool2d(images, factor) if factor > 1 else images)
         batch = f.shape[0]
         nan = f.new_full((batch, 2, 3), float("nan"))
@@ -53,12 +70,17 @@ class _TwoHeadClassifier(nn.Module):
 
 
 class DenseNetBaseline(_TwoHeadClassifier):
-    """DenseNet-40 on the whole face, expression and pose heads on the pooled features."""
+    """A DenseNet on the whole face, expression and pose heads on the pooled features.
 
-    def __init__(self, num_expressions: int, num_poses: int, backbone: BackboneConfig | None = None) -> None:
-        super().__init__()
-        self.backbone = DenseNet(**dataclasses.asdict(backbone or BackboneConfig()))
-        self._heads(self.backbone.num_features, num_expressions, num_poses)
+    ``backbone``: keyword arguments of :class:`~phanet.models.densenet.DenseNet` (default DenseNet-40,
+    k = 12).
+    """
+
+    def __init__(self, expressions: Sequence[str] = PAPER_EXPRESSIONS, poses: Sequence[str] = PAPER_POSES,
+                 image_size: int = 224, input_size: int | None = None, backbone: Mapping[str, Any] | None = None) -> None:
+        super().__init__("densenet", expressions, poses, image_size, input_size)
+        self.backbone = DenseNet(**(backbone or {}))
+        self._heads(self.backbone.num_features)
 
     def forward_features(self, images: torch.Tensor) -> torch.Tensor:
         return self.backbone.forward_features(images).mean(dim=(2, 3))
@@ -72,8 +94,9 @@ class VGG19(_TwoHeadClassifier):
     """VGG-19 with batch normalisation; global average pooling and one 512-unit layer replace the
     two 4096-unit layers so that it trains at any input size. ``width`` scales every channel count."""
 
-    def __init__(self, num_expressions: int, num_poses: int, width: float = 1.0, hidden: int = 512) -> None:
-        super().__init__()
+    def __init__(self, expressions: Sequence[str] = PAPER_EXPRESSIONS, poses: Sequence[str] = PAPER_POSES,
+                 image_size: int = 224, input_size: int | None = None, width: float = 1.0, hidden: int = 512) -> None:
+        super().__init__("vgg19", expressions, poses, image_size, input_size)
         layers: list[nn.Module] = []
         channels = 3
         for item in _VGG19:
@@ -85,7 +108,7 @@ class VGG19(_TwoHeadClassifier):
             channels = out
         self.features = nn.Sequential(*layers)
         self.fc = nn.Linear(channels, hidden)
-        self._heads(hidden, num_expressions, num_poses)
+        self._heads(hidden)
 
     def forward_features(self, images: torch.Tensor) -> torch.Tensor:
         pooled = self.features(images).mean(dim=(2, 3))
@@ -134,11 +157,38 @@ class HOG(nn.Module):
 class HOGClassifier(_TwoHeadClassifier):
     """HOG features and two fully connected layers (Table VII)."""
 
-    def __init__(self, num_expressions: int, num_poses: int, image_size: int, hidden: int = 512) -> None:
-        super().__init__()
+    def __init__(self, expressions: Sequence[str] = PAPER_EXPRESSIONS, poses: Sequence[str] = PAPER_POSES,
+                 image_size: int = 224, input_size: int | None = None, hidden: int = 512) -> None:
+        super().__init__("hog_fc", expressions, poses, image_size, input_size)
         self.hog = HOG()
         self.fc = nn.Linear(self.hog.output_size(image_size), hidden)
-        self._heads(hidden, num_expressions, num_poses)
+        self._heads(hidden)
 
     def forward_features(self, images: torch.Tensor) -> torch.Tensor:
         return F.relu(self.fc(self.hog(images)))
+
+
+@register_model
+def densenet(**kwargs: Any) -> DenseNetBaseline:
+    """A DenseNet baseline; ``backbone`` sets its depth, growth rate and stem (any argument of
+    :class:`DenseNetBaseline`)."""
+    return DenseNetBaseline(**kwargs)
+
+
+@register_model
+def densenet40(**kwargs: Any) -> DenseNetBaseline:
+    """DenseNet-40 with growth rate 12, the paper's baseline (Tables I, V) and PhaNet's backbone."""
+    backbone = {**kwargs.pop("backbone", {}), "depth": 40, "growth_rate": 12}
+    return DenseNetBaseline(backbone=backbone, **kwargs)
+
+
+@register_model
+def vgg19(**kwargs: Any) -> VGG19:
+    """VGG-19 with batch normalisation (Tables V, VII)."""
+    return VGG19(**kwargs)
+
+
+@register_model
+def hog_fc(**kwargs: Any) -> HOGClassifier:
+    """HOG features and two fully connected layers (Table VII)."""
+    return HOGClassifier(**kwargs)

@@ -32,6 +32,9 @@ class PhaNetOutput:
             are bounded into squares (NaN where not computed); for the PAN initialisation.
         sal_logits: optional (B, 3) SAL's pre-activations z = W_2 ReLU(W_1 M_F) of Eq. 7, before the
             gate (NaN for absent scales); None without joint SAL.
+        scale_features: the pooled representation g(M_s) of each scale S1, S2, S3, (B, C) or None where
+            the scale was not computed (their concatenation over the fused scales is M_F of Eq. 6); None
+            for a network without scales.
     """
 
     expression_logits: torch.Tensor
@@ -46,3 +49,4 @@ class PhaNetOutput:
     crops: list[torch.Tensor | None] | None = field(default=None)
     pan_outputs: torch.Tensor | None = None
     sal_logits: torch.Tensor | None = None
+    scale_features: list[torch.Tensor | None] | None = None

@@ -2,29 +2,51 @@
 
 from __future__ import annotations
 
-import dataclasses
+from collections.abc import Mapping, Sequence
+from itertools import combinations
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from phanet.config import SCALE_NAMES, AttentionConfig, BackboneConfig, ModelConfig
 from phanet.models.attention import PixelAttentionNetwork, compose_boxes, crop_and_zoom, swap_squares
 from phanet.models.densenet import DenseNet
 from phanet.models.heads import DCMLHead
+from phanet.models.info import PAPER_EXPRESSIONS, PAPER_POSES, SCALE_NAMES, ModelInfo
 from phanet.models.output import PhaNetOutput
+from phanet.models.parts import parameter_groups
+from phanet.models.registry import register_model
 from phanet.models.scale_attention import ScaleAttention
+
+#: Settings of the pixel attention networks and of crop-and-zoom (``attention=`` of :class:`PhaNet`):
+#: the PAN's hidden units and pooled grid (Eq. 2), the bounds of a square's side as a fraction of
+#: the image it is cut from, the crop (``affine``: exact bilinear sampling; ``boxcar``: the paper's
+#: mask of steep sigmoids, Eq. 5) and the mask's steepness, whether a PAN reads the coarser map
+#: without passing gradient into that scale's backbone, and the fraction of training faces whose S3
+#: square is another face's (0: the paper's HPAL).
+ATTENTION_DEFAULTS: dict[str, Any] = {"hidden": 128, "grid": 7, "side_min": 0.3, "side_max": 0.6, "crop": "affine",
+                                      "mask_steepness": 50.0, "detach_input": True, "swap": 0.0}
+
+#: PhaNet's parts (:meth:`PhaNet.parameter_groups`), as named in ``dynamics.csv`` and ``optim.part_lr``.
+PARTS = {
+    "backbones.0": "S1_backbone", "backbones.1": "S2_backbone", "backbones.2": "S3_backbone",
+    "scale_classifiers.0": "S1_classifier", "scale_classifiers.1": "S2_classifier",
+    "scale_classifiers.2": "S3_classifier", "pans.0": "PAN_S2", "pans.1": "PAN_S3", "sal": "SAL",
+    "head.fc": "head_fc", "head.expression": "head_expression", "head.pose": "head_pose", "head.lam": "head_lambda",
+}
+PART_NAMES = tuple(PARTS.values())
 
 
 class PhaNet(nn.Module):
     """Pose-adaptive hierarchical attention network.
 
-    ``PhaNet()`` is the paper's BU-3DFE configuration: 7 expressions, 9 pans, 224 × 224 input,
+    ``PhaNet()`` is the paper's BU-3DFE configuration: 7 expressions, 9 yaw classes, 224 × 224 input,
     DenseNet-40 (k = 12) at each of the three scales, both PANs and joint SAL.
 
     Args:
-        num_expressions (int): expression classes E.
-        num_poses (int): pose (pan) classes P; 0 for a dataset without pose labels.
+        expressions (sequence of str): expression class names, E of them (the order of the logits).
+        poses (sequence of str): pose (yaw) class names, P of them; empty for a dataset without pose labels.
         image_size (int): input side of every scale's network; the S2 and S3 regions are zoomed to it.
         input_size (int): side of the images the model receives (a multiple of ``image_size``; default
             ``image_size``, as in the paper). S1 sees them average-pooled to ``image_size``, and the S2
@@ -34,24 +56,27 @@ class PhaNet(nn.Module):
             still computed when a finer one needs them to localise its square.
         joint_sa (bool): ``J_SA`` — re-weight the scales with SAL (Eq. 7–8); otherwise f is the plain
             concatenation (c = 1).
-        backbone (BackboneConfig): DenseNet settings, shared by the scales (weights are not shared).
-        attention (AttentionConfig): PAN and crop-and-zoom settings.
+        backbone (mapping): keyword arguments of :class:`~phanet.models.densenet.DenseNet`, shared by the
+            scales (the weights are not shared); default DenseNet-40, k = 12.
+        attention (mapping): PAN and crop-and-zoom settings, any of :data:`ATTENTION_DEFAULTS`.
         sal_hidden (int): bottleneck of SAL's W_1.
         head_hidden (int): the DCML fully connected layer.
         lambda_form (str): ``bounded`` (λe ≥ λp exactly) or ``free`` (see :class:`DCMLHead`).
         sal_form (str): the gate of Eq. 7, ``literal`` or ``sigmoid`` (see :class:`ScaleAttention`).
+
+    ``info`` (:class:`~phanet.models.info.ModelInfo`) holds the class lists, the input size and scaling.
     """
 
     def __init__(
         self,
-        num_expressions: int = 7,
-        num_poses: int = 9,
+        expressions: Sequence[str] = PAPER_EXPRESSIONS,
+        poses: Sequence[str] = PAPER_POSES,
         image_size: int = 224,
         input_size: int | None = None,
-        scales: tuple[str, ...] | list[str] = SCALE_NAMES,
+        scales: Sequence[str] = SCALE_NAMES,
         joint_sa: bool = True,
-        backbone: BackboneConfig | None = None,
-        attention: AttentionConfig | None = None,
+        backbone: Mapping[str, Any] | None = None,
+        attention: Mapping[str, Any] | None = None,
         sal_hidden: int = 64,
         head_hidden: int = 512,
         lambda_form: str = "bounded",
@@ -61,40 +86,40 @@ class PhaNet(nn.Module):
         unknown = [s for s in scales if s not in SCALE_NAMES]
         if not scales or unknown:
             raise ValueError(f"scales must be a non-empty subset of {SCALE_NAMES}, got {list(scales)}")
-        backbone = backbone or BackboneConfig()
-        self.attention_config = attention = attention or AttentionConfig()
-        self.num_expressions = num_expressions
-        self.num_poses = num_poses
+        unknown = sorted(set(attention or {}) - set(ATTENTION_DEFAULTS))
+        if unknown:
+            raise ValueError(f"unknown attention setting {unknown[0]!r} (known: {', '.join(ATTENTION_DEFAULTS)})")
+        settings = {**ATTENTION_DEFAULTS, **(attention or {})}
+        self.info = ModelInfo(list(expressions), list(poses), input_size or image_size, "phanet")
         self.image_size = image_size
-        self.input_size = input_size or image_size
         if self.input_size % image_size:
             raise ValueError(f"input_size {self.input_size} must be a multiple of image_size {image_size}")
+        self.crop, self.mask_steepness = settings["crop"], settings["mask_steepness"]
+        self.detach_input, self.swap = settings["detach_input"], settings["swap"]
         self.used = [SCALE_NAMES.index(s) for s in SCALE_NAMES if s in scales]
         self.num_computed = max(self.used) + 1
         self.joint_sa = joint_sa
-        self.backbones = nn.ModuleList(DenseNet(**dataclasses.asdict(backbone)) for _ in range(self.num_computed))
+        self.backbones = nn.ModuleList(DenseNet(**(backbone or {})) for _ in range(self.num_computed))
         channels = self.backbones[0].num_features
+        num_expressions, num_poses = len(self.info.expressions), len(self.info.poses)
         self.scale_classifiers = nn.ModuleList(nn.Linear(channels, num_expressions) for _ in range(self.num_computed))
         self.pans = nn.ModuleList(
-            PixelAttentionNetwork(channels, attention.hidden, attention.grid, attention.side_min, attention.side_max)
+            PixelAttentionNetwork(channels, settings["hidden"], settings["grid"], settings["side_min"],
+                                  settings["side_max"])
             for _ in range(self.num_computed - 1)
         )
         self.sal = ScaleAttention(channels, len(self.used), sal_hidden, sal_form) if joint_sa else None
         self.head = DCMLHead(channels * len(self.used), num_expressions, num_poses, head_hidden, lambda_form)
 
-    @classmethod
-    def from_config(cls, config: ModelConfig, num_expressions: int, num_poses: int) -> "PhaNet":
-        return cls(num_expressions, num_poses, config.image_size, config.input_size, config.scales, config.joint_sa,
-                   config.backbone, config.attention, config.sal_hidden, config.head_hidden, config.lambda_form,
-                   config.sal_form)
+    @property
+    def input_size(self) -> int:
+        return self.info.input_size
 
-    def attention_parameters(self) -> list[nn.Parameter]:
-        """Parameters of the PANs (updated by the ranking step of the alternating schedule)."""
-        return list(self.pans.parameters())
-
-    def scale_attention_parameters(self) -> list[nn.Parameter]:
-        """Parameters of SAL (none without J_SA)."""
-        return list(self.sal.parameters()) if self.sal is not None else []
+    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        """The trainable parameters by part: each scale's backbone and classifier, each PAN, SAL, the
+        DCML fully connected layer, its expression and pose classifiers and the λ regressor
+        (:data:`PART_NAMES`)."""
+        return parameter_groups(self, PARTS)
 
     def class_activation_map(self, scale: int, feature_map: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
         """Response of ``M_s`` for expression ``classes`` (B,): the scale classifier's weights of that
@@ -123,19 +148,19 @@ class PhaNet(nn.Module):
         factor = images.shape[-1] // self.image_size
         region = F.avg_pool2d(images, factor) if factor > 1 else images
         outer = None
-        crop = self.attention_config.crop, self.attention_config.mask_steepness
+        crop = self.crop, self.mask_steepness
         for s in range(self.num_computed):
             if s > 0:
                 pan = self.pans[s - 1]
                 # feature_map: the coarser scale's map, computed at the end of the previous pass of the loop.
-                coarse = feature_map.detach() if self.attention_config.detach_input else feature_map  # noqa: F821
+                coarse = feature_map.detach() if self.detach_input else feature_map  # noqa: F821
                 raw = pan.raw(coarse)
                 local = pan.bound(raw)
                 if squares is not None:
                     given = squares[:, s - 1].to(local.dtype)
                     local = torch.where(torch.isfinite(given).all(1, keepdim=True), given, local)
-                elif s == 2 and self.training and self.attention_config.swap > 0 and batch > 1:
-                    local = swap_squares(local, self.attention_config.swap)
+                elif s == 2 and self.training and self.swap > 0 and batch > 1:
+                    local = swap_squares(local, self.swap)
                 pan_outputs[:, s - 1] = raw
                 outer = local if outer is None else compose_boxes(outer, local)
                 if factor > 1:
@@ -173,11 +198,11 @@ class PhaNet(nn.Module):
             f, c = torch.cat(pooled, dim=1), pooled[0].new_ones((batch, len(self.used)))
         weights = self._per_scale(c)
         expression_logits, pose_logits, task_weights = self.head(f)
-        scale_logits = list(hpal["logits"]) + [None] * (3 - self.num_computed)
+        missing: list[torch.Tensor | None] = [None] * (3 - self.num_computed)
         return PhaNetOutput(
             expression_logits=expression_logits,
             pose_logits=pose_logits,
-            scale_logits=scale_logits,
+            scale_logits=list(hpal["logits"]) + missing,
             boxes=hpal["boxes"],
             local_boxes=hpal["local_boxes"],
             scale_weights=weights,
@@ -187,6 +212,7 @@ class PhaNet(nn.Module):
             crops=hpal["crops"],
             pan_outputs=hpal.get("pan_outputs"),
             sal_logits=sal_logits,
+            scale_features=list(hpal["pooled"]) + missing,
         )
 
     def forward(self, images: torch.Tensor, return_maps: bool = False, return_crops: bool = False,
@@ -194,3 +220,27 @@ class PhaNet(nn.Module):
         """``images`` (B, 3, input_size, input_size). With ``return_maps``, the class activation maps of
         every scale for ``map_classes`` (default: each scale's predicted expression)."""
         return self.forward_head(self.forward_features(images, return_maps, return_crops, map_classes))
+
+
+@register_model
+def phanet(**kwargs: Any) -> PhaNet:
+    """PhaNet as in the paper: the three scales and joint SAL (the last row of Table VI); any argument
+    of :class:`PhaNet` may be given."""
+    return PhaNet(**kwargs)
+
+
+def _register_ablation(scales: tuple[str, ...]) -> None:
+    """``phanet_<scales>``, e.g. ``phanet_n_s1_h_s2``: a Table VI row without joint SAL."""
+    name = "phanet_" + "_".join(s.lower() for s in scales)
+
+    def build(**kwargs: Any) -> PhaNet:
+        return PhaNet(scales=scales, joint_sa=False, **kwargs)
+
+    build.__name__ = build.__qualname__ = name
+    build.__doc__ = f"PhaNet with the scales {' + '.join(scales)} and no joint SAL (a row of Table VI)."
+    register_model(build)
+
+
+for _count in (1, 2, 3):
+    for _scales in combinations(SCALE_NAMES, _count):
+        _register_ablation(_scales)

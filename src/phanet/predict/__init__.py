@@ -16,9 +16,9 @@ margin (:func:`phanet.data.faces.crop_face`), turned into the network input by
 :func:`phanet.data.transforms.preprocess`, and the network's outputs into rows by
 :func:`phanet.results.face_rows`, the step ``phanet evaluate`` takes too.
 
-The parts: :mod:`~phanet.predict.sources` (files, folders, videos, arrays), :mod:`~phanet.predict.backends`
-(PyTorch, ONNX Runtime, the model's class lists), :mod:`~phanet.predict.predictor` (detection,
-cropping, batching) and :mod:`~phanet.predict.drawing`.
+The parts: :mod:`~phanet.predict.sources` (files, folders, videos, arrays), :mod:`~phanet.predict.predictor`
+(detection, cropping, batching) and :mod:`~phanet.predict.drawing`; the network runs in a
+:class:`~phanet.inference.TrainedModel` (PyTorch or ONNX Runtime, with the model's class lists).
 
 Columns of the table (the same in the DataFrame, the CSV and the JSON; ``prob_<class>`` and
 ``pose_prob_<class>`` for every class of the model):
@@ -59,11 +59,12 @@ whole image is the input (resized to a square as in training), and a square beco
 when the image is not square.
 """
 
-from phanet.predict.backends import ModelInfo, OnnxBackend, TorchBackend
+from phanet.inference import OnnxBackend, TorchBackend, TrainedModel
+from phanet.models.info import ModelInfo
 from phanet.predict.drawing import MAX_DRAWING_SIDE, draw_predictions
 from phanet.predict.predictor import MARGIN, FrameResult, Predictor, columns
 from phanet.predict.sources import VIDEO_SUFFIXES, array_to_rgb
 from phanet.results import write_table
 
 __all__ = ["MARGIN", "MAX_DRAWING_SIDE", "VIDEO_SUFFIXES", "FrameResult", "ModelInfo", "OnnxBackend", "Predictor",
-           "TorchBackend", "array_to_rgb", "columns", "draw_predictions", "write_table"]
+           "TorchBackend", "TrainedModel", "array_to_rgb", "columns", "draw_predictions", "write_table"]

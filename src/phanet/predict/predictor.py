@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -15,9 +15,10 @@ from phanet.checks import positive
 from phanet.data.faces import FaceBox, crop_face, crop_square, detect_faces
 from phanet.data.transforms import preprocess
 from phanet.errors import PhanetError
-from phanet.predict.backends import ModelInfo, checkpoint_backend, onnx_backend
+from phanet.inference import TrainedModel
+from phanet.models.info import ModelInfo
 from phanet.predict.sources import picture_count, pictures, sources
-from phanet.results import face_rows, prediction_columns
+from phanet.results import prediction_columns
 
 FACE_COLUMNS = ("face_x", "face_y", "face_w", "face_h", "face_source")
 
@@ -53,13 +54,13 @@ class _Pending:
 class Predictor:
     """Expression, head pose and attended regions for every face in pictures and videos.
 
-    Build one with :meth:`from_checkpoint` (PyTorch, or ONNX Runtime with ``backend="onnx"``) or
-    :meth:`from_onnx` (an exported ``.onnx`` file alone), then call :meth:`predict`.
+    Build one with :meth:`load` (a ``.ckpt`` of ``phanet train`` or a ``.onnx`` of ``phanet export``),
+    :meth:`from_checkpoint` or :meth:`from_onnx`, or around a :class:`~phanet.inference.TrainedModel`;
+    then call :meth:`predict`. The faces are run by the model's :meth:`~phanet.inference.TrainedModel.rows`,
+    the step that evaluation takes too.
 
     Args:
-        backend: a callable mapping network inputs (B, 3, S, S) float32 to the output arrays
-            (:class:`~phanet.predict.backends.TorchBackend` or :class:`~phanet.predict.backends.OnnxBackend`).
-        info: class lists, input size and architecture of the network.
+        model: the trained network and its :class:`~phanet.models.info.ModelInfo`.
         detect: find faces (True) or take every input as one face crop (False); :meth:`predict` may
             override it per call.
         margin: margin around a detected face on each side, as a fraction of its side; use the
@@ -68,18 +69,21 @@ class Predictor:
         batch_size: faces per forward pass.
     """
 
-    def __init__(self, backend: Callable[[np.ndarray], dict[str, np.ndarray]], info: ModelInfo, detect: bool = True,
-                 margin: float = MARGIN, min_face: int = 24, batch_size: int = 32) -> None:
+    def __init__(self, model: TrainedModel, detect: bool = True, margin: float = MARGIN, min_face: int = 24,
+                 batch_size: int = 32) -> None:
         positive(batch_size, "batch_size")
         check_margin(margin, "margin")
         if min_face < 1:
             raise PhanetError.about("min_face", "expected 1 or more pixels, got {value}", value=min_face)
-        self.backend = backend
-        self.info = info
+        self.model = model
         self.detect = detect
         self.margin = margin
         self.min_face = min_face
         self.batch_size = batch_size
+
+    @property
+    def info(self) -> ModelInfo:
+        return self.model.info
 
     @property
     def expressions(self) -> list[str]:
@@ -95,23 +99,21 @@ class Predictor:
         return columns(self.expressions, self.poses)
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, backend: str = "torch", device: str = "cpu", **kwargs: Any) -> "Predictor":
+    def from_checkpoint(cls, path: str | Path, backend: str = "torch", device: str = "cpu", **kwargs: Any) -> Predictor:
         """A predictor for a ``.ckpt`` of ``phanet train``.
 
         ``backend="torch"`` runs the network in PyTorch on ``device``; ``backend="onnx"`` exports it
         in memory and runs it with ONNX Runtime. Other keyword arguments go to :class:`Predictor`.
         """
-        runner, info = checkpoint_backend(path, backend, device)
-        return cls(runner, info, **kwargs)
+        return cls(TrainedModel.from_checkpoint(path, device, backend), **kwargs)
 
     @classmethod
-    def from_onnx(cls, path: str | Path, threads: int | None = None, **kwargs: Any) -> "Predictor":
+    def from_onnx(cls, path: str | Path, threads: int | None = None, **kwargs: Any) -> Predictor:
         """A predictor on ONNX Runtime for a file written by ``phanet export`` (class lists from its metadata)."""
-        runner, info = onnx_backend(path, threads)
-        return cls(runner, info, **kwargs)
+        return cls(TrainedModel.from_onnx(path, threads), **kwargs)
 
     @classmethod
-    def load(cls, path: str | Path, backend: str = "torch", device: str = "cpu", **kwargs: Any) -> "Predictor":
+    def load(cls, path: str | Path, backend: str = "torch", device: str = "cpu", **kwargs: Any) -> Predictor:
         """:meth:`from_onnx` for a ``.onnx`` file, :meth:`from_checkpoint` otherwise."""
         if Path(path).suffix.lower() == ".onnx":
             return cls.from_onnx(path, **kwargs)
@@ -199,7 +201,7 @@ class Predictor:
         predictions: list[dict[str, Any]] = []
         for start in range(0, len(inputs), self.batch_size):
             batch = torch.stack(inputs[start:start + self.batch_size]).numpy()
-            rows = face_rows(self.backend, batch, self.info, regions[start:start + self.batch_size])
+            rows = self.model.rows(batch, regions[start:start + self.batch_size])
             predictions.extend(rows.to_dict("records"))
         position = 0
         for item in pending:

@@ -8,9 +8,9 @@ import numpy as np
 import torch
 
 from phanet.data.records import LabeledFaces
-from phanet.data.transforms import MEAN, STD, preprocess
+from phanet.data.transforms import preprocess
+from phanet.inference import TrainedModel
 from phanet.reports.figures import attention_maps_figure, attention_squares_figure
-from phanet.training.module import PhaNetModule
 
 
 def pick_examples(faces: LabeledFaces, count: int = 12, seed: int = 0) -> list[int]:
@@ -32,30 +32,29 @@ def pick_examples(faces: LabeledFaces, count: int = 12, seed: int = 0) -> list[i
     return sorted(chosen, key=lambda i: (faces.samples[i].expression, faces.samples[i].pose))
 
 
-def _to_image(tensor: torch.Tensor) -> np.ndarray:
-    array = (tensor.detach().float().cpu().permute(1, 2, 0).numpy() * STD + MEAN).clip(0, 1)
+def _to_image(tensor: torch.Tensor, mean: float, std: float) -> np.ndarray:
+    array = (tensor.detach().float().cpu().permute(1, 2, 0).numpy() * std + mean).clip(0, 1)
     return (array * 255).round().astype(np.uint8)
 
 
-def attention_figures(module: PhaNetModule, faces: LabeledFaces, indices: list[int], out: Path,
+def attention_figures(model: TrainedModel, faces: LabeledFaces, indices: list[int], out: Path,
                       prefix: str = "") -> dict[str, Path]:
     """Write ``attention_squares.png`` and ``attention_maps.png`` for the samples ``indices``."""
-    size = module.config.input_size
+    info = model.info
     images = [faces.load_image(i) for i in indices]
-    batch = torch.stack([preprocess(image, size) for image in images])
-    module.eval()
-    with torch.no_grad():
-        output = module.model(batch, return_maps=True, return_crops=True)
-    shown = [_to_image(x) for x in batch]
+    batch = torch.stack([preprocess(image, info.input_size) for image in images])
+    output = model.forward(batch, return_maps=True, return_crops=True)
+    shown = [_to_image(x, info.mean, info.std) for x in batch]
     titles = []
     for i, index in enumerate(indices):
         sample = faces.samples[index]
-        predicted = module.expressions[int(output.expression_logits[i].argmax())]
+        predicted = model.expressions[int(output.expression_logits[i].argmax())]
         pose = faces.poses[sample.pose] + "°" if sample.pose >= 0 else "?"
         titles.append(f"{faces.expressions[sample.expression]} {pose} → {predicted}")
     crops = None
     if output.crops is not None:
-        crops = [[_to_image(c[i]) if c is not None else None for c in output.crops] for i in range(len(indices))]
+        crops = [[_to_image(c[i], info.mean, info.std) if c is not None else None for c in output.crops]
+                 for i in range(len(indices))]
     boxes = output.boxes.detach().cpu().numpy()
     paths = {"squares": attention_squares_figure(shown, boxes, titles, out / f"{prefix}attention_squares.png", crops)}
     if output.cams is not None:

@@ -8,23 +8,21 @@ from sklearn.manifold import TSNE
 
 from phanet.data.records import LabeledFaces
 from phanet.data.transforms import preprocess
-from phanet.training.module import PhaNetModule
+from phanet.inference import TrainedModel
 
 
-def representations(module: PhaNetModule, faces: LabeledFaces, indices: list[int], batch_size: int = 64
+def representations(model: TrainedModel, faces: LabeledFaces, indices: list[int], batch_size: int = 64
                     ) -> dict[str, np.ndarray]:
-    """``f`` (Eq. 8, SAL-weighted) and ``M_F`` (Eq. 6, the plain concatenation) of the samples ``indices``."""
-    model = module.model.eval()
-    size = module.config.input_size
+    """``f`` (Eq. 8, SAL-weighted) and ``M_F`` (Eq. 6, the plain concatenation of the fused scales'
+    pooled maps) of the samples ``indices``."""
+    size = model.info.input_size
+    used = model.network.used
     weighted, fused = [], []
-    with torch.no_grad():
-        for start in range(0, len(indices), batch_size):
-            chunk = indices[start : start + batch_size]
-            images = torch.stack([preprocess(faces.load_image(i), size) for i in chunk])
-            hpal = model.forward_features(images)
-            output = model.forward_head(hpal)
-            weighted.append(output.features.numpy())
-            fused.append(torch.cat([hpal["pooled"][s] for s in model.used], dim=1).numpy())
+    for start in range(0, len(indices), batch_size):
+        chunk = indices[start : start + batch_size]
+        output = model.forward(torch.stack([preprocess(faces.load_image(i), size) for i in chunk]))
+        weighted.append(output.features.cpu().numpy())
+        fused.append(torch.cat([output.scale_features[s] for s in used], dim=1).cpu().numpy())
     return {"f": np.concatenate(weighted), "M_F": np.concatenate(fused)}
 
 

@@ -136,8 +136,8 @@ def tsne_comparison(with_sal: Any, without_sal: Any, faces: Any, out: Path, coun
         return ""
     import numpy as np
 
+    from phanet.inference import TrainedModel
     from phanet.reports.embedding import representations, tsne
-    from phanet.training.run import load_module
 
     test = set(with_sal.summary["test_subjects"])
     indices = [i for i, s in enumerate(faces.samples) if s.subject in test]
@@ -145,7 +145,7 @@ def tsne_comparison(with_sal: Any, without_sal: Any, faces: Any, out: Path, coun
     labels = np.array([faces.samples[i].expression for i in chosen])
     embeddings = {}
     for name, run in (("(a) PhaNet with joint SAL: f", with_sal), ("(b) without joint SAL: fused features", without_sal)):
-        features = representations(load_module(run.checkpoint), faces, chosen)["f"]
+        features = representations(TrainedModel.from_checkpoint(run.checkpoint), faces, chosen)["f"]
         embeddings[name] = (tsne(features), labels)
     figures.tsne_figure(embeddings, faces.expressions, out / "fig14_tsne.png")
     return ("**Fig. 14 — t-SNE of the joint representation of test images, with and without joint SAL**"

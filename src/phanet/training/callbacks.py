@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import math
+import os
 import statistics
 import time
 from pathlib import Path
@@ -13,10 +14,12 @@ import lightning as L
 import pandas as pd
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
-from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
 from phanet.config import Config, dump_yaml
 from phanet.files import atomic_write, write_csv
+from phanet.training.module import MONITOR
+from phanet.training.run_folder import RunFolder
 
 
 def rows_before(path: Path, epoch: int) -> list[dict[str, Any]]:
@@ -173,3 +176,46 @@ class AdaptiveThreads(Callback):
             self.baseline = current
         self._set(self.threads)
         self.probe, self.probe_times, self.since = None, [], 0
+
+
+def _lightning_key(key: str, subclass: type, lightning_class: type) -> str:
+    """A subclass's state key as Lightning's own class has it: Lightning keys a callback's state by the
+    class name, and the checkpoints of every run (earlier ones included) hold it under that name."""
+    return key.replace(subclass.__qualname__, lightning_class.__qualname__, 1)
+
+
+class RunCheckpoint(ModelCheckpoint):
+    """``ModelCheckpoint`` that keeps its state when the run folder was moved or copied.
+
+    Lightning restores the best score only when the checkpoint folder is where it was when the state
+    was saved; elsewhere the score is dropped and the first resumed epoch replaces ``best.ckpt``
+    whatever its score. The files it tracks are the run's own ``checkpoints/*.ckpt``, so their paths
+    move with the folder.
+    """
+
+    @property
+    def state_key(self) -> str:
+        return _lightning_key(super().state_key, RunCheckpoint, ModelCheckpoint)
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        saved_in = state_dict.get("dirpath")
+        if saved_in and self.dirpath and saved_in != self.dirpath:
+            def moved(path: str | None) -> str | None:
+                return os.path.join(self.dirpath, os.path.basename(path)) if path else path
+
+            state_dict = {**state_dict, "dirpath": self.dirpath,
+                          **{key: moved(state_dict.get(key))
+                             for key in ("best_model_path", "kth_best_model_path", "last_model_path")},
+                          "best_k_models": {moved(k): v for k, v in state_dict.get("best_k_models", {}).items()}}
+        super().load_state_dict(state_dict)
+
+
+def run_checkpoints(folder: RunFolder) -> tuple[ModelCheckpoint, ModelCheckpoint]:
+    """(``best.ckpt``: the best validation FER accuracy so far, ``last.ckpt``: rewritten after every epoch)."""
+    # Each file is replaced in place, never given a "-v1" twin (a run folder that was moved or copied
+    # keeps writing the best.ckpt and last.ckpt that resume and evaluation read).
+    best = RunCheckpoint(dirpath=folder.checkpoints, filename=folder.best.stem, monitor=MONITOR, mode="max",
+                          save_top_k=1, auto_insert_metric_name=False, enable_version_counter=False)
+    last = RunCheckpoint(dirpath=folder.checkpoints, filename=folder.last.stem, monitor=None, save_top_k=1,
+                          every_n_epochs=1, enable_version_counter=False)
+    return best, last

@@ -17,8 +17,9 @@ training steps (and at the first step), with
 - ``lambda_p_mean``, ``lr``, the ``loss/<part>`` values and the training ``phase`` (warmup,
   pan_init, joint, classification, ranking; see :class:`~phanet.training.module.PhaNetModule`).
 
-Groups follow the paper's parts: each scale's backbone and classifier, the PANs, SAL, the DCML
-fully connected layer, its expression and pose classifiers and the λ regressor.
+Groups are the network's parts (:meth:`~phanet.models.phanet.PhaNet.parameter_groups`): each scale's
+backbone and classifier, the PANs, SAL, the DCML fully connected layer, its expression and pose
+classifiers and the λ regressor.
 """
 
 from __future__ import annotations
@@ -34,29 +35,6 @@ from torch import nn
 
 from phanet.models.attention import pinned
 from phanet.training.callbacks import rows_before, write_rows
-
-_GROUP_NAMES = {
-    "backbones.0": "S1_backbone", "backbones.1": "S2_backbone", "backbones.2": "S3_backbone",
-    "scale_classifiers.0": "S1_classifier", "scale_classifiers.1": "S2_classifier",
-    "scale_classifiers.2": "S3_classifier", "pans.0": "PAN_S2", "pans.1": "PAN_S3", "sal": "SAL",
-    "head.fc": "head_fc", "head.expression": "head_expression", "head.pose": "head_pose", "head.lam": "head_lambda",
-}
-
-
-#: PhaNet's parts, as named in ``dynamics.csv`` and in ``optim.part_lr``.
-PART_NAMES = tuple(_GROUP_NAMES.values())
-
-
-def parameter_groups(model: nn.Module) -> dict[str, list[nn.Parameter]]:
-    """The model's trainable parameters by part: PhaNet's named parts, else its top-level modules."""
-    groups: dict[str, list[nn.Parameter]] = {}
-    for name, parameter in model.named_parameters():
-        if not parameter.requires_grad:
-            continue
-        key = next((label for prefix, label in _GROUP_NAMES.items() if name.startswith(prefix + ".")),
-                   name.split(".")[0])
-        groups.setdefault(key, []).append(parameter)
-    return groups
 
 
 def _norm(tensors: list[torch.Tensor | None]) -> float:
@@ -110,7 +88,7 @@ class TrainingDynamics(Callback):
         return step % self.every == 0
 
     def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        self.groups = parameter_groups(module.model)
+        self.groups = module.model.parameter_groups()
         self.rows = rows_before(self.path, trainer.current_epoch)
         module.dynamics = self
 

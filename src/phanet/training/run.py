@@ -30,9 +30,9 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.fabric.utilities.exceptions import MisconfigurationException
-from lightning.pytorch.callbacks import Callback, EarlyStopping, EMAWeightAveraging, ModelCheckpoint
-from lightning.pytorch.utilities.exceptions import SIGTERMException
+from lightning.pytorch.callbacks import EMAWeightAveraging
 
+from phanet.checkpoints import read_checkpoint
 from phanet.checks import output_folder, shorten
 from phanet.config import Config, show
 from phanet.data.records import LabeledFaces
@@ -41,11 +41,13 @@ from phanet.data.torch_data import FaceDataModule
 from phanet.errors import PhanetError
 from phanet.files import remove_temporaries
 from phanet.runtime import Stopped, resolve_precision, usable_cpus, uses_cuda
-from phanet.training.callbacks import AdaptiveThreads, AtomicCheckpointIO, EpochMetricsCSV, ResumedConfig
+from phanet.training.callbacks import AdaptiveThreads, AtomicCheckpointIO, EpochMetricsCSV, ResumedConfig, run_checkpoints
 from phanet.training.dynamics import TrainingDynamics
-from phanet.training.module import MONITOR, PhaNetModule, at_chance, patience_floor
+from phanet.training.module import MONITOR, PhaNetModule
+from phanet.training.optim import patience_floor
 from phanet.training.progress import EpochBars, progress_callback
 from phanet.training.run_folder import RunFolder, RunLock, epochs_without_better, training_end
+from phanet.training.stopping import PatienceStop, StopSignal
 
 _DDP_NAMES = {"ddp": "ddp_find_unused_parameters_true", "ddp_spawn": "ddp_spawn_find_unused_parameters_true"}
 
@@ -67,115 +69,6 @@ class TrainResult:
     best_score: float
     #: Set when a resumed run had nothing left to train: why it had finished and how to train on.
     finished: str | None = None
-
-
-class _StopSignal(Callback):
-    """Remembers the exception that interrupted ``fit``: Lightning turns SIGTERM and Ctrl+C into
-    ``SystemExit`` after calling ``on_exception``."""
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-
-    def on_exception(self, trainer: L.Trainer, module: L.LightningModule, exception: BaseException) -> None:
-        if isinstance(exception, Stopped):
-            self.signum = exception.signum
-        elif isinstance(exception, SIGTERMException):
-            self.signum = signal.SIGTERM
-        elif isinstance(exception, KeyboardInterrupt):
-            self.signum = signal.SIGINT
-
-
-def _lightning_key(key: str, subclass: type, lightning_class: type) -> str:
-    """A subclass's state key as Lightning's own class has it: Lightning keys a callback's state by the
-    class name, and the checkpoints of every run (earlier ones included) hold it under that name."""
-    return key.replace(subclass.__qualname__, lightning_class.__qualname__, 1)
-
-
-class _EarlyStopping(EarlyStopping):
-    """Early stopping whose patience is ``train.early_stop`` also on resume (Lightning's would restore
-    the patience the run started with, so a resume could not give a stopped run more patience), and
-    which counts epochs without a better score only once one has exceeded the module's
-    ``patience_floor`` (:func:`~phanet.training.module.at_chance`)."""
-
-    floor: float | None = None
-
-    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        super().setup(trainer, pl_module, stage)
-        self.floor = getattr(pl_module, "patience_floor", None)
-
-    @property
-    def state_key(self) -> str:
-        return _lightning_key(super().state_key, _EarlyStopping, EarlyStopping)
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        patience = self.patience
-        super().load_state_dict(state_dict)
-        self.patience = patience
-
-    def _evaluate_stopping_criteria(self, current: torch.Tensor) -> tuple[bool, str | None]:
-        # A network still at chance is not stopped, and its epochs there do not count (train.chance_margin).
-        if torch.isfinite(current) and at_chance(float(self.best_score), float(current), self.floor):
-            self.best_score = torch.maximum(self.best_score.to(current.device), current)
-            self.wait_count = 0
-            return False, None
-        return super()._evaluate_stopping_criteria(current)
-
-
-class _RunCheckpoint(ModelCheckpoint):
-    """``ModelCheckpoint`` that keeps its state when the run folder was moved or copied.
-
-    Lightning restores the best score only when the checkpoint folder is where it was when the state
-    was saved; elsewhere the score is dropped and the first resumed epoch replaces ``best.ckpt``
-    whatever its score. The files it tracks are the run's own ``checkpoints/*.ckpt``, so their paths
-    move with the folder.
-    """
-
-    @property
-    def state_key(self) -> str:
-        return _lightning_key(super().state_key, _RunCheckpoint, ModelCheckpoint)
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        saved_in = state_dict.get("dirpath")
-        if saved_in and self.dirpath and saved_in != self.dirpath:
-            def moved(path: str | None) -> str | None:
-                return os.path.join(self.dirpath, os.path.basename(path)) if path else path
-
-            state_dict = {**state_dict, "dirpath": self.dirpath,
-                          **{key: moved(state_dict.get(key))
-                             for key in ("best_model_path", "kth_best_model_path", "last_model_path")},
-                          "best_k_models": {moved(k): v for k, v in state_dict.get("best_k_models", {}).items()}}
-        super().load_state_dict(state_dict)
-
-
-def _checkpoints(folder: RunFolder) -> tuple[ModelCheckpoint, ModelCheckpoint]:
-    """(``best.ckpt``: the best validation FER accuracy so far, ``last.ckpt``: rewritten after every epoch)."""
-    # Each file is replaced in place, never given a "-v1" twin (a run folder that was moved or copied
-    # keeps writing the best.ckpt and last.ckpt that resume and evaluation read).
-    best = _RunCheckpoint(dirpath=folder.checkpoints, filename=folder.best.stem, monitor=MONITOR, mode="max",
-                          save_top_k=1, auto_insert_metric_name=False, enable_version_counter=False)
-    last = _RunCheckpoint(dirpath=folder.checkpoints, filename=folder.last.stem, monitor=None, save_top_k=1,
-                          every_n_epochs=1, enable_version_counter=False)
-    return best, last
-
-
-def read_checkpoint(path: Path, parameter: str, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """A phanet checkpoint's contents (``torch.load(weights_only=True)``), refused with one line naming
-    ``parameter`` and the file when it is unreadable, foreign, or holds a NaN or infinite weight."""
-    try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure means "not a phanet checkpoint"
-        raise PhanetError.about(parameter, "{path} is not a readable checkpoint ({kind})", path=path,
-                                kind=type(exc).__name__) from None
-    params = payload.get("hyper_parameters") if isinstance(payload, dict) else None
-    if not isinstance(params, dict) or not {"config", "expressions", "poses"} <= set(params) \
-            or not isinstance(payload.get("state_dict"), dict):
-        raise PhanetError.about(parameter, "{path} is not a phanet checkpoint (no config and class lists inside)",
-                                path=path)
-    for name, value in payload["state_dict"].items():
-        if isinstance(value, torch.Tensor) and value.is_floating_point() and not torch.isfinite(value).all():
-            raise PhanetError.about(parameter, "{path} holds non-finite weights (NaN or infinity), first in {name}",
-                                    path=path, name=repr(name))
-    return payload
 
 
 def training_precision(config: Config) -> str:
@@ -294,16 +187,14 @@ def _train(config: Config, folder: RunFolder, lock: RunLock | None, resume: bool
     warnings.filterwarnings("ignore", ".*LeafSpec.*")
     warnings.filterwarnings("ignore", ".*overridden `on_after_batch_transfer`.*")
     warnings.filterwarnings("ignore", ".*Checkpoint directory .* exists and is not empty.*")  # every resume
-    # checkpoints of earlier versions hold a PanInitialization callback's state, which the module reads
-    warnings.filterwarnings("ignore", ".*callbacks used to create the checkpoint need to be provided.*")
-    best, latest = _checkpoints(folder)
-    stop = _StopSignal()
+    best, latest = run_checkpoints(folder)
+    stop = StopSignal()
     # The thread callback logs before the metrics table is written at the end of each epoch.
     callbacks = [*cpu_thread_callbacks(config), best, latest, EpochMetricsCSV(folder.metrics_file), stop]
     if config.train.ema > 0:
         callbacks.append(EMAWeightAveraging(decay=config.train.ema))
     if config.train.early_stop > 0:
-        callbacks.append(_EarlyStopping(monitor=MONITOR, mode="max", patience=config.train.early_stop))
+        callbacks.append(PatienceStop(MONITOR, config.train.early_stop))
     if config.train.dynamics > 0:
         callbacks.append(TrainingDynamics(folder.dynamics_file, config.train.dynamics))
     if resume and lock is not None:
@@ -405,8 +296,9 @@ def _stopped(signum: int, folder: RunFolder, trainer: L.Trainer, done: int, epoc
 
 
 def load_module(checkpoint: str | Path, map_location: str | torch.device = "cpu") -> PhaNetModule:
-    """Rebuild the trained module from a checkpoint (``torch.load(weights_only=True)``); a checkpoint with
-    a NaN or infinite weight is refused."""
+    """The training module of a checkpoint, with its loss and config (for analyses of the training; to run
+    the network, use :class:`phanet.inference.TrainedModel`); a checkpoint with a NaN or infinite weight
+    is refused."""
     path = Path(checkpoint)
     if not path.is_file():
         raise PhanetError.about("checkpoint", "{path} not found", path=path)
@@ -414,12 +306,8 @@ def load_module(checkpoint: str | Path, map_location: str | torch.device = "cpu"
     params = payload["hyper_parameters"]
     try:
         module = PhaNetModule(params["config"], params["expressions"], params["poses"], params.get("class_counts"))
-        missing, unexpected = module.load_state_dict(payload["state_dict"], strict=False)
+        module.load_state_dict(payload["state_dict"])
     except (RuntimeError, KeyError) as exc:
         raise PhanetError.about("checkpoint", "{path} does not match its config ({reason})", path=path,
                                 reason=str(exc).splitlines()[0][:200]) from None
-    if missing or unexpected:
-        raise PhanetError.about("checkpoint", "{path} does not match its config (parameter {key} {how})", path=path,
-                                key=repr((missing or unexpected)[0]), how="missing" if missing else "unexpected")
-    module.eval()
-    return module
+    return module.eval()

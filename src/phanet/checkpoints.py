@@ -1,0 +1,92 @@
+"""Reading a checkpoint of ``phanet train``: its contents checked, and the network it holds.
+
+A checkpoint is Lightning's dictionary, read with ``torch.load(weights_only=True)`` (nothing is
+unpickled): ``hyper_parameters`` hold the resolved config and the class lists, ``state_dict`` the
+weights of the training module, whose network is its ``model``. Rebuilding the network needs neither
+Lightning nor the training code: the config names the network and its arguments
+(:meth:`~phanet.config.ModelConfig.arguments`), and :func:`~phanet.models.create_model` builds it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from phanet.checks import shorten
+from phanet.config import Config, config_from_dict
+from phanet.errors import PhanetError
+from phanet.models import create_model
+
+#: The prefix of the network's weights in the training module's state dict.
+NETWORK_PREFIX = "model."
+
+
+def read_checkpoint(path: str | Path, parameter: str, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """A phanet checkpoint's contents, refused with one line naming ``parameter`` and the file when it is
+    unreadable, foreign, or holds a NaN or infinite weight."""
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means "not a phanet checkpoint"
+        raise PhanetError.about(parameter, "{path} is not a readable checkpoint ({kind})", path=path,
+                                kind=type(exc).__name__) from None
+    params = payload.get("hyper_parameters") if isinstance(payload, dict) else None
+    if not isinstance(params, dict) or not {"config", "expressions", "poses"} <= set(params) \
+            or not isinstance(payload.get("state_dict"), dict):
+        raise PhanetError.about(parameter, "{path} is not a phanet checkpoint (no config and class lists inside)",
+                                path=path)
+    for name, value in payload["state_dict"].items():
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and not torch.isfinite(value).all():
+            raise PhanetError.about(parameter, "{path} holds non-finite weights (NaN or infinity), first in {name}",
+                                    path=path, name=repr(name))
+    return payload
+
+
+def trained_on(config: Config) -> str:
+    """The data a config trains on, in words: the dataset, its preset or root, and its options."""
+    data = config.data
+    options = ", ".join(f"{key} {value}" for key, value in data.options.items())
+    where = f" at {data.root}" if data.root else ""
+    return shorten(f"{data.dataset}{where}" + (f" ({options})" if options else ""), 200)
+
+
+def build_network(config: Config, expressions: list[str], poses: list[str]) -> nn.Module:
+    """The (untrained) network of ``config`` for these class lists."""
+    network = create_model(config.model.arch, expressions=list(expressions), poses=list(poses),
+                           **config.model.arguments())
+    network.info.trained_on = trained_on(config)
+    return network
+
+
+def load_network(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[nn.Module, Config]:
+    """The trained network of a checkpoint, in evaluation mode, and the config it was trained with.
+
+    Refused with one line naming ``checkpoint`` and the file: a missing, unreadable or foreign file,
+    non-finite weights, or weights that do not fit the network its config describes."""
+    path = Path(path)
+    if not path.is_file():
+        raise PhanetError.about("checkpoint", "{path} not found", path=path)
+    payload = read_checkpoint(path, "checkpoint", map_location)
+    params = payload["hyper_parameters"]
+    config = config_from_dict(params["config"])
+    try:
+        network = build_network(config, params["expressions"], params["poses"])
+    except (RuntimeError, ValueError, TypeError, KeyError) as exc:
+        raise PhanetError.about("checkpoint", "{path} does not match its config ({reason})", path=path,
+                                reason=shorten(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)) from None
+    weights = {key[len(NETWORK_PREFIX):]: value for key, value in payload["state_dict"].items()
+               if key.startswith(NETWORK_PREFIX)}
+    foreign = [key for key in payload["state_dict"] if not key.startswith(NETWORK_PREFIX)]
+    try:
+        missing, unexpected = network.load_state_dict(weights, strict=False)
+    except RuntimeError as exc:
+        raise PhanetError.about("checkpoint", "{path} does not match its config ({reason})", path=path,
+                                reason=str(exc).splitlines()[0][:200]) from None
+    unexpected = [NETWORK_PREFIX + key for key in unexpected] + foreign
+    if missing or unexpected:
+        key = NETWORK_PREFIX + missing[0] if missing else unexpected[0]
+        raise PhanetError.about("checkpoint", "{path} does not match its config (parameter {key} {how})", path=path,
+                                key=repr(key), how="missing" if missing else "unexpected")
+    return network.to(map_location).eval(), config
