@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from phanet.cli import main
-from phanet.data.generic import load_manifest
+from phanet.data.manifest import load_manifest
 from phanet.data.records import MANIFEST_COLUMNS
 from phanet.data.synth import expressions as ex
 from phanet.data.synth import load_synth

@@ -110,8 +110,8 @@ def test_training_splits_work_on_both_sources(written):
 def test_torch_dataset_items():
     from torch.utils.data import DataLoader
 
+    from phanet.data.datasets import FaceDataset, collate
     from phanet.data.synth import SynthDataset
-    from phanet.data.torch_data import FaceDataset, collate
     from phanet.data.transforms import to_network_input
 
     data = SynthDataset(preset="multipie", subjects=1, size=SIZE)

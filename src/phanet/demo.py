@@ -15,10 +15,10 @@ import torch
 from phanet import __version__
 from phanet.config import Config
 from phanet.data.cache import cache_root
+from phanet.data.datasets import make_split
 from phanet.data.records import LabeledFaces
 from phanet.data.registry import load_dataset
 from phanet.data.synth.landmarks import landmark_table
-from phanet.data.torch_data import make_split
 from phanet.errors import PhanetError
 from phanet.experiments import METHOD_NAMES, MethodRun, baseline_config, run_method
 from phanet.files import atomic_write_text

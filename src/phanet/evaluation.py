@@ -16,8 +16,8 @@ from torchmetrics.functional.classification import multiclass_confusion_matrix
 from tqdm import tqdm
 
 from phanet.checks import positive
+from phanet.data.datasets import FaceDataset, collate
 from phanet.data.records import MISSING, LabeledFaces
-from phanet.data.torch_data import FaceDataset, collate
 from phanet.data.transforms import to_network_input
 from phanet.errors import PhanetError
 from phanet.files import write_json as write_json_atomically
@@ -64,7 +64,7 @@ def predict_faces(module: PhaNetModule, faces: LabeledFaces, batch_size: int = 6
 
     Extra columns: ``index`` (position in ``faces``), ``path``, ``subject``, ``true_expression``,
     ``true_pose`` (class names of the data; '' when unknown). The pixel squares are NaN: the images
-    come at the network's size (:class:`~phanet.data.torch_data.FaceDataset`). Unreadable images are
+    come at the network's size (:class:`~phanet.data.datasets.FaceDataset`). Unreadable images are
     skipped and appear in ``faces.skipped`` afterwards; NaN or infinite scores are an error, since
     they would still count in the accuracy.
     """

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from phanet.data.generic import canonical_pose
+from phanet.data.manifest import canonical_pose
 from phanet.data.records import sort_pose_names
 from phanet.data.synth.landmarks import landmark_columns
 from phanet.errors import PhanetError

@@ -2,7 +2,7 @@
 
 Adapters that read labels from file names walk the tree, parse each name into a row of the common
 manifest (``path``, ``subject``, ``expression``, ``pose``, ...) or a reason for skipping it, and hand
-the rows to :func:`phanet.data.generic.faces_from_table`. A file a protocol leaves out (a camera
+the rows to :func:`phanet.data.manifest.faces_from_table`. A file a protocol leaves out (a camera
 outside the map, an AffectNet "None" label) is recorded in ``LabeledFaces.skipped`` with a reason
 that starts with :data:`EXCLUDED`, so reports can tell such exclusions from files that are broken.
 """
@@ -16,7 +16,7 @@ from typing import Any, Iterator
 
 import pandas as pd
 
-from phanet.data.generic import IMAGE_SUFFIXES, faces_from_table
+from phanet.data.manifest import IMAGE_SUFFIXES, faces_from_table
 from phanet.data.records import LabeledFaces, format_angle
 from phanet.errors import PhanetError
 

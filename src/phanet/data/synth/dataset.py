@@ -165,7 +165,7 @@ def read_settings(folder: Path) -> dict[str, Any]:
 
 def folder_faces(folder: Path, **given: Any) -> LabeledFaces:
     """The dataset ``phanet synth`` wrote to ``folder``; options given must match the recorded ones."""
-    from phanet.data.generic import load_manifest
+    from phanet.data.manifest import load_manifest
 
     if not folder.is_dir():
         raise PhanetError(f"data.root: {folder} is not a folder (generate one with `phanet synth --out {folder}`, "

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from phanet.data.datasets import FaceDataset
 from phanet.data.records import LabeledFaces
 from phanet.data.synth.dataset import resolve_settings, streaming_faces
-from phanet.data.torch_data import FaceDataset
 
 
 class SynthDataset(FaceDataset):
-    """Rendered faces, as every dataset serves them: a :class:`~phanet.data.torch_data.FaceDataset`.
+    """Rendered faces, as every dataset serves them: a :class:`~phanet.data.datasets.FaceDataset`.
 
     An item is a dict: ``pixels`` uint8 (size, size, 3) RGB, ``expression`` and ``pose`` (class indices
     into ``faces.expressions`` and ``faces.poses``) and ``index``; batches (``__getitems__``, what a
-    ``DataLoader`` with :func:`~phanet.data.torch_data.collate` fetches) add the batch dimension.
+    ``DataLoader`` with :func:`~phanet.data.datasets.collate` fetches) add the batch dimension.
     :func:`~phanet.data.transforms.to_network_input` turns ``pixels`` into what the networks take.
     ``faces`` is the underlying :class:`~phanet.data.synth.dataset.SynthFaces` (class lists, subjects,
     exact yaw and pitch); pass your own (e.g. a subset) to wrap it instead. Items are the same pixels
