@@ -32,12 +32,12 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from phanet.data.synth.dataset import resolve_settings
-from phanet.data.synth.expressions import EXPRESSION_NAMES
-from phanet.data.synth.head import LANDMARKS
-from phanet.data.synth.presets import sample_specs
-from phanet.data.synth.synthesize import render_spec
 from phanet.errors import PhanetError
+from phanet.synth.dataset import resolve_settings
+from phanet.synth.expressions import EXPRESSION_NAMES
+from phanet.synth.head import LANDMARKS
+from phanet.synth.presets import sample_specs
+from phanet.synth.synthesize import render_spec
 
 #: The seven basic expressions, in the order of every table.
 CODES = ("AN", "DI", "FE", "HA", "NE", "SA", "SU")

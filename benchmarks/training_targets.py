@@ -39,10 +39,10 @@ import numpy as np
 import pandas as pd
 
 from phanet.data.datasets import load_faces
-from phanet.data.synth.landmarks import landmark_table
 from phanet.demo import demo_faces
 from phanet.reports.coverage import coverage_table, local_s3_squares, pinned_squares
 from phanet.reports.figures import local_squares_figure
+from phanet.synth.landmarks import landmark_table
 from phanet.training.run_folder import RunFolder
 
 SCALE_WEIGHTS = ("c1", "c2", "c3")

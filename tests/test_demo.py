@@ -27,8 +27,8 @@ MINI = [
 
 def test_the_demo_renders_its_own_data_for_each_generator_version(tmp_path, monkeypatch):
     from phanet.config import load_config
-    from phanet.data.synth import dataset as synth_dataset
     from phanet.demo import demo_faces
+    from phanet.synth import dataset as synth_dataset
 
     monkeypatch.setenv("PHANET_CACHE", str(tmp_path / "cache"))
     config = load_config("demo", ["data.options={preset: bu3dfe, subjects: 1, size: 32}"])

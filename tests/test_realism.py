@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 import realism
-from phanet.data.synth.head import LANDMARKS
 from phanet.errors import PhanetError
+from phanet.synth.head import LANDMARKS
 
 
 def _installed(name: str) -> bool:
@@ -98,9 +98,9 @@ def test_missing_extra_is_one_line(monkeypatch):
 @pytest.fixture(scope="module")
 def frontal_crops():
     """Subject 1's seven expressions (intensity 4, neutral 0), frontal, plain scene, cropped per model."""
-    from phanet.data.synth import expressions as ex
-    from phanet.data.synth.render import Scene, render_head
-    from phanet.data.synth.synthesize import head_for
+    from phanet.synth import expressions as ex
+    from phanet.synth.render import Scene, render_head
+    from phanet.synth.synthesize import head_for
 
     head = head_for(0, 1, 112)
     renders = [render_head(head, ex.activations(c, 0 if c == "NE" else 4), 0.0, 0.0, Scene.plain(), 112)

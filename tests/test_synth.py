@@ -17,15 +17,15 @@ from phanet.data.io import read_image
 from phanet.data.records import MISSING
 from phanet.data.registry import dataset_options, load_dataset
 from phanet.data.splits import subject_split
-from phanet.data.synth import PRESETS, SynthFaces, load_synth, render
-from phanet.data.synth import expressions as ex
-from phanet.data.synth.dataset import resolve_settings
-from phanet.data.synth.head import LANDMARKS, Part, make_layout
-from phanet.data.synth.identity import SHAPE_PARAMETERS, sample_identity
-from phanet.data.synth.presets import sample_specs
-from phanet.data.synth.raster import rasterize
-from phanet.data.synth.render import Scene, render_head, skin_texture, texture_weight
-from phanet.data.synth.synthesize import head_for
+from phanet.synth import PRESETS, SynthFaces, load_synth, render
+from phanet.synth import expressions as ex
+from phanet.synth.dataset import resolve_settings
+from phanet.synth.head import LANDMARKS, Part, make_layout
+from phanet.synth.identity import SHAPE_PARAMETERS, sample_identity
+from phanet.synth.presets import sample_specs
+from phanet.synth.raster import rasterize
+from phanet.synth.render import Scene, render_head, skin_texture, texture_weight
+from phanet.synth.synthesize import head_for
 
 SIZE = 48
 
@@ -111,8 +111,8 @@ def test_torch_dataset_items():
     from torch.utils.data import DataLoader
 
     from phanet.data.datasets import FaceDataset, collate
-    from phanet.data.synth import SynthDataset
     from phanet.data.transforms import to_network_input
+    from phanet.synth import SynthDataset
 
     data = SynthDataset(preset="multipie", subjects=1, size=SIZE)
     assert isinstance(data, FaceDataset) and len(data) == 6 * 5

@@ -18,7 +18,6 @@ from phanet.data.cache import cache_root
 from phanet.data.datasets import make_split
 from phanet.data.records import LabeledFaces
 from phanet.data.registry import load_dataset
-from phanet.data.synth.landmarks import landmark_table
 from phanet.errors import PhanetError
 from phanet.experiments import METHOD_NAMES, MethodRun, baseline_config, run_method
 from phanet.files import atomic_write_text
@@ -26,6 +25,7 @@ from phanet.reports import figures
 from phanet.reports.coverage import coverage_by_pose, coverage_table
 from phanet.reports.tables import expression_pose_table, method_table, per_pose_table, to_markdown, write_table
 from phanet.runtime import usable_cpus, uses_cuda
+from phanet.synth.landmarks import landmark_table
 from phanet.text import plural
 from phanet.training.run import training_precision
 
@@ -38,8 +38,8 @@ def demo_faces(config: Config, progress: bool = True) -> tuple[LabeledFaces, Pat
     The cache folder is named after the generator version as well, so a new version renders its own
     images instead of training on those of an earlier one.
     """
-    from phanet.data.synth import dataset as synth_dataset
-    from phanet.data.synth.generate import generate
+    from phanet.synth import dataset as synth_dataset
+    from phanet.synth.generate import generate
 
     if config.data.dataset != "synth":
         raise PhanetError(f"data.dataset: the demo runs on the built-in synth data, not {config.data.dataset!r}")

@@ -59,8 +59,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from phanet.data.synth.dataset import resolve_settings
     from phanet.errors import PhanetError
+    from phanet.synth.dataset import resolve_settings
 
     settings = resolve_settings(args.preset, args.subjects, args.size, args.seed, args.poses, args.yaw_range,
                                 args.pitch_range, prefix="--")
@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.out and not args.preview:
         raise PhanetError("--out: give a folder to write the dataset to (or --preview FILE.png for contact sheets)")
     if args.preview:
-        from phanet.data.synth.preview import write_previews
+        from phanet.synth.preview import write_previews
 
         target = Path(args.preview)
         try:
@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         from tqdm import tqdm
 
-        from phanet.data.synth.generate import generate
+        from phanet.synth.generate import generate
 
         def progress(counts, total):
             with tqdm(total=total, unit="img", desc=f"synth {settings.preset.name}", dynamic_ncols=True) as bar:

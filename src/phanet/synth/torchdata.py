@@ -6,7 +6,7 @@ from typing import Sequence
 
 from phanet.data.datasets import FaceDataset
 from phanet.data.records import LabeledFaces
-from phanet.data.synth.dataset import resolve_settings, streaming_faces
+from phanet.synth.dataset import resolve_settings, streaming_faces
 
 
 class SynthDataset(FaceDataset):
@@ -16,7 +16,7 @@ class SynthDataset(FaceDataset):
     into ``faces.expressions`` and ``faces.poses``) and ``index``; batches (``__getitems__``, what a
     ``DataLoader`` with :func:`~phanet.data.datasets.collate` fetches) add the batch dimension.
     :func:`~phanet.data.transforms.to_network_input` turns ``pixels`` into what the networks take.
-    ``faces`` is the underlying :class:`~phanet.data.synth.dataset.SynthFaces` (class lists, subjects,
+    ``faces`` is the underlying :class:`~phanet.synth.dataset.SynthFaces` (class lists, subjects,
     exact yaw and pitch); pass your own (e.g. a subset) to wrap it instead. Items are the same pixels
     ``phanet synth`` writes for the same preset, seed and size::
 

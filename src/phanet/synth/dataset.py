@@ -15,8 +15,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from phanet.data.records import LabeledFaces, Sample
-from phanet.data.synth.presets import MAX_PITCH, MAX_YAW, PRESETS, Preset, SampleSpec, sample_specs
 from phanet.errors import PhanetError
+from phanet.synth.presets import MAX_PITCH, MAX_YAW, PRESETS, Preset, SampleSpec, sample_specs
 
 #: Written next to the images; records how they were made (and lets a run resume).
 SETTINGS_FILE = "synth.json"
@@ -114,7 +114,7 @@ class SynthFaces(LabeledFaces):
     specs: dict[str, SampleSpec] = field(default_factory=dict, repr=False)
 
     def load_image(self, index: int) -> np.ndarray:
-        from phanet.data.synth.synthesize import render_sample
+        from phanet.synth.synthesize import render_sample
 
         return render_sample(self.specs[self.samples[index].path], self.seed, self.size)
 

@@ -1,7 +1,7 @@
 """Where the facial parts are in each image of the built-in dataset: ground truth for the attended regions.
 
 The renderer projects named points of the 3D head (:data:`LANDMARKS`) with the same camera and
-crop as the pixels (:func:`~phanet.data.synth.render.render_head`). ``manifest.csv`` of a folder
+crop as the pixels (:func:`~phanet.synth.render.render_head`). ``manifest.csv`` of a folder
 written by ``phanet synth`` carries three columns per point, after the common manifest columns:
 
 - ``lm_<name>_x``, ``lm_<name>_y``: the point in normalised coordinates of the saved image, x to the
@@ -26,9 +26,9 @@ import pandas as pd
 from tqdm import tqdm
 
 from phanet.data.records import LabeledFaces
-from phanet.data.synth.head import LANDMARKS
-from phanet.data.synth.presets import PRESETS, SampleSpec
 from phanet.errors import PhanetError
+from phanet.synth.head import LANDMARKS
+from phanet.synth.presets import PRESETS, SampleSpec
 from phanet.text import plural
 
 __all__ = ["LANDMARKS", "LANDMARK_COLUMNS", "landmark_columns", "landmark_record", "landmark_table"]
@@ -56,7 +56,7 @@ def landmark_record(landmarks: np.ndarray) -> dict[str, float | int]:
 
 
 def _rendered(specs: list[SampleSpec], seed: int, size: int, progress: bool) -> list[dict[str, float | int]]:
-    from phanet.data.synth.synthesize import render_spec
+    from phanet.synth.synthesize import render_spec
 
     return [landmark_record(render_spec(spec, seed, size).landmarks)
             for spec in tqdm(specs, desc="landmarks", unit="img", disable=not progress, leave=False)]
@@ -65,12 +65,12 @@ def _rendered(specs: list[SampleSpec], seed: int, size: int, progress: bool) -> 
 def landmark_table(faces: LabeledFaces, progress: bool = False) -> pd.DataFrame:
     """One row per sample of ``faces``, in order: ``path`` and :data:`LANDMARK_COLUMNS`.
 
-    For the streamed dataset (:class:`~phanet.data.synth.dataset.SynthFaces`) the landmarks are
+    For the streamed dataset (:class:`~phanet.synth.dataset.SynthFaces`) the landmarks are
     rendered (about as long as rendering the images); for a dataset read from a folder they are read
     from its ``manifest.csv``, or rendered from its ``synth.json`` when the manifest was written
     before it had landmark columns.
     """
-    from phanet.data.synth.dataset import SynthFaces, read_settings, resolve_settings, streaming_faces
+    from phanet.synth.dataset import SynthFaces, read_settings, resolve_settings, streaming_faces
 
     paths = [s.path for s in faces.samples]
     if isinstance(faces, SynthFaces):

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from phanet.data.records import format_angle
-from phanet.data.synth.expressions import EXPRESSIONS
+from phanet.synth.expressions import EXPRESSIONS
 
 #: Stable numbering of expression codes for random streams (never reorder; append new codes).
 EXPRESSION_IDS = {code: i for i, code in enumerate(EXPRESSIONS)}

@@ -2,9 +2,9 @@
 
 Like BU-3DFE's multi-view images (3D scans rendered at pan angles), every image is a 3D head rendered
 at a known yaw and pitch, so pose labels are exact. Heads are generated from a seed
-(:mod:`~phanet.data.synth.identity`, :mod:`~phanet.data.synth.head`), expressions are FACS action-unit
-combinations at four intensities (:mod:`~phanet.data.synth.expressions`), and a z-buffer rasteriser
-draws them under random light, background and crop jitter (:mod:`~phanet.data.synth.render`).
+(:mod:`~phanet.synth.identity`, :mod:`~phanet.synth.head`), expressions are FACS action-unit
+combinations at four intensities (:mod:`~phanet.synth.expressions`), and a z-buffer rasteriser
+draws them under random light, background and crop jitter (:mod:`~phanet.synth.render`).
 
 Use it three ways:
 
@@ -15,7 +15,7 @@ Use it three ways:
   serving the same items as every dataset.
 
 Every image also knows where the eyes, brows, nose tip and mouth are in it (the ``lm_*`` columns of
-``manifest.csv``; :func:`~phanet.data.synth.landmarks.landmark_table` for any of the three), the
+``manifest.csv``; :func:`~phanet.synth.landmarks.landmark_table` for any of the three), the
 ground truth for the regions the attention squares pick (:mod:`phanet.reports.coverage`).
 """
 
@@ -26,8 +26,8 @@ from typing import Sequence
 
 from phanet.data.records import LabeledFaces
 from phanet.data.registry import register_dataset
-from phanet.data.synth.dataset import SynthFaces, folder_faces, resolve_settings, streaming_faces
-from phanet.data.synth.presets import PRESETS, Preset, SampleSpec
+from phanet.synth.dataset import SynthFaces, folder_faces, resolve_settings, streaming_faces
+from phanet.synth.presets import PRESETS, Preset, SampleSpec
 
 __all__ = ["PRESETS", "Preset", "SampleSpec", "SynthDataset", "SynthFaces", "load_synth"]
 
@@ -60,7 +60,7 @@ def load_synth(
 
 def __getattr__(name: str):
     if name == "SynthDataset":
-        from phanet.data.synth.torchdata import SynthDataset
+        from phanet.synth.torchdata import SynthDataset
 
         return SynthDataset
-    raise AttributeError(f"module 'phanet.data.synth' has no attribute {name!r}")
+    raise AttributeError(f"module 'phanet.synth' has no attribute {name!r}")

@@ -2,7 +2,7 @@
 
 Work is split into chunks of one subject and expression, rendered by a pool of worker processes.
 Each image's pixels depend only on the settings and the sample (see
-:mod:`~phanet.data.synth.synthesize`) and PNGs are written with fixed compression, so the files are
+:mod:`~phanet.synth.synthesize`) and PNGs are written with fixed compression, so the files are
 byte-identical whatever the number of workers. Files are written atomically and existing ones are
 kept, so an interrupted run resumes where it stopped.
 """
@@ -20,12 +20,12 @@ import cv2
 import pandas as pd
 
 from phanet.data.records import LabeledFaces, format_angle
-from phanet.data.synth.dataset import SETTINGS_FILE, SynthSettings, streaming_faces
-from phanet.data.synth.expressions import EXPRESSION_NAMES
-from phanet.data.synth.landmarks import LANDMARK_COLUMNS, LANDMARKS, landmark_record
-from phanet.data.synth.presets import SampleSpec
 from phanet.errors import PhanetError
 from phanet.files import atomic_write_bytes, atomic_write_text, remove_temporaries, write_csv, write_json
+from phanet.synth.dataset import SETTINGS_FILE, SynthSettings, streaming_faces
+from phanet.synth.expressions import EXPRESSION_NAMES
+from phanet.synth.landmarks import LANDMARK_COLUMNS, LANDMARKS, landmark_record
+from phanet.synth.presets import SampleSpec
 from phanet.text import plural
 
 #: zlib level of the PNGs; fixed so that equal pixels always give equal bytes.
@@ -46,7 +46,7 @@ def _init_worker() -> None:
 
 def _render_chunk(task: tuple[list[tuple[SampleSpec, bool]], int, int, str]) -> list[tuple[str, dict]]:
     """Render a chunk of (sample, write the PNG?) pairs; returns each sample's path and landmark columns."""
-    from phanet.data.synth.synthesize import render_spec
+    from phanet.synth.synthesize import render_spec
 
     specs, seed, size, out = task
     rows = []
@@ -109,7 +109,7 @@ def _chunks(work: list[tuple[SampleSpec, bool]]) -> list[list[tuple[SampleSpec, 
 def generate(out: str | Path, settings: SynthSettings, workers: int | None = None,
              progress: Callable[[Iterable[int], int], Iterable[int]] | None = None) -> LabeledFaces:
     """Render every image of ``settings`` into ``out`` and write the manifest (with the landmark columns of
-    :mod:`~phanet.data.synth.landmarks`) and card.
+    :mod:`~phanet.synth.landmarks`) and card.
 
     ``workers`` processes (default: all cores; 1 renders in this process). ``progress`` wraps the
     stream of per-chunk image counts (e.g. a tqdm factory taking the iterable and the total). Images

@@ -12,11 +12,11 @@ from functools import lru_cache
 
 import numpy as np
 
-from phanet.data.synth import expressions as ex
-from phanet.data.synth.head import HeadModel, build_head, mesh_spacing
-from phanet.data.synth.identity import sample_identity
-from phanet.data.synth.presets import EXPRESSION_IDS, SampleSpec
-from phanet.data.synth.render import Render, render_head, sample_scene
+from phanet.synth import expressions as ex
+from phanet.synth.head import HeadModel, build_head, mesh_spacing
+from phanet.synth.identity import sample_identity
+from phanet.synth.presets import EXPRESSION_IDS, SampleSpec
+from phanet.synth.render import Render, render_head, sample_scene
 
 #: Pose-independent variation of an expression between takes (fraction of each AU's activation).
 TAKE_VARIATION = 0.1
