@@ -33,10 +33,10 @@ import numpy as np
 import pandas as pd
 
 from phanet.errors import PhanetError
-from phanet.synth.dataset import resolve_settings
 from phanet.synth.expressions import EXPRESSION_NAMES
 from phanet.synth.head import LANDMARKS
 from phanet.synth.presets import sample_specs
+from phanet.synth.settings import resolve_settings
 from phanet.synth.synthesize import render_spec
 
 #: The seven basic expressions, in the order of every table.

@@ -9,14 +9,14 @@ import pandas as pd
 import pytest
 
 from phanet.cli import main
+from phanet.data.adapters.synth import landmark_table, load_synth
 from phanet.data.manifest import load_manifest
 from phanet.data.records import MANIFEST_COLUMNS
 from phanet.errors import PhanetError
 from phanet.reports.coverage import coverage_table, local_s3_squares, pinned_squares, square_covers
 from phanet.synth import expressions as ex
-from phanet.synth import load_synth
 from phanet.synth.head import LANDMARKS, Part
-from phanet.synth.landmarks import LANDMARK_COLUMNS, landmark_columns, landmark_table
+from phanet.synth.landmarks import LANDMARK_COLUMNS, landmark_columns
 from phanet.synth.render import Scene, render_head
 from phanet.synth.synthesize import head_for
 

@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from phanet.errors import PhanetError
-    from phanet.synth.dataset import resolve_settings
+    from phanet.synth.settings import resolve_settings
 
     settings = resolve_settings(args.preset, args.subjects, args.size, args.seed, args.poses, args.yaw_range,
                                 args.pitch_range, prefix="--")

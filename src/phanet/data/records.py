@@ -157,11 +157,3 @@ def sort_pose_names(names: set[str] | Sequence[str]) -> list[str]:
         return sorted(names, key=float)
     except ValueError:
         return sorted(names)
-
-
-def format_angle(angle: float) -> str:
-    """Canonical text of a pan angle used as a pose class name: ``-45``, ``0``, ``22.5``."""
-    value = float(angle)
-    if value == 0:
-        return "0"
-    return str(int(value)) if value.is_integer() else f"{value:g}"

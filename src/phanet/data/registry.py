@@ -22,7 +22,6 @@ _LOADERS: dict[str, tuple[Loader, str]] = {}
 # Modules that register loaders when imported; imported lazily so that `phanet --help` stays fast.
 _ADAPTER_MODULES = (
     "phanet.data.manifest",
-    "phanet.synth",
     "phanet.data.adapters",
 )
 

@@ -65,7 +65,7 @@ def coverage_table(results: pd.DataFrame, landmarks: pd.DataFrame, pose_column: 
     :func:`phanet.evaluation.predict_faces`), of which ``path``, ``pose_column`` (default
     ``true_pose``, the labelled pan) and the squares ``s2_x, s2_y, s2_l, s3_x, s3_y, s3_l`` are used.
     ``landmarks``: a table with ``path`` and the landmark columns ``lm_<point>_{x,y,vis}`` (the
-    built-in dataset's ``manifest.csv``, or :func:`phanet.synth.landmarks.landmark_table`). The
+    built-in dataset's ``manifest.csv``, or :func:`phanet.data.adapters.synth.landmark_table`). The
     two are joined on ``path``; results without landmarks are left out. ``margin``: see
     :func:`square_covers`.
 

@@ -1,5 +1,8 @@
 """Writing the dataset to a folder: PNGs, ``manifest.csv``, ``synth.json`` and a dataset card.
 
+``manifest.csv`` is the common manifest of :mod:`phanet.data.records`, which every dataset reader
+takes, followed by the landmark columns of :mod:`~phanet.synth.landmarks`.
+
 Work is split into chunks of one subject and expression, rendered by a pool of worker processes.
 Each image's pixels depend only on the settings and the sample (see
 :mod:`~phanet.synth.synthesize`) and PNGs are written with fixed compression, so the files are
@@ -19,14 +22,14 @@ from typing import Callable, Iterable, Iterator
 import cv2
 import pandas as pd
 
-from phanet.data.records import LabeledFaces, format_angle
+from phanet.data.records import LabeledFaces, Sample
 from phanet.errors import PhanetError
 from phanet.files import atomic_write_bytes, atomic_write_text, remove_temporaries, write_csv, write_json
-from phanet.synth.dataset import SETTINGS_FILE, SynthSettings, streaming_faces
 from phanet.synth.expressions import EXPRESSION_NAMES
 from phanet.synth.landmarks import LANDMARK_COLUMNS, LANDMARKS, landmark_record
-from phanet.synth.presets import SampleSpec
-from phanet.text import plural
+from phanet.synth.presets import Preset, SampleSpec, sample_specs
+from phanet.synth.settings import SETTINGS_FILE, SynthSettings
+from phanet.text import format_angle, plural
 
 #: zlib level of the PNGs; fixed so that equal pixels always give equal bytes.
 PNG_COMPRESSION = 3
@@ -37,6 +40,12 @@ def encode_png(image) -> bytes:
     if not ok:
         raise RuntimeError("PNG encoding failed")
     return buffer.tobytes()
+
+
+def to_sample(spec: SampleSpec, preset: Preset) -> Sample:
+    """The common record of ``spec`` (its row of ``manifest.csv``)."""
+    return Sample(path=spec.path, subject=spec.subject_id, expression=preset.expressions.index(spec.expression),
+                  pose=spec.pose, intensity=spec.intensity, yaw=float(spec.yaw), pitch=float(spec.pitch))
 
 
 def _init_worker() -> None:
@@ -119,8 +128,8 @@ def generate(out: str | Path, settings: SynthSettings, workers: int | None = Non
     out = Path(out)
     prepare_folder(out, settings)
     remove_temporaries(out)  # what a killed run was writing
-    faces = streaming_faces(settings)
-    specs = [faces.specs[s.path] for s in faces.samples]
+    preset = settings.preset
+    specs = sample_specs(preset, settings.subjects, settings.seed, settings.poses)
     landmarks = _known_landmarks(out / "manifest.csv")
     work = [(s, not (out / s.path).is_file()) for s in specs]
     work = [(s, write) for s, write in work if write or s.path not in landmarks]
@@ -147,8 +156,9 @@ def generate(out: str | Path, settings: SynthSettings, workers: int | None = Non
         if pool is not None:
             pool.terminate()
             pool.join()
-    written = LabeledFaces(name=faces.name, expressions=faces.expressions, poses=faces.poses,
-                           samples=faces.samples, root=out)
+    written = LabeledFaces(name=f"synth-{preset.name}", expressions=list(preset.expressions),
+                           poses=preset.pose_names(settings.poses), samples=[to_sample(s, preset) for s in specs],
+                           root=out)
     table = written.to_frame().join(pd.DataFrame([landmarks[s.path] for s in specs], columns=list(LANDMARK_COLUMNS)))
     write_csv(out / "manifest.csv", table)
     atomic_write_text(out / "README.md", dataset_card(written, settings))

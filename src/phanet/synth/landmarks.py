@@ -15,23 +15,20 @@ Names: ``left_eye``, ``right_eye`` (pupils), ``left_brow``, ``right_brow`` (brow
 ``mouth_left``, ``mouth_right`` (mouth corners). Left and right are the **subject's own** sides: in a
 frontal image the left eye is on the viewer's right (larger x), and at yaw +90° (the subject's right
 cheek towards the camera) the left eye is hidden.
+
+:func:`phanet.data.adapters.synth.landmark_table` gives them for every image of a dataset, streamed or
+read from a folder.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
-import pandas as pd
 from tqdm import tqdm
 
-from phanet.data.records import LabeledFaces
-from phanet.errors import PhanetError
 from phanet.synth.head import LANDMARKS
-from phanet.synth.presets import PRESETS, SampleSpec
-from phanet.text import plural
+from phanet.synth.presets import SampleSpec
 
-__all__ = ["LANDMARKS", "LANDMARK_COLUMNS", "landmark_columns", "landmark_record", "landmark_table"]
+__all__ = ["LANDMARKS", "LANDMARK_COLUMNS", "landmark_columns", "landmark_record", "rendered_landmarks"]
 
 #: Decimals of the coordinates in the manifest (1e-5 of the image side).
 DECIMALS = 5
@@ -55,48 +52,9 @@ def landmark_record(landmarks: np.ndarray) -> dict[str, float | int]:
     return record
 
 
-def _rendered(specs: list[SampleSpec], seed: int, size: int, progress: bool) -> list[dict[str, float | int]]:
+def rendered_landmarks(specs: list[SampleSpec], seed: int, size: int, progress: bool = False) -> list[dict[str, float | int]]:
+    """Manifest values (:func:`landmark_record`) of the landmarks of ``specs``, rendered with ``seed`` at ``size``."""
     from phanet.synth.synthesize import render_spec
 
     return [landmark_record(render_spec(spec, seed, size).landmarks)
             for spec in tqdm(specs, desc="landmarks", unit="img", disable=not progress, leave=False)]
-
-
-def landmark_table(faces: LabeledFaces, progress: bool = False) -> pd.DataFrame:
-    """One row per sample of ``faces``, in order: ``path`` and :data:`LANDMARK_COLUMNS`.
-
-    For the streamed dataset (:class:`~phanet.synth.dataset.SynthFaces`) the landmarks are
-    rendered (about as long as rendering the images); for a dataset read from a folder they are read
-    from its ``manifest.csv``, or rendered from its ``synth.json`` when the manifest was written
-    before it had landmark columns.
-    """
-    from phanet.synth.dataset import SynthFaces, read_settings, resolve_settings, streaming_faces
-
-    paths = [s.path for s in faces.samples]
-    if isinstance(faces, SynthFaces):
-        rows = _rendered([faces.specs[p] for p in paths], faces.seed, faces.size, progress)
-        return pd.DataFrame({"path": paths}).join(pd.DataFrame(rows, columns=list(LANDMARK_COLUMNS)))
-    if faces.root is None:
-        raise PhanetError(f"{faces.name}: no landmarks (neither the built-in dataset nor a folder with a manifest)")
-    folder = Path(faces.root)
-    manifest = folder / "manifest.csv"
-    table = pd.read_csv(manifest, dtype={"path": str}) if manifest.is_file() else pd.DataFrame(columns=["path"])
-    if all(c in table.columns for c in LANDMARK_COLUMNS):
-        table = table.drop_duplicates("path").set_index("path")
-        missing = [p for p in paths if p not in table.index]
-        if missing:
-            raise PhanetError(f"{manifest}: no landmarks for {missing[0]} ({plural(len(missing), 'image')})")
-        out = table.loc[paths, list(LANDMARK_COLUMNS)].reset_index()
-        return out.astype({c: int for c in LANDMARK_COLUMNS if c.endswith("_vis")})
-    recorded = read_settings(folder)
-    preset = PRESETS.get(recorded.get("preset"))
-    yaw_range = recorded.get("yaw_range") if preset is not None and preset.continuous else None
-    settings = resolve_settings(recorded.get("preset"), recorded.get("subjects"), recorded.get("size"),
-                                recorded.get("seed"), recorded.get("poses"), yaw_range, recorded.get("pitch_range"),
-                                prefix=f"{folder / 'synth.json'}: ")
-    specs = streaming_faces(settings).specs
-    missing = [p for p in paths if p not in specs]
-    if missing:
-        raise PhanetError(f"{folder}: {missing[0]} is not an image of its synth.json settings")
-    rows = _rendered([specs[p] for p in paths], settings.seed, settings.size, progress)
-    return pd.DataFrame({"path": paths}).join(pd.DataFrame(rows, columns=list(LANDMARK_COLUMNS)))

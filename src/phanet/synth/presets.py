@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from phanet.data.records import format_angle
 from phanet.synth.expressions import EXPRESSIONS
+from phanet.text import format_angle
 
 #: Stable numbering of expression codes for random streams (never reorder; append new codes).
 EXPRESSION_IDS = {code: i for i, code in enumerate(EXPRESSIONS)}

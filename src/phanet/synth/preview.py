@@ -12,11 +12,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from phanet.data.records import format_angle
-from phanet.synth.dataset import SynthSettings
 from phanet.synth.presets import NEUTRAL, SampleSpec
 from phanet.synth.render import Scene, render_head
+from phanet.synth.settings import SynthSettings
 from phanet.synth.synthesize import head_for, render_sample, sample_activations
+from phanet.text import format_angle
 
 MARGIN = 28
 STUDIO = Scene(light=(-0.35, 0.35, 0.868), light_strength=0.8, fill_strength=0.2, ambient=0.35, tint=(1.0, 1.0, 1.0),

@@ -18,9 +18,10 @@ from __future__ import annotations
 import re
 
 from phanet.data.adapters.common import BASIC_EXPRESSIONS, build_faces, dataset_root, excluded, is_image, pan_names, walk_files
-from phanet.data.records import LabeledFaces, format_angle
+from phanet.data.records import LabeledFaces
 from phanet.data.registry import register_dataset
 from phanet.errors import PhanetError
+from phanet.text import format_angle
 
 #: The nine pan angles the paper renders (Section IV.A, Table II).
 BU3DFE_PANS = [-90, -60, -45, -30, 0, 30, 45, 60, 90]

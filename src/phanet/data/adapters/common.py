@@ -17,8 +17,9 @@ from typing import Any, Iterator
 import pandas as pd
 
 from phanet.data.manifest import IMAGE_SUFFIXES, faces_from_table
-from phanet.data.records import LabeledFaces, format_angle
+from phanet.data.records import LabeledFaces
 from phanet.errors import PhanetError
+from phanet.text import format_angle
 
 #: The seven basic expressions as BU-3DFE writes them. KDEF and SFEW use the same class list so that
 #: a model trained on one evaluates on another class by class.
