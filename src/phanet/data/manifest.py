@@ -1,7 +1,7 @@
 """Generic datasets: a manifest (CSV or JSON) and an image-folder tree.
 
 Manifest columns (see :data:`phanet.data.records.MANIFEST_COLUMNS`): ``path``, ``subject``,
-``expression`` are required; ``pose`` (pan angle in degrees or any class name, empty when unknown),
+``expression`` are required; ``pose`` (yaw angle in degrees or any class name, empty when unknown),
 ``intensity``, ``yaw``, ``pitch`` and a face box ``face_x, face_y, face_w, face_h`` are optional.
 Relative paths are resolved against the manifest's folder.
 

@@ -1,6 +1,6 @@
 """The built-in multi-view facial-expression renderer: procedural 3D heads, drawn at exact poses.
 
-Like BU-3DFE's multi-view images (3D scans rendered at pan angles), every image is a 3D head rendered
+Like BU-3DFE's multi-view images (3D scans rendered at several yaw angles), every image is a 3D head rendered
 at a known yaw and pitch, so pose labels are exact. Heads are generated from a seed
 (:mod:`~phanet.synth.identity`, :mod:`~phanet.synth.head`), expressions are FACS action-unit
 combinations at four intensities (:mod:`~phanet.synth.expressions`), and a z-buffer rasteriser

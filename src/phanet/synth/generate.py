@@ -178,7 +178,7 @@ def dataset_card(faces: LabeledFaces, settings: SynthSettings) -> str:
         f"{plural(len(faces), 'image')} of {plural(settings.subjects, 'subject')}, "
         f"{settings.size}x{settings.size} px, seed {settings.seed}.",
         "",
-        "Columns of `manifest.csv`: path, subject, expression, pose (class = pan angle), intensity (0 = neutral,",
+        "Columns of `manifest.csv`: path, subject, expression, pose (class = yaw angle), intensity (0 = neutral,",
         "1 subtle ... 4 full), yaw and pitch (exact degrees), face box (empty: the images are face crops),",
         "then landmarks `lm_<point>_x`, `lm_<point>_y` (normalised image coordinates, x right, y down, in [0, 1])",
         "and `lm_<point>_vis` (1 visible, 0 hidden by the head or outside the image) for the points",

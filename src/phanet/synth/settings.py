@@ -34,11 +34,11 @@ class SynthSettings:
     subjects: int
     size: int
     seed: int
-    #: The pose classes (pan angles) of a continuous preset; None: the preset's pans.
+    #: The pose classes (yaw angles) of a continuous preset; None: the preset's yaws.
     poses: tuple[float, ...] | None = None
 
     def pose_angles(self) -> tuple[float, ...]:
-        return self.poses or self.preset.pans
+        return self.poses or self.preset.yaws
 
     def to_json(self) -> dict[str, Any]:
         return {"generator": "phanet synth", "version": GENERATOR_VERSION, "preset": self.preset.name,
@@ -88,7 +88,7 @@ def resolve_settings(preset: str | None = None, subjects: int | None = None, siz
     if poses is not None:
         if not chosen.continuous:
             raise PhanetError(f"{opt('poses')}: only continuous presets (continuous, affectnet) take pose classes; "
-                              f"{name!r} has fixed pans")
+                              f"{name!r} has fixed yaws")
         try:
             angles = tuple(sorted(float(b) for b in poses))
         except (TypeError, ValueError):
@@ -98,7 +98,7 @@ def resolve_settings(preset: str | None = None, subjects: int | None = None, siz
     if yaw_range is not None:
         if not chosen.continuous:
             raise PhanetError(f"{opt('yaw_range')}: only continuous presets (continuous, affectnet) draw yaw; "
-                              f"{name!r} has fixed pans")
+                              f"{name!r} has fixed yaws")
         chosen = dataclasses.replace(chosen, yaw_range=_angle_range(yaw_range, MAX_YAW, opt("yaw_range")))
     if pitch_range is not None:
         chosen = dataclasses.replace(chosen, pitch_range=_angle_range(pitch_range, MAX_PITCH, opt("pitch_range")))

@@ -37,7 +37,7 @@ def sample_activations(spec: SampleSpec, seed: int) -> ex.Activations:
     """AU activations of a sample: the recipe at its intensity, the subject's style, the take's variation."""
     style = ex.personal_style(np.random.default_rng([int(seed), spec.subject, 0x57]))
     act = ex.activations(spec.expression, spec.intensity, style)
-    # The same expression at every pan of a take (like one 3D scan rendered at several pans).
+    # The same expression at every yaw of a take (like one 3D scan rendered at several yaws).
     rng = np.random.default_rng([int(seed), spec.subject, EXPRESSION_IDS[spec.expression], spec.intensity,
                                  spec.take, 0xE7])
     return {au: tuple(a * float(rng.uniform(1 - TAKE_VARIATION, 1 + TAKE_VARIATION)) for a in pair)

@@ -109,7 +109,7 @@ def load_synth(
     it was generated). With ``root`` None, a :class:`SynthFaces` that renders each image when it is
     loaded: ``preset`` (default ``bu3dfe``; see :data:`~phanet.synth.presets.PRESETS`), the first ``subjects`` subjects
     (default: the preset's count), ``size`` pixels (default 112), ``seed`` (default 0), and for the
-    continuous presets the pose classes ``poses`` (angles; default the preset's pans) and ``yaw_range`` (MIN, MAX
+    continuous presets the pose classes ``poses`` (angles; default the preset's yaws) and ``yaw_range`` (MIN, MAX
     degrees within [-90, 90]); ``pitch_range`` (within [-30, 30]) for any preset.
     """
     if root:
