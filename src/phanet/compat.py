@@ -38,6 +38,11 @@ PATTERN_GROUPS: dict[str, dict[str, str]] = {
     "bu3dfe": {"pan": "yaw"},
 }
 
+#: Command-line options of the scripts beside the package, as script -> {old option: new option}.
+SCRIPT_OPTIONS: dict[str, dict[str, str]] = {
+    "benchmarks/realism.py": {"--max-pan": "--max-yaw"},
+}
+
 
 def deprecated(where: str, old: str, new: str, what: str | None = None) -> str:
     """Warn that ``old`` in ``where`` is now called ``new``; returns ``new``.
