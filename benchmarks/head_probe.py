@@ -32,7 +32,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from phanet.data.torch_data import FaceDataset
+from phanet.data.datasets import FaceDataset
 from phanet.training.module import PhaNetModule
 from phanet.training.run import load_module
 from phanet.workflow import resolve_eval_data

@@ -19,8 +19,8 @@ import copy
 import torch
 import torch.nn.functional as F
 
+from phanet.data.datasets import FaceDataset
 from phanet.data.registry import load_dataset
-from phanet.data.torch_data import FaceDataset
 from phanet.losses import phanet_loss
 from phanet.training.run import load_module
 

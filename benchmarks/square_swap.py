@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from phanet.data.torch_data import FaceDataset
+from phanet.data.datasets import FaceDataset
 from phanet.training.run import load_module
 from phanet.training.run_folder import RunFolder
 from phanet.workflow import load_faces

@@ -21,8 +21,8 @@ import torch
 from torch import nn
 
 from phanet.data.registry import load_dataset
-from phanet.data.synth.dataset import resolve_settings
-from phanet.data.synth.generate import generate
+from phanet.synth.generate import generate
+from phanet.synth.settings import resolve_settings
 
 
 def load_arrays(folder: Path, settings) -> tuple[np.ndarray, dict[str, np.ndarray]]:

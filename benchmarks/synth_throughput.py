@@ -18,8 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from phanet.data.synth.dataset import resolve_settings
-from phanet.data.synth.generate import generate
+from phanet.synth.generate import generate
+from phanet.synth.settings import resolve_settings
 
 
 def _cpu_name() -> str:

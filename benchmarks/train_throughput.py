@@ -3,7 +3,7 @@
 Three rates for each precision and batch size asked for, on rendered images of the built-in dataset
 (rendered once into the data cache, as ``phanet demo`` does):
 
-- **end to end**: ``Trainer.fit`` on the :class:`~phanet.data.torch_data.FaceDataModule` — reading
+- **end to end**: ``Trainer.fit`` on the :class:`~phanet.data.datasets.FaceDataModule` — reading
   images (from the decoded-image cache, filled by a first pass that is timed on its own),
   batching, the copy to the device, the on-device normalisation and augmentation, forward,
   loss, backward and optimizer step;
@@ -38,7 +38,7 @@ import torch
 
 from phanet.config import Config, load_config
 from phanet.data.cache import EMPTY
-from phanet.data.torch_data import FaceDataModule, make_split
+from phanet.data.datasets import FaceDataModule, make_split
 from phanet.demo import demo_faces
 from phanet.runtime import resolve_precision, usable_cpus
 from phanet.training.module import PhaNetModule

@@ -38,8 +38,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from phanet.data.synth.landmarks import landmark_table
-from phanet.data.torch_data import load_faces
+from phanet.data.adapters.synth import landmark_table
+from phanet.data.datasets import load_faces
 from phanet.demo import demo_faces
 from phanet.reports.coverage import coverage_table, local_s3_squares, pinned_squares
 from phanet.reports.figures import local_squares_figure

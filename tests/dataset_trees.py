@@ -87,20 +87,20 @@ def make_bu3dfe_tree(
     subjects: Sequence[str] = ("F0001", "F0002", "M0001", "M0002"),
     expressions: Iterable[str] = tuple(BASIC),
     intensities: Iterable[int] = (1, 4),
-    pans: Iterable[int] = (-90, -60, -45, -30, 0, 30, 45, 60, 90),
+    yaws: Iterable[int] = (-90, -60, -45, -30, 0, 30, 45, 60, 90),
     size: int = 32,
 ) -> list[dict]:
     """Rendered views ``<subject>/F0001_AN01_+45.png`` (neutral: ``F0001_NE00_0.png``, intensity 0)."""
     records = []
-    pans = list(pans)
+    yaws = list(yaws)
     for subject in subjects:
         for expression in expressions:
             levels = [0] if expression == "NE" else list(intensities)
             for level in levels:
-                for i, pan in enumerate(pans):
-                    rel = f"{subject}/{subject}_{expression}{level:02d}_{pan:+d}.png".replace("_+0.", "_0.")
+                for i, yaw in enumerate(yaws):
+                    rel = f"{subject}/{subject}_{expression}{level:02d}_{yaw:+d}.png".replace("_+0.", "_0.")
                     write_image(Path(root) / rel, size, BASIC.index(expression), i, _seed(rel))
-                    records.append(_record(rel, subject, expression, str(pan), level))
+                    records.append(_record(rel, subject, expression, str(yaw), level))
     return records
 
 

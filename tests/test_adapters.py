@@ -100,7 +100,7 @@ def test_kdef_sessions_and_angle_map_options(tmp_path):
     assert all(is_excluded(r) for _, r in faces.skipped) and len(faces.skipped) == 10 + 4
     with pytest.raises(PhanetError, match=r"data.options.sessions: expected a list of A and/or B"):
         load_dataset("kdef", str(tmp_path), sessions=["C"])
-    with pytest.raises(PhanetError, match=r"data.options.poses: expected numeric pan angles"):
+    with pytest.raises(PhanetError, match=r"data.options.poses: expected numeric yaw angles"):
         load_dataset("kdef", str(tmp_path), poses={"S": "front"})
 
 
@@ -120,7 +120,7 @@ def test_bu3dfe_tree_file_by_file(tmp_path):
     assert_records(faces, expected)
     assert faces.poses == ["-90", "-60", "-45", "-30", "0", "30", "45", "60", "90"]
     assert faces.subjects() == ["F0001", "M0044"]
-    # 6 expressions x 2 intensities + neutral, 9 pans, 2 subjects
+    # 6 expressions x 2 intensities + neutral, 9 yaws, 2 subjects
     assert len(faces) == (6 * 2 + 1) * 9 * 2
     neutral = next(s for s in faces.samples if s.path.endswith("F0001_NE00_0.png"))
     assert (neutral.intensity, faces.poses[neutral.pose], faces.expressions[neutral.expression]) == (0, "0", "NE")
@@ -129,17 +129,17 @@ def test_bu3dfe_tree_file_by_file(tmp_path):
 
 
 def test_bu3dfe_awkward_names_and_options(tmp_path):
-    make_bu3dfe_tree(tmp_path, subjects=("F0001",), expressions=("HA", "NE"), intensities=(1, 2), pans=(-45, 0, 15), size=16)
+    make_bu3dfe_tree(tmp_path, subjects=("F0001",), expressions=("HA", "NE"), intensities=(1, 2), yaws=(-45, 0, 15), size=16)
     write_image(tmp_path / "F0001" / "F0001_HA03WH_+45.png")   # raw-name ethnicity code: accepted
     write_image(tmp_path / "F0001" / "F0001_XX01_+45.png")     # unknown expression
     write_image(tmp_path / "F0001" / "F0001_NE02_+45.png")     # neutral with an intensity
-    write_image(tmp_path / "F0001" / "F0001_HA01.png")         # no pan
+    write_image(tmp_path / "F0001" / "F0001_HA01.png")         # no yaw
     faces = load_dataset("bu3dfe", str(tmp_path))
     r = reasons(faces)
     assert r["F0001/F0001_XX01_+45.png"] == "unknown BU-3DFE expression code 'XX'"
     assert r["F0001/F0001_NE02_+45.png"] == "intensity 02 does not fit NE (NE is 00, others 01-04)"
     assert r["F0001/F0001_HA01.png"].startswith("name does not match the BU-3DFE pattern")
-    assert r["F0001/F0001_HA01_+15.png"] == "excluded: pan 15 not among data.options.poses"
+    assert r["F0001/F0001_HA01_+15.png"] == "excluded: yaw 15 not among data.options.poses"
     ethnic = next(s for s in faces.samples if "HA03WH" in s.path)
     assert (ethnic.intensity, faces.poses[ethnic.pose]) == (3, "45")
     found = load_dataset("bu3dfe", str(tmp_path), poses=None, intensities=[2])
@@ -148,13 +148,13 @@ def test_bu3dfe_awkward_names_and_options(tmp_path):
 
 
 def test_bu3dfe_folder_pattern(tmp_path):
-    for pan in (-30, 0, 30):
-        write_image(tmp_path / f"{pan}" / "M0002_SU03.png")
-    pattern = r"(?P<pan>[+-]?\d+)/(?P<subject>[FM]\d{4})_(?P<expression>[A-Z]{2})(?P<intensity>\d{2})\.png$"
+    for yaw in (-30, 0, 30):
+        write_image(tmp_path / f"{yaw}" / "M0002_SU03.png")
+    pattern = r"(?P<yaw>[+-]?\d+)/(?P<subject>[FM]\d{4})_(?P<expression>[A-Z]{2})(?P<intensity>\d{2})\.png$"
     faces = load_dataset("bu3dfe", str(tmp_path), pattern=pattern, poses=[-30, 0, 30])
     assert sorted((faces.poses[s.pose], s.subject, s.intensity) for s in faces.samples) == [
         ("-30", "M0002", 3), ("0", "M0002", 3), ("30", "M0002", 3)]
-    with pytest.raises(PhanetError, match=r"data.options.pattern: missing the named group 'pan'"):
+    with pytest.raises(PhanetError, match=r"data.options.pattern: missing the named group 'yaw'"):
         load_dataset("bu3dfe", str(tmp_path), pattern=r"(?P<subject>\w+)_(?P<expression>\w\w)(?P<intensity>\d\d)")
     with pytest.raises(PhanetError, match=r"data.options.pattern: not a regular expression"):
         load_dataset("bu3dfe", str(tmp_path), pattern="(")

@@ -1,4 +1,4 @@
-"""AffectNet: both releases, the 7/8-class protocols, face boxes, and pan classes from OpenFace."""
+"""AffectNet: both releases, the 7/8-class protocols, face boxes, and pose classes from OpenFace."""
 
 from __future__ import annotations
 
@@ -129,7 +129,7 @@ def test_npy_release_file_by_file(tmp_path):
         load_dataset("affectnet", str(tmp_path), partition="validation")
 
 
-# --- OpenFace pan labels ----------------------------------------------------------------------
+# --- OpenFace pose labels ---------------------------------------------------------------------
 
 OPENFACE_HEADER = "frame, face_id, timestamp, confidence, success, pose_Tx, pose_Ty, pose_Tz, pose_Rx, pose_Ry, pose_Rz"
 

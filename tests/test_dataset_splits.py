@@ -35,7 +35,7 @@ def test_presets_are_valid_configs(name):
 
 def test_bu3dfe_protocol_75_training_persons_25_test(tmp_path):
     subjects = [f"F{i:04d}" for i in range(1, 57)] + [f"M{i:04d}" for i in range(1, 45)]
-    make_bu3dfe_tree(tmp_path, subjects=subjects, expressions=("NE", "HA"), intensities=(4,), pans=(0, 45), size=8)
+    make_bu3dfe_tree(tmp_path, subjects=subjects, expressions=("NE", "HA"), intensities=(4,), yaws=(0, 45), size=8)
     faces, split = preset_split("bu3dfe", tmp_path)
     assert len(faces.subjects()) == 100
     assert (len(split.subjects["train"]), len(split.subjects["val"]), len(split.subjects["test"])) == (60, 15, 25)

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 TREES = {
     "kdef": lambda root: make_kdef_tree(root, subjects=("F01", "F02", "M01", "M02"), expressions=("AN", "HA", "SU")),
     "bu3dfe": lambda root: make_bu3dfe_tree(root, subjects=("F0001", "F0002", "M0001", "M0002"),
-                                            expressions=("HA", "NE", "SU"), intensities=(4,), pans=(-45, 0, 45)),
+                                            expressions=("HA", "NE", "SU"), intensities=(4,), yaws=(-45, 0, 45)),
     "multipie": lambda root: make_multipie_tree(root, subjects=("001", "002", "003", "004"), cameras=("13_0", "05_1", "04_1")),
 }
 

@@ -27,18 +27,18 @@ MINI = [
 
 def test_the_demo_renders_its_own_data_for_each_generator_version(tmp_path, monkeypatch):
     from phanet.config import load_config
-    from phanet.data.synth import dataset as synth_dataset
     from phanet.demo import demo_faces
+    from phanet.synth import settings as synth_settings
 
     monkeypatch.setenv("PHANET_CACHE", str(tmp_path / "cache"))
     config = load_config("demo", ["data.options={preset: bu3dfe, subjects: 1, size: 32}"])
     faces, folder = demo_faces(config, progress=False)
-    version = synth_dataset.GENERATOR_VERSION
+    version = synth_settings.GENERATOR_VERSION
     assert folder.name == f"bu3dfe-1s-32px-seed0-v{version}"
     assert json.loads((folder / "synth.json").read_text())["version"] == version
     assert len(faces.samples) == 225 and all((folder / s.path).is_file() for s in faces.samples)
     # a later generator renders into its own folder instead of reusing the earlier version's images
-    monkeypatch.setattr(synth_dataset, "GENERATOR_VERSION", version + 1)
+    monkeypatch.setattr(synth_settings, "GENERATOR_VERSION", version + 1)
     again, newer = demo_faces(config, progress=False)
     assert newer == folder.with_name(f"bu3dfe-1s-32px-seed0-v{version + 1}")
     assert json.loads((newer / "synth.json").read_text())["version"] == version + 1

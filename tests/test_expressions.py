@@ -12,10 +12,10 @@ from functools import lru_cache
 import numpy as np
 import pytest
 
-from phanet.data.synth import expressions as ex
-from phanet.data.synth.head import LANDMARKS
-from phanet.data.synth.render import Scene, render_head
-from phanet.data.synth.synthesize import head_for
+from phanet.synth import expressions as ex
+from phanet.synth.head import LANDMARKS
+from phanet.synth.render import Scene, render_head
+from phanet.synth.synthesize import head_for
 
 SIZE = 112
 SUBJECTS = (1, 2)

@@ -17,9 +17,9 @@ from PIL import Image, ImageFile
 import phanet.data.io
 import phanet.files
 from phanet.cli import main
+from phanet.data.datasets import FaceDataset
 from phanet.data.io import read_image
 from phanet.data.registry import load_dataset
-from phanet.data.torch_data import FaceDataset
 from phanet.errors import PhanetError, UnreadableImage
 from phanet.files import write_failed
 from phanet.predict import MAX_DRAWING_SIDE, Predictor, draw_predictions

@@ -24,7 +24,7 @@ from torch import nn
 
 import phanet.inference
 from phanet.cli import build_parser, main
-from phanet.data.generic import faces_from_table
+from phanet.data.manifest import faces_from_table
 from phanet.data.registry import load_dataset
 from phanet.errors import PhanetError
 from phanet.evaluation import evaluate

@@ -20,9 +20,9 @@ from conftest import TINY
 from phanet.config import LossConfig, load_config
 from phanet.data import cache as cache_module
 from phanet.data.cache import EMPTY, STORED, UNREADABLE, open_cache
+from phanet.data.datasets import FaceDataset, collate
 from phanet.data.records import MISSING
 from phanet.data.registry import load_dataset
-from phanet.data.torch_data import FaceDataset, collate
 from phanet.data.transforms import augment, check_flip, to_network_input
 from phanet.losses import phanet_loss, ranking_loss
 from phanet.models.attention import crop_and_zoom
@@ -193,7 +193,7 @@ def test_cache_survives_a_kill_while_filling(tiny_manifest, tmp_path):
         import sys, time
         from phanet.data.cache import open_cache
         from phanet.data.registry import load_dataset
-        from phanet.data.torch_data import FaceDataset
+        from phanet.data.datasets import FaceDataset
         faces = load_dataset("manifest", {str(tiny_manifest)!r})
         original = faces.load_image
         def slow(index):
@@ -263,7 +263,7 @@ def test_a_full_disk_turns_the_cache_off_and_training_data_stay_right(tiny_manif
 
 
 def test_the_data_module_shares_one_cache_between_its_splits(tiny_manifest, tmp_path, monkeypatch):
-    from phanet.data.torch_data import FaceDataModule
+    from phanet.data.datasets import FaceDataModule
 
     monkeypatch.setenv("PHANET_CACHE", str(tmp_path))
     config = load_config("demo", ["data.dataset=manifest", f"data.root={tiny_manifest}", "data.options={}", *TINY])

@@ -9,16 +9,16 @@ import pandas as pd
 import pytest
 
 from phanet.cli import main
-from phanet.data.generic import load_manifest
+from phanet.data.adapters.synth import landmark_table, load_synth
+from phanet.data.manifest import load_manifest
 from phanet.data.records import MANIFEST_COLUMNS
-from phanet.data.synth import expressions as ex
-from phanet.data.synth import load_synth
-from phanet.data.synth.head import LANDMARKS, Part
-from phanet.data.synth.landmarks import LANDMARK_COLUMNS, landmark_columns, landmark_table
-from phanet.data.synth.render import Scene, render_head
-from phanet.data.synth.synthesize import head_for
 from phanet.errors import PhanetError
 from phanet.reports.coverage import coverage_table, local_s3_squares, pinned_squares, square_covers
+from phanet.synth import expressions as ex
+from phanet.synth.head import LANDMARKS, Part
+from phanet.synth.landmarks import LANDMARK_COLUMNS, landmark_columns
+from phanet.synth.render import Scene, render_head
+from phanet.synth.synthesize import head_for
 
 SIZE = 48
 ARGV = ["synth", "--preset", "kdef", "--subjects", "1", "--size", str(SIZE), "--workers", "1"]

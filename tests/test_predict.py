@@ -13,10 +13,10 @@ import pytest
 from PIL import Image
 
 from phanet.cli import main
+from phanet.data.datasets import FaceDataset
 from phanet.data.faces import crop_face, crop_square
 from phanet.data.io import read_image
 from phanet.data.registry import load_dataset
-from phanet.data.torch_data import FaceDataset
 from phanet.data.transforms import preprocess, to_network_input
 from phanet.errors import PhanetError
 from phanet.evaluation import evaluate

@@ -15,8 +15,8 @@ from torch import nn
 from conftest import TINY
 from phanet.cli import main
 from phanet.config import load_config
+from phanet.data.datasets import FaceDataset
 from phanet.data.registry import load_dataset
-from phanet.data.torch_data import FaceDataset
 from phanet.data.transforms import to_network_input
 from phanet.errors import PhanetError
 from phanet.export import _StaticAdaptivePool, onnx_bytes, ort_session, read_metadata

@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 
 import realism
-from phanet.data.synth.head import LANDMARKS
+from phanet.compat import PhanetDeprecationWarning
 from phanet.errors import PhanetError
+from phanet.synth.head import LANDMARKS
 
 
 def _installed(name: str) -> bool:
@@ -59,20 +60,20 @@ def test_face_crop_centres_and_scales_the_box():
 
 
 def _rows() -> pd.DataFrame:
-    # Two subjects, pans 0 and 30; predictions chosen by hand.
+    # Two subjects, yaws 0 and 30; predictions chosen by hand.
     data = [
         ("HA", 4, 0.0, "HA"), ("HA", 4, 30.0, "HA"), ("HA", 1, 0.0, "NE"), ("HA", 1, 30.0, "HA"),
         ("SU", 4, 0.0, "FE"), ("SU", 4, 30.0, "SU"), ("SU", 1, 0.0, "NE"), ("SU", 1, 30.0, "NE"),
         ("NE", 0, 0.0, "NE"), ("NE", 0, 30.0, "SU"),
     ]
-    return pd.DataFrame(data, columns=["expression", "intensity", "pan", "predicted"]).assign(subject=1)
+    return pd.DataFrame(data, columns=["expression", "intensity", "yaw", "predicted"]).assign(subject=1)
 
 
 def test_agreement_tables():
     rows = _rows()
     assert realism.per_expression(rows).to_dict() == {"HA": 100.0, "NE": 50.0, "SU": 50.0}
     assert realism.per_intensity(rows).to_dict() == {0: 50.0, 1: 25.0, 4: 75.0}
-    assert realism.per_pan(rows).to_dict() == {0.0: pytest.approx(200 / 3), 30.0: pytest.approx(200 / 3)}
+    assert realism.per_yaw(rows).to_dict() == {0.0: pytest.approx(200 / 3), 30.0: pytest.approx(200 / 3)}
     table = realism.confusion(rows)
     assert list(table.columns) == list(realism.CODES) and list(table.index) == ["HA", "NE", "SU"]
     assert table.loc["SU", "FE"] == 50.0 and table.loc["SU", "SU"] == 50.0 and table.loc["HA", "HA"] == 100.0
@@ -81,9 +82,18 @@ def test_agreement_tables():
 
 def test_summary_line():
     line = realism.summary("fer", _rows(), 30)
-    assert line == ("fer: mean agreement 66.7 % over 3 expressions (|pan| <= 30, intensity 4, 6 images; chance 14.3 %), "
+    assert line == ("fer: mean agreement 66.7 % over 3 expressions (|yaw| <= 30, intensity 4, 6 images; chance 14.3 %), "
                     "weakest neutral 50.0 %, by intensity 1-4: 25.0 < 75.0")
     assert "\n" not in line
+
+
+def test_old_max_pan_option_still_sets_the_largest_yaw():
+    assert realism.parse_arguments([]).max_yaw == 30.0 and realism.parse_arguments(["--max-yaw", "45"]).max_yaw == 45.0
+    with pytest.warns(PhanetDeprecationWarning, match=r"^benchmarks/realism.py: the option '--max-pan' is now called "
+                                                      r"'--max-yaw'; the old name stops working in phanet 0.3$"):
+        assert realism.parse_arguments(["--max-pan", "15"]).max_yaw == 15.0
+    with pytest.raises(SystemExit):
+        realism.parse_arguments(["--max-pan", "15", "--max-yaw", "45"])
 
 
 def test_missing_extra_is_one_line(monkeypatch):
@@ -98,9 +108,9 @@ def test_missing_extra_is_one_line(monkeypatch):
 @pytest.fixture(scope="module")
 def frontal_crops():
     """Subject 1's seven expressions (intensity 4, neutral 0), frontal, plain scene, cropped per model."""
-    from phanet.data.synth import expressions as ex
-    from phanet.data.synth.render import Scene, render_head
-    from phanet.data.synth.synthesize import head_for
+    from phanet.synth import expressions as ex
+    from phanet.synth.render import Scene, render_head
+    from phanet.synth.synthesize import head_for
 
     head = head_for(0, 1, 112)
     renders = [render_head(head, ex.activations(c, 0 if c == "NE" else 4), 0.0, 0.0, Scene.plain(), 112)
@@ -117,7 +127,7 @@ def test_models_read_fixed_renders(name, frontal_crops):
     scores = realism.load_model(name)(frontal_crops[name])
     assert scores.shape == (7, 7) and np.allclose(scores.sum(1), 1.0, atol=0.02) and (scores >= 0).all()
     rows = pd.DataFrame({"expression": realism.CODES, "intensity": [0 if c == "NE" else 4 for c in realism.CODES],
-                         "pan": 0.0, "subject": 1, "predicted": realism.to_codes(spec, scores)})
+                         "yaw": 0.0, "subject": 1, "predicted": realism.to_codes(spec, scores)})
     agreed = realism.per_expression(rows)
     if name == "fer":
         # The FER2013 model reads every one of this subject's seven expressions as rendered.

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import subprocess
+import sys
 from collections import Counter
 
 import cv2
@@ -13,19 +15,20 @@ import pytest
 import torch
 
 from phanet.cli import main
+from phanet.data.adapters.synth import SynthFaces, load_synth
 from phanet.data.io import read_image
 from phanet.data.records import MISSING
 from phanet.data.registry import dataset_options, load_dataset
 from phanet.data.splits import subject_split
-from phanet.data.synth import PRESETS, SynthFaces, load_synth, render
-from phanet.data.synth import expressions as ex
-from phanet.data.synth.dataset import resolve_settings
-from phanet.data.synth.head import LANDMARKS, Part, make_layout
-from phanet.data.synth.identity import SHAPE_PARAMETERS, sample_identity
-from phanet.data.synth.presets import sample_specs
-from phanet.data.synth.raster import rasterize
-from phanet.data.synth.render import Scene, render_head, skin_texture, texture_weight
-from phanet.data.synth.synthesize import head_for
+from phanet.synth import PRESETS, render
+from phanet.synth import expressions as ex
+from phanet.synth.head import LANDMARKS, Part, make_layout
+from phanet.synth.identity import SHAPE_PARAMETERS, sample_identity
+from phanet.synth.presets import sample_specs
+from phanet.synth.raster import rasterize
+from phanet.synth.render import Scene, render_head, skin_texture, texture_weight
+from phanet.synth.settings import resolve_settings
+from phanet.synth.synthesize import head_for
 
 SIZE = 48
 
@@ -110,8 +113,7 @@ def test_training_splits_work_on_both_sources(written):
 def test_torch_dataset_items():
     from torch.utils.data import DataLoader
 
-    from phanet.data.synth import SynthDataset
-    from phanet.data.torch_data import FaceDataset, collate
+    from phanet.data.datasets import FaceDataset, SynthDataset, collate
     from phanet.data.transforms import to_network_input
 
     data = SynthDataset(preset="multipie", subjects=1, size=SIZE)
@@ -374,6 +376,14 @@ def test_preview_writes_two_contact_sheets(tmp_path):
     identities = read_image(tmp_path / "sheets" / "multipie_identities.png")
     assert sheet.shape == (28 + 6 * 32, 28 + 5 * 32, 3)
     assert identities.shape == (4 * 32, 8 * 32, 3)
+
+
+def test_the_renderer_loads_neither_torch_nor_lightning():
+    """Rendering, writing a folder and contact sheets need NumPy and OpenCV, never the training stack."""
+    code = ("import sys, phanet.synth, phanet.synth.generate, phanet.synth.landmarks, phanet.synth.preview; "
+            "print('torch' in sys.modules, 'lightning' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.stdout.split() == ["False", "False"], result.stderr
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -18,9 +18,9 @@ import torch
 from conftest import TINY, tiny_overrides
 from phanet.cli import main
 from phanet.config import dump_yaml, load_config
+from phanet.data.datasets import FaceDataset
 from phanet.data.registry import load_dataset
 from phanet.data.splits import subject_folds, subject_split
-from phanet.data.torch_data import FaceDataset
 from phanet.errors import PhanetError
 from phanet.inference import TrainedModel
 from phanet.reports.summaries import ended_by

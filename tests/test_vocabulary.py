@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from phanet.compat import DATASET_OPTIONS, PhanetDeprecationWarning
+from dataset_trees import write_image
+from phanet.compat import DATASET_OPTIONS, PATTERN_GROUPS, PhanetDeprecationWarning
 from phanet.config import config_from_dict, load_config
 from phanet.data.registry import dataset_options, load_dataset
 from phanet.errors import PhanetError
@@ -68,6 +69,51 @@ def test_synth_folder_written_with_bins_still_loads(tmp_path):
     with pytest.raises(PhanetError, match=r"data.options.poses: .* was generated with poses=\[-45.0, 0.0, 45.0\]"):
         load_dataset("synth", str(folder), poses=[-30, 30])
 
+
+#: BU-3DFE views in a folder per yaw, as a user's pattern written with the old group name reads them.
+OLD_FOLDER_PATTERN = r"(?P<pan>[+-]?\d+)/(?P<subject>[FM]\d{4})_(?P<expression>[A-Z]{2})(?P<intensity>\d{2})\.png$"
+
+
+def _views_per_yaw_folder(root):
+    for yaw in (-30, 0, 30):
+        write_image(root / f"{yaw}" / "M0002_SU03.png")
+
+
+def test_bu3dfe_pattern_with_the_old_group_pan_reads_the_yaw(tmp_path):
+    assert PATTERN_GROUPS == {"bu3dfe": {"pan": "yaw"}}
+    _views_per_yaw_folder(tmp_path)
+    with pytest.warns(PhanetDeprecationWarning, match=r"^data.options.pattern: the named group 'pan' is now called 'yaw'; "
+                                                      r"the old name stops working in phanet 0.3$"):
+        faces = load_dataset("bu3dfe", str(tmp_path), pattern=OLD_FOLDER_PATTERN, poses=None)
+    assert faces.poses == ["-30", "0", "30"]
+    assert sorted((faces.poses[s.pose], s.path) for s in faces.samples) == [
+        ("-30", "-30/M0002_SU03.png"), ("0", "0/M0002_SU03.png"), ("30", "30/M0002_SU03.png")]
+    # a back-reference to the old group is renamed with it: the yaw repeated in the file name
+    write_image(tmp_path / "45" / "M0002_SU03_45.png")
+    repeated = r"(?P<pan>\d+)/(?P<subject>M\d{4})_(?P<expression>SU)(?P<intensity>\d{2})_(?P=pan)\.png$"
+    with pytest.warns(PhanetDeprecationWarning, match="the named group 'pan' is now called 'yaw'"):
+        faces = load_dataset("bu3dfe", str(tmp_path), pattern=repeated, poses=None)
+    assert [(faces.poses[s.pose], s.path) for s in faces.samples] == [("45", "45/M0002_SU03_45.png")]
+
+
+def test_bu3dfe_pattern_with_both_group_names_is_refused(tmp_path):
+    _views_per_yaw_folder(tmp_path)
+    both = OLD_FOLDER_PATTERN.replace(r"\.png$", r"_(?P<yaw>\d+)\.png$")
+    with pytest.raises(PhanetError, match=r"^data.options.pattern: the named group 'pan' is an old name of 'yaw'; "
+                                          r"give only 'yaw'$"):
+        load_dataset("bu3dfe", str(tmp_path), pattern=both)
+
+
+def test_the_command_line_prints_an_old_pattern_group_as_one_warning_line(tmp_path, capsys):
+    from phanet.cli import main
+
+    _views_per_yaw_folder(tmp_path)
+    assert main(["data", "inspect", "--dataset", "bu3dfe", "--root", str(tmp_path), "--no-read",
+                 "--option", f"pattern={OLD_FOLDER_PATTERN}", "--option", "poses=[-30, 0, 30]"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == ["phanet: warning: data.options.pattern: the named group 'pan' is now called 'yaw'; "
+                                         "the old name stops working in phanet 0.3"]
+    assert "3 usable images" in captured.out
 
 
 def test_the_command_line_prints_an_old_name_as_one_warning_line(tmp_path, capsys):

@@ -1,7 +1,7 @@
 """A tiny learnable image dataset written as a manifest, for fast tests of the training machinery.
 
 Expression = the orientation of a bright bar (0°, 45°, 90°, 135°); pose = where the bar sits
-(left, centre, right for pans -30, 0, 30); subject = background colour and bar thickness.
+(left, centre, right for yaws -30, 0, 30); subject = background colour and bar thickness.
 """
 
 from __future__ import annotations

@@ -33,11 +33,24 @@ DATASET_OPTIONS: dict[str, dict[str, str]] = {
     "synth": {"bins": "poses"},
 }
 
+#: Named groups of a dataset's file-name ``pattern`` option, as dataset -> {old group: new group}.
+PATTERN_GROUPS: dict[str, dict[str, str]] = {
+    "bu3dfe": {"pan": "yaw"},
+}
 
-def deprecated(where: str, old: str, new: str) -> str:
-    """Warn that ``old`` in ``where`` is now called ``new``; returns ``new``."""
-    warnings.warn(f"{where}.{old} is now called {where}.{new}; the old name stops working in phanet {REMOVED_IN}",
-                  PhanetDeprecationWarning, stacklevel=3)
+#: Command-line options of the scripts beside the package, as script -> {old option: new option}.
+SCRIPT_OPTIONS: dict[str, dict[str, str]] = {
+    "benchmarks/realism.py": {"--max-pan": "--max-yaw"},
+}
+
+
+def deprecated(where: str, old: str, new: str, what: str | None = None) -> str:
+    """Warn that ``old`` in ``where`` is now called ``new``; returns ``new``.
+
+    ``old`` is a key of ``where``, or else ``what`` says what it names inside it (``"named group"`` of
+    a pattern)."""
+    renamed = f"{where}: the {what} {old!r} is now called {new!r}" if what else f"{where}.{old} is now called {where}.{new}"
+    warnings.warn(f"{renamed}; the old name stops working in phanet {REMOVED_IN}", PhanetDeprecationWarning, stacklevel=3)
     return new
 
 

@@ -14,11 +14,11 @@ import torch
 
 from phanet import __version__
 from phanet.config import Config
+from phanet.data.adapters.synth import landmark_table
 from phanet.data.cache import cache_root
+from phanet.data.datasets import make_split
 from phanet.data.records import LabeledFaces
 from phanet.data.registry import load_dataset
-from phanet.data.synth.landmarks import landmark_table
-from phanet.data.torch_data import make_split
 from phanet.errors import PhanetError
 from phanet.experiments import METHOD_NAMES, MethodRun, baseline_config, run_method
 from phanet.files import atomic_write_text
@@ -38,15 +38,15 @@ def demo_faces(config: Config, progress: bool = True) -> tuple[LabeledFaces, Pat
     The cache folder is named after the generator version as well, so a new version renders its own
     images instead of training on those of an earlier one.
     """
-    from phanet.data.synth import dataset as synth_dataset
-    from phanet.data.synth.generate import generate
+    from phanet.synth import settings as synth_settings
+    from phanet.synth.generate import generate
 
     if config.data.dataset != "synth":
         raise PhanetError(f"data.dataset: the demo runs on the built-in synth data, not {config.data.dataset!r}")
     options = dict(config.data.options)
-    settings = synth_dataset.resolve_settings(**options)
+    settings = synth_settings.resolve_settings(**options)
     name = (f"{settings.preset.name}-{settings.subjects}s-{settings.size}px-seed{settings.seed}"
-            f"-v{synth_dataset.GENERATOR_VERSION}")
+            f"-v{synth_settings.GENERATOR_VERSION}")
     folder = config.data.root or str(cache_root() / "synth" / name)
     if not (Path(folder) / "manifest.csv").exists():
         wrap = None

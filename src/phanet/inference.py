@@ -31,7 +31,7 @@ from phanet.checkpoints import load_network
 from phanet.checks import output_file, positive
 from phanet.config import Config
 from phanet.data.records import MISSING, LabeledFaces
-from phanet.data.torch_data import FaceDataset, collate
+from phanet.data.datasets import FaceDataset, collate
 from phanet.data.transforms import to_network_input
 from phanet.errors import PhanetError
 from phanet.export import LOGITS, OPSET, TOLERANCE, check_opset, onnx_bytes, ort_session, read_metadata
@@ -168,7 +168,7 @@ class TrainedModel:
 
         Extra columns: ``index`` (position in ``faces``), ``path``, ``subject``, ``true_expression``,
         ``true_pose`` (class names of the data; '' when unknown). The pixel squares are NaN: the images
-        come at the network's size (:class:`~phanet.data.torch_data.FaceDataset`). Unreadable images are
+        come at the network's size (:class:`~phanet.data.datasets.FaceDataset`). Unreadable images are
         skipped and appear in ``faces.skipped`` afterwards; NaN or infinite scores are an error, since
         they would still count in an accuracy.
         """

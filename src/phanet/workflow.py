@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Any
 
 from phanet.config import Config, parse_options
+from phanet.data.datasets import load_faces, make_split
 from phanet.data.records import LabeledFaces
 from phanet.data.registry import load_dataset
-from phanet.data.torch_data import load_faces, make_split
 from phanet.errors import PhanetError
 
 

@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from phanet.config import POSE_LOSS_SETTINGS, load_config
 
     config = load_config(args.config or ["demo"], list(args.overrides) + trainer_overrides(args))
-    from phanet.data.torch_data import load_faces, make_split
+    from phanet.data.datasets import load_faces, make_split
     from phanet.experiments import ablation_runs
     from phanet.files import atomic_write_text
     from phanet.reports.summaries import ablation_markdown, training_columns

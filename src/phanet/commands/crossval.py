@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from phanet.config import load_config
 
     config = load_config(args.config or ["demo"], list(args.overrides) + trainer_overrides(args))
-    from phanet.data.torch_data import load_faces
+    from phanet.data.datasets import load_faces
     from phanet.experiments import baseline_config, crossval_runs
     from phanet.reports.summaries import crossval_tables, per_expression_table
     from phanet.reports.tables import write_table

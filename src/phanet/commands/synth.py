@@ -18,10 +18,10 @@ and pose).
 The same seed gives byte-identical files whatever --workers is; an interrupted run resumes.
 
 presets:
-  bu3dfe      AN DI FE HA NE SA SU x 4 intensities, pans -90 -60 -45 -30 0 30 45 60 90 (100 subjects)
-  kdef        the same 7 expressions at full intensity, 2 takes, pans -90 -45 0 45 90 (70 subjects)
-  multipie    DI NE SC SM SQ SU, pans -30 -15 0 15 30 (270 subjects)
-  continuous  bu3dfe classes, yaw uniform in [-90, 90], pose class = nearest pan (100 subjects)
+  bu3dfe      AN DI FE HA NE SA SU x 4 intensities, yaws -90 -60 -45 -30 0 30 45 60 90 (100 subjects)
+  kdef        the same 7 expressions at full intensity, 2 takes, yaws -90 -45 0 45 90 (70 subjects)
+  multipie    DI NE SC SM SQ SU, yaws -30 -15 0 15 30 (270 subjects)
+  continuous  bu3dfe classes, yaw uniform in [-90, 90], pose class = nearest bu3dfe yaw (100 subjects)
   affectnet   AN CO DI FE HA NE SA SU, yaw uniform in [-45, 45] (100 subjects)
 
 pose convention: yaw > 0 turns the face towards the viewer's right (the subject's right cheek
@@ -46,21 +46,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, metavar="S",
                         help="random seed: identities, scenes, poses (default: 0)")
     parser.add_argument("--poses", type=float, nargs="+", metavar="DEG",
-                        help="pose classes (pan angles) of a continuous preset, e.g. --poses -90 -45 0 45 90")
+                        help="pose classes (yaw angles) of a continuous preset, e.g. --poses -90 -45 0 45 90")
     parser.add_argument("--yaw-range", type=float, nargs=2, metavar=("MIN", "MAX"),
                         help="yaw range of a continuous preset, within -90 90")
     parser.add_argument("--pitch-range", type=float, nargs=2, metavar=("MIN", "MAX"),
                         help="pitch range, within -30 30 (default: the preset's)")
     parser.add_argument("--workers", type=int, metavar="K", help="worker processes (default: all cores)")
     parser.add_argument("--preview", metavar="FILE.png",
-                        help="write contact sheets: FILE.png (expressions x pans) and FILE_identities.png")
+                        help="write contact sheets: FILE.png (expressions x yaws) and FILE_identities.png")
 
 
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from phanet.data.synth.dataset import resolve_settings
     from phanet.errors import PhanetError
+    from phanet.synth.settings import resolve_settings
 
     settings = resolve_settings(args.preset, args.subjects, args.size, args.seed, args.poses, args.yaw_range,
                                 args.pitch_range, prefix="--")
@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.out and not args.preview:
         raise PhanetError("--out: give a folder to write the dataset to (or --preview FILE.png for contact sheets)")
     if args.preview:
-        from phanet.data.synth.preview import write_previews
+        from phanet.synth.preview import write_previews
 
         target = Path(args.preview)
         try:
@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         from tqdm import tqdm
 
-        from phanet.data.synth.generate import generate
+        from phanet.synth.generate import generate
 
         def progress(counts, total):
             with tqdm(total=total, unit="img", desc=f"synth {settings.preset.name}", dynamic_ncols=True) as bar:

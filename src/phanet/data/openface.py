@@ -1,4 +1,4 @@
-"""Head-pose labels from OpenFace 2.0 output, as the paper labelled AffectNet's pan angles.
+"""Head-pose labels from OpenFace 2.0 output, as the paper labelled AffectNet's yaw angles.
 
 OpenFace writes ``pose_Rx``, ``pose_Ry``, ``pose_Rz`` (radians; ``pose_Ry`` is the yaw) per face. The
 rows are joined to dataset images by name, never by order:
@@ -16,7 +16,7 @@ OpenFace, and a wrong guess would silently mislabel every image.
 
 Where several rows name the same image (several faces), the one with the highest ``confidence``
 among those with ``success`` 1 is used. Rows with ``success`` 0 or no number in ``pose_Ry`` give
-no pose. The pan angle is ``yaw_sign * degrees(pose_Ry)``, binned to the nearest class centre.
+no pose. The yaw is ``yaw_sign * degrees(pose_Ry)``, binned to the nearest class centre.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from typing import Iterable, Sequence
 
 from phanet.errors import PhanetError
 
-#: The paper's five AffectNet pan classes (Fig. 7), in degrees.
+#: The paper's five AffectNet pose classes (Fig. 7), yaw angles in degrees.
 DEFAULT_BINS = [-40, -15, 0, 15, 40]
 
 NAME_COLUMNS = ("file", "filename", "image", "path", "input", "name")

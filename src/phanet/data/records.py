@@ -54,7 +54,7 @@ class Sample:
 class LabeledFaces:
     """A dataset as class lists plus samples; ``load_image`` returns RGB uint8 (H, W, 3).
 
-    Pose class names are pan angles in degrees written as text (``"-45"``, ``"0"``, ``"30"``) whenever
+    Pose class names are yaw angles in degrees written as text (``"-45"``, ``"0"``, ``"30"``) whenever
     the dataset's poses are angles; :meth:`pose_angles` parses them.
     """
 
@@ -103,7 +103,7 @@ class LabeledFaces:
         return sorted({s.subject for s in self.samples})
 
     def pose_angles(self) -> list[float] | None:
-        """Pan angle of every pose class, or None when the pose names are not angles."""
+        """Yaw angle of every pose class, or None when the pose names are not angles."""
         try:
             return [float(p) for p in self.poses]
         except ValueError:
@@ -157,11 +157,3 @@ def sort_pose_names(names: set[str] | Sequence[str]) -> list[str]:
         return sorted(names, key=float)
     except ValueError:
         return sorted(names)
-
-
-def format_angle(angle: float) -> str:
-    """Canonical text of a pan angle used as a pose class name: ``-45``, ``0``, ``22.5``."""
-    value = float(angle)
-    if value == 0:
-        return "0"
-    return str(int(value)) if value.is_integer() else f"{value:g}"

@@ -21,8 +21,7 @@ _LOADERS: dict[str, tuple[Loader, str]] = {}
 
 # Modules that register loaders when imported; imported lazily so that `phanet --help` stays fast.
 _ADAPTER_MODULES = (
-    "phanet.data.generic",
-    "phanet.data.synth",
+    "phanet.data.manifest",
     "phanet.data.adapters",
 )
 

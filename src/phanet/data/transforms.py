@@ -107,6 +107,6 @@ def check_flip(poses: list[str]) -> list[int]:
     if mirror is None:
         raise PhanetError(
             f"data.flip: a horizontal flip turns yaw +θ into −θ, but the pose classes {poses} are not "
-            "symmetric pan angles; set data.flip: false"
+            "symmetric yaw angles; set data.flip: false"
         )
     return mirror

@@ -3,7 +3,7 @@
 The paper shows (Figs. 9–11) that the S2 and S3 squares of the pixel attention networks settle on the
 mouth, eyes and brows whatever the pose. With landmark ground truth (the ``lm_<point>_x``,
 ``lm_<point>_y``, ``lm_<point>_vis`` columns of the built-in dataset's manifest, see
-:mod:`phanet.data.synth.landmarks`) this is counted per pan and per scale.
+:mod:`phanet.synth.landmarks`) this is counted per pan and per scale.
 
 Squares follow :mod:`phanet.results` and :mod:`phanet.models.attention`: ``(x, y, l)`` is the
 centre and the **half** side in normalised image coordinates (x to the right, y down, [0, 1] across
@@ -15,11 +15,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from phanet.data.generic import canonical_pose
+from phanet.data.manifest import canonical_pose
 from phanet.data.records import sort_pose_names
-from phanet.data.synth.landmarks import landmark_columns
 from phanet.errors import PhanetError
 from phanet.models.attention import at_range_end
+from phanet.synth.landmarks import landmark_columns
 
 #: Expression regions and the landmarks that stand for them.
 REGIONS: dict[str, tuple[str, ...]] = {
@@ -65,7 +65,7 @@ def coverage_table(results: pd.DataFrame, landmarks: pd.DataFrame, pose_column: 
     :func:`phanet.evaluation.predict_faces`), of which ``path``, ``pose_column`` (default
     ``true_pose``, the labelled pan) and the squares ``s2_x, s2_y, s2_l, s3_x, s3_y, s3_l`` are used.
     ``landmarks``: a table with ``path`` and the landmark columns ``lm_<point>_{x,y,vis}`` (the
-    built-in dataset's ``manifest.csv``, or :func:`phanet.data.synth.landmarks.landmark_table`). The
+    built-in dataset's ``manifest.csv``, or :func:`phanet.data.adapters.synth.landmark_table`). The
     two are joined on ``path``; results without landmarks are left out. ``margin``: see
     :func:`square_covers`.
 

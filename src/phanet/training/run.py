@@ -35,9 +35,9 @@ from lightning.pytorch.callbacks import EMAWeightAveraging
 from phanet.checkpoints import read_checkpoint
 from phanet.checks import output_folder, shorten
 from phanet.config import Config, show
+from phanet.data.datasets import FaceDataModule
 from phanet.data.records import LabeledFaces
 from phanet.data.splits import Split
-from phanet.data.torch_data import FaceDataModule
 from phanet.errors import PhanetError
 from phanet.files import remove_temporaries
 from phanet.runtime import Stopped, resolve_precision, usable_cpus, uses_cuda

@@ -1,3 +1,4 @@
-"""Adapters for the paper's datasets; importing this package registers them with the registry."""
+"""Adapters for the paper's datasets, the generic format and the built-in synth data; importing this
+package registers them with the registry."""
 
-from phanet.data.adapters import affectnet, bu3dfe, generic, kdef, multipie, sfew  # noqa: F401
+from phanet.data.adapters import affectnet, bu3dfe, generic, kdef, multipie, sfew, synth  # noqa: F401

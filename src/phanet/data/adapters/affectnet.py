@@ -14,7 +14,7 @@ Uncertain, Non-Face. The 8-class protocol keeps 0-7, the 7-class one also drops 
 codes are protocol exclusions (skipped and counted). Any other value is an error naming the row.
 
 AffectNet has no subject ids: every image is its own subject, and the official training /
-validation partition is the train / test split (``partition``). Pan angles come from an OpenFace
+validation partition is the train / test split (``partition``). Yaw angles come from an OpenFace
 CSV (:mod:`phanet.data.openface`), binned into the ``poses`` classes; images without one keep their
 expression and have no pose (masked out of the pose loss).
 """
@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from phanet.data.adapters.common import build_faces, dataset_root, excluded, pan_names
+from phanet.data.adapters.common import build_faces, dataset_root, excluded, yaw_names
 from phanet.data.openface import DEFAULT_BINS, join_poses, nearest_bin, read_openface
 from phanet.data.records import LabeledFaces
 from phanet.data.registry import register_dataset
@@ -161,8 +161,8 @@ def load_affectnet(
         release: ``csv``, ``npy`` or ``auto`` (the CSV release when its file lists exist).
         images_dir: folder of the CSV release's images, relative to ``root``.
         openface_csv: OpenFace output (CSV file or folder of per-image CSVs) giving each image's yaw.
-        poses: the pose classes, pan centres in degrees; each yaw goes to the nearest one.
-        yaw_sign: 1 or -1; the pan angle is ``yaw_sign * degrees(pose_Ry)``.
+        poses: the pose classes, yaw centres in degrees; each yaw goes to the nearest one.
+        yaw_sign: 1 or -1; the yaw is ``yaw_sign * degrees(pose_Ry)``.
         box_margin: margin around the CSV face box when images are loaded, as a fraction of its size.
         max_per_class: keep at most this many images per class (fixed-seed choice), e.g. for a
             training set of the paper's size.
@@ -192,7 +192,7 @@ def load_affectnet(
         rows = _cap_per_class(rows, max_per_class, skipped)
     pose_names: list[str] = []
     if openface_csv is not None:
-        pose_names = pan_names(poses, "poses")
+        pose_names = yaw_names(poses, "poses")
         centres = [float(p) for p in pose_names]
         head_poses = join_poses(read_openface(openface_csv, yaw_sign), [r["path"] for r in rows], str(openface_csv))
         if rows and not any(head_poses):

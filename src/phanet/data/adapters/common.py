@@ -2,7 +2,7 @@
 
 Adapters that read labels from file names walk the tree, parse each name into a row of the common
 manifest (``path``, ``subject``, ``expression``, ``pose``, ...) or a reason for skipping it, and hand
-the rows to :func:`phanet.data.generic.faces_from_table`. A file a protocol leaves out (a camera
+the rows to :func:`phanet.data.manifest.faces_from_table`. A file a protocol leaves out (a camera
 outside the map, an AffectNet "None" label) is recorded in ``LabeledFaces.skipped`` with a reason
 that starts with :data:`EXCLUDED`, so reports can tell such exclusions from files that are broken.
 """
@@ -16,9 +16,10 @@ from typing import Any, Iterator
 
 import pandas as pd
 
-from phanet.data.generic import IMAGE_SUFFIXES, faces_from_table
-from phanet.data.records import LabeledFaces, format_angle
+from phanet.data.manifest import IMAGE_SUFFIXES, faces_from_table
+from phanet.data.records import LabeledFaces
 from phanet.errors import PhanetError
+from phanet.text import format_angle
 
 #: The seven basic expressions as BU-3DFE writes them. KDEF and SFEW use the same class list so that
 #: a model trained on one evaluates on another class by class.
@@ -61,23 +62,23 @@ def is_image(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES
 
 
-def pan_names(angles: Any, field: str) -> list[str]:
-    """Pan angles (numbers or numeric text) as pose class names in angle order; one-line error otherwise."""
+def yaw_names(angles: Any, field: str) -> list[str]:
+    """Yaw angles (numbers or numeric text) as pose class names in angle order; one-line error otherwise."""
     try:
         values = sorted({float(a) for a in angles})
     except (TypeError, ValueError):
-        raise PhanetError(f"data.options.{field}: expected a list of pan angles in degrees, got {angles!r}") from None
+        raise PhanetError(f"data.options.{field}: expected a list of yaw angles in degrees, got {angles!r}") from None
     return [format_angle(a) for a in values]
 
 
 def angle_map(mapping: Any, field: str) -> dict[str, str]:
-    """A {code: pan angle} option as {code: pose class name}; one-line error when it is not one."""
+    """A {code: yaw angle} option as {code: pose class name}; one-line error when it is not one."""
     if not isinstance(mapping, dict) or not mapping:
-        raise PhanetError(f"data.options.{field}: expected a mapping of codes to pan angles, got {mapping!r}")
+        raise PhanetError(f"data.options.{field}: expected a mapping of codes to yaw angles, got {mapping!r}")
     try:
         return {str(code): format_angle(float(angle)) for code, angle in mapping.items()}
     except (TypeError, ValueError):
-        raise PhanetError(f"data.options.{field}: expected numeric pan angles, got {mapping!r}") from None
+        raise PhanetError(f"data.options.{field}: expected numeric yaw angles, got {mapping!r}") from None
 
 
 def build_faces(

@@ -1,4 +1,4 @@
-"""KDEF: the Karolinska Directed Emotional Faces (70 persons, 7 expressions, 5 pan angles, 2 sessions).
+"""KDEF: the Karolinska Directed Emotional Faces (70 persons, 7 expressions, 5 yaw angles, 2 sessions).
 
 File names code everything: ``AF01ANFL.JPG`` is session ``A``, sex ``F``, person ``01``, expression
 ``AN`` and angle ``FL``. The straight view has a one-letter angle code (``AF01ANS.JPG``), so names
@@ -20,7 +20,7 @@ from phanet.data.records import LabeledFaces
 from phanet.data.registry import register_dataset
 from phanet.errors import PhanetError
 
-#: KDEF angle codes as pan angles in degrees: the "left" views are negative (see the README, "Pan-angle sign convention").
+#: KDEF angle codes as yaw angles in degrees: the "left" views are negative (see the README, "Pan-angle sign convention").
 KDEF_ANGLES = {"FL": -90, "HL": -45, "S": 0, "HR": 45, "FR": 90}
 #: KDEF expression codes to the class list; AF (afraid) is fear.
 KDEF_EXPRESSIONS = {"AF": "FE", "AN": "AN", "DI": "DI", "HA": "HA", "NE": "NE", "SA": "SA", "SU": "SU"}
@@ -46,7 +46,7 @@ def load_kdef(
 
     Args:
         sessions: sessions to keep (``["A", "B"]`` by default: the paper's 4,900 images use both).
-        poses: the pose classes, as angle code -> pan angle in degrees (default :data:`KDEF_ANGLES`); codes left out of
+        poses: the pose classes, as angle code -> yaw angle in degrees (default :data:`KDEF_ANGLES`); codes left out of
             the map are skipped and counted, which also selects views.
     """
     base = dataset_root(root, "kdef", "KDEF/<session+person>/AF01ANFL.JPG")

@@ -1,4 +1,4 @@
-"""CMU Multi-PIE, multi-view expression part (6 expressions, 5 pan angles by default).
+"""CMU Multi-PIE, multi-view expression part (6 expressions, 5 yaw angles by default).
 
 Images live at ``sessionNN/multiview/SSS/RR/CC_C/SSS_NN_RR_CCC_II.png``: subject ``SSS``, session
 ``NN``, recording ``RR``, camera ``CC_C`` (written ``CCC`` in the file name) and illumination ``II``.
@@ -6,7 +6,7 @@ Only the file name is parsed, so any folder layout works.
 
 The expression follows from (session, recording) as in :data:`MULTIPIE_EXPRESSIONS`; every neutral
 recording of every session (including both neutral recordings of session 4) is neutral. The camera
-gives the pan angle through a configurable map (:data:`PAPER_CAMERAS` by default, the paper's
+gives the yaw angle through a configurable map (:data:`PAPER_CAMERAS` by default, the paper's
 -30..+30 in 15 degree steps); cameras outside the map and illuminations not selected are skipped and
 counted as protocol exclusions.
 """
@@ -37,7 +37,7 @@ ALL_CAMERAS = {
     "11_0": -90, "12_0": -75, "09_0": -60, "08_0": -45, "13_0": -30, "14_0": -15, "05_1": 0,
     "05_0": 15, "04_1": 30, "19_0": 45, "20_0": 60, "01_0": 75, "24_0": 90,
 }
-#: The paper's five pans (-30, -15, 0, 15, 30).
+#: The paper's five yaws (-30, -15, 0, 15, 30).
 PAPER_CAMERAS = {cam: ALL_CAMERAS[cam] for cam in ("13_0", "14_0", "05_1", "05_0", "04_1")}
 CAMERA_PRESETS = {"paper": PAPER_CAMERAS, "all": ALL_CAMERAS}
 
@@ -69,7 +69,7 @@ def _illuminations(values: list) -> set[str]:
         raise PhanetError(f"data.options.illuminations: expected a list of numbers 00-19, got {values!r}") from None
 
 
-@register_dataset("multipie", "Multi-PIE multiview: SSS_NN_RR_CCC_II.png (session/recording -> expression, camera -> pan)")
+@register_dataset("multipie", "Multi-PIE multiview: SSS_NN_RR_CCC_II.png (session/recording -> expression, camera -> yaw)")
 def load_multipie(
     root: str | None,
     poses: str | dict[str, float] = "paper",
@@ -79,7 +79,7 @@ def load_multipie(
 
     Args:
         poses: the pose classes: ``"paper"`` (13_0, 14_0, 05_1, 05_0, 04_1 = -30..30), ``"all"`` (the 13 cameras of
-            the ring, -90..90) or a mapping camera -> pan angle in degrees, e.g. ``{"05_1": 0}``.
+            the ring, -90..90) or a mapping camera -> yaw angle in degrees, e.g. ``{"05_1": 0}``.
         illuminations: illumination numbers to keep (``["07"]`` by default); ``None`` keeps all 20.
     """
     base = dataset_root(root, "multipie", "sessionNN/multiview/SSS/RR/CC_C/SSS_NN_RR_CCC_II.png")

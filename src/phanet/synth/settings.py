@@ -1,22 +1,22 @@
-"""The built-in dataset as :class:`LabeledFaces`: streamed (rendered on demand) or read from a folder.
+"""Generation settings: checked once, recorded in ``synth.json`` next to the images.
 
-:class:`SynthFaces` renders sample ``i`` when :meth:`SynthFaces.load_image` is called, with exactly the
-pixels ``phanet synth`` writes for the same preset, seed and size.
+:func:`resolve_settings` turns what a user gives (``None`` for the preset's default) into
+:class:`SynthSettings`, with one-line errors that name the option; :func:`read_settings` reads them
+back from a folder written by ``phanet synth``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
-from phanet.data.records import LabeledFaces, Sample
-from phanet.data.synth.presets import MAX_PITCH, MAX_YAW, PRESETS, Preset, SampleSpec, sample_specs
 from phanet.errors import PhanetError
+from phanet.synth.presets import MAX_PITCH, MAX_YAW, PRESETS, Preset
 
 #: Written next to the images; records how they were made (and lets a run resume).
 SETTINGS_FILE = "synth.json"
@@ -34,11 +34,11 @@ class SynthSettings:
     subjects: int
     size: int
     seed: int
-    #: The pose classes (pan angles) of a continuous preset; None: the preset's pans.
+    #: The pose classes (yaw angles) of a continuous preset; None: the preset's yaws.
     poses: tuple[float, ...] | None = None
 
     def pose_angles(self) -> tuple[float, ...]:
-        return self.poses or self.preset.pans
+        return self.poses or self.preset.yaws
 
     def to_json(self) -> dict[str, Any]:
         return {"generator": "phanet synth", "version": GENERATOR_VERSION, "preset": self.preset.name,
@@ -88,7 +88,7 @@ def resolve_settings(preset: str | None = None, subjects: int | None = None, siz
     if poses is not None:
         if not chosen.continuous:
             raise PhanetError(f"{opt('poses')}: only continuous presets (continuous, affectnet) take pose classes; "
-                              f"{name!r} has fixed pans")
+                              f"{name!r} has fixed yaws")
         try:
             angles = tuple(sorted(float(b) for b in poses))
         except (TypeError, ValueError):
@@ -98,56 +98,15 @@ def resolve_settings(preset: str | None = None, subjects: int | None = None, siz
     if yaw_range is not None:
         if not chosen.continuous:
             raise PhanetError(f"{opt('yaw_range')}: only continuous presets (continuous, affectnet) draw yaw; "
-                              f"{name!r} has fixed pans")
+                              f"{name!r} has fixed yaws")
         chosen = dataclasses.replace(chosen, yaw_range=_angle_range(yaw_range, MAX_YAW, opt("yaw_range")))
     if pitch_range is not None:
         chosen = dataclasses.replace(chosen, pitch_range=_angle_range(pitch_range, MAX_PITCH, opt("pitch_range")))
     return SynthSettings(chosen, int(count), int(pixels), int(value), angles)
 
 
-@dataclass
-class SynthFaces(LabeledFaces):
-    """Streaming :class:`LabeledFaces`: :meth:`load_image` renders the sample instead of reading a file."""
-
-    seed: int = 0
-    size: int = 112
-    specs: dict[str, SampleSpec] = field(default_factory=dict, repr=False)
-
-    def load_image(self, index: int) -> np.ndarray:
-        from phanet.data.synth.synthesize import render_sample
-
-        return render_sample(self.specs[self.samples[index].path], self.seed, self.size)
-
-    def source(self, index: int) -> tuple[str, str | None]:
-        """Rendered pixels depend on the generator version, the seed, the size and the sample only."""
-        return f"synth-v{GENERATOR_VERSION}-seed{self.seed}-{self.size}px/{self.samples[index].path}", None
-
-    def spec(self, index: int) -> SampleSpec:
-        return self.specs[self.samples[index].path]
-
-
-def to_sample(spec: SampleSpec, preset: Preset) -> Sample:
-    return Sample(path=spec.path, subject=spec.subject_id, expression=preset.expressions.index(spec.expression),
-                  pose=spec.pose, intensity=spec.intensity, yaw=float(spec.yaw), pitch=float(spec.pitch))
-
-
-def streaming_faces(settings: SynthSettings) -> SynthFaces:
-    """All samples of ``settings`` as a :class:`SynthFaces` that renders on demand."""
-    preset = settings.preset
-    specs = sample_specs(preset, settings.subjects, settings.seed, settings.poses)
-    return SynthFaces(
-        name=f"synth-{preset.name}",
-        expressions=list(preset.expressions),
-        poses=preset.pose_names(settings.poses),
-        samples=[to_sample(s, preset) for s in specs],
-        root=None,
-        seed=settings.seed,
-        size=settings.size,
-        specs={s.path: s for s in specs},
-    )
-
-
 def read_settings(folder: Path) -> dict[str, Any]:
+    """The settings ``phanet synth`` recorded in ``folder`` (its ``synth.json``), under their current names."""
     path = folder / SETTINGS_FILE
     try:
         values = json.loads(path.read_text())
@@ -161,33 +120,3 @@ def read_settings(folder: Path) -> dict[str, Any]:
     if "bins" in values:  # the name of the pose classes in folders written before version 3
         values["poses"] = values.pop("bins")
     return values
-
-
-def folder_faces(folder: Path, **given: Any) -> LabeledFaces:
-    """The dataset ``phanet synth`` wrote to ``folder``; options given must match the recorded ones."""
-    from phanet.data.generic import load_manifest
-
-    if not folder.is_dir():
-        raise PhanetError(f"data.root: {folder} is not a folder (generate one with `phanet synth --out {folder}`, "
-                          "or leave data.root empty to render on the fly)")
-    if not (folder / "manifest.csv").is_file():
-        raise PhanetError(f"data.root: {folder} has no manifest.csv (generate one with `phanet synth --out {folder}`)")
-    recorded = read_settings(folder)
-    for key, value in given.items():
-        if value is None:
-            continue
-        have = recorded.get(key)
-        want = value
-        if key == "poses":
-            want = sorted(float(b) for b in value)
-        elif key.endswith("_range"):
-            want = [float(v) for v in value]
-        if want != have:
-            raise PhanetError(f"data.options.{key}: {folder} was generated with {key}={have!r}, got {value!r} "
-                              "(omit the option to use the folder as it is)")
-    settings = resolve_settings(recorded.get("preset"), recorded.get("subjects"), recorded.get("size"),
-                                recorded.get("seed"), recorded.get("poses"), prefix=f"{folder / SETTINGS_FILE}: ")
-    faces = load_manifest(str(folder), expressions=list(settings.preset.expressions),
-                          poses=settings.preset.pose_names(settings.poses))
-    faces.name = f"synth-{settings.preset.name}"
-    return faces

@@ -2,7 +2,7 @@
 
 Each AU is a displacement field on the neutral skin (mm at full activation), plus a darkening field for
 the wrinkles and folds it creates, computed once per head from its landmarks. Lid movements (AU5,
-AU6, AU7, AU41) move the lid margins of the :class:`~phanet.data.synth.head.EyeRig`; the jaw (AU26,
+AU6, AU7, AU41) move the lid margins of the :class:`~phanet.synth.head.EyeRig`; the jaw (AU26,
 AU27) rotates the lower face, teeth and tongue about the jaw joints. Every field is split into a
 right and a left half (soft across the midline) so an AU can act on one side only, as in contempt
 (right AU12 + AU14).
@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from phanet.data.synth import sdf
-from phanet.data.synth.head import CORNEA_BULGE, CORNEA_Z, EYE_RADIUS, HeadModel, cornea_bulge
+from phanet.synth import sdf
+from phanet.synth.head import CORNEA_BULGE, CORNEA_Z, EYE_RADIUS, HeadModel, cornea_bulge
 
 #: FACS action units modelled here: number -> name.
 ACTION_UNITS: dict[str, str] = {

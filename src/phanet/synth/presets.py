@@ -1,18 +1,18 @@
-"""Dataset presets (class lists, pans, intensities, counts) and the list of samples each one makes.
+"""Dataset presets (class lists, yaw angles, intensities, counts) and the list of samples each one makes.
 
 =============  ===================================  ==========================================  ========
 preset         expressions                          poses                                       subjects
 =============  ===================================  ==========================================  ========
-``bu3dfe``     AN DI FE HA NE SA SU, 4 intensities  pans -90 -60 -45 -30 0 30 45 60 90          100
-``kdef``       AN DI FE HA NE SA SU, 2 takes        pans -90 -45 0 45 90                        70
-``multipie``   DI NE SC SM SQ SU                    pans -30 -15 0 15 30                        270
+``bu3dfe``     AN DI FE HA NE SA SU, 4 intensities  yaws -90 -60 -45 -30 0 30 45 60 90          100
+``kdef``       AN DI FE HA NE SA SU, 2 takes        yaws -90 -45 0 45 90                        70
+``multipie``   DI NE SC SM SQ SU                    yaws -30 -15 0 15 30                        270
 ``continuous`` as bu3dfe                            yaw uniform in [-90, 90], pitch in [-15, 15] 100
 ``affectnet``  AN CO DI FE HA NE SA SU              yaw uniform in [-45, 45], pitch in [-20, 20] 100
 =============  ===================================  ==========================================  ========
 
 Neutral is always intensity 0 and rendered once per pose; the other expressions once per intensity.
 The continuous presets draw yaw and pitch for every image and give it the nearest
-pose class (``poses``, default the preset's pans); the manifest keeps the exact angles.
+pose class (``poses``, default the preset's yaws); the manifest keeps the exact angles.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from phanet.data.records import format_angle
-from phanet.data.synth.expressions import EXPRESSIONS
+from phanet.synth.expressions import EXPRESSIONS
+from phanet.text import format_angle
 
 #: Stable numbering of expression codes for random streams (never reorder; append new codes).
 EXPRESSION_IDS = {code: i for i, code in enumerate(EXPRESSIONS)}
@@ -39,7 +39,7 @@ class Preset:
     name: str
     description: str
     expressions: tuple[str, ...]
-    pans: tuple[float, ...]
+    yaws: tuple[float, ...]
     intensities: tuple[int, ...]
     subjects: int
     takes: int = 1
@@ -53,21 +53,21 @@ class Preset:
         return self.views > 0
 
     def pose_names(self, bins: tuple[float, ...] | None = None) -> list[str]:
-        return [format_angle(p) for p in (bins or self.pans)]
+        return [format_angle(p) for p in (bins or self.yaws)]
 
 
-BU3DFE_PANS = (-90.0, -60.0, -45.0, -30.0, 0.0, 30.0, 45.0, 60.0, 90.0)
+BU3DFE_YAWS = (-90.0, -60.0, -45.0, -30.0, 0.0, 30.0, 45.0, 60.0, 90.0)
 BASIC = ("AN", "DI", "FE", "HA", "NE", "SA", "SU")
 
 PRESETS: dict[str, Preset] = {
-    "bu3dfe": Preset("bu3dfe", "BU-3DFE-like: 7 expressions x 4 intensities, 9 pans", BASIC, BU3DFE_PANS,
+    "bu3dfe": Preset("bu3dfe", "BU-3DFE-like: 7 expressions x 4 intensities, 9 yaws", BASIC, BU3DFE_YAWS,
                      (1, 2, 3, 4), subjects=100),
-    "kdef": Preset("kdef", "KDEF-like: 7 expressions at full intensity, 2 takes, 5 pans", BASIC,
+    "kdef": Preset("kdef", "KDEF-like: 7 expressions at full intensity, 2 takes, 5 yaws", BASIC,
                    (-90.0, -45.0, 0.0, 45.0, 90.0), (4,), subjects=70, takes=2),
-    "multipie": Preset("multipie", "Multi-PIE-like: 6 expressions, 5 pans from -30 to 30",
+    "multipie": Preset("multipie", "Multi-PIE-like: 6 expressions, 5 yaws from -30 to 30",
                        ("DI", "NE", "SC", "SM", "SQ", "SU"), (-30.0, -15.0, 0.0, 15.0, 30.0), (4,), subjects=270),
     "continuous": Preset("continuous", "continuous pose: bu3dfe classes, yaw in [-90, 90], pitch in [-15, 15]", BASIC,
-                         BU3DFE_PANS, (1, 2, 3, 4), subjects=100, views=9, pitch_range=(-15.0, 15.0)),
+                         BU3DFE_YAWS, (1, 2, 3, 4), subjects=100, views=9, pitch_range=(-15.0, 15.0)),
     "affectnet": Preset("affectnet", "AffectNet classes with contempt, yaw in [-45, 45], pitch in [-20, 20]",
                         ("AN", "CO", "DI", "FE", "HA", "NE", "SA", "SU"), (-45.0, -30.0, -15.0, 0.0, 15.0, 30.0, 45.0),
                         (1, 2, 3, 4), subjects=100, views=3, yaw_range=(-45.0, 45.0), pitch_range=(-20.0, 20.0)),
@@ -118,7 +118,7 @@ def nearest_bin(angle: float, bins: tuple[float, ...]) -> int:
 
 def sample_specs(preset: Preset, subjects: int, seed: int, bins: tuple[float, ...] | None = None) -> list[SampleSpec]:
     """Every image of ``preset`` for subjects 1..``subjects``, in manifest order."""
-    bins = tuple(bins) if bins else preset.pans
+    bins = tuple(bins) if bins else preset.yaws
     specs = []
     for subject in range(1, subjects + 1):
         for expression in preset.expressions:
@@ -134,9 +134,9 @@ def sample_specs(preset: Preset, subjects: int, seed: int, bins: tuple[float, ..
                             specs.append(SampleSpec(subject, expression, intensity, take, view, yaw, pitch,
                                                     nearest_bin(yaw, bins), continuous=True))
                     else:
-                        for view, pan in enumerate(preset.pans):
-                            probe = SampleSpec(subject, expression, intensity, take, view, pan, 0.0, view)
+                        for view, yaw in enumerate(preset.yaws):
+                            probe = SampleSpec(subject, expression, intensity, take, view, yaw, 0.0, view)
                             rng = np.random.default_rng(probe.key(seed) + [0xA0])
                             pitch = round(float(rng.uniform(*preset.pitch_range)), 2)
-                            specs.append(SampleSpec(subject, expression, intensity, take, view, pan, pitch, view))
+                            specs.append(SampleSpec(subject, expression, intensity, take, view, yaw, pitch, view))
     return specs

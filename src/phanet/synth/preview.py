@@ -1,7 +1,7 @@
-"""Contact sheets: one identity's expressions across the preset's pans, and many identities.
+"""Contact sheets: one identity's expressions across the preset's yaws, and many identities.
 
 The expression sheet uses one steady studio light and a grey background so that rows differ only by
-expression and columns only by pan; the identity sheet uses each image's own random scene, as in the
+expression and columns only by yaw; the identity sheet uses each image's own random scene, as in the
 dataset.
 """
 
@@ -12,11 +12,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from phanet.data.records import format_angle
-from phanet.data.synth.dataset import SynthSettings
-from phanet.data.synth.presets import NEUTRAL, SampleSpec
-from phanet.data.synth.render import Scene, render_head
-from phanet.data.synth.synthesize import head_for, render_sample, sample_activations
+from phanet.synth.presets import NEUTRAL, SampleSpec
+from phanet.synth.render import Scene, render_head
+from phanet.synth.settings import SynthSettings
+from phanet.synth.synthesize import head_for, render_sample, sample_activations
+from phanet.text import format_angle
 
 MARGIN = 28
 STUDIO = Scene(light=(-0.35, 0.35, 0.868), light_strength=0.8, fill_strength=0.2, ambient=0.35, tint=(1.0, 1.0, 1.0),
@@ -45,24 +45,24 @@ def _sheet(cells: list[list[np.ndarray]], size: int, row_labels: list[str] | Non
 
 
 def expression_sheet(settings: SynthSettings, subject: int = 1) -> np.ndarray:
-    """Rows: the preset's expressions at intensity 4 (neutral at 0); columns: its pans (or pose classes)."""
+    """Rows: the preset's expressions at intensity 4 (neutral at 0); columns: its yaws (or pose classes)."""
     preset = settings.preset
-    pans = settings.pose_angles()
+    yaws = settings.pose_angles()
     head = head_for(settings.seed, subject, settings.size)
     cells = []
     for expression in preset.expressions:
         intensity = 0 if expression == NEUTRAL else 4
         spec = SampleSpec(subject, expression, intensity, 0, 0, 0.0, 0.0, 0)
         act = sample_activations(spec, settings.seed)
-        cells.append([render_head(head, act, pan, 0.0, STUDIO, settings.size).image for pan in pans])
-    return _sheet(cells, settings.size, list(preset.expressions), [format_angle(p) for p in pans])
+        cells.append([render_head(head, act, yaw, 0.0, STUDIO, settings.size).image for yaw in yaws])
+    return _sheet(cells, settings.size, list(preset.expressions), [format_angle(y) for y in yaws])
 
 
 def identity_sheet(settings: SynthSettings, rows: int = 4, cols: int = 8) -> np.ndarray:
     """``rows`` x ``cols`` different subjects (S1, S2, ... row by row), each with one expression at
-    intensity 4 at one of the pans, in its own dataset scene."""
+    intensity 4 at one of the yaws, in its own dataset scene."""
     preset = settings.preset
-    pans = settings.pose_angles()
+    yaws = settings.pose_angles()
     expressions = list(preset.expressions)
     cells = []
     for r in range(rows):
@@ -70,8 +70,8 @@ def identity_sheet(settings: SynthSettings, rows: int = 4, cols: int = 8) -> np.
         for c in range(cols):
             k = r * cols + c
             expression = expressions[k % len(expressions)]
-            view = (k * 5 + r) % len(pans)
-            spec = SampleSpec(k + 1, expression, 0 if expression == NEUTRAL else 4, 0, view, pans[view], 0.0, view)
+            view = (k * 5 + r) % len(yaws)
+            spec = SampleSpec(k + 1, expression, 0 if expression == NEUTRAL else 4, 0, view, yaws[view], 0.0, view)
             row.append(render_sample(spec, settings.seed, settings.size))
         cells.append(row)
     return _sheet(cells, settings.size)

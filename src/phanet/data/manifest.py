@@ -1,7 +1,7 @@
 """Generic datasets: a manifest (CSV or JSON) and an image-folder tree.
 
 Manifest columns (see :data:`phanet.data.records.MANIFEST_COLUMNS`): ``path``, ``subject``,
-``expression`` are required; ``pose`` (pan angle in degrees or any class name, empty when unknown),
+``expression`` are required; ``pose`` (yaw angle in degrees or any class name, empty when unknown),
 ``intensity``, ``yaw``, ``pitch`` and a face box ``face_x, face_y, face_w, face_h`` are optional.
 Relative paths are resolved against the manifest's folder.
 
@@ -36,9 +36,10 @@ import pandas as pd
 
 from phanet.checks import SHOWN_PATH, shorten
 from phanet.data.io import IMAGE_SUFFIXES
-from phanet.data.records import MISSING, LabeledFaces, Sample, format_angle, sort_pose_names
+from phanet.data.records import MISSING, LabeledFaces, Sample, sort_pose_names
 from phanet.data.registry import register_dataset
 from phanet.errors import PhanetError
+from phanet.text import format_angle
 
 #: Cell texts that mark a missing value (as pandas and spreadsheets write it), never a class name.
 MISSING_MARKERS = frozenset({"nan", "-nan", "none", "null", "n/a", "#n/a"})

@@ -12,11 +12,11 @@ from functools import lru_cache
 
 import numpy as np
 
-from phanet.data.synth import expressions as ex
-from phanet.data.synth.head import HeadModel, build_head, mesh_spacing
-from phanet.data.synth.identity import sample_identity
-from phanet.data.synth.presets import EXPRESSION_IDS, SampleSpec
-from phanet.data.synth.render import Render, render_head, sample_scene
+from phanet.synth import expressions as ex
+from phanet.synth.head import HeadModel, build_head, mesh_spacing
+from phanet.synth.identity import sample_identity
+from phanet.synth.presets import EXPRESSION_IDS, SampleSpec
+from phanet.synth.render import Render, render_head, sample_scene
 
 #: Pose-independent variation of an expression between takes (fraction of each AU's activation).
 TAKE_VARIATION = 0.1
@@ -37,7 +37,7 @@ def sample_activations(spec: SampleSpec, seed: int) -> ex.Activations:
     """AU activations of a sample: the recipe at its intensity, the subject's style, the take's variation."""
     style = ex.personal_style(np.random.default_rng([int(seed), spec.subject, 0x57]))
     act = ex.activations(spec.expression, spec.intensity, style)
-    # The same expression at every pan of a take (like one 3D scan rendered at several pans).
+    # The same expression at every yaw of a take (like one 3D scan rendered at several yaws).
     rng = np.random.default_rng([int(seed), spec.subject, EXPRESSION_IDS[spec.expression], spec.intensity,
                                  spec.take, 0xE7])
     return {au: tuple(a * float(rng.uniform(1 - TAKE_VARIATION, 1 + TAKE_VARIATION)) for a in pair)

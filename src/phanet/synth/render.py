@@ -12,7 +12,7 @@ random exposure, lights are fixed to the camera (so a turning head sees them fro
 directions), and the image is cropped the way a face detector would: a square around the projected
 face landmarks, which fill about 75% of its side, with a small random scale and offset.
 
-Every render also projects the head's named points (:data:`~phanet.data.synth.head.LANDMARKS`: eye
+Every render also projects the head's named points (:data:`~phanet.synth.head.LANDMARKS`: eye
 and brow centres, nose tip, mouth centre and corners) with the same camera and crop, in normalised
 coordinates of the final image (x to the right, y down, [0, 1] across it; pixel (row i, column j)
 spans [j, j + 1] / size x [i, i + 1] / size), each flagged hidden where the head itself covers it.
@@ -25,12 +25,12 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from phanet.data.synth import expressions as ex
-from phanet.data.synth import sdf
-from phanet.data.synth.head import LANDMARKS, HeadModel, Noise, Part, vertex_normals
-from phanet.data.synth.presets import MAX_PITCH, MAX_YAW
-from phanet.data.synth.raster import rasterize
 from phanet.errors import PhanetError
+from phanet.synth import expressions as ex
+from phanet.synth import sdf
+from phanet.synth.head import LANDMARKS, HeadModel, Noise, Part, vertex_normals
+from phanet.synth.presets import MAX_PITCH, MAX_YAW
+from phanet.synth.raster import rasterize
 
 #: Distance from the camera to the head's origin (mm) in :meth:`Scene.plain`; :func:`sample_scene` draws 0.5 to 2 m.
 CAMERA_DISTANCE = 1000.0
@@ -204,7 +204,7 @@ def surface_depth(points: np.ndarray, xy: np.ndarray, depth: np.ndarray, triangl
     """Depth (mm) of the nearest camera-facing triangle over each of ``points`` (K, 2, pixels); -inf where none.
 
     The exact z-buffer value at those positions, not at pixel centres: ``xy`` (N, 2) and ``depth`` (N,)
-    of the vertices, ``triangles`` (M, 3) culled like :func:`~phanet.data.synth.raster.rasterize` does.
+    of the vertices, ``triangles`` (M, 3) culled like :func:`~phanet.synth.raster.rasterize` does.
     """
     a, b, c = xy[triangles[:, 0]], xy[triangles[:, 1]], xy[triangles[:, 2]]
     area = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (c[:, 0] - a[:, 0]) * (b[:, 1] - a[:, 1])

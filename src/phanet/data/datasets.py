@@ -1,4 +1,5 @@
-"""Torch datasets and the Lightning DataModule on top of :class:`LabeledFaces`."""
+"""Torch datasets and the Lightning DataModule on top of :class:`LabeledFaces`: :class:`FaceDataset` for
+any dataset, :class:`SynthDataset` for the built-in one rendered on the fly, :class:`FaceDataModule`."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from phanet.config import Config
+from phanet.data.adapters.synth import streaming_faces
 from phanet.data.cache import EMPTY, STORED, ImageCache, open_cache
 from phanet.data.records import LabeledFaces
 from phanet.data.registry import load_dataset
@@ -18,6 +20,7 @@ from phanet.data.splits import Split, subject_split
 from phanet.data.transforms import resize_square
 from phanet.errors import PhanetError, UnreadableImage
 from phanet.runtime import uses_cuda
+from phanet.synth.settings import resolve_settings
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +100,29 @@ class FaceDataset(Dataset):
         if "pixels" not in batch:
             return None
         return {key: value[0] for key, value in batch.items() if key != "skipped"}
+
+
+class SynthDataset(FaceDataset):
+    """Rendered faces, as every dataset serves them: a :class:`FaceDataset`.
+
+    An item is a dict: ``pixels`` uint8 (size, size, 3) RGB, ``expression`` and ``pose`` (class indices
+    into ``faces.expressions`` and ``faces.poses``) and ``index``; batches (``__getitems__``, what a
+    ``DataLoader`` with :func:`collate` fetches) add the batch dimension.
+    :func:`~phanet.data.transforms.to_network_input` turns ``pixels`` into what the networks take.
+    ``faces`` is the underlying :class:`~phanet.data.adapters.synth.SynthFaces` (class lists, subjects,
+    exact yaw and pitch); pass your own (e.g. a subset) to wrap it instead. Items are the same pixels
+    ``phanet synth`` writes for the same preset, seed and size::
+
+        data = SynthDataset(preset="bu3dfe", subjects=20, size=64)
+        item = data[0]            # item["pixels"], item["expression"], item["pose"]
+    """
+
+    def __init__(self, preset: str = "bu3dfe", subjects: int | None = None, size: int = 112, seed: int = 0,
+                 poses: Sequence[float] | None = None, yaw_range: Sequence[float] | None = None,
+                 pitch_range: Sequence[float] | None = None, faces: LabeledFaces | None = None):
+        if faces is None:
+            faces = streaming_faces(resolve_settings(preset, subjects, size, seed, poses, yaw_range, pitch_range))
+        super().__init__(faces, getattr(faces, "size", size))
 
 
 def collate(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

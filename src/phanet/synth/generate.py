@@ -1,8 +1,11 @@
 """Writing the dataset to a folder: PNGs, ``manifest.csv``, ``synth.json`` and a dataset card.
 
+``manifest.csv`` is the common manifest of :mod:`phanet.data.records`, which every dataset reader
+takes, followed by the landmark columns of :mod:`~phanet.synth.landmarks`.
+
 Work is split into chunks of one subject and expression, rendered by a pool of worker processes.
 Each image's pixels depend only on the settings and the sample (see
-:mod:`~phanet.data.synth.synthesize`) and PNGs are written with fixed compression, so the files are
+:mod:`~phanet.synth.synthesize`) and PNGs are written with fixed compression, so the files are
 byte-identical whatever the number of workers. Files are written atomically and existing ones are
 kept, so an interrupted run resumes where it stopped.
 """
@@ -19,14 +22,14 @@ from typing import Callable, Iterable, Iterator
 import cv2
 import pandas as pd
 
-from phanet.data.records import LabeledFaces, format_angle
-from phanet.data.synth.dataset import SETTINGS_FILE, SynthSettings, streaming_faces
-from phanet.data.synth.expressions import EXPRESSION_NAMES
-from phanet.data.synth.landmarks import LANDMARK_COLUMNS, LANDMARKS, landmark_record
-from phanet.data.synth.presets import SampleSpec
+from phanet.data.records import LabeledFaces, Sample
 from phanet.errors import PhanetError
 from phanet.files import atomic_write_bytes, atomic_write_text, remove_temporaries, write_csv, write_json
-from phanet.text import plural
+from phanet.synth.expressions import EXPRESSION_NAMES
+from phanet.synth.landmarks import LANDMARK_COLUMNS, LANDMARKS, landmark_record
+from phanet.synth.presets import Preset, SampleSpec, sample_specs
+from phanet.synth.settings import SETTINGS_FILE, SynthSettings
+from phanet.text import format_angle, plural
 
 #: zlib level of the PNGs; fixed so that equal pixels always give equal bytes.
 PNG_COMPRESSION = 3
@@ -39,6 +42,12 @@ def encode_png(image) -> bytes:
     return buffer.tobytes()
 
 
+def to_sample(spec: SampleSpec, preset: Preset) -> Sample:
+    """The common record of ``spec`` (its row of ``manifest.csv``)."""
+    return Sample(path=spec.path, subject=spec.subject_id, expression=preset.expressions.index(spec.expression),
+                  pose=spec.pose, intensity=spec.intensity, yaw=float(spec.yaw), pitch=float(spec.pitch))
+
+
 def _init_worker() -> None:
     # One thread per process: the pool already uses every core.
     cv2.setNumThreads(1)
@@ -46,7 +55,7 @@ def _init_worker() -> None:
 
 def _render_chunk(task: tuple[list[tuple[SampleSpec, bool]], int, int, str]) -> list[tuple[str, dict]]:
     """Render a chunk of (sample, write the PNG?) pairs; returns each sample's path and landmark columns."""
-    from phanet.data.synth.synthesize import render_spec
+    from phanet.synth.synthesize import render_spec
 
     specs, seed, size, out = task
     rows = []
@@ -109,7 +118,7 @@ def _chunks(work: list[tuple[SampleSpec, bool]]) -> list[list[tuple[SampleSpec, 
 def generate(out: str | Path, settings: SynthSettings, workers: int | None = None,
              progress: Callable[[Iterable[int], int], Iterable[int]] | None = None) -> LabeledFaces:
     """Render every image of ``settings`` into ``out`` and write the manifest (with the landmark columns of
-    :mod:`~phanet.data.synth.landmarks`) and card.
+    :mod:`~phanet.synth.landmarks`) and card.
 
     ``workers`` processes (default: all cores; 1 renders in this process). ``progress`` wraps the
     stream of per-chunk image counts (e.g. a tqdm factory taking the iterable and the total). Images
@@ -119,8 +128,8 @@ def generate(out: str | Path, settings: SynthSettings, workers: int | None = Non
     out = Path(out)
     prepare_folder(out, settings)
     remove_temporaries(out)  # what a killed run was writing
-    faces = streaming_faces(settings)
-    specs = [faces.specs[s.path] for s in faces.samples]
+    preset = settings.preset
+    specs = sample_specs(preset, settings.subjects, settings.seed, settings.poses)
     landmarks = _known_landmarks(out / "manifest.csv")
     work = [(s, not (out / s.path).is_file()) for s in specs]
     work = [(s, write) for s, write in work if write or s.path not in landmarks]
@@ -147,8 +156,9 @@ def generate(out: str | Path, settings: SynthSettings, workers: int | None = Non
         if pool is not None:
             pool.terminate()
             pool.join()
-    written = LabeledFaces(name=faces.name, expressions=faces.expressions, poses=faces.poses,
-                           samples=faces.samples, root=out)
+    written = LabeledFaces(name=f"synth-{preset.name}", expressions=list(preset.expressions),
+                           poses=preset.pose_names(settings.poses), samples=[to_sample(s, preset) for s in specs],
+                           root=out)
     table = written.to_frame().join(pd.DataFrame([landmarks[s.path] for s in specs], columns=list(LANDMARK_COLUMNS)))
     write_csv(out / "manifest.csv", table)
     atomic_write_text(out / "README.md", dataset_card(written, settings))
@@ -168,7 +178,7 @@ def dataset_card(faces: LabeledFaces, settings: SynthSettings) -> str:
         f"{plural(len(faces), 'image')} of {plural(settings.subjects, 'subject')}, "
         f"{settings.size}x{settings.size} px, seed {settings.seed}.",
         "",
-        "Columns of `manifest.csv`: path, subject, expression, pose (class = pan angle), intensity (0 = neutral,",
+        "Columns of `manifest.csv`: path, subject, expression, pose (class = yaw angle), intensity (0 = neutral,",
         "1 subtle ... 4 full), yaw and pitch (exact degrees), face box (empty: the images are face crops),",
         "then landmarks `lm_<point>_x`, `lm_<point>_y` (normalised image coordinates, x right, y down, in [0, 1])",
         "and `lm_<point>_vis` (1 visible, 0 hidden by the head or outside the image) for the points",

@@ -1,11 +1,11 @@
 """The procedural 3D head: skull, face, ears, neck and hair, eyes with lids and irises, brows, nose,
-lips, teeth and a mouth cavity, built from an :class:`~phanet.data.synth.identity.Identity`.
+lips, teeth and a mouth cavity, built from an :class:`~phanet.synth.identity.Identity`.
 
 Head coordinates are millimetres: x towards the subject's left (the viewer's right in a frontal
 view), y up, z out of the face; the pupils lie on the line y = 0 and the ear canals near z = 0.
 
 The skin is one grid of vertices found by casting rays outwards from the head's vertical axis onto a
-signed-distance sculpture (:mod:`phanet.data.synth.sdf`): horizontal rays for the neck and face band,
+signed-distance sculpture (:mod:`phanet.synth.sdf`): horizontal rays for the neck and face band,
 rays fanning upwards for the crown. The grid is dense around the eyes and mouth and sparse at the back
 of the head, its columns are symmetric about the midline, and quads are split with mirrored diagonals
 on the two sides, so a symmetric identity gives an exactly mirror-symmetric mesh. The row through the
@@ -22,8 +22,8 @@ from enum import IntEnum
 
 import numpy as np
 
-from phanet.data.synth import sdf
-from phanet.data.synth.identity import Identity
+from phanet.synth import sdf
+from phanet.synth.identity import Identity
 
 #: Eyeball radius (mm).
 EYE_RADIUS = 12.0
@@ -89,7 +89,7 @@ class EyeRig:
 
     Lid margins are curves between the inner and outer eye corners; per image the action units move
     them and every rig vertex inside the opening is pushed back along ``inward`` (see
-    :func:`phanet.data.synth.expressions.deform`).
+    :func:`phanet.synth.expressions.deform`).
     """
 
     side: int
