@@ -30,8 +30,8 @@ from tqdm import tqdm
 from phanet.checkpoints import load_network
 from phanet.checks import output_file, positive
 from phanet.config import Config
-from phanet.data.records import MISSING, LabeledFaces
 from phanet.data.datasets import FaceDataset, collate
+from phanet.data.records import MISSING, LabeledFaces
 from phanet.data.transforms import to_network_input
 from phanet.errors import PhanetError
 from phanet.export import LOGITS, OPSET, TOLERANCE, check_opset, onnx_bytes, ort_session, read_metadata
