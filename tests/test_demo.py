@@ -56,7 +56,7 @@ def test_mini_demo_writes_the_report_tables_and_figures(tmp_path, monkeypatch, c
     assert "exponential moving average of the weights (decay 0.5 per step)" in report
     table1 = pd.read_csv(out / "tables" / "table1_methods.csv")
     assert table1["Methods"].tolist() == ["PhaNet", "DenseNet-40"]
-    assert table1["Pan"].tolist() == ["(-90°, 90°)"] * 2
+    assert table1["Yaw"].tolist() == ["(-90°, 90°)"] * 2
     for method, column in (("phanet", "PhaNet"), ("densenet", "DenseNet-40")):
         predictions = pd.read_csv(out / method / "evaluation" / "predictions.csv")
         accuracy = 100 * (predictions["expression"] == predictions["true_expression"]).mean()

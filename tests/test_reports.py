@@ -18,8 +18,8 @@ from phanet.reports.tables import (
     expression_pose_table,
     mean_std,
     method_table,
-    pan_range,
     per_pose_table,
+    pose_range,
     to_markdown,
     write_table,
 )
@@ -34,7 +34,7 @@ SUMMARIES = {
 
 def test_method_and_per_pose_tables_have_the_papers_layout():
     table = method_table(SUMMARIES, {"PhaNet": "Pixel and scale attention"})
-    assert table.columns.tolist() == ["Methods", "Features", "Pan", "Acc. of pose", "Acc. of FER"]
+    assert table.columns.tolist() == ["Methods", "Features", "Yaw", "Acc. of pose", "Acc. of FER"]
     assert table.iloc[0].tolist() == ["PhaNet", "Pixel and scale attention", "(-90°, 90°)", 99.49, 84.92]
     markdown = to_markdown(table, bold_max=["Acc. of FER"])
     assert "| PhaNet | Pixel and scale attention | (-90°, 90°) | 99.49 | **84.92** |" in markdown
@@ -42,7 +42,7 @@ def test_method_and_per_pose_tables_have_the_papers_layout():
     poses = per_pose_table(SUMMARIES)
     assert poses.columns.tolist() == ["Methods", "-90°", "0°", "90°", "Average"]
     assert poses.iloc[1].tolist()[1:] == pytest.approx([80.1, 79.2, 80.0, 80.39])
-    assert pan_range(["-45", "0", "45"]) == "(-45°, 45°)" and pan_range(["front"]) == "-"
+    assert pose_range(["-45", "0", "45"]) == "(-45°, 45°)" and pose_range(["front"]) == "-"
 
 
 def test_expression_by_pose_table_matches_hand_counts():

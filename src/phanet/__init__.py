@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
+from phanet.version import __version__
 
 __all__ = ["PhaNet", "PhaNetOutput", "Predictor", "TrainedModel", "__version__", "create_model", "list_models"]
 

@@ -20,7 +20,7 @@ import threading
 import warnings
 from typing import Any, Callable
 
-from phanet import __version__
+from phanet.version import __version__
 from phanet.compat import PhanetDeprecationWarning
 from phanet.errors import PhanetError
 from phanet.runtime import Stopped, raise_stopped

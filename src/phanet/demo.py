@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from phanet import __version__
+from phanet.version import __version__
 from phanet.config import Config
 from phanet.data.adapters.synth import landmark_table
 from phanet.data.cache import cache_root
@@ -83,7 +83,7 @@ def _figures(runs: dict[str, MethodRun], faces: LabeledFaces, test: LabeledFaces
         out / "fig5a_confusion_expression_densenet.png", "DenseNet-40 — expression (held-out subjects)")
     paths["per_pose"] = figures.per_pose_accuracy_figure(
         {name: run.summary["expression_accuracy_per_pose"] for name, run in runs.items()},
-        out / "fig5b_accuracy_per_pose.png", "FER accuracy per pan angle (held-out subjects)")
+        out / "fig5b_accuracy_per_pose.png", "FER accuracy per yaw angle (held-out subjects)")
     model = TrainedModel.from_checkpoint(phanet.checkpoint)
     examples = pick_examples(test, count=12, seed=0)
     attention = attention_figures(model, test, examples, out, prefix="fig9_")
@@ -147,7 +147,7 @@ def _describe(config: Config, faces: LabeledFaces, folder: Path, split, seconds:
         + (f" ({' and '.join(reused)} trained by an earlier run into the same folder)." if reused else "."),
         f"- **Seed**: {config.seed} (training); data seed {o.get('seed', 0)}; split seed {config.data.split.seed}.",
         f"- **Data**: built-in procedurally rendered multi-view dataset, preset `{o.get('preset', 'bu3dfe')}` "
-        f"({_expression_classes(faces.expressions)}, pans {', '.join(p + '°' for p in faces.poses)}), "
+        f"({_expression_classes(faces.expressions)}, yaws {', '.join(p + '°' for p in faces.poses)}), "
         f"{plural(len(faces.subjects()), 'subject')}, {plural(len(faces), 'image')} of {o.get('size')} px, "
         f"cached in `{folder}`.",
         f"- **Split (subject-independent)**: {plural(len(split.subjects['train']), 'training subject')} "
@@ -214,7 +214,7 @@ def run_demo(out: Path, config: Config, progress: bool = True) -> Path:
         f"PhaNet − DenseNet-40 FER accuracy: **{gain:+.2f}** points on this run (one seed; "
         "see the README for the mean ± std over folds).",
         "",
-        "## FER accuracy per pan angle (Table II)",
+        "## FER accuracy per yaw angle (Table II)",
         "",
         table2,
         "",
@@ -236,7 +236,7 @@ def run_demo(out: Path, config: Config, progress: bool = True) -> Path:
         "predicted expression over the channels of its last convolutional map, scaled per image to [0, 1]).",
         "",
         "How often each square holds a visible landmark of the mouth (centre or a corner), an eye or a brow "
-        "(the renderer's ground truth, `lm_*` columns of the manifest), % of the test images per pan:",
+        "(the renderer's ground truth, `lm_*` columns of the manifest), % of the test images per yaw:",
         "",
         coverage_md,
         "",

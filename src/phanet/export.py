@@ -137,7 +137,7 @@ def onnx_bytes(model: nn.Module, info: ModelInfo, opset: int = OPSET) -> bytes:
     """The serialised ONNX model of ``model`` (an ``nn.Module`` returning :class:`PhaNetOutput`) with metadata."""
     import onnx
 
-    from phanet import __version__
+    from phanet.version import __version__
 
     check_opset(opset)
     was_training = model.training

@@ -7,7 +7,7 @@ file, frame and face box. Columns, in order (``prob_<class>`` and ``pose_prob_<c
 class of the model; the pose columns only for a model with pose classes):
 
 - ``expression``, ``expression_prob``, ``prob_<class>``: predicted expression, its probability, all probabilities;
-- ``pose``, ``pose_prob``, ``pose_prob_<class>``: predicted pose (pan) class and probabilities;
+- ``pose``, ``pose_prob``, ``pose_prob_<class>``: predicted pose (yaw) class and probabilities;
 - ``s2_x, s2_y, s2_l, s3_x, s3_y, s3_l``: the attended S2 and S3 squares (centre, half side) in
   normalised [0, 1] coordinates of the network input (NaN for a model without attention);
 - ``s2_x0, s2_y0, s2_x1, s2_y1, s3_x0 … s3_y1``: the same squares in pixels of the picture the face
@@ -31,7 +31,7 @@ import torch
 from phanet.files import atomic_write_text
 
 if TYPE_CHECKING:
-    from phanet.predict.backends import ModelInfo
+    from phanet.models.info import ModelInfo
 
 SQUARE_COLUMNS = ("s2_x", "s2_y", "s2_l", "s3_x", "s3_y", "s3_l")
 PIXEL_SQUARE_COLUMNS = ("s2_x0", "s2_y0", "s2_x1", "s2_y1", "s3_x0", "s3_y0", "s3_x1", "s3_y1")

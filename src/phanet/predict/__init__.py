@@ -39,7 +39,7 @@ Columns of the table (the same in the DataFrame, the CSV and the JSON; ``prob_<c
 ``expression``              predicted expression class
 ``expression_prob``         its probability
 ``prob_<class>``            probability of every expression class
-``pose``                    predicted pose (pan angle) class
+``pose``                    predicted pose (yaw angle) class
 ``pose_prob``               its probability
 ``pose_prob_<class>``       probability of every pose class
 ``s2_x, s2_y, s2_l``        the attended S2 square (centre, half side) in [0, 1] coordinates of the

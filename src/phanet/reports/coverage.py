@@ -3,7 +3,7 @@
 The paper shows (Figs. 9–11) that the S2 and S3 squares of the pixel attention networks settle on the
 mouth, eyes and brows whatever the pose. With landmark ground truth (the ``lm_<point>_x``,
 ``lm_<point>_y``, ``lm_<point>_vis`` columns of the built-in dataset's manifest, see
-:mod:`phanet.synth.landmarks`) this is counted per pan and per scale.
+:mod:`phanet.synth.landmarks`) this is counted per yaw and per scale.
 
 Squares follow :mod:`phanet.results` and :mod:`phanet.models.attention`: ``(x, y, l)`` is the
 centre and the **half** side in normalised image coordinates (x to the right, y down, [0, 1] across
@@ -59,11 +59,11 @@ def _require(table: pd.DataFrame, columns: list[str], what: str) -> None:
 
 def coverage_table(results: pd.DataFrame, landmarks: pd.DataFrame, pose_column: str = "true_pose",
                    margin: float = 0.0) -> pd.DataFrame:
-    """Fraction of images whose S2 / S3 square covers each expression region, per pan and scale.
+    """Fraction of images whose S2 / S3 square covers each expression region, per yaw and scale.
 
     ``results``: the per-image table of ``phanet evaluate`` (``predictions.csv``, or
     :func:`phanet.evaluation.predict_faces`), of which ``path``, ``pose_column`` (default
-    ``true_pose``, the labelled pan) and the squares ``s2_x, s2_y, s2_l, s3_x, s3_y, s3_l`` are used.
+    ``true_pose``, the labelled yaw) and the squares ``s2_x, s2_y, s2_l, s3_x, s3_y, s3_l`` are used.
     ``landmarks``: a table with ``path`` and the landmark columns ``lm_<point>_{x,y,vis}`` (the
     built-in dataset's ``manifest.csv``, or :func:`phanet.data.adapters.synth.landmark_table`). The
     two are joined on ``path``; results without landmarks are left out. ``margin``: see
@@ -105,8 +105,8 @@ def coverage_table(results: pd.DataFrame, landmarks: pd.DataFrame, pose_column: 
 
 
 def coverage_by_pose(coverage: pd.DataFrame) -> pd.DataFrame:
-    """:func:`coverage_table` laid out like the paper's per-pan tables: one row per scale and region
-    (``S2 any``, ``S3 any``, then S3's ``mouth``, ``eye``, ``brow``), one column per pan and ``all``,
+    """:func:`coverage_table` laid out like the paper's per-yaw tables: one row per scale and region
+    (``S2 any``, ``S3 any``, then S3's ``mouth``, ``eye``, ``brow``), one column per yaw and ``all``,
     percentages."""
     rows = []
     for scale, region in (("S2", "any"), ("S3", "any"), ("S3", "mouth"), ("S3", "eye"), ("S3", "brow")):

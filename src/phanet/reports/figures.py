@@ -61,7 +61,7 @@ def per_pose_accuracy_figure(per_pose: dict[str, dict[str, float]], path: str | 
         poses = list(values)
         ax.plot(range(len(poses)), [100 * values[p] for p in poses], marker="o", label=method)
         ax.set_xticks(range(len(poses)), [f"{p}°" for p in poses])
-    ax.set_xlabel("pan angle")
+    ax.set_xlabel("yaw angle")
     ax.set_ylabel("FER accuracy (%)")
     ax.set_ylim(0, 100)
     ax.grid(alpha=0.3)

@@ -65,7 +65,7 @@ def write_table(table: pd.DataFrame, path: str | Path, title: str = "", bold_max
     return markdown
 
 
-def pan_range(poses: Sequence[str]) -> str:
+def pose_range(poses: Sequence[str]) -> str:
     """``(-90°, 90°)`` from pose class names that are angles; '-' otherwise."""
     try:
         angles = [float(p) for p in poses]
@@ -77,14 +77,14 @@ def pan_range(poses: Sequence[str]) -> str:
 
 
 def method_table(results: dict[str, dict[str, Any]], features: dict[str, str] | None = None) -> pd.DataFrame:
-    """Tables I, V, VII: method, features, pan range, pose accuracy, FER accuracy (one row per method)."""
+    """Tables I, V, VII: method, features, yaw range, pose accuracy, FER accuracy (one row per method)."""
     features = features or {}
     rows = []
     for method, summary in results.items():
         rows.append({
             "Methods": method,
             "Features": features.get(method, ""),
-            "Pan": pan_range(summary.get("pose_classes", [])),
+            "Yaw": pose_range(summary.get("pose_classes", [])),
             "Acc. of pose": pct(summary.get("pose_accuracy")),
             "Acc. of FER": pct(summary.get("expression_accuracy")),
         })
@@ -92,7 +92,7 @@ def method_table(results: dict[str, dict[str, Any]], features: dict[str, str] | 
 
 
 def per_pose_table(results: dict[str, dict[str, Any]]) -> pd.DataFrame:
-    """Tables II and III: FER accuracy of each method under every pan angle, and the average."""
+    """Tables II and III: FER accuracy of each method under every yaw angle, and the average."""
     poses: list[str] = []
     for summary in results.values():
         for pose in summary.get("expression_accuracy_per_pose", {}):
