@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from phanet.checks import shorten
 from phanet.config import Config, config_from_dict
 from phanet.errors import PhanetError
 from phanet.models import create_model
+from phanet.models.base import Network
 
 #: The prefix of the network's weights in the training module's state dict.
 NETWORK_PREFIX = "model."
@@ -52,7 +52,7 @@ def trained_on(config: Config) -> str:
     return shorten(f"{data.dataset}{where}" + (f" ({options})" if options else ""), 200)
 
 
-def build_network(config: Config, expressions: list[str], poses: list[str]) -> nn.Module:
+def build_network(config: Config, expressions: list[str], poses: list[str]) -> Network:
     """The (untrained) network of ``config`` for these class lists."""
     network = create_model(config.model.arch, expressions=list(expressions), poses=list(poses),
                            **config.model.arguments())
@@ -60,7 +60,7 @@ def build_network(config: Config, expressions: list[str], poses: list[str]) -> n
     return network
 
 
-def load_network(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[nn.Module, Config]:
+def load_network(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[Network, Config]:
     """The trained network of a checkpoint, in evaluation mode, and the config it was trained with.
 
     Refused with one line naming ``checkpoint`` and the file: a missing, unreadable or foreign file,

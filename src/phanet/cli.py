@@ -20,10 +20,10 @@ import threading
 import warnings
 from typing import Any, Callable
 
-from phanet.version import __version__
 from phanet.compat import PhanetDeprecationWarning
 from phanet.errors import PhanetError
 from phanet.runtime import Stopped, raise_stopped
+from phanet.version import __version__
 
 #: (subcommand, module under phanet.commands), in the order ``phanet --help`` lists them.
 COMMANDS = (

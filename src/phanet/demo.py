@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from phanet.version import __version__
 from phanet.config import Config
 from phanet.data.adapters.synth import landmark_table
 from phanet.data.cache import cache_root
@@ -28,6 +27,7 @@ from phanet.reports.tables import expression_pose_table, method_table, per_pose_
 from phanet.runtime import usable_cpus, uses_cuda
 from phanet.text import plural
 from phanet.training.run import training_precision
+from phanet.version import __version__
 
 FEATURES = {"PhaNet": "Pixel and scale attention", "DenseNet-40": "Dense features"}
 

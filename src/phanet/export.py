@@ -56,6 +56,9 @@ class _StaticAdaptivePool(nn.Module):
     image size, so the pooling is the same linear map for every input.
     """
 
+    rows: torch.Tensor
+    cols: torch.Tensor
+
     def __init__(self, in_size: tuple[int, int], out_size: tuple[int, int]) -> None:
         super().__init__()
         self.register_buffer("rows", self._matrix(in_size[0], out_size[0]))
@@ -150,7 +153,8 @@ def onnx_bytes(model: nn.Module, info: ModelInfo, opset: int = OPSET) -> bytes:
             # The TorchScript exporter announces its deprecation and comments on traced shapes.
             warnings.simplefilter("ignore")
             torch.onnx.export(
-                wrapper, (example,), buffer, dynamo=False, opset_version=opset,
+                # The TorchScript exporter writes to a file object too (its stub names paths only).
+                wrapper, (example,), buffer, dynamo=False, opset_version=opset,  # type: ignore[arg-type]
                 input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES),
                 dynamic_axes={name: {0: "batch"} for name in (INPUT_NAME, *OUTPUT_NAMES)},
             )

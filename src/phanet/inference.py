@@ -36,6 +36,7 @@ from phanet.data.transforms import to_network_input
 from phanet.errors import PhanetError
 from phanet.export import LOGITS, OPSET, TOLERANCE, check_opset, onnx_bytes, ort_session, read_metadata
 from phanet.files import atomic_write_bytes
+from phanet.models.base import Network
 from phanet.models.info import INPUT_NAME, OUTPUT_NAMES, ModelInfo
 from phanet.models.output import PhaNetOutput
 from phanet.results import face_rows
@@ -99,7 +100,7 @@ class TrainedModel:
         self.config = config
 
     @classmethod
-    def from_network(cls, network: nn.Module, device: str | torch.device = "cpu", config: Config | None = None
+    def from_network(cls, network: Network, device: str | torch.device = "cpu", config: Config | None = None
                      ) -> TrainedModel:
         """A network of :func:`~phanet.models.create_model` (``network.info`` says how to feed it), run by PyTorch."""
         return cls(TorchBackend(network, device), network.info, network, config)
@@ -173,8 +174,9 @@ class TrainedModel:
         they would still count in an accuracy.
         """
         positive(batch_size, "batch_size")
+        # collate takes the whole batch FaceDataset.__getitems__ fetched (a dict), not a list of items
         loader = DataLoader(FaceDataset(faces, self.info.input_size), batch_size=batch_size, shuffle=False,
-                            num_workers=num_workers, collate_fn=collate)
+                            num_workers=num_workers, collate_fn=collate)  # type: ignore[arg-type]
         tables = []
         skipped = 0
         for batch in tqdm(loader, desc="evaluating", unit="batch", leave=False, disable=not progress):

@@ -166,9 +166,10 @@ def phanet_loss(output: PhaNetOutput, expression: torch.Tensor, pose: torch.Tens
             terms["scale1"] = parts["scale1"] = expression_cross_entropy(logits[0], expression, class_weights).mean()
             scale_ce = scale_ce + terms["scale1"]
         for s in (1, 2):
-            if logits[s] is None:
+            coarse, fine = logits[s - 1], logits[s]
+            if coarse is None or fine is None:  # a finer scale is computed only with every coarser one
                 continue
-            ce, rank = attention_loss(logits[s - 1], logits[s], expression, config.margin, class_weights)
+            ce, rank = attention_loss(coarse, fine, expression, config.margin, class_weights)
             terms[f"scale{s + 1}"], terms[f"rank{s + 1}"] = ce, rank
             parts[f"scale{s + 1}"], parts[f"rank{s + 1}"] = ce, rank
             scale_ce, ranking = scale_ce + ce, ranking + rank
@@ -207,10 +208,11 @@ def pan_init_loss(output: PhaNetOutput, reach: float = 0.8) -> torch.Tensor:
         raise ValueError("pan_init_loss needs the PANs' raw outputs (PhaNetOutput.pan_outputs)")
     loss = output.expression_logits.new_zeros(())
     for s in range(2):
-        if maps[s] is None or bool(torch.isnan(local[0, s, 0].detach())):
+        response = maps[s]
+        if response is None or bool(torch.isnan(local[0, s, 0].detach())):
             continue
         room = (0.5 - local[:, s, 2].detach()).clamp(min=1e-3)[:, None]
-        peak = peak_square(maps[s][:, None].detach(), 0.0)[:, :2]
+        peak = peak_square(response[:, None].detach(), 0.0)[:, :2]
         target = torch.atanh(((peak - 0.5) / room).clamp(-reach, reach))
         loss = loss + F.smooth_l1_loss(raw[:, s, :2], target)
     return loss

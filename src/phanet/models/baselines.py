@@ -15,14 +15,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from phanet.models.base import Network, parameter_groups
 from phanet.models.densenet import DenseNet
 from phanet.models.info import PAPER_EXPRESSIONS, PAPER_POSES, ModelInfo
 from phanet.models.output import PhaNetOutput
-from phanet.models.parts import parameter_groups
 from phanet.models.registry import register_model
 
 
-class _TwoHeadClassifier(nn.Module):
+class _TwoHeadClassifier(Network):
     """Shared plumbing: features (B, n) → expression and pose logits wrapped in a PhaNetOutput.
 
     Every baseline takes the class lists ``expressions`` and ``poses``, the side ``image_size`` of
@@ -100,7 +100,7 @@ class VGG19(_TwoHeadClassifier):
         layers: list[nn.Module] = []
         channels = 3
         for item in _VGG19:
-            if item == "M":
+            if isinstance(item, str):
                 layers.append(nn.MaxPool2d(2))
                 continue
             out = max(8, int(round(item * width)))
@@ -121,6 +121,9 @@ class HOG(nn.Module):
     Unsigned orientations in ``bins`` bins over 180° with linear vote interpolation, ``cell`` × ``cell``
     pixel cells, 2 × 2-cell blocks with L2-Hys normalisation (clip 0.2). Input: images in [-1, 1].
     """
+
+    luma: torch.Tensor
+    dx: torch.Tensor
 
     def __init__(self, bins: int = 9, cell: int = 8) -> None:
         super().__init__()

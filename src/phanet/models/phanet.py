@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from itertools import combinations
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from phanet.models.attention import PixelAttentionNetwork, compose_boxes, crop_and_zoom, swap_squares
+from phanet.models.base import Network, parameter_groups
 from phanet.models.densenet import DenseNet
 from phanet.models.heads import DCMLHead
 from phanet.models.info import PAPER_EXPRESSIONS, PAPER_POSES, SCALE_NAMES, ModelInfo
 from phanet.models.output import PhaNetOutput
-from phanet.models.parts import parameter_groups
 from phanet.models.registry import register_model
 from phanet.models.scale_attention import ScaleAttention
 
@@ -38,7 +38,7 @@ PARTS = {
 PART_NAMES = tuple(PARTS.values())
 
 
-class PhaNet(nn.Module):
+class PhaNet(Network):
     """Pose-adaptive hierarchical attention network.
 
     ``PhaNet()`` is the paper's BU-3DFE configuration: 7 expressions, 9 yaw classes, 224 × 224 input,
@@ -99,8 +99,9 @@ class PhaNet(nn.Module):
         self.used = [SCALE_NAMES.index(s) for s in SCALE_NAMES if s in scales]
         self.num_computed = max(self.used) + 1
         self.joint_sa = joint_sa
-        self.backbones = nn.ModuleList(DenseNet(**(backbone or {})) for _ in range(self.num_computed))
-        channels = self.backbones[0].num_features
+        backbones = [DenseNet(**(backbone or {})) for _ in range(self.num_computed)]
+        channels = backbones[0].num_features
+        self.backbones = nn.ModuleList(backbones)
         num_expressions, num_poses = len(self.info.expressions), len(self.info.poses)
         self.scale_classifiers = nn.ModuleList(nn.Linear(channels, num_expressions) for _ in range(self.num_computed))
         self.pans = nn.ModuleList(
@@ -124,7 +125,7 @@ class PhaNet(nn.Module):
     def class_activation_map(self, scale: int, feature_map: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
         """Response of ``M_s`` for expression ``classes`` (B,): the scale classifier's weights of that
         class over the channels (a class activation map), (B, h, w)."""
-        weights = self.scale_classifiers[scale].weight[classes]
+        weights = cast(nn.Linear, self.scale_classifiers[scale]).weight[classes]
         return torch.einsum("bc,bchw->bhw", weights, feature_map)
 
     def forward_features(self, images: torch.Tensor, return_maps: bool = False, return_crops: bool = False,
@@ -150,33 +151,33 @@ class PhaNet(nn.Module):
         outer = None
         crop = self.crop, self.mask_steepness
         for s in range(self.num_computed):
-            if s > 0:
-                pan = self.pans[s - 1]
-                # feature_map: the coarser scale's map, computed at the end of the previous pass of the loop.
-                coarse = feature_map.detach() if self.detach_input else feature_map  # noqa: F821
-                raw = pan.raw(coarse)
-                local = pan.bound(raw)
-                if squares is not None:
-                    given = squares[:, s - 1].to(local.dtype)
-                    local = torch.where(torch.isfinite(given).all(1, keepdim=True), given, local)
-                elif s == 2 and self.training and self.swap > 0 and batch > 1:
-                    local = swap_squares(local, self.swap)
-                pan_outputs[:, s - 1] = raw
-                outer = local if outer is None else compose_boxes(outer, local)
-                if factor > 1:
-                    region = crop_and_zoom(images, outer, self.image_size, *crop)
-                else:
-                    region = crop_and_zoom(region, local, self.image_size, *crop)
-                local_boxes[:, s - 1] = local
-                boxes[:, s - 1] = outer
-                if crops is not None:
-                    crops[s - 1] = region
-            feature_map = self.backbones[s].forward_features(region)
+            feature_map = cast(DenseNet, self.backbones[s]).forward_features(region)
             pooled.append(feature_map.mean(dim=(2, 3)))
             logits.append(self.scale_classifiers[s](pooled[-1]))
             if maps is not None:
                 classes = map_classes if map_classes is not None else logits[-1].argmax(dim=1)
                 maps[s] = self.class_activation_map(s, feature_map, classes)
+            if s + 1 == self.num_computed:
+                break
+            # The next scale's square, chosen by its PAN from this scale's map (Eq. 2, 5).
+            pan = cast(PixelAttentionNetwork, self.pans[s])
+            raw = pan.raw(feature_map.detach() if self.detach_input else feature_map)
+            local = pan.bound(raw)
+            if squares is not None:
+                given = squares[:, s].to(local.dtype)
+                local = torch.where(torch.isfinite(given).all(1, keepdim=True), given, local)
+            elif s == 1 and self.training and self.swap > 0 and batch > 1:
+                local = swap_squares(local, self.swap)
+            pan_outputs[:, s] = raw
+            outer = local if outer is None else compose_boxes(outer, local)
+            if factor > 1:
+                region = crop_and_zoom(images, outer, self.image_size, *crop)
+            else:
+                region = crop_and_zoom(region, local, self.image_size, *crop)
+            local_boxes[:, s] = local
+            boxes[:, s] = outer
+            if crops is not None:
+                crops[s] = region
         return {"pooled": pooled, "logits": logits, "boxes": boxes, "local_boxes": local_boxes,
                 "maps": maps, "crops": crops, "pan_outputs": pan_outputs}
 

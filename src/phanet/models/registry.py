@@ -16,9 +16,9 @@ import importlib
 from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
-    from torch import nn
+    from phanet.models.base import Network
 
-Builder = Callable[..., "nn.Module"]
+Builder = Callable[..., "Network"]
 
 _BUILDERS: dict[str, Builder] = {}
 _BUILTIN_MODULES = ("phanet.models.phanet", "phanet.models.baselines")
@@ -52,6 +52,6 @@ def model_builder(name: str) -> Builder:
     return _BUILDERS[name]
 
 
-def create_model(name: str, **kwargs: Any) -> nn.Module:
+def create_model(name: str, **kwargs: Any) -> Network:
     """The network registered as ``name``, built with ``kwargs`` (see each builder's docstring)."""
     return model_builder(name)(**kwargs)

@@ -185,11 +185,11 @@ class Predictor:
         if detect:
             boxes = detect_faces(rgb, min_size=self.min_face)
             crops = [crop_face(rgb, box, self.margin, None) for box in boxes]
-            regions = [crop_square(box, self.margin) for box in boxes]
+            regions: list[tuple[float, float, float, float]] = [crop_square(box, self.margin) for box in boxes]
         else:
             boxes = [FaceBox(0.0, 0.0, float(width), float(height), source="whole_image")]
             crops = [rgb]
-            regions = [(0, 0, width, height)]
+            regions = [(0.0, 0.0, float(width), float(height))]
         result = FrameResult(name, frame, "ok" if boxes else "no_face", image=rgb if keep else None)
         result.rows = [{"file": name, "frame": frame, "face": i, "status": "ok", "face_x": b.x, "face_y": b.y,
                         "face_w": b.w, "face_h": b.h, "face_source": b.source} for i, b in enumerate(boxes)]

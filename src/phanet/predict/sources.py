@@ -129,7 +129,7 @@ def _check_video(path: Path) -> None:
 
 def picture_count(source: Source, every: int) -> int:
     """How many pictures :func:`pictures` will give (a video's frame count as its header says; 1 when unknown)."""
-    if source.kind != "video":
+    if source.kind != "video" or source.path is None:
         return 1
     try:
         capture = _open_video(source.path)
@@ -175,7 +175,7 @@ def pictures(source: Source, every: int = 1) -> Iterator[tuple[int, np.ndarray |
 
     An unreadable image, or a video or frame that cannot be decoded, gives None as its picture.
     """
-    if source.kind == "video":
+    if source.kind == "video" and source.path is not None:
         # A video named directly was checked by :func:`sources`; one found in a folder may give no frame at all.
         empty = True
         for index, rgb in _video_frames(source.path, every):
@@ -183,7 +183,7 @@ def pictures(source: Source, every: int = 1) -> Iterator[tuple[int, np.ndarray |
             yield index, rgb
         if empty:
             yield -1, None
-    elif source.kind == "image":
+    elif source.kind == "image" and source.path is not None:
         try:
             rgb = read_image(source.path)
         except (UnreadableImage, FileNotFoundError):  # not an image, or gone since the inputs were listed
