@@ -32,56 +32,69 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
 
+def _wrong(where: str, expected: str, value: Any) -> PhanetError:
+    return PhanetError(f"config: {where}: expected {expected}, got {show(value)}")
+
+
+def _boolean(value: Any, where: str, meta: dict[str, Any]) -> bool:
+    if not isinstance(value, bool):
+        raise _wrong(where, "true or false", value)
+    return value
+
+
+def _integer(value: Any, where: str, meta: dict[str, Any]) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _wrong(where, "an integer", value)
+    return value
+
+
+def _number(value: Any, where: str, meta: dict[str, Any]) -> float:
+    if isinstance(value, str):
+        try:  # YAML 1.1 reads "1e-4" (no dot) as text
+            value = float(value)
+        except ValueError:
+            pass
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _wrong(where, "a number", value)
+    try:
+        return float(value)
+    except OverflowError:  # an integer beyond any float
+        raise _wrong(where, "a number", value) from None
+
+
+def _text(value: Any, where: str, meta: dict[str, Any]) -> str:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        raise _wrong(where, "text", value)
+    choices = meta.get("choices")
+    if choices and value not in choices:
+        raise _wrong(where, f"one of {', '.join(choices)}", value)
+    return value
+
+
+#: How a value of each plain field type is checked and converted.
+_SCALARS = {bool: _boolean, int: _integer, float: _number, str: _text}
+
+
 def _coerce(value: Any, tp: Any, where: str, meta: dict[str, Any]) -> Any:
+    """``value`` as the field type ``tp`` (``where`` names the field in messages)."""
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
         if value is None:
             return None
-        return _coerce(value, args[0], where, meta)
-    if dataclasses.is_dataclass(tp):
+        return _coerce(value, next(a for a in typing.get_args(tp) if a is not type(None)), where, meta)
+    if dataclasses.is_dataclass(tp) or origin is dict:
         if not isinstance(value, dict):
-            raise PhanetError(f"config: {where}: expected a mapping, got {show(value)}")
-        return _build(tp, value, where)
+            raise _wrong(where, "a mapping", value)
+        return dict(value) if origin is dict else _build(tp, value, where)
     if origin is list:
         (item,) = typing.get_args(tp)
         if not isinstance(value, (list, tuple)):
-            raise PhanetError(f"config: {where}: expected a list of {_type_name(item)}, got {show(value)}")
+            raise _wrong(where, f"a list of {_type_name(item)}", value)
         return [_coerce(v, item, f"{where}[{i}]", {}) for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise PhanetError(f"config: {where}: expected a mapping, got {show(value)}")
-        return dict(value)
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise PhanetError(f"config: {where}: expected true or false, got {show(value)}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise PhanetError(f"config: {where}: expected an integer, got {show(value)}")
-        return value
-    if tp is float:
-        if isinstance(value, str):
-            try:  # YAML 1.1 reads "1e-4" (no dot) as text
-                value = float(value)
-            except ValueError:
-                pass
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise PhanetError(f"config: {where}: expected a number, got {show(value)}")
-        try:
-            return float(value)
-        except OverflowError:  # an integer beyond any float
-            raise PhanetError(f"config: {where}: expected a number, got {show(value)}") from None
-    if tp is str:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            value = str(value)
-        if not isinstance(value, str):
-            raise PhanetError(f"config: {where}: expected text, got {show(value)}")
-        choices = meta.get("choices")
-        if choices and value not in choices:
-            raise PhanetError(f"config: {where}: expected one of {', '.join(choices)}, got {show(value)}")
-        return value
-    return value
+    scalar = _SCALARS.get(tp)
+    return scalar(value, where, meta) if scalar is not None else value
 
 
 def _build(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
@@ -239,9 +252,7 @@ def _check_ranges(node: Any, prefix: str = "") -> None:
                 raise PhanetError(f"config: {name}: expected {interval.describe(integer)}, got {show(item)}")
 
 
-def validate(config: Config) -> None:
-    """Every number in its interval, then the checks across fields that a type alone cannot express."""
-    _check_ranges(config)
+def _validate_model(config: Config) -> None:
     m, a = config.model, config.model.attention
     if m.input_size is not None and (m.input_size < m.image_size or m.input_size % m.image_size):
         raise PhanetError(f"config: model.input_size: expected a multiple of model.image_size ({m.image_size}), "
@@ -262,6 +273,9 @@ def validate(config: Config) -> None:
             f"config: loss.setting: the {m.arch} baseline has no attention or task weights; use p_e or e, "
             f"not {config.loss.setting!r}"
         )
+
+
+def _validate_training(config: Config) -> None:
     if config.optim.scheduler == "plateau" and config.optim.lr_decay == 1:
         raise PhanetError("config: optim.lr_decay: the plateau schedule needs a factor below 1, got 1.0")
     for part, factor in config.optim.part_lr.items():
@@ -273,6 +287,13 @@ def validate(config: Config) -> None:
         if count >= 1 and not count.is_integer():
             raise PhanetError(f"config: data.split.{key}: expected a fraction in [0, 1) or a whole number of "
                               f"subjects, got {count}")
+
+
+def validate(config: Config) -> None:
+    """Every number in its interval, then the checks across fields that a type alone cannot express."""
+    _check_ranges(config)
+    _validate_model(config)
+    _validate_training(config)
 
 
 def dump_yaml(config: Config, path: str | Path) -> None:

@@ -84,17 +84,7 @@ def resolve_settings(preset: str | None = None, subjects: int | None = None, siz
     value = 0 if seed is None else seed
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
         raise PhanetError(f"{opt('seed')}: expected a whole number >= 0, got {seed!r}")
-    angles = None
-    if poses is not None:
-        if not chosen.continuous:
-            raise PhanetError(f"{opt('poses')}: only continuous presets (continuous, affectnet) take pose classes; "
-                              f"{name!r} has fixed yaws")
-        try:
-            angles = tuple(sorted(float(b) for b in poses))
-        except (TypeError, ValueError):
-            raise PhanetError(f"{opt('poses')}: expected a list of angles in degrees, got {poses!r}") from None
-        if not angles or len(set(angles)) != len(angles) or any(abs(b) > MAX_YAW for b in angles):
-            raise PhanetError(f"{opt('poses')}: expected distinct angles within [-90, 90], got {poses!r}")
+    angles = _pose_angles(poses, chosen, opt("poses")) if poses is not None else None
     if yaw_range is not None:
         if not chosen.continuous:
             raise PhanetError(f"{opt('yaw_range')}: only continuous presets (continuous, affectnet) draw yaw; "
@@ -103,6 +93,20 @@ def resolve_settings(preset: str | None = None, subjects: int | None = None, siz
     if pitch_range is not None:
         chosen = dataclasses.replace(chosen, pitch_range=_angle_range(pitch_range, MAX_PITCH, opt("pitch_range")))
     return SynthSettings(chosen, int(count), int(pixels), int(value), angles)
+
+
+def _pose_angles(poses: Sequence[float], preset: Preset, option: str) -> tuple[float, ...]:
+    """The pose classes of a continuous preset: distinct angles within [-90, 90], sorted."""
+    if not preset.continuous:
+        raise PhanetError(f"{option}: only continuous presets (continuous, affectnet) take pose classes; "
+                          f"{preset.name!r} has fixed yaws")
+    try:
+        angles = tuple(sorted(float(b) for b in poses))
+    except (TypeError, ValueError):
+        raise PhanetError(f"{option}: expected a list of angles in degrees, got {poses!r}") from None
+    if not angles or len(set(angles)) != len(angles) or any(abs(b) > MAX_YAW for b in angles):
+        raise PhanetError(f"{option}: expected distinct angles within [-90, 90], got {poses!r}")
+    return angles
 
 
 def read_settings(folder: Path) -> dict[str, Any]:

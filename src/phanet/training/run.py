@@ -172,6 +172,32 @@ def train(config: Config, resume: bool = False, faces: LabeledFaces | None = Non
             lock.release()
 
 
+def _quiet_lightning() -> None:
+    """Lightning's notes that say nothing about a phanet run (its data loaders, logging, folders)."""
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    warnings.filterwarnings("ignore", ".*sync_dist=True.*")
+    warnings.filterwarnings("ignore", ".*LeafSpec.*")
+    warnings.filterwarnings("ignore", ".*overridden `on_after_batch_transfer`.*")
+    warnings.filterwarnings("ignore", ".*Checkpoint directory .* exists and is not empty.*")  # every resume
+
+
+def _callbacks(config: Config, folder: RunFolder, resumed: bool, *always: L.Callback) -> list[L.Callback]:
+    """The run's callbacks: CPU threads, ``always`` (checkpoints, the stop signal), the metrics table, and
+    what the config asks for (weight averaging, early stopping, dynamics; the config of a resumed run)."""
+    # The thread callback logs before the metrics table is written at the end of each epoch.
+    callbacks = [*cpu_thread_callbacks(config), *always, EpochMetricsCSV(folder.metrics_file)]
+    if config.train.ema > 0:
+        callbacks.append(EMAWeightAveraging(decay=config.train.ema))
+    if config.train.early_stop > 0:
+        callbacks.append(PatienceStop(MONITOR, config.train.early_stop))
+    if config.train.dynamics > 0:
+        callbacks.append(TrainingDynamics(folder.dynamics_file, config.train.dynamics))
+    if resumed:
+        callbacks.append(ResumedConfig(config, folder.config_file))
+    return callbacks
+
+
 def _train(config: Config, folder: RunFolder, lock: RunLock | None, resume: bool, faces: LabeledFaces | None,
            split: Split | None, progress: bool) -> TrainResult:
     if lock is not None and folder.path.is_dir():
@@ -181,24 +207,10 @@ def _train(config: Config, folder: RunFolder, lock: RunLock | None, resume: bool
     elif lock is not None:
         folder.check_fresh()
 
-    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", ".*does not have many workers.*")
-    warnings.filterwarnings("ignore", ".*sync_dist=True.*")
-    warnings.filterwarnings("ignore", ".*LeafSpec.*")
-    warnings.filterwarnings("ignore", ".*overridden `on_after_batch_transfer`.*")
-    warnings.filterwarnings("ignore", ".*Checkpoint directory .* exists and is not empty.*")  # every resume
+    _quiet_lightning()
     best, latest = run_checkpoints(folder)
     stop = StopSignal()
-    # The thread callback logs before the metrics table is written at the end of each epoch.
-    callbacks = [*cpu_thread_callbacks(config), best, latest, EpochMetricsCSV(folder.metrics_file), stop]
-    if config.train.ema > 0:
-        callbacks.append(EMAWeightAveraging(decay=config.train.ema))
-    if config.train.early_stop > 0:
-        callbacks.append(PatienceStop(MONITOR, config.train.early_stop))
-    if config.train.dynamics > 0:
-        callbacks.append(TrainingDynamics(folder.dynamics_file, config.train.dynamics))
-    if resume and lock is not None:
-        callbacks.append(ResumedConfig(config, folder.config_file))
+    callbacks = _callbacks(config, folder, resume and lock is not None, best, latest, stop)
     trainer = _checked_trainer(config, folder.path, callbacks, progress)
 
     L.seed_everything(config.seed, workers=True, verbose=False)

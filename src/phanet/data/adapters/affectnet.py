@@ -140,6 +140,40 @@ def _cap_per_class(rows: list[dict], limit: int, skipped: list) -> list[dict]:
 
 
 @register_dataset("affectnet", "AffectNet: CSV release with face boxes or train_set/annotations/*_exp.npy; 7/8 classes")
+def _check_options(base: Path, partition: str, classes: int, release: str, missing: str,
+                   max_per_class: int | None) -> str:
+    """The options of :func:`load_affectnet` checked; the release to read (``auto`` resolved)."""
+    if partition not in PARTITIONS:
+        raise PhanetError(f"data.options.partition: expected one of {', '.join(PARTITIONS)}, got {partition!r}")
+    if classes not in (7, 8):
+        raise PhanetError(f"data.options.classes: expected 7 or 8, got {classes!r}")
+    if release == "auto":
+        release = "csv" if (base / CSV_FOLDER).is_dir() or (base / "training.csv").is_file() else "npy"
+    if release not in ("csv", "npy"):
+        raise PhanetError(f"data.options.release: expected auto, csv or npy, got {release!r}")
+    if missing not in ("skip", "error"):
+        raise PhanetError(f"data.options.missing: expected 'skip' or 'error', got {missing!r}")
+    if max_per_class is not None and (isinstance(max_per_class, bool) or not isinstance(max_per_class, int) or max_per_class < 1):
+        raise PhanetError(f"data.options.max_per_class: expected a positive whole number, got {max_per_class!r}")
+    return release
+
+
+def _label_poses(rows: list[dict], base: Path, openface_csv: str, poses: list[float], yaw_sign: int) -> list[str]:
+    """Give each row tracked by OpenFace its yaw class (nearest centre of ``poses``), yaw and pitch; the
+    pose class names."""
+    pose_names = yaw_names(poses, "poses")
+    centres = [float(p) for p in pose_names]
+    head_poses = join_poses(read_openface(openface_csv, yaw_sign), [r["path"] for r in rows], str(openface_csv))
+    if rows and not any(head_poses):
+        raise PhanetError(f"data.options.openface_csv: none of its entries matches an image of {base} "
+                          "(entries are joined on the image path or file stem)")
+    for row, head in zip(rows, head_poses):
+        if head is not None and head.tracked:
+            row.update(pose=pose_names[nearest_bin(head.yaw, centres)], yaw=head.yaw,
+                       pitch="" if math.isnan(head.pitch) else head.pitch)
+    return pose_names
+
+
 def load_affectnet(
     root: str | None,
     partition: str = "training",
@@ -169,18 +203,7 @@ def load_affectnet(
         missing: ``skip`` (count) or ``error`` for rows whose image file is not there.
     """
     base = dataset_root(root, "affectnet", LAYOUT)
-    if partition not in PARTITIONS:
-        raise PhanetError(f"data.options.partition: expected one of {', '.join(PARTITIONS)}, got {partition!r}")
-    if classes not in (7, 8):
-        raise PhanetError(f"data.options.classes: expected 7 or 8, got {classes!r}")
-    if release == "auto":
-        release = "csv" if (base / CSV_FOLDER).is_dir() or (base / "training.csv").is_file() else "npy"
-    if release not in ("csv", "npy"):
-        raise PhanetError(f"data.options.release: expected auto, csv or npy, got {release!r}")
-    if missing not in ("skip", "error"):
-        raise PhanetError(f"data.options.missing: expected 'skip' or 'error', got {missing!r}")
-    if max_per_class is not None and (isinstance(max_per_class, bool) or not isinstance(max_per_class, int) or max_per_class < 1):
-        raise PhanetError(f"data.options.max_per_class: expected a positive whole number, got {max_per_class!r}")
+    release = _check_options(base, partition, classes, release, missing, max_per_class)
     skipped: list[tuple[str, str]] = []
     rows: list[dict] = []
     for part in (("training", "validation") if partition == "both" else (partition,)):
@@ -190,18 +213,7 @@ def load_affectnet(
             rows += _npy_rows(base, part, classes, skipped)
     if max_per_class is not None:
         rows = _cap_per_class(rows, max_per_class, skipped)
-    pose_names: list[str] = []
-    if openface_csv is not None:
-        pose_names = yaw_names(poses, "poses")
-        centres = [float(p) for p in pose_names]
-        head_poses = join_poses(read_openface(openface_csv, yaw_sign), [r["path"] for r in rows], str(openface_csv))
-        if rows and not any(head_poses):
-            raise PhanetError(f"data.options.openface_csv: none of its entries matches an image of {base} "
-                              "(entries are joined on the image path or file stem)")
-        for row, head in zip(rows, head_poses):
-            if head is not None and head.tracked:
-                row.update(pose=pose_names[nearest_bin(head.yaw, centres)], yaw=head.yaw,
-                           pitch="" if math.isnan(head.pitch) else head.pitch)
+    pose_names = _label_poses(rows, base, openface_csv, poses, yaw_sign) if openface_csv is not None else []
     faces = build_faces("affectnet", base, rows, skipped, AFFECTNET_CLASSES[:classes], pose_names, where=str(base))
     absent = next((path for path, reason in faces.skipped if reason == "file not found"), None)
     if missing == "error" and absent is not None:
