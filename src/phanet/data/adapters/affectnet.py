@@ -139,7 +139,6 @@ def _cap_per_class(rows: list[dict], limit: int, skipped: list) -> list[dict]:
     return [r for i, r in enumerate(rows) if i in keep]
 
 
-@register_dataset("affectnet", "AffectNet: CSV release with face boxes or train_set/annotations/*_exp.npy; 7/8 classes")
 def _check_options(base: Path, partition: str, classes: int, release: str, missing: str,
                    max_per_class: int | None) -> str:
     """The options of :func:`load_affectnet` checked; the release to read (``auto`` resolved)."""
@@ -174,6 +173,7 @@ def _label_poses(rows: list[dict], base: Path, openface_csv: str, poses: list[fl
     return pose_names
 
 
+@register_dataset("affectnet", "AffectNet: CSV release with face boxes or train_set/annotations/*_exp.npy; 7/8 classes")
 def load_affectnet(
     root: str | None,
     partition: str = "training",
