@@ -77,14 +77,19 @@ def test_mini_demo_writes_the_report_tables_and_figures(tmp_path, monkeypatch, c
         inside |= ((abs(lm[:, 0] - predictions["s3_x"]) <= predictions["s3_l"])
                    & (abs(lm[:, 1] - predictions["s3_y"]) <= predictions["s3_l"]) & (lm[:, 2] == 1))
     assert coverage.loc["S3 square on mouth", "all"] == pytest.approx(100 * inside.mean(), abs=0.01)
-    # benchmarks/training_targets.py reads the same run: the report's accuracies and coverage, the
-    # scale weights of the predictions, S1's last loss against the training labels' prior
-    import training_targets
+    # the training targets read the same run: the report's accuracies and coverage, the scale weights
+    # of the predictions, S1's last loss against the training labels' prior
+    from phanet.analysis import targets
 
-    assert training_targets.experiment_folds(out) == [("demo", out / "phanet", out / "densenet")]
-    assert training_targets.experiment_folds(out / "phanet") == [("demo/phanet", out / "phanet", None)]
-    row = training_targets.fold_row(*training_targets.experiment_folds(out)[0])
-    alone = training_targets.fold_row("alone", out / "phanet", None)  # a single run: no DenseNet-40 columns
+    assert targets.experiment_folds(out) == [("demo", out / "phanet", out / "densenet")]
+    assert targets.experiment_folds(out / "phanet") == [("demo/phanet", out / "phanet", None)]
+    folds = targets.fold_table(targets.experiment_folds(out))
+    row = folds.loc["demo"]
+    assert targets.fold_summary(folds).columns.tolist() == ["demo"]  # one run: no mean and std
+    assert targets.fold_summary(folds).index.tolist() == list(targets.SHOWN)
+    squares = Image.open(targets.squares_figure(targets.experiment_folds(out), tmp_path / "squares.png"))
+    assert squares.size[0] > 100 and squares.size[1] > 100
+    alone = targets.fold_row("alone", out / "phanet", None)  # a single run: no DenseNet-40 columns
     assert "FER gain" not in alone and alone["c2 std"] == pytest.approx(predictions["c2"].std())
     table1 = table1.set_index("Methods")
     assert row["PhaNet FER"] == pytest.approx(table1.loc["PhaNet", "Acc. of FER"], abs=1e-6)
@@ -112,8 +117,9 @@ def test_mini_demo_writes_the_report_tables_and_figures(tmp_path, monkeypatch, c
 
 
 def test_training_targets_are_checked_over_every_fold():
-    """A target is met only when every fold meets it (the FER gain's average only on average)."""
-    from training_targets import check
+    """A target is met only when every fold meets it (the FER gain's average only on average); the summary
+    shows each fold's measurements with their mean and std."""
+    from phanet.analysis.targets import check, fold_summary
 
     folds = pd.DataFrame({
         "PhaNet pose": [97.5, 98.0], "pose gap": [0.5, 1.6], "FER gain": [12.0, -1.0],
@@ -133,6 +139,12 @@ def test_training_targets_are_checked_over_every_fold():
     }
     folds["c2 pinned"] = False
     assert check(folds)[0][1] and check(folds)[0][2] == "smallest std 0.021"
+    summary = fold_summary(folds)
+    assert summary.index.tolist() == ["FER gain", "PhaNet pose", "pose gap", "c1 std", "c2 std", "c3 std",
+                                      "S1 below prior %", "S3 worst pan %"]
+    assert summary.columns.tolist() == [0, 1, "mean", "std"]
+    assert summary.loc["FER gain", "mean"] == pytest.approx(5.5)
+    assert summary.loc["pose gap", "std"] == pytest.approx(math.sqrt(2 * 0.55 ** 2))
     # a loss without L_att (Table VIII's L(e), L(p) + L(e)) logs no S1 loss: a run without it cannot
     # meet the target, and runs that all lack it leave the target out
     s1 = "S1's expression loss >= 25 % below the prior entropy"
@@ -143,9 +155,10 @@ def test_training_targets_are_checked_over_every_fold():
     assert s1 not in {target for target, _, _ in check(folds)}
 
 
-def test_validation_curves_read_best_epoch_and_swing_from_hand_made_runs(tmp_path, capsys):
-    """``benchmarks/validation_curves.py``: best epoch, last values and the pose swing per fold and method."""
-    import validation_curves
+def test_validation_curves_read_best_epoch_and_swing_from_hand_made_runs(tmp_path):
+    """``phanet.analysis.curves``: best epoch, last values and the pose swing per fold and method, their
+    mean per experiment and method, the curves drawn."""
+    from phanet.analysis import curves
 
     def write(folder: Path, fer: list[float], pose: list[float]) -> None:
         folder.mkdir(parents=True)
@@ -156,8 +169,8 @@ def test_validation_curves_read_best_epoch_and_swing_from_hand_made_runs(tmp_pat
     write(tmp_path / "a" / "fold1" / "densenet", [0.1, 0.3], [0.6, 0.6])
     write(tmp_path / "a" / "fold2" / "phanet", [0.3, 0.6], [0.8, 0.85])
     write(tmp_path / "b" / "phanet", [0.25], [0.5])
-    table = validation_curves.main([str(tmp_path / "a"), str(tmp_path / "b"), "--labels", "A", "B", "--last", "3",
-                                    "--out", str(tmp_path / "curves.png")])
+    runs = curves.method_runs([tmp_path / "a", tmp_path / "b"], ["A", "B"])
+    table = curves.curve_rows(runs, last=3)
     assert table[["experiment", "fold", "method"]].values.tolist() == [
         ["A", 1, "phanet"], ["A", 1, "densenet"], ["A", 2, "phanet"], ["B", 1, "phanet"]]
     first = table.iloc[0]
@@ -167,6 +180,7 @@ def test_validation_curves_read_best_epoch_and_swing_from_hand_made_runs(tmp_pat
     assert first["pose swing"] == pytest.approx((20 + 10) / 2)  # 90 -> 70 -> 80
     assert first["FER swing"] == pytest.approx((10 + 5) / 2)
     assert table.iloc[1]["pose swing"] == 0 and np.isnan(table.iloc[3]["pose swing"])
-    assert (tmp_path / "curves.png").stat().st_size > 10_000
-    out = capsys.readouterr().out
-    assert "figure:" in out and "pose swing" in out
+    means = curves.experiment_means(table)
+    assert means.index.tolist() == [("A", "phanet"), ("A", "densenet"), ("B", "phanet")]
+    assert means.loc[("A", "phanet"), "best val FER"] == pytest.approx((50.0 + 60.0) / 2)
+    assert curves.curves_figure(runs, ["A", "B"], tmp_path / "curves.png").stat().st_size > 10_000

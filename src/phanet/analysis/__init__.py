@@ -1,0 +1,9 @@
+"""Measurements on trained PhaNets and on the training itself, which the scripts in ``benchmarks/`` run.
+
+One module per measurement; nothing here is imported by ``phanet`` or by its command line, and each
+module imports its optional dependencies (scikit-learn, matplotlib, the ``realism`` extra) only in the
+functions that need them.
+
+- :mod:`~phanet.analysis.targets`: the training targets over finished runs (``training_targets.py``);
+- :mod:`~phanet.analysis.curves`: validation curves side by side (``validation_curves.py``).
+"""
