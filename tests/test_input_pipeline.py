@@ -444,18 +444,26 @@ def test_train_compile_trains_and_saves_plain_weights(tiny_manifest, tmp_path):
 
 
 @pytest.mark.slow
-def test_train_throughput_benchmark_small_mode(capsys):
-    """The benchmark's CI mode: a table with positive end-to-end, model-bound and input-bound rates."""
-    import train_throughput
+@pytest.mark.filterwarnings("ignore")  # as the script: Lightning's notes on runs without validation are not news
+def test_training_throughput_small_mode():
+    """``phanet.analysis.training_throughput`` as ``benchmarks/train_throughput.py --small`` runs it: the
+    first pass over the training split, then positive end-to-end, model-bound and input-bound rates per
+    precision."""
+    from phanet.analysis import training_throughput
 
-    train_throughput.main(["--small", "--steps", "3", "--warmup", "2", "--repeats", "1",
-                           "--precision", "32-true,bf16-mixed"])
-    lines = capsys.readouterr().out.strip().splitlines()
-    assert lines[0].startswith("device: CPU") and "first pass over the" in lines[1]
-    rows = [line.split() for line in lines[3:]]
-    assert [row[1] for row in rows] == ["32-true", "bf16-mixed"]
-    for row in rows:
-        end_to_end, model, loader = (float(v) for v in row[2:5])
+    cpu = torch.device("cpu")
+    base = training_throughput.base_overrides(cpu, small=True)
+    assert base[:len(training_throughput.SMALL)] == training_throughput.SMALL and "train.pan_init.enabled=false" in base
+    first = load_config(["demo"], base)
+    assert training_throughput.device_name(cpu).startswith("CPU ")
+    # 2 training subjects (4, one for validation, one for test) x 25 expression levels x 9 pans
+    assert training_throughput.first_pass(first).startswith("first pass over the 450 training images")
+    rows = training_throughput.measure_grid(["demo"], base, cpu, [first.train.batch_size], ["32-true", "bf16-mixed"],
+                                            steps=3, warmup=2, repeats=1)
+    assert [(batch, precision) for batch, precision, _ in rows] == [(first.train.batch_size, "32-true"),
+                                                                    (first.train.batch_size, "bf16-mixed")]
+    for _, _, rates in rows:
+        end_to_end, model, loader = rates["end_to_end"], rates["model"], rates["input"]
         assert end_to_end > 0 and model > 0 and loader > 0
         # End to end cannot beat either bound. The three rates are timed one after the other, and the test
         # suite runs on as many workers as cores, so a rate can catch another test's burst: the check is
@@ -464,20 +472,21 @@ def test_train_throughput_benchmark_small_mode(capsys):
 
 
 @pytest.mark.slow
-def test_precision_attention_benchmark_on_a_trained_checkpoint(tiny_manifest, tmp_path, capsys):
-    """``benchmarks/precision_attention.py``: float32 gradients agree with float64 (cosine 1), every
-    bfloat16 cosine is a cosine, and the squares' spread is reported for S2 and S3."""
-    import precision_attention
+def test_precision_of_the_attention_gradients_on_a_trained_checkpoint(tiny_manifest, tmp_path):
+    """``phanet.analysis.precision``: float32 gradients agree with float64 (cosine 1), every bfloat16
+    cosine is a cosine, and the squares' mean and spread are given for S2 and S3."""
     from conftest import tiny_overrides
+    from phanet.analysis import precision
     from phanet.training.run import train
 
     config = load_config("demo", tiny_overrides(tiny_manifest, tmp_path / "run", "train.epochs=1",
                                                 "train.pan_init.warmup_epochs=0"))
-    precision_attention.main([str(train(config, progress=False).last_checkpoint)])
-    lines = capsys.readouterr().out.splitlines()
-    rows = [line.split() for line in lines if line.strip().startswith(("ranking", "total"))]
-    assert len(rows) == 8 and {row[1] for row in rows} == set(precision_attention.PARTS)
-    for row in rows:
-        single, half = float(row[2]), float(row[3])
+    module = precision.load_checkpoint(str(train(config, progress=False).last_checkpoint))
+    rows = precision.gradient_cosines(module)
+    assert [(term, part) for term, part, _, _ in rows] == [(t, p) for t in ("ranking", "total") for p in precision.PARTS]
+    for _, _, single, half in rows:
         assert single > 0.999 and -1.0 <= half <= 1.0
-    assert sum("square (x, y, l): mean" in line for line in lines) == 2
+    spread = precision.square_spread(module)
+    assert list(spread) == ["S2", "S3"]
+    for mean, std in spread.values():
+        assert len(mean) == len(std) == 3 and all(0 <= v <= 1 for v in mean) and all(v >= 0 for v in std)

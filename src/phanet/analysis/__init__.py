@@ -5,5 +5,9 @@ module imports its optional dependencies (scikit-learn, matplotlib, the ``realis
 functions that need them.
 
 - :mod:`~phanet.analysis.targets`: the training targets over finished runs (``training_targets.py``);
-- :mod:`~phanet.analysis.curves`: validation curves side by side (``validation_curves.py``).
+- :mod:`~phanet.analysis.curves`: validation curves side by side (``validation_curves.py``);
+- :mod:`~phanet.analysis.training_throughput`: training img/s end to end, model- and input-bound
+  (``train_throughput.py``);
+- :mod:`~phanet.analysis.precision`: bfloat16 against float64 gradients of the squares
+  (``precision_attention.py``).
 """
