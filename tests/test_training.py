@@ -547,9 +547,9 @@ def test_balanced_class_weights_come_from_the_training_subjects_and_stay_with_th
 
 
 def test_head_probe_reads_the_same_network_as_evaluate(trained_run):
-    """``benchmarks/head_probe.py``: the head-as-trained row is the network's own accuracy on the test
+    """``phanet.analysis.head_probe``: the head-as-trained row is the network's own accuracy on the test
     split (what ``evaluate`` reports), a probe row per representation and task, the refit per epoch."""
-    from head_probe import REPRESENTATIONS, head_probe
+    from phanet.analysis.head_probe import REPRESENTATIONS, head_probe
     from phanet.evaluation import evaluate
     from phanet.workflow import resolve_eval_data
 
@@ -566,16 +566,16 @@ def test_head_probe_reads_the_same_network_as_evaluate(trained_run):
 
 
 def test_square_swap_reads_s3_with_its_own_and_other_faces_squares(trained_run, tmp_path):
-    """``benchmarks/square_swap.py``: the own-square accuracy is S3's own classifier on the test faces,
+    """``phanet.analysis.square_swap``: the own-square accuracy is S3's own classifier on the test faces,
     one row per expression and ``all``, the leak the difference of its two rates."""
     import shutil
 
     import matplotlib.pyplot as plt
 
+    from phanet.analysis.square_swap import faces_figure, square_swap
     from phanet.evaluation import evaluate
     from phanet.training.run_folder import RunFolder
     from phanet.workflow import resolve_eval_data
-    from square_swap import faces_figure, square_swap
 
     run = tmp_path / "run"
     shutil.copytree(trained_run.run_dir, run)
@@ -603,10 +603,10 @@ def test_square_swap_reads_s3_with_its_own_and_other_faces_squares(trained_run, 
 
 
 def test_head_refit_scores_the_network_as_trained_and_refits_sal_and_the_head(trained_run):
-    """``benchmarks/head_refit.py``: the ``trained`` row is the network's own test accuracy; ``fixed``
+    """``phanet.analysis.head_refit``: the ``trained`` row is the network's own test accuracy; ``fixed``
     gives every face the same c; each row says an expression for every test face; a refit trains
     copies and leaves the network's own SAL and head untouched."""
-    from head_refit import frozen_features, head_refit, refit
+    from phanet.analysis.head_refit import frozen_features, head_refit, refit
     from phanet.workflow import resolve_eval_data
 
     module = load_module(trained_run.best_checkpoint)

@@ -10,5 +10,8 @@ functions that need them.
   (``train_throughput.py``);
 - :mod:`~phanet.analysis.precision`: bfloat16 against float64 gradients of the squares
   (``precision_attention.py``);
-- :mod:`~phanet.analysis.realism`: real-photo expression models on the rendered faces (``realism.py``).
+- :mod:`~phanet.analysis.realism`: real-photo expression models on the rendered faces (``realism.py``);
+- :mod:`~phanet.analysis.head_probe`: linear probes against the heads (``head_probe.py``);
+- :mod:`~phanet.analysis.head_refit`: SAL and the head trained again on frozen features (``head_refit.py``);
+- :mod:`~phanet.analysis.square_swap`: S3 read with other faces' squares (``square_swap.py``).
 """
