@@ -28,11 +28,9 @@ from pathlib import Path
 
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-
-from phanet.config import Config, config_from_dict, read_yaml  # noqa: E402
-from phanet.reports.figures import training_dynamics_figure  # noqa: E402
-from phanet.reports.tables import to_markdown  # noqa: E402
+from phanet.config import Config, config_from_dict, read_yaml
+from phanet.reports.figures import training_dynamics_figure
+from phanet.reports.tables import to_markdown
 
 
 def prior_entropy(run: Path, config: Config) -> float:

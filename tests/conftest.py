@@ -11,8 +11,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import pytest  # noqa: E402
 
-# The tests import the test helpers beside them and the benchmark scripts they check.
-sys.path[:0] = [str(Path(__file__).parent), str(Path(__file__).parents[1] / "benchmarks")]
+# The tests import the test helpers beside them.
+sys.path.insert(0, str(Path(__file__).parent))
 
 from tiny_data import make_tiny_dataset  # noqa: E402
 
