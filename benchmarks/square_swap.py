@@ -7,9 +7,10 @@ import argparse
 import torch
 
 from phanet.analysis import square_swap
+from phanet.compat import SCRIPT_OPTIONS, deprecated
 
 
-def main() -> None:
+def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=square_swap.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="+", help="run folders of evaluated PhaNets")
     parser.add_argument("--images", type=int, default=700, help="test faces to use, a fixed random subset (default 700)")
@@ -18,19 +19,30 @@ def main() -> None:
     parser.add_argument("--faces", help="also draw the squares on one test subject's faces into this figure "
                         "(one run only), and skip the swap")
     parser.add_argument("--face-expressions", default="SA,AN,HA", help="rows of --faces (default SA,AN,HA)")
-    parser.add_argument("--face-pans", default="-60,-45,45,60", help="columns of --faces (default -60,-45,45,60)")
-    args = parser.parse_args()
+    yaws = parser.add_mutually_exclusive_group()
+    yaws.add_argument("--face-yaws", default="-60,-45,45,60", help="columns of --faces (default -60,-45,45,60)")
+    yaws.add_argument("--face-pans", help=argparse.SUPPRESS)  # the earlier name, for one release
+    args = parser.parse_args(argv)
+    if args.faces and len(args.runs) != 1:
+        parser.error("--faces draws one run")
+    if args.face_pans is not None:
+        args.face_yaws = args.face_pans
+        deprecated("benchmarks/square_swap.py", "--face-pans", SCRIPT_OPTIONS["benchmarks/square_swap.py"]["--face-pans"],
+                   what="option")
+    return args
+
+
+def main() -> None:
+    args = parse_arguments()
     if args.faces:
-        if len(args.runs) != 1:
-            parser.error("--faces draws one run")
-        print(square_swap.faces_figure(args.runs[0], args.faces, args.face_expressions.split(","), args.face_pans.split(",")))
+        print(square_swap.faces_figure(args.runs[0], args.faces, args.face_expressions.split(","), args.face_yaws.split(",")))
         return
     if args.threads:
         torch.set_num_threads(args.threads)
     for run in args.runs:
         table, summary = square_swap.square_swap(run, args.images, args.seed)
         print(f"\n{run}: S3 accuracy (%) per true expression, with each face's own S3 square, with the S3 "
-              "square of a face of each expression (same pan), and with the mean square")
+              "square of a face of each expression (same yaw), and with the mean square")
         shown = table.copy()
         numeric = shown.columns.drop(["expression", "faces"])
         shown[numeric] = (100 * shown[numeric]).round(1)

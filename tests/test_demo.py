@@ -96,10 +96,10 @@ def test_mini_demo_writes_the_report_tables_and_figures(tmp_path, monkeypatch, c
     assert row["FER gain"] == pytest.approx(table1.loc["PhaNet", "Acc. of FER"] - table1.loc["DenseNet-40", "Acc. of FER"],
                                             abs=1e-6)
     assert row["S3 on region %"] == pytest.approx(coverage.loc["S3 square on mouth, eye or brow", "all"], abs=0.01)
-    assert row["S3 worst pan %"] == pytest.approx(coverage.loc["S3 square on mouth, eye or brow"].drop("all").min(),
+    assert row["S3 worst yaw %"] == pytest.approx(coverage.loc["S3 square on mouth, eye or brow"].drop("all").min(),
                                                   abs=0.01)
     assert row["c2 std"] == pytest.approx(predictions["c2"].std())
-    # 6 subjects x (6 expressions x 4 intensities + 1 neutral) x 9 pans: neutral is 1 in 25 of the labels
+    # 6 subjects x (6 expressions x 4 intensities + 1 neutral) x 9 yaws: neutral is 1 in 25 of the labels
     prior = -(24 / 25 * math.log(4 / 25) + 1 / 25 * math.log(1 / 25))
     assert row["prior entropy"] == pytest.approx(prior)
     metrics = pd.read_csv(out / "phanet" / "metrics.csv")
@@ -123,7 +123,7 @@ def test_training_targets_are_checked_over_every_fold():
 
     folds = pd.DataFrame({
         "PhaNet pose": [97.5, 98.0], "pose gap": [0.5, 1.6], "FER gain": [12.0, -1.0],
-        "S1 below prior %": [30.0, 25.0], "S3 worst pan %": [90.0, 95.0],
+        "S1 below prior %": [30.0, 25.0], "S3 worst yaw %": [90.0, 95.0],
         "c1 std": [0.03, 0.03], "c2 std": [0.03, 0.021], "c3 std": [0.05, 0.04],
         "c1 pinned": [False, False], "c2 pinned": [False, True], "c3 pinned": [False, False],
     })
@@ -132,7 +132,7 @@ def test_training_targets_are_checked_over_every_fold():
         "every c: test std > 0.02, pinned at neither 0.5 nor 1": False,  # c2 pinned in the second fold
         "S1's expression loss >= 25 % below the prior entropy": True,
         "PhaNet pose >= 97 %": True,
-        "S3 on mouth, eye or brow >= 90 % at every pan": True,
+        "S3 on mouth, eye or brow >= 90 % at every yaw": True,
         "PhaNet pose within 1.5 points of DenseNet-40": False,
         "PhaNet FER above DenseNet-40 in every fold": False,
         "... by >= 5 points on average": True,  # (12 - 1) / 2 = 5.5
@@ -141,7 +141,7 @@ def test_training_targets_are_checked_over_every_fold():
     assert check(folds)[0][1] and check(folds)[0][2] == "smallest std 0.021"
     summary = fold_summary(folds)
     assert summary.index.tolist() == ["FER gain", "PhaNet pose", "pose gap", "c1 std", "c2 std", "c3 std",
-                                      "S1 below prior %", "S3 worst pan %"]
+                                      "S1 below prior %", "S3 worst yaw %"]
     assert summary.columns.tolist() == [0, 1, "mean", "std"]
     assert summary.loc["FER gain", "mean"] == pytest.approx(5.5)
     assert summary.loc["pose gap", "std"] == pytest.approx(math.sqrt(2 * 0.55 ** 2))

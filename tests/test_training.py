@@ -723,3 +723,17 @@ def test_weight_averaging_checkpoints_the_average_and_resumes_it(tiny_manifest, 
     assert all(torch.equal(starts[-1][k], first["current_model_state"][k]) for k in floating)
     for k, value in averaged(first["state_dict"], floating).items():
         torch.testing.assert_close(second["state_dict"][k], value, rtol=1e-5, atol=1e-6)
+
+
+def test_square_swap_reads_the_old_face_pans_option_as_face_yaws():
+    """The script's own option: read from ``benchmarks/square_swap.py`` itself, which stays off ``sys.path``."""
+    import runpy
+    from pathlib import Path
+
+    from phanet.compat import PhanetDeprecationWarning
+
+    parse = runpy.run_path(str(Path(__file__).parents[1] / "benchmarks" / "square_swap.py"))["parse_arguments"]
+    assert parse(["run"]).face_yaws == "-60,-45,45,60" and parse(["run", "--face-yaws", "0"]).face_yaws == "0"
+    with pytest.warns(PhanetDeprecationWarning, match=r"^benchmarks/square_swap.py: the option '--face-pans' is now "
+                                                      r"called '--face-yaws'; the old name stops working in phanet 0.3$"):
+        assert parse(["run", "--face-pans=-30,30"]).face_yaws == "-30,30"

@@ -41,6 +41,7 @@ PATTERN_GROUPS: dict[str, dict[str, str]] = {
 #: Command-line options of the scripts beside the package, as script -> {old option: new option}.
 SCRIPT_OPTIONS: dict[str, dict[str, str]] = {
     "benchmarks/realism.py": {"--max-pan": "--max-yaw"},
+    "benchmarks/square_swap.py": {"--face-pans": "--face-yaws"},
 }
 
 

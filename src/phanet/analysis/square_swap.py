@@ -21,7 +21,7 @@ whose expression is not d.
     python benchmarks/square_swap.py runs/demo/phanet --faces squares.png --face-expressions SA,AN,HA
 
 ``--faces FIG`` also draws the S2 (red) and S3 (yellow) squares of one test subject's faces at the
-highest intensity: a row per expression of ``--face-expressions``, a column per pan of ``--face-pans``.
+highest intensity: a row per expression of ``--face-expressions``, a column per yaw of ``--face-yaws``.
 """
 
 from __future__ import annotations
@@ -121,9 +121,9 @@ def square_swap(run_dir: str | Path, images: int | None = None, seed: int = 0,
     return pd.DataFrame(rows), summary
 
 
-def faces_figure(run_dir: str | Path, path: str | Path, expressions: list[str], pans: list[str]) -> Path:
+def faces_figure(run_dir: str | Path, path: str | Path, expressions: list[str], yaws: list[str]) -> Path:
     """The S2 and S3 squares of ``predictions.csv`` on one test subject's faces (the first subject with
-    every expression and pan at its highest intensity): rows ``expressions``, columns ``pans``."""
+    every expression and yaw at its highest intensity): rows ``expressions``, columns ``yaws``."""
     from phanet.reports.figures import attention_squares_figure
 
     folder = RunFolder(run_dir)
@@ -137,12 +137,12 @@ def faces_figure(run_dir: str | Path, path: str | Path, expressions: list[str], 
             best = chosen.setdefault(sample.subject, {}).get(key)
             if best is None or sample.intensity > faces.samples[best].intensity:
                 chosen[sample.subject][key] = i
-    wanted = [(e, p) for e in expressions for p in pans]
+    wanted = [(e, p) for e in expressions for p in yaws]
     subject = next((s for s in sorted(chosen) if all(k in chosen[s] for k in wanted)), None)
     if subject is None:
-        raise SystemExit(f"{run_dir}: no test subject has every expression of {expressions} at every pan of {pans}")
+        raise SystemExit(f"{run_dir}: no test subject has every expression of {expressions} at every yaw of {yaws}")
     rows = [chosen[subject][k] for k in wanted]
     boxes = np.stack([table.loc[faces.samples[i].path, ["s2_x", "s2_y", "s2_l", "s3_x", "s3_y", "s3_l"]]
                       .to_numpy(dtype=float).reshape(2, 3) for i in rows])
     titles = [f"{e} {p}°" for e, p in wanted]
-    return attention_squares_figure([faces.load_image(i) for i in rows], boxes, titles, path, columns=len(pans))
+    return attention_squares_figure([faces.load_image(i) for i in rows], boxes, titles, path, columns=len(yaws))

@@ -11,7 +11,7 @@ folder (``phanet`` and ``densenet``) or a single PhaNet run folder (a ``phanet t
 - S1's expression loss in the last epoch against the entropy of the training labels' class
   frequencies (the loss of a head that predicts the prior), as a percentage below it;
 - the share of test images whose S3 square holds a mouth, eye or brow landmark (the built-in
-  dataset's ``lm_*`` columns), over all pans and at the worst pan;
+  dataset's ``lm_*`` columns), over all yaws and at the worst yaw;
 - the share of test images whose S2 or S3 square is *pinned*, its centre or side at the end of the
   range its PAN bounds it to, where the PAN's output saturates and no loss moves the square.
 
@@ -47,7 +47,7 @@ SCALE_WEIGHTS = ("c1", "c2", "c3")
 #: The measurements of :func:`fold_row` that :func:`fold_summary` shows, in its order.
 SHOWN = ("PhaNet FER", "DenseNet FER", "FER gain", "PhaNet pose", "DenseNet pose", "pose gap",
          "c1 mean", "c1 std", "c2 mean", "c2 std", "c3 mean", "c3 std", "c1 val std", "c2 val std", "c3 val std",
-         "S1 loss", "prior entropy", "S1 below prior %", "S3 on region %", "S3 worst pan %",
+         "S1 loss", "prior entropy", "S1 below prior %", "S3 on region %", "S3 worst yaw %",
          "S2 pinned %", "S3 pinned %")
 
 
@@ -105,7 +105,7 @@ def fold_row(name: str, phanet_folder: Path, dense_folder: Path | None) -> dict[
     coverage = coverage_table(predictions, landmark_table(test_faces))
     s3 = coverage[coverage["scale"] == "S3"].set_index("pose")["any"]
     row["S3 on region %"] = 100 * float(s3["all"])
-    row["S3 worst pan %"] = 100 * float(s3.drop("all").min())
+    row["S3 worst yaw %"] = 100 * float(s3.drop("all").min())
     attention = config.model.attention
     for scale, share in pinned_squares(predictions, attention.side_min, attention.side_max).items():
         row[f"{scale} pinned %"] = 100 * share
@@ -136,8 +136,8 @@ def check(table: pd.DataFrame) -> list[tuple[str, bool, str]]:
          bool((stds > 0.02).all().all() and not table[[f"{c} pinned" for c in SCALE_WEIGHTS]].any().any()),
          f"smallest std {stds.min().min():.3f}"),
         ("PhaNet pose >= 97 %", bool((table["PhaNet pose"] >= 97).all()), f"{table['PhaNet pose'].min():.2f} % at worst"),
-        ("S3 on mouth, eye or brow >= 90 % at every pan", bool((table["S3 worst pan %"] >= 90).all()),
-         f"{table['S3 worst pan %'].min():.1f} % at the worst pan"),
+        ("S3 on mouth, eye or brow >= 90 % at every yaw", bool((table["S3 worst yaw %"] >= 90).all()),
+         f"{table['S3 worst yaw %'].min():.1f} % at the worst yaw"),
     ]
     below = table["S1 below prior %"].dropna()
     without = len(table) - len(below)  # runs whose loss has no L_att log no S1 loss
