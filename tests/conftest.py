@@ -11,7 +11,10 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import pytest  # noqa: E402
 
-# The tests import the test helpers beside them.
+#: The repository's root, for the files tests read beside the package (README, benchmark scripts, fixtures).
+REPO = Path(__file__).resolve().parents[1]
+
+# The tests in every folder import the test helpers beside this file.
 sys.path.insert(0, str(Path(__file__).parent))
 
 from tiny_data import make_tiny_dataset  # noqa: E402

@@ -25,6 +25,7 @@ MINI = [
 ]
 
 
+@pytest.mark.slow
 def test_the_demo_renders_its_own_data_for_each_generator_version(tmp_path, monkeypatch):
     from phanet.config import load_config
     from phanet.demo import demo_faces

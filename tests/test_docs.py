@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from pathlib import Path
 
+from conftest import REPO
 from phanet.config import Config
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = REPO / "README.md"
 
 
 def _leaves(instance: object, prefix: str = "") -> list[str]:

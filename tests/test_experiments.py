@@ -71,6 +71,7 @@ def trainings(monkeypatch) -> list[tuple[str, Config, bool, Split]]:
     return calls
 
 
+@pytest.mark.slow
 def test_ablate_trains_each_row_with_its_settings_and_reuses_finished_rows(trainings, tiny_manifest, tmp_path,
                                                                            capsys):
     out = tmp_path / "ablate"
@@ -123,6 +124,7 @@ def test_ablate_trains_each_row_with_its_settings_and_reuses_finished_rows(train
     capsys.readouterr()
 
 
+@pytest.mark.slow
 def test_ablate_refuses_a_folder_holding_other_runs(trainings, tiny_manifest, tmp_path, capsys):
     out = tmp_path / "ablate"
     args = ["ablate", "--config", "demo", *_tiny(tiny_manifest), "--out", str(out), "--table", "6", "--no-progress"]
@@ -158,6 +160,7 @@ def test_ablate_refuses_a_folder_holding_other_runs(trainings, tiny_manifest, tm
     capsys.readouterr()
 
 
+@pytest.mark.slow
 def test_ablate_rows_trains_only_the_rows_named_and_the_tables_come_from_a_run_without(trainings, tiny_manifest,
                                                                                        tmp_path, capsys):
     out = tmp_path / "ablate"
@@ -196,6 +199,7 @@ def test_ablate_rows_trains_only_the_rows_named_and_the_tables_come_from_a_run_w
     assert ", pose " in printed[0] and ", pose " not in printed[1] and len(printed) == 3
 
 
+@pytest.mark.slow
 def test_crossval_tests_every_subject_exactly_once(trainings, tiny_manifest, tmp_path, capsys):
     out = tmp_path / "cv"
     args = ["crossval", "--config", "demo", *_tiny(tiny_manifest, "data.split.val=1"), "--folds", "4",
@@ -234,6 +238,7 @@ def test_crossval_tests_every_subject_exactly_once(trainings, tiny_manifest, tmp
     capsys.readouterr()
 
 
+@pytest.mark.slow
 def test_crossval_folds_train_apart_and_a_run_without_fold_writes_the_tables(trainings, tiny_manifest, tmp_path,
                                                                               capsys):
     out = tmp_path / "cv"

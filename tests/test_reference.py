@@ -1,5 +1,5 @@
 """The numbers of a trained checkpoint do not move between versions: two checkpoints written by phanet
-0.1.0 (``tests/data/reference``, made by ``tests/data/make_reference.py``) give today the rows and the
+0.1.0 (``tests/fixtures/reference``, made by ``tests/fixtures/make_reference.py``) give today the rows and the
 printed summaries that 0.1.0 gave."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import REPO
 from phanet.cli import main
 from phanet.training.run_folder import read_predictions
 from predict_helpers import isolated_threads  # noqa: F401
@@ -19,7 +20,7 @@ from tiny_data import make_tiny_dataset
 
 pytestmark = pytest.mark.usefixtures("isolated_threads")
 
-REFERENCE = Path(__file__).parent / "data" / "reference"
+REFERENCE = REPO / "tests" / "fixtures" / "reference"
 IMAGES = ("work/data/s00_AN_-30_0.png", "work/data/s03_SU_30_1.png", "work/data/s05_HA_0_0.png")
 
 

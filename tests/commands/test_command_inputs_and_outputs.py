@@ -86,6 +86,7 @@ sys.exit(main(sys.argv[2:]))
 """
 
 
+@pytest.mark.slow
 def test_a_file_size_limit_leaves_the_old_manifest_and_the_rerun_is_accepted(tmp_path, capsys):
     root = _folder_tree(tmp_path / "data", subjects=30)
     old, fresh = tmp_path / "old.csv", tmp_path / "fresh.csv"
@@ -103,6 +104,7 @@ def test_a_file_size_limit_leaves_the_old_manifest_and_the_rerun_is_accepted(tmp
     assert len(pd.read_csv(fresh)) == 60
 
 
+@pytest.mark.slow
 def test_a_full_disk_under_predict_evaluate_and_export_leaves_nothing_half_written(
         checkpoint, exported, tiny_manifest, face, tmp_path, monkeypatch, capsys):
     rows, kept, evaluated, onnx_out = (tmp_path / "rows.json", tmp_path / "kept.csv", tmp_path / "eval",

@@ -54,6 +54,7 @@ def test_library_call_with_an_old_option_name_says_the_new_one(tmp_path):
         load_dataset("bu3dfe", str(tmp_path), pans=[0])
 
 
+@pytest.mark.slow
 def test_synth_folder_written_with_bins_still_loads(tmp_path):
     from phanet.cli import main
 

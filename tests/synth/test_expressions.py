@@ -77,6 +77,7 @@ def changes(subject: int) -> dict[str, dict[str, float]]:
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("subject", SUBJECTS)
 @pytest.mark.parametrize("expression", sorted(FACS_REGIONS))
 def test_expression_changes_the_regions_its_action_units_move(expression, subject):

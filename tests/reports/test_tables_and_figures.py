@@ -125,6 +125,7 @@ def _png(path):
     return image
 
 
+@pytest.mark.slow
 def test_every_figure_is_written_and_not_empty(tmp_path):
     rng = np.random.default_rng(0)
     _png(figures.confusion_matrix_figure([[5, 1], [2, 7]], ["HA", "SA"], tmp_path / "cm.png", "FER"))

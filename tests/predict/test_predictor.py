@@ -65,6 +65,7 @@ def _assert_full_row(row: pd.Series, expressions: list[str], poses: list[str]) -
 # ------------------------------------------------------------------------------- parity with evaluate
 
 
+@pytest.mark.slow
 def test_predict_on_a_folder_reproduces_evaluate(checkpoint, tiny_manifest, tmp_path, capsys):
     evaluated_dir, predicted_csv = tmp_path / "eval", tmp_path / "predicted.csv"
     assert main(["evaluate", "--checkpoint", str(checkpoint), "--data", str(tiny_manifest), "--split", "all",
@@ -180,6 +181,7 @@ def test_predict_feeds_the_network_exactly_what_evaluation_feeds_it(checkpoint, 
     np.testing.assert_array_equal(recorded[0], evaluated.numpy())
 
 
+@pytest.mark.slow
 def test_detected_faces_are_cropped_as_phanet_prepare_crops_them(predictor, tmp_path):
     prepare = pytest.importorskip("phanet.data.prepare")
     from phanet.data.records import LabeledFaces, Sample
@@ -218,6 +220,7 @@ def test_the_crop_square_is_the_one_crop_face_cuts():
 # ---------------------------------------------------------------------------------- real photographs
 
 
+@pytest.mark.slow
 def test_a_real_photograph_gives_a_full_row_with_the_squares_inside_the_face(predictor):
     table = predictor.predict(astronaut_path())
     assert list(table.columns) == columns(*CLASSES)
@@ -235,6 +238,7 @@ def test_a_real_photograph_gives_a_full_row_with_the_squares_inside_the_face(pre
     assert row["s2_x0"] <= row["s3_x0"] and row["s3_x1"] <= row["s2_x1"] + 1e-6  # S3 is cut from S2
 
 
+@pytest.mark.slow
 def test_no_face_and_unreadable_files_get_status_rows_and_the_run_goes_on(predictor, tmp_path):
     blank = tmp_path / "blank.png"
     Image.fromarray(np.full((200, 240, 3), 128, np.uint8)).save(blank)
@@ -246,6 +250,7 @@ def test_no_face_and_unreadable_files_get_status_rows_and_the_run_goes_on(predic
     assert table.loc[:1, "expression":].isna().all().all()
 
 
+@pytest.mark.slow
 def test_the_cli_writes_status_rows_to_csv_and_json(checkpoint, tmp_path):
     text = tmp_path / "in" / "broken.jpg"
     text.parent.mkdir()
@@ -278,6 +283,7 @@ def test_missing_paths_and_unopenable_videos_are_one_line_errors(checkpoint, tmp
         Predictor.from_checkpoint(checkpoint).predict(tmp_path / "absent.png")
 
 
+@pytest.mark.slow
 def test_existing_outputs_are_not_overwritten_without_overwrite(checkpoint, tmp_path, capsys):
     out = tmp_path / "r.csv"
     out.write_text("mine\n")
@@ -292,6 +298,7 @@ def test_existing_outputs_are_not_overwritten_without_overwrite(checkpoint, tmp_
 # ------------------------------------------------------------------------------ colour order and formats
 
 
+@pytest.mark.slow
 def test_file_rgb_array_and_bgr_frame_give_the_same_row(predictor):
     skimage_data = pytest.importorskip("skimage.data")
     from_file = predictor.predict(str(astronaut_path()))
@@ -306,6 +313,7 @@ def test_file_rgb_array_and_bgr_frame_give_the_same_row(predictor):
     assert not np.allclose(swapped["prob_AN"], from_file["prob_AN"], atol=1e-6)
 
 
+@pytest.mark.slow
 def test_an_exif_rotated_jpeg_is_read_upright(predictor, tmp_path):
     upright = np.ascontiguousarray(astronaut()[:, 64:448])  # 512 high, 384 wide
     Image.fromarray(upright).save(tmp_path / "upright.jpg", quality=95)
@@ -320,6 +328,7 @@ def test_an_exif_rotated_jpeg_is_read_upright(predictor, tmp_path):
     np.testing.assert_allclose(boxes[0], boxes[1], atol=4)
 
 
+@pytest.mark.slow
 def test_grayscale_16_bit_and_rgba_pngs(predictor, tmp_path):
     rgb = astronaut()
     gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
@@ -414,6 +423,7 @@ def test_folders_are_searched_recursively_and_broken_videos_in_them_are_rows(pre
 # ----------------------------------------------------------------------------------------- drawings
 
 
+@pytest.mark.slow
 def test_visualize_draws_the_box_and_squares_and_refuses_to_overwrite(checkpoint, predictor, tiny_manifest,
                                                                       tmp_path, capsys):
     images = [cv2.resize(read_image(p), (64, 64)) for p in sorted(tiny_manifest.parent.glob("s03_*_0.png"))[:3]]

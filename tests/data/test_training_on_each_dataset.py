@@ -46,6 +46,7 @@ def trained_tree(tmp_path_factory):
     return get
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(TREES))
 def test_training_on_each_multi_view_tree(trained_tree, name):
     root, result = trained_tree(name)
@@ -56,6 +57,7 @@ def test_training_on_each_multi_view_tree(trained_tree, name):
     assert (classes["expressions"], classes["poses"]) == (faces.expressions, faces.poses)
 
 
+@pytest.mark.slow
 def test_affectnet_with_pose_labels_for_some_images_only(tmp_path):
     root = tmp_path / "affectnet"
     make_affectnet_csv_tree(root, per_class=5, size=40)
@@ -72,6 +74,7 @@ def test_affectnet_with_pose_labels_for_some_images_only(tmp_path):
     assert math.isfinite(metrics["train/pose"].iloc[-1]) and metrics["train/pose"].iloc[-1] > 0
 
 
+@pytest.mark.slow
 def test_affectnet_without_poses_and_sfew_cross_dataset(tmp_path, trained_tree):
     root = tmp_path / "affectnet"
     make_affectnet_csv_tree(root, per_class=5, size=40)
@@ -85,6 +88,7 @@ def test_affectnet_without_poses_and_sfew_cross_dataset(tmp_path, trained_tree):
     assert report["data"]["dataset"] == "sfew" and report["data"]["samples"] == 28
 
 
+@pytest.mark.slow
 def test_training_on_prepared_crops(tmp_path):
     make_kdef_tree(tmp_path / "kdef", subjects=("F01", "F02", "M01", "M02"), expressions=("AN", "HA"), size=40)
     assert main(["prepare", "--dataset", "kdef", "--root", str(tmp_path / "kdef"), "--out", str(tmp_path / "crops"),

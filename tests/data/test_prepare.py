@@ -93,6 +93,7 @@ def test_resume_redoes_only_what_is_unfinished(tree, tmp_path, monkeypatch):
     assert calls == ["images/AF01/AF01DIS.png"]
 
 
+@pytest.mark.slow
 def test_refuses_to_overwrite_without_being_asked(tree, tmp_path):
     mine = tmp_path / "mine"
     mine.mkdir()
@@ -112,6 +113,7 @@ def test_refuses_to_overwrite_without_being_asked(tree, tmp_path):
         run(tree, tmp_path / "file")
 
 
+@pytest.mark.slow
 def test_dataset_boxes_and_workers(tmp_path):
     root = tmp_path / "affectnet"
     make_affectnet_csv_tree(root, per_class=1, codes=range(8), size=40)

@@ -15,6 +15,7 @@ def astronaut():
     return data.astronaut()
 
 
+@pytest.mark.slow
 def test_detects_the_astronaut_face(astronaut):
     found = detect_faces(astronaut)
     assert len(found) == 1
@@ -76,6 +77,7 @@ def test_crop_face_is_square_centred_and_padded():
         crop_face(image, (0, 0, 0, 10))
 
 
+@pytest.mark.slow
 def test_center_box_and_face_crop_of_the_astronaut(astronaut):
     assert center_box((100, 200, 3)) == (50.0, 0.0, 100.0, 100.0)
     face = detect_faces(astronaut)[0]

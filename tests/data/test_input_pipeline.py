@@ -187,6 +187,7 @@ def test_repeated_rows_are_counted_once_and_cached_once(tiny_manifest, tmp_path)
     assert cache.count == len(table)
 
 
+@pytest.mark.slow
 def test_cache_survives_a_kill_while_filling(tiny_manifest, tmp_path):
     """A process killed (SIGKILL) in the middle of filling leaves no slot marked stored with wrong pixels."""
     script = textwrap.dedent(f"""
@@ -341,6 +342,7 @@ def test_auto_precision_keeps_crop_attention_in_float32(monkeypatch):
         assert training_precision(load_config("demo", ["train.precision=bf16-mixed"])) == "bf16-mixed"
 
 
+@pytest.mark.slow
 def test_compiled_training_step_matches_eager():
     pytest.importorskip("torch._inductor")
     model = _tiny_phanet().eval()

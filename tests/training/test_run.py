@@ -44,6 +44,7 @@ def trained_run(tiny_manifest, tmp_path_factory):
     return train(config, progress=False)
 
 
+@pytest.mark.slow
 def test_a_run_folder_holds_config_split_metrics_and_atomic_checkpoints(trained_run):
     run = trained_run.run_dir
     assert {p.name for p in run.iterdir()} >= {"config.yaml", "split.json", "classes.json", "metrics.csv", "checkpoints"}
@@ -94,6 +95,7 @@ def test_evaluate_reports_accuracy_per_pose_and_confusion_matrices(trained_run, 
     assert f"expression accuracy per expression (%; mean {100 * per_class.mean():.2f})" in printed
 
 
+@pytest.mark.slow
 def test_tiny_phanet_overfits_sixteen_images():
     from phanet.config import LossConfig
     from phanet.data.transforms import preprocess
@@ -122,6 +124,7 @@ def test_tiny_phanet_overfits_sixteen_images():
     assert torch.equal(predicted, expression)
 
 
+@pytest.mark.slow
 def test_demo_recipe_keeps_s1_and_every_scale_weight_learning():
     """The choices of the demo preset (SAL gate, the bound on SAL's mean pre-activation, optimiser) on the
     tiny overfit problem: S1's expression loss falls and the scale weights leave 0.5 with gradient still
@@ -157,6 +160,7 @@ def test_demo_recipe_keeps_s1_and_every_scale_weight_learning():
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in module.model.sal.fc2.parameters())
 
 
+@pytest.mark.slow
 def test_resume_after_a_kill_finishes_every_epoch_once(tiny_manifest, tmp_path):
     out = tmp_path / "killed"
     args = ["train", "--config", "demo", *tiny_overrides(tiny_manifest, out, "train.epochs=4"), "--no-progress"]
@@ -188,6 +192,7 @@ def test_resume_after_a_kill_finishes_every_epoch_once(tiny_manifest, tmp_path):
     assert not list(out.rglob("*.tmp"))
 
 
+@pytest.mark.slow
 def test_tiny_ddp_training_with_two_cpu_processes(tiny_manifest, tmp_path):
     out = tmp_path / "ddp"
     # no warm-up: the PAN initialisation's steps run under DDP too
@@ -270,6 +275,7 @@ def test_phases_follow_the_pan_initialisation_settings(enabled, warmup, steps):
         assert optimizers[1]["optimizer"].param_groups[0]["params"] == module.attention_parameters()
 
 
+@pytest.mark.slow
 def test_pan_initialisation_trains_the_pans_alone_and_survives_resume(tiny_manifest, tmp_path):
     """Through the Trainer, under bf16 autocast: the initialisation steps move the PANs and nothing else,
     their count is kept in the checkpoint, and a resumed run neither repeats nor skips them."""
@@ -369,6 +375,7 @@ def test_nan_loss_stops_with_the_step(capsys, tiny_manifest, tmp_path):
     assert "training step" in err and "loss is nan" in err.lower()
 
 
+@pytest.mark.slow
 def test_training_dynamics_record_what_each_part_receives(tiny_manifest, tmp_path):
     out = tmp_path / "dyn"
     config = load_config("demo", tiny_overrides(tiny_manifest, out, "train.epochs=2", "train.dynamics=1",
@@ -415,6 +422,7 @@ def _untrainable(tiny_manifest, out, *overrides: str):
                                               "optim.plateau_patience=0", "optim.lr_decay=0.5", *overrides))
 
 
+@pytest.mark.slow
 def test_plateau_schedule_and_early_stopping_follow_the_validation_accuracy(tiny_manifest, tmp_path):
     # The validation accuracy never improves after the first epoch, so the plateau schedule decays at
     # every epoch and early stopping ends the run.
@@ -510,6 +518,7 @@ def test_patience_counts_only_once_validation_has_left_chance():
     assert PatienceStop("val/expression_acc", patience=2).decide(math.nan)
 
 
+@pytest.mark.slow
 def test_a_network_at_chance_keeps_its_rate_and_is_not_stopped(tiny_manifest, tmp_path):
     # The same untrainable run as above with a chance margin no accuracy can pass: every epoch runs and
     # the learning rate stays.
@@ -521,6 +530,7 @@ def test_a_network_at_chance_keeps_its_rate_and_is_not_stopped(tiny_manifest, tm
     assert metrics["lr"].tolist() == pytest.approx([1e-12] * 4)
 
 
+@pytest.mark.slow
 def test_balanced_class_weights_come_from_the_training_subjects_and_stay_with_the_checkpoint(tiny_manifest,
                                                                                             tmp_path):
     # Half of the HA images left out: the training split's classes are no longer balanced.
@@ -546,6 +556,7 @@ def test_balanced_class_weights_come_from_the_training_subjects_and_stay_with_th
     assert PhaNetModule(load_config("demo", TINY).to_dict(), ["AN", "HA"], ["0"]).class_weights is None
 
 
+@pytest.mark.slow
 def test_head_probe_reads_the_same_network_as_evaluate(trained_run):
     """``phanet.analysis.head_probe``: the head-as-trained row is the network's own accuracy on the test
     split (what ``evaluate`` reports), a probe row per representation and task, the refit per epoch."""
@@ -565,6 +576,7 @@ def test_head_probe_reads_the_same_network_as_evaluate(trained_run):
     assert table[["train", "test"]].stack().between(0, 1).all()
 
 
+@pytest.mark.slow
 def test_square_swap_reads_s3_with_its_own_and_other_faces_squares(trained_run, tmp_path):
     """``phanet.analysis.square_swap``: the own-square accuracy is S3's own classifier on the test faces,
     one row per expression and ``all``, the leak the difference of its two rates."""
@@ -602,6 +614,7 @@ def test_square_swap_reads_s3_with_its_own_and_other_faces_squares(trained_run, 
         faces_figure(run, tmp_path / "none.png", ["AN"], ["-90"])
 
 
+@pytest.mark.slow
 def test_head_refit_scores_the_network_as_trained_and_refits_sal_and_the_head(trained_run):
     """``phanet.analysis.head_refit``: the ``trained`` row is the network's own test accuracy; ``fixed``
     gives every face the same c; each row says an expression for every test face; a refit trains
@@ -674,6 +687,7 @@ def test_gradient_clipping_by_part_leaves_the_other_parts_alone():
             assert all(torch.equal(p.grad, before[id(p)]) for p in parameters), name
 
 
+@pytest.mark.slow
 def test_weight_averaging_checkpoints_the_average_and_resumes_it(tiny_manifest, tmp_path, monkeypatch):
     """With ``train.ema``: the checkpoints' weights (what validation, evaluation and prediction use) are
     the exponential moving average of the weights after each optimiser step, computed here by hand;
@@ -728,11 +742,11 @@ def test_weight_averaging_checkpoints_the_average_and_resumes_it(tiny_manifest, 
 def test_square_swap_reads_the_old_face_pans_option_as_face_yaws():
     """The script's own option: read from ``benchmarks/square_swap.py`` itself, which stays off ``sys.path``."""
     import runpy
-    from pathlib import Path
 
+    from conftest import REPO
     from phanet.compat import PhanetDeprecationWarning
 
-    parse = runpy.run_path(str(Path(__file__).parents[1] / "benchmarks" / "square_swap.py"))["parse_arguments"]
+    parse = runpy.run_path(str(REPO / "benchmarks" / "square_swap.py"))["parse_arguments"]
     assert parse(["run"]).face_yaws == "-60,-45,45,60" and parse(["run", "--face-yaws", "0"]).face_yaws == "0"
     with pytest.warns(PhanetDeprecationWarning, match=r"^benchmarks/square_swap.py: the option '--face-pans' is now "
                                                       r"called '--face-yaws'; the old name stops working in phanet 0.3$"):

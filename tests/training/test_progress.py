@@ -45,6 +45,7 @@ def test_bars_only_on_a_terminal():
     assert isinstance(progress_callback(False, 10, _Terminal()), EpochLines)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("terminal", [False, True], ids=["log", "terminal"])
 def test_each_epoch_is_reported_once_with_its_own_results(terminal, tiny_manifest, tmp_path):
     out = tmp_path / "run"

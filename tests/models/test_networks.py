@@ -35,6 +35,7 @@ def test_densenet40_cifar_has_the_published_one_million_parameters():
     assert model.num_features == 16 + 3 * 12 * 12
 
 
+@pytest.mark.slow
 def test_default_phanet_is_the_papers_bu3dfe_configuration():
     model = PhaNet()
     assert (len(model.info.expressions), len(model.info.poses), model.image_size) == (7, 9, 224)

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import importlib.util
 import runpy
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import REPO
 from phanet.analysis import realism
 from phanet.compat import PhanetDeprecationWarning
 from phanet.errors import PhanetError
@@ -117,7 +117,7 @@ def test_summary_line():
 
 def test_old_max_pan_option_still_sets_the_largest_yaw():
     """The script's own option: read from ``benchmarks/realism.py`` itself, which stays off ``sys.path``."""
-    parse_arguments = runpy.run_path(str(Path(__file__).parents[1] / "benchmarks" / "realism.py"))["parse_arguments"]
+    parse_arguments = runpy.run_path(str(REPO / "benchmarks" / "realism.py"))["parse_arguments"]
     assert parse_arguments([]).max_yaw == 30.0 and parse_arguments(["--max-yaw", "45"]).max_yaw == 45.0
     with pytest.warns(PhanetDeprecationWarning, match=r"^benchmarks/realism.py: the option '--max-pan' is now called "
                                                       r"'--max-yaw'; the old name stops working in phanet 0.3$"):
@@ -148,6 +148,7 @@ def frontal_crops():
             for name, spec in realism.MODELS.items()}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(realism.MODELS))
 def test_models_read_fixed_renders(name, frontal_crops):
     if not _installed(realism.MODELS[name].package):

@@ -41,6 +41,7 @@ def _stop_after_first_epoch(out, args: list[str], signum: int) -> tuple[int, str
     return process.returncode, err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_a_signal_keeps_the_last_epoch_says_so_and_resume_finishes_the_run(signum, status, tiny_manifest, tmp_path):
     out = tmp_path / signal.Signals(signum).name
@@ -64,6 +65,7 @@ def test_a_signal_keeps_the_last_epoch_says_so_and_resume_finishes_the_run(signu
         assert torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 2
 
 
+@pytest.mark.slow
 def test_sigterm_outside_training_stops_the_command_with_one_line(tmp_path):
     """A SIGTERM before any epoch (here: while rendering data) ends the command the same way."""
     process = subprocess.Popen([sys.executable, "-m", "phanet", "synth", "--preset", "bu3dfe", "--subjects", "200",

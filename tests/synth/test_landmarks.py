@@ -45,6 +45,7 @@ def folder(tmp_path_factory):
     return out, pd.read_csv(out / "manifest.csv", dtype={"path": str, "pose": str})
 
 
+@pytest.mark.slow
 def test_manifest_keeps_the_common_columns_and_adds_the_landmarks(folder):
     out, table = folder
     assert tuple(table.columns) == MANIFEST_COLUMNS + LANDMARK_COLUMNS
@@ -131,6 +132,7 @@ def test_landmark_table_of_streamed_and_written_data_match_the_manifest(folder):
     pd.testing.assert_frame_equal(landmark_table(load_synth(str(out))), expected, check_dtype=False)
 
 
+@pytest.mark.slow
 def test_folder_written_before_the_landmarks_is_upgraded(tmp_path, folder):
     original, table = folder
     out = tmp_path / "old"

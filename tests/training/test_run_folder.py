@@ -56,6 +56,7 @@ def run_copy(one_epoch, tmp_path):
     return shutil.copytree(one_epoch, tmp_path / "run")
 
 
+@pytest.mark.slow
 def test_run_files_follow_the_umask(one_epoch):
     modes = {p.relative_to(one_epoch).as_posix(): stat.S_IMODE(p.stat().st_mode) for p in one_epoch.rglob("*")}
     assert {"config.yaml", "split.json", "classes.json", "metrics.csv", LOCK_FILE,
@@ -77,6 +78,7 @@ def test_a_second_training_into_a_locked_folder_is_refused(run_copy, tiny_manife
         holder.release()
 
 
+@pytest.mark.slow
 def test_a_lock_whose_holder_was_killed_is_free(run_copy, capsys):
     # A process holding the folder's lock as a training does (flock on OUT/.lock), then killed with SIGKILL.
     code = ("import fcntl, os, sys; fd = os.open(sys.argv[1], os.O_RDWR); fcntl.flock(fd, fcntl.LOCK_EX); "
@@ -96,6 +98,7 @@ def test_a_lock_whose_holder_was_killed_is_free(run_copy, capsys):
     assert torch.load(run_copy / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 1
 
 
+@pytest.mark.slow
 def test_resume_applies_a_new_learning_rate(run_copy, capsys):
     assert main(["train", "--out", str(run_copy), "--resume", "train.epochs=2", "optim.lr=0.005",
                  "optim.part_lr={SAL: 0.2}", "optim.weight_decay=0.001", "--no-progress"]) == 0
@@ -116,6 +119,7 @@ def test_resume_applies_a_new_learning_rate(run_copy, capsys):
     assert _contents(run_copy) == before
 
 
+@pytest.mark.slow
 def test_resume_keeps_the_multistep_schedule_position(tiny_manifest, tmp_path):
     # SGD whose rate drops x0.1 after epoch 1: resumed at epoch 2 with a new base rate and milestone.
     out = tmp_path / "sgd"
@@ -134,6 +138,7 @@ def _best_state(payload: dict) -> dict:
     return next(v for k, v in payload["callbacks"].items() if k.startswith("ModelCheckpoint{'monitor': 'val/"))
 
 
+@pytest.mark.slow
 def test_a_moved_run_keeps_its_best_score_on_resume(one_epoch, run_copy):
     # The run's best so far is a perfect validation accuracy, which no later epoch can beat: resumed in
     # the copy (another path than the one it was trained in), best.ckpt must stay the epoch-0 model.
@@ -201,6 +206,7 @@ def _damage(last, how: str) -> None:
         torch.save(payload, last)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how, message", [
     ("junk", "is not a readable checkpoint"),
     ("truncated", "is not a readable checkpoint"),
@@ -230,6 +236,7 @@ def test_non_finite_weights_are_refused_when_a_checkpoint_loads(one_epoch, tmp_p
     assert load_module(one_epoch / "checkpoints" / "best.ckpt").config.train.epochs == 1
 
 
+@pytest.mark.slow
 def test_a_run_that_never_finished_an_epoch_starts_again(run_copy, tiny_manifest, capsys):
     (run_copy / "checkpoints" / "last.ckpt").unlink()
     err = _error(capsys, ["train", "--out", str(run_copy), "--resume"])
@@ -253,6 +260,7 @@ def _with_file_limit(limit: int, *args: str) -> subprocess.CompletedProcess:
                           preexec_fn=limit_files)
 
 
+@pytest.mark.slow
 def test_synth_on_a_full_disk_ends_with_one_line(tmp_path):
     out = tmp_path / "synth"
     result = _with_file_limit(1000, "synth", "--preset", "kdef", "--subjects", "1", "--size", "32",
@@ -264,6 +272,7 @@ def test_synth_on_a_full_disk_ends_with_one_line(tmp_path):
     assert not list(out.rglob("*.tmp"))
 
 
+@pytest.mark.slow
 def test_training_on_a_full_disk_ends_with_one_line_and_can_start_again(tiny_manifest, tmp_path, capsys):
     out = tmp_path / "full"
     args = ["train", "--config", "demo", *tiny_overrides(tiny_manifest, out, "train.epochs=1"), "--no-progress"]

@@ -48,6 +48,7 @@ def written(tmp_path_factory):
     return one, two
 
 
+@pytest.mark.slow
 def test_same_seed_gives_identical_files_whatever_the_worker_count(written):
     one, two = written
     a, b = _files(one), _files(two)
@@ -56,6 +57,7 @@ def test_same_seed_gives_identical_files_whatever_the_worker_count(written):
     assert all(a[name] == b[name] for name in a)
 
 
+@pytest.mark.slow
 def test_other_seed_gives_other_images(tmp_path, written):
     one, _ = written
     out = tmp_path / "seed1"
@@ -129,6 +131,7 @@ def test_torch_dataset_items():
     assert images.shape == (4, 3, SIZE, SIZE) and -1.0 <= float(images.min()) < 0 < float(images.max()) <= 1.0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, images, per_pose, neutral", [
     ("bu3dfe", 100 * (6 * 4 + 1) * 9, 2500, 900),
     ("kdef", 70 * 7 * 2 * 5, 980, 700),
@@ -181,6 +184,7 @@ def test_subjects_do_not_depend_on_how_many_are_generated():
     assert sample_identity(5, 2) != sample_identity(5, 3) != sample_identity(6, 3)
 
 
+@pytest.mark.slow
 def test_identities_have_enough_independent_shape_parameters():
     assert len(SHAPE_PARAMETERS) >= 20
     values = np.array([[sample_identity(0, k).shape[n] for n in SHAPE_PARAMETERS] for k in range(1, 81)])
@@ -222,6 +226,7 @@ def _pupil_window(image, landmarks, name, size, radius):
     return image.mean(-1)[near], rows[near] - y, cols[near] - x
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("light_x", [-0.35, 0.35])
 def test_catchlight_is_the_key_lights_reflection_on_each_cornea(light_x, monkeypatch):
     head = head_for(0, 1, 224)
@@ -369,6 +374,7 @@ def test_rasterizer_depth_test_and_coverage():
     assert not rasterize(xy, depth, colors, tris[:, ::-1], 12, 12).mask.any()
 
 
+@pytest.mark.slow
 def test_preview_writes_two_contact_sheets(tmp_path):
     target = tmp_path / "sheets" / "multipie.png"
     assert main(["synth", "--preset", "multipie", "--size", "32", "--preview", str(target)]) == 0
@@ -437,6 +443,7 @@ def test_folder_options_must_match(written):
         load_dataset("synth", str(one), size=64)
 
 
+@pytest.mark.slow
 def test_interrupted_run_resumes(tmp_path, written):
     one, _ = written
     out = tmp_path / "resume"

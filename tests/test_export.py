@@ -41,6 +41,7 @@ def exported(checkpoint, tmp_path_factory) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_onnx_logits_match_pytorch_on_the_same_faces(checkpoint, exported, tiny_manifest):
     model = TrainedModel.from_checkpoint(checkpoint)
     faces = load_dataset("manifest", str(tiny_manifest))
@@ -77,6 +78,7 @@ def test_the_onnx_file_is_self_contained(exported, checkpoint, capsys):
     assert "ending in .onnx" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_onnx_predictors_give_the_torch_rows(checkpoint, exported, tiny_manifest):
     inputs = [astronaut_path(), *sorted(tiny_manifest.parent.glob("s04_*.png"))[:5]]
     torch_rows = Predictor.from_checkpoint(checkpoint).predict(inputs)
@@ -87,6 +89,7 @@ def test_onnx_predictors_give_the_torch_rows(checkpoint, exported, tiny_manifest
         pd.testing.assert_frame_equal(onnx_rows, torch_rows, atol=1e-4, rtol=0, check_dtype=False)
 
 
+@pytest.mark.slow
 def test_predict_runs_an_onnx_file_from_the_command_line(exported, checkpoint, tmp_path):
     for source, extra in ((exported, []), (checkpoint, ["--backend", "onnx"]), (checkpoint, [])):
         out = tmp_path / f"{len(list(tmp_path.iterdir()))}.csv"
