@@ -18,8 +18,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--by", action="store_true", help="also print the mean c per pose and per expression")
     args = parser.parse_args()
-    table, by_tables = head_refit.head_refit(args.run, args.variants.split(","), [int(s) for s in args.seeds.split(",")],
-                                             args.epochs, args.by)
+    table, by_tables = head_refit.head_refit(
+        args.run, args.variants.split(","), [int(s) for s in args.seeds.split(",")], args.epochs, args.by
+    )
     pd.set_option("display.width", 250)
     print(table.round(3).T.to_string(header=False))
     for name, frame in by_tables.items():

@@ -45,7 +45,10 @@ def write_dataset(folder: Path, rows: int, files: int) -> Path:
         "subject": [f"s{i // 100:05d}" for i in index],
         "expression": np.array(EXPRESSIONS)[index % len(EXPRESSIONS)],
         "pose": np.array(["-45", "0", "45"])[index % 3],
-        "face_x": (index // files) * 1e-3, "face_y": 0.0, "face_w": 200.0, "face_h": 200.0,
+        "face_x": (index // files) * 1e-3,
+        "face_y": 0.0,
+        "face_w": 200.0,
+        "face_h": 200.0,
     }
     import pandas as pd
 
@@ -94,13 +97,30 @@ print(f"done after {time.perf_counter() - start:.1f} s", flush=True)
 
 
 def run_child(manifest: Path, out: Path, workers: int, steps: int, cache: Path) -> tuple[str, float]:
-    overrides = ["data.dataset=manifest", f"data.root={manifest}", "data.options={}", f"out={out}",
-                 f"data.num_workers={workers}", "data.split.val=1", "data.split.test=1", "data.cache=true",
-                 f"data.cache_dir={cache}", "train.batch_size=32", "train.pan_init.enabled=false",
-                 "train.pan_init.warmup_epochs=0", "train.accelerator=cpu", "data.flip=true"]
+    overrides = [
+        "data.dataset=manifest",
+        f"data.root={manifest}",
+        "data.options={}",
+        f"out={out}",
+        f"data.num_workers={workers}",
+        "data.split.val=1",
+        "data.split.test=1",
+        "data.cache=true",
+        f"data.cache_dir={cache}",
+        "train.batch_size=32",
+        "train.pan_init.enabled=false",
+        "train.pan_init.warmup_epochs=0",
+        "train.accelerator=cpu",
+        "data.flip=true",
+    ]
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    process = subprocess.Popen([sys.executable, "-c", CHILD.replace("STEPS", str(steps)), *overrides],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    process = subprocess.Popen(
+        [sys.executable, "-c", CHILD.replace("STEPS", str(steps)), *overrides],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
     peak = 0
     done = threading.Event()
 
@@ -124,15 +144,21 @@ def run_child(manifest: Path, out: Path, workers: int, steps: int, cache: Path) 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=300_000)
-    parser.add_argument("--baseline-rows", type=int, default=3_000,
-                        help="the same training on a manifest this small first: what the network itself takes")
+    parser.add_argument(
+        "--baseline-rows",
+        type=int,
+        default=3_000,
+        help="the same training on a manifest this small first: what the network itself takes",
+    )
     parser.add_argument("--files", type=int, default=300)
     parser.add_argument("--workers", default="0,2,4")
     parser.add_argument("--steps", type=int, default=3, help="training steps after the first")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        print(f"manifests of {args.baseline_rows:,} and {args.rows:,} rows over {args.files} files of 224 px; "
-              f"the paper network at 224 px, batch 32, on the CPU")
+        print(
+            f"manifests of {args.baseline_rows:,} and {args.rows:,} rows over {args.files} files of 224 px; "
+            f"the paper network at 224 px, batch 32, on the CPU"
+        )
         print(f"{'rows':>9s}  {'workers':>7s}  {'peak memory (PSS, GB)':>22s}  {'over the baseline':>17s}  timings")
         baseline = None
         for rows, worker_list in ((args.baseline_rows, "0"), (args.rows, args.workers)):

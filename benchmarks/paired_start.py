@@ -40,10 +40,21 @@ EPOCH_LINE = re.compile(r"^epoch (\d+)/\d+: .*; (\d+(?:\.\d+)?) s$")
 
 
 def train_command(out: Path, args: argparse.Namespace) -> list[str]:
-    return ["train", "--config", "demo", "--out", str(out), "--no-progress",
-            f"data.options={{preset: bu3dfe, subjects: {args.subjects}, size: 128}}", f"model.scales=[{args.scales}]",
-            "model.joint_sa=false", f"train.epochs={args.epochs}", "train.early_stop=0", "train.max_minutes=null",
-            "train.pan_init.enabled=false"]
+    return [
+        "train",
+        "--config",
+        "demo",
+        "--out",
+        str(out),
+        "--no-progress",
+        f"data.options={{preset: bu3dfe, subjects: {args.subjects}, size: 128}}",
+        f"model.scales=[{args.scales}]",
+        "model.joint_sa=false",
+        f"train.epochs={args.epochs}",
+        "train.early_stop=0",
+        "train.max_minutes=null",
+        "train.pan_init.enabled=false",
+    ]
 
 
 def epoch_seconds(log: str) -> list[float]:
@@ -54,8 +65,15 @@ def together(first: int, count: int, root: Path, args: argparse.Namespace) -> li
     """Start ``count`` trainings together, each into a new folder under ``root``; one row per process."""
     start = len(list(root.iterdir()))
     outs = [root / f"run{start + i}_first{first}" for i in range(1, count + 1)]
-    procs = [subprocess.Popen([sys.executable, "-c", CHILD, str(first), *train_command(out, args)],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for out in outs]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", CHILD, str(first), *train_command(out, args)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for out in outs
+    ]
     rows = []
     for i, (proc, out) in enumerate(zip(procs, outs), 1):
         log, _ = proc.communicate()
@@ -63,8 +81,16 @@ def together(first: int, count: int, root: Path, args: argparse.Namespace) -> li
             raise SystemExit(f"training {out} failed ({proc.returncode}):\n{log[-2000:]}")
         seconds = epoch_seconds(log)
         threads = pd.read_csv(out / "metrics.csv")["cpu_threads"].tolist()
-        rows.append({"first trial after": first, "processes": count, "process": i, "epoch seconds": seconds, "threads": threads,
-                     "first / median of later": seconds[0] / statistics.median(seconds[1:])})
+        rows.append(
+            {
+                "first trial after": first,
+                "processes": count,
+                "process": i,
+                "epoch seconds": seconds,
+                "threads": threads,
+                "first / median of later": seconds[0] / statistics.median(seconds[1:]),
+            }
+        )
     return rows
 
 

@@ -18,8 +18,10 @@ def main(argv: list[str] | None = None) -> None:
         for term, part, single, half in precision.gradient_cosines(module):
             print(f"  {term:8s} {part:12s} {single:16.3f} {half:16.3f}")
         for name, (mean, std) in precision.square_spread(module).items():
-            print(f"  {name} square (x, y, l): mean {', '.join(f'{v:.3f}' for v in mean)}; "
-                  f"std over 256 images {', '.join(f'{v:.3f}' for v in std)}")
+            print(
+                f"  {name} square (x, y, l): mean {', '.join(f'{v:.3f}' for v in mean)}; "
+                f"std over 256 images {', '.join(f'{v:.3f}' for v in std)}"
+            )
 
 
 if __name__ == "__main__":

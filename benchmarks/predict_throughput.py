@@ -38,8 +38,7 @@ def build(size: int) -> PhaNet:
     else:
         model_config = load_config("demo").model
         ratio = (model_config.input_size or model_config.image_size) // model_config.image_size
-        model_config = dataclasses.replace(model_config, image_size=size,
-                                           input_size=size * ratio if ratio > 1 else None)
+        model_config = dataclasses.replace(model_config, image_size=size, input_size=size * ratio if ratio > 1 else None)
     torch.manual_seed(0)
     return PhaNet.from_config(model_config, 7, 9).eval()
 
@@ -50,8 +49,9 @@ def measure(size: int, batches: list[int], repeats: int, warmup: int, threads: i
     side = model.input_size
     backends = {
         "torch": TorchBackend(model),
-        "onnxruntime": OnnxBackend(ort_session(onnx_bytes(model, ModelInfo(list("0123456"), list("012345678"), side,
-                                                                            "phanet")), threads)),
+        "onnxruntime": OnnxBackend(
+            ort_session(onnx_bytes(model, ModelInfo(list("0123456"), list("012345678"), side, "phanet")), threads)
+        ),
     }
     rng = np.random.default_rng(0)
     times: dict[tuple[str, int], float] = {}
@@ -72,7 +72,8 @@ def measure(size: int, batches: list[int], repeats: int, warmup: int, threads: i
 def _machine_busy_seconds() -> float | None:
     """CPU seconds all processes have used (Linux /proc/stat), to tell whether other work shared the CPU."""
     try:
-        fields = [int(v) for v in open("/proc/stat").readline().split()[1:]]
+        with open("/proc/stat") as stat:
+            fields = [int(v) for v in stat.readline().split()[1:]]
     except (OSError, ValueError):
         return None
     idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
@@ -81,8 +82,13 @@ def _machine_busy_seconds() -> float | None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[64, 224],
-                        help="network image sizes in pixels (the demo network at any size but 224 reads twice that)")
+    parser.add_argument(
+        "--sizes",
+        type=int,
+        nargs="+",
+        default=[64, 224],
+        help="network image sizes in pixels (the demo network at any size but 224 reads twice that)",
+    )
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 32])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
@@ -91,8 +97,10 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     threads = torch.get_num_threads()
-    print(f"CPU {platform.machine()}, {os.cpu_count()} cores, threads: {threads}; torch {torch.__version__}, "
-          f"onnxruntime {onnxruntime.__version__}; median of {args.repeats} batches")
+    print(
+        f"CPU {platform.machine()}, {os.cpu_count()} cores, threads: {threads}; torch {torch.__version__}, "
+        f"onnxruntime {onnxruntime.__version__}; median of {args.repeats} batches"
+    )
     busy_before, own_before, start = _machine_busy_seconds(), sum(os.times()[:2]), time.perf_counter()
     print(f"{'input':>7s} {'batch':>5s} {'torch faces/s':>14s} {'ORT faces/s':>12s} {'ORT / torch':>12s}")
     for size in args.sizes:

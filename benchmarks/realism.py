@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 import cv2
 import pandas as pd
@@ -51,14 +51,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         models = {name: realism.load_model(name) for name in args.model}
         start = time.perf_counter()
         margins = sorted({realism.MODELS[name].margin for name in models})
-        rows, crops = realism.render_crops(args.preset, args.subjects, args.size, args.seed, args.max_yaw,
-                                           args.intensities, margins)
+        rows, crops = realism.render_crops(
+            args.preset, args.subjects, args.size, args.seed, args.max_yaw, args.intensities, margins
+        )
         seconds = time.perf_counter() - start
     except PhanetError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"preset {args.preset}, {args.subjects} subjects, {args.size} px, seed {args.seed}, |yaw| <= "
-          f"{args.max_yaw:g}: {len(rows)} images rendered in {seconds:.0f} s\n")
+    print(
+        f"preset {args.preset}, {args.subjects} subjects, {args.size} px, seed {args.seed}, |yaw| <= "
+        f"{args.max_yaw:g}: {len(rows)} images rendered in {seconds:.0f} s\n"
+    )
     results = realism.read_crops(models, rows, crops)
     columns = list(results)
     print("Agreement per expression (%, intensity 4; neutral 0):\n")

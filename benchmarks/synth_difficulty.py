@@ -44,11 +44,11 @@ class SmallCNN(nn.Module):
         super().__init__()
 
         def block(cin, cout):
-            return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(),
-                                 nn.MaxPool2d(2))
+            return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(), nn.MaxPool2d(2))
 
-        self.features = nn.Sequential(block(3, 16), block(16, 32), block(32, 64), block(64, 96),
-                                      nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.features = nn.Sequential(
+            block(3, 16), block(16, 32), block(32, 64), block(64, 96), nn.AdaptiveAvgPool2d(1), nn.Flatten()
+        )
         self.expression = nn.Linear(96, expressions)
         self.pose = nn.Linear(96, poses)
 
@@ -79,14 +79,19 @@ def main() -> None:
     train = ~test
     n_expr = int(labels["expression"].max()) + 1
     n_pose = int(labels["pose"].max()) + 1
-    print(f"train {train.sum()} images / {args.subjects - args.test_subjects} subjects, "
-          f"test {test.sum()} / {args.test_subjects} held-out subjects; chance {100 / n_expr:.1f} % (expression)")
+    print(
+        f"train {train.sum()} images / {args.subjects - args.test_subjects} subjects, "
+        f"test {test.sum()} / {args.test_subjects} held-out subjects; chance {100 / n_expr:.1f} % (expression)"
+    )
 
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
-    grey = np.stack([cv2.resize(cv2.cvtColor(im, cv2.COLOR_RGB2GRAY), (24, 24), interpolation=cv2.INTER_AREA)
-                     for im in images]).reshape(len(images), -1).astype(np.float32)
+    grey = (
+        np.stack([cv2.resize(cv2.cvtColor(im, cv2.COLOR_RGB2GRAY), (24, 24), interpolation=cv2.INTER_AREA) for im in images])
+        .reshape(len(images), -1)
+        .astype(np.float32)
+    )
     scaler = StandardScaler().fit(grey[train])
     for task in ("expression", "pose"):
         clf = LogisticRegression(max_iter=300, C=0.05).fit(scaler.transform(grey[train]), labels[task][train])
@@ -116,14 +121,16 @@ def main() -> None:
     model.eval()
     with torch.no_grad():
         te = torch.from_numpy(np.flatnonzero(test))
-        outs = [model(x[te[i:i + 256]]) for i in range(0, len(te), 256)]
+        outs = [model(x[te[i : i + 256]]) for i in range(0, len(te), 256)]
         pred_e = torch.cat([o[0] for o in outs]).argmax(1).numpy()
         pred_p = torch.cat([o[1] for o in outs]).argmax(1).numpy()
     exp_ok = pred_e == labels["expression"][test]
     pose_ok = pred_p == labels["pose"][test]
     seconds = time.perf_counter() - start
-    print(f"small CNN on {args.input}x{args.input} ({args.epochs:g} epochs, {steps} steps, {seconds:.0f} s): "
-          f"expression accuracy {100 * exp_ok.mean():.1f} %, pose accuracy {100 * pose_ok.mean():.1f} %")
+    print(
+        f"small CNN on {args.input}x{args.input} ({args.epochs:g} epochs, {steps} steps, {seconds:.0f} s): "
+        f"expression accuracy {100 * exp_ok.mean():.1f} %, pose accuracy {100 * pose_ok.mean():.1f} %"
+    )
     for level in sorted(set(labels["intensity"][test])):
         sel = labels["intensity"][test] == level
         print(f"  intensity {level}: expression accuracy {100 * exp_ok[sel].mean():.1f} % ({sel.sum()} images)")

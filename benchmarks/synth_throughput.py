@@ -82,8 +82,11 @@ def main() -> None:
                     foreign = (_busy_seconds() - busy) - cpu
                     other = f"{100 * max(foreign, 0.0) / (seconds * (os.cpu_count() or 1)):.0f} %"
                 trees.append(_tree(Path(tmp) / "out"))
-            print(f"| {size} | {workers} | {len(faces)} | {seconds:.1f} | {len(faces) / seconds:.0f} | "
-                  f"{len(faces) / cpu:.0f} | {other} |", flush=True)
+            print(
+                f"| {size} | {workers} | {len(faces)} | {seconds:.1f} | {len(faces) / seconds:.0f} | "
+                f"{len(faces) / cpu:.0f} | {other} |",
+                flush=True,
+            )
         identical = all(tree == trees[0] for tree in trees[1:])
         print(f"|  | identical files across worker counts: {'yes' if identical else 'NO'} | | | | | |", flush=True)
 

@@ -107,11 +107,12 @@ def main() -> None:
     else:
         name = f"CPU {platform.machine()}, {torch.get_num_threads()} threads"
     r = measure(args.size, args.batch, device, args.repeats, args.warmup)
-    print(f"device: {name}; input {args.size}x{args.size}, batch {args.batch}, torch {torch.__version__}, "
-          f"median of {args.repeats} interleaved steps")
+    print(
+        f"device: {name}; input {args.size}x{args.size}, batch {args.batch}, torch {torch.__version__}, "
+        f"median of {args.repeats} interleaved steps"
+    )
     print(f"{'':28s}{'train img/s':>12s}{'infer img/s':>12s}")
-    for key, label in (("phanet", "PhaNet"), ("backbone", "DenseNet-40 (one)"),
-                       ("three", "DenseNet-40 (three, joint)")):
+    for key, label in (("phanet", "PhaNet"), ("backbone", "DenseNet-40 (one)"), ("three", "DenseNet-40 (three, joint)")):
         print(f"{label:28s}{args.batch / r[f'{key}_train']:12.1f}{args.batch / r[f'{key}_infer']:12.1f}")
     for mode in ("train", "infer"):
         ratio = r[f"phanet_{mode}"] / (3 * r[f"backbone_{mode}"])

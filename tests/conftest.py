@@ -9,7 +9,7 @@ from pathlib import Path
 # machine shared with other work every small operation waits for a thread that is not running.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import pytest  # noqa: E402
+import pytest
 
 #: The repository's root, for the files tests read beside the package (README, benchmark scripts, fixtures).
 REPO = Path(__file__).resolve().parents[1]

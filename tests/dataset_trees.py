@@ -10,8 +10,8 @@ expression and carry a bright bar whose place follows the pose, so a tiny networ
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 from PIL import Image
@@ -27,10 +27,8 @@ MULTIPIE_RECORDINGS = {
 }
 MULTIPIE_CAMERAS = {"13_0": "-30", "14_0": "-15", "05_1": "0", "05_0": "15", "04_1": "30"}
 AFFECTNET_CLASSES = ["NE", "HA", "SA", "SU", "FE", "DI", "AN", "CO"]
-SFEW_FOLDERS = {"Angry": "AN", "Disgust": "DI", "Fear": "FE", "Happy": "HA", "Neutral": "NE", "Sad": "SA",
-                "Surprise": "SU"}
-AFFECTNET_CSV_HEADER = ("subDirectory_filePath,face_x,face_y,face_width,face_height,facial_landmarks,"
-                        "expression,valence,arousal")
+SFEW_FOLDERS = {"Angry": "AN", "Disgust": "DI", "Fear": "FE", "Happy": "HA", "Neutral": "NE", "Sad": "SA", "Surprise": "SU"}
+AFFECTNET_CSV_HEADER = "subDirectory_filePath,face_x,face_y,face_width,face_height,facial_landmarks,expression,valence,arousal"
 
 
 def write_image(path: Path, size: int = 32, expression: int = 0, pose: int = 0, seed: int = 0) -> Path:
@@ -39,7 +37,7 @@ def write_image(path: Path, size: int = 32, expression: int = 0, pose: int = 0, 
     hue = np.array([(37 * expression) % 256, (91 * expression + 40) % 256, (53 * expression + 90) % 256])
     image = np.clip(hue + rng.normal(0, 12, (size, size, 3)), 0, 255).astype(np.uint8)
     column = (pose * 5 + 2) % max(1, size - 4)
-    image[:, column:column + 3] = 255
+    image[:, column : column + 3] = 255
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(image).save(path)
     return path
@@ -126,8 +124,13 @@ def make_multipie_tree(
                         name = f"{subject}_{session}_{recording}_{camera.replace('_', '')}_{light}.png"
                         rel = f"session{session}/multiview/{subject}/{recording}/{camera}/{name}"
                         pose = MULTIPIE_CAMERAS.get(camera)
-                        write_image(Path(root) / rel, size, classes.index(label),
-                                    list(MULTIPIE_CAMERAS).index(camera) if pose else 0, _seed(rel))
+                        write_image(
+                            Path(root) / rel,
+                            size,
+                            classes.index(label),
+                            list(MULTIPIE_CAMERAS).index(camera) if pose else 0,
+                            _seed(rel),
+                        )
                         if pose is not None and light == "07":
                             records.append(_record(rel, subject, label, pose))
     return records
@@ -141,11 +144,7 @@ def affectnet_csv_row(path: str, code: int | str, box: Sequence[float] = (4, 4, 
 
 
 def make_affectnet_csv_tree(
-    root: Path,
-    per_class: int = 3,
-    codes: Iterable[int] = range(11),
-    partition: str = "training",
-    size: int = 32,
+    root: Path, per_class: int = 3, codes: Iterable[int] = range(11), partition: str = "training", size: int = 32
 ) -> list[dict]:
     """``Manually_Annotated_file_lists/<partition>.csv`` + ``Manually_Annotated_Images/<sub>/<hash>.jpg``.
 
@@ -163,8 +162,15 @@ def make_affectnet_csv_tree(
             lines.append(affectnet_csv_row(name, code, box))
             if code < 8:
                 rel = f"Manually_Annotated_Images/{name}"
-                records.append({**_record(rel, rel.rsplit(".", 1)[0], AFFECTNET_CLASSES[code]),
-                                "face_x": box[0], "face_y": box[1], "face_w": box[2], "face_h": box[3]})
+                records.append(
+                    {
+                        **_record(rel, rel.rsplit(".", 1)[0], AFFECTNET_CLASSES[code]),
+                        "face_x": box[0],
+                        "face_y": box[1],
+                        "face_w": box[2],
+                        "face_h": box[3],
+                    }
+                )
     csv = root / "Manually_Annotated_file_lists" / f"{partition}.csv"
     csv.parent.mkdir(parents=True, exist_ok=True)
     csv.write_text("\n".join(lines) + "\n")
@@ -172,11 +178,7 @@ def make_affectnet_csv_tree(
 
 
 def make_affectnet_npy_tree(
-    root: Path,
-    per_class: int = 2,
-    codes: Iterable[int] = range(8),
-    folder: str = "train_set",
-    size: int = 32,
+    root: Path, per_class: int = 2, codes: Iterable[int] = range(8), folder: str = "train_set", size: int = 32
 ) -> list[dict]:
     """The newer release: ``train_set/images/<i>.jpg`` + ``train_set/annotations/<i>_exp.npy`` (code as text)."""
     root = Path(root)
@@ -194,12 +196,7 @@ def make_affectnet_npy_tree(
     return records
 
 
-def make_sfew_tree(
-    root: Path,
-    per_class: int = 2,
-    partitions: Sequence[str] = ("Train", "Val"),
-    size: int = 32,
-) -> list[dict]:
+def make_sfew_tree(root: Path, per_class: int = 2, partitions: Sequence[str] = ("Train", "Val"), size: int = 32) -> list[dict]:
     """``Train/<Emotion>/<movie>_<frame>.png`` and ``Val/...``; no pose, each image its own subject."""
     records = []
     for partition in partitions:

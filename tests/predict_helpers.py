@@ -32,8 +32,10 @@ def untrained_checkpoint(path: Path, *overrides: str) -> Path:
     torch.manual_seed(0)
     config = load_config("demo", [*TINY, *overrides]).to_dict()
     module = PhaNetModule(config, EXPRESSIONS, POSES)
-    torch.save({"hyper_parameters": {"config": config, "expressions": EXPRESSIONS, "poses": POSES},
-                "state_dict": module.state_dict()}, path)
+    torch.save(
+        {"hyper_parameters": {"config": config, "expressions": EXPRESSIONS, "poses": POSES}, "state_dict": module.state_dict()},
+        path,
+    )
     return path
 
 

@@ -13,12 +13,13 @@ SRC = Path(phanet.__file__).parent
 #: The layers, lowest first: a module may import from its own layer and the ones below. Each entry is a
 #: module or a package (every module under it). docs/architecture.md draws the same map.
 LAYERS = (
-    ("foundation", ("phanet.errors", "phanet.text", "phanet.compat", "phanet.runtime", "phanet.files",
-                    "phanet.checks", "phanet.version")),
+    (
+        "foundation",
+        ("phanet.errors", "phanet.text", "phanet.compat", "phanet.runtime", "phanet.files", "phanet.checks", "phanet.version"),
+    ),
     ("vocabulary", ("phanet.models.info",)),
     ("configuration", ("phanet.config",)),
-    ("records", ("phanet.data.records", "phanet.data.io", "phanet.data.classes", "phanet.data.faces",
-                 "phanet.data.openface")),
+    ("records", ("phanet.data.records", "phanet.data.io", "phanet.data.classes", "phanet.data.faces", "phanet.data.openface")),
     ("renderer", ("phanet.synth",)),
     ("data", ("phanet.data",)),
     ("networks", ("phanet.models", "phanet.losses")),
@@ -44,6 +45,7 @@ def _modules() -> dict[str, Path]:
 
 def _imports(modules: dict[str, Path]) -> dict[str, set[str]]:
     """Every module's imports of the package's modules, those inside functions included."""
+
     def owner(name: str) -> str:
         while name not in modules:
             name = name.rpartition(".")[0]
@@ -112,8 +114,12 @@ def test_the_import_drawing_has_no_cycle():
 
 def test_every_import_runs_down_the_layers():
     graph = _imports(_modules())
-    upward = sorted(f"{module} ({LAYERS[_layer(module)][0]}) imports {other} ({LAYERS[_layer(other)][0]})"
-                    for module, others in graph.items() for other in others if _layer(other) > _layer(module))
+    upward = sorted(
+        f"{module} ({LAYERS[_layer(module)][0]}) imports {other} ({LAYERS[_layer(other)][0]})"
+        for module, others in graph.items()
+        for other in others
+        if _layer(other) > _layer(module)
+    )
     assert upward == []
 
 

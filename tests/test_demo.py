@@ -16,11 +16,21 @@ from phanet.cli import main
 
 MINI = [
     "data.options={preset: bu3dfe, subjects: 6, size: 32}",
-    "data.split.val=1", "data.split.test=2",
-    "model.image_size=32", "model.input_size=32", "model.backbone.depth=10", "model.backbone.growth_rate=6",
-    "model.backbone.stem_pool=false", "model.attention.grid=2", "model.attention.hidden=16",
-    "model.sal_hidden=8", "model.head_hidden=32", "train.epochs=2", "train.batch_size=32",
-    "train.pan_init.warmup_epochs=1", "train.pan_init.steps=2",
+    "data.split.val=1",
+    "data.split.test=2",
+    "model.image_size=32",
+    "model.input_size=32",
+    "model.backbone.depth=10",
+    "model.backbone.growth_rate=6",
+    "model.backbone.stem_pool=false",
+    "model.attention.grid=2",
+    "model.attention.hidden=16",
+    "model.sal_hidden=8",
+    "model.head_hidden=32",
+    "train.epochs=2",
+    "train.batch_size=32",
+    "train.pan_init.warmup_epochs=1",
+    "train.pan_init.steps=2",
     "train.ema=0.5",  # the demo's averaging, over the mini demo's few steps
 ]
 
@@ -64,8 +74,7 @@ def test_mini_demo_writes_the_report_tables_and_figures(tmp_path, monkeypatch, c
         assert abs(table1.set_index("Methods").loc[column, "Acc. of FER"] - accuracy) < 1e-6
         assert set(predictions["subject"]) == set(pd.read_json(out / method / "split.json", typ="series")["test"])
     table2 = pd.read_csv(out / "tables" / "table2_per_pose.csv")
-    assert table2.columns.tolist() == ["Methods", "-90°", "-60°", "-45°", "-30°", "0°", "30°", "45°", "60°", "90°",
-                                       "Average"]
+    assert table2.columns.tolist() == ["Methods", "-90°", "-60°", "-45°", "-30°", "0°", "30°", "45°", "60°", "90°", "Average"]
     coverage = pd.read_csv(out / "tables" / "attention_coverage.csv").set_index("Region")
     assert coverage.columns.tolist() == table2.columns.tolist()[1:-1] + ["all"]
     # S3's share on the mouth, recomputed from the predictions and the manifest's landmarks
@@ -75,8 +84,11 @@ def test_mini_demo_writes_the_report_tables_and_figures(tmp_path, monkeypatch, c
     inside = pd.Series(False, index=predictions.index)
     for point in ("mouth", "mouth_left", "mouth_right"):
         lm = marks.loc[predictions["path"], [f"lm_{point}_x", f"lm_{point}_y", f"lm_{point}_vis"]].to_numpy()
-        inside |= ((abs(lm[:, 0] - predictions["s3_x"]) <= predictions["s3_l"])
-                   & (abs(lm[:, 1] - predictions["s3_y"]) <= predictions["s3_l"]) & (lm[:, 2] == 1))
+        inside |= (
+            (abs(lm[:, 0] - predictions["s3_x"]) <= predictions["s3_l"])
+            & (abs(lm[:, 1] - predictions["s3_y"]) <= predictions["s3_l"])
+            & (lm[:, 2] == 1)
+        )
     assert coverage.loc["S3 square on mouth", "all"] == pytest.approx(100 * inside.mean(), abs=0.01)
     # the training targets read the same run: the report's accuracies and coverage, the scale weights
     # of the predictions, S1's last loss against the training labels' prior
@@ -94,11 +106,11 @@ def test_mini_demo_writes_the_report_tables_and_figures(tmp_path, monkeypatch, c
     assert "FER gain" not in alone and alone["c2 std"] == pytest.approx(predictions["c2"].std())
     table1 = table1.set_index("Methods")
     assert row["PhaNet FER"] == pytest.approx(table1.loc["PhaNet", "Acc. of FER"], abs=1e-6)
-    assert row["FER gain"] == pytest.approx(table1.loc["PhaNet", "Acc. of FER"] - table1.loc["DenseNet-40", "Acc. of FER"],
-                                            abs=1e-6)
+    assert row["FER gain"] == pytest.approx(
+        table1.loc["PhaNet", "Acc. of FER"] - table1.loc["DenseNet-40", "Acc. of FER"], abs=1e-6
+    )
     assert row["S3 on region %"] == pytest.approx(coverage.loc["S3 square on mouth, eye or brow", "all"], abs=0.01)
-    assert row["S3 worst yaw %"] == pytest.approx(coverage.loc["S3 square on mouth, eye or brow"].drop("all").min(),
-                                                  abs=0.01)
+    assert row["S3 worst yaw %"] == pytest.approx(coverage.loc["S3 square on mouth, eye or brow"].drop("all").min(), abs=0.01)
     assert row["c2 std"] == pytest.approx(predictions["c2"].std())
     # 6 subjects x (6 expressions x 4 intensities + 1 neutral) x 9 yaws: neutral is 1 in 25 of the labels
     prior = -(24 / 25 * math.log(4 / 25) + 1 / 25 * math.log(1 / 25))
@@ -122,12 +134,21 @@ def test_training_targets_are_checked_over_every_fold():
     shows each fold's measurements with their mean and std."""
     from phanet.analysis.targets import check, fold_summary
 
-    folds = pd.DataFrame({
-        "PhaNet pose": [97.5, 98.0], "pose gap": [0.5, 1.6], "FER gain": [12.0, -1.0],
-        "S1 below prior %": [30.0, 25.0], "S3 worst yaw %": [90.0, 95.0],
-        "c1 std": [0.03, 0.03], "c2 std": [0.03, 0.021], "c3 std": [0.05, 0.04],
-        "c1 pinned": [False, False], "c2 pinned": [False, True], "c3 pinned": [False, False],
-    })
+    folds = pd.DataFrame(
+        {
+            "PhaNet pose": [97.5, 98.0],
+            "pose gap": [0.5, 1.6],
+            "FER gain": [12.0, -1.0],
+            "S1 below prior %": [30.0, 25.0],
+            "S3 worst yaw %": [90.0, 95.0],
+            "c1 std": [0.03, 0.03],
+            "c2 std": [0.03, 0.021],
+            "c3 std": [0.05, 0.04],
+            "c1 pinned": [False, False],
+            "c2 pinned": [False, True],
+            "c3 pinned": [False, False],
+        }
+    )
     met = {target: ok for target, ok, _ in check(folds)}
     assert met == {
         "every c: test std > 0.02, pinned at neither 0.5 nor 1": False,  # c2 pinned in the second fold
@@ -141,11 +162,19 @@ def test_training_targets_are_checked_over_every_fold():
     folds["c2 pinned"] = False
     assert check(folds)[0][1] and check(folds)[0][2] == "smallest std 0.021"
     summary = fold_summary(folds)
-    assert summary.index.tolist() == ["FER gain", "PhaNet pose", "pose gap", "c1 std", "c2 std", "c3 std",
-                                      "S1 below prior %", "S3 worst yaw %"]
+    assert summary.index.tolist() == [
+        "FER gain",
+        "PhaNet pose",
+        "pose gap",
+        "c1 std",
+        "c2 std",
+        "c3 std",
+        "S1 below prior %",
+        "S3 worst yaw %",
+    ]
     assert summary.columns.tolist() == [0, 1, "mean", "std"]
     assert summary.loc["FER gain", "mean"] == pytest.approx(5.5)
-    assert summary.loc["pose gap", "std"] == pytest.approx(math.sqrt(2 * 0.55 ** 2))
+    assert summary.loc["pose gap", "std"] == pytest.approx(math.sqrt(2 * 0.55**2))
     # a loss without L_att (Table VIII's L(e), L(p) + L(e)) logs no S1 loss: a run without it cannot
     # meet the target, and runs that all lack it leave the target out
     s1 = "S1's expression loss >= 25 % below the prior entropy"
@@ -163,8 +192,9 @@ def test_validation_curves_read_best_epoch_and_swing_from_hand_made_runs(tmp_pat
 
     def write(folder: Path, fer: list[float], pose: list[float]) -> None:
         folder.mkdir(parents=True)
-        pd.DataFrame({"epoch": range(len(fer)), "val/expression_acc": fer, "val/pose_acc": pose}) \
-            .to_csv(folder / "metrics.csv", index=False)
+        pd.DataFrame({"epoch": range(len(fer)), "val/expression_acc": fer, "val/pose_acc": pose}).to_csv(
+            folder / "metrics.csv", index=False
+        )
 
     write(tmp_path / "a" / "fold1" / "phanet", [0.2, 0.5, 0.4, 0.45], [0.5, 0.9, 0.7, 0.8])
     write(tmp_path / "a" / "fold1" / "densenet", [0.1, 0.3], [0.6, 0.6])
@@ -173,7 +203,11 @@ def test_validation_curves_read_best_epoch_and_swing_from_hand_made_runs(tmp_pat
     runs = curves.method_runs([tmp_path / "a", tmp_path / "b"], ["A", "B"])
     table = curves.curve_rows(runs, last=3)
     assert table[["experiment", "fold", "method"]].values.tolist() == [
-        ["A", 1, "phanet"], ["A", 1, "densenet"], ["A", 2, "phanet"], ["B", 1, "phanet"]]
+        ["A", 1, "phanet"],
+        ["A", 1, "densenet"],
+        ["A", 2, "phanet"],
+        ["B", 1, "phanet"],
+    ]
     first = table.iloc[0]
     assert (first["best epoch"], first["epochs"]) == (2, 4)
     assert first["best val FER"] == pytest.approx(50.0) and first["val pose at best"] == pytest.approx(90.0)

@@ -27,8 +27,16 @@ from phanet.training.module import PhaNetModule
 from phanet.training.run import TrainResult
 from phanet.training.run_folder import RunFolder
 
-TABLE6_RUNS = ["table6_n_s1", "table6_h_s2", "table6_h_s3", "table6_n_s1_h_s2", "table6_n_s1_h_s3",
-               "table6_h_s2_h_s3", "table6_n_s1_h_s2_h_s3", "table6_n_s1_h_s2_h_s3_jsa"]
+TABLE6_RUNS = [
+    "table6_n_s1",
+    "table6_h_s2",
+    "table6_h_s3",
+    "table6_n_s1_h_s2",
+    "table6_n_s1_h_s3",
+    "table6_h_s2_h_s3",
+    "table6_n_s1_h_s2_h_s3",
+    "table6_n_s1_h_s2_h_s3_jsa",
+]
 TABLE8_RUNS = ["table8_e", "table8_att_e", "table8_p_e", "table8_att_e_p"]
 
 
@@ -39,8 +47,11 @@ def _tiny(manifest, *extra):
 def _save_untrained(config: Config, faces: LabeledFaces, path, epoch: int) -> None:
     torch.manual_seed(config.seed)
     module = PhaNetModule(config.to_dict(), faces.expressions, faces.poses)
-    payload = {"epoch": epoch, "state_dict": module.state_dict(),
-               "hyper_parameters": {"config": config.to_dict(), "expressions": faces.expressions, "poses": faces.poses}}
+    payload = {
+        "epoch": epoch,
+        "state_dict": module.state_dict(),
+        "hyper_parameters": {"config": config.to_dict(), "expressions": faces.expressions, "poses": faces.poses},
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(payload, path)
 
@@ -52,16 +63,29 @@ def trainings(monkeypatch) -> list[tuple[str, Config, bool, Split]]:
     resume, split) of every training."""
     calls: list[tuple[str, Config, bool, Split]] = []
 
-    def train(config: Config, resume: bool = False, faces: LabeledFaces | None = None, split: Split | None = None,
-              progress: bool = True) -> TrainResult:
+    def train(
+        config: Config, resume: bool = False, faces: LabeledFaces | None = None, split: Split | None = None, progress: bool = True
+    ) -> TrainResult:
         folder = RunFolder(config.out)
         calls.append((f"{folder.path.parent.name}/{folder.path.name}", config, resume, split))
         folder.write_start(config, split.subjects, faces.name, faces.expressions, faces.poses)
         epochs = config.train.epochs
-        pd.DataFrame({"epoch": range(epochs), "step": range(1, epochs + 1), "train/loss": 1.0,
-                      "train/lambda_e": 0.6, "train/lambda_p": 0.4, "train/c1": 0.5, "train/c2": 0.5,
-                      "train/c3": 0.5, "train/expression_acc": 0.3, "val/expression_acc": 0.25, "val/pose_acc": 0.5, "lr": 0.001}
-                     ).to_csv(folder.metrics_file, index=False)
+        pd.DataFrame(
+            {
+                "epoch": range(epochs),
+                "step": range(1, epochs + 1),
+                "train/loss": 1.0,
+                "train/lambda_e": 0.6,
+                "train/lambda_p": 0.4,
+                "train/c1": 0.5,
+                "train/c2": 0.5,
+                "train/c3": 0.5,
+                "train/expression_acc": 0.3,
+                "val/expression_acc": 0.25,
+                "val/pose_acc": 0.5,
+                "lr": 0.001,
+            }
+        ).to_csv(folder.metrics_file, index=False)
         _save_untrained(config, faces, folder.best, epochs - 1)
         _save_untrained(config, faces, folder.last, epochs - 1)
         return TrainResult(folder.path, folder.best, folder.last, folder.metrics_file, 0.25)
@@ -72,15 +96,16 @@ def trainings(monkeypatch) -> list[tuple[str, Config, bool, Split]]:
 
 
 @pytest.mark.slow
-def test_ablate_trains_each_row_with_its_settings_and_reuses_finished_rows(trainings, tiny_manifest, tmp_path,
-                                                                           capsys):
+def test_ablate_trains_each_row_with_its_settings_and_reuses_finished_rows(trainings, tiny_manifest, tmp_path, capsys):
     out = tmp_path / "ablate"
     args = ["ablate", "--config", "demo", *_tiny(tiny_manifest), "--out", str(out), "--no-progress"]
     assert main(args) == 0
     # One run per row; Table VIII's L_Multi row is Table VI's full row, trained once.
     assert [name.split("/")[-1] for name, *_ in trainings] == TABLE6_RUNS + TABLE8_RUNS + ["fig15_no_factor"]
-    settings = {name.split("/")[-1]: (c.model.scales, c.model.joint_sa, c.loss.setting, c.loss.constraint_factor,
-                                      c.model.lambda_form) for name, c, *_ in trainings}
+    settings = {
+        name.split("/")[-1]: (c.model.scales, c.model.joint_sa, c.loss.setting, c.loss.constraint_factor, c.model.lambda_form)
+        for name, c, *_ in trainings
+    }
     assert settings["table6_h_s2_h_s3"] == (["H_S2", "H_S3"], False, "multi", True, "bounded")
     assert settings["table6_n_s1_h_s2_h_s3_jsa"] == (["N_S1", "H_S2", "H_S3"], True, "multi", True, "bounded")
     assert settings["table8_att_e"] == (["N_S1", "H_S2", "H_S3"], True, "att_e", True, "bounded")
@@ -93,13 +118,21 @@ def test_ablate_trains_each_row_with_its_settings_and_reuses_finished_rows(train
 
     table6 = pd.read_csv(out / "table6.csv")
     assert table6["Different attention"].tolist() == [
-        "N_S1 (No attention)", "H_S2", "H_S3", "N_S1 + H_S2", "N_S1 + H_S3", "H_S2 + H_S3", "N_S1 + H_S2 + H_S3",
-        "N_S1 + H_S2 + H_S3 + J_SA"]
+        "N_S1 (No attention)",
+        "H_S2",
+        "H_S3",
+        "N_S1 + H_S2",
+        "N_S1 + H_S3",
+        "H_S2 + H_S3",
+        "N_S1 + H_S2 + H_S3",
+        "N_S1 + H_S2 + H_S3 + J_SA",
+    ]
     for name, measured in zip(TABLE6_RUNS, table6.iloc[:, 1]):
         summary = json.loads((out / name / "evaluation" / "evaluation.json").read_text())
         predictions = pd.read_csv(out / name / "evaluation" / "predictions.csv", dtype=str)
         assert summary["expression_accuracy"] == pytest.approx(
-            (predictions["expression"] == predictions["true_expression"]).mean())
+            (predictions["expression"] == predictions["true_expression"]).mean()
+        )
         assert measured == pytest.approx(100 * summary["expression_accuracy"], abs=0.005)
     table8 = pd.read_csv(out / "table8.csv")
     assert table8["Different loss"].tolist()[:4] == ["L(e)", "L_att + L(e)", "L(p) + L(e)", "L_att + L(e) + L(p)"]
@@ -135,13 +168,15 @@ def test_ablate_refuses_a_folder_holding_other_runs(trainings, tiny_manifest, tm
     assert main([*args, "model.sal_hidden=4"]) == 2
     assert capsys.readouterr().err.strip() == (
         f"phanet ablate: error: --out: {out / 'table6_n_s1'} holds a run with other settings (model.sal_hidden "
-        "(8 in the run, 4 now)); choose another --out or remove it")
+        "(8 in the run, 4 now)); choose another --out or remove it"
+    )
     # The same runs with another budget: a finished row is not reported under a budget it did not have.
     assert main([*args, "train.epochs=2"]) == 2
     assert capsys.readouterr().err.strip() == (
         f"phanet ablate: error: --out: {out / 'table6_n_s1'} holds a run with other settings (train.epochs "
         "(1 in the run, 2 now)); choose another --out or remove its evaluation folder to train it on with these "
-        "settings")
+        "settings"
+    )
     assert trainings == []
     # A row that early stopping ended (plateau schedule) is the same finished run under the raised limit.
     last = out / "table6_n_s1" / "checkpoints" / "last.ckpt"
@@ -155,22 +190,24 @@ def test_ablate_refuses_a_folder_holding_other_runs(trainings, tiny_manifest, tm
     # Without its evaluation the row is continued with the new budget (train() resumes it).
     (out / "table6_n_s1" / "evaluation" / "evaluation.json").unlink()
     assert main([*args, "train.epochs=2"]) == 2  # the next row is still finished with the old budget
-    assert [(name.split("/")[-1], c.train.epochs, resume) for name, c, resume, _ in trainings] == \
-        [("table6_n_s1", 2, True)]
+    assert [(name.split("/")[-1], c.train.epochs, resume) for name, c, resume, _ in trainings] == [("table6_n_s1", 2, True)]
     capsys.readouterr()
 
 
 @pytest.mark.slow
-def test_ablate_rows_trains_only_the_rows_named_and_the_tables_come_from_a_run_without(trainings, tiny_manifest,
-                                                                                       tmp_path, capsys):
+def test_ablate_rows_trains_only_the_rows_named_and_the_tables_come_from_a_run_without(
+    trainings, tiny_manifest, tmp_path, capsys
+):
     out = tmp_path / "ablate"
     args = ["ablate", "--config", "demo", *_tiny(tiny_manifest), "--out", str(out), "--table", "6", "--no-progress"]
     # Named in any order, trained in the table's order; nothing else is trained and no table is written.
     assert main([*args, "--rows", "table6_h_s2_h_s3, table6_n_s1"]) == 0
     assert [name.split("/")[-1] for name, *_ in trainings] == ["table6_n_s1", "table6_h_s2_h_s3"]
     printed = capsys.readouterr().out.splitlines()
-    fer = {name: 100 * json.loads((out / name / "evaluation" / "evaluation.json").read_text())["expression_accuracy"]
-           for name in ("table6_n_s1", "table6_h_s2_h_s3")}
+    fer = {
+        name: 100 * json.loads((out / name / "evaluation" / "evaluation.json").read_text())["expression_accuracy"]
+        for name in ("table6_n_s1", "table6_h_s2_h_s3")
+    }
     assert printed[0].startswith(f"table6_n_s1 (N_S1 (No attention)): FER {fer['table6_n_s1']:.2f} %, pose ")
     assert printed[1].startswith(f"table6_h_s2_h_s3 (H_S2 + H_S3): FER {fer['table6_h_s2_h_s3']:.2f} %, pose ")
     assert printed[0].endswith("; tested epoch 1 of 1, training FER then 30.0 %; ended by epoch limit (1)")
@@ -178,8 +215,9 @@ def test_ablate_rows_trains_only_the_rows_named_and_the_tables_come_from_a_run_w
     # Without --rows: the two finished rows are reused, the six others trained, the table written.
     trainings.clear()
     assert main(args) == 0
-    assert [name.split("/")[-1] for name, *_ in trainings] == [n for n in TABLE6_RUNS
-                                                                if n not in ("table6_n_s1", "table6_h_s2_h_s3")]
+    assert [name.split("/")[-1] for name, *_ in trainings] == [
+        n for n in TABLE6_RUNS if n not in ("table6_n_s1", "table6_h_s2_h_s3")
+    ]
     assert pd.read_csv(out / "table6.csv").iloc[0, 1] == pytest.approx(fer["table6_n_s1"], abs=0.005)
     assert set(pd.read_csv(out / "table6.csv")["Ended by"]) == {"epoch limit (1)"}
     # Table VIII's rows, and a name that is no row of the table chosen, are refused before any training.
@@ -187,8 +225,8 @@ def test_ablate_rows_trains_only_the_rows_named_and_the_tables_come_from_a_run_w
     capsys.readouterr()
     assert main([*args, "--rows", "table8_e"]) == 2
     assert capsys.readouterr().err.strip() == (
-        "phanet ablate: error: --rows: unknown row 'table8_e' (expected names of Table VI rows: "
-        + ", ".join(TABLE6_RUNS) + ")")
+        "phanet ablate: error: --rows: unknown row 'table8_e' (expected names of Table VI rows: " + ", ".join(TABLE6_RUNS) + ")"
+    )
     assert trainings == []
     # Both tables: the full row, shared by them, is listed once; L(e) has no pose accuracy.
     both = [a if a != "6" else "all" for a in args]
@@ -202,11 +240,21 @@ def test_ablate_rows_trains_only_the_rows_named_and_the_tables_come_from_a_run_w
 @pytest.mark.slow
 def test_crossval_tests_every_subject_exactly_once(trainings, tiny_manifest, tmp_path, capsys):
     out = tmp_path / "cv"
-    args = ["crossval", "--config", "demo", *_tiny(tiny_manifest, "data.split.val=1"), "--folds", "4",
-            "--methods", "phanet,densenet", "--out", str(out), "--no-progress"]
+    args = [
+        "crossval",
+        "--config",
+        "demo",
+        *_tiny(tiny_manifest, "data.split.val=1"),
+        "--folds",
+        "4",
+        "--methods",
+        "phanet,densenet",
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
     assert main(args) == 0
-    assert [name for name, *_ in trainings] == [
-        f"fold{k}/{method}" for k in range(1, 5) for method in ("phanet", "densenet")]
+    assert [name for name, *_ in trainings] == [f"fold{k}/{method}" for k in range(1, 5) for method in ("phanet", "densenet")]
     assert [(c.model.arch, c.loss.setting) for _, c, *_ in trainings[:2]] == [("phanet", "multi"), ("densenet", "p_e")]
     tested = []
     for k in range(1, 5):
@@ -224,26 +272,37 @@ def test_crossval_tests_every_subject_exactly_once(trainings, tiny_manifest, tmp
     summary = pd.read_csv(out / "summary.csv")
     assert summary["Method"].tolist() == ["phanet", "densenet"] and (summary["Folds"] == 4).all()
     folds = pd.read_csv(out / "folds.csv")
-    accuracies = [100 * json.loads((out / f"fold{k}" / "phanet" / "evaluation" / "evaluation.json").read_text())
-                  ["expression_accuracy"] for k in range(1, 5)]
+    accuracies = [
+        100 * json.loads((out / f"fold{k}" / "phanet" / "evaluation" / "evaluation.json").read_text())["expression_accuracy"]
+        for k in range(1, 5)
+    ]
     assert folds[folds["Method"] == "phanet"]["Acc. of FER"].tolist() == pytest.approx(accuracies, abs=0.005)
     mean, std = (float(v) for v in summary["Acc. of FER (mean ± std)"].iloc[0].split(" ± "))
     assert mean == pytest.approx(sum(accuracies) / 4, abs=0.01)
     assert std == pytest.approx(pd.Series(accuracies).std(ddof=1), abs=0.01)  # the sample standard deviation
     table5 = pd.read_csv(out / "table5.csv")
-    assert table5["Method"].tolist() == ["phanet", "densenet"] and table5["Average"].iloc[0] == pytest.approx(mean,
-                                                                                                               abs=0.01)
+    assert table5["Method"].tolist() == ["phanet", "densenet"] and table5["Average"].iloc[0] == pytest.approx(mean, abs=0.01)
     trainings.clear()
     assert main(args) == 0 and trainings == []  # every fold reused
     capsys.readouterr()
 
 
 @pytest.mark.slow
-def test_crossval_folds_train_apart_and_a_run_without_fold_writes_the_tables(trainings, tiny_manifest, tmp_path,
-                                                                              capsys):
+def test_crossval_folds_train_apart_and_a_run_without_fold_writes_the_tables(trainings, tiny_manifest, tmp_path, capsys):
     out = tmp_path / "cv"
-    args = ["crossval", "--config", "demo", *_tiny(tiny_manifest, "data.split.val=1"), "--folds", "4",
-            "--methods", "phanet,densenet", "--out", str(out), "--no-progress"]
+    args = [
+        "crossval",
+        "--config",
+        "demo",
+        *_tiny(tiny_manifest, "data.split.val=1"),
+        "--folds",
+        "4",
+        "--methods",
+        "phanet,densenet",
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
     assert main([*args, "--fold", "3"]) == 0
     assert [name for name, *_ in trainings] == ["fold3/phanet", "fold3/densenet"]
     assert "fold 3 of 4 done" in capsys.readouterr().out and not (out / "summary.csv").exists()
@@ -257,8 +316,9 @@ def test_crossval_folds_train_apart_and_a_run_without_fold_writes_the_tables(tra
     assert pd.read_csv(out / "summary.csv")["Folds"].tolist() == [4, 4]
     capsys.readouterr()
     assert main([*args, "--fold", "5"]) == 2
-    assert capsys.readouterr().err.strip() == ("phanet crossval: error: --fold: no fold 5 among the 4 folds "
-                                               "(expected numbers 1 to 4)")
+    assert capsys.readouterr().err.strip() == (
+        "phanet crossval: error: --fold: no fold 5 among the 4 folds (expected numbers 1 to 4)"
+    )
 
 
 def test_crossdata_maps_classes_and_reports_the_unmatched(tiny_manifest, tmp_path, capsys):

@@ -82,8 +82,11 @@ def test_the_onnx_file_is_self_contained(exported, checkpoint, capsys):
 def test_onnx_predictors_give_the_torch_rows(checkpoint, exported, tiny_manifest):
     inputs = [astronaut_path(), *sorted(tiny_manifest.parent.glob("s04_*.png"))[:5]]
     torch_rows = Predictor.from_checkpoint(checkpoint).predict(inputs)
-    for predictor in (Predictor.from_onnx(exported), Predictor.from_checkpoint(checkpoint, backend="onnx"),
-                      Predictor.load(exported)):
+    for predictor in (
+        Predictor.from_onnx(exported),
+        Predictor.from_checkpoint(checkpoint, backend="onnx"),
+        Predictor.load(exported),
+    ):
         onnx_rows = predictor.predict(inputs)
         assert onnx_rows["status"].tolist() == torch_rows["status"].tolist() == ["ok"] + ["no_face"] * 5
         pd.testing.assert_frame_equal(onnx_rows, torch_rows, atol=1e-4, rtol=0, check_dtype=False)
@@ -93,8 +96,9 @@ def test_onnx_predictors_give_the_torch_rows(checkpoint, exported, tiny_manifest
 def test_predict_runs_an_onnx_file_from_the_command_line(exported, checkpoint, tmp_path):
     for source, extra in ((exported, []), (checkpoint, ["--backend", "onnx"]), (checkpoint, [])):
         out = tmp_path / f"{len(list(tmp_path.iterdir()))}.csv"
-        assert main(["predict", str(astronaut_path()), "--checkpoint", str(source), "--out", str(out),
-                     "--no-progress", *extra]) == 0
+        assert (
+            main(["predict", str(astronaut_path()), "--checkpoint", str(source), "--out", str(out), "--no-progress", *extra]) == 0
+        )
     tables = [pd.read_csv(p) for p in sorted(tmp_path.glob("*.csv"))]
     for table in tables[1:]:
         pd.testing.assert_frame_equal(table, tables[0], atol=1e-4, rtol=0)
@@ -127,5 +131,4 @@ def test_a_baseline_exports_with_nan_squares():
 @pytest.mark.parametrize("in_size,out_size", [((8, 8), (7, 7)), ((13, 11), (4, 3)), ((14, 14), (7, 7))])
 def test_static_pooling_equals_adaptive_pooling(in_size, out_size):
     x = torch.randn(2, 5, *in_size)
-    np.testing.assert_allclose(_StaticAdaptivePool(in_size, out_size)(x), nn.AdaptiveAvgPool2d(out_size)(x),
-                               atol=1e-6, rtol=0)
+    np.testing.assert_allclose(_StaticAdaptivePool(in_size, out_size)(x), nn.AdaptiveAvgPool2d(out_size)(x), atol=1e-6, rtol=0)

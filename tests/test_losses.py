@@ -60,8 +60,11 @@ def _output() -> PhaNetOutput:
         expression_logits=torch.tensor([[LN3, 0.0], [0.0, 0.0]]),
         pose_logits=torch.tensor([[0.0, 0.0], [0.0, LN3]]),
         scale_logits=[torch.zeros(2, 2), torch.tensor([[LN3, 0.0], [0.0, LN3]]), torch.tensor([[0.0, LN3], [0.0, 0.0]])],
-        boxes=nan, local_boxes=nan, scale_weights=torch.full((2, 3), 0.5),
-        task_weights=torch.tensor([[0.8, 0.2], [0.6, 0.4]]), features=torch.zeros(2, 4),
+        boxes=nan,
+        local_boxes=nan,
+        scale_weights=torch.full((2, 3), 0.5),
+        task_weights=torch.tensor([[0.8, 0.2], [0.6, 0.4]]),
+        features=torch.zeros(2, 4),
     )
 
 
@@ -73,13 +76,16 @@ ATT = math.log(2) + math.log(4 / 3) + 0.0 + (math.log(4) + math.log(2)) / 2 + (0
 FACTOR = (math.exp(-12 * 0.2 * 0.8) + math.exp(-12 * 0.4 * 0.6)) / 2
 
 
-@pytest.mark.parametrize("setting,expected", [
-    ("e", sum(CE_E) / 2),
-    ("att_e", sum(CE_E) / 2 + ATT),
-    ("p_e", sum(CE_E) / 2 + CE_P),
-    ("att_e_p", sum(CE_E) / 2 + CE_P + ATT),
-    ("multi", (0.8 * CE_E[0] + 0.6 * CE_E[1]) / 2 + 0.2 * CE_P + ATT + FACTOR),
-])
+@pytest.mark.parametrize(
+    "setting,expected",
+    [
+        ("e", sum(CE_E) / 2),
+        ("att_e", sum(CE_E) / 2 + ATT),
+        ("p_e", sum(CE_E) / 2 + CE_P),
+        ("att_e_p", sum(CE_E) / 2 + CE_P + ATT),
+        ("multi", (0.8 * CE_E[0] + 0.6 * CE_E[1]) / 2 + 0.2 * CE_P + ATT + FACTOR),
+    ],
+)
 def test_loss_settings_of_table8_match_hand_computation(setting, expected):
     terms = phanet_loss(_output(), EXPRESSION, POSE, LossConfig(setting=setting))
     assert math.isclose(float(terms.total), expected, rel_tol=1e-5)
@@ -183,8 +189,9 @@ def test_pan_limit_is_part_of_the_ranking_loss_only_when_set():
     assert math.isclose(float(bounded.ranking - plain.ranking), 0.5, rel_tol=1e-6)
     assert math.isclose(float(bounded.total - plain.total), 0.5, rel_tol=1e-6)
     assert float(bounded.classification) == float(plain.classification)
-    assert math.isclose(float(phanet_loss(out, EXPRESSION, POSE, LossConfig(pan_limit=3.5)).ranking),
-                        float(plain.ranking), rel_tol=1e-6)
+    assert math.isclose(
+        float(phanet_loss(out, EXPRESSION, POSE, LossConfig(pan_limit=3.5)).ranking), float(plain.ranking), rel_tol=1e-6
+    )
 
 
 def test_sal_limit_loss_bounds_the_batch_mean_of_each_pre_activation():
@@ -215,8 +222,15 @@ def test_sal_limit_is_part_of_the_classification_loss_only_when_set():
 def test_class_activation_maps_use_the_scale_classifier_weights():
     from phanet.models.phanet import PhaNet
 
-    model = PhaNet(list("ABCD"), ["-30", "0", "30"], 32, backbone={"depth": 10, "growth_rate": 6, "stem_pool": False},
-                   attention={"hidden": 16, "grid": 2}, sal_hidden=8, head_hidden=32).eval()
+    model = PhaNet(
+        list("ABCD"),
+        ["-30", "0", "30"],
+        32,
+        backbone={"depth": 10, "growth_rate": 6, "stem_pool": False},
+        attention={"hidden": 16, "grid": 2},
+        sal_hidden=8,
+        head_hidden=32,
+    ).eval()
     images = torch.randn(2, 3, 32, 32)
     classes = torch.tensor([1, 3])
     with torch.no_grad():

@@ -46,23 +46,45 @@ def _same_rows(now: pd.DataFrame, then: pd.DataFrame) -> None:
 def test_evaluate_prints_and_writes_what_the_reference_version_did(method, workdir, capsys, monkeypatch):
     monkeypatch.chdir(workdir)
     out = f"{method}_evaluation"
-    assert main(["evaluate", "--checkpoint", f"{method}.ckpt", "--data", "work/data/manifest.csv", "--split", "test",
-                 "--out", out, "--no-progress", "--overwrite"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--checkpoint",
+                f"{method}.ckpt",
+                "--data",
+                "work/data/manifest.csv",
+                "--split",
+                "test",
+                "--out",
+                out,
+                "--no-progress",
+                "--overwrite",
+            ]
+        )
+        == 0
+    )
     assert capsys.readouterr().out == (REFERENCE / f"{method}_evaluate.txt").read_text()
-    _same_rows(read_predictions(workdir / out / "predictions.csv"),
-               read_predictions(REFERENCE / out / "predictions.csv"))
+    _same_rows(read_predictions(workdir / out / "predictions.csv"), read_predictions(REFERENCE / out / "predictions.csv"))
     now, then = (json.loads((root / out / "evaluation.json").read_text()) for root in (workdir, REFERENCE))
     assert now["confusion_expression"] == then["confusion_expression"] and now["confusion_pose"] == then["confusion_pose"]
-    for key in ("expression_accuracy", "pose_accuracy", "expression_accuracy_per_pose", "mean_scale_weights",
-                "mean_task_weights"):
+    for key in (
+        "expression_accuracy",
+        "pose_accuracy",
+        "expression_accuracy_per_pose",
+        "mean_scale_weights",
+        "mean_task_weights",
+    ):
         np.testing.assert_allclose(pd.Series(now[key], dtype=float), pd.Series(then[key], dtype=float), atol=1e-6)
 
 
 @pytest.mark.parametrize("method", ["phanet", "densenet"])
 def test_predict_gives_the_reference_versions_rows(method, workdir, monkeypatch):
     monkeypatch.chdir(workdir)
-    assert main(["predict", *IMAGES, "--checkpoint", f"{method}.ckpt", "--no-detect", "--out", f"{method}_now.csv",
-                 "--no-progress"]) == 0
+    assert (
+        main(["predict", *IMAGES, "--checkpoint", f"{method}.ckpt", "--no-detect", "--out", f"{method}_now.csv", "--no-progress"])
+        == 0
+    )
     now = pd.read_csv(workdir / f"{method}_now.csv", dtype={"pose": str})
     then = pd.read_csv(REFERENCE / f"{method}_predict.csv", dtype={"pose": str})
     _same_rows(now, then)

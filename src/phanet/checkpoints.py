@@ -30,17 +30,21 @@ def read_checkpoint(path: str | Path, parameter: str, map_location: str | torch.
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means "not a phanet checkpoint"
-        raise PhanetError.about(parameter, "{path} is not a readable checkpoint ({kind})", path=path,
-                                kind=type(exc).__name__) from None
+        raise PhanetError.about(
+            parameter, "{path} is not a readable checkpoint ({kind})", path=path, kind=type(exc).__name__
+        ) from None
     params = payload.get("hyper_parameters") if isinstance(payload, dict) else None
-    if not isinstance(params, dict) or not {"config", "expressions", "poses"} <= set(params) \
-            or not isinstance(payload.get("state_dict"), dict):
-        raise PhanetError.about(parameter, "{path} is not a phanet checkpoint (no config and class lists inside)",
-                                path=path)
+    if (
+        not isinstance(params, dict)
+        or not {"config", "expressions", "poses"} <= set(params)
+        or not isinstance(payload.get("state_dict"), dict)
+    ):
+        raise PhanetError.about(parameter, "{path} is not a phanet checkpoint (no config and class lists inside)", path=path)
     for name, value in payload["state_dict"].items():
         if isinstance(value, torch.Tensor) and value.is_floating_point() and not torch.isfinite(value).all():
-            raise PhanetError.about(parameter, "{path} holds non-finite weights (NaN or infinity), first in {name}",
-                                    path=path, name=repr(name))
+            raise PhanetError.about(
+                parameter, "{path} holds non-finite weights (NaN or infinity), first in {name}", path=path, name=repr(name)
+            )
     return payload
 
 
@@ -54,8 +58,7 @@ def trained_on(config: Config) -> str:
 
 def build_network(config: Config, expressions: list[str], poses: list[str]) -> Network:
     """The (untrained) network of ``config`` for these class lists."""
-    network = create_model(config.model.arch, expressions=list(expressions), poses=list(poses),
-                           **config.model.arguments())
+    network = create_model(config.model.arch, expressions=list(expressions), poses=list(poses), **config.model.arguments())
     network.info.trained_on = trained_on(config)
     return network
 
@@ -74,19 +77,30 @@ def load_network(path: str | Path, map_location: str | torch.device = "cpu") -> 
     try:
         network = build_network(config, params["expressions"], params["poses"])
     except (RuntimeError, ValueError, TypeError, KeyError) as exc:
-        raise PhanetError.about("checkpoint", "{path} does not match its config ({reason})", path=path,
-                                reason=shorten(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)) from None
-    weights = {key[len(NETWORK_PREFIX):]: value for key, value in payload["state_dict"].items()
-               if key.startswith(NETWORK_PREFIX)}
+        raise PhanetError.about(
+            "checkpoint",
+            "{path} does not match its config ({reason})",
+            path=path,
+            reason=shorten(str(exc).splitlines()[0] if str(exc) else type(exc).__name__),
+        ) from None
+    weights = {
+        key[len(NETWORK_PREFIX) :]: value for key, value in payload["state_dict"].items() if key.startswith(NETWORK_PREFIX)
+    }
     foreign = [key for key in payload["state_dict"] if not key.startswith(NETWORK_PREFIX)]
     try:
         missing, unexpected = network.load_state_dict(weights, strict=False)
     except RuntimeError as exc:
-        raise PhanetError.about("checkpoint", "{path} does not match its config ({reason})", path=path,
-                                reason=str(exc).splitlines()[0][:200]) from None
+        raise PhanetError.about(
+            "checkpoint", "{path} does not match its config ({reason})", path=path, reason=str(exc).splitlines()[0][:200]
+        ) from None
     unexpected = [NETWORK_PREFIX + key for key in unexpected] + foreign
     if missing or unexpected:
         key = NETWORK_PREFIX + missing[0] if missing else unexpected[0]
-        raise PhanetError.about("checkpoint", "{path} does not match its config (parameter {key} {how})", path=path,
-                                key=repr(key), how="missing" if missing else "unexpected")
+        raise PhanetError.about(
+            "checkpoint",
+            "{path} does not match its config (parameter {key} {how})",
+            path=path,
+            key=repr(key),
+            how="missing" if missing else "unexpected",
+        )
     return network.to(map_location).eval(), config

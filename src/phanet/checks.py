@@ -16,8 +16,8 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from phanet.errors import PhanetError
 from phanet.files import refuse_existing
@@ -62,8 +62,12 @@ def _creatable(path: Path, name: str, temporary: bool) -> None:
     that this process may write in."""
     ancestor = _existing_ancestor(path)
     if not ancestor.is_dir():
-        raise PhanetError.about(name, "{ancestor} is a file, so {path} cannot be created in it",
-                                ancestor=shorten(ancestor, SHOWN_PATH), path=shorten(path, SHOWN_PATH))
+        raise PhanetError.about(
+            name,
+            "{ancestor} is a file, so {path} cannot be created in it",
+            ancestor=shorten(ancestor, SHOWN_PATH),
+            path=shorten(path, SHOWN_PATH),
+        )
     try:
         name_max = os.pathconf(ancestor, "PC_NAME_MAX")
         path_max = os.pathconf(ancestor, "PC_PATH_MAX")
@@ -84,8 +88,12 @@ def output_file(path: str | Path, name: str, overwrite: bool, suffixes: Iterable
     path = Path(path)
     suffixes = tuple(suffixes)
     if suffixes and path.suffix.lower() not in suffixes:
-        raise PhanetError.about(name, "expected a file name ending in {suffixes}, got {path}",
-                                suffixes=" or ".join(suffixes), path=shorten(path, SHOWN_PATH))
+        raise PhanetError.about(
+            name,
+            "expected a file name ending in {suffixes}, got {path}",
+            suffixes=" or ".join(suffixes),
+            path=shorten(path, SHOWN_PATH),
+        )
     found = _status(path, name)
     if found is not None and stat.S_ISDIR(found.st_mode):
         raise PhanetError.about(name, "{path} is a folder, expected a file name", path=shorten(path, SHOWN_PATH))
@@ -123,8 +131,9 @@ MAX_MARGIN = 2.0
 def margin(value: float, name: str = "margin") -> float:
     """A face margin (fraction of the face's side added on each side) within [0, MAX_MARGIN]."""
     if not 0 <= value <= MAX_MARGIN:  # also false for NaN
-        raise PhanetError.about(name, "expected a fraction of the face's size from 0 to {most:g}, got {value:g}",
-                                most=MAX_MARGIN, value=value)
+        raise PhanetError.about(
+            name, "expected a fraction of the face's size from 0 to {most:g}, got {value:g}", most=MAX_MARGIN, value=value
+        )
     return value
 
 
@@ -147,14 +156,18 @@ def torch_device(value: str, name: str = "device") -> str:
     try:
         device = torch.device(value)
     except (RuntimeError, ValueError, TypeError):
-        raise PhanetError.about(name, "{value!r} is not a device (expected cpu, cuda, cuda:N or mps)",
-                                value=shorten(value)) from None
+        raise PhanetError.about(
+            name, "{value!r} is not a device (expected cpu, cuda, cuda:N or mps)", value=shorten(value)
+        ) from None
     if device.type not in ("cpu", "cuda", "mps"):
-        raise PhanetError.about(name, "{value!r} is not supported (expected cpu, cuda, cuda:N or mps)",
-                                value=shorten(value))
+        raise PhanetError.about(name, "{value!r} is not supported (expected cpu, cuda, cuda:N or mps)", value=shorten(value))
     available = available_devices()
     wanted = f"cuda:{device.index or 0}" if device.type == "cuda" else device.type
     if wanted not in available:
-        raise PhanetError.about(name, "{value} is not available on this machine (available: {available})",
-                                value=shorten(value), available=", ".join(available))
+        raise PhanetError.about(
+            name,
+            "{value} is not available on this machine (available: {available})",
+            value=shorten(value),
+            available=", ".join(available),
+        )
     return value

@@ -18,7 +18,8 @@ import signal
 import sys
 import threading
 import warnings
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from phanet.compat import PhanetDeprecationWarning
 from phanet.errors import PhanetError
@@ -43,8 +44,7 @@ COMMANDS = (
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="phanet",
-        description="PhaNet: multi-view facial expression recognition with joint head-pose estimation.",
+        prog="phanet", description="PhaNet: multi-view facial expression recognition with joint head-pose estimation."
     )
     parser.add_argument("--version", action="version", version=f"phanet {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -55,8 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
             if exc.name == f"phanet.commands.{module_name}":
                 continue
             raise
-        command = sub.add_parser(name, help=module.HELP, description=getattr(module, "DESCRIPTION", module.HELP),
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+        command = sub.add_parser(
+            name,
+            help=module.HELP,
+            description=getattr(module, "DESCRIPTION", module.HELP),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         module.add_arguments(command)
         command.set_defaults(func=module.run, flags=getattr(module, "FLAGS", {}))
     return parser

@@ -20,9 +20,7 @@ class PhanetDeprecationWarning(FutureWarning):
 
 
 #: Config keys, as (section, old key) -> new key.
-CONFIG_KEYS: dict[tuple[str, str], str] = {
-    ("model", "source_size"): "input_size",
-}
+CONFIG_KEYS: dict[tuple[str, str], str] = {("model", "source_size"): "input_size"}
 
 #: Each dataset's earlier name for the option that chooses its pose classes, now ``poses`` everywhere.
 DATASET_OPTIONS: dict[str, dict[str, str]] = {
@@ -34,9 +32,7 @@ DATASET_OPTIONS: dict[str, dict[str, str]] = {
 }
 
 #: Named groups of a dataset's file-name ``pattern`` option, as dataset -> {old group: new group}.
-PATTERN_GROUPS: dict[str, dict[str, str]] = {
-    "bu3dfe": {"pan": "yaw"},
-}
+PATTERN_GROUPS: dict[str, dict[str, str]] = {"bu3dfe": {"pan": "yaw"}}
 
 #: Command-line options of the scripts beside the package, as script -> {old option: new option}.
 SCRIPT_OPTIONS: dict[str, dict[str, str]] = {

@@ -45,8 +45,9 @@ def demo_faces(config: Config, progress: bool = True) -> tuple[LabeledFaces, Pat
         raise PhanetError(f"data.dataset: the demo runs on the built-in synth data, not {config.data.dataset!r}")
     options = dict(config.data.options)
     settings = synth_settings.resolve_settings(**options)
-    name = (f"{settings.preset.name}-{settings.subjects}s-{settings.size}px-seed{settings.seed}"
-            f"-v{synth_settings.GENERATOR_VERSION}")
+    name = (
+        f"{settings.preset.name}-{settings.subjects}s-{settings.size}px-seed{settings.seed}-v{synth_settings.GENERATOR_VERSION}"
+    )
     folder = config.data.root or str(cache_root() / "synth" / name)
     if not (Path(folder) / "manifest.csv").exists():
         wrap = None
@@ -72,38 +73,56 @@ def _figures(runs: dict[str, MethodRun], faces: LabeledFaces, test: LabeledFaces
     paths: dict[str, Path] = {}
     summary = phanet.summary
     paths["cm_expression"] = figures.confusion_matrix_figure(
-        summary["confusion_expression"], summary["expression_classes"], out / "fig5a_confusion_expression.png",
-        "PhaNet — expression (held-out subjects)")
+        summary["confusion_expression"],
+        summary["expression_classes"],
+        out / "fig5a_confusion_expression.png",
+        "PhaNet — expression (held-out subjects)",
+    )
     if summary.get("confusion_pose"):
         paths["cm_pose"] = figures.confusion_matrix_figure(
-            summary["confusion_pose"], [f"{p}°" for p in summary["pose_classes"]], out / "fig5c_confusion_pose.png",
-            "PhaNet — head pose (held-out subjects)")
+            summary["confusion_pose"],
+            [f"{p}°" for p in summary["pose_classes"]],
+            out / "fig5c_confusion_pose.png",
+            "PhaNet — head pose (held-out subjects)",
+        )
     paths["cm_expression_densenet"] = figures.confusion_matrix_figure(
-        runs["DenseNet-40"].summary["confusion_expression"], summary["expression_classes"],
-        out / "fig5a_confusion_expression_densenet.png", "DenseNet-40 — expression (held-out subjects)")
+        runs["DenseNet-40"].summary["confusion_expression"],
+        summary["expression_classes"],
+        out / "fig5a_confusion_expression_densenet.png",
+        "DenseNet-40 — expression (held-out subjects)",
+    )
     paths["per_pose"] = figures.per_pose_accuracy_figure(
         {name: run.summary["expression_accuracy_per_pose"] for name, run in runs.items()},
-        out / "fig5b_accuracy_per_pose.png", "FER accuracy per yaw angle (held-out subjects)")
+        out / "fig5b_accuracy_per_pose.png",
+        "FER accuracy per yaw angle (held-out subjects)",
+    )
     model = TrainedModel.from_checkpoint(phanet.checkpoint)
     examples = pick_examples(test, count=12, seed=0)
     attention = attention_figures(model, test, examples, out, prefix="fig9_")
     paths["squares"] = attention["squares"]
     if "maps" in attention:
         paths["maps"] = attention["maps"]
-    paths["fig12"] = figures.scale_weights_figure(phanet.metrics, out / "fig12_scale_weights_training.png", "train",
-                                                  "Scale attention weights and training loss")
-    paths["fig13"] = figures.scale_weights_figure(phanet.metrics, out / "fig13_scale_weights_validation.png", "val",
-                                                  "Scale attention weights and FER accuracy (validation)")
-    paths["fig15"] = figures.task_weights_figure({"with constraint factor": phanet.metrics},
-                                                 out / "fig15_task_weights.png", "DCML")
+    paths["fig12"] = figures.scale_weights_figure(
+        phanet.metrics, out / "fig12_scale_weights_training.png", "train", "Scale attention weights and training loss"
+    )
+    paths["fig13"] = figures.scale_weights_figure(
+        phanet.metrics, out / "fig13_scale_weights_validation.png", "val", "Scale attention weights and FER accuracy (validation)"
+    )
+    paths["fig15"] = figures.task_weights_figure(
+        {"with constraint factor": phanet.metrics}, out / "fig15_task_weights.png", "DCML"
+    )
     rng = np.random.default_rng(0)
     chosen = sorted(rng.choice(len(test), size=min(900, len(test)), replace=False).tolist())
     features = representations(model, test, chosen)
     labels = np.array([test.samples[i].expression for i in chosen])
     paths["tsne"] = figures.tsne_figure(
-        {"(a) f: joint SAL (Eq. 8)": (tsne(features["f"]), labels),
-         "(b) M_F: scales fused without SAL weights (Eq. 6)": (tsne(features["M_F"]), labels)},
-        test.expressions, out / "fig14_tsne.png")
+        {
+            "(a) f: joint SAL (Eq. 8)": (tsne(features["f"]), labels),
+            "(b) M_F: scales fused without SAL weights (Eq. 6)": (tsne(features["M_F"]), labels),
+        },
+        test.expressions,
+        out / "fig14_tsne.png",
+    )
     return paths
 
 
@@ -118,8 +137,9 @@ def _schedule(config: Config) -> str:
     if t.early_stop:
         stops.append(f"stopped after {t.early_stop} epochs without a better validation FER accuracy")
     if t.chance_margin is not None and (t.early_stop or opt.scheduler == "plateau"):
-        stops.append(f"those epochs counted from the first with a validation FER accuracy "
-                     f"{t.chance_margin * 100:g} points above chance")
+        stops.append(
+            f"those epochs counted from the first with a validation FER accuracy {t.chance_margin * 100:g} points above chance"
+        )
     if t.max_minutes:
         stops.append(f"at most {t.max_minutes:g} minutes of training per method")
     names = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW"}
@@ -135,36 +155,49 @@ def _expression_classes(expressions: list[str]) -> str:
     return f"{plural(len(expressions) - 1, 'expression')} × 4 intensities + neutral"
 
 
-def _describe(config: Config, faces: LabeledFaces, folder: Path, split, seconds: float,
-              reused: list[str], runs: dict[str, MethodRun] | None = None) -> str:
+def _describe(
+    config: Config,
+    faces: LabeledFaces,
+    folder: Path,
+    split,
+    seconds: float,
+    reused: list[str],
+    runs: dict[str, MethodRun] | None = None,
+) -> str:
     o = config.data.options
     t = config.train
     trained = ", ".join(f"{name} {len(run.metrics)}" for name, run in (runs or {}).items())
     device = torch.cuda.get_device_name() if uses_cuda(t.accelerator) else f"CPU ({usable_cpus()} usable cores)"
-    return "\n".join([
-        f"- **Run**: `phanet demo` (phanet {__version__}, torch {torch.__version__}, Python {platform.python_version()}) "
-        f"on {device}, finished {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC in {seconds / 60:.1f} min"
-        + (f" ({' and '.join(reused)} trained by an earlier run into the same folder)." if reused else "."),
-        f"- **Seed**: {config.seed} (training); data seed {o.get('seed', 0)}; split seed {config.data.split.seed}.",
-        f"- **Data**: built-in procedurally rendered multi-view dataset, preset `{o.get('preset', 'bu3dfe')}` "
-        f"({_expression_classes(faces.expressions)}, yaws {', '.join(p + '°' for p in faces.poses)}), "
-        f"{plural(len(faces.subjects()), 'subject')}, {plural(len(faces), 'image')} of {o.get('size')} px, "
-        f"cached in `{folder}`.",
-        f"- **Split (subject-independent)**: {plural(len(split.subjects['train']), 'training subject')} "
-        f"({plural(len(split.train), 'image')}), {len(split.subjects['val'])} validation ({len(split.val)}), "
-        f"{len(split.subjects['test'])} test ({len(split.test)}); "
-        "no subject is in two parts.",
-        f"- **Budget (both methods)**: {_schedule(config)}"
-        + (f"; epochs trained: {trained}" if trained else "")
-        + f"; network input {config.model.image_size} px"
-        + (f" (S2 and S3 cut from the {config.model.input_size} px image)" if config.model.input_size else "")
-        + f", schedule `{t.schedule}`, SAL gate `{config.model.sal_form}` (Eq. 7)"
-        + f", precision {training_precision(config)} (PhaNet) and "
-        f"{training_precision(baseline_config(config, 'densenet'))} (DenseNet-40). "
-        + (f"Validation, checkpoints and testing use an exponential moving average of the weights (decay "
-           f"{t.ema:g} per step). " if t.ema > 0 else "")
-        + "The checkpoint with the best validation FER accuracy is tested.",
-    ])
+    return "\n".join(
+        [
+            f"- **Run**: `phanet demo` (phanet {__version__}, torch {torch.__version__}, Python {platform.python_version()}) "
+            f"on {device}, finished {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC in {seconds / 60:.1f} min"
+            + (f" ({' and '.join(reused)} trained by an earlier run into the same folder)." if reused else "."),
+            f"- **Seed**: {config.seed} (training); data seed {o.get('seed', 0)}; split seed {config.data.split.seed}.",
+            f"- **Data**: built-in procedurally rendered multi-view dataset, preset `{o.get('preset', 'bu3dfe')}` "
+            f"({_expression_classes(faces.expressions)}, yaws {', '.join(p + '°' for p in faces.poses)}), "
+            f"{plural(len(faces.subjects()), 'subject')}, {plural(len(faces), 'image')} of {o.get('size')} px, "
+            f"cached in `{folder}`.",
+            f"- **Split (subject-independent)**: {plural(len(split.subjects['train']), 'training subject')} "
+            f"({plural(len(split.train), 'image')}), {len(split.subjects['val'])} validation ({len(split.val)}), "
+            f"{len(split.subjects['test'])} test ({len(split.test)}); "
+            "no subject is in two parts.",
+            f"- **Budget (both methods)**: {_schedule(config)}"
+            + (f"; epochs trained: {trained}" if trained else "")
+            + f"; network input {config.model.image_size} px"
+            + (f" (S2 and S3 cut from the {config.model.input_size} px image)" if config.model.input_size else "")
+            + f", schedule `{t.schedule}`, SAL gate `{config.model.sal_form}` (Eq. 7)"
+            + f", precision {training_precision(config)} (PhaNet) and "
+            f"{training_precision(baseline_config(config, 'densenet'))} (DenseNet-40). "
+            + (
+                f"Validation, checkpoints and testing use an exponential moving average of the weights (decay "
+                f"{t.ema:g} per step). "
+                if t.ema > 0
+                else ""
+            )
+            + "The checkpoint with the best validation FER accuracy is tested.",
+        ]
+    )
 
 
 def run_demo(out: Path, config: Config, progress: bool = True) -> Path:
@@ -178,19 +211,26 @@ def run_demo(out: Path, config: Config, progress: bool = True) -> Path:
     for step, method in ((2, "phanet"), (3, "densenet")):
         label = METHOD_NAMES[method]
         print(f"[{step}/4] training {label} (up to {config.train.epochs} epochs)", flush=True)
-        runs[label] = run_method(method, baseline_config(config, method), faces, split, out, progress,
-                                 device="cuda" if uses_cuda(config.train.accelerator) else "cpu")
+        runs[label] = run_method(
+            method,
+            baseline_config(config, method),
+            faces,
+            split,
+            out,
+            progress,
+            device="cuda" if uses_cuda(config.train.accelerator) else "cpu",
+        )
     print("[4/4] report: tables and figures", flush=True)
     test = faces.subset(split.test)
     fig_dir = out / "figures"
     paths = _figures(runs, faces, test, fig_dir)
     tables = out / "tables"
     summaries = {name: run.summary for name, run in runs.items()}
-    table1 = write_table(method_table(summaries, FEATURES), tables / "table1_methods",
-                         bold_max=["Acc. of pose", "Acc. of FER"])
+    table1 = write_table(method_table(summaries, FEATURES), tables / "table1_methods", bold_max=["Acc. of pose", "Acc. of FER"])
     table2 = write_table(per_pose_table(summaries), tables / "table2_per_pose", bold_max=[])
-    table4 = write_table(expression_pose_table(runs["PhaNet"].predictions, faces.expressions, faces.poses),
-                         tables / "table4_expression_by_pose")
+    table4 = write_table(
+        expression_pose_table(runs["PhaNet"].predictions, faces.expressions, faces.poses), tables / "table4_expression_by_pose"
+    )
     coverage = coverage_table(runs["PhaNet"].predictions, landmark_table(test))
     coverage_md = write_table(coverage_by_pose(coverage), tables / "attention_coverage")
     report = out / "report.md"
@@ -201,8 +241,7 @@ def run_demo(out: Path, config: Config, progress: bool = True) -> Path:
     lines = [
         "# PhaNet demo report",
         "",
-        _describe(config, faces, folder, split, time.time() - start,
-                  [label for label, run in runs.items() if run.reused], runs),
+        _describe(config, faces, folder, split, time.time() - start, [label for label, run in runs.items() if run.reused], runs),
         "",
         "Accuracies are percentages on the held-out test subjects. The paper's numbers (BU-3DFE, 224 px, "
         "150 epochs on a GPU) are not expected here: this is a small CPU budget on synthetic faces.",

@@ -14,7 +14,8 @@ renders it with the flags it offers for them (:meth:`PhanetError.render`), so ``
 from __future__ import annotations
 
 import string
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 
 class _Fields(string.Formatter):

@@ -34,14 +34,14 @@ class LabelMap:
     unmatched_poses: list[str]
 
 
-def label_map(model_expressions: list[str], model_poses: list[str], faces: LabeledFaces,
-              mapping: dict[str, str] | None = None) -> LabelMap:
+def label_map(
+    model_expressions: list[str], model_poses: list[str], faces: LabeledFaces, mapping: dict[str, str] | None = None
+) -> LabelMap:
     """Map the data's classes onto the model's: by name, or through ``mapping`` (data name → model name;
     data classes absent from it have no counterpart)."""
     if mapping is None:
         mapping = {n: n for n in faces.expressions}
-    expr = [model_expressions.index(mapping[n]) if mapping.get(n) in model_expressions else MISSING
-            for n in faces.expressions]
+    expr = [model_expressions.index(mapping[n]) if mapping.get(n) in model_expressions else MISSING for n in faces.expressions]
     pose = [model_poses.index(n) if n in model_poses else MISSING for n in faces.poses]
     return LabelMap(
         expression=expr,
@@ -55,8 +55,9 @@ def _accuracy(predicted: np.ndarray, true: np.ndarray) -> float:
     return float((predicted == true).mean()) if len(true) else math.nan
 
 
-def summarize(frame: pd.DataFrame, model_expressions: list[str], model_poses: list[str],
-              faces: LabeledFaces, labels: LabelMap) -> dict[str, Any]:
+def summarize(
+    frame: pd.DataFrame, model_expressions: list[str], model_poses: list[str], faces: LabeledFaces, labels: LabelMap
+) -> dict[str, Any]:
     """Accuracies, per-pose expression accuracy and confusion matrices (rows = true, columns = predicted)."""
     expr_index = {n: i for i, n in enumerate(faces.expressions)}
     true_e = np.array([labels.expression[expr_index[n]] for n in frame["true_expression"]])
@@ -69,13 +70,19 @@ def summarize(frame: pd.DataFrame, model_expressions: list[str], model_poses: li
         "expression_accuracy": _accuracy(pred_e[keep_e], true_e[keep_e]),
         "unmatched_expressions": {n: int((frame["true_expression"] == n).sum()) for n in labels.unmatched_expressions},
     }
-    cm = multiclass_confusion_matrix(torch.from_numpy(pred_e[keep_e]), torch.from_numpy(true_e[keep_e]),
-                                     num_classes=len(model_expressions)) if keep_e.any() else None
+    cm = (
+        multiclass_confusion_matrix(
+            torch.from_numpy(pred_e[keep_e]), torch.from_numpy(true_e[keep_e]), num_classes=len(model_expressions)
+        )
+        if keep_e.any()
+        else None
+    )
     result["confusion_expression"] = cm.tolist() if cm is not None else []
     if cm is not None:
         totals = cm.sum(1).clamp(min=1)
         result["expression_accuracy_per_class"] = {
-            n: (float(cm[i, i] / totals[i]) if cm[i].sum() else math.nan) for i, n in enumerate(model_expressions)}
+            n: (float(cm[i, i] / totals[i]) if cm[i].sum() else math.nan) for i, n in enumerate(model_expressions)
+        }
         shown = [v for v in result["expression_accuracy_per_class"].values() if not math.isnan(v)]
         # Every expression counts alike, however many test images it has (imbalanced data).
         result["expression_accuracy_mean_per_class"] = float(np.mean(shown)) if shown else math.nan
@@ -88,8 +95,13 @@ def summarize(frame: pd.DataFrame, model_expressions: list[str], model_poses: li
         result["pose_accuracy"] = _accuracy(pred_p[keep_p], true_p[keep_p])
         result["pose_samples"] = int(keep_p.sum())
         result["unmatched_poses"] = {n: int((frame["true_pose"] == n).sum()) for n in labels.unmatched_poses}
-        cmp = multiclass_confusion_matrix(torch.from_numpy(pred_p[keep_p]), torch.from_numpy(true_p[keep_p]),
-                                          num_classes=len(model_poses)) if keep_p.any() else None
+        cmp = (
+            multiclass_confusion_matrix(
+                torch.from_numpy(pred_p[keep_p]), torch.from_numpy(true_p[keep_p]), num_classes=len(model_poses)
+            )
+            if keep_p.any()
+            else None
+        )
         result["confusion_pose"] = cmp.tolist() if cmp is not None else []
     else:
         result["pose_accuracy"] = math.nan
@@ -109,11 +121,11 @@ def summarize(frame: pd.DataFrame, model_expressions: list[str], model_poses: li
 
 def format_summary(result: dict[str, Any]) -> str:
     """The evaluation as a few readable lines (accuracies in %)."""
+
     def pct(value: float) -> str:
         return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:.2f}"
 
-    lines = [f"samples: {result['samples']}",
-             f"expression accuracy: {pct(result['expression_accuracy'])} %"]
+    lines = [f"samples: {result['samples']}", f"expression accuracy: {pct(result['expression_accuracy'])} %"]
     per_class = {n: v for n, v in result.get("expression_accuracy_per_class", {}).items() if not math.isnan(v)}
     if per_class:
         lines.append(f"expression accuracy per expression (%; mean {pct(result['expression_accuracy_mean_per_class'])}):")
@@ -147,8 +159,9 @@ def write_json(path: str | Path, payload: dict[str, Any]) -> Path:
     return Path(path)
 
 
-def evaluate(model: TrainedModel, faces: LabeledFaces, batch_size: int = 64, mapping: dict[str, str] | None = None,
-             progress: bool = False) -> tuple[dict[str, Any], pd.DataFrame]:
+def evaluate(
+    model: TrainedModel, faces: LabeledFaces, batch_size: int = 64, mapping: dict[str, str] | None = None, progress: bool = False
+) -> tuple[dict[str, Any], pd.DataFrame]:
     """Evaluate ``model`` on all of ``faces``: (summary, per-sample predictions)."""
     labels = label_map(model.expressions, model.poses, faces, mapping)
     if len(labels.unmatched_expressions) == len(faces.expressions):

@@ -55,8 +55,9 @@ def variant(config: Config, overrides: dict[str, Any]) -> Config:
     return config_from_dict(values)
 
 
-def run_method(name: str, config: Config, faces: LabeledFaces, split: Split, out: Path,
-               progress: bool = True, device: str = "cpu") -> MethodRun:
+def run_method(
+    name: str, config: Config, faces: LabeledFaces, split: Split, out: Path, progress: bool = True, device: str = "cpu"
+) -> MethodRun:
     """Train ``config`` on ``split.train`` (validating on ``split.val``) and evaluate the best
     checkpoint on ``split.test``; results in the run folder ``out/name``.
 
@@ -72,22 +73,37 @@ def run_method(name: str, config: Config, faces: LabeledFaces, split: Split, out
     if folder.holds_files() and folder.config_file.exists():
         difference = folder.difference(config, budget=folder.evaluated())
         if difference is not None:
-            advice = ("remove its evaluation folder to train it on with these settings"
-                      if folder.evaluated() and folder.difference(config) is None else "remove it")
-            raise PhanetError.about("out", "{run} holds a run with other settings ({difference}); choose another "
-                                    "{out} or {advice}", run=folder.path, difference=difference, advice=advice)
+            advice = (
+                "remove its evaluation folder to train it on with these settings"
+                if folder.evaluated() and folder.difference(config) is None
+                else "remove it"
+            )
+            raise PhanetError.about(
+                "out",
+                "{run} holds a run with other settings ({difference}); choose another {out} or {advice}",
+                run=folder.path,
+                difference=difference,
+                advice=advice,
+            )
     elif folder.holds_files():
-        raise PhanetError.about("out", "{run} holds files but no run (no config.yaml); choose another {out} or "
-                                "remove it", run=folder.path)
+        raise PhanetError.about(
+            "out", "{run} holds files but no run (no config.yaml); choose another {out} or remove it", run=folder.path
+        )
     reused = folder.evaluated()
     if not reused:
         # An attempt that never finished an epoch is started over by train() itself.
         train(config, resume=folder.finished_an_epoch(), faces=faces, split=split, progress=progress)
         model = TrainedModel.from_checkpoint(folder.best, device)
         summary, predictions = evaluate(model, faces.subset(split.test))
-        summary = {"method": name, "arch": config.model.arch, "scales": config.model.scales,
-                   "joint_sa": config.model.joint_sa, "loss_setting": config.loss.setting,
-                   "test_subjects": split.subjects["test"], **summary}
+        summary = {
+            "method": name,
+            "arch": config.model.arch,
+            "scales": config.model.scales,
+            "joint_sa": config.model.joint_sa,
+            "loss_setting": config.loss.setting,
+            "test_subjects": split.subjects["test"],
+            **summary,
+        }
         folder.write_evaluation(summary, predictions)
     summary, predictions = folder.read_evaluation()
     return MethodRun(name, folder.path, summary, predictions, folder.read_metrics(), reused)
@@ -135,14 +151,20 @@ def ablation_row_names(tables: tuple[str, ...], out: Path) -> list[str]:
     if "6" in tables:
         names += [table6_run_name(scales, joint_sa) for scales, joint_sa, _ in TABLE6_ROWS]
     if "8" in tables:
-        names += [name for name in (table8_run_name(setting, tables, out) for setting, _ in TABLE8_ROWS)
-                  if name not in names]
+        names += [name for name in (table8_run_name(setting, tables, out) for setting, _ in TABLE8_ROWS) if name not in names]
         names.append("fig15_no_factor")
     return names
 
 
-def ablation_runs(config: Config, faces: LabeledFaces, split: Split, out: Path, tables: tuple[str, ...],
-                  progress: bool = True, rows: list[str] | None = None) -> dict[str, list[tuple[str, MethodRun]]]:
+def ablation_runs(
+    config: Config,
+    faces: LabeledFaces,
+    split: Split,
+    out: Path,
+    tables: tuple[str, ...],
+    progress: bool = True,
+    rows: list[str] | None = None,
+) -> dict[str, list[tuple[str, MethodRun]]]:
     """Table VI (attention configurations) and/or Table VIII (loss settings): one run per row.
 
     ``rows`` (run folder names, :func:`ablation_row_names`) trains and evaluates only those rows, so
@@ -152,10 +174,13 @@ def ablation_runs(config: Config, faces: LabeledFaces, split: Split, out: Path, 
     if rows is not None:
         unknown = [r for r in rows if r not in known]
         if unknown or not rows:
-            raise PhanetError.about("rows", "unknown row {row} (expected names of {tables} rows: {known})",
-                                    row=repr(unknown[0] if unknown else ""), tables=" and ".join(
-                                        f"Table {'VI' if t == '6' else 'VIII'}" for t in tables),
-                                    known=", ".join(known))
+            raise PhanetError.about(
+                "rows",
+                "unknown row {row} (expected names of {tables} rows: {known})",
+                row=repr(unknown[0] if unknown else ""),
+                tables=" and ".join(f"Table {'VI' if t == '6' else 'VIII'}" for t in tables),
+                known=", ".join(known),
+            )
     wanted = set(known if rows is None else rows)
     results: dict[str, list[tuple[str, MethodRun]]] = {}
     if "6" in tables:
@@ -164,8 +189,7 @@ def ablation_runs(config: Config, faces: LabeledFaces, split: Split, out: Path, 
             name = table6_run_name(scales, joint_sa)
             if name not in wanted:
                 continue
-            row_config = variant(config, {"model.scales": list(scales), "model.joint_sa": joint_sa,
-                                          "loss.setting": "multi"})
+            row_config = variant(config, {"model.scales": list(scales), "model.joint_sa": joint_sa, "loss.setting": "multi"})
             rows6.append((label, run_method(name, row_config, faces, split, out, progress)))
         results["6"] = rows6
     if "8" in tables:
@@ -174,23 +198,40 @@ def ablation_runs(config: Config, faces: LabeledFaces, split: Split, out: Path, 
             name = table8_run_name(setting, tables, out)
             if name not in wanted:
                 continue
-            row_config = variant(config, {"loss.setting": setting, "model.scales": ["N_S1", "H_S2", "H_S3"],
-                                          "model.joint_sa": True})
+            row_config = variant(
+                config, {"loss.setting": setting, "model.scales": ["N_S1", "H_S2", "H_S3"], "model.joint_sa": True}
+            )
             rows8.append((label, run_method(name, row_config, faces, split, out, progress)))
         results["8"] = rows8
         # Fig. 15's comparison: L_Multi without the constraint factor, with λ free to leave λe >= λp
         # (only λe + λp = 1 kept), as the paper's collapse of λe needs.
-        free = variant(config, {"loss.setting": "multi", "loss.constraint_factor": False,
-                                "model.lambda_form": "free", "model.scales": ["N_S1", "H_S2", "H_S3"],
-                                "model.joint_sa": True})
-        results["fig15"] = ([("λ free, only λe + λp = 1 kept",
-                              run_method("fig15_no_factor", free, faces, split, out, progress))]
-                            if "fig15_no_factor" in wanted else [])
+        free = variant(
+            config,
+            {
+                "loss.setting": "multi",
+                "loss.constraint_factor": False,
+                "model.lambda_form": "free",
+                "model.scales": ["N_S1", "H_S2", "H_S3"],
+                "model.joint_sa": True,
+            },
+        )
+        results["fig15"] = (
+            [("λ free, only λe + λp = 1 kept", run_method("fig15_no_factor", free, faces, split, out, progress))]
+            if "fig15_no_factor" in wanted
+            else []
+        )
     return results
 
 
-def crossval_runs(config: Config, faces: LabeledFaces, folds: int, methods: dict[str, Config], out: Path,
-                  progress: bool = True, only: Sequence[int] | None = None) -> dict[str, list[MethodRun]]:
+def crossval_runs(
+    config: Config,
+    faces: LabeledFaces,
+    folds: int,
+    methods: dict[str, Config],
+    out: Path,
+    progress: bool = True,
+    only: Sequence[int] | None = None,
+) -> dict[str, list[MethodRun]]:
     """Subject-independent K-fold: each fold's subjects are tested once; validation subjects come
     from the other folds (``data.split.val``). ``only``: the folds (1..K) to run, the others skipped,
     so that folds can train in separate processes or on separate machines."""
@@ -199,8 +240,9 @@ def crossval_runs(config: Config, faces: LabeledFaces, folds: int, methods: dict
     if only is not None:
         outside = [k for k in only if not 1 <= k <= folds]
         if outside:
-            raise PhanetError.about("fold", "no fold {fold} among the {folds} folds (expected numbers 1 to {folds})",
-                                    fold=outside[0], folds=folds)
+            raise PhanetError.about(
+                "fold", "no fold {fold} among the {folds} folds (expected numbers 1 to {folds})", fold=outside[0], folds=folds
+            )
     results: dict[str, list[MethodRun]] = {name: [] for name in methods}
     for k, (train_idx, test_idx) in enumerate(subject_folds(faces, folds, config.data.split.seed)):
         if only is not None and k + 1 not in only:
@@ -211,8 +253,11 @@ def crossval_runs(config: Config, faces: LabeledFaces, folds: int, methods: dict
             train=[train_idx[i] for i in inner.train],
             val=[train_idx[i] for i in inner.val],
             test=list(test_idx),
-            subjects={"train": inner.subjects["train"], "val": inner.subjects["val"],
-                      "test": sorted({faces.samples[i].subject for i in test_idx})},
+            subjects={
+                "train": inner.subjects["train"],
+                "val": inner.subjects["val"],
+                "test": sorted({faces.samples[i].subject for i in test_idx}),
+            },
         )
         for name, method_config in methods.items():
             results[name].append(run_method(f"fold{k + 1}/{name}", method_config, faces, split, out, progress))
@@ -226,8 +271,9 @@ METHOD_NAMES = {"phanet": "PhaNet", "densenet": "DenseNet-40", "vgg19": "VGG-19"
 def baseline_config(config: Config, method: str) -> Config:
     """``config`` for ``method`` (phanet, densenet, vgg19, hog_fc), everything else (data, budget) equal."""
     if method not in METHOD_NAMES:
-        raise PhanetError.about("methods", "unknown method {method} (expected {known})", method=repr(method),
-                                known=", ".join(METHOD_NAMES))
+        raise PhanetError.about(
+            "methods", "unknown method {method} (expected {known})", method=repr(method), known=", ".join(METHOD_NAMES)
+        )
     if method == "phanet":
         return variant(config, {"model.arch": "phanet"})
     return variant(config, {"model.arch": method, "loss.setting": "p_e"})

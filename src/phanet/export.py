@@ -80,9 +80,11 @@ class _StaticAdaptivePool(nn.Module):
 def _with_static_pools(model: nn.Module, input_size: int) -> nn.Module:
     """A copy of ``model`` whose adaptive average pools are replaced by :class:`_StaticAdaptivePool`."""
     sizes: dict[str, tuple[int, int]] = {}
-    hooks = [module.register_forward_pre_hook(lambda _m, inputs, name=name: sizes.__setitem__(
-                 name, tuple(inputs[0].shape[-2:])))
-             for name, module in model.named_modules() if isinstance(module, nn.AdaptiveAvgPool2d)]
+    hooks = [
+        module.register_forward_pre_hook(lambda _m, inputs, name=name: sizes.__setitem__(name, tuple(inputs[0].shape[-2:])))
+        for name, module in model.named_modules()
+        if isinstance(module, nn.AdaptiveAvgPool2d)
+    ]
     try:
         with torch.inference_mode():
             model(torch.zeros(1, 3, input_size, input_size, device=_device_of(model)))
@@ -130,9 +132,15 @@ def check_opset(opset: int) -> int:
     supported = supported_opsets()
     if opset not in supported:
         expected = f"{supported[0]}" if len(supported) == 1 else f"{supported[0]} to {supported[-1]}"
-        raise PhanetError.about("opset", "expected {expected} (PhaNet's crop-and-zoom needs AffineGrid, opset {least}; "
-                                "the installed torch exporter writes up to {most}), got {opset}", expected=expected,
-                                least=OPSET, most=supported[-1], opset=opset)
+        raise PhanetError.about(
+            "opset",
+            "expected {expected} (PhaNet's crop-and-zoom needs AffineGrid, opset {least}; "
+            "the installed torch exporter writes up to {most}), got {opset}",
+            expected=expected,
+            least=OPSET,
+            most=supported[-1],
+            opset=opset,
+        )
     return opset
 
 
@@ -153,9 +161,13 @@ def onnx_bytes(model: nn.Module, info: ModelInfo, opset: int = OPSET) -> bytes:
             # The TorchScript exporter announces its deprecation and comments on traced shapes.
             warnings.simplefilter("ignore")
             torch.onnx.export(
-                # The TorchScript exporter writes to a file object too (its stub names paths only).
-                wrapper, (example,), buffer, dynamo=False, opset_version=opset,  # type: ignore[arg-type]
-                input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES),
+                wrapper,
+                (example,),
+                buffer,  # type: ignore[arg-type]  # the TorchScript exporter writes to a file object too
+                dynamo=False,
+                opset_version=opset,
+                input_names=[INPUT_NAME],
+                output_names=list(OUTPUT_NAMES),
                 dynamic_axes={name: {0: "batch"} for name in (INPUT_NAME, *OUTPUT_NAMES)},
             )
     finally:
@@ -176,8 +188,10 @@ def onnx_bytes(model: nn.Module, info: ModelInfo, opset: int = OPSET) -> bytes:
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
     proto.producer_name = "phanet"
-    proto.doc_string = (f"PhaNet ({info.arch}) expression and pose classifier. Input {info.input_description}. "
-                        f"Outputs: {', '.join(OUTPUT_NAMES)}.")
+    proto.doc_string = (
+        f"PhaNet ({info.arch}) expression and pose classifier. Input {info.input_description}. "
+        f"Outputs: {', '.join(OUTPUT_NAMES)}."
+    )
     return proto.SerializeToString()
 
 
@@ -187,10 +201,13 @@ def _class_names(props: dict[str, str], key: str, name: str, allow_empty: bool) 
         value = json.loads(text)
     except ValueError:
         value = None
-    if not (isinstance(value, list) and all(isinstance(v, str) and v.strip() for v in value)
-            and len(set(value)) == len(value) and (value or allow_empty)):
-        raise PhanetError(f"{name}: metadata {key} is not a JSON list of distinct class names "
-                          f"(it reads {shorten(text)!r})")
+    if not (
+        isinstance(value, list)
+        and all(isinstance(v, str) and v.strip() for v in value)
+        and len(set(value)) == len(value)
+        and (value or allow_empty)
+    ):
+        raise PhanetError(f"{name}: metadata {key} is not a JSON list of distinct class names (it reads {shorten(text)!r})")
     return value
 
 
@@ -203,8 +220,10 @@ def _number(props: dict[str, str], key: str, default: float, name: str) -> float
     except ValueError:
         value = math.nan
     if not math.isfinite(value) or (key == "phanet.std" and value <= 0):
-        raise PhanetError(f"{name}: metadata {key} is not a {'positive' if key == 'phanet.std' else 'finite'} number "
-                          f"(it reads {shorten(props[key])!r})")
+        raise PhanetError(
+            f"{name}: metadata {key} is not a {'positive' if key == 'phanet.std' else 'finite'} number "
+            f"(it reads {shorten(props[key])!r})"
+        )
     return value
 
 
@@ -222,10 +241,14 @@ def _check_graph(proto, info: ModelInfo, name: str) -> None:
         raise PhanetError(f"{name}: not exported by phanet export (graph has no {absent[0]!r})")
     dims = _static_dims(inputs[INPUT_NAME])
     if len(dims) != 4 or any(d not in (None, info.input_size) for d in dims[2:]):
-        raise PhanetError(f"{name}: metadata phanet.input_size says {info.input_size}, the graph takes images of "
-                          f"{' x '.join('?' if d is None else str(d) for d in dims[1:])}")
-    for key, output, classes in (("phanet.expressions", "expression_logits", info.expressions),
-                                 ("phanet.poses", "pose_logits", info.poses)):
+        raise PhanetError(
+            f"{name}: metadata phanet.input_size says {info.input_size}, the graph takes images of "
+            f"{' x '.join('?' if d is None else str(d) for d in dims[1:])}"
+        )
+    for key, output, classes in (
+        ("phanet.expressions", "expression_logits", info.expressions),
+        ("phanet.poses", "pose_logits", info.poses),
+    ):
         dims = _static_dims(outputs[output])
         if len(dims) == 2 and dims[1] is not None and dims[1] != len(classes):
             raise PhanetError(f"{name}: metadata {key} lists {len(classes)} classes, the graph's {output} has {dims[1]}")
@@ -237,10 +260,15 @@ def _check_finite_initializers(proto, name: str) -> None:
 
     floating = {TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.FLOAT16, TensorProto.BFLOAT16}
     for tensor in proto.graph.initializer:
-        if tensor.data_type in floating and tensor.data_location != TensorProto.EXTERNAL:
-            if not np.isfinite(numpy_helper.to_array(tensor).astype(np.float32)).all():
-                raise PhanetError(f"{name}: the model's weights hold NaN or infinite values "
-                                  f"(initializer {shorten(tensor.name)!r}); it cannot be used")
+        if (
+            tensor.data_type in floating
+            and tensor.data_location != TensorProto.EXTERNAL
+            and not np.isfinite(numpy_helper.to_array(tensor).astype(np.float32)).all()
+        ):
+            raise PhanetError(
+                f"{name}: the model's weights hold NaN or infinite values "
+                f"(initializer {shorten(tensor.name)!r}); it cannot be used"
+            )
 
 
 def read_metadata(source: str | Path | bytes) -> ModelInfo:
@@ -254,8 +282,9 @@ def read_metadata(source: str | Path | bytes) -> ModelInfo:
 
     name = "the ONNX model" if isinstance(source, bytes) else str(source)
     try:
-        proto = onnx.load_model_from_string(source) if isinstance(source, bytes) else \
-            onnx.load(str(source), load_external_data=False)
+        proto = (
+            onnx.load_model_from_string(source) if isinstance(source, bytes) else onnx.load(str(source), load_external_data=False)
+        )
     except Exception as exc:  # noqa: BLE001 - any parse failure means "not an ONNX file"
         raise PhanetError(f"{name}: not a readable ONNX model ({type(exc).__name__})") from None
     props = {p.key: p.value for p in proto.metadata_props}
@@ -266,11 +295,16 @@ def read_metadata(source: str | Path | bytes) -> ModelInfo:
     poses = _class_names(props, "phanet.poses", name, allow_empty=True)
     size = props["phanet.input_size"]
     if not (size.isdigit() and int(size) > 0):
-        raise PhanetError(f"{name}: metadata phanet.input_size is not a positive whole number "
-                          f"(it reads {shorten(size)!r})")
-    info = ModelInfo(expressions, poses, int(size), props.get("phanet.arch", "phanet"),
-                     _number(props, "phanet.mean", MEAN, name), _number(props, "phanet.std", STD, name),
-                     props.get("phanet.trained_on", ""))
+        raise PhanetError(f"{name}: metadata phanet.input_size is not a positive whole number (it reads {shorten(size)!r})")
+    info = ModelInfo(
+        expressions,
+        poses,
+        int(size),
+        props.get("phanet.arch", "phanet"),
+        _number(props, "phanet.mean", MEAN, name),
+        _number(props, "phanet.std", STD, name),
+        props.get("phanet.trained_on", ""),
+    )
     _check_graph(proto, info, name)
     _check_finite_initializers(proto, name)
     return info

@@ -13,8 +13,9 @@ import errno
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any, Callable
+from typing import IO, Any
 
 from phanet.errors import PhanetError
 
@@ -89,5 +90,4 @@ def refuse_existing(path: str | Path, name: str, overwrite: bool) -> None:
     """Raise unless ``path`` is free or ``overwrite`` was given: nothing a user wrote is replaced unasked."""
     path = Path(path)
     if path.exists() and not overwrite:
-        raise PhanetError.about(name, "{path} already exists; choose another name or pass {overwrite} to replace it",
-                                path=path)
+        raise PhanetError.about(name, "{path} already exists; choose another name or pass {overwrite} to replace it", path=path)

@@ -17,8 +17,9 @@ attention maps, crops and features), and the ONNX export and its check (:meth:`T
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -92,22 +93,19 @@ class TrainedModel:
         config: the config it was trained with, when known (a checkpoint's).
     """
 
-    def __init__(self, backend: Backend, info: ModelInfo, network: nn.Module | None = None,
-                 config: Config | None = None) -> None:
+    def __init__(self, backend: Backend, info: ModelInfo, network: nn.Module | None = None, config: Config | None = None) -> None:
         self.backend = backend
         self.info = info
         self.network = network
         self.config = config
 
     @classmethod
-    def from_network(cls, network: Network, device: str | torch.device = "cpu", config: Config | None = None
-                     ) -> TrainedModel:
+    def from_network(cls, network: Network, device: str | torch.device = "cpu", config: Config | None = None) -> TrainedModel:
         """A network of :func:`~phanet.models.create_model` (``network.info`` says how to feed it), run by PyTorch."""
         return cls(TorchBackend(network, device), network.info, network, config)
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu", backend: str = "torch"
-                        ) -> TrainedModel:
+    def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu", backend: str = "torch") -> TrainedModel:
         """The network of a ``.ckpt`` of ``phanet train``: run by PyTorch on ``device`` (``backend="torch"``),
         or exported in memory and run by ONNX Runtime (``backend="onnx"``)."""
         if backend not in ("torch", "onnx"):
@@ -126,8 +124,9 @@ class TrainedModel:
         return cls(OnnxBackend(ort_session(path, threads), str(path)), info)
 
     @classmethod
-    def load(cls, path: str | Path, device: str | torch.device = "cpu", backend: str = "torch",
-             threads: int | None = None) -> TrainedModel:
+    def load(
+        cls, path: str | Path, device: str | torch.device = "cpu", backend: str = "torch", threads: int | None = None
+    ) -> TrainedModel:
         """:meth:`from_onnx` for a ``.onnx`` file, :meth:`from_checkpoint` otherwise."""
         if Path(path).suffix.lower() == ".onnx":
             return cls.from_onnx(path, threads)
@@ -140,6 +139,15 @@ class TrainedModel:
     @property
     def poses(self) -> list[str]:
         return self.info.poses
+
+    @property
+    def training_config(self) -> Config:
+        """The config the network was trained with; an ONNX file holds none."""
+        if self.config is None:
+            raise PhanetError.about(
+                "checkpoint", "an exported ONNX file holds no training config; give the .ckpt written by phanet train"
+            )
+        return self.config
 
     @property
     def device(self) -> torch.device:
@@ -159,12 +167,14 @@ class TrainedModel:
         """The whole :class:`~phanet.models.output.PhaNetOutput` (``return_maps``, ``return_crops`` and
         ``map_classes`` as the network's ``forward`` takes them); PyTorch backends only."""
         if not isinstance(self.backend, TorchBackend):
-            raise PhanetError.about("model", "the whole network output needs the PyTorch network, not an ONNX file; "
-                                    "load the checkpoint")
+            raise PhanetError.about(
+                "model", "the whole network output needs the PyTorch network, not an ONNX file; load the checkpoint"
+            )
         return self.backend.forward(images, **kwargs)
 
-    def labelled_rows(self, faces: LabeledFaces, batch_size: int = 64, num_workers: int = 0,
-                      progress: bool = False) -> pd.DataFrame:
+    def labelled_rows(
+        self, faces: LabeledFaces, batch_size: int = 64, num_workers: int = 0, progress: bool = False
+    ) -> pd.DataFrame:
         """The rows of every sample of ``faces``, in batches, with the true labels in front.
 
         Extra columns: ``index`` (position in ``faces``), ``path``, ``subject``, ``true_expression``,
@@ -175,8 +185,13 @@ class TrainedModel:
         """
         positive(batch_size, "batch_size")
         # collate takes the whole batch FaceDataset.__getitems__ fetched (a dict), not a list of items
-        loader = DataLoader(FaceDataset(faces, self.info.input_size), batch_size=batch_size, shuffle=False,
-                            num_workers=num_workers, collate_fn=collate)  # type: ignore[arg-type]
+        loader = DataLoader(
+            FaceDataset(faces, self.info.input_size),
+            batch_size=batch_size,
+            shuffle=False,
+            num_workers=num_workers,
+            collate_fn=collate,  # type: ignore[arg-type]
+        )
         tables = []
         skipped = 0
         for batch in tqdm(loader, desc="evaluating", unit="batch", leave=False, disable=not progress):
@@ -188,8 +203,10 @@ class TrainedModel:
             blank = table["expression"].isna().to_numpy()
             if blank.any():
                 first = faces.samples[int(index[blank.argmax()])]
-                raise PhanetError(f"evaluate: the network gives NaN or infinite scores (first for "
-                                  f"{faces.image_path(first)}); the checkpoint's weights are not usable")
+                raise PhanetError(
+                    f"evaluate: the network gives NaN or infinite scores (first for "
+                    f"{faces.image_path(first)}); the checkpoint's weights are not usable"
+                )
             table.insert(0, "index", index)
             tables.append(table)
         if skipped:
@@ -206,8 +223,7 @@ class TrainedModel:
 
     def _torch_network(self, what: str) -> nn.Module:
         if self.network is None:
-            raise PhanetError.about("model", "{what} needs the PyTorch network, not an ONNX file; load the checkpoint",
-                                    what=what)
+            raise PhanetError.about("model", "{what} needs the PyTorch network, not an ONNX file; load the checkpoint", what=what)
         return self.network
 
     def onnx_bytes(self, opset: int = OPSET) -> bytes:
@@ -218,8 +234,9 @@ class TrainedModel:
         """The same network exported in memory and run by ONNX Runtime."""
         return TrainedModel(OnnxBackend(ort_session(self.onnx_bytes(opset))), self.info, self.network, self.config)
 
-    def export(self, out: str | Path, opset: int = OPSET, overwrite: bool = False,
-               check: bool = True) -> tuple[Path, dict[str, float] | None]:
+    def export(
+        self, out: str | Path, opset: int = OPSET, overwrite: bool = False, check: bool = True
+    ) -> tuple[Path, dict[str, float] | None]:
         """Write the network to ``out`` as ONNX: (``out``, the :func:`differences` to PyTorch, or None
         without ``check``).
 
@@ -235,13 +252,22 @@ class TrainedModel:
             exported = TrainedModel(OnnxBackend(ort_session(data)), self.info)
             found = differences(self, exported)
             if any(math.isnan(found[name]) for name in LOGITS):
-                raise PhanetError.about("out", "the exported logits are NaN or infinite on random faces, so the export "
-                                        "cannot be checked against PyTorch; {out_file} was not written", out_file=out)
+                raise PhanetError.about(
+                    "out",
+                    "the exported logits are NaN or infinite on random faces, so the export "
+                    "cannot be checked against PyTorch; {out_file} was not written",
+                    out_file=out,
+                )
             worst = max(found[name] for name in LOGITS)
             if worst > TOLERANCE:
-                raise PhanetError.about("out", "the export differs from PyTorch by {worst:.2e} in the logits (more than "
-                                        "{tolerance:g}); it is not usable and {out_file} was not written", worst=worst,
-                                        tolerance=TOLERANCE, out_file=out)
+                raise PhanetError.about(
+                    "out",
+                    "the export differs from PyTorch by {worst:.2e} in the logits (more than "
+                    "{tolerance:g}); it is not usable and {out_file} was not written",
+                    worst=worst,
+                    tolerance=TOLERANCE,
+                    out_file=out,
+                )
         atomic_write_bytes(out, data)
         return out, found
 
@@ -271,8 +297,9 @@ def differences(reference: TrainedModel, other: TrainedModel, batch: int = 4, se
     return result
 
 
-def export_onnx(checkpoint: str | Path, out: str | Path, opset: int = OPSET, overwrite: bool = False,
-                check: bool = True) -> tuple[Path, ModelInfo, dict[str, float] | None]:
+def export_onnx(
+    checkpoint: str | Path, out: str | Path, opset: int = OPSET, overwrite: bool = False, check: bool = True
+) -> tuple[Path, ModelInfo, dict[str, float] | None]:
     """Export the network of a phanet checkpoint to ``out``: (``out``, its :class:`ModelInfo`, the
     :func:`differences` to PyTorch, or None without ``check``). The names and the opset are checked
     before the checkpoint is loaded (which refuses non-finite weights); see :meth:`TrainedModel.export`."""

@@ -22,8 +22,9 @@ def true_class_probability(logits: torch.Tensor, target: torch.Tensor) -> torch.
     return torch.softmax(logits, dim=1).gather(1, target[:, None])[:, 0]
 
 
-def ranking_loss(coarse_logits: torch.Tensor, fine_logits: torch.Tensor, target: torch.Tensor,
-                 margin: float = 0.05) -> torch.Tensor:
+def ranking_loss(
+    coarse_logits: torch.Tensor, fine_logits: torch.Tensor, target: torch.Tensor, margin: float = 0.05
+) -> torch.Tensor:
     """Attention ranking loss L^R_s (Eq. 4), averaged over the batch.
 
     ``max(0, p(y|s-1) - p(y|s) + margin)`` on softmax probabilities of the true class. The coarse
@@ -35,8 +36,9 @@ def ranking_loss(coarse_logits: torch.Tensor, fine_logits: torch.Tensor, target:
     return torch.clamp(coarse - fine + margin, min=0).mean()
 
 
-def expression_cross_entropy(logits: torch.Tensor, target: torch.Tensor,
-                             class_weights: torch.Tensor | None = None) -> torch.Tensor:
+def expression_cross_entropy(
+    logits: torch.Tensor, target: torch.Tensor, class_weights: torch.Tensor | None = None
+) -> torch.Tensor:
     """Per-sample expression cross-entropy, (B,), times the weight of each sample's class when
     ``class_weights`` (C,) is given (see :func:`balanced_class_weights`)."""
     ce = F.cross_entropy(logits, target, reduction="none")
@@ -53,11 +55,18 @@ def balanced_class_weights(counts: torch.Tensor) -> torch.Tensor:
     return torch.where(present, weights, torch.zeros_like(weights))
 
 
-def attention_loss(coarse_logits: torch.Tensor, fine_logits: torch.Tensor, target: torch.Tensor,
-                   margin: float = 0.05, class_weights: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def attention_loss(
+    coarse_logits: torch.Tensor,
+    fine_logits: torch.Tensor,
+    target: torch.Tensor,
+    margin: float = 0.05,
+    class_weights: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """L^att_s (Eq. 3) as its two parts: (expression loss L_s at scale s, ranking loss L^R_s)."""
-    return (expression_cross_entropy(fine_logits, target, class_weights).mean(),
-            ranking_loss(coarse_logits, fine_logits, target, margin))
+    return (
+        expression_cross_entropy(fine_logits, target, class_weights).mean(),
+        ranking_loss(coarse_logits, fine_logits, target, margin),
+    )
 
 
 def constraint_factor(lambda_p: torch.Tensor, scale: float = 12.0) -> torch.Tensor:
@@ -115,8 +124,13 @@ class LossTerms:
     parts: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
-def phanet_loss(output: PhaNetOutput, expression: torch.Tensor, pose: torch.Tensor, config: LossConfig,
-                class_weights: torch.Tensor | None = None) -> LossTerms:
+def phanet_loss(
+    output: PhaNetOutput,
+    expression: torch.Tensor,
+    pose: torch.Tensor,
+    config: LossConfig,
+    class_weights: torch.Tensor | None = None,
+) -> LossTerms:
     """The training objective of one of the loss settings of Table VIII.
 
     - ``e``: L(e), the expression loss on f.
@@ -184,8 +198,7 @@ def phanet_loss(output: PhaNetOutput, expression: torch.Tensor, pose: torch.Tens
         classification = classification + terms["sal_limit"]
     terms["lambda_e"] = lambda_e.mean()
     terms["lambda_p"] = lambda_p.mean()
-    return LossTerms(total=classification + ranking, classification=classification, ranking=ranking, terms=terms,
-                     parts=parts)
+    return LossTerms(total=classification + ranking, classification=classification, ranking=ranking, terms=terms, parts=parts)
 
 
 def pan_init_loss(output: PhaNetOutput, reach: float = 0.8) -> torch.Tensor:

@@ -21,8 +21,9 @@ still name a class.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -56,9 +57,12 @@ def pixel_squares(squares: np.ndarray, regions: np.ndarray) -> np.ndarray:
     return corners.reshape(len(squares), 8)
 
 
-def face_rows(backend: Callable[[np.ndarray | torch.Tensor], Mapping[str, np.ndarray]],
-              images: np.ndarray | torch.Tensor, info: "ModelInfo",
-              regions: Sequence[Sequence[float]] | np.ndarray | None = None) -> pd.DataFrame:
+def face_rows(
+    backend: Callable[[np.ndarray | torch.Tensor], Mapping[str, np.ndarray]],
+    images: np.ndarray | torch.Tensor,
+    info: ModelInfo,
+    regions: Sequence[Sequence[float]] | np.ndarray | None = None,
+) -> pd.DataFrame:
     """The rows of one batch of network inputs (B, 3, S, S), run through ``backend``.
 
     ``regions`` (B × (x, y, w, h)) says which part of its picture each input shows, in pixels;
@@ -82,8 +86,11 @@ def face_rows(backend: Callable[[np.ndarray | torch.Tensor], Mapping[str, np.nda
     squares = outputs["boxes"].reshape(count, 2, 3)
     for i, name in enumerate(SQUARE_COLUMNS):
         columns[name] = squares.reshape(count, 6)[:, i]
-    corners = pixel_squares(squares, np.asarray(regions, dtype=np.float64).reshape(count, 4)) \
-        if regions is not None else np.full((count, 8), np.nan)
+    corners = (
+        pixel_squares(squares, np.asarray(regions, dtype=np.float64).reshape(count, 4))
+        if regions is not None
+        else np.full((count, 8), np.nan)
+    )
     for i, name in enumerate(PIXEL_SQUARE_COLUMNS):
         columns[name] = corners[:, i]
     for i in range(3):

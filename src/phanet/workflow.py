@@ -41,20 +41,22 @@ def select_part(faces: LabeledFaces, config: Config, part: str) -> LabeledFaces:
     split = make_split(faces, config, require_val=False)
     indices = getattr(split, part)
     if not indices:
-        raise PhanetError.about("part", "the {part} part of {name!r} is empty under data.split of the checkpoint",
-                                part=part, name=faces.name)
+        raise PhanetError.about(
+            "part", "the {part} part of {name!r} is empty under data.split of the checkpoint", part=part, name=faces.name
+        )
     return faces.subset(indices)
 
 
-def resolve_eval_data(config: Config, data: str | None, dataset: str | None, options: list[str],
-                      part: str | None) -> tuple[LabeledFaces, dict[str, Any]]:
+def resolve_eval_data(
+    config: Config, data: str | None, dataset: str | None, options: list[str], part: str | None
+) -> tuple[LabeledFaces, dict[str, Any]]:
     """The data to evaluate on and a description of it for the report."""
     if data is None:
         if dataset or options:
             raise PhanetError.about(None, "{dataset}/{options}: give the data folder or manifest with {data}")
         faces = load_faces(config)
         part = part or "test"
-        description = {"dataset": config.data.dataset, "root": config.data.root, "options": config.data.options}
+        description: dict[str, Any] = {"dataset": config.data.dataset, "root": config.data.root, "options": config.data.options}
     else:
         name = dataset or guess_dataset(data)
         opts = parse_options(options)

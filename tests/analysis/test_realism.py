@@ -64,9 +64,16 @@ def test_face_crop_centres_and_scales_the_box():
 def _rows() -> pd.DataFrame:
     # Two subjects, yaws 0 and 30; predictions chosen by hand.
     data = [
-        ("HA", 4, 0.0, "HA"), ("HA", 4, 30.0, "HA"), ("HA", 1, 0.0, "NE"), ("HA", 1, 30.0, "HA"),
-        ("SU", 4, 0.0, "FE"), ("SU", 4, 30.0, "SU"), ("SU", 1, 0.0, "NE"), ("SU", 1, 30.0, "NE"),
-        ("NE", 0, 0.0, "NE"), ("NE", 0, 30.0, "SU"),
+        ("HA", 4, 0.0, "HA"),
+        ("HA", 4, 30.0, "HA"),
+        ("HA", 1, 0.0, "NE"),
+        ("HA", 1, 30.0, "HA"),
+        ("SU", 4, 0.0, "FE"),
+        ("SU", 4, 30.0, "SU"),
+        ("SU", 1, 0.0, "NE"),
+        ("SU", 1, 30.0, "NE"),
+        ("NE", 0, 0.0, "NE"),
+        ("NE", 0, 30.0, "SU"),
     ]
     return pd.DataFrame(data, columns=["expression", "intensity", "yaw", "predicted"]).assign(subject=1)
 
@@ -110,8 +117,10 @@ def test_crop_sheet_lays_out_the_first_subject_frontal_by_expression_and_intensi
 
 def test_summary_line():
     line = realism.summary("fer", _rows(), 30)
-    assert line == ("fer: mean agreement 66.7 % over 3 expressions (|yaw| <= 30, intensity 4, 6 images; chance 14.3 %), "
-                    "weakest neutral 50.0 %, by intensity 1-4: 25.0 < 75.0")
+    assert line == (
+        "fer: mean agreement 66.7 % over 3 expressions (|yaw| <= 30, intensity 4, 6 images; chance 14.3 %), "
+        "weakest neutral 50.0 %, by intensity 1-4: 25.0 < 75.0"
+    )
     assert "\n" not in line
 
 
@@ -119,8 +128,11 @@ def test_old_max_pan_option_still_sets_the_largest_yaw():
     """The script's own option: read from ``benchmarks/realism.py`` itself, which stays off ``sys.path``."""
     parse_arguments = runpy.run_path(str(REPO / "benchmarks" / "realism.py"))["parse_arguments"]
     assert parse_arguments([]).max_yaw == 30.0 and parse_arguments(["--max-yaw", "45"]).max_yaw == 45.0
-    with pytest.warns(PhanetDeprecationWarning, match=r"^benchmarks/realism.py: the option '--max-pan' is now called "
-                                                      r"'--max-yaw'; the old name stops working in phanet 0.3$"):
+    with pytest.warns(
+        PhanetDeprecationWarning,
+        match=r"^benchmarks/realism.py: the option '--max-pan' is now called "
+        r"'--max-yaw'; the old name stops working in phanet 0.3$",
+    ):
         assert parse_arguments(["--max-pan", "15"]).max_yaw == 15.0
     with pytest.raises(SystemExit):
         parse_arguments(["--max-pan", "15", "--max-yaw", "45"])
@@ -142,10 +154,11 @@ def frontal_crops():
     from phanet.synth.synthesize import head_for
 
     head = head_for(0, 1, 112)
-    renders = [render_head(head, ex.activations(c, 0 if c == "NE" else 4), 0.0, 0.0, Scene.plain(), 112)
-               for c in realism.CODES]
-    return {name: np.stack([realism.face_crop(r.image, r.landmarks, 128, spec.margin) for r in renders])
-            for name, spec in realism.MODELS.items()}
+    renders = [render_head(head, ex.activations(c, 0 if c == "NE" else 4), 0.0, 0.0, Scene.plain(), 112) for c in realism.CODES]
+    return {
+        name: np.stack([realism.face_crop(r.image, r.landmarks, 128, spec.margin) for r in renders])
+        for name, spec in realism.MODELS.items()
+    }
 
 
 @pytest.mark.slow
@@ -156,8 +169,15 @@ def test_models_read_fixed_renders(name, frontal_crops):
     spec = realism.MODELS[name]
     scores = realism.load_model(name)(frontal_crops[name])
     assert scores.shape == (7, 7) and np.allclose(scores.sum(1), 1.0, atol=0.02) and (scores >= 0).all()
-    rows = pd.DataFrame({"expression": realism.CODES, "intensity": [0 if c == "NE" else 4 for c in realism.CODES],
-                         "yaw": 0.0, "subject": 1, "predicted": realism.to_codes(spec, scores)})
+    rows = pd.DataFrame(
+        {
+            "expression": realism.CODES,
+            "intensity": [0 if c == "NE" else 4 for c in realism.CODES],
+            "yaw": 0.0,
+            "subject": 1,
+            "predicted": realism.to_codes(spec, scores),
+        }
+    )
     agreed = realism.per_expression(rows)
     if name == "fer":
         # The FER2013 model reads every one of this subject's seven expressions as rendered.

@@ -93,11 +93,16 @@ def test_a_file_size_limit_leaves_the_old_manifest_and_the_rerun_is_accepted(tmp
     old.write_text("path,subject,expression\n")
     command = ["data", "inspect", "--dataset", "folder", "--root", str(root), "--no-read"]
     for manifest, extra in ((old, ["--overwrite"]), (fresh, [])):
-        done = subprocess.run([sys.executable, "-c", _LIMITED, "1000", *command, "--manifest", str(manifest), *extra],
-                              capture_output=True, text=True, timeout=120)
+        done = subprocess.run(
+            [sys.executable, "-c", _LIMITED, "1000", *command, "--manifest", str(manifest), *extra],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
         assert done.stderr.strip().splitlines() == [
-            f"phanet data: error: {manifest}: could not write (File too large; the old file, if any, is unchanged)"]
+            f"phanet data: error: {manifest}: could not write (File too large; the old file, if any, is unchanged)"
+        ]
     assert old.read_text() == "path,subject,expression\n" and not fresh.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "old.csv"]  # no temporary file left
     assert main([*command, "--manifest", str(fresh)]) == 0
@@ -106,16 +111,26 @@ def test_a_file_size_limit_leaves_the_old_manifest_and_the_rerun_is_accepted(tmp
 
 @pytest.mark.slow
 def test_a_full_disk_under_predict_evaluate_and_export_leaves_nothing_half_written(
-        checkpoint, exported, tiny_manifest, face, tmp_path, monkeypatch, capsys):
-    rows, kept, evaluated, onnx_out = (tmp_path / "rows.json", tmp_path / "kept.csv", tmp_path / "eval",
-                                       tmp_path / "out.onnx")
+    checkpoint, exported, tiny_manifest, face, tmp_path, monkeypatch, capsys
+):
+    rows, kept, evaluated, onnx_out = (tmp_path / "rows.json", tmp_path / "kept.csv", tmp_path / "eval", tmp_path / "out.onnx")
     kept.write_text("mine\n")
     # The export itself is not under test here: its bytes come from the module's export.
     monkeypatch.setattr(phanet.inference, "onnx_bytes", lambda *args, **kwargs: exported.read_bytes())
     full = "could not write (No space left on device; the old file, if any, is unchanged)"
     predict = ["predict", face, "--checkpoint", checkpoint, "--no-detect", "--no-progress"]
-    evaluate_argv = ["evaluate", "--checkpoint", checkpoint, "--data", tiny_manifest, "--split", "all", "--out", evaluated,
-                     "--no-progress"]
+    evaluate_argv = [
+        "evaluate",
+        "--checkpoint",
+        checkpoint,
+        "--data",
+        tiny_manifest,
+        "--split",
+        "all",
+        "--out",
+        evaluated,
+        "--no-progress",
+    ]
     export = ["export", "--checkpoint", checkpoint, "--onnx", onnx_out, "--no-check"]
     with monkeypatch.context() as disk:
         disk.setattr(os, "fsync", no_space_left)
@@ -137,16 +152,32 @@ def test_a_full_disk_under_predict_evaluate_and_export_leaves_nothing_half_writt
 # --------------------------------------------------------------------------------- earlier results
 
 
-def test_earlier_outputs_are_refused_before_any_work_and_replaced_with_overwrite(checkpoint, tiny_manifest,
-                                                                               tmp_path, capsys):
+def test_earlier_outputs_are_refused_before_any_work_and_replaced_with_overwrite(checkpoint, tiny_manifest, tmp_path, capsys):
     absent = tmp_path / "absent.ckpt"  # loading it would fail: the refusal must come first
     evaluated = tmp_path / "eval"
     evaluated.mkdir()
     (evaluated / "evaluation.json").write_text("{}")
     assert one_line_error(capsys, ["evaluate", "--checkpoint", absent, "--out", evaluated]) == (
-        f"--out: {evaluated / 'evaluation.json'} already exists; choose another name or pass --overwrite to replace it")
-    assert main(["evaluate", "--checkpoint", str(checkpoint), "--data", str(tiny_manifest), "--split", "all",
-                 "--out", str(evaluated), "--overwrite", "--no-progress"]) == 0
+        f"--out: {evaluated / 'evaluation.json'} already exists; choose another name or pass --overwrite to replace it"
+    )
+    assert (
+        main(
+            [
+                "evaluate",
+                "--checkpoint",
+                str(checkpoint),
+                "--data",
+                str(tiny_manifest),
+                "--split",
+                "all",
+                "--out",
+                str(evaluated),
+                "--overwrite",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert json.loads((evaluated / "evaluation.json").read_text())["samples"] == 192
     root = _folder_tree(tmp_path / "data", subjects=2)
     for flag in ("--manifest", "--skipped"):
@@ -154,7 +185,8 @@ def test_earlier_outputs_are_refused_before_any_work_and_replaced_with_overwrite
         mine.write_text("mine\n")
         inspect = ["data", "inspect", "--dataset", "folder", "--no-read", flag, mine]
         assert one_line_error(capsys, [*inspect, "--root", tmp_path / "nowhere"]) == (
-            f"{flag}: {mine} already exists; choose another name or pass --overwrite to replace it")
+            f"{flag}: {mine} already exists; choose another name or pass --overwrite to replace it"
+        )
         assert mine.read_text() == "mine\n"
         assert main([str(a) for a in [*inspect, "--root", root, "--overwrite"]]) == 0
         assert len(pd.read_csv(mine)) == (4 if flag == "--manifest" else 0)
@@ -168,33 +200,47 @@ _NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine ha
 _NO_MPS = pytest.mark.skipif(torch.backends.mps.is_available(), reason="this machine has MPS")
 
 
-@pytest.mark.parametrize("argv,expected", [
-    (["predict", "{face}", "--device", "bogus"], r"--device: 'bogus' is not a device \(expected cpu, cuda, cuda:N or mps\)"),
-    pytest.param(["predict", "{face}", "--device", "cuda"],
-                 r"--device: cuda is not available on this machine \(available: cpu\)", marks=_NO_CUDA),
-    pytest.param(["evaluate", "--device", "mps"], r"--device: mps is not available on this machine \(available: cpu.*\)",
-                 marks=_NO_MPS),
-    (["evaluate", "--device", "cuda:99"], r"--device: cuda:99 is not available on this machine \(available: cpu.*\)"),
-    (["evaluate", "--device", "meta"], r"--device: 'meta' is not supported \(expected cpu, cuda, cuda:N or mps\)"),
-    (["evaluate", "--batch-size", "0"], r"--batch-size: expected 1 or more, got 0"),
-    (["predict", "{face}", "--batch-size", "-3"], r"--batch-size: expected 1 or more, got -3"),
-    (["export", "--onnx", "{tmp}/out.onnx", "--opset", "999"],
-     r"--opset: expected 20 \(PhaNet's crop-and-zoom needs AffineGrid, opset 20; the installed torch exporter "
-     r"writes up to \d+\), got 999"),
-    (["export", "--onnx", "{tmp}/out.onnx", "--opset", "17"], r"--opset: expected 20.*, got 17"),
-    (["export", "--onnx", "{tmp}/out.txt"], r"--onnx: expected a file name ending in .onnx, got .*out.txt"),
-    (["export", "--onnx", "{tmp}/" + LONG + ".onnx"], r"--onnx: file name too long \(.*n…\)"),
-    (["predict", "{face}", "--out", "{tmp}/" + LONG + ".csv"], r"--out: file name too long \(.*n…\)"),
-    (["predict", "{face}", "--out", "{tmp}"], r"--out: expected a file name ending in .csv or .json, got .*"),
-    (["predict", "{face}", "--out", "{face}/rows.csv"], r"--out: .*face.png is a file, so .*rows.csv cannot be created in it"),
-    (["predict", "{face}", "--visualize", "{face}"], r"--visualize: .*face.png is a file, expected a folder"),
-    (["evaluate", "--out", "{face}"], r"--out: .*face.png is a file, expected a folder"),
-    (["evaluate", "--out", "{tmp}/" + LONG], r"--out: file name too long \(.*n…\)"),
-    (["predict", "{face}", "--device", "x" * 100_000],
-     r"--device: 'x{60}…' is not a device \(expected cpu, cuda, cuda:N or mps\)"),
-    (["predict", "{face}", "--margin", "1e6"], r"--margin: expected a fraction of the face's size from 0 to 2, got 1e\+06"),
-    (["predict", "{face}", "--margin", "nan"], r"--margin: expected a fraction of the face's size from 0 to 2, got nan"),
-])
+@pytest.mark.parametrize(
+    "argv,expected",
+    [
+        (["predict", "{face}", "--device", "bogus"], r"--device: 'bogus' is not a device \(expected cpu, cuda, cuda:N or mps\)"),
+        pytest.param(
+            ["predict", "{face}", "--device", "cuda"],
+            r"--device: cuda is not available on this machine \(available: cpu\)",
+            marks=_NO_CUDA,
+        ),
+        pytest.param(
+            ["evaluate", "--device", "mps"], r"--device: mps is not available on this machine \(available: cpu.*\)", marks=_NO_MPS
+        ),
+        (["evaluate", "--device", "cuda:99"], r"--device: cuda:99 is not available on this machine \(available: cpu.*\)"),
+        (["evaluate", "--device", "meta"], r"--device: 'meta' is not supported \(expected cpu, cuda, cuda:N or mps\)"),
+        (["evaluate", "--batch-size", "0"], r"--batch-size: expected 1 or more, got 0"),
+        (["predict", "{face}", "--batch-size", "-3"], r"--batch-size: expected 1 or more, got -3"),
+        (
+            ["export", "--onnx", "{tmp}/out.onnx", "--opset", "999"],
+            r"--opset: expected 20 \(PhaNet's crop-and-zoom needs AffineGrid, opset 20; the installed torch exporter "
+            r"writes up to \d+\), got 999",
+        ),
+        (["export", "--onnx", "{tmp}/out.onnx", "--opset", "17"], r"--opset: expected 20.*, got 17"),
+        (["export", "--onnx", "{tmp}/out.txt"], r"--onnx: expected a file name ending in .onnx, got .*out.txt"),
+        (["export", "--onnx", "{tmp}/" + LONG + ".onnx"], r"--onnx: file name too long \(.*n…\)"),
+        (["predict", "{face}", "--out", "{tmp}/" + LONG + ".csv"], r"--out: file name too long \(.*n…\)"),
+        (["predict", "{face}", "--out", "{tmp}"], r"--out: expected a file name ending in .csv or .json, got .*"),
+        (
+            ["predict", "{face}", "--out", "{face}/rows.csv"],
+            r"--out: .*face.png is a file, so .*rows.csv cannot be created in it",
+        ),
+        (["predict", "{face}", "--visualize", "{face}"], r"--visualize: .*face.png is a file, expected a folder"),
+        (["evaluate", "--out", "{face}"], r"--out: .*face.png is a file, expected a folder"),
+        (["evaluate", "--out", "{tmp}/" + LONG], r"--out: file name too long \(.*n…\)"),
+        (
+            ["predict", "{face}", "--device", "x" * 100_000],
+            r"--device: 'x{60}…' is not a device \(expected cpu, cuda, cuda:N or mps\)",
+        ),
+        (["predict", "{face}", "--margin", "1e6"], r"--margin: expected a fraction of the face's size from 0 to 2, got 1e\+06"),
+        (["predict", "{face}", "--margin", "nan"], r"--margin: expected a fraction of the face's size from 0 to 2, got nan"),
+    ],
+)
 def test_flags_are_checked_before_the_model_is_loaded(argv, expected, face, tmp_path, capsys):
     # The checkpoint does not exist: a message about it would mean the flags were checked too late.
     argv = [a.format(face=face, tmp=tmp_path) for a in argv] + ["--checkpoint", str(tmp_path / "absent.ckpt")]
@@ -204,14 +250,17 @@ def test_flags_are_checked_before_the_model_is_loaded(argv, expected, face, tmp_
 
 
 def test_prepare_checks_its_margin_before_reading_the_dataset(tmp_path, capsys):
-    message = one_line_error(capsys, ["prepare", "--dataset", "folder", "--root", tmp_path / "nowhere",
-                                      "--out", tmp_path / "out", "--margin", "-0.5"])
+    message = one_line_error(
+        capsys, ["prepare", "--dataset", "folder", "--root", tmp_path / "nowhere", "--out", tmp_path / "out", "--margin", "-0.5"]
+    )
     assert message == "--margin: expected a fraction of the face's size from 0 to 2, got -0.5"
 
 
 def test_data_inspect_checks_its_output_names_first(tmp_path, capsys):
-    message = one_line_error(capsys, ["data", "inspect", "--dataset", "folder", "--root", tmp_path / "nowhere",
-                                      "--skipped", tmp_path / (LONG + ".csv")])
+    message = one_line_error(
+        capsys,
+        ["data", "inspect", "--dataset", "folder", "--root", tmp_path / "nowhere", "--skipped", tmp_path / (LONG + ".csv")],
+    )
     assert message.startswith("--skipped: file name too long (")
 
 
@@ -241,19 +290,38 @@ def _edited(exported: Path, folder: Path, key: str, value: str | None) -> Path:
     return folder / "edited.onnx"
 
 
-@pytest.mark.parametrize("key,value,problem", [
-    ("phanet.expressions", '["AN", "HA"]', "metadata phanet.expressions lists 2 classes, the graph's expression_logits has 4"),
-    ("phanet.expressions", '["AN", "HA", "NE", ', """metadata phanet.expressions is not a JSON list of distinct class """
-                                                  """names (it reads '["AN", "HA", "NE", ')"""),
-    ("phanet.expressions", "[]", "metadata phanet.expressions is not a JSON list of distinct class names (it reads '[]')"),
-    ("phanet.poses", '["-30", "-30", "0"]', """metadata phanet.poses is not a JSON list of distinct class names """
-                                            """(it reads '["-30", "-30", "0"]')"""),
-    ("phanet.poses", '["-30", 0, "30"]', """metadata phanet.poses is not a JSON list of distinct class names """
-                                         """(it reads '["-30", 0, "30"]')"""),
-    ("phanet.input_size", "64", "metadata phanet.input_size says 64, the graph takes images of 3 x 32 x 32"),
-    ("phanet.input_size", "-32", "metadata phanet.input_size is not a positive whole number (it reads '-32')"),
-    ("phanet.poses", None, "not exported by phanet export (metadata phanet.poses missing)"),
-])
+@pytest.mark.parametrize(
+    "key,value,problem",
+    [
+        (
+            "phanet.expressions",
+            '["AN", "HA"]',
+            "metadata phanet.expressions lists 2 classes, the graph's expression_logits has 4",
+        ),
+        (
+            "phanet.expressions",
+            '["AN", "HA", "NE", ',
+            """metadata phanet.expressions is not a JSON list of distinct class """
+            """names (it reads '["AN", "HA", "NE", ')""",
+        ),
+        ("phanet.expressions", "[]", "metadata phanet.expressions is not a JSON list of distinct class names (it reads '[]')"),
+        (
+            "phanet.poses",
+            '["-30", "-30", "0"]',
+            """metadata phanet.poses is not a JSON list of distinct class names """
+            """(it reads '["-30", "-30", "0"]')""",
+        ),
+        (
+            "phanet.poses",
+            '["-30", 0, "30"]',
+            """metadata phanet.poses is not a JSON list of distinct class names """
+            """(it reads '["-30", 0, "30"]')""",
+        ),
+        ("phanet.input_size", "64", "metadata phanet.input_size says 64, the graph takes images of 3 x 32 x 32"),
+        ("phanet.input_size", "-32", "metadata phanet.input_size is not a positive whole number (it reads '-32')"),
+        ("phanet.poses", None, "not exported by phanet export (metadata phanet.poses missing)"),
+    ],
+)
 def test_onnx_files_with_edited_metadata_name_the_file_and_the_key(exported, face, tmp_path, capsys, key, value, problem):
     edited = _edited(exported, tmp_path, key, value)
     assert one_line_error(capsys, ["predict", face, "--checkpoint", edited, "--no-progress"]) == f"{edited}: {problem}"
@@ -268,7 +336,8 @@ def test_onnx_weights_holding_nan_are_refused_on_load(exported, face, tmp_path, 
     onnx.save(model, str(tmp_path / "nan.onnx"))
     assert one_line_error(capsys, ["predict", face, "--checkpoint", tmp_path / "nan.onnx", "--no-progress"]) == (
         f"{tmp_path / 'nan.onnx'}: the model's weights hold NaN or infinite values (initializer {tensor.name!r}); "
-        "it cannot be used")
+        "it cannot be used"
+    )
 
 
 def test_a_checkpoint_with_nan_weights_is_refused_by_export_and_evaluate(checkpoint, tiny_manifest, tmp_path, capsys):
@@ -279,8 +348,9 @@ def test_a_checkpoint_with_nan_weights_is_refused_by_export_and_evaluate(checkpo
     torch.save(payload, broken)
     message = one_line_error(capsys, ["export", "--checkpoint", broken, "--onnx", tmp_path / "nan.onnx"])
     assert str(broken) in message and "NaN" in message, message
-    message = one_line_error(capsys, ["evaluate", "--checkpoint", broken, "--data", tiny_manifest,
-                                      "--out", tmp_path / "eval", "--no-progress"])
+    message = one_line_error(
+        capsys, ["evaluate", "--checkpoint", broken, "--data", tiny_manifest, "--out", tmp_path / "eval", "--no-progress"]
+    )
     assert "NaN" in message, message
     assert not (tmp_path / "nan.onnx").exists() and not (tmp_path / "eval" / "evaluation.json").exists()
 
@@ -294,14 +364,18 @@ class _Outputs(nn.Module):
 
     def forward(self, images: torch.Tensor) -> SimpleNamespace:
         batch = images.shape[0]
-        return SimpleNamespace(expression_logits=torch.full((batch, 2), self.logits),
-                               pose_logits=torch.full((batch, 2), self.logits),
-                               boxes=torch.full((batch, 2, 3), self.boxes), scale_weights=torch.full((batch, 3), 0.5),
-                               task_weights=torch.full((batch, 2), 0.5))
+        return SimpleNamespace(
+            expression_logits=torch.full((batch, 2), self.logits),
+            pose_logits=torch.full((batch, 2), self.logits),
+            boxes=torch.full((batch, 2, 3), self.boxes),
+            scale_weights=torch.full((batch, 3), 0.5),
+            task_weights=torch.full((batch, 2), 0.5),
+        )
 
 
 def _backend(network: nn.Module):
     """A backend answering with the outputs of ``network``."""
+
     def run(images):
         output = network(torch.as_tensor(images))
         return {name: getattr(output, name).numpy() for name in OUTPUT_NAMES}
@@ -320,17 +394,21 @@ class _Session:
         return [getattr(output, name).numpy() for name in names]
 
 
-@pytest.mark.parametrize("torch_side,onnx_side,expected_logits,expected_boxes", [
-    ((1.0, np.nan), (1.0, np.nan), 0.0, 0.0),          # NaN squares on both sides: a network without attention
-    ((np.nan, 0.0), (np.nan, 0.0), np.nan, 0.0),       # NaN logits on both sides are no agreement
-    ((1.0, 0.0), (np.inf, 0.0), np.nan, 0.0),
-    ((1.0, 0.0), (1.0, np.nan), 0.0, np.nan),          # a NaN on one side only
-    ((1.0, 0.0), (1.5, 0.0), 0.5, 0.0),
-])
+@pytest.mark.parametrize(
+    "torch_side,onnx_side,expected_logits,expected_boxes",
+    [
+        ((1.0, np.nan), (1.0, np.nan), 0.0, 0.0),  # NaN squares on both sides: a network without attention
+        ((np.nan, 0.0), (np.nan, 0.0), np.nan, 0.0),  # NaN logits on both sides are no agreement
+        ((1.0, 0.0), (np.inf, 0.0), np.nan, 0.0),
+        ((1.0, 0.0), (1.0, np.nan), 0.0, np.nan),  # a NaN on one side only
+        ((1.0, 0.0), (1.5, 0.0), 0.5, 0.0),
+    ],
+)
 def test_the_export_check_compares_nan_aware(torch_side, onnx_side, expected_logits, expected_boxes):
     info = ModelInfo(["AN", "HA"], ["0", "30"], 4)
-    found = differences(TrainedModel(_backend(_Outputs(*torch_side)), info),
-                        TrainedModel(OnnxBackend(_Session(_Outputs(*onnx_side))), info))
+    found = differences(
+        TrainedModel(_backend(_Outputs(*torch_side)), info), TrainedModel(OnnxBackend(_Session(_Outputs(*onnx_side))), info)
+    )
     np.testing.assert_equal([found["expression_logits"], found["boxes"]], [expected_logits, expected_boxes])
 
 
@@ -340,14 +418,14 @@ def test_an_export_with_nan_logits_is_not_written(checkpoint, tmp_path, monkeypa
     out = tmp_path / "out.onnx"
     assert one_line_error(capsys, ["export", "--checkpoint", checkpoint, "--onnx", out]) == (
         f"--onnx: the exported logits are NaN or infinite on random faces, so the export cannot be checked "
-        f"against PyTorch; {out} was not written")
+        f"against PyTorch; {out} was not written"
+    )
     assert not out.exists()
 
 
 def test_non_finite_scores_are_a_status_and_never_an_accuracy(checkpoint, tiny_manifest):
     info = ModelInfo(["AN", "HA"], ["-30", "0"], 16, "phanet")
-    table = Predictor(TrainedModel(_backend(_Outputs(np.nan, 0.5)), info), detect=False).predict(
-        np.zeros((10, 20, 3), np.uint8))
+    table = Predictor(TrainedModel(_backend(_Outputs(np.nan, 0.5)), info), detect=False).predict(np.zeros((10, 20, 3), np.uint8))
     assert table["status"].tolist() == ["non_finite"] and table["face_w"].tolist() == [20]
     assert table[["expression", "expression_prob", "prob_AN", "pose", "c1"]].isna().all(axis=None)
     model = TrainedModel.from_checkpoint(checkpoint)
@@ -365,19 +443,27 @@ def test_nothing_in_a_dataset_folder_vanishes_unreported(tmp_path, capsys):
     root = _folder_tree(tmp_path / "data", subjects=2)
     elsewhere = _folder_tree(tmp_path / "elsewhere", subjects=1)
     (root / ".DS_Store").write_bytes(b"\0")
-    (root / "HA" / "._s00_HA.png").write_bytes(b"\0")           # a macOS resource fork, named like an image
+    (root / "HA" / "._s00_HA.png").write_bytes(b"\0")  # a macOS resource fork, named like an image
     (root / "SA" / ".thumbnails").mkdir()
     (root / "SA" / ".thumbnails" / "s09_SA.png").write_bytes(b"\0")
     (root / "HA" / "s05_HA.png").symlink_to(tmp_path / "deleted.png")
-    (root / "NE").symlink_to(elsewhere / "HA")                   # followed: a folder assembled from links
-    (root / "SA" / "again").symlink_to(root / "SA")              # a loop
+    (root / "NE").symlink_to(elsewhere / "HA")  # followed: a folder assembled from links
+    (root / "SA" / "again").symlink_to(root / "SA")  # a loop
     faces = load_dataset("folder", str(root))
-    assert sorted(s.path for s in faces.samples) == ["HA/s00_HA.png", "HA/s01_HA.png", "NE/s00_HA.png",
-                                                     "SA/s00_SA.png", "SA/s01_SA.png"]
+    assert sorted(s.path for s in faces.samples) == [
+        "HA/s00_HA.png",
+        "HA/s01_HA.png",
+        "NE/s00_HA.png",
+        "SA/s00_SA.png",
+        "SA/s01_SA.png",
+    ]
     assert dict(faces.skipped) == {
-        ".DS_Store": "hidden file", "HA/._s00_HA.png": "hidden file",
+        ".DS_Store": "hidden file",
+        "HA/._s00_HA.png": "hidden file",
         "HA/s05_HA.png": "broken link (its target does not exist)",
-        "SA/.thumbnails": "hidden folder, not searched", "SA/again": "the same folder as SA, searched once"}
+        "SA/.thumbnails": "hidden folder, not searched",
+        "SA/again": "the same folder as SA, searched once",
+    }
     assert main(["data", "inspect", "--dataset", "folder", "--root", str(root), "--no-progress"]) == 0
     assert "Skipped 5 files that could not be parsed or read:" in capsys.readouterr().out
 
@@ -407,23 +493,38 @@ def test_rows_with_an_empty_face_box_are_skipped_and_counted(tmp_path):
 UNKNOWN_POSE = "leave the cell empty when it is unknown"
 
 
-@pytest.mark.parametrize("rows,header,problem", [
-    (["a.png,s1,HA,0", "b.png,s2,SA,0", "a.png,s1,SA,0"], None,
-     "rows 2 and 4: a.png is listed twice with different labels (expression 'HA' and 'SA')"),
-    (["a.png,s1,HA,0", "a.png,s2,HA,0"], None,
-     "rows 2 and 3: a.png is listed twice with different labels (subject 's1' and 's2')"),
-    (["a.png,s1,HA,0", "b.png,s1,nan,0"], None, "row 3: expression 'nan' is a missing or infinite value, not a class"),
-    (["a.png,s1,,0"], None, "row 2: empty 'expression'"),
-    (["a.png,s1,HA,NaN"], None, "row 2: pose 'NaN' is a missing or infinite value, not a class; " + UNKNOWN_POSE),
-    (["a.png,s1,HA,inf"], None, "row 2: pose 'inf' is a missing or infinite value, not a class; " + UNKNOWN_POSE),
-    (["a.png,s1,HA,None"], None, "row 2: pose 'None' is a missing or infinite value, not a class; " + UNKNOWN_POSE),
-    (["a.png,s1,HA,0,2.5"], "path,subject,expression,pose,intensity", "row 2: intensity 2.5 is not a whole number"),
-    (["a.png,s1,HA,0,inf"], "path,subject,expression,pose,yaw", "row 2: yaw 'inf' is not a number"),
-    (["a.png,s1,HA,0,1,2,3,"], "path,subject,expression,pose,face_x,face_y,face_w,face_h",
-     "row 2: the face box needs all of face_x, face_y, face_w, face_h (face_h empty)"),
-    (["a.png,s1,HA,0,1,2,three,4"], "path,subject,expression,pose,face_x,face_y,face_w,face_h",
-     "row 2: face_w 'three' is not a number"),
-])
+@pytest.mark.parametrize(
+    "rows,header,problem",
+    [
+        (
+            ["a.png,s1,HA,0", "b.png,s2,SA,0", "a.png,s1,SA,0"],
+            None,
+            "rows 2 and 4: a.png is listed twice with different labels (expression 'HA' and 'SA')",
+        ),
+        (
+            ["a.png,s1,HA,0", "a.png,s2,HA,0"],
+            None,
+            "rows 2 and 3: a.png is listed twice with different labels (subject 's1' and 's2')",
+        ),
+        (["a.png,s1,HA,0", "b.png,s1,nan,0"], None, "row 3: expression 'nan' is a missing or infinite value, not a class"),
+        (["a.png,s1,,0"], None, "row 2: empty 'expression'"),
+        (["a.png,s1,HA,NaN"], None, "row 2: pose 'NaN' is a missing or infinite value, not a class; " + UNKNOWN_POSE),
+        (["a.png,s1,HA,inf"], None, "row 2: pose 'inf' is a missing or infinite value, not a class; " + UNKNOWN_POSE),
+        (["a.png,s1,HA,None"], None, "row 2: pose 'None' is a missing or infinite value, not a class; " + UNKNOWN_POSE),
+        (["a.png,s1,HA,0,2.5"], "path,subject,expression,pose,intensity", "row 2: intensity 2.5 is not a whole number"),
+        (["a.png,s1,HA,0,inf"], "path,subject,expression,pose,yaw", "row 2: yaw 'inf' is not a number"),
+        (
+            ["a.png,s1,HA,0,1,2,3,"],
+            "path,subject,expression,pose,face_x,face_y,face_w,face_h",
+            "row 2: the face box needs all of face_x, face_y, face_w, face_h (face_h empty)",
+        ),
+        (
+            ["a.png,s1,HA,0,1,2,three,4"],
+            "path,subject,expression,pose,face_x,face_y,face_w,face_h",
+            "row 2: face_w 'three' is not a number",
+        ),
+    ],
+)
 def test_manifest_rows_that_cannot_be_taken_as_they_stand_are_one_line_errors(tmp_path, capsys, rows, header, problem):
     manifest = _manifest(tmp_path, rows, *([header] if header else []))
     message = one_line_error(capsys, ["data", "inspect", "--dataset", "manifest", "--root", manifest, "--no-read"])

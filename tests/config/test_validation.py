@@ -44,8 +44,11 @@ def _outside(interval: Interval, kind: type) -> list[str]:
     return [str(int(v)) if kind is int else repr(v) for v in values] + ([".nan", ".inf"] if kind is float else [])
 
 
-BAD_NUMBERS = [pytest.param(key, f"[{value}]" if is_list else value, id=f"{key}={value}")
-               for key, f, kind, is_list in _numeric_fields() for value in _outside(f.metadata["range"], kind)]
+BAD_NUMBERS = [
+    pytest.param(key, f"[{value}]" if is_list else value, id=f"{key}={value}")
+    for key, f, kind, is_list in _numeric_fields()
+    for value in _outside(f.metadata["range"], kind)
+]
 
 
 def _error(capsys, argv: list[str]) -> str:
@@ -77,25 +80,28 @@ def test_a_number_outside_its_interval_names_the_field_and_writes_nothing(key, v
     assert not out.exists()
 
 
-@pytest.mark.parametrize("override, message", [
-    ("optim.lr=.nan", "optim.lr: expected a number in (0, inf), got nan"),
-    ("optim.lr=-.inf", "optim.lr: expected a number in (0, inf), got -inf"),
-    ("model.attention.grid=0", "model.attention.grid: expected an integer from 1 to 64, got 0"),
-    ("model.backbone.growth_rate=0", "model.backbone.growth_rate: expected an integer from 1 to 4096, got 0"),
-    ("model.backbone.dropout=2", "model.backbone.dropout: expected a number in [0, 1), got 2.0"),
-    ("seed=-1", f"seed: expected an integer from 0 to {MAX_SEED}, got -1"),
-    ("seed=12345678901234567890", f"seed: expected an integer from 0 to {MAX_SEED}, got 12345678901234567890"),
-    (f"seed={MAX_SEED + 1}", f"seed: expected an integer from 0 to {MAX_SEED}"),
-    ("train.pan_init.steps=-1", "train.pan_init.steps: expected an integer from 0 to"),
-    ("train.gradient_clip=-0.1", "train.gradient_clip: expected a number in [0, inf), got -0.1"),
-    ("optim.milestones=[0.5, .nan]", "optim.milestones[1]: expected a number in [0, inf), got nan"),
-    ("optim.part_lr={SAL: .inf}", "optim.part_lr.SAL: expected a positive multiplier, got inf"),
-    ("optim.lr=1" + "0" * 400, "optim.lr: expected a number"),
-    ("model.backbone.depth=1", "model.backbone.depth: expected an integer from 4 to 1000, got 1"),
-    ("model.backbone.depth=41", "model.backbone.depth: expected 3n+4"),
-    ("data.split.val=2.5", "data.split.val: expected a fraction in [0, 1) or a whole number of subjects"),
-    ("model.attention.side_min=0.8", "model.attention: expected side_min <= side_max"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("optim.lr=.nan", "optim.lr: expected a number in (0, inf), got nan"),
+        ("optim.lr=-.inf", "optim.lr: expected a number in (0, inf), got -inf"),
+        ("model.attention.grid=0", "model.attention.grid: expected an integer from 1 to 64, got 0"),
+        ("model.backbone.growth_rate=0", "model.backbone.growth_rate: expected an integer from 1 to 4096, got 0"),
+        ("model.backbone.dropout=2", "model.backbone.dropout: expected a number in [0, 1), got 2.0"),
+        ("seed=-1", f"seed: expected an integer from 0 to {MAX_SEED}, got -1"),
+        ("seed=12345678901234567890", f"seed: expected an integer from 0 to {MAX_SEED}, got 12345678901234567890"),
+        (f"seed={MAX_SEED + 1}", f"seed: expected an integer from 0 to {MAX_SEED}"),
+        ("train.pan_init.steps=-1", "train.pan_init.steps: expected an integer from 0 to"),
+        ("train.gradient_clip=-0.1", "train.gradient_clip: expected a number in [0, inf), got -0.1"),
+        ("optim.milestones=[0.5, .nan]", "optim.milestones[1]: expected a number in [0, inf), got nan"),
+        ("optim.part_lr={SAL: .inf}", "optim.part_lr.SAL: expected a positive multiplier, got inf"),
+        ("optim.lr=1" + "0" * 400, "optim.lr: expected a number"),
+        ("model.backbone.depth=1", "model.backbone.depth: expected an integer from 4 to 1000, got 1"),
+        ("model.backbone.depth=41", "model.backbone.depth: expected 3n+4"),
+        ("data.split.val=2.5", "data.split.val: expected a fraction in [0, 1) or a whole number of subjects"),
+        ("model.attention.side_min=0.8", "model.attention: expected side_min <= side_max"),
+    ],
+)
 def test_values_that_used_to_crash_later(override, message, train_args, capsys):
     out, argv = train_args
     assert message in _error(capsys, [*argv, override])
@@ -126,16 +132,25 @@ def test_long_user_values_are_shortened_in_messages(train_args, capsys):
     assert not out.exists()
 
 
-@pytest.mark.parametrize("flags, message", [
-    (["--precision", "7-bit"], "train.precision (--precision): '7-bit' cannot be used (Precision '7-bit' is invalid"),
-    (["--devices", "0"], "train.devices (--devices): '0' cannot be used"),
-    (["--strategy", "bogus"], "train.strategy (--strategy): 'bogus' cannot be used (You selected an invalid strategy name"),
-    (["--accelerator", "bogus"], "train.accelerator (--accelerator): 'bogus' cannot be used (You selected an invalid"),
-    (["--strategy", "fsdp"], "train.strategy (--strategy): 'fsdp' is not supported: training freezes parameter groups by phase"),
-    (["--strategy", "deepspeed_stage_2"], "train.strategy (--strategy): 'deepspeed_stage_2' is not supported"),
-    pytest.param(["--accelerator", "gpu"], "train.accelerator (--accelerator): 'gpu' cannot be used",
-                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")),
-])
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--precision", "7-bit"], "train.precision (--precision): '7-bit' cannot be used (Precision '7-bit' is invalid"),
+        (["--devices", "0"], "train.devices (--devices): '0' cannot be used"),
+        (["--strategy", "bogus"], "train.strategy (--strategy): 'bogus' cannot be used (You selected an invalid strategy name"),
+        (["--accelerator", "bogus"], "train.accelerator (--accelerator): 'bogus' cannot be used (You selected an invalid"),
+        (
+            ["--strategy", "fsdp"],
+            "train.strategy (--strategy): 'fsdp' is not supported: training freezes parameter groups by phase",
+        ),
+        (["--strategy", "deepspeed_stage_2"], "train.strategy (--strategy): 'deepspeed_stage_2' is not supported"),
+        pytest.param(
+            ["--accelerator", "gpu"],
+            "train.accelerator (--accelerator): 'gpu' cannot be used",
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU"),
+        ),
+    ],
+)
 def test_device_settings_lightning_refuses_name_the_option_before_the_run_folder(flags, message, train_args, capsys):
     out, argv = train_args
     assert message in _error(capsys, [*argv, *flags])
@@ -155,8 +170,10 @@ def test_out_naming_a_file_or_a_too_long_name(tmp_path, tiny_manifest, capsys):
 
 
 def test_a_mistyped_preset_is_reported_before_pytorch_loads():
-    code = ("import sys; from phanet.cli import main; status = main(['train', '--config', 'demoo']); "
-            "print(status, 'torch' in sys.modules, 'lightning' in sys.modules)")
+    code = (
+        "import sys; from phanet.cli import main; status = main(['train', '--config', 'demoo']); "
+        "print(status, 'torch' in sys.modules, 'lightning' in sys.modules)"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.stdout.split() == ["2", "False", "False"]
     assert "--config: demoo is neither a preset" in result.stderr and "Traceback" not in result.stderr

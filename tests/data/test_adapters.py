@@ -35,12 +35,16 @@ def test_all_five_datasets_and_generic_are_registered():
 
 # --- KDEF -------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("stem, fields", [
-    ("AF01ANFL", {"session": "A", "sex": "F", "id": "01", "expression": "AN", "angle": "FL"}),
-    ("AF01ANS", {"session": "A", "sex": "F", "id": "01", "expression": "AN", "angle": "S"}),
-    ("BM35AFHR", {"session": "B", "sex": "M", "id": "35", "expression": "AF", "angle": "HR"}),
-    ("bm35afs", {"session": "B", "sex": "M", "id": "35", "expression": "AF", "angle": "S"}),
-])
+
+@pytest.mark.parametrize(
+    "stem, fields",
+    [
+        ("AF01ANFL", {"session": "A", "sex": "F", "id": "01", "expression": "AN", "angle": "FL"}),
+        ("AF01ANS", {"session": "A", "sex": "F", "id": "01", "expression": "AN", "angle": "S"}),
+        ("BM35AFHR", {"session": "B", "sex": "M", "id": "35", "expression": "AF", "angle": "HR"}),
+        ("bm35afs", {"session": "B", "sex": "M", "id": "35", "expression": "AF", "angle": "S"}),
+    ],
+)
 def test_kdef_names_parse_by_position_from_the_left(stem, fields):
     assert parse_kdef_name(stem) == fields
 
@@ -70,10 +74,10 @@ def test_kdef_tree_file_by_file(tmp_path):
 
 def test_kdef_misnamed_and_corrupt_files_are_skipped_and_counted(tmp_path):
     expected = make_kdef_tree(tmp_path, subjects=("F01",), sessions="A", expressions=("AN", "HA"), size=16)
-    write_image(tmp_path / "AF01" / "AF01ANXX.JPG")        # unknown angle code
-    write_image(tmp_path / "AF01" / "AF01QQS.JPG")         # unknown expression code
-    write_image(tmp_path / "AF01" / "AF01AN.JPG")          # no angle
-    write_image(tmp_path / "AF01" / "AF02HAS.JPG")         # another person's file in AF01/
+    write_image(tmp_path / "AF01" / "AF01ANXX.JPG")  # unknown angle code
+    write_image(tmp_path / "AF01" / "AF01QQS.JPG")  # unknown expression code
+    write_image(tmp_path / "AF01" / "AF01AN.JPG")  # no angle
+    write_image(tmp_path / "AF01" / "AF02HAS.JPG")  # another person's file in AF01/
     (tmp_path / "AF01" / "Thumbs.db").write_bytes(b"\0")
     write_corrupt_jpeg(tmp_path / "AF01" / "AF01DIS.JPG")  # parses, cannot be decoded
     faces = load_dataset("kdef", str(tmp_path))
@@ -114,6 +118,7 @@ def test_kdef_empty_or_wrong_root_is_one_line_error(tmp_path):
 
 # --- BU-3DFE ----------------------------------------------------------------------------------
 
+
 def test_bu3dfe_tree_file_by_file(tmp_path):
     expected = make_bu3dfe_tree(tmp_path, subjects=("F0001", "M0044"), size=16)
     faces = load_dataset("bu3dfe", str(tmp_path))
@@ -130,10 +135,10 @@ def test_bu3dfe_tree_file_by_file(tmp_path):
 
 def test_bu3dfe_awkward_names_and_options(tmp_path):
     make_bu3dfe_tree(tmp_path, subjects=("F0001",), expressions=("HA", "NE"), intensities=(1, 2), yaws=(-45, 0, 15), size=16)
-    write_image(tmp_path / "F0001" / "F0001_HA03WH_+45.png")   # raw-name ethnicity code: accepted
-    write_image(tmp_path / "F0001" / "F0001_XX01_+45.png")     # unknown expression
-    write_image(tmp_path / "F0001" / "F0001_NE02_+45.png")     # neutral with an intensity
-    write_image(tmp_path / "F0001" / "F0001_HA01.png")         # no yaw
+    write_image(tmp_path / "F0001" / "F0001_HA03WH_+45.png")  # raw-name ethnicity code: accepted
+    write_image(tmp_path / "F0001" / "F0001_XX01_+45.png")  # unknown expression
+    write_image(tmp_path / "F0001" / "F0001_NE02_+45.png")  # neutral with an intensity
+    write_image(tmp_path / "F0001" / "F0001_HA01.png")  # no yaw
     faces = load_dataset("bu3dfe", str(tmp_path))
     r = reasons(faces)
     assert r["F0001/F0001_XX01_+45.png"] == "unknown BU-3DFE expression code 'XX'"
@@ -153,7 +158,10 @@ def test_bu3dfe_folder_pattern(tmp_path):
     pattern = r"(?P<yaw>[+-]?\d+)/(?P<subject>[FM]\d{4})_(?P<expression>[A-Z]{2})(?P<intensity>\d{2})\.png$"
     faces = load_dataset("bu3dfe", str(tmp_path), pattern=pattern, poses=[-30, 0, 30])
     assert sorted((faces.poses[s.pose], s.subject, s.intensity) for s in faces.samples) == [
-        ("-30", "M0002", 3), ("0", "M0002", 3), ("30", "M0002", 3)]
+        ("-30", "M0002", 3),
+        ("0", "M0002", 3),
+        ("30", "M0002", 3),
+    ]
     with pytest.raises(PhanetError, match=r"data.options.pattern: missing the named group 'yaw'"):
         load_dataset("bu3dfe", str(tmp_path), pattern=r"(?P<subject>\w+)_(?P<expression>\w\w)(?P<intensity>\d\d)")
     with pytest.raises(PhanetError, match=r"data.options.pattern: not a regular expression"):
@@ -162,9 +170,11 @@ def test_bu3dfe_folder_pattern(tmp_path):
 
 # --- Multi-PIE --------------------------------------------------------------------------------
 
+
 def test_multipie_tree_file_by_file(tmp_path):
-    expected = make_multipie_tree(tmp_path, subjects=("001", "250"), cameras=("13_0", "05_1", "04_1", "11_0"),
-                                  illuminations=("07", "00"), size=16)
+    expected = make_multipie_tree(
+        tmp_path, subjects=("001", "250"), cameras=("13_0", "05_1", "04_1", "11_0"), illuminations=("07", "00"), size=16
+    )
     faces = load_dataset("multipie", str(tmp_path))
     assert_records(faces, expected)
     assert faces.expressions == ["NE", "DI", "SU", "SM", "SC", "SQ"]
@@ -173,8 +183,13 @@ def test_multipie_tree_file_by_file(tmp_path):
     # neutral: one recording in sessions 1-3, two in session 4 -> 5 per subject and camera
     assert faces.counts()["expression"] == {"NE": 5 * 2 * 3, "DI": 6, "SU": 6, "SM": 2 * 2 * 3, "SC": 6, "SQ": 6}
     by_name = {s.path.rsplit("/", 1)[-1]: s for s in faces.samples}
-    for name in ("001_01_01_130_07.png", "001_02_01_051_07.png", "001_03_01_041_07.png",
-                 "001_04_01_051_07.png", "001_04_02_041_07.png"):
+    for name in (
+        "001_01_01_130_07.png",
+        "001_02_01_051_07.png",
+        "001_03_01_041_07.png",
+        "001_04_01_051_07.png",
+        "001_04_02_041_07.png",
+    ):
         assert faces.expressions[by_name[name].expression] == "NE"
     assert faces.poses[by_name["250_04_03_130_07.png"].pose] == "-30"
     assert faces.expressions[by_name["250_04_03_130_07.png"].expression] == "SC"
@@ -202,9 +217,10 @@ def test_multipie_options_and_bad_recording(tmp_path):
 
 # --- SFEW -------------------------------------------------------------------------------------
 
+
 def test_sfew_tree_file_by_file(tmp_path):
     expected = make_sfew_tree(tmp_path, per_class=2, size=16)
-    write_image(tmp_path / "Test" / "Movie9_001.png")          # unlabelled test image
+    write_image(tmp_path / "Test" / "Movie9_001.png")  # unlabelled test image
     write_image(tmp_path / "Val" / "Contempt" / "Movie1_002.png")
     faces = load_dataset("sfew", str(tmp_path))
     assert_records(faces, expected)
@@ -214,13 +230,16 @@ def test_sfew_tree_file_by_file(tmp_path):
     assert len(faces.subjects()) == len(faces) == 2 * 7 * 2
     assert faces.counts()["expression"] == {e: 4 for e in faces.expressions}
     assert faces.counts()["pose"] == {"(none)": 28}
-    assert reasons(faces) == {"Test/Movie9_001.png": "not an image at <partition>/<Emotion>/<image>",
-                              "Val/Contempt/Movie1_002.png": "unknown emotion folder 'Contempt'"}
+    assert reasons(faces) == {
+        "Test/Movie9_001.png": "not an image at <partition>/<Emotion>/<image>",
+        "Val/Contempt/Movie1_002.png": "unknown emotion folder 'Contempt'",
+    }
     val = load_dataset("sfew", str(tmp_path), partitions=["val"])
     assert len(val) == 14 and all(s.path.startswith("Val") for s in val.samples)
 
 
 # --- generic ----------------------------------------------------------------------------------
+
 
 def test_generic_reads_a_folder_tree_or_a_manifest_with_classes_json(tmp_path):
     tree = tmp_path / "tree"
@@ -234,7 +253,7 @@ def test_generic_reads_a_folder_tree_or_a_manifest_with_classes_json(tmp_path):
     make_kdef_tree(kdef, subjects=("F01",), sessions="A", expressions=("HA",), size=16)
     load_dataset("kdef", str(kdef)).write_manifest(kdef / "manifest.csv")
     plain = load_dataset("generic", str(kdef))
-    assert plain.expressions == ["HA"]                     # only what the manifest holds
+    assert plain.expressions == ["HA"]  # only what the manifest holds
     (kdef / "classes.json").write_text(json.dumps({"expressions": ["AN", "HA"], "poses": ["-90", "-45", "0", "45", "90"]}))
     fixed = load_dataset("generic", str(kdef / "manifest.csv"))
     assert fixed.expressions == ["AN", "HA"] and fixed.poses == ["-90", "-45", "0", "45", "90"]

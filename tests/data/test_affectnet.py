@@ -39,8 +39,12 @@ def test_csv_release_file_by_file_with_boxes(tmp_path):
     assert faces.load_image(0).shape == (24, 24, 3)
     excluded = [(p, r) for p, r in faces.skipped if is_excluded(r)]
     assert sorted(r for _, r in excluded) == sorted(
-        [f"excluded: code {c} ({n}) not in the 8-class protocol" for c, n in
-         [(8, "None"), (9, "Uncertain"), (10, "Non-Face")] for _ in range(2)])
+        [
+            f"excluded: code {c} ({n}) not in the 8-class protocol"
+            for c, n in [(8, "None"), (9, "Uncertain"), (10, "Non-Face")]
+            for _ in range(2)
+        ]
+    )
     assert len(faces.skipped) == 6
 
 
@@ -61,7 +65,8 @@ def test_missing_and_corrupt_images_are_skipped_and_counted(tmp_path):
     write_corrupt_jpeg(tmp_path / "Manually_Annotated_Images" / "9" / "bad.jpg")
     faces = load_dataset("affectnet", str(tmp_path))
     assert [(p.replace("\\", "/").rsplit("/", 3)[-3:], r) for p, r in faces.skipped] == [
-        (["Manually_Annotated_Images", "9", "gone.jpg"], "file not found")]
+        (["Manually_Annotated_Images", "9", "gone.jpg"], "file not found")
+    ]
     checked = without_unreadable(faces, progress=False)
     assert_records(checked, expected)
     assert checked.skipped[-1] == ("Manually_Annotated_Images/9/bad.jpg", "not a readable image (UnidentifiedImageError)")
@@ -113,7 +118,7 @@ def test_max_per_class_is_deterministic(tmp_path):
 def test_npy_release_file_by_file(tmp_path):
     expected = make_affectnet_npy_tree(tmp_path, per_class=2, codes=range(11), size=16)
     (tmp_path / "train_set" / "annotations" / "99_exp.npy").write_bytes(b"not npy")
-    write_image(tmp_path / "train_set" / "images" / "77.jpg")           # image without annotation
+    write_image(tmp_path / "train_set" / "images" / "77.jpg")  # image without annotation
     np.save(tmp_path / "train_set" / "annotations" / "50_exp.npy", np.array("3"))  # annotation without image
     faces = load_dataset("affectnet", str(tmp_path), partition="training")
     assert_records(faces, expected)
@@ -135,12 +140,16 @@ OPENFACE_HEADER = "frame, face_id, timestamp, confidence, success, pose_Tx, pose
 
 
 def openface_line(yaw_degrees: float, confidence: float = 0.9, success: int = 1, pitch_degrees: float = 5.0) -> str:
-    return (f"1, 0, 0.000, {confidence}, {success}, 1.0, 2.0, 300.0, {math.radians(pitch_degrees):.6f}, "
-            f"{math.radians(yaw_degrees):.6f}, 0.01")
+    return (
+        f"1, 0, 0.000, {confidence}, {success}, 1.0, 2.0, 300.0, {math.radians(pitch_degrees):.6f}, "
+        f"{math.radians(yaw_degrees):.6f}, 0.01"
+    )
 
 
-@pytest.mark.parametrize("angle, centre", [(-90, -40), (-27.6, -40), (-27.4, -15), (-7.5, 0), (7.5, 0), (7.6, 15),
-                                           (27.5, 15), (28, 40), (61, 40), (0, 0)])
+@pytest.mark.parametrize(
+    "angle, centre",
+    [(-90, -40), (-27.6, -40), (-27.4, -15), (-7.5, 0), (7.5, 0), (7.6, 15), (27.5, 15), (28, 40), (61, 40), (0, 0)],
+)
 def test_nearest_bin(angle, centre):
     centres = [-40, -15, 0, 15, 40]
     assert centres[nearest_bin(angle, centres)] == centre
@@ -155,7 +164,7 @@ def test_openface_folder_of_per_image_csvs(tmp_path):
         out = openface / (sample.path.rsplit("/", 1)[-1].rsplit(".", 1)[0] + ".csv")
         out.parent.mkdir(parents=True, exist_ok=True)
         lines = [OPENFACE_HEADER, openface_line(yaw)]
-        if yaw == 0.0:   # a failed track: no pose
+        if yaw == 0.0:  # a failed track: no pose
             lines = [OPENFACE_HEADER, openface_line(25.0, success=0)]
         out.write_text("\n".join(lines) + "\n")
     # two faces in one image: the more confident wins
@@ -179,11 +188,16 @@ def test_openface_single_csv_with_a_file_column(tmp_path):
     faces = load_dataset("affectnet", str(tmp_path))
     names = [s.path for s in faces.samples]
     table = tmp_path / "poses.csv"
-    table.write_text("\n".join([
-        "file, " + OPENFACE_HEADER,
-        f"/mnt/affectnet/{names[0]}, " + openface_line(-44),      # absolute path
-        f"{names[1].split('/', 1)[1]}, " + openface_line(16),      # relative to the image folder
-    ]) + "\n")
+    table.write_text(
+        "\n".join(
+            [
+                "file, " + OPENFACE_HEADER,
+                f"/mnt/affectnet/{names[0]}, " + openface_line(-44),  # absolute path
+                f"{names[1].split('/', 1)[1]}, " + openface_line(16),  # relative to the image folder
+            ]
+        )
+        + "\n"
+    )
     labelled = load_dataset("affectnet", str(tmp_path), openface_csv=str(table))
     assert [labelled.poses[s.pose] if s.pose != MISSING else None for s in labelled.samples] == ["-40", "15", None]
 
@@ -218,8 +232,11 @@ def test_openface_stem_shared_by_two_images_is_refused(tmp_path):
     table.write_text("file, " + OPENFACE_HEADER + "\nval_set/images/0.jpg, " + openface_line(-40) + "\n")
     faces = load_dataset("affectnet", str(tmp_path), partition="both", openface_csv=str(table))
     assert {s.path: s.pose for s in faces.samples} == {
-        "train_set/images/0.jpg": MISSING, "train_set/images/1.jpg": MISSING,
-        "val_set/images/0.jpg": 0, "val_set/images/1.jpg": MISSING}
+        "train_set/images/0.jpg": MISSING,
+        "train_set/images/1.jpg": MISSING,
+        "val_set/images/0.jpg": 0,
+        "val_set/images/1.jpg": MISSING,
+    }
 
 
 def test_join_poses_prefers_the_full_path():

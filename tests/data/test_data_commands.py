@@ -23,8 +23,23 @@ def test_inspect_prints_counts_and_every_skipped_file(tmp_path, capsys):
     write_image(tmp_path / "AF01" / "AF01ANS2.JPG")
     manifest = tmp_path / "out" / "kdef.csv"
     skipped = tmp_path / "out" / "skipped.csv"
-    assert main(["data", "inspect", "--dataset", "kdef", "--root", str(tmp_path), "--manifest", str(manifest),
-                 "--skipped", str(skipped)]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "inspect",
+                "--dataset",
+                "kdef",
+                "--root",
+                str(tmp_path),
+                "--manifest",
+                str(manifest),
+                "--skipped",
+                str(skipped),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert f"kdef at {tmp_path}: 20 usable images, 2 subjects, 7 expressions, 5 poses (every image decoded)" in out
     assert "  AN         10\n  DI          0\n" in out
@@ -78,21 +93,37 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
     one_line_error(capsys, base + ["--dataset", "nope"], r"unknown dataset 'nope' \(expected one of .*kdef")
     one_line_error(capsys, base + ["--dataset", "kdef", "--option", "colour=1"], r"data.options.colour: unknown option")
     one_line_error(capsys, base + ["--dataset", "kdef", "--option", "sessions"], r"--option 'sessions': expected KEY=VALUE")
-    one_line_error(capsys, ["data", "inspect", "--dataset", "kdef", "--root", str(tmp_path / "no")],
-                   r"data.root: .* is not a folder")
+    one_line_error(
+        capsys, ["data", "inspect", "--dataset", "kdef", "--root", str(tmp_path / "no")], r"data.root: .* is not a folder"
+    )
     one_line_error(capsys, base + ["--dataset", "multipie"], r"no usable multipie images under .*not a Multi-PIE name")
 
 
 def test_prepare_command(tmp_path, capsys):
     make_affectnet_csv_tree(tmp_path / "affectnet", per_class=1, codes=range(8), size=24)
     out = tmp_path / "crops"
-    argv = ["prepare", "--dataset", "affectnet", "--root", str(tmp_path / "affectnet"), "--out", str(out),
-            "--size", "16", "--use-boxes", "--option", "classes=8"]
+    argv = [
+        "prepare",
+        "--dataset",
+        "affectnet",
+        "--root",
+        str(tmp_path / "affectnet"),
+        "--out",
+        str(out),
+        "--size",
+        "16",
+        "--use-boxes",
+        "--option",
+        "classes=8",
+    ]
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "8 crops in" in printed and "dataset box 8" in printed
     assert len(pd.read_csv(out / "manifest.csv")) == 8
-    assert main(argv) == 0                                       # resumes: nothing left to do
+    assert main(argv) == 0  # resumes: nothing left to do
     assert "8 crops in" in capsys.readouterr().out
-    one_line_error(capsys, argv[:-5] + ["--size", "32", "--option", "classes=8"],
-                   r"holds a prepare run with other settings \(size, use_boxes\)")
+    one_line_error(
+        capsys,
+        argv[:-5] + ["--size", "32", "--option", "classes=8"],
+        r"holds a prepare run with other settings \(size, use_boxes\)",
+    )

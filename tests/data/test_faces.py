@@ -42,7 +42,7 @@ def test_profile_pass_on_the_mirror_maps_boxes_back(monkeypatch):
 
     def fake(gray, kind, min_size, min_neighbors, scale_factor):
         calls.append(kind)
-        if kind == "profile" and len(calls) == 3:   # the third pass runs on the mirrored image
+        if kind == "profile" and len(calls) == 3:  # the third pass runs on the mirrored image
             return [(10.0, 20.0, 30.0, 40.0, 7.0)]
         return []
 
@@ -55,7 +55,7 @@ def test_profile_pass_on_the_mirror_maps_boxes_back(monkeypatch):
 
 def test_merge_keeps_the_best_of_each_overlapping_group_largest_first():
     frontal = FaceBox(10, 10, 50, 50, 9, "frontal")
-    nested = FaceBox(15, 15, 30, 30, 3, "profile")            # inside the frontal box
+    nested = FaceBox(15, 15, 30, 30, 3, "profile")  # inside the frontal box
     shifted = FaceBox(20, 12, 50, 50, 4, "profile_mirrored")  # IoU ~ 0.6 with the frontal box
     other = FaceBox(200, 10, 80, 80, 2, "profile")
     assert merge_boxes([nested, shifted, other, frontal]) == [other, frontal]
@@ -64,11 +64,11 @@ def test_merge_keeps_the_best_of_each_overlapping_group_largest_first():
 
 def test_crop_face_is_square_centred_and_padded():
     image = np.full((100, 200, 3), 50, np.uint8)
-    image[40:60, 90:110] = 255                                   # a 20 x 20 "face"
+    image[40:60, 90:110] = 255  # a 20 x 20 "face"
     crop = crop_face(image, (90, 40, 20, 20), margin=0.5, size=None)
     assert crop.shape == (40, 40, 3)
     assert crop[10:30, 10:30].min() == 255 and set(np.unique(crop[:10])) == {50}
-    corner = crop_face(image, FaceBox(0, 0, 20, 20), margin=0.5, size=None)   # partly outside: padded black
+    corner = crop_face(image, FaceBox(0, 0, 20, 20), margin=0.5, size=None)  # partly outside: padded black
     assert corner.shape == (40, 40, 3) and corner[:10].max() == 0 and corner[:, :10].max() == 0
     assert set(np.unique(corner[10:, 10:])) == {50}
     resized = crop_face(image, (90, 40, 20, 30), margin=0.2, size=24)

@@ -55,9 +55,10 @@ def test_device_augmentation_matches_the_cpu_transforms():
     torch.manual_seed(2)
     draws = torch.rand(6, 4)
     torch.manual_seed(2)
-    out, _ = augment(to_network_input(torch.from_numpy(images)), torch.zeros(6, dtype=torch.long), 0.05,
-                     torch.zeros(1, dtype=torch.long))
-    device = ((out.permute(0, 2, 3, 1).numpy() * 0.5 + 0.5) * 255.0)
+    out, _ = augment(
+        to_network_input(torch.from_numpy(images)), torch.zeros(6, dtype=torch.long), 0.05, torch.zeros(1, dtype=torch.long)
+    )
+    device = (out.permute(0, 2, 3, 1).numpy() * 0.5 + 0.5) * 255.0
     flipped = 0
     for i in range(6):
         reference = _cpu_jitter_then_flip(images[i], 0.05, draws[i].tolist()).astype(np.float64)
@@ -92,8 +93,9 @@ def test_flip_mirrors_the_pose_label_and_the_image_exactly():
 def test_training_batches_are_augmented_and_validation_batches_are_not(tiny_manifest, tmp_path):
     from phanet.training.module import PhaNetModule
 
-    config = load_config("demo", ["data.dataset=manifest", f"data.root={tiny_manifest}", "data.options={}",
-                                  *TINY, "data.jitter=0.1"])
+    config = load_config(
+        "demo", ["data.dataset=manifest", f"data.root={tiny_manifest}", "data.options={}", *TINY, "data.jitter=0.1"]
+    )
     module = PhaNetModule(config.to_dict(), ["AN", "HA", "NE", "SU"], ["-30", "0", "30"])
     faces = load_dataset("manifest", str(tiny_manifest))
     batch = FaceDataset(faces, 32).__getitems__(list(range(16)))
@@ -107,6 +109,7 @@ def test_training_batches_are_augmented_and_validation_batches_are_not(tiny_mani
 
 
 # --- decoded-image cache -----------------------------------------------------------------------
+
 
 def _counting(faces, calls: list[int]):
     original = faces.load_image
@@ -216,7 +219,7 @@ def test_cache_survives_a_kill_while_filling(tiny_manifest, tmp_path):
     cache = open_cache(faces, 32, tmp_path)
     state = cache.state(cache.slots)
     stored = np.flatnonzero(state == STORED)
-    assert 40 <= len(stored) < len(faces) and (state[len(stored):] == EMPTY).all()
+    assert 40 <= len(stored) < len(faces) and (state[len(stored) :] == EMPTY).all()
     reference = FaceDataset(faces, 32).__getitems__(list(range(len(faces))))["pixels"]
     cached = FaceDataset(faces, 32, cache=cache).__getitems__(list(range(len(faces))))["pixels"]
     assert torch.equal(cached, reference)
@@ -273,19 +276,28 @@ def test_the_data_module_shares_one_cache_between_its_splits(tiny_manifest, tmp_
     parts = [datamodule.datasets[p] for p in ("train", "val", "test")]
     assert all(d.cache is datamodule.cache for d in parts) and len(list((tmp_path / "images").glob("*.pixels"))) == 1
     assert sum(len(d) for d in parts) == len(datamodule.faces)
-    without = FaceDataModule(load_config("demo", ["data.dataset=manifest", f"data.root={tiny_manifest}",
-                                                  "data.options={}", *TINY, "data.cache=false"]))
+    without = FaceDataModule(
+        load_config("demo", ["data.dataset=manifest", f"data.root={tiny_manifest}", "data.options={}", *TINY, "data.cache=false"])
+    )
     without.prepare()
     assert without.cache is None
 
 
 # --- mixed precision and compiled steps --------------------------------------------------------
 
+
 def _tiny_phanet() -> PhaNet:
     torch.manual_seed(0)
-    return PhaNet(list("ABCD"), ["-30", "0", "30"], 32, input_size=64,
-                  backbone={"depth": 10, "growth_rate": 6, "stem_pool": False}, attention={"hidden": 16, "grid": 2},
-                  sal_hidden=8, head_hidden=32)
+    return PhaNet(
+        list("ABCD"),
+        ["-30", "0", "30"],
+        32,
+        input_size=64,
+        backbone={"depth": 10, "growth_rate": 6, "stem_pool": False},
+        attention={"hidden": 16, "grid": 2},
+        sal_hidden=8,
+        head_hidden=32,
+    )
 
 
 def test_bf16_autocast_keeps_losses_squares_and_task_weights_right():
@@ -321,8 +333,7 @@ def test_crop_and_zoom_and_ranking_loss_under_bf16():
     coarse, fine = torch.randn(4, 7), torch.randn(4, 7)
     target = torch.tensor([0, 3, 6, 2])
     exact = ranking_loss(coarse, fine, target)
-    torch.testing.assert_close(ranking_loss(coarse.bfloat16(), fine.bfloat16(), target).float(), exact,
-                               atol=0.01, rtol=0)
+    torch.testing.assert_close(ranking_loss(coarse.bfloat16(), fine.bfloat16(), target).float(), exact, atol=0.01, rtol=0)
 
 
 def test_auto_precision_keeps_crop_attention_in_float32(monkeypatch):
@@ -359,6 +370,7 @@ def test_compiled_training_step_matches_eager():
 
 # --- CPU threads on a shared machine -----------------------------------------------------------
 
+
 class _SimulatedThreads:
     """Drives AdaptiveThreads with step times from a cost function of the thread count."""
 
@@ -385,8 +397,8 @@ class _SimulatedThreads:
 
 
 def test_adaptive_threads_follow_the_load(monkeypatch):
-    quiet = {2: 0.018, 1: 0.030}.__getitem__          # measured: 55 and 33 img/s
-    shared = {2: 0.065, 1: 0.029}.__getitem__         # a busy loop on the other core: 15 and 35 img/s
+    quiet = {2: 0.018, 1: 0.030}.__getitem__  # measured: 55 and 33 img/s
+    shared = {2: 0.065, 1: 0.029}.__getitem__  # a busy loop on the other core: 15 and 35 img/s
     sim = _SimulatedThreads(2, monkeypatch)
     sim.steps(400, quiet)
     assert sim.tuner.threads == 2 and sim.history[-1] == 2
@@ -433,8 +445,12 @@ def test_train_compile_trains_and_saves_plain_weights(tiny_manifest, tmp_path):
         torch.compile(torch.nn.Linear(2, 2))(torch.zeros(1, 2))
     except Exception as exc:  # noqa: BLE001 - no C++ compiler or unsupported platform
         pytest.skip(f"torch.compile does not work on this machine: {type(exc).__name__}")
-    config = load_config("demo", tiny_overrides(tiny_manifest, tmp_path / "compiled", "train.epochs=2",
-                                                "train.compile=default", "train.pan_init.warmup_epochs=1"))
+    config = load_config(
+        "demo",
+        tiny_overrides(
+            tiny_manifest, tmp_path / "compiled", "train.epochs=2", "train.compile=default", "train.pan_init.warmup_epochs=1"
+        ),
+    )
     result = train(config, progress=False)
     metrics = pd.read_csv(result.metrics_csv)
     assert len(metrics) == 2 and metrics["train/loss"].notna().all()
@@ -455,15 +471,18 @@ def test_training_throughput_small_mode():
 
     cpu = torch.device("cpu")
     base = training_throughput.base_overrides(cpu, small=True)
-    assert base[:len(training_throughput.SMALL)] == training_throughput.SMALL and "train.pan_init.enabled=false" in base
+    assert base[: len(training_throughput.SMALL)] == training_throughput.SMALL and "train.pan_init.enabled=false" in base
     first = load_config(["demo"], base)
     assert training_throughput.device_name(cpu).startswith("CPU ")
     # 2 training subjects (4, one for validation, one for test) x 25 expression levels x 9 pans
     assert training_throughput.first_pass(first).startswith("first pass over the 450 training images")
-    rows = training_throughput.measure_grid(["demo"], base, cpu, [first.train.batch_size], ["32-true", "bf16-mixed"],
-                                            steps=3, warmup=2, repeats=1)
-    assert [(batch, precision) for batch, precision, _ in rows] == [(first.train.batch_size, "32-true"),
-                                                                    (first.train.batch_size, "bf16-mixed")]
+    rows = training_throughput.measure_grid(
+        ["demo"], base, cpu, [first.train.batch_size], ["32-true", "bf16-mixed"], steps=3, warmup=2, repeats=1
+    )
+    assert [(batch, precision) for batch, precision, _ in rows] == [
+        (first.train.batch_size, "32-true"),
+        (first.train.batch_size, "bf16-mixed"),
+    ]
     for _, _, rates in rows:
         end_to_end, model, loader = rates["end_to_end"], rates["model"], rates["input"]
         assert end_to_end > 0 and model > 0 and loader > 0
@@ -481,8 +500,9 @@ def test_precision_of_the_attention_gradients_on_a_trained_checkpoint(tiny_manif
     from phanet.analysis import precision
     from phanet.training.run import train
 
-    config = load_config("demo", tiny_overrides(tiny_manifest, tmp_path / "run", "train.epochs=1",
-                                                "train.pan_init.warmup_epochs=0"))
+    config = load_config(
+        "demo", tiny_overrides(tiny_manifest, tmp_path / "run", "train.epochs=1", "train.pan_init.warmup_epochs=0")
+    )
     module = precision.load_checkpoint(str(train(config, progress=False).last_checkpoint))
     rows = precision.gradient_cosines(module)
     assert [(term, part) for term, part, _, _ in rows] == [(t, p) for t in ("ranking", "total") for p in precision.PARTS]

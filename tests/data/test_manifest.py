@@ -29,8 +29,11 @@ def test_folder_tree_with_and_without_pose_level(tmp_path):
     faces = load_dataset("folder", str(tmp_path))
     assert faces.expressions == ["HA", "SA"] and faces.poses == ["-30", "0", "30"]
     got = {(s.path, s.subject, faces.expressions[s.expression], faces.poses[s.pose]) for s in faces.samples}
-    assert got == {("HA/-30/s1_a.png", "s1", "HA", "-30"), ("HA/0/s2_a.png", "s2", "HA", "0"),
-                   ("SA/30/s1_b.png", "s1", "SA", "30")}
+    assert got == {
+        ("HA/-30/s1_a.png", "s1", "HA", "-30"),
+        ("HA/0/s2_a.png", "s2", "HA", "0"),
+        ("SA/30/s1_b.png", "s1", "SA", "30"),
+    }
     reasons = dict(faces.skipped)
     assert "not an image" in reasons["SA/30/notes.txt"] and "no subject" in reasons["SA/30/nosubject.png"]
     flat = tmp_path / "flat"
@@ -41,9 +44,19 @@ def test_folder_tree_with_and_without_pose_level(tmp_path):
 
 def test_manifest_json_canonical_poses_boxes_and_options(tmp_path):
     _png(tmp_path / "a.png", size=20)
-    rows = [{"path": "a.png", "subject": "x", "expression": "HA", "pose": "45.0", "face_x": 2, "face_y": 3,
-             "face_w": 10, "face_h": 12},
-            {"path": "a.png", "subject": "y", "expression": "SA", "pose": ""}]
+    rows = [
+        {
+            "path": "a.png",
+            "subject": "x",
+            "expression": "HA",
+            "pose": "45.0",
+            "face_x": 2,
+            "face_y": 3,
+            "face_w": 10,
+            "face_h": 12,
+        },
+        {"path": "a.png", "subject": "y", "expression": "SA", "pose": ""},
+    ]
     (tmp_path / "m.json").write_text(json.dumps({"samples": rows}))
     faces = load_dataset("manifest", str(tmp_path / "m.json"))
     assert faces.poses == ["45"] and faces.samples[1].pose == MISSING

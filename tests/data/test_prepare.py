@@ -46,7 +46,9 @@ def test_crops_manifest_and_report(tree, tmp_path):
     assert result.counts == {"face": 2, "no_face": 1, "unreadable": 1}
     manifest = pd.read_csv(out / "manifest.csv", dtype=str, keep_default_na=False)
     assert manifest[["path", "subject", "expression", "pose"]].values.tolist() == [
-        ["images/AF01/AF01ANS.png", "F01", "AN", "0"], ["images/AF01/AF01HAS.png", "F01", "HA", "0"]]
+        ["images/AF01/AF01ANS.png", "F01", "AN", "0"],
+        ["images/AF01/AF01HAS.png", "F01", "HA", "0"],
+    ]
     assert (manifest[["face_x", "face_w"]] == "").all().all()
     crop = read_image(out / "images" / "AF01" / "AF01ANS.png")
     assert crop.shape == (48, 48, 3)
@@ -59,8 +61,10 @@ def test_crops_manifest_and_report(tree, tmp_path):
     assert json.loads((out / "classes.json").read_text()) == {"expressions": faces.expressions, "poses": faces.poses}
     prepared = load_dataset("generic", str(out))
     assert prepared.expressions == faces.expressions and prepared.poses == faces.poses
-    assert [(s.path, s.subject) for s in prepared.samples] == [("images/AF01/AF01ANS.png", "F01"),
-                                                               ("images/AF01/AF01HAS.png", "F01")]
+    assert [(s.path, s.subject) for s in prepared.samples] == [
+        ("images/AF01/AF01ANS.png", "F01"),
+        ("images/AF01/AF01HAS.png", "F01"),
+    ]
     assert prepared.load_image(1).shape == (48, 48, 3)
 
 
@@ -79,7 +83,7 @@ def test_resume_redoes_only_what_is_unfinished(tree, tmp_path, monkeypatch):
     done = out / "images" / "AF01" / "AF01HAS.png"
     done.rename(done.with_name(done.name + ".partial"))
     last = next(i for i, line in enumerate(journal) if "AF01HAS" in line)
-    (out / "journal.jsonl").write_text("\n".join(journal[:last] + journal[last + 1:]) + "\n" + journal[last][:15])
+    (out / "journal.jsonl").write_text("\n".join(journal[:last] + journal[last + 1 :]) + "\n" + journal[last][:15])
     calls = []
     original = prepare_module._crop_one
     monkeypatch.setattr(prepare_module, "_crop_one", lambda task: calls.append(task.key) or original(task))
@@ -118,8 +122,9 @@ def test_dataset_boxes_and_workers(tmp_path):
     root = tmp_path / "affectnet"
     make_affectnet_csv_tree(root, per_class=1, codes=range(8), size=40)
     faces = load_dataset("affectnet", str(root))
-    result = prepare_faces(faces, tmp_path / "out", {"dataset": "affectnet"}, size=32, margin=0.0, use_boxes=True,
-                           workers=2, progress=False)
+    result = prepare_faces(
+        faces, tmp_path / "out", {"dataset": "affectnet"}, size=32, margin=0.0, use_boxes=True, workers=2, progress=False
+    )
     assert result.counts == {"box": 8}
     first = faces.samples[0]
     crop = read_image(tmp_path / "out" / "images" / first.path.replace(".jpg", ".png"))

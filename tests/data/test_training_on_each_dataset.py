@@ -19,15 +19,17 @@ pytestmark = pytest.mark.slow
 
 TREES = {
     "kdef": lambda root: make_kdef_tree(root, subjects=("F01", "F02", "M01", "M02"), expressions=("AN", "HA", "SU")),
-    "bu3dfe": lambda root: make_bu3dfe_tree(root, subjects=("F0001", "F0002", "M0001", "M0002"),
-                                            expressions=("HA", "NE", "SU"), intensities=(4,), yaws=(-45, 0, 45)),
+    "bu3dfe": lambda root: make_bu3dfe_tree(
+        root, subjects=("F0001", "F0002", "M0001", "M0002"), expressions=("HA", "NE", "SU"), intensities=(4,), yaws=(-45, 0, 45)
+    ),
     "multipie": lambda root: make_multipie_tree(root, subjects=("001", "002", "003", "004"), cameras=("13_0", "05_1", "04_1")),
 }
 
 
 def tiny(name: str, root, out, *extra: str):
-    return load_config(name, [f"data.root={root}", f"out={out}", *TINY, "data.split.val=1", "data.split.test=1",
-                              "train.epochs=1", *extra])
+    return load_config(
+        name, [f"data.root={root}", f"out={out}", *TINY, "data.split.val=1", "data.split.test=1", "train.epochs=1", *extra]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -63,11 +65,18 @@ def test_affectnet_with_pose_labels_for_some_images_only(tmp_path):
     make_affectnet_csv_tree(root, per_class=5, size=40)
     faces = load_dataset("affectnet", str(root))
     lines = ["file, frame, face_id, timestamp, confidence, success, pose_Rx, pose_Ry"]
-    lines += [f"{s.path}, 1, 0, 0, 0.9, 1, 0.0, {math.radians((i % 5 - 2) * 20):.4f}"
-              for i, s in enumerate(faces.samples) if i % 3]
+    lines += [
+        f"{s.path}, 1, 0, 0, 0.9, 1, 0.0, {math.radians((i % 5 - 2) * 20):.4f}" for i, s in enumerate(faces.samples) if i % 3
+    ]
     (tmp_path / "openface.csv").write_text("\n".join(lines) + "\n")
-    config = tiny("affectnet", root, tmp_path / "run", "data.split.test=0", "data.split.val=0.2",
-                  f"data.options.openface_csv={tmp_path / 'openface.csv'}")
+    config = tiny(
+        "affectnet",
+        root,
+        tmp_path / "run",
+        "data.split.test=0",
+        "data.split.val=0.2",
+        f"data.options.openface_csv={tmp_path / 'openface.csv'}",
+    )
     result = train(config, progress=False)
     metrics = pd.read_csv(result.run_dir / "metrics.csv")
     assert metrics[["train/loss", "train/pose", "train/pose_acc"]].notna().all().all()
@@ -82,8 +91,22 @@ def test_affectnet_without_poses_and_sfew_cross_dataset(tmp_path, trained_tree):
     assert pd.read_csv(result.run_dir / "metrics.csv")["train/pose"].eq(0).all()
     _, kdef = trained_tree("kdef")
     make_sfew_tree(tmp_path / "sfew", per_class=2)
-    assert main(["evaluate", "--checkpoint", str(kdef.run_dir / "checkpoints" / "best.ckpt"), "--data",
-                 str(tmp_path / "sfew"), "--dataset", "sfew", "--out", str(tmp_path / "eval")]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--checkpoint",
+                str(kdef.run_dir / "checkpoints" / "best.ckpt"),
+                "--data",
+                str(tmp_path / "sfew"),
+                "--dataset",
+                "sfew",
+                "--out",
+                str(tmp_path / "eval"),
+            ]
+        )
+        == 0
+    )
     report = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
     assert report["data"]["dataset"] == "sfew" and report["data"]["samples"] == 28
 
@@ -91,8 +114,24 @@ def test_affectnet_without_poses_and_sfew_cross_dataset(tmp_path, trained_tree):
 @pytest.mark.slow
 def test_training_on_prepared_crops(tmp_path):
     make_kdef_tree(tmp_path / "kdef", subjects=("F01", "F02", "M01", "M02"), expressions=("AN", "HA"), size=40)
-    assert main(["prepare", "--dataset", "kdef", "--root", str(tmp_path / "kdef"), "--out", str(tmp_path / "crops"),
-                 "--size", "32", "--no-face", "center"]) == 0
+    assert (
+        main(
+            [
+                "prepare",
+                "--dataset",
+                "kdef",
+                "--root",
+                str(tmp_path / "kdef"),
+                "--out",
+                str(tmp_path / "crops"),
+                "--size",
+                "32",
+                "--no-face",
+                "center",
+            ]
+        )
+        == 0
+    )
     config = tiny("kdef", tmp_path / "crops", tmp_path / "run", "data.dataset=generic", "data.options={}")
     result = train(config, progress=False)
     classes = json.loads((result.run_dir / "classes.json").read_text())

@@ -18,8 +18,12 @@ from phanet.models.densenet import DenseNet
 from phanet.models.heads import DCMLHead
 from phanet.models.scale_attention import ScaleAttention
 
-SMALL = dict(backbone={"depth": 10, "growth_rate": 6, "stem_pool": False}, attention={"hidden": 16, "grid": 2},
-             sal_hidden=8, head_hidden=32)
+SMALL = dict(
+    backbone={"depth": 10, "growth_rate": 6, "stem_pool": False},
+    attention={"hidden": 16, "grid": 2},
+    sal_hidden=8,
+    head_hidden=32,
+)
 #: Class lists of E expressions and P poses.
 E7, P9 = list("ABCDEFG"), [str(a) for a in range(-40, 50, 10)]
 E4, P3 = list("ABCD"), ["-30", "0", "30"]
@@ -171,8 +175,7 @@ def test_pinned_marks_squares_at_the_end_of_their_range():
     from phanet.models.attention import pinned
 
     # tanh(2.65) = 0.990, sigmoid(4.6) = 0.990
-    raw = torch.tensor([[0.0, 0.0, 0.0], [2.7, 0.0, 0.0], [0.0, -2.7, 0.0], [0.0, 0.0, 4.7], [0.0, 0.0, -4.7],
-                        [2.6, -2.6, 4.5]])
+    raw = torch.tensor([[0.0, 0.0, 0.0], [2.7, 0.0, 0.0], [0.0, -2.7, 0.0], [0.0, 0.0, 4.7], [0.0, 0.0, -4.7], [2.6, -2.6, 4.5]])
     assert pinned(raw).tolist() == [False, True, True, True, True, False]
     assert pinned(raw, tolerance=0.05).tolist() == [False, True, True, True, True, True]
 
@@ -251,19 +254,25 @@ def test_peak_square_centres_on_the_highest_response():
 def test_ablation_without_attention_scales_runs_no_attention_network():
     model = PhaNet(E7, P9, 32, scales=["N_S1"], joint_sa=False, **SMALL).eval()
     assert len(model.pans) == 0 and len(model.backbones) == 1 and model.sal is None
-    with mock.patch.object(phanet_module, "crop_and_zoom", side_effect=AssertionError("attention ran")):
-        with torch.no_grad():
-            out = model(torch.randn(2, 3, 32, 32))
+    with mock.patch.object(phanet_module, "crop_and_zoom", side_effect=AssertionError("attention ran")), torch.no_grad():
+        out = model(torch.randn(2, 3, 32, 32))
     assert torch.isnan(out.boxes).all()
     assert out.scale_logits[1] is None and out.scale_logits[2] is None
     torch.testing.assert_close(out.scale_weights[:, 0], torch.ones(2))
     assert torch.isnan(out.scale_weights[:, 1:]).all()
 
 
-@pytest.mark.parametrize("scales,computed,fused", [
-    (["H_S2"], 2, 1), (["H_S3"], 3, 1), (["N_S1", "H_S2"], 2, 2), (["N_S1", "H_S3"], 3, 2),
-    (["H_S2", "H_S3"], 3, 2), (["N_S1", "H_S2", "H_S3"], 3, 3),
-])
+@pytest.mark.parametrize(
+    "scales,computed,fused",
+    [
+        (["H_S2"], 2, 1),
+        (["H_S3"], 3, 1),
+        (["N_S1", "H_S2"], 2, 2),
+        (["N_S1", "H_S3"], 3, 2),
+        (["H_S2", "H_S3"], 3, 2),
+        (["N_S1", "H_S2", "H_S3"], 3, 3),
+    ],
+)
 @pytest.mark.parametrize("joint_sa", [False, True])
 def test_every_table6_configuration_builds_and_runs(scales, computed, fused, joint_sa):
     model = PhaNet(E4, P3, 32, scales=scales, joint_sa=joint_sa, **SMALL).eval()

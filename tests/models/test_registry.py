@@ -19,16 +19,36 @@ from phanet.models.info import MEAN, PAPER_EXPRESSIONS, PAPER_POSES, STD
 from phanet.models.phanet import ATTENTION_DEFAULTS, PART_NAMES, PhaNet
 
 SRC = Path(phanet.__file__).parent
-TINY = {"backbone": {"depth": 10, "growth_rate": 6, "stem_pool": False}, "attention": {"hidden": 16, "grid": 2},
-        "sal_hidden": 8, "head_hidden": 32}
+TINY = {
+    "backbone": {"depth": 10, "growth_rate": 6, "stem_pool": False},
+    "attention": {"hidden": 16, "grid": 2},
+    "sal_hidden": 8,
+    "head_hidden": 32,
+}
 
 
 def test_every_table6_row_and_every_baseline_is_registered():
-    assert list_models() == sorted([
-        "phanet", "phanet_n_s1", "phanet_h_s2", "phanet_h_s3", "phanet_n_s1_h_s2", "phanet_n_s1_h_s3",
-        "phanet_h_s2_h_s3", "phanet_n_s1_h_s2_h_s3", "densenet", "densenet40", "vgg19", "hog_fc"])
-    for name, scales, joint_sa in (("phanet", ["N_S1", "H_S2", "H_S3"], True), ("phanet_h_s3", ["H_S3"], False),
-                                   ("phanet_n_s1_h_s2", ["N_S1", "H_S2"], False)):
+    assert list_models() == sorted(
+        [
+            "phanet",
+            "phanet_n_s1",
+            "phanet_h_s2",
+            "phanet_h_s3",
+            "phanet_n_s1_h_s2",
+            "phanet_n_s1_h_s3",
+            "phanet_h_s2_h_s3",
+            "phanet_n_s1_h_s2_h_s3",
+            "densenet",
+            "densenet40",
+            "vgg19",
+            "hog_fc",
+        ]
+    )
+    for name, scales, joint_sa in (
+        ("phanet", ["N_S1", "H_S2", "H_S3"], True),
+        ("phanet_h_s3", ["H_S3"], False),
+        ("phanet_n_s1_h_s2", ["N_S1", "H_S2"], False),
+    ):
         model = create_model(name, image_size=32, **TINY)
         assert [("N_S1", "H_S2", "H_S3")[i] for i in model.used] == scales and (model.sal is not None) == joint_sa
 
@@ -80,8 +100,17 @@ def test_the_config_defaults_are_the_constructors_defaults():
 
 @pytest.mark.parametrize("arch", ["phanet", "densenet", "vgg19", "hog_fc"])
 def test_a_config_builds_its_network_through_the_registry(arch):
-    config = load_config("demo", [f"model.arch={arch}", "loss.setting=p_e", "model.image_size=32", "model.input_size=64",
-                                  "model.backbone.depth=10", "model.width=0.125"])
+    config = load_config(
+        "demo",
+        [
+            f"model.arch={arch}",
+            "loss.setting=p_e",
+            "model.image_size=32",
+            "model.input_size=64",
+            "model.backbone.depth=10",
+            "model.width=0.125",
+        ],
+    )
     model = create_model(arch, expressions=["AN", "HA"], poses=["0"], **config.model.arguments())
     assert model.info.input_size == 64 and model.info.arch == arch
     with torch.no_grad():

@@ -68,8 +68,22 @@ def _assert_full_row(row: pd.Series, expressions: list[str], poses: list[str]) -
 @pytest.mark.slow
 def test_predict_on_a_folder_reproduces_evaluate(checkpoint, tiny_manifest, tmp_path, capsys):
     evaluated_dir, predicted_csv = tmp_path / "eval", tmp_path / "predicted.csv"
-    assert main(["evaluate", "--checkpoint", str(checkpoint), "--data", str(tiny_manifest), "--split", "all",
-                 "--out", str(evaluated_dir)]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--checkpoint",
+                str(checkpoint),
+                "--data",
+                str(tiny_manifest),
+                "--split",
+                "all",
+                "--out",
+                str(evaluated_dir),
+            ]
+        )
+        == 0
+    )
     assert _predict_cli(tiny_manifest.parent, "--checkpoint", checkpoint, "--no-detect", "--out", predicted_csv) == 0
     summary = json.loads((evaluated_dir / "evaluation.json").read_text())
     evaluated = pd.read_csv(evaluated_dir / "predictions.csv")
@@ -92,15 +106,36 @@ def test_evaluate_and_predict_without_detection_give_the_same_rows(checkpoint, t
     subset = manifest.iloc[::5].copy()  # 39 images, every class, in manifest order
     subset["path"] = [str(tiny_manifest.parent / p) for p in subset["path"]]
     subset.to_csv(tmp_path / "subset.csv", index=False)
-    assert main(["evaluate", "--checkpoint", str(checkpoint), "--data", str(tmp_path / "subset.csv"), "--split", "all",
-                 "--out", str(tmp_path / "eval"), "--batch-size", "16", "--no-progress"]) == 0
-    assert _predict_cli(*subset["path"], "--checkpoint", checkpoint, "--no-detect", "--batch-size", "16",
-                        "--out", tmp_path / "predicted.csv") == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--checkpoint",
+                str(checkpoint),
+                "--data",
+                str(tmp_path / "subset.csv"),
+                "--split",
+                "all",
+                "--out",
+                str(tmp_path / "eval"),
+                "--batch-size",
+                "16",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    assert (
+        _predict_cli(
+            *subset["path"], "--checkpoint", checkpoint, "--no-detect", "--batch-size", "16", "--out", tmp_path / "predicted.csv"
+        )
+        == 0
+    )
     evaluated = read_predictions(tmp_path / "eval" / "predictions.csv")
     predicted = pd.read_csv(tmp_path / "predicted.csv", dtype={"expression": str, "pose": str})
     shared = prediction_columns(*CLASSES)
     assert list(evaluated.columns) == ["index", "path", "subject", "true_expression", "true_pose", *shared]
-    assert list(predicted.columns) == columns(*CLASSES) and columns(*CLASSES)[-len(shared):] == shared
+    assert list(predicted.columns) == columns(*CLASSES) and columns(*CLASSES)[-len(shared) :] == shared
     assert evaluated["path"].tolist() == predicted["file"].tolist() == subset["path"].tolist()
     assert evaluated["expression"].tolist() == predicted["expression"].tolist()
     assert evaluated["pose"].tolist() == predicted["pose"].tolist()
@@ -123,34 +158,38 @@ def test_the_shared_step_computes_probabilities_and_pixel_squares_and_blanks_non
 
     def backend(images: np.ndarray) -> dict[str, np.ndarray]:
         assert images.shape == (2, 3, 8, 8)
-        return {"expression_logits": np.array([[0.0, math.log(3.0)], [0.0, -np.inf]], np.float32),
-                "pose_logits": np.log(np.array([[1, 2, 1], [1, 1, 1]], np.float32)),
-                "boxes": np.array([[[0.5, 0.5, 0.25], [0.5, 0.25, 0.125]], [[0.5, 0.5, 0.5]] * 2], np.float32),
-                "scale_weights": np.array([[0.5, 0.25, 1.0]] * 2, np.float32),
-                "task_weights": np.array([[0.75, 0.25]] * 2, np.float32)}
+        return {
+            "expression_logits": np.array([[0.0, math.log(3.0)], [0.0, -np.inf]], np.float32),
+            "pose_logits": np.log(np.array([[1, 2, 1], [1, 1, 1]], np.float32)),
+            "boxes": np.array([[[0.5, 0.5, 0.25], [0.5, 0.25, 0.125]], [[0.5, 0.5, 0.5]] * 2], np.float32),
+            "scale_weights": np.array([[0.5, 0.25, 1.0]] * 2, np.float32),
+            "task_weights": np.array([[0.75, 0.25]] * 2, np.float32),
+        }
 
     rows = face_rows(backend, np.zeros((2, 3, 8, 8), np.float32), info, [(10, 20, 100, 50), (0, 0, 8, 8)])
     assert list(rows.columns) == prediction_columns(info.expressions, info.poses)
     first = rows.iloc[0]
     assert first["expression"] == "HA" and first["pose"] == "0"
     np.testing.assert_allclose(first[["prob_AN", "prob_HA", "expression_prob"]].tolist(), [0.25, 0.75, 0.75], atol=1e-6)
-    np.testing.assert_allclose(first[["pose_prob_-30", "pose_prob_0", "pose_prob_30"]].tolist(), [0.25, 0.5, 0.25],
-                               atol=1e-6)
+    np.testing.assert_allclose(first[["pose_prob_-30", "pose_prob_0", "pose_prob_30"]].tolist(), [0.25, 0.5, 0.25], atol=1e-6)
     # S2 = centre (0.5, 0.5), half side 0.25 of a 100 x 50 region at (10, 20); S3 = (0.5, 0.25), half side 0.125.
     assert first[list(PIXEL_SQUARE_COLUMNS)].tolist() == [35, 32.5, 85, 57.5, 47.5, 26.25, 72.5, 38.75]
     assert first[["s3_x", "s3_y", "s3_l", "c2", "lambda_p"]].tolist() == [0.5, 0.25, 0.125, 0.25, 0.25]
     # An infinite logit leaves finite probabilities, but its arg-max is no prediction: the row stays blank.
     assert rows.iloc[1].isna().all()
     assert face_rows(backend, np.zeros((2, 3, 8, 8), np.float32), info)[list(PIXEL_SQUARE_COLUMNS)].isna().all(axis=None)
-    np.testing.assert_array_equal(pixel_squares(np.array([[[0.5, 0.5, 0.5], [0.25, 0.75, 0.25]]]),
-                                                np.array([[0, 0, 40, 20]])), [[0, 0, 40, 20, 0, 10, 20, 20]])
+    np.testing.assert_array_equal(
+        pixel_squares(np.array([[[0.5, 0.5, 0.5], [0.25, 0.75, 0.25]]]), np.array([[0, 0, 40, 20]])),
+        [[0, 0, 40, 20, 0, 10, 20, 20]],
+    )
 
 
-def test_library_errors_name_the_parameter_and_commands_their_flag(checkpoint, predictor, tiny_manifest, tmp_path,
-                                                                   capsys):
-    for kwargs, message in (({"batch_size": 0}, "batch_size: expected 1 or more, got 0"),
-                            ({"min_face": 0}, "min_face: expected 1 or more pixels, got 0"),
-                            ({"margin": -0.1}, "margin: expected a fraction of the face's size from 0 to 2, got -0.1")):
+def test_library_errors_name_the_parameter_and_commands_their_flag(checkpoint, predictor, tiny_manifest, tmp_path, capsys):
+    for kwargs, message in (
+        ({"batch_size": 0}, "batch_size: expected 1 or more, got 0"),
+        ({"min_face": 0}, "min_face: expected 1 or more pixels, got 0"),
+        ({"margin": -0.1}, "margin: expected a fraction of the face's size from 0 to 2, got -0.1"),
+    ):
         with pytest.raises(PhanetError) as raised:
             Predictor(predictor.model, **kwargs)
         assert str(raised.value) == message
@@ -191,8 +230,7 @@ def test_detected_faces_are_cropped_as_phanet_prepare_crops_them(predictor, tmp_
     Image.open(astronaut_path()).save(source / "astronaut.png")
     faces = LabeledFaces("photo", ["AN"], [], [Sample("astronaut.png", "s0", 0)], root=source)
     size = predictor.info.input_size
-    prepared = prepare.prepare_faces(faces, tmp_path / "prepared", {"dataset": "test"}, size=size, margin=0.2,
-                                     progress=False)
+    prepared = prepare.prepare_faces(faces, tmp_path / "prepared", {"dataset": "test"}, size=size, margin=0.2, progress=False)
     crop = read_image(prepared.out / "images" / "astronaut.png")
     recorded: list[np.ndarray] = []
     inner = predictor.model.backend
@@ -213,8 +251,9 @@ def test_the_crop_square_is_the_one_crop_face_cuts():
         for margin in (0.0, 0.2, 0.45):
             x0, y0, w, h = (int(v) for v in crop_square(box, margin))
             assert w == h
-            np.testing.assert_array_equal(crop_face(image, box, margin, None),
-                                          padded[200 + y0:200 + y0 + h, 200 + x0:200 + x0 + w])
+            np.testing.assert_array_equal(
+                crop_face(image, box, margin, None), padded[200 + y0 : 200 + y0 + h, 200 + x0 : 200 + x0 + w]
+            )
 
 
 # ---------------------------------------------------------------------------------- real photographs
@@ -343,11 +382,11 @@ def test_grayscale_16_bit_and_rgba_pngs(predictor, tmp_path):
     pd.testing.assert_frame_equal(_without_file(table.iloc[[0]]), _without_file(table.iloc[[1]]))
     pd.testing.assert_frame_equal(_without_file(table.iloc[[2]]), _without_file(predictor.predict(rgb)))
     # In memory: a 16-bit array converts as the 16-bit file does, a BGRA array as RGBA.
-    pd.testing.assert_frame_equal(_without_file(predictor.predict(gray.astype(np.uint16) * 257)),
-                                  _without_file(table.iloc[[0]]))
-    pd.testing.assert_frame_equal(_without_file(predictor.predict(np.ascontiguousarray(alpha[:, :, [2, 1, 0, 3]]),
-                                                                  color="bgr")),
-                                  _without_file(table.iloc[[3]]))
+    pd.testing.assert_frame_equal(_without_file(predictor.predict(gray.astype(np.uint16) * 257)), _without_file(table.iloc[[0]]))
+    pd.testing.assert_frame_equal(
+        _without_file(predictor.predict(np.ascontiguousarray(alpha[:, :, [2, 1, 0, 3]]), color="bgr")),
+        _without_file(table.iloc[[3]]),
+    )
 
 
 def test_array_inputs_are_checked():
@@ -400,16 +439,16 @@ def test_video_rows_carry_frame_indices_and_every_nth_frame(predictor, tiny_mani
     assert table["frame"].tolist() == [0, 3, 6] and (table["file"] == str(video)).all()
     assert (table["status"] == "ok").all() and table["face_w"].tolist() == [64] * 3
     frames = predictor.predict([decoded[i] for i in (0, 3, 6)], detect=False, color="bgr")
-    pd.testing.assert_frame_equal(_without_file(table.drop(columns="frame")),
-                                  _without_file(frames.drop(columns="frame")))
+    pd.testing.assert_frame_equal(_without_file(table.drop(columns="frame")), _without_file(frames.drop(columns="frame")))
     assert predictor.predict(video, detect=False)["frame"].tolist() == list(range(7))
 
 
 def test_folders_are_searched_recursively_and_broken_videos_in_them_are_rows(predictor, tiny_manifest, tmp_path):
     nested = tmp_path / "a" / "b"
     nested.mkdir(parents=True)
-    _write_video(nested / "clip.avi", [cv2.resize(read_image(p), (64, 64))
-                                       for p in sorted(tiny_manifest.parent.glob("s01_*_0.png"))[:4]])
+    _write_video(
+        nested / "clip.avi", [cv2.resize(read_image(p), (64, 64)) for p in sorted(tiny_manifest.parent.glob("s01_*_0.png"))[:4]]
+    )
     (tmp_path / "a" / "broken.mp4").write_text("not a video")
     (tmp_path / "a" / "notes.txt").write_text("not an input")
     Image.fromarray(read_image(next(tiny_manifest.parent.glob("s02_*.png")))).save(tmp_path / "face.png")
@@ -424,8 +463,7 @@ def test_folders_are_searched_recursively_and_broken_videos_in_them_are_rows(pre
 
 
 @pytest.mark.slow
-def test_visualize_draws_the_box_and_squares_and_refuses_to_overwrite(checkpoint, predictor, tiny_manifest,
-                                                                      tmp_path, capsys):
+def test_visualize_draws_the_box_and_squares_and_refuses_to_overwrite(checkpoint, predictor, tiny_manifest, tmp_path, capsys):
     images = [cv2.resize(read_image(p), (64, 64)) for p in sorted(tiny_manifest.parent.glob("s03_*_0.png"))[:3]]
     _write_video(tmp_path / "clip.avi", images)
     (tmp_path / "broken.jpg").write_text("no")
@@ -452,9 +490,24 @@ def test_visualize_draws_the_box_and_squares_and_refuses_to_overwrite(checkpoint
 
 def test_small_images_are_enlarged_for_drawing_and_status_rows_are_labelled():
     image = np.zeros((32, 48, 3), np.uint8)
-    row = {"status": "ok", "face_x": 0, "face_y": 0, "face_w": 48, "face_h": 32, "expression": "HA",
-           "expression_prob": 0.9, "pose": "-30", "s2_x0": 8, "s2_y0": 4, "s2_x1": 24, "s2_y1": 20,
-           "s3_x0": math.nan, "s3_y0": math.nan, "s3_x1": math.nan, "s3_y1": math.nan}
+    row = {
+        "status": "ok",
+        "face_x": 0,
+        "face_y": 0,
+        "face_w": 48,
+        "face_h": 32,
+        "expression": "HA",
+        "expression_prob": 0.9,
+        "pose": "-30",
+        "s2_x0": 8,
+        "s2_y0": 4,
+        "s2_x1": 24,
+        "s2_y1": 20,
+        "s3_x0": math.nan,
+        "s3_y0": math.nan,
+        "s3_x1": math.nan,
+        "s3_y1": math.nan,
+    }
     canvas = draw_predictions(image, [row])
     assert canvas.shape == (256, 384, 3)
     assert (canvas[:, :, 0] > 200).any()  # the red S2 square

@@ -30,13 +30,15 @@ pytestmark = pytest.mark.usefixtures("isolated_threads")
 
 def declared_png(path: Path, width: int, height: int) -> Path:
     """A PNG of about a hundred bytes whose header declares ``width`` × ``height`` grey pixels."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(bytes(4096)))
-                     + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(bytes(4096))) + chunk(b"IEND", b"")
+    )
     return path
 
 
@@ -64,11 +66,14 @@ def _one_line_error(capsys, argv: list[str]) -> str:
 
 
 @pytest.mark.parametrize("action", ["default", "error", "ignore"])
-@pytest.mark.parametrize("width,height,declared", [
-    (30000, 30000, "900 MP"),                      # past Pillow's own error threshold
-    (10000, 10000, "100 MP"),                      # in Pillow's warning band
-    (9000, 8000, "9000×8000 pixels (72 MP)"),      # below Pillow's limits: only phanet's bound stops it
-])
+@pytest.mark.parametrize(
+    "width,height,declared",
+    [
+        (30000, 30000, "900 MP"),  # past Pillow's own error threshold
+        (10000, 10000, "100 MP"),  # in Pillow's warning band
+        (9000, 8000, "9000×8000 pixels (72 MP)"),  # below Pillow's limits: only phanet's bound stops it
+    ],
+)
 def test_images_declaring_too_many_pixels_are_refused_from_the_header(tmp_path, action, width, height, declared):
     path = declared_png(tmp_path / "bomb.png", width, height)
     assert path.stat().st_size < 200
@@ -87,8 +92,7 @@ def test_the_pixel_bound_is_inclusive(tmp_path, monkeypatch):
         read_image(thin_png(tmp_path / "big.png", 11, 10))
 
 
-@pytest.mark.parametrize("error", [MemoryError, struct.error, zlib.error, EOFError, IndexError,
-                                   Image.DecompressionBombError])
+@pytest.mark.parametrize("error", [MemoryError, struct.error, zlib.error, EOFError, IndexError, Image.DecompressionBombError])
 def test_any_decoder_error_means_unreadable(tmp_path, monkeypatch, error):
     path = thin_png(tmp_path / "fine.png", 4, 4)
 
@@ -126,19 +130,41 @@ def test_a_bomb_in_a_folder_is_one_status_row_and_every_other_row_survives(check
     (inputs / "cut.jpg").write_bytes(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00")
     (inputs / "gone.png").symlink_to(tmp_path / "deleted.png")
     out, drawn = tmp_path / "rows.csv", tmp_path / "drawn"
-    assert main(["predict", str(inputs), "--checkpoint", str(checkpoint), "--out", str(out), "--visualize", str(drawn),
-                 "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                str(inputs),
+                "--checkpoint",
+                str(checkpoint),
+                "--out",
+                str(out),
+                "--visualize",
+                str(drawn),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr()
     assert "Traceback" not in printed.err
     assert "6 images or frames, 0 faces; no face: 3, unreadable: 3" in printed.out
     assert f"drawn: 3 images in {drawn}" in printed.out and "not drawn" not in printed.out
     table = pd.read_csv(out, keep_default_na=False, dtype=str)
     assert dict(zip(table["file"].map(lambda f: Path(f).name), table["status"])) == {
-        "bomb.png": "unreadable", "cut.jpg": "unreadable", "gone.png": "unreadable",
-        "plain.png": "no_face", "strip.png": "no_face", "wide.png": "no_face"}
+        "bomb.png": "unreadable",
+        "cut.jpg": "unreadable",
+        "gone.png": "unreadable",
+        "plain.png": "no_face",
+        "strip.png": "no_face",
+        "wide.png": "no_face",
+    }
     shapes = {p.name: read_image(p).shape for p in drawn.iterdir()}
-    assert shapes == {"strip.png": (MAX_DRAWING_SIDE, 256, 3), "wide.png": (256, MAX_DRAWING_SIDE, 3),
-                      "plain.png": (256, 384, 3)}  # enlarged 8 times: its shorter side reaches 256
+    assert shapes == {
+        "strip.png": (MAX_DRAWING_SIDE, 256, 3),
+        "wide.png": (256, MAX_DRAWING_SIDE, 3),
+        "plain.png": (256, 384, 3),
+    }  # enlarged 8 times: its shorter side reaches 256
 
 
 def test_thin_strips_predict_as_whole_images(checkpoint):
@@ -162,8 +188,11 @@ class _FakeCapture:
         return True
 
     def get(self, prop: int) -> float:
-        return {cv2.CAP_PROP_FRAME_WIDTH: self.width, cv2.CAP_PROP_FRAME_HEIGHT: self.height,
-                cv2.CAP_PROP_FRAME_COUNT: self.frames}.get(prop, 0)
+        return {
+            cv2.CAP_PROP_FRAME_WIDTH: self.width,
+            cv2.CAP_PROP_FRAME_HEIGHT: self.height,
+            cv2.CAP_PROP_FRAME_COUNT: self.frames,
+        }.get(prop, 0)
 
     def grab(self) -> bool:
         self.index += 1
@@ -185,15 +214,15 @@ def test_a_frame_that_cannot_be_decoded_is_an_unreadable_row_and_ends_the_video(
     assert table["frame"].tolist() == [0, 1, 2] and table["status"].tolist() == ["ok", "ok", "unreadable"]
 
 
-def test_a_video_declaring_huge_frames_is_refused_alone_and_a_row_in_a_folder(checkpoint, tmp_path, monkeypatch,
-                                                                            capsys):
+def test_a_video_declaring_huge_frames_is_refused_alone_and_a_row_in_a_folder(checkpoint, tmp_path, monkeypatch, capsys):
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "huge.mp4").write_bytes(b"stand-in")
     monkeypatch.setattr(_FakeCapture, "width", 20000)
     monkeypatch.setattr(_FakeCapture, "height", 20000)
     monkeypatch.setattr(cv2, "VideoCapture", _FakeCapture)
-    error = _one_line_error(capsys, ["predict", str(tmp_path / "in" / "huge.mp4"), "--checkpoint", str(checkpoint),
-                                     "--no-progress"])
+    error = _one_line_error(
+        capsys, ["predict", str(tmp_path / "in" / "huge.mp4"), "--checkpoint", str(checkpoint), "--no-progress"]
+    )
     assert error.endswith("huge.mp4: declares 20000×20000 pixels per frame, more than the 64 MP limit")
     table = Predictor.from_checkpoint(checkpoint).predict(tmp_path / "in")
     assert table["status"].tolist() == ["unreadable"] and table["frame"].tolist() == [-1]
@@ -203,9 +232,24 @@ def test_a_video_declaring_huge_frames_is_refused_alone_and_a_row_in_a_folder(ch
 
 
 def test_drawings_are_bounded_whatever_the_image_shape():
-    row = {"status": "ok", "face_x": 500, "face_y": 1000, "face_w": 2000, "face_h": 2000, "expression": "HA",
-           "expression_prob": 0.9, "pose": "0", "s2_x0": np.nan, "s2_y0": np.nan, "s2_x1": np.nan, "s2_y1": np.nan,
-           "s3_x0": np.nan, "s3_y0": np.nan, "s3_x1": np.nan, "s3_y1": np.nan}
+    row = {
+        "status": "ok",
+        "face_x": 500,
+        "face_y": 1000,
+        "face_w": 2000,
+        "face_h": 2000,
+        "expression": "HA",
+        "expression_prob": 0.9,
+        "pose": "0",
+        "s2_x0": np.nan,
+        "s2_y0": np.nan,
+        "s2_x1": np.nan,
+        "s2_y1": np.nan,
+        "s3_x0": np.nan,
+        "s3_y0": np.nan,
+        "s3_x1": np.nan,
+        "s3_y1": np.nan,
+    }
     big = draw_predictions(np.zeros((4000, 3000, 3), np.uint8), [row])
     assert big.shape == (2048, 1536, 3)  # shrunk by 0.512
     # The green face box is drawn where the shrunk image shows the face: its bottom edge at y = 3000 × 0.512.
@@ -234,8 +278,23 @@ def test_drawings_that_cannot_be_written_are_counted_not_drawn(checkpoint, tmp_p
 
     monkeypatch.setattr(cv2, "imencode", first_encoding_fails)
     monkeypatch.setattr(phanet.files, "atomic_write_bytes", full_disk)
-    assert main(["predict", *(str(tmp_path / f"{n}.png") for n in "abc"), "--checkpoint", str(checkpoint),
-                 "--no-detect", "--out", str(out), "--visualize", str(drawn), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                *(str(tmp_path / f"{n}.png") for n in "abc"),
+                "--checkpoint",
+                str(checkpoint),
+                "--no-detect",
+                "--out",
+                str(out),
+                "--visualize",
+                str(drawn),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert f"drawn: 1 image in {drawn}; not drawn: 2 (first: {drawn / 'a.png'}: OpenCV could not encode" in printed
     assert sorted(p.name for p in drawn.iterdir()) == ["b.png"]

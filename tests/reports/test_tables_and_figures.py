@@ -25,10 +25,18 @@ from phanet.reports.tables import (
 )
 
 SUMMARIES = {
-    "PhaNet": {"pose_classes": ["-90", "0", "90"], "pose_accuracy": 0.9949, "expression_accuracy": 0.8492,
-               "expression_accuracy_per_pose": {"-90": 0.84, "0": 0.854, "90": 0.835}},
-    "DenseNet": {"pose_classes": ["-90", "0", "90"], "pose_accuracy": 0.9445, "expression_accuracy": 0.8039,
-                 "expression_accuracy_per_pose": {"-90": 0.801, "0": 0.792, "90": 0.80}},
+    "PhaNet": {
+        "pose_classes": ["-90", "0", "90"],
+        "pose_accuracy": 0.9949,
+        "expression_accuracy": 0.8492,
+        "expression_accuracy_per_pose": {"-90": 0.84, "0": 0.854, "90": 0.835},
+    },
+    "DenseNet": {
+        "pose_classes": ["-90", "0", "90"],
+        "pose_accuracy": 0.9445,
+        "expression_accuracy": 0.8039,
+        "expression_accuracy_per_pose": {"-90": 0.801, "0": 0.792, "90": 0.80},
+    },
 }
 
 
@@ -46,11 +54,13 @@ def test_method_and_per_pose_tables_have_the_papers_layout():
 
 
 def test_expression_by_pose_table_matches_hand_counts():
-    predictions = pd.DataFrame({
-        "true_expression": ["HA", "HA", "HA", "SA", "SA", "SA"],
-        "true_pose": ["-45", "0", "0", "-45", "-45", "0"],
-        "expression": ["HA", "HA", "SA", "SA", "HA", "SA"],
-    })
+    predictions = pd.DataFrame(
+        {
+            "true_expression": ["HA", "HA", "HA", "SA", "SA", "SA"],
+            "true_pose": ["-45", "0", "0", "-45", "-45", "0"],
+            "expression": ["HA", "HA", "SA", "SA", "HA", "SA"],
+        }
+    )
     table = expression_pose_table(predictions, ["HA", "SA"], ["-45", "0"])
     assert table.columns.tolist() == ["Exp./pose", "-45°", "0°", "Average"]
     assert table.iloc[0].tolist()[1:] == pytest.approx([100.0, 50.0, 200 / 3])
@@ -67,17 +77,29 @@ def test_write_table_writes_markdown_and_csv(tmp_path):
 
 
 def _run(expression, pose=math.nan, setting="multi", scales=("N_S1", "H_S2", "H_S3"), joint_sa=True, metrics=None):
-    return SimpleNamespace(summary={"expression_accuracy": expression, "pose_accuracy": pose,
-                                    "loss_setting": setting, "test_subjects": ["a", "b"], "scales": list(scales),
-                                    "joint_sa": joint_sa}, metrics=metrics)
+    return SimpleNamespace(
+        summary={
+            "expression_accuracy": expression,
+            "pose_accuracy": pose,
+            "loss_setting": setting,
+            "test_subjects": ["a", "b"],
+            "scales": list(scales),
+            "joint_sa": joint_sa,
+        },
+        metrics=metrics,
+    )
 
 
 def test_training_columns_name_the_tested_epoch_and_its_training_accuracy():
     # Epoch 2 (counted from 1) has the best validation FER; epoch 3 equals it later and is not the one
     # kept; the first epoch is logged twice (a resume) and counts once.
-    metrics = pd.DataFrame({"epoch": [0, 0, 1, 2, 3],
-                            "train/expression_acc": [0.30, 0.31, 0.62, 0.70, 0.75],
-                            "val/expression_acc": [0.40, 0.41, 0.55, 0.55, 0.50]})
+    metrics = pd.DataFrame(
+        {
+            "epoch": [0, 0, 1, 2, 3],
+            "train/expression_acc": [0.30, 0.31, 0.62, 0.70, 0.75],
+            "val/expression_acc": [0.40, 0.41, 0.55, 0.55, 0.50],
+        }
+    )
     columns = training_columns(_run(0.5, metrics=metrics))
     # Without a run folder what ended the training is unknown.
     assert columns == {"Epochs": 4, "Tested epoch": 2, "Train FER": pytest.approx(62.0), "Ended by": "-"}
@@ -89,8 +111,11 @@ def test_training_columns_name_the_tested_epoch_and_its_training_accuracy():
 
 def test_ablation_tables_rank_measured_and_paper_rows():
     # The paper's numbers are found from each run's own configuration, whatever the row is called.
-    rows = [("N_S1 (No attention)", _run(0.60, scales=("N_S1",), joint_sa=False)),
-            ("row b", _run(0.70, scales=("H_S2",), joint_sa=False)), ("row c", _run(0.65))]
+    rows = [
+        ("N_S1 (No attention)", _run(0.60, scales=("N_S1",), joint_sa=False)),
+        ("row b", _run(0.70, scales=("H_S2",), joint_sa=False)),
+        ("row c", _run(0.65)),
+    ]
     table = table6(rows, "synth")
     assert table["Acc. on synth"].tolist() == pytest.approx([60.0, 70.0, 65.0])
     assert table["rank"].tolist() == [3, 1, 2]
@@ -111,8 +136,14 @@ def test_crossval_mean_and_sample_std():
 
 def test_per_expression_table_averages_folds():
     def fold(ha, sa, overall):
-        return SimpleNamespace(summary={"expression_classes": ["HA", "SA"], "expression_accuracy": overall,
-                                        "expression_accuracy_per_class": {"HA": ha, "SA": sa}})
+        return SimpleNamespace(
+            summary={
+                "expression_classes": ["HA", "SA"],
+                "expression_accuracy": overall,
+                "expression_accuracy_per_class": {"HA": ha, "SA": sa},
+            }
+        )
+
     table = per_expression_table({"phanet": [fold(0.9, 0.5, 0.7), fold(0.7, 0.3, 0.5)]})
     assert table.columns.tolist() == ["Method", "HA", "SA", "Average"]
     assert table.iloc[0][["HA", "SA", "Average"]].tolist() == pytest.approx([80.0, 40.0, 60.0])
@@ -136,11 +167,22 @@ def test_every_figure_is_written_and_not_empty(tmp_path):
     _png(figures.attention_squares_figure(images, boxes, ["a", "b", "c"], tmp_path / "sq.png", crops))
     maps = [[rng.random((4, 4)), rng.random((4, 4)), rng.random((4, 4))]] * 2
     _png(figures.attention_maps_figure([[images[0], images[1], images[2]]] * 2, maps, ["a", "b"], tmp_path / "maps.png"))
-    metrics = pd.DataFrame({"epoch": [0, 1, 2], "train/c1": [0.5, 0.6, 0.7], "train/c2": [0.5, 0.55, 0.5],
-                            "train/c3": [0.5, 0.52, 0.6], "train/loss": [3.0, 2.0, 1.5],
-                            "val/c1": [0.5, 0.6, 0.7], "val/c2": [0.5, 0.5, 0.5], "val/c3": [0.6, 0.6, 0.6],
-                            "val/expression_acc": [0.3, 0.5, 0.6], "val/pose_acc": [0.5, 0.9, 1.0],
-                            "train/lambda_e": [0.75, 0.6, 0.55], "train/lambda_p": [0.25, 0.4, 0.45]})
+    metrics = pd.DataFrame(
+        {
+            "epoch": [0, 1, 2],
+            "train/c1": [0.5, 0.6, 0.7],
+            "train/c2": [0.5, 0.55, 0.5],
+            "train/c3": [0.5, 0.52, 0.6],
+            "train/loss": [3.0, 2.0, 1.5],
+            "val/c1": [0.5, 0.6, 0.7],
+            "val/c2": [0.5, 0.5, 0.5],
+            "val/c3": [0.6, 0.6, 0.6],
+            "val/expression_acc": [0.3, 0.5, 0.6],
+            "val/pose_acc": [0.5, 0.9, 1.0],
+            "train/lambda_e": [0.75, 0.6, 0.55],
+            "train/lambda_p": [0.25, 0.4, 0.45],
+        }
+    )
     _png(figures.scale_weights_figure(metrics, tmp_path / "fig12.png", "train"))
     _png(figures.scale_weights_figure(metrics, tmp_path / "fig13.png", "val"))
     _png(figures.task_weights_figure({"with factor": metrics}, tmp_path / "fig15.png"))
@@ -152,9 +194,17 @@ def test_every_figure_is_written_and_not_empty(tmp_path):
 def test_accuracy_axes_are_percent_from_zero_like_the_tables(tmp_path, monkeypatch):
     kept = []
     monkeypatch.setattr(figures, "_save", lambda fig, path: kept.append(fig) or Path(path))
-    metrics = pd.DataFrame({"epoch": [0, 1], "train/c1": [0.5, 0.6], "val/c1": [0.5, 0.7],
-                            "val/expression_acc": [0.25, 0.5], "val/pose_acc": [0.5, 0.75],
-                            "train/lambda_e": [0.7, 0.6], "train/lambda_p": [0.3, 0.4]})
+    metrics = pd.DataFrame(
+        {
+            "epoch": [0, 1],
+            "train/c1": [0.5, 0.6],
+            "val/c1": [0.5, 0.7],
+            "val/expression_acc": [0.25, 0.5],
+            "val/pose_acc": [0.5, 0.75],
+            "train/lambda_e": [0.7, 0.6],
+            "train/lambda_p": [0.3, 0.4],
+        }
+    )
     try:
         figures.per_pose_accuracy_figure({"PhaNet": {"-45": 0.8, "0": 0.9}}, tmp_path / "pose.png")
         figures.scale_weights_figure(metrics, tmp_path / "fig13.png", "val")

@@ -7,7 +7,7 @@ pupils; the change is the mean absolute grey-level difference from the neutral r
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import pytest
@@ -45,8 +45,12 @@ def regions(landmarks: np.ndarray, size: int) -> dict[str, list[tuple[int, int, 
     brow_y = 0.5 * (p["left_brow"][1] + p["right_brow"][1])
 
     def box(cx, cy, hx, hy):
-        return (max(int(round(cx - hx * d)), 0), int(round(cx + hx * d)),
-                max(int(round(cy - hy * d)), 0), int(round(cy + hy * d)))
+        return (
+            max(int(round(cx - hx * d)), 0),
+            int(round(cx + hx * d)),
+            max(int(round(cy - hy * d)), 0),
+            int(round(cy + hy * d)),
+        )
 
     return {
         "forehead": [box(p["nose"][0], brow_y - 0.32 * d, 0.4, 0.08)],
@@ -55,13 +59,12 @@ def regions(landmarks: np.ndarray, size: int) -> dict[str, list[tuple[int, int, 
         "nose": [box(p["nose"][0], eye_y + 0.2 * d, 0.18, 0.28)],
         "upper_lip": [box(p["mouth"][0], p["mouth"][1] - 0.15 * d, 0.25, 0.1)],
         "corners": [box(*p[c], 0.12, 0.12) for c in ("mouth_left", "mouth_right")],
-        "cheeks": [box(p[e][0] + s * 0.1 * d, eye_y + 0.5 * d, 0.18, 0.15)
-                   for e, s in (("left_eye", 1.0), ("right_eye", -1.0))],
+        "cheeks": [box(p[e][0] + s * 0.1 * d, eye_y + 0.5 * d, 0.18, 0.15) for e, s in (("left_eye", 1.0), ("right_eye", -1.0))],
         "chin": [box(p["mouth"][0], p["mouth"][1] + 0.45 * d, 0.25, 0.12)],
     }
 
 
-@lru_cache(maxsize=None)
+@cache
 def changes(subject: int) -> dict[str, dict[str, float]]:
     """Mean |grey difference| from neutral per region, per expression at intensity 4."""
     head = head_for(0, subject, SIZE, symmetric=True)
@@ -72,8 +75,7 @@ def changes(subject: int) -> dict[str, dict[str, float]]:
     for code in FACS_REGIONS:
         grey = render_head(head, ex.activations(code, 4), 0.0, 0.0, Scene.plain(), SIZE).image.astype(float).mean(2)
         diff = np.abs(grey - grey0)
-        out[code] = {name: float(np.mean([diff[y0:y1, x0:x1].mean() for x0, x1, y0, y1 in bs]))
-                     for name, bs in boxes.items()}
+        out[code] = {name: float(np.mean([diff[y0:y1, x0:x1].mean() for x0, x1, y0, y1 in bs])) for name, bs in boxes.items()}
     return out
 
 

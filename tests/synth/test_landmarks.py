@@ -127,8 +127,9 @@ def test_landmark_table_of_streamed_and_written_data_match_the_manifest(folder):
     expected = table[["path", *LANDMARK_COLUMNS]]
     streamed = load_synth(None, preset="kdef", subjects=1, size=SIZE)
     subset = [0, 13, 69]
-    pd.testing.assert_frame_equal(landmark_table(streamed.subset(subset)),
-                                  expected.iloc[subset].reset_index(drop=True), check_dtype=False, atol=2e-5)
+    pd.testing.assert_frame_equal(
+        landmark_table(streamed.subset(subset)), expected.iloc[subset].reset_index(drop=True), check_dtype=False, atol=2e-5
+    )
     pd.testing.assert_frame_equal(landmark_table(load_synth(str(out))), expected, check_dtype=False)
 
 
@@ -141,8 +142,9 @@ def test_folder_written_before_the_landmarks_is_upgraded(tmp_path, folder):
     table[list(MANIFEST_COLUMNS)].to_csv(manifest, index=False)
     faces = load_synth(str(out))
     rendered = landmark_table(faces.subset([5, 40]))
-    pd.testing.assert_frame_equal(rendered, table[["path", *LANDMARK_COLUMNS]].iloc[[5, 40]].reset_index(drop=True),
-                                  check_dtype=False, atol=2e-5)
+    pd.testing.assert_frame_equal(
+        rendered, table[["path", *LANDMARK_COLUMNS]].iloc[[5, 40]].reset_index(drop=True), check_dtype=False, atol=2e-5
+    )
     (out / faces.samples[3].path).unlink()
     assert main([*ARGV, "--out", str(out)]) == 0
     assert manifest.read_bytes() == (original / "manifest.csv").read_bytes()
@@ -161,18 +163,27 @@ def test_square_covers_counts_visible_points_inside_or_on_the_border():
     assert square_covers(box, [[0.78125, 0.5, 1.0]], margin=0.03125)
     assert not square_covers([np.nan, 0.5, 0.25], [[0.5, 0.5, 1.0]])
     boxes = np.array([[0.5, 0.5, 0.125], [0.25, 0.25, 0.0625], [0.75, 0.75, 0.25]])
-    points = np.array([
-        [[0.625, 0.5, 1.0], [0.0, 0.0, 1.0]],   # first point on the edge
-        [[0.25, 0.25, 0.0], [0.5, 0.5, 1.0]],   # hidden point inside, visible one outside
-        [[0.0, 0.0, 1.0], [1.0, 1.0, 1.0]],     # second point on the corner
-    ])
+    points = np.array(
+        [
+            [[0.625, 0.5, 1.0], [0.0, 0.0, 1.0]],  # first point on the edge
+            [[0.25, 0.25, 0.0], [0.5, 0.5, 1.0]],  # hidden point inside, visible one outside
+            [[0.0, 0.0, 1.0], [1.0, 1.0, 1.0]],  # second point on the corner
+        ]
+    )
     assert square_covers(boxes, points).tolist() == [True, False, True]
 
 
 def _landmarks_frame() -> pd.DataFrame:
-    where = {"left_eye": (0.625, 0.375), "right_eye": (0.375, 0.375), "left_brow": (0.625, 0.25),
-             "right_brow": (0.375, 0.25), "nose": (0.5, 0.5), "mouth": (0.5, 0.75),
-             "mouth_left": (0.625, 0.75), "mouth_right": (0.375, 0.75)}
+    where = {
+        "left_eye": (0.625, 0.375),
+        "right_eye": (0.375, 0.375),
+        "left_brow": (0.625, 0.25),
+        "right_brow": (0.375, 0.25),
+        "nose": (0.5, 0.5),
+        "mouth": (0.5, 0.75),
+        "mouth_left": (0.625, 0.75),
+        "mouth_right": (0.375, 0.75),
+    }
     rows = []
     for path in ("a.png", "b.png", "c.png", "d.png"):
         row = {"path": path}
@@ -185,25 +196,35 @@ def _landmarks_frame() -> pd.DataFrame:
 
 
 def _results_frame() -> pd.DataFrame:
-    return pd.DataFrame({
-        "path": ["a.png", "b.png", "c.png", "d.png", "e.png"],
-        "true_pose": [-90, -90, 0, 0, 0],
-        "pose": [0, 0, 0, 0, 0],  # predicted pose: not what coverage is grouped by
-        # a: the mouth; b: around the hidden right eye; c: mouth points on the bottom edge; d: nothing.
-        "s2_x": [0.5, 0.375, 0.5, 0.75, 0.5], "s2_y": [0.75, 0.375, 0.625, 0.75, 0.5],
-        "s2_l": [0.125, 0.0625, 0.125, 0.0625, 0.5],
-        # a: the nose only; b: left eye on the edge, left brow on the corner; c: left eye and brow on the
-        # edges; d: the mouth. e has no landmarks and is left out.
-        "s3_x": [0.5, 0.5, 0.625, 0.5, 0.5], "s3_y": [0.5, 0.375, 0.3125, 0.75, 0.5],
-        "s3_l": [0.0625, 0.125, 0.0625, 0.125, 0.5],
-    })
+    return pd.DataFrame(
+        {
+            "path": ["a.png", "b.png", "c.png", "d.png", "e.png"],
+            "true_pose": [-90, -90, 0, 0, 0],
+            "pose": [0, 0, 0, 0, 0],  # predicted pose: not what coverage is grouped by
+            # a: the mouth; b: around the hidden right eye; c: mouth points on the bottom edge; d: nothing.
+            "s2_x": [0.5, 0.375, 0.5, 0.75, 0.5],
+            "s2_y": [0.75, 0.375, 0.625, 0.75, 0.5],
+            "s2_l": [0.125, 0.0625, 0.125, 0.0625, 0.5],
+            # a: the nose only; b: left eye on the edge, left brow on the corner; c: left eye and brow on the
+            # edges; d: the mouth. e has no landmarks and is left out.
+            "s3_x": [0.5, 0.5, 0.625, 0.5, 0.5],
+            "s3_y": [0.5, 0.375, 0.3125, 0.75, 0.5],
+            "s3_l": [0.0625, 0.125, 0.0625, 0.125, 0.5],
+        }
+    )
 
 
 def test_coverage_table_fractions_per_pose_and_scale():
     table = coverage_table(_results_frame(), _landmarks_frame())
     assert list(table.columns) == ["pose", "scale", "images", "mouth", "eye", "brow", "any"]
     assert list(zip(table["pose"], table["scale"])) == [
-        ("-90", "S2"), ("-90", "S3"), ("0", "S2"), ("0", "S3"), ("all", "S2"), ("all", "S3")]
+        ("-90", "S2"),
+        ("-90", "S3"),
+        ("0", "S2"),
+        ("0", "S3"),
+        ("all", "S2"),
+        ("all", "S3"),
+    ]
     assert table["images"].tolist() == [2, 2, 2, 2, 4, 4]
     expected = [
         [0.5, 0.0, 0.0, 0.5],
@@ -248,19 +269,34 @@ def test_pinned_squares_finds_squares_at_the_end_of_their_range():
     frame.loc[3, ["s3_x", "s3_y", "s3_l"]] = np.nan  # left out
     assert pinned_squares(frame, 0.3, 0.6) == pytest.approx({"S2": 0.25, "S3": 1 / 3})
     # a tanh of 0.995 (raw 3) is pinned within 0.01, one of 0.96 (raw 2) is not
-    near = pd.DataFrame({"s2_x": [0.5 + 0.275 * math.tanh(3.0), 0.5 + 0.275 * math.tanh(2.0)], "s2_y": 0.5,
-                         "s2_l": 0.225, "s3_x": 0.5, "s3_y": 0.5, "s3_l": 0.1})
+    near = pd.DataFrame(
+        {
+            "s2_x": [0.5 + 0.275 * math.tanh(3.0), 0.5 + 0.275 * math.tanh(2.0)],
+            "s2_y": 0.5,
+            "s2_l": 0.225,
+            "s3_x": 0.5,
+            "s3_y": 0.5,
+            "s3_l": 0.1,
+        }
+    )
     assert pinned_squares(near, 0.3, 0.6)["S2"] == 0.5
 
 
 def test_coverage_of_the_written_dataset(folder):
     _, manifest = folder
     mouth_x, mouth_y, _ = landmark_columns("mouth")
-    results = pd.DataFrame({
-        "path": manifest["path"], "true_pose": manifest["pose"],
-        "s2_x": manifest[mouth_x], "s2_y": manifest[mouth_y], "s2_l": 0.01,
-        "s3_x": 0.5, "s3_y": 0.5, "s3_l": 0.5,
-    })
+    results = pd.DataFrame(
+        {
+            "path": manifest["path"],
+            "true_pose": manifest["pose"],
+            "s2_x": manifest[mouth_x],
+            "s2_y": manifest[mouth_y],
+            "s2_l": 0.01,
+            "s3_x": 0.5,
+            "s3_y": 0.5,
+            "s3_l": 0.5,
+        }
+    )
     table = coverage_table(results, manifest).set_index(["pose", "scale"])
     assert table.loc[("all", "S2"), "images"] == 70
     assert table.loc[("0", "S2"), "mouth"] == 1.0 and table.loc[("0", "S2"), "eye"] == 0.0

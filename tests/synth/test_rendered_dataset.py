@@ -61,8 +61,7 @@ def test_same_seed_gives_identical_files_whatever_the_worker_count(written):
 def test_other_seed_gives_other_images(tmp_path, written):
     one, _ = written
     out = tmp_path / "seed1"
-    assert main(["synth", "--preset", "kdef", "--subjects", "1", "--size", str(SIZE), "--seed", "1",
-                 "--out", str(out)]) == 0
+    assert main(["synth", "--preset", "kdef", "--subjects", "1", "--size", str(SIZE), "--seed", "1", "--out", str(out)]) == 0
     name = "S0001/S0001_HA4_y0.png"
     assert (out / name).read_bytes() != (one / name).read_bytes()
 
@@ -132,13 +131,16 @@ def test_torch_dataset_items():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name, images, per_pose, neutral", [
-    ("bu3dfe", 100 * (6 * 4 + 1) * 9, 2500, 900),
-    ("kdef", 70 * 7 * 2 * 5, 980, 700),
-    ("multipie", 270 * 6 * 5, 1620, 1350),
-    ("continuous", 100 * (6 * 4 + 1) * 9, None, 900),
-    ("affectnet", 100 * (7 * 4 + 1) * 3, None, 300),
-])
+@pytest.mark.parametrize(
+    "name, images, per_pose, neutral",
+    [
+        ("bu3dfe", 100 * (6 * 4 + 1) * 9, 2500, 900),
+        ("kdef", 70 * 7 * 2 * 5, 980, 700),
+        ("multipie", 270 * 6 * 5, 1620, 1350),
+        ("continuous", 100 * (6 * 4 + 1) * 9, None, 900),
+        ("affectnet", 100 * (7 * 4 + 1) * 3, None, 300),
+    ],
+)
 def test_preset_counts(name, images, per_pose, neutral):
     faces = load_synth(None, preset=name)
     preset = PRESETS[name]
@@ -279,8 +281,9 @@ def test_the_upper_lid_shades_the_eyeball_below_its_margin_wherever_the_margin_i
     # AU5 lifts the margin 3.8 mm: 2 mm under the neutral margin the eyeball is lit again.
     neutral_margin = 0.5 * (rig.inner_y + rig.outer_y) + rig.upper * ex._upper_lid_shape(np.array(0.5))
     point = column[np.argmin(np.abs(neutral_margin - 2.0 - ball[column, 1]))]
-    darkening = [ex.deform(head, act)[1][start + point].mean() / head.albedo[start + point].mean()
-                 for act in ({}, {"5": (1.0, 1.0)})]
+    darkening = [
+        ex.deform(head, act)[1][start + point].mean() / head.albedo[start + point].mean() for act in ({}, {"5": (1.0, 1.0)})
+    ]
     assert darkening[0] < 0.85 < 0.97 < darkening[1]
 
 
@@ -343,9 +346,11 @@ def test_identity_variation_is_smaller_than_expressions():
     open_sd = np.std([lay.eye_open for lay in layouts])
     head = head_for(0, 1, SIZE)
     rig = head.eyes[1]
-    brow = np.flatnonzero((np.abs(head.vertices[: head.skin_count, 0] - 36) < 4)
-                          & (np.abs(head.vertices[: head.skin_count, 1] - head.layout.brow_y[1]) < 3)
-                          & (head.vertices[: head.skin_count, 2] > 60))
+    brow = np.flatnonzero(
+        (np.abs(head.vertices[: head.skin_count, 0] - 36) < 4)
+        & (np.abs(head.vertices[: head.skin_count, 1] - head.layout.brow_y[1]) < 3)
+        & (head.vertices[: head.skin_count, 2] > 60)
+    )
     raised, _ = ex.deform(head, ex.activations("SU", 4))
     assert (raised[brow, 1] - head.vertices[brow, 1]).mean() > 2.5 * brow_sd
     upper_neutral, _ = ex.lid_margins(head, {}, 1)
@@ -386,23 +391,28 @@ def test_preview_writes_two_contact_sheets(tmp_path):
 
 def test_the_renderer_loads_neither_torch_nor_lightning():
     """Rendering, writing a folder and contact sheets need NumPy and OpenCV, never the training stack."""
-    code = ("import sys, phanet.synth, phanet.synth.generate, phanet.synth.landmarks, phanet.synth.preview; "
-            "print('torch' in sys.modules, 'lightning' in sys.modules)")
+    code = (
+        "import sys, phanet.synth, phanet.synth.generate, phanet.synth.landmarks, phanet.synth.preview; "
+        "print('torch' in sys.modules, 'lightning' in sys.modules)"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.stdout.split() == ["False", "False"], result.stderr
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--preset", "bu4dfe"], "--preset: unknown preset 'bu4dfe'"),
-    (["--size", "0"], "--size: expected an image size in pixels from 32 to 1024, got 0"),
-    (["--subjects", "0"], "--subjects: expected a whole number of subjects >= 1"),
-    (["--preset", "continuous", "--yaw-range", "-120", "90"], "--yaw-range: expected MIN <= MAX within [-90, 90]"),
-    (["--preset", "bu3dfe", "--yaw-range", "-30", "30"], "--yaw-range: only continuous presets"),
-    (["--pitch-range", "-40", "10"], "--pitch-range: expected MIN <= MAX within [-30, 30]"),
-    (["--preset", "continuous", "--poses", "0", "100"], "--poses: expected distinct angles within [-90, 90]"),
-    (["--workers", "0"], "--workers: expected at least 1"),
-    ([], "--out: give a folder"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--preset", "bu4dfe"], "--preset: unknown preset 'bu4dfe'"),
+        (["--size", "0"], "--size: expected an image size in pixels from 32 to 1024, got 0"),
+        (["--subjects", "0"], "--subjects: expected a whole number of subjects >= 1"),
+        (["--preset", "continuous", "--yaw-range", "-120", "90"], "--yaw-range: expected MIN <= MAX within [-90, 90]"),
+        (["--preset", "bu3dfe", "--yaw-range", "-30", "30"], "--yaw-range: only continuous presets"),
+        (["--pitch-range", "-40", "10"], "--pitch-range: expected MIN <= MAX within [-30, 30]"),
+        (["--preset", "continuous", "--poses", "0", "100"], "--poses: expected distinct angles within [-90, 90]"),
+        (["--workers", "0"], "--workers: expected at least 1"),
+        ([], "--out: give a folder"),
+    ],
+)
 def test_bad_arguments_give_one_line_errors(argv, message, capsys, tmp_path):
     assert main(["synth", *argv] + (["--out", str(tmp_path / "out")] if argv else [])) == 2
     err = capsys.readouterr().err

@@ -27,12 +27,22 @@ def test_no_private_lightning_name_is_used():
     for path in SRC.rglob("*.py"):
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("lightning"):
-                if any(part.startswith("_") for part in node.module.split(".")) or \
-                        any(alias.name.startswith("_") for alias in node.names):
-                    found.append(f"{path.name}: from {node.module} import ...")
-            if isinstance(node, ast.Attribute) and node.attr in ("_trainer", "_evaluate_stopping_criteria",
-                                                                 "_run_early_stopping_check", "_last_lr"):
+            if (
+                isinstance(node, ast.ImportFrom)
+                and node.module
+                and node.module.startswith("lightning")
+                and (
+                    any(part.startswith("_") for part in node.module.split("."))
+                    or any(alias.name.startswith("_") for alias in node.names)
+                )
+            ):
+                found.append(f"{path.name}: from {node.module} import ...")
+            if isinstance(node, ast.Attribute) and node.attr in (
+                "_trainer",
+                "_evaluate_stopping_criteria",
+                "_run_early_stopping_check",
+                "_last_lr",
+            ):
                 found.append(f"{path.name}:{node.lineno}: .{node.attr}")
     assert found == []
 
@@ -44,9 +54,18 @@ def test_callback_states_keep_the_keys_of_lightnings_own_callbacks(tmp_path):
     assert stopping.state_key.startswith("EarlyStopping")
     best, last = run_checkpoints(RunFolder(tmp_path))
     assert isinstance(best, RunCheckpoint)
-    assert best.state_key == ModelCheckpoint(dirpath=best.dirpath, filename="best", monitor=MONITOR, mode="max",
-                                             save_top_k=1, auto_insert_metric_name=False,
-                                             enable_version_counter=False).state_key
+    assert (
+        best.state_key
+        == ModelCheckpoint(
+            dirpath=best.dirpath,
+            filename="best",
+            monitor=MONITOR,
+            mode="max",
+            save_top_k=1,
+            auto_insert_metric_name=False,
+            enable_version_counter=False,
+        ).state_key
+    )
     assert last.state_key.startswith("ModelCheckpoint{")
     stopping.wait_count = 2
     payload = {"callbacks": {stopping.state_key: stopping.state_dict()}}
@@ -66,8 +85,15 @@ def test_the_checkpoint_holds_what_resume_and_training_end_read(tmp_path):
             return torch.optim.SGD(self.parameters(), lr=0.1)
 
     data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.randn(4, 2)), batch_size=2)
-    trainer = L.Trainer(max_epochs=1, logger=False, enable_progress_bar=False, enable_model_summary=False,
-                        default_root_dir=tmp_path, callbacks=[Timer()], accelerator="cpu")
+    trainer = L.Trainer(
+        max_epochs=1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+        callbacks=[Timer()],
+        accelerator="cpu",
+    )
     trainer.fit(Tiny(), data)
     trainer.save_checkpoint(tmp_path / "last.ckpt")
     payload = torch.load(tmp_path / "last.ckpt", weights_only=True)

@@ -23,9 +23,11 @@ class _Terminal(io.StringIO):
 
 
 def _expected(row: pd.Series) -> str:
-    return (f"loss {row['train/loss']:.3f}, train FER {100 * row['train/expression_acc']:.1f} %, "
-            f"pose {100 * row['train/pose_acc']:.1f} %; val FER {100 * row['val/expression_acc']:.1f} %, "
-            f"pose {100 * row['val/pose_acc']:.1f} %")
+    return (
+        f"loss {row['train/loss']:.3f}, train FER {100 * row['train/expression_acc']:.1f} %, "
+        f"pose {100 * row['train/pose_acc']:.1f} %; val FER {100 * row['val/expression_acc']:.1f} %, "
+        f"pose {100 * row['val/pose_acc']:.1f} %"
+    )
 
 
 def test_summary_words_and_missing_metrics():

@@ -51,10 +51,28 @@ def test_a_run_folder_holds_config_split_metrics_and_atomic_checkpoints(trained_
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
     metrics = pd.read_csv(run / "metrics.csv")
     assert metrics["epoch"].tolist() == [0, 1]
-    for column in ("train/loss", "train/expression", "train/pose", "train/scale1", "train/scale2", "train/scale3",
-                   "train/rank2", "train/rank3", "train/factor", "train/lambda_e", "train/lambda_p",
-                   "train/c1", "train/c2", "train/c3", "train/expression_acc", "train/pose_acc",
-                   "val/expression_acc", "val/pose_acc", "val/loss", "lr"):
+    for column in (
+        "train/loss",
+        "train/expression",
+        "train/pose",
+        "train/scale1",
+        "train/scale2",
+        "train/scale3",
+        "train/rank2",
+        "train/rank3",
+        "train/factor",
+        "train/lambda_e",
+        "train/lambda_p",
+        "train/c1",
+        "train/c2",
+        "train/c3",
+        "train/expression_acc",
+        "train/pose_acc",
+        "val/expression_acc",
+        "val/pose_acc",
+        "val/loss",
+        "lr",
+    ):
         assert column in metrics.columns, column
         assert metrics[column].notna().all(), column
     assert ((metrics["train/lambda_e"] >= metrics["train/lambda_p"]) & (metrics["train/lambda_p"] >= 0)).all()
@@ -108,9 +126,15 @@ def test_tiny_phanet_overfits_sixteen_images():
     images = torch.stack([preprocess(draw(e, p, s, 32), 32) for e, p, s in labels])
     expression = torch.tensor([e for e, _, _ in labels])
     pose = torch.tensor([p for _, p, _ in labels])
-    model = PhaNet(["AN", "HA", "NE", "SU"], ["-30", "0", "30"], 32,
-                   backbone={"depth": 10, "growth_rate": 6, "stem_pool": False}, attention={"hidden": 16, "grid": 2},
-                   sal_hidden=8, head_hidden=32)
+    model = PhaNet(
+        ["AN", "HA", "NE", "SU"],
+        ["-30", "0", "30"],
+        32,
+        backbone={"depth": 10, "growth_rate": 6, "stem_pool": False},
+        attention={"hidden": 16, "grid": 2},
+        sal_hidden=8,
+        head_hidden=32,
+    )
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     for _ in range(40):
         output = model(images)
@@ -165,8 +189,13 @@ def test_resume_after_a_kill_finishes_every_epoch_once(tiny_manifest, tmp_path):
     out = tmp_path / "killed"
     args = ["train", "--config", "demo", *tiny_overrides(tiny_manifest, out, "train.epochs=4"), "--no-progress"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen([sys.executable, "-m", "phanet", *args], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "phanet", *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     metrics = out / "metrics.csv"
     deadline = time.time() + 240
     while time.time() < deadline:
@@ -196,9 +225,19 @@ def test_resume_after_a_kill_finishes_every_epoch_once(tiny_manifest, tmp_path):
 def test_tiny_ddp_training_with_two_cpu_processes(tiny_manifest, tmp_path):
     out = tmp_path / "ddp"
     # no warm-up: the PAN initialisation's steps run under DDP too
-    result = _phanet("train", "--config", "demo", *tiny_overrides(tiny_manifest, out, "train.epochs=1",
-                                                                  "train.pan_init.warmup_epochs=0"),
-                     "--accelerator", "cpu", "--devices", "2", "--strategy", "ddp", "--no-progress")
+    result = _phanet(
+        "train",
+        "--config",
+        "demo",
+        *tiny_overrides(tiny_manifest, out, "train.epochs=1", "train.pan_init.warmup_epochs=0"),
+        "--accelerator",
+        "cpu",
+        "--devices",
+        "2",
+        "--strategy",
+        "ddp",
+        "--no-progress",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["pan_init"]["steps"] == 3
     assert (out / "checkpoints" / "last.ckpt").exists()
@@ -220,9 +259,13 @@ def test_schedules_freeze_the_right_parameters(schedule, tiny_manifest, tmp_path
     batch = module.prepare_batch(FaceDataset(faces, 32).__getitems__(list(range(8))), train=False)
     pans = {id(p) for p in module.attention_parameters()}
     sal = {id(p) for p in module.model.parameter_groups()["SAL"]}
-    expected = {"joint": ("total", True, True), "classification": ("classification", False, True),
-                "ranking": ("ranking", True, False), "warmup": ("classification", False, True),
-                "pan_init": ("pan_init", True, False)}
+    expected = {
+        "joint": ("total", True, True),
+        "classification": ("classification", False, True),
+        "ranking": ("ranking", True, False),
+        "warmup": ("classification", False, True),
+        "pan_init": ("pan_init", True, False),
+    }
     phases = [module.phase_of(0), module.phase_of(1), WARMUP, PAN_INIT]
     assert [p.name for p in phases[:2]] == (["joint", "joint"] if schedule == "joint" else ["classification", "ranking"])
     for phase in phases:
@@ -247,14 +290,17 @@ def test_schedules_freeze_the_right_parameters(schedule, tiny_manifest, tmp_path
             assert sal <= got  # held only with train.pan_init.hold_sal
 
 
-@pytest.mark.parametrize("enabled, warmup, steps", [(False, 0, 2), (False, 1, 2), (True, 0, 2), (True, 1, 2),
-                                                    (True, 1, 0)])
+@pytest.mark.parametrize("enabled, warmup, steps", [(False, 0, 2), (False, 1, 2), (True, 0, 2), (True, 1, 2), (True, 1, 0)])
 def test_phases_follow_the_pan_initialisation_settings(enabled, warmup, steps):
     """``train.pan_init.enabled: false``: no warm-up, no initialisation; enabled: ``warmup`` epochs of
     warm-up, then exactly ``steps`` initialisation steps, then the schedule (also with 0 steps). The
     module's optimisers follow: the initialisation's own Adam over the PANs alone when it runs."""
-    overrides = [*TINY, f"train.pan_init.enabled={str(enabled).lower()}", f"train.pan_init.warmup_epochs={warmup}",
-                 f"train.pan_init.steps={steps}"]
+    overrides = [
+        *TINY,
+        f"train.pan_init.enabled={str(enabled).lower()}",
+        f"train.pan_init.warmup_epochs={warmup}",
+        f"train.pan_init.steps={steps}",
+    ]
     config = load_config("demo", overrides)
     schedule = PhaseSchedule.from_config(config.train, has_attention=True)
     seen, done = [], 0
@@ -280,8 +326,13 @@ def test_pan_initialisation_trains_the_pans_alone_and_survives_resume(tiny_manif
     """Through the Trainer, under bf16 autocast: the initialisation steps move the PANs and nothing else,
     their count is kept in the checkpoint, and a resumed run neither repeats nor skips them."""
     out = tmp_path / "init"
-    overrides = ("train.epochs=1", "train.dynamics=1", "train.pan_init.warmup_epochs=0", "train.pan_init.steps=2",
-                 "train.precision=bf16-mixed")
+    overrides = (
+        "train.epochs=1",
+        "train.dynamics=1",
+        "train.pan_init.warmup_epochs=0",
+        "train.pan_init.steps=2",
+        "train.precision=bf16-mixed",
+    )
     config = load_config("demo", tiny_overrides(tiny_manifest, out, *overrides))
     train(config, progress=False)
     table = pd.read_csv(out / "dynamics.csv")
@@ -317,6 +368,7 @@ def test_subject_independent_splits_and_folds(tiny_manifest):
 
 # --- bad input: one clear line, exit status 2 -------------------------------------------------
 
+
 def _error(capsys, argv: list[str]) -> str:
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
@@ -349,16 +401,27 @@ def test_missing_image_and_unknown_label_name_the_row(capsys, tiny_manifest, tmp
 
 
 def test_empty_split_and_existing_run_folder(capsys, tiny_manifest, trained_run, tmp_path):
-    err = _error(capsys, ["train", "--config", "demo", *tiny_overrides(tiny_manifest, tmp_path / "x"),
-                          "data.split.val=4", "data.split.test=4"])
+    err = _error(
+        capsys,
+        ["train", "--config", "demo", *tiny_overrides(tiny_manifest, tmp_path / "x"), "data.split.val=4", "data.split.test=4"],
+    )
     assert "train split is empty" in err
     err = _error(capsys, ["train", "--config", "demo", *tiny_overrides(tiny_manifest, trained_run.run_dir)])
     assert "already holds files" in err and "--resume" in err
 
 
 def test_incompatible_checkpoint_and_resume(capsys, tiny_manifest, trained_run, tmp_path):
-    err = _error(capsys, ["train", "--config", "demo", *tiny_overrides(tiny_manifest, trained_run.run_dir),
-                          "model.backbone.growth_rate=8", "--resume"])
+    err = _error(
+        capsys,
+        [
+            "train",
+            "--config",
+            "demo",
+            *tiny_overrides(tiny_manifest, trained_run.run_dir),
+            "model.backbone.growth_rate=8",
+            "--resume",
+        ],
+    )
     assert "model.backbone.growth_rate" in err and "differs" in err
     payload = torch.load(trained_run.last_checkpoint, weights_only=True)
     payload["hyper_parameters"]["config"]["model"]["backbone"]["growth_rate"] = 8
@@ -370,16 +433,36 @@ def test_incompatible_checkpoint_and_resume(capsys, tiny_manifest, trained_run, 
 
 
 def test_nan_loss_stops_with_the_step(capsys, tiny_manifest, tmp_path):
-    err = _error(capsys, ["train", "--config", "demo", *tiny_overrides(tiny_manifest, tmp_path / "nan"),
-                          "optim.lr=1e30", "train.gradient_clip=0", "train.pan_init.enabled=false", "--no-progress"])
+    err = _error(
+        capsys,
+        [
+            "train",
+            "--config",
+            "demo",
+            *tiny_overrides(tiny_manifest, tmp_path / "nan"),
+            "optim.lr=1e30",
+            "train.gradient_clip=0",
+            "train.pan_init.enabled=false",
+            "--no-progress",
+        ],
+    )
     assert "training step" in err and "loss is nan" in err.lower()
 
 
 @pytest.mark.slow
 def test_training_dynamics_record_what_each_part_receives(tiny_manifest, tmp_path):
     out = tmp_path / "dyn"
-    config = load_config("demo", tiny_overrides(tiny_manifest, out, "train.epochs=2", "train.dynamics=1",
-                                                "train.pan_init.warmup_epochs=1", "train.pan_init.hold_sal=true"))
+    config = load_config(
+        "demo",
+        tiny_overrides(
+            tiny_manifest,
+            out,
+            "train.epochs=2",
+            "train.dynamics=1",
+            "train.pan_init.warmup_epochs=1",
+            "train.pan_init.hold_sal=true",
+        ),
+    )
     train(config, progress=False)
     table = pd.read_csv(out / "dynamics.csv")
     steps_per_epoch = pd.read_csv(out / "metrics.csv")["step"].iloc[0]
@@ -418,8 +501,18 @@ def test_training_dynamics_record_what_each_part_receives(tiny_manifest, tmp_pat
 def _untrainable(tiny_manifest, out, *overrides: str):
     """A learning rate too small to change any prediction, halved after every epoch without a better
     validation accuracy."""
-    return load_config("demo", tiny_overrides(tiny_manifest, out, "optim.lr=1e-12", "optim.scheduler=plateau",
-                                              "optim.plateau_patience=0", "optim.lr_decay=0.5", *overrides))
+    return load_config(
+        "demo",
+        tiny_overrides(
+            tiny_manifest,
+            out,
+            "optim.lr=1e-12",
+            "optim.scheduler=plateau",
+            "optim.plateau_patience=0",
+            "optim.lr_decay=0.5",
+            *overrides,
+        ),
+    )
 
 
 @pytest.mark.slow
@@ -437,9 +530,11 @@ def test_plateau_schedule_and_early_stopping_follow_the_validation_accuracy(tiny
     # Resumed as it is, the stopped run has nothing to train and says which setting would go on.
     before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file() and p.name != ".lock"}
     again = train(config, resume=True, progress=False)
-    assert again.finished == (f"{out} had already stopped early after epoch 3 of 6 (2 epochs without a better "
-                              "validation FER accuracy, train.early_stop 2); nothing was trained. To train on, "
-                              "resume with train.early_stop above 2 (0 turns early stopping off)")
+    assert again.finished == (
+        f"{out} had already stopped early after epoch 3 of 6 (2 epochs without a better "
+        "validation FER accuracy, train.early_stop 2); nothing was trained. To train on, "
+        "resume with train.early_stop above 2 (0 turns early stopping off)"
+    )
     assert again.best_score == result.best_score
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file() and p.name != ".lock"} == before
     assert RunFolder(out).ended_by() == "early_stop" and ended_by(out) == "early stopping"
@@ -448,10 +543,14 @@ def test_plateau_schedule_and_early_stopping_follow_the_validation_accuracy(tiny
     # more patience, which would have trained on.
     folder = RunFolder(out)
     assert folder.difference(load_config(out / "config.yaml", ["train.epochs=12"]), budget=True) is None
-    assert folder.difference(load_config(out / "config.yaml", ["train.epochs=3"]), budget=True) == \
-        "train.epochs (6 in the run, 3 now)"
-    assert folder.difference(load_config(out / "config.yaml", ["train.epochs=12", "train.early_stop=3"]),
-                             budget=True) == "train.epochs (6 in the run, 12 now)"
+    assert (
+        folder.difference(load_config(out / "config.yaml", ["train.epochs=3"]), budget=True)
+        == "train.epochs (6 in the run, 3 now)"
+    )
+    assert (
+        folder.difference(load_config(out / "config.yaml", ["train.epochs=12", "train.early_stop=3"]), budget=True)
+        == "train.epochs (6 in the run, 12 now)"
+    )
     # More patience: one more epoch without improvement ends it again (the patience is the new one).
     more = load_config(out / "config.yaml", ["train.early_stop=3"])
     assert train(more, resume=True, progress=False).finished is None
@@ -473,8 +572,13 @@ def test_training_end_names_the_setting_that_left_nothing_to_train():
     train_settings = SimpleNamespace(epochs=10, early_stop=3, max_minutes=5.0)
 
     def payload(epoch, wait, seconds):
-        return {"epoch": epoch, "callbacks": {"EarlyStopping{'monitor': 'val/expression_acc'}": {"wait_count": wait},
-                                              "Timer": {"time_elapsed": {"train": seconds}}}}
+        return {
+            "epoch": epoch,
+            "callbacks": {
+                "EarlyStopping{'monitor': 'val/expression_acc'}": {"wait_count": wait},
+                "Timer": {"time_elapsed": {"train": seconds}},
+            },
+        }
 
     assert training_end(payload(9, 0, 0.0), train_settings) == "epochs"  # epoch 9 is the 10th
     assert training_end(payload(5, 3, 0.0), train_settings) == "early_stop"
@@ -503,7 +607,8 @@ def test_patience_counts_only_once_validation_has_left_chance():
     assert scheduler.best == 0.50 and scheduler.last_epoch == len(scores)
     # Counted from the first epoch, the same scores lower it after the third.
     plain = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0), mode="max", factor=0.1, patience=1)
+        torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0), mode="max", factor=0.1, patience=1
+    )
     step_plateau(plain, 0.30, None), step_plateau(plain, 0.45, None), step_plateau(plain, 0.40, None)
     assert plain.optimizer.param_groups[0]["lr"] == 1
     step_plateau(plain, 0.44, None)
@@ -531,8 +636,7 @@ def test_a_network_at_chance_keeps_its_rate_and_is_not_stopped(tiny_manifest, tm
 
 
 @pytest.mark.slow
-def test_balanced_class_weights_come_from_the_training_subjects_and_stay_with_the_checkpoint(tiny_manifest,
-                                                                                            tmp_path):
+def test_balanced_class_weights_come_from_the_training_subjects_and_stay_with_the_checkpoint(tiny_manifest, tmp_path):
     # Half of the HA images left out: the training split's classes are no longer balanced.
     rows = pd.read_csv(tiny_manifest)
     rows = rows.drop(rows.index[rows["expression"].eq("HA")][::2])
@@ -570,9 +674,9 @@ def test_head_probe_reads_the_same_network_as_evaluate(trained_run):
     head = table[table["readout"] == "head as trained"].set_index("task")["test"]
     assert head["expression"] == pytest.approx(summary["expression_accuracy"], abs=1e-6)  # float32 mean
     assert head["pose"] == pytest.approx(summary["pose_accuracy"], abs=1e-6)
-    assert table["readout"].tolist() == ["head as trained"] * 2 + [f"probe on {r}" for r in REPRESENTATIONS
-                                                                   for _ in range(2)] \
-        + [f"head refitted, epoch {e}" for e in (1, 2) for _ in range(2)]
+    assert table["readout"].tolist() == ["head as trained"] * 2 + [f"probe on {r}" for r in REPRESENTATIONS for _ in range(2)] + [
+        f"head refitted, epoch {e}" for e in (1, 2) for _ in range(2)
+    ]
     assert table[["train", "test"]].stack().between(0, 1).all()
 
 
@@ -667,8 +771,9 @@ def test_gradient_clipping_by_part_leaves_the_other_parts_alone():
     the other parts keep their gradients exactly (by ``network`` all would shrink together)."""
     from types import SimpleNamespace
 
-    module = PhaNetModule(load_config("demo", [*TINY, "train.gradient_clip=5", "train.gradient_clip_by=part"]).to_dict(),
-                          ["AN", "HA"], ["0"])
+    module = PhaNetModule(
+        load_config("demo", [*TINY, "train.gradient_clip=5", "train.gradient_clip_by=part"]).to_dict(), ["AN", "HA"], ["0"]
+    )
     optimizer = torch.optim.SGD(module.parameters(), lr=0.1)
     module._trainer = SimpleNamespace(optimizers=[optimizer])
     torch.manual_seed(0)
@@ -680,8 +785,9 @@ def test_gradient_clipping_by_part_leaves_the_other_parts_alone():
     before = {id(p): p.grad.clone() for p in module.parameters()}
     module.on_before_optimizer_step(optimizer)
     pan_s2 = module._parts["PAN_S2"]
-    assert float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for p in pan_s2]))) \
-        == pytest.approx(5.0, rel=1e-4)
+    assert float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for p in pan_s2]))) == pytest.approx(
+        5.0, rel=1e-4
+    )
     for name, parameters in module._parts.items():
         if name != "PAN_S2":
             assert all(torch.equal(p.grad, before[id(p)]) for p in parameters), name
@@ -700,21 +806,26 @@ def test_weight_averaging_checkpoints_the_average_and_resumes_it(tiny_manifest, 
     def state(module: PhaNetModule) -> dict[str, torch.Tensor]:
         return {k: v.detach().clone() for k, v in module.state_dict().items()}
 
-    monkeypatch.setattr(PhaNetModule, "on_train_batch_end",
-                        lambda self, *args: snapshots.__setitem__(self.global_step, state(self)), raising=False)
+    monkeypatch.setattr(
+        PhaNetModule,
+        "on_train_batch_end",
+        lambda self, *args: snapshots.__setitem__(self.global_step, state(self)),
+        raising=False,
+    )
     monkeypatch.setattr(PhaNetModule, "on_train_start", lambda self: starts.append(state(self)), raising=False)
 
     def run(epochs: int, resume: bool = False) -> dict:
         snapshots.clear()
-        config = load_config("demo", tiny_overrides(tiny_manifest, tmp_path / "ema", f"train.epochs={epochs}",
-                                                    f"train.ema={decay}"))
+        config = load_config(
+            "demo", tiny_overrides(tiny_manifest, tmp_path / "ema", f"train.epochs={epochs}", f"train.ema={decay}")
+        )
         train(config, resume=resume, progress=False)
         return torch.load(tmp_path / "ema" / "checkpoints" / "last.ckpt", weights_only=True)
 
     def averaged(start: dict[str, torch.Tensor] | None, keys: list[str]) -> dict[str, torch.Tensor]:
         steps = [snapshots[step] for step in sorted(snapshots)]
         expected = {k: (steps[0] if start is None else start)[k].clone() for k in keys}
-        for weights in steps[(start is None):]:
+        for weights in steps[(start is None) :]:
             for k in keys:
                 expected[k] = decay * expected[k] + (1 - decay) * weights[k]
         return expected
@@ -748,6 +859,9 @@ def test_square_swap_reads_the_old_face_pans_option_as_face_yaws():
 
     parse = runpy.run_path(str(REPO / "benchmarks" / "square_swap.py"))["parse_arguments"]
     assert parse(["run"]).face_yaws == "-60,-45,45,60" and parse(["run", "--face-yaws", "0"]).face_yaws == "0"
-    with pytest.warns(PhanetDeprecationWarning, match=r"^benchmarks/square_swap.py: the option '--face-pans' is now "
-                                                      r"called '--face-yaws'; the old name stops working in phanet 0.3$"):
+    with pytest.warns(
+        PhanetDeprecationWarning,
+        match=r"^benchmarks/square_swap.py: the option '--face-pans' is now "
+        r"called '--face-yaws'; the old name stops working in phanet 0.3$",
+    ):
         assert parse(["run", "--face-pans=-30,30"]).face_yaws == "-30,30"

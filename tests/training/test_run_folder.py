@@ -43,8 +43,9 @@ def one_epoch(tiny_manifest, tmp_path_factory):
     out = tmp_path_factory.mktemp("hardening") / "run"
     previous = os.umask(0o022)
     try:
-        train(load_config("demo", tiny_overrides(tiny_manifest, out, "train.epochs=1", "optim.part_lr={SAL: 0.1}")),
-              progress=False)
+        train(
+            load_config("demo", tiny_overrides(tiny_manifest, out, "train.epochs=1", "optim.part_lr={SAL: 0.1}")), progress=False
+        )
     finally:
         os.umask(previous)
     return out
@@ -59,8 +60,15 @@ def run_copy(one_epoch, tmp_path):
 @pytest.mark.slow
 def test_run_files_follow_the_umask(one_epoch):
     modes = {p.relative_to(one_epoch).as_posix(): stat.S_IMODE(p.stat().st_mode) for p in one_epoch.rglob("*")}
-    assert {"config.yaml", "split.json", "classes.json", "metrics.csv", LOCK_FILE,
-            "checkpoints/best.ckpt", "checkpoints/last.ckpt"} <= set(modes)
+    assert {
+        "config.yaml",
+        "split.json",
+        "classes.json",
+        "metrics.csv",
+        LOCK_FILE,
+        "checkpoints/best.ckpt",
+        "checkpoints/last.ckpt",
+    } <= set(modes)
     assert {name: mode for name, mode in modes.items() if mode != (0o755 if name == "checkpoints" else 0o644)} == {}
 
 
@@ -81,10 +89,13 @@ def test_a_second_training_into_a_locked_folder_is_refused(run_copy, tiny_manife
 @pytest.mark.slow
 def test_a_lock_whose_holder_was_killed_is_free(run_copy, capsys):
     # A process holding the folder's lock as a training does (flock on OUT/.lock), then killed with SIGKILL.
-    code = ("import fcntl, os, sys; fd = os.open(sys.argv[1], os.O_RDWR); fcntl.flock(fd, fcntl.LOCK_EX); "
-            "print('locked', flush=True); sys.stdin.read()")
-    holder = subprocess.Popen([sys.executable, "-c", code, str(run_copy / LOCK_FILE)], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True)
+    code = (
+        "import fcntl, os, sys; fd = os.open(sys.argv[1], os.O_RDWR); fcntl.flock(fd, fcntl.LOCK_EX); "
+        "print('locked', flush=True); sys.stdin.read()"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", code, str(run_copy / LOCK_FILE)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert holder.stdout.readline().strip() == "locked"
         assert "is in use" in _error(capsys, ["train", "--out", str(run_copy), "--resume", "--no-progress"])
@@ -100,22 +111,40 @@ def test_a_lock_whose_holder_was_killed_is_free(run_copy, capsys):
 
 @pytest.mark.slow
 def test_resume_applies_a_new_learning_rate(run_copy, capsys):
-    assert main(["train", "--out", str(run_copy), "--resume", "train.epochs=2", "optim.lr=0.005",
-                 "optim.part_lr={SAL: 0.2}", "optim.weight_decay=0.001", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--out",
+                str(run_copy),
+                "--resume",
+                "train.epochs=2",
+                "optim.lr=0.005",
+                "optim.part_lr={SAL: 0.2}",
+                "optim.weight_decay=0.001",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     metrics = pd.read_csv(run_copy / "metrics.csv")
     assert metrics["epoch"].tolist() == [0, 1]
     assert metrics["lr"].tolist() == pytest.approx([0.001, 0.005])
     groups = torch.load(run_copy / "checkpoints" / "last.ckpt", weights_only=True)["optimizer_states"][0]["param_groups"]
     assert [g.get("name") for g in groups] == [None, "SAL"]
-    assert [(g["lr"], g["initial_lr"], g["weight_decay"]) for g in groups] == \
-        [pytest.approx((0.005, 0.005, 0.001)), pytest.approx((0.001, 0.001, 0.001))]
+    assert [(g["lr"], g["initial_lr"], g["weight_decay"]) for g in groups] == [
+        pytest.approx((0.005, 0.005, 0.001)),
+        pytest.approx((0.001, 0.001, 0.001)),
+    ]
     stored = yaml.safe_load((run_copy / "config.yaml").read_text())
     assert stored["optim"]["lr"] == 0.005 and stored["train"]["epochs"] == 2
     # Fewer epochs than the run has finished: refused before anything changes.
     before = _contents(run_copy)
     assert main(["train", "--out", str(run_copy), "--resume", "train.epochs=1"]) == 2
-    assert capsys.readouterr().err.strip() == (f"phanet train: error: --resume: {run_copy} has finished 2 epochs, "
-                                               "more than train.epochs (1); give train.epochs=2 or more")
+    assert capsys.readouterr().err.strip() == (
+        f"phanet train: error: --resume: {run_copy} has finished 2 epochs, "
+        "more than train.epochs (1); give train.epochs=2 or more"
+    )
     assert _contents(run_copy) == before
 
 
@@ -123,11 +152,32 @@ def test_resume_applies_a_new_learning_rate(run_copy, capsys):
 def test_resume_keeps_the_multistep_schedule_position(tiny_manifest, tmp_path):
     # SGD whose rate drops x0.1 after epoch 1: resumed at epoch 2 with a new base rate and milestone.
     out = tmp_path / "sgd"
-    base = tiny_overrides(tiny_manifest, out, "optim.name=sgd", "optim.scheduler=multistep",
-                          "optim.lr=0.01", "optim.milestones=[1]", "train.pan_init.enabled=false")
+    base = tiny_overrides(
+        tiny_manifest,
+        out,
+        "optim.name=sgd",
+        "optim.scheduler=multistep",
+        "optim.lr=0.01",
+        "optim.milestones=[1]",
+        "train.pan_init.enabled=false",
+    )
     train(load_config("demo", [*base, "train.epochs=2"]), progress=False)
-    assert main(["train", "--out", str(out), "--resume", "train.epochs=3", "optim.lr=0.04",
-                 "optim.milestones=[1, 2]", "optim.momentum=0.5", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--out",
+                str(out),
+                "--resume",
+                "train.epochs=3",
+                "optim.lr=0.04",
+                "optim.milestones=[1, 2]",
+                "optim.momentum=0.5",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     # epoch 0: 0.01; epoch 1: 0.001 (milestone 1); epoch 2: 0.04 x 0.1 x 0.1 (milestones 1 and 2 passed)
     assert pd.read_csv(out / "metrics.csv")["lr"].tolist() == pytest.approx([0.01, 0.001, 0.0004])
     group = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["optimizer_states"][0]["param_groups"][0]
@@ -166,21 +216,28 @@ def test_resuming_a_run_that_trained_every_epoch_says_so(run_copy, capsys):
     before = _contents(run_copy)
     assert main(["train", "--out", str(run_copy), "--resume", "optim.lr=0.5", "--no-progress"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0] == (f"{run_copy} had already trained every epoch of train.epochs (1); nothing was trained. "
-                      "To train on, resume with train.epochs above 1")
+    assert out[0] == (
+        f"{run_copy} had already trained every epoch of train.epochs (1); nothing was trained. "
+        "To train on, resume with train.epochs above 1"
+    )
     assert out[1] == f"run folder: {run_copy}"
     assert _contents(run_copy) == before  # config.yaml keeps the settings the run was trained with
 
 
-@pytest.mark.parametrize("overrides, message", [
-    (["optim.name=sgd"], "--resume: optim.name ('adam' in the run, 'sgd' now) differs from the run"),
-    (["optim.scheduler=multistep"], "--resume: optim.scheduler ('plateau' in the run, 'multistep' now) differs"),
-    (["optim.part_lr={PAN_S2: 0.5, SAL: 0.1}"],
-     "--resume: the set of parts in optim.part_lr (SAL in the run, PAN_S2, SAL now) differs"),
-    (["model.backbone.growth_rate=8"], "--resume: model.backbone.growth_rate (6 in the run, 8 now) differs"),
-    (["train.schedule=alternating"], "--resume: train.schedule ('joint' in the run, 'alternating' now) differs"),
-    (["train.ema=0.99"], "--resume: train.ema (0.0 in the run, 0.99 now) differs"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["optim.name=sgd"], "--resume: optim.name ('adam' in the run, 'sgd' now) differs from the run"),
+        (["optim.scheduler=multistep"], "--resume: optim.scheduler ('plateau' in the run, 'multistep' now) differs"),
+        (
+            ["optim.part_lr={PAN_S2: 0.5, SAL: 0.1}"],
+            "--resume: the set of parts in optim.part_lr (SAL in the run, PAN_S2, SAL now) differs",
+        ),
+        (["model.backbone.growth_rate=8"], "--resume: model.backbone.growth_rate (6 in the run, 8 now) differs"),
+        (["train.schedule=alternating"], "--resume: train.schedule ('joint' in the run, 'alternating' now) differs"),
+        (["train.ema=0.99"], "--resume: train.ema (0.0 in the run, 0.99 now) differs"),
+    ],
+)
 def test_a_refused_resume_leaves_the_run_unchanged(overrides, message, run_copy, capsys):
     before = _contents(run_copy)
     assert message in _error(capsys, ["train", "--out", str(run_copy), "--resume", "optim.lr=0.5", *overrides])
@@ -207,14 +264,17 @@ def _damage(last, how: str) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("how, message", [
-    ("junk", "is not a readable checkpoint"),
-    ("truncated", "is not a readable checkpoint"),
-    ("foreign", "is not a phanet checkpoint"),
-    ("weights only", "holds weights but no training state"),
-    ("other network", "does not match the run's config"),
-    ("nan", "holds non-finite weights (NaN or infinity), first in 'model."),
-])
+@pytest.mark.parametrize(
+    "how, message",
+    [
+        ("junk", "is not a readable checkpoint"),
+        ("truncated", "is not a readable checkpoint"),
+        ("foreign", "is not a phanet checkpoint"),
+        ("weights only", "holds weights but no training state"),
+        ("other network", "does not match the run's config"),
+        ("nan", "holds non-finite weights (NaN or infinity), first in 'model."),
+    ],
+)
 def test_a_broken_last_checkpoint_is_refused_and_config_yaml_stays(how, message, run_copy, capsys):
     last = run_copy / "checkpoints" / "last.ckpt"
     _damage(last, how)
@@ -241,8 +301,7 @@ def test_a_run_that_never_finished_an_epoch_starts_again(run_copy, tiny_manifest
     (run_copy / "checkpoints" / "last.ckpt").unlink()
     err = _error(capsys, ["train", "--out", str(run_copy), "--resume"])
     assert "never finished an epoch (no checkpoints/last.ckpt); start it again without --resume" in err
-    assert main(["train", "--config", "demo", *tiny_overrides(tiny_manifest, run_copy, "train.epochs=1"),
-                 "--no-progress"]) == 0
+    assert main(["train", "--config", "demo", *tiny_overrides(tiny_manifest, run_copy, "train.epochs=1"), "--no-progress"]) == 0
     assert sorted(p.name for p in (run_copy / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
     assert pd.read_csv(run_copy / "metrics.csv")["epoch"].tolist() == [0]
     (run_copy / "notes.txt").write_text("mine")
@@ -252,19 +311,22 @@ def test_a_run_that_never_finished_an_epoch_starts_again(run_copy, tiny_manifest
 
 def _with_file_limit(limit: int, *args: str) -> subprocess.CompletedProcess:
     """``phanet ARGS`` where no file may grow beyond ``limit`` bytes: writes fail as on a full disk."""
+
     def limit_files() -> None:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # an over-large write fails with EFBIG instead
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
-    return subprocess.run([sys.executable, "-m", "phanet", *args], capture_output=True, text=True, timeout=240,
-                          preexec_fn=limit_files)
+    return subprocess.run(
+        [sys.executable, "-m", "phanet", *args], capture_output=True, text=True, timeout=240, preexec_fn=limit_files
+    )
 
 
 @pytest.mark.slow
 def test_synth_on_a_full_disk_ends_with_one_line(tmp_path):
     out = tmp_path / "synth"
-    result = _with_file_limit(1000, "synth", "--preset", "kdef", "--subjects", "1", "--size", "32",
-                              "--workers", "1", "--out", str(out))
+    result = _with_file_limit(
+        1000, "synth", "--preset", "kdef", "--subjects", "1", "--size", "32", "--workers", "1", "--out", str(out)
+    )
     assert result.returncode == 2, result.stderr[-2000:]
     err = result.stderr.strip().splitlines()
     assert "Traceback" not in result.stderr

@@ -22,9 +22,14 @@ def _stop_after_first_epoch(out, args: list[str], signum: int) -> tuple[int, str
     """Start ``phanet ARGS``, send ``signum`` once the first epoch's ``last.ckpt`` and metrics row are
     written; returns the exit status and stderr."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen([sys.executable, "-m", "phanet", *args], env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True,
-                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "phanet", *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     metrics = out / "metrics.csv"
     deadline = time.time() + 240
     try:
@@ -50,9 +55,12 @@ def test_a_signal_keeps_the_last_epoch_says_so_and_resume_finishes_the_run(signu
     assert returncode == status, err[-2000:]
     assert "Traceback" not in err
     line = err.strip().splitlines()[-1]
-    match = re.fullmatch(rf"phanet train: stopped by {signal.Signals(signum).name} after epoch (\d) of 3 "
-                         rf"\({re.escape(str(out / 'checkpoints' / 'last.ckpt'))} holds it\); "
-                         rf"resume with: phanet train --out {re.escape(str(out))} --resume", line)
+    match = re.fullmatch(
+        rf"phanet train: stopped by {signal.Signals(signum).name} after epoch (\d) of 3 "
+        rf"\({re.escape(str(out / 'checkpoints' / 'last.ckpt'))} holds it\); "
+        rf"resume with: phanet train --out {re.escape(str(out))} --resume",
+        line,
+    )
     assert match, line
     done = int(match.group(1))
     assert done in (1, 2)
@@ -68,9 +76,27 @@ def test_a_signal_keeps_the_last_epoch_says_so_and_resume_finishes_the_run(signu
 @pytest.mark.slow
 def test_sigterm_outside_training_stops_the_command_with_one_line(tmp_path):
     """A SIGTERM before any epoch (here: while rendering data) ends the command the same way."""
-    process = subprocess.Popen([sys.executable, "-m", "phanet", "synth", "--preset", "bu3dfe", "--subjects", "200",
-                                "--size", "64", "--workers", "1", "--out", str(tmp_path / "synth")],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "phanet",
+            "synth",
+            "--preset",
+            "bu3dfe",
+            "--subjects",
+            "200",
+            "--size",
+            "64",
+            "--workers",
+            "1",
+            "--out",
+            str(tmp_path / "synth"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert process.stdout.readline().startswith("rendering 200 subjects")
     process.send_signal(signal.SIGTERM)
     _, err = process.communicate(timeout=60)

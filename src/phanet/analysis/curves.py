@@ -40,8 +40,11 @@ def method_runs(folders: list[Path], labels: list[str]) -> list[tuple[str, int, 
     for folder, label in zip(folders, labels):
         for index, (_, phanet, densenet) in enumerate(experiment_folds(folder), start=1):
             paths = {"phanet": phanet, "densenet": densenet}
-            runs += [(label, index, method, RunFolder(paths[method]).read_metrics())
-                     for method in METHODS if paths[method] is not None and paths[method].is_dir()]
+            runs += [
+                (label, index, method, RunFolder(paths[method]).read_metrics())
+                for method in METHODS
+                if paths[method] is not None and paths[method].is_dir()
+            ]
     return runs
 
 
@@ -50,11 +53,21 @@ def curve_rows(runs: list[tuple[str, int, str, pd.DataFrame]], last: int = 4) ->
     for label, index, method, metrics in runs:
         fer, pose = metrics["val/expression_acc"] * 100, metrics["val/pose_acc"] * 100
         best = int(fer.to_numpy().argmax())
-        rows.append({"experiment": label, "fold": index, "method": method, "epochs": len(metrics),
-                     "best epoch": best + 1, "best val FER": fer.iloc[best],
-                     "val pose at best": pose.iloc[best], "last val FER": fer.iloc[-1],
-                     "last val pose": pose.iloc[-1], "pose swing": swing(pose, last),
-                     "FER swing": swing(fer, last)})
+        rows.append(
+            {
+                "experiment": label,
+                "fold": index,
+                "method": method,
+                "epochs": len(metrics),
+                "best epoch": best + 1,
+                "best val FER": fer.iloc[best],
+                "val pose at best": pose.iloc[best],
+                "last val FER": fer.iloc[-1],
+                "last val pose": pose.iloc[-1],
+                "pose swing": swing(pose, last),
+                "FER swing": swing(fer, last),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -76,8 +89,14 @@ def curves_figure(runs: list[tuple[str, int, str, pd.DataFrame]], labels: list[s
     for label, index, method, metrics in runs:
         epochs = metrics["epoch"] + 1
         for row, key in enumerate(("val/expression_acc", "val/pose_acc")):
-            axes[row][index - 1].plot(epochs, metrics[key] * 100, styles[method], color=colours[label], marker=".",
-                                      label=f"{label}, {'PhaNet' if method == 'phanet' else 'DenseNet-40'}")
+            axes[row][index - 1].plot(
+                epochs,
+                metrics[key] * 100,
+                styles[method],
+                color=colours[label],
+                marker=".",
+                label=f"{label}, {'PhaNet' if method == 'phanet' else 'DenseNet-40'}",
+            )
     for column in range(folds):
         axes[0][column].set_title(f"fold {column + 1}")
         axes[1][column].set_xlabel("epoch")

@@ -45,8 +45,10 @@ def frozen_features(module, part: str) -> dict[str, torch.Tensor]:
     """Pooled HPAL features (N, scales, C) of the scales SAL fuses, labels and intensities of ``part``'s
     images through the frozen network."""
     values = features(module, part, None, augment=False)
-    return {"pooled": torch.stack([values[f"M{s + 1}"] for s in module.model.used], 1),
-            **{key: values[key] for key in ("expression", "pose", "intensity")}}
+    return {
+        "pooled": torch.stack([values[f"M{s + 1}"] for s in module.model.used], 1),
+        **{key: values[key] for key in ("expression", "pose", "intensity")},
+    }
 
 
 def _forward(sal, head, pooled: torch.Tensor, fixed: torch.Tensor | None):
@@ -82,8 +84,9 @@ def refit(model, config, train: dict, variant: str, seed: int, epochs: int) -> t
         for start in range(0, len(order), 32):
             rows = order[start : start + 32]
             expression_logits, pose_logits, _, z = _forward(sal, head, train["pooled"][rows], fixed)
-            loss = (F.cross_entropy(expression_logits, train["expression"][rows], weight=weight)
-                    + F.cross_entropy(pose_logits, train["pose"][rows]))
+            loss = F.cross_entropy(expression_logits, train["expression"][rows], weight=weight) + F.cross_entropy(
+                pose_logits, train["pose"][rows]
+            )
             if z is not None and config.loss.sal_limit is not None:
                 loss = loss + sal_limit_loss(z, config.loss.sal_limit)
             optimizer.zero_grad()
@@ -99,8 +102,11 @@ def score(sal, head, fixed, test: dict, expressions: list[str]) -> tuple[dict, n
     said, truth = expression_logits.argmax(1).numpy(), test["expression"].numpy()
     right = said == truth
     per_class = {e: float(right[truth == k].mean() * 100) for k, e in enumerate(expressions) if (truth == k).any()}
-    row = {"FER": float(right.mean() * 100), "pose": float((pose_logits.argmax(1) == test["pose"]).float().mean() * 100),
-           "mean per expression": float(np.mean(list(per_class.values())))}
+    row = {
+        "FER": float(right.mean() * 100),
+        "pose": float((pose_logits.argmax(1) == test["pose"]).float().mean() * 100),
+        "mean per expression": float(np.mean(list(per_class.values()))),
+    }
     row.update({f"FER {e}": v for e, v in per_class.items()})
     intensity = test["intensity"].numpy()
     for level in sorted(set(intensity[intensity >= 0].tolist())):
@@ -111,8 +117,9 @@ def score(sal, head, fixed, test: dict, expressions: list[str]) -> tuple[dict, n
     return row, c.numpy()
 
 
-def head_refit(run_dir: str | Path, variants: list[str], seeds: list[int], epochs: int = 30,
-               by: bool = False) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+def head_refit(
+    run_dir: str | Path, variants: list[str], seeds: list[int], epochs: int = 30, by: bool = False
+) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
     """The result table (one row per variant and seed, ``trained`` first) and, with ``by``, the mean c
     per pose and per expression of each row (keyed ``variant seed``)."""
     unknown = [v for v in variants if v not in VARIANTS]
@@ -123,8 +130,9 @@ def head_refit(run_dir: str | Path, variants: list[str], seeds: list[int], epoch
     module.eval()
     model = module.model
     if getattr(model, "sal", None) is None:
-        raise SystemExit(f"{run_dir}: the network has no joint SAL (arch {module.config.model.arch}, "
-                         f"joint_sa {module.config.model.joint_sa})")
+        raise SystemExit(
+            f"{run_dir}: the network has no joint SAL (arch {module.config.model.arch}, joint_sa {module.config.model.joint_sa})"
+        )
     classes = json.loads(folder.classes_file.read_text())
     data = {part: frozen_features(module, part) for part in ("train", "test")}
     rows, by_tables = [], {}

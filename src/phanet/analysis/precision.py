@@ -43,8 +43,16 @@ def _gradients(model, batch, loss_config, term: str, mode: str) -> dict[str, tor
     with autocast:
         terms = phanet_loss(model(images), batch["expression"], batch["pose"], loss_config)
     getattr(terms, term).backward()
-    return {part: torch.cat([p.grad.flatten().double() for name, p in model.named_parameters()
-                             if name.startswith(part + ".") and p.grad is not None]) for part in PARTS}
+    return {
+        part: torch.cat(
+            [
+                p.grad.flatten().double()
+                for name, p in model.named_parameters()
+                if name.startswith(part + ".") and p.grad is not None
+            ]
+        )
+        for part in PARTS
+    }
 
 
 def load_checkpoint(checkpoint: str) -> PhaNetModule:

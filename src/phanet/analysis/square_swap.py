@@ -53,8 +53,9 @@ def _s3_predictions(module, dataset: FaceDataset, squares: torch.Tensor | None, 
     return torch.cat(predictions).numpy(), torch.cat(local)
 
 
-def square_swap(run_dir: str | Path, images: int | None = None, seed: int = 0,
-                batch_size: int = 50) -> tuple[pd.DataFrame, dict[str, float]]:
+def square_swap(
+    run_dir: str | Path, images: int | None = None, seed: int = 0, batch_size: int = 50
+) -> tuple[pd.DataFrame, dict[str, float]]:
     """The swap table and its summary for the PhaNet in ``run_dir`` (see the module's text).
 
     Table: one row per true expression r (and ``all``): ``faces``, S3's accuracy with its ``own``
@@ -78,8 +79,9 @@ def square_swap(run_dir: str | Path, images: int | None = None, seed: int = 0,
     missing = [p for p in table["path"] if p not in where]
     if missing:
         raise SystemExit(f"{run_dir}: {len(missing)} test images are not in the run's dataset, e.g. {missing[0]}")
-    dataset = FaceDataset(faces.subset([where[p] for p in table["path"]]),
-                          module.config.model.input_size or module.config.model.image_size)
+    dataset = FaceDataset(
+        faces.subset([where[p] for p in table["path"]]), module.config.model.input_size or module.config.model.image_size
+    )
     truth = np.array([classes.index(e) for e in table["true_expression"]])
     pose = table["true_pose"].astype(str).to_numpy()
 
@@ -115,8 +117,11 @@ def square_swap(run_dir: str | Path, images: int | None = None, seed: int = 0,
         hits["other"].append(said[d][other] == truth[other])
         hits["donor_says_donor"].append(said[d][other] == d)
         hits["own_says_donor"].append(own[other] == d)
-    summary = {"own": float(np.mean(own == truth)), **{k: float(np.mean(np.concatenate(v))) for k, v in hits.items()},
-               "mean": float(np.mean(said["mean"] == truth))}
+    summary = {
+        "own": float(np.mean(own == truth)),
+        **{k: float(np.mean(np.concatenate(v))) for k, v in hits.items()},
+        "mean": float(np.mean(said["mean"] == truth)),
+    }
     summary["donor_leak"] = summary["donor_says_donor"] - summary["own_says_donor"]
     return pd.DataFrame(rows), summary
 
@@ -142,7 +147,11 @@ def faces_figure(run_dir: str | Path, path: str | Path, expressions: list[str], 
     if subject is None:
         raise SystemExit(f"{run_dir}: no test subject has every expression of {expressions} at every yaw of {yaws}")
     rows = [chosen[subject][k] for k in wanted]
-    boxes = np.stack([table.loc[faces.samples[i].path, ["s2_x", "s2_y", "s2_l", "s3_x", "s3_y", "s3_l"]]
-                      .to_numpy(dtype=float).reshape(2, 3) for i in rows])
+    boxes = np.stack(
+        [
+            table.loc[faces.samples[i].path, ["s2_x", "s2_y", "s2_l", "s3_x", "s3_y", "s3_l"]].to_numpy(dtype=float).reshape(2, 3)
+            for i in rows
+        ]
+    )
     titles = [f"{e} {p}°" for e, p in wanted]
     return attention_squares_figure([faces.load_image(i) for i in rows], boxes, titles, path, columns=len(yaws))

@@ -45,10 +45,30 @@ from phanet.training.run_folder import RunFolder
 
 SCALE_WEIGHTS = ("c1", "c2", "c3")
 #: The measurements of :func:`fold_row` that :func:`fold_summary` shows, in its order.
-SHOWN = ("PhaNet FER", "DenseNet FER", "FER gain", "PhaNet pose", "DenseNet pose", "pose gap",
-         "c1 mean", "c1 std", "c2 mean", "c2 std", "c3 mean", "c3 std", "c1 val std", "c2 val std", "c3 val std",
-         "S1 loss", "prior entropy", "S1 below prior %", "S3 on region %", "S3 worst yaw %",
-         "S2 pinned %", "S3 pinned %")
+SHOWN = (
+    "PhaNet FER",
+    "DenseNet FER",
+    "FER gain",
+    "PhaNet pose",
+    "DenseNet pose",
+    "pose gap",
+    "c1 mean",
+    "c1 std",
+    "c2 mean",
+    "c2 std",
+    "c3 mean",
+    "c3 std",
+    "c1 val std",
+    "c2 val std",
+    "c3 val std",
+    "S1 loss",
+    "prior entropy",
+    "S1 below prior %",
+    "S3 on region %",
+    "S3 worst yaw %",
+    "S2 pinned %",
+    "S3 pinned %",
+)
 
 
 def experiment_folds(folder: Path) -> list[tuple[str, Path, Path | None]]:
@@ -73,8 +93,11 @@ def prior_entropy(labels: pd.Series) -> float:
 def fold_row(name: str, phanet_folder: Path, dense_folder: Path | None) -> dict[str, object]:
     phanet = RunFolder(phanet_folder)
     summary, predictions = phanet.read_evaluation()
-    row: dict[str, object] = {"run": name, "PhaNet FER": 100 * summary["expression_accuracy"],
-                              "PhaNet pose": 100 * summary["pose_accuracy"]}
+    row: dict[str, object] = {
+        "run": name,
+        "PhaNet FER": 100 * summary["expression_accuracy"],
+        "PhaNet pose": 100 * summary["pose_accuracy"],
+    }
     dense = RunFolder(dense_folder) if dense_folder is not None else None
     if dense is not None and dense.evaluated():
         base, _ = dense.read_evaluation()
@@ -82,7 +105,7 @@ def fold_row(name: str, phanet_folder: Path, dense_folder: Path | None) -> dict[
         row["FER gain"] = row["PhaNet FER"] - row["DenseNet FER"]
         row["pose gap"] = row["DenseNet pose"] - row["PhaNet pose"]
     metrics = phanet.read_metrics()
-    second_half = metrics.iloc[len(metrics) // 2:]
+    second_half = metrics.iloc[len(metrics) // 2 :]
     for c in SCALE_WEIGHTS:
         row[f"{c} mean"] = float(predictions[c].mean())
         row[f"{c} std"] = float(predictions[c].std())
@@ -132,27 +155,36 @@ def check(table: pd.DataFrame) -> list[tuple[str, bool, str]]:
     """(target, met, what was measured) for each target of the folds in ``table``."""
     stds = table[[f"{c} std" for c in SCALE_WEIGHTS]]
     out = [
-        ("every c: test std > 0.02, pinned at neither 0.5 nor 1",
-         bool((stds > 0.02).all().all() and not table[[f"{c} pinned" for c in SCALE_WEIGHTS]].any().any()),
-         f"smallest std {stds.min().min():.3f}"),
+        (
+            "every c: test std > 0.02, pinned at neither 0.5 nor 1",
+            bool((stds > 0.02).all().all() and not table[[f"{c} pinned" for c in SCALE_WEIGHTS]].any().any()),
+            f"smallest std {stds.min().min():.3f}",
+        ),
         ("PhaNet pose >= 97 %", bool((table["PhaNet pose"] >= 97).all()), f"{table['PhaNet pose'].min():.2f} % at worst"),
-        ("S3 on mouth, eye or brow >= 90 % at every yaw", bool((table["S3 worst yaw %"] >= 90).all()),
-         f"{table['S3 worst yaw %'].min():.1f} % at the worst yaw"),
+        (
+            "S3 on mouth, eye or brow >= 90 % at every yaw",
+            bool((table["S3 worst yaw %"] >= 90).all()),
+            f"{table['S3 worst yaw %'].min():.1f} % at the worst yaw",
+        ),
     ]
     below = table["S1 below prior %"].dropna()
     without = len(table) - len(below)  # runs whose loss has no L_att log no S1 loss
     if len(below):
         said = f"{below.min():.1f} % at worst" + (f" ({without} run(s) without L_att)" if without else "")
-        out.insert(1, ("S1's expression loss >= 25 % below the prior entropy",
-                       bool((below >= 25).all()) and not without, said))
+        out.insert(1, ("S1's expression loss >= 25 % below the prior entropy", bool((below >= 25).all()) and not without, said))
     if "FER gain" in table:
         out += [
-            ("PhaNet pose within 1.5 points of DenseNet-40", bool((table["pose gap"] <= 1.5).all()),
-             f"{table['pose gap'].max():.2f} points at worst"),
-            ("PhaNet FER above DenseNet-40 in every fold", bool((table["FER gain"] > 0).all()),
-             f"{table['FER gain'].min():+.2f} points at worst"),
-            ("... by >= 5 points on average", bool(table["FER gain"].mean() >= 5),
-             f"{table['FER gain'].mean():+.2f} points"),
+            (
+                "PhaNet pose within 1.5 points of DenseNet-40",
+                bool((table["pose gap"] <= 1.5).all()),
+                f"{table['pose gap'].max():.2f} points at worst",
+            ),
+            (
+                "PhaNet FER above DenseNet-40 in every fold",
+                bool((table["FER gain"] > 0).all()),
+                f"{table['FER gain'].min():+.2f} points at worst",
+            ),
+            ("... by >= 5 points on average", bool(table["FER gain"].mean() >= 5), f"{table['FER gain'].mean():+.2f} points"),
         ]
     return out
 

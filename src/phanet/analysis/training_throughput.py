@@ -28,8 +28,8 @@ import platform
 import statistics
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import lightning as L
 import torch
@@ -44,10 +44,18 @@ from phanet.training.run import make_trainer
 
 #: Overrides of ``--small``: a tiny network on 32 px renders (what the test suite measures, in seconds).
 SMALL = [
-    "data.options={preset: bu3dfe, subjects: 4, size: 32}", "data.split.val=1", "data.split.test=1",
-    "model.image_size=32", "model.input_size=null", "model.backbone.depth=10", "model.backbone.growth_rate=6",
-    "model.backbone.stem_pool=false", "model.attention.grid=2", "model.attention.hidden=16",
-    "model.sal_hidden=8", "model.head_hidden=32",
+    "data.options={preset: bu3dfe, subjects: 4, size: 32}",
+    "data.split.val=1",
+    "data.split.test=1",
+    "model.image_size=32",
+    "model.input_size=null",
+    "model.backbone.depth=10",
+    "model.backbone.growth_rate=6",
+    "model.backbone.stem_pool=false",
+    "model.attention.grid=2",
+    "model.attention.hidden=16",
+    "model.sal_hidden=8",
+    "model.head_hidden=32",
 ]
 
 
@@ -101,8 +109,9 @@ def _fit(config: Config, datamodule: FaceDataModule, steps: int, warmup: int, lo
     module = PhaNetModule(config.to_dict(), datamodule.faces.expressions, datamodule.faces.poses)
     clock = StepClock(warmup)
     with tempfile.TemporaryDirectory() as tmp:
-        trainer = make_trainer(config, Path(tmp), [clock], progress=None, max_steps=warmup + steps,
-                               max_epochs=-1, limit_val_batches=0)
+        trainer = make_trainer(
+            config, Path(tmp), [clock], progress=None, max_steps=warmup + steps, max_epochs=-1, limit_val_batches=0
+        )
         if loader is None:
             trainer.fit(module, datamodule=datamodule)
         else:
@@ -162,8 +171,9 @@ def measure(config: Config, device: torch.device, steps: int, warmup: int, repea
     return {key: statistics.median(values) for key, values in rates.items()}
 
 
-def base_overrides(device: torch.device, small: bool = False, subjects: int | None = None, workers: int | None = None,
-                   extra: Sequence[str] = ()) -> list[str]:
+def base_overrides(
+    device: torch.device, small: bool = False, subjects: int | None = None, workers: int | None = None, extra: Sequence[str] = ()
+) -> list[str]:
     """The overrides of every measured run: :data:`SMALL` if ``small``, the subjects rendered and the loader's
     workers where given, no PAN initialisation, one ``device``, then ``extra``."""
     base = list(SMALL) if small else []
@@ -171,8 +181,13 @@ def base_overrides(device: torch.device, small: bool = False, subjects: int | No
         base.append(f"data.options.subjects={subjects}")
     if workers is not None:
         base.append(f"data.num_workers={workers}")
-    return base + ["train.pan_init.enabled=false", "train.pan_init.warmup_epochs=0",
-                   f"train.accelerator={_accelerator(device)}", "train.devices=1", *extra]
+    return base + [
+        "train.pan_init.enabled=false",
+        "train.pan_init.warmup_epochs=0",
+        f"train.accelerator={_accelerator(device)}",
+        "train.devices=1",
+        *extra,
+    ]
 
 
 def device_name(device: torch.device) -> str:
@@ -182,8 +197,16 @@ def device_name(device: torch.device) -> str:
     return f"CPU {platform.machine()} ({usable_cpus()} usable cores, {torch.get_num_threads()} threads)"
 
 
-def measure_grid(presets: list[str], base: list[str], device: torch.device, batches: list[int], precisions: list[str],
-                 steps: int, warmup: int, repeats: int) -> list[tuple[int, str, dict[str, float]]]:
+def measure_grid(
+    presets: list[str],
+    base: list[str],
+    device: torch.device,
+    batches: list[int],
+    precisions: list[str],
+    steps: int,
+    warmup: int,
+    repeats: int,
+) -> list[tuple[int, str, dict[str, float]]]:
     """(batch size, precision, :func:`measure`'s rates) for each batch size and precision (``auto`` resolved
     as training resolves it on ``device``), each run seeded with its config's seed."""
     resolved = [resolve_precision(p, _accelerator(device)) for p in precisions]

@@ -28,12 +28,19 @@ FLAGS = TRAINER_FLAGS
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
-    parser.add_argument("--config", action="append", help="preset name or YAML file, repeatable: later ones "
-                        "override earlier ones, e.g. --config paper --config kdef (default: demo)")
+    parser.add_argument(
+        "--config",
+        action="append",
+        help="preset name or YAML file, repeatable: later ones "
+        "override earlier ones, e.g. --config paper --config kdef (default: demo)",
+    )
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--table", choices=("6", "8", "all"), default="all", help="which table (default: all)")
-    parser.add_argument("--rows", help="comma-separated run folders of the rows to train and evaluate, e.g. "
-                        "table6_n_s1,table6_h_s2 (default: every row; the tables are written only then)")
+    parser.add_argument(
+        "--rows",
+        help="comma-separated run folders of the rows to train and evaluate, e.g. "
+        "table6_n_s1,table6_h_s2 (default: every row; the tables are written only then)",
+    )
     parser.add_argument("--no-progress", action="store_true")
     add_trainer_arguments(parser)
 
@@ -61,18 +68,23 @@ def run(args: argparse.Namespace) -> int:
             if row.run_dir in shown:
                 continue
             shown.add(row.run_dir)
-            pose = (f", pose {100 * row.summary['pose_accuracy']:.2f} %"
-                    if row.summary["loss_setting"] in POSE_LOSS_SETTINGS else "")
+            pose = (
+                f", pose {100 * row.summary['pose_accuracy']:.2f} %" if row.summary["loss_setting"] in POSE_LOSS_SETTINGS else ""
+            )
             trained = training_columns(row)
-            print(f"{row.run_dir.name} ({label}): FER {100 * row.summary['expression_accuracy']:.2f} %{pose}; "
-                  f"tested epoch {trained['Tested epoch']} of {trained['Epochs']}, training FER then "
-                  f"{trained['Train FER']:.1f} %; ended by {trained['Ended by']}")
+            print(
+                f"{row.run_dir.name} ({label}): FER {100 * row.summary['expression_accuracy']:.2f} %{pose}; "
+                f"tested epoch {trained['Tested epoch']} of {trained['Epochs']}, training FER then "
+                f"{trained['Train FER']:.1f} %; ended by {trained['Ended by']}"
+            )
         print("the tables are written by the same command without --rows once every row is finished")
         return 0
     markdown = ablation_markdown(results, faces, out)
-    header = (f"# Ablations on {faces.name}\n\nConfig: `{' + '.join(args.config or ['demo'])}` with overrides "
-              f"`{' '.join(args.overrides) or 'none'}`; seed {config.seed}; test subjects: "
-              f"{len(split.subjects['test'])}, {plural(len(split.test), 'image')}. Accuracies in %.\n\n")
+    header = (
+        f"# Ablations on {faces.name}\n\nConfig: `{' + '.join(args.config or ['demo'])}` with overrides "
+        f"`{' '.join(args.overrides) or 'none'}`; seed {config.seed}; test subjects: "
+        f"{len(split.subjects['test'])}, {plural(len(split.test), 'image')}. Accuracies in %.\n\n"
+    )
     atomic_write_text(out / "report.md", header + markdown + "\n")
     print(markdown)
     print(f"\nwritten: {out / 'report.md'}")

@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         raise PhanetError("--data: give the folder or manifest of the dataset to test on")
     if args.name and len(args.name) != len(args.checkpoint):
         raise PhanetError("--name: give one name per --checkpoint")
-    overrides = {}
+    overrides: dict[str, str | None] = {}
     if args.map:
         try:
             overrides = yaml.safe_load(Path(args.map).read_text(encoding="utf-8")) or {}
@@ -66,20 +66,29 @@ def run(args: argparse.Namespace) -> int:
     for i, checkpoint in enumerate(args.checkpoint):
         name = args.name[i] if args.name else RunFolder.holding(checkpoint).path.name or f"model{i + 1}"
         model = TrainedModel.from_checkpoint(checkpoint, args.device or default_device())
-        faces, description = resolve_eval_data(model.config, args.data, args.dataset, args.option, "all")
+        faces, description = resolve_eval_data(model.training_config, args.data, args.dataset, args.option, "all")
         mapping = cross_mapping(faces.expressions, model.expressions, overrides)
         for data_class in faces.expressions:
-            mapping_rows.append({"Method": name, "Data class": data_class,
-                                 "Model class": mapping.get(data_class, "(no counterpart)"),
-                                 "Images": sum(1 for s in faces.samples if faces.expressions[s.expression] == data_class)})
+            mapping_rows.append(
+                {
+                    "Method": name,
+                    "Data class": data_class,
+                    "Model class": mapping.get(data_class, "(no counterpart)"),
+                    "Images": sum(1 for s in faces.samples if faces.expressions[s.expression] == data_class),
+                }
+            )
         summary, frame = evaluate(model, faces, args.batch_size, mapping, progress=True)
         summary = {"checkpoint": checkpoint, "data": description, "mapping": mapping, **summary}
         write_evaluation(out / name, summary, frame)
         print(f"{name}:\n{format_summary(summary)}\n")
-        rows.append({"Methods": name, "Accuracy": pct(summary["expression_accuracy"]),
-                     "Images scored": int(summary["samples"] - sum(summary["unmatched_expressions"].values())),
-                     "Left out (no counterpart)": ", ".join(f"{k} ({v})" for k, v in summary["unmatched_expressions"].items())
-                     or "-"})
+        rows.append(
+            {
+                "Methods": name,
+                "Accuracy": pct(summary["expression_accuracy"]),
+                "Images scored": int(summary["samples"] - sum(summary["unmatched_expressions"].values())),
+                "Left out (no counterpart)": ", ".join(f"{k} ({v})" for k, v in summary["unmatched_expressions"].items()) or "-",
+            }
+        )
     table = write_table(pd.DataFrame(rows), out / "table9", "Table IX — FER accuracy (%) across datasets", ["Accuracy"])
     mapping_md = write_table(pd.DataFrame(mapping_rows), out / "class_mapping", "Class mapping used")
     atomic_write_text(out / "report.md", f"# Cross-dataset test on {args.data}\n\n{table}\n\n{mapping_md}\n")

@@ -23,12 +23,17 @@ FLAGS = TRAINER_FLAGS
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
-    parser.add_argument("--config", action="append", help="preset name or YAML file, repeatable: later ones "
-                        "override earlier ones, e.g. --config paper --config kdef (default: demo)")
+    parser.add_argument(
+        "--config",
+        action="append",
+        help="preset name or YAML file, repeatable: later ones "
+        "override earlier ones, e.g. --config paper --config kdef (default: demo)",
+    )
     parser.add_argument("--folds", type=int, default=5, help="number of folds K (default: 5)")
     parser.add_argument("--methods", default="phanet", help="comma-separated: phanet, densenet, vgg19, hog_fc")
-    parser.add_argument("--fold", type=_fold_numbers, metavar="K[,K...]",
-                        help="train only these folds (1 to --folds) and write no tables")
+    parser.add_argument(
+        "--fold", type=_fold_numbers, metavar="K[,K...]", help="train only these folds (1 to --folds) and write no tables"
+    )
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--no-progress", action="store_true")
     add_trainer_arguments(parser)
@@ -64,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
     per_fold, summary = crossval_tables(results)
     folds_md = write_table(per_fold, out / "folds", f"Accuracy (%) per fold on {faces.name}")
     summary_md = write_table(summary, out / "summary", f"{args.folds}-fold cross-validation on {faces.name}")
-    table5_md = write_table(per_expression_table(results), out / "table5",
-                            f"FER accuracy (%) per expression, mean over {args.folds} folds (Table V)")
+    table5_md = write_table(
+        per_expression_table(results), out / "table5", f"FER accuracy (%) per expression, mean over {args.folds} folds (Table V)"
+    )
     print(folds_md + "\n\n" + summary_md + "\n\n" + table5_md)
     return 0

@@ -28,8 +28,11 @@ MAX_LISTED_SUBJECTS = 500
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    inspect = sub.add_parser("inspect", help="parse a dataset tree and print its counts and skipped files",
-                             description="Parse a dataset tree and print its counts and skipped files.")
+    inspect = sub.add_parser(
+        "inspect",
+        help="parse a dataset tree and print its counts and skipped files",
+        description="Parse a dataset tree and print its counts and skipped files.",
+    )
     add_dataset_arguments(inspect)
     inspect.add_argument("--manifest", metavar="OUT.csv", help="write the common manifest of the usable samples")
     inspect.add_argument("--skipped", metavar="OUT.csv", help="write every skipped file with its reason")
@@ -85,14 +88,17 @@ def _subjects(counts: dict[str, int]) -> list[str]:
 
     values = list(counts.values())
     if len(values) > 1 and max(values) == 1:
-        return [f"Subjects: {len(values)} (no subject ids in this dataset: each image is its own subject, "
-                "so splits are by image)"]
+        return [
+            f"Subjects: {len(values)} (no subject ids in this dataset: each image is its own subject, so splits are by image)"
+        ]
     if len(values) > MAX_LISTED_SUBJECTS:
-        return [f"Subjects: {len(values)} (images per subject: min {min(values)}, "
-                f"median {statistics.median(values):g}, max {max(values)}; --manifest lists them all)"]
+        return [
+            f"Subjects: {len(values)} (images per subject: min {min(values)}, "
+            f"median {statistics.median(values):g}, max {max(values)}; --manifest lists them all)"
+        ]
     width = max(len(k) for k in counts)
     cells = [f"{name:<{width}} {count:>5}" for name, count in counts.items()]
-    return [f"Subjects: {len(values)}"] + ["  " + "   ".join(cells[i:i + 6]) for i in range(0, len(cells), 6)]
+    return [f"Subjects: {len(values)}"] + ["  " + "   ".join(cells[i : i + 6]) for i in range(0, len(cells), 6)]
 
 
 def _skipped(skipped: list[tuple[str, str]]) -> list[str]:
@@ -131,8 +137,7 @@ def _inspect(args: argparse.Namespace) -> int:
     counts = faces.counts()
     lines = [
         f"{faces.name} at {faces.root}: {plural(len(faces), 'usable image')}, {plural(len(counts['subject']), 'subject')}, "
-        f"{len(faces.expressions)} expressions, {len(faces.poses)} poses"
-        + ("" if args.no_read else " (every image decoded)"),
+        f"{len(faces.expressions)} expressions, {len(faces.poses)} poses" + ("" if args.no_read else " (every image decoded)"),
         *_table("Expressions:", counts["expression"]),
     ]
     if faces.poses:

@@ -23,23 +23,37 @@ FLAGS = {"options": "--option", "part": "--split"}
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", help="dataset root, folder or manifest file (default: the checkpoint's own data)")
-    parser.add_argument("--dataset", help="dataset adapter for --data (manifest, folder, synth, kdef, ...); "
-                        "default: manifest for a .csv/.json file or a folder holding manifest.csv, else folder")
-    parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
-                        help="dataset option (as data.options in a config), repeatable")
+    parser.add_argument(
+        "--dataset",
+        help="dataset adapter for --data (manifest, folder, synth, kdef, ...); "
+        "default: manifest for a .csv/.json file or a folder holding manifest.csv, else folder",
+    )
+    parser.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="dataset option (as data.options in a config), repeatable",
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, help="a .ckpt written by phanet train")
     add_data_arguments(parser)
-    parser.add_argument("--split", choices=("train", "val", "test", "all"),
-                        help="which part to evaluate (default: test for the checkpoint's data, all for --data)")
-    parser.add_argument("--out", help="folder for evaluation.json and predictions.csv "
-                        "(default: the run folder's evaluation/, beside checkpoints/)")
+    parser.add_argument(
+        "--split",
+        choices=("train", "val", "test", "all"),
+        help="which part to evaluate (default: test for the checkpoint's data, all for --data)",
+    )
+    parser.add_argument(
+        "--out",
+        help="folder for evaluation.json and predictions.csv (default: the run folder's evaluation/, beside checkpoints/)",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace evaluation.json and predictions.csv in --out")
     parser.add_argument("--batch-size", type=int, default=64, metavar="N", help="images per forward pass (default 64)")
-    parser.add_argument("--device", default=None,
-                        help="PyTorch device: cpu, cuda, cuda:N or mps (default: cuda, else mps, else cpu)")
+    parser.add_argument(
+        "--device", default=None, help="PyTorch device: cpu, cuda, cuda:N or mps (default: cuda, else mps, else cpu)"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (it goes to stderr)")
 
 
@@ -57,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else RunFolder.holding(args.checkpoint).evaluation_dir
     output_folder(out, "out", args.overwrite, (EVALUATION_FILE, PREDICTIONS_FILE))
     model = TrainedModel.from_checkpoint(args.checkpoint, device)
-    faces, description = resolve_eval_data(model.config, args.data, args.dataset, args.option, args.split)
+    faces, description = resolve_eval_data(model.training_config, args.data, args.dataset, args.option, args.split)
     summary, frame = evaluate(model, faces, args.batch_size, progress=not args.no_progress)
     summary = {"checkpoint": str(args.checkpoint), "data": description, **summary}
     write_evaluation(out, summary, frame)

@@ -24,9 +24,13 @@ FLAGS = {"out": "--onnx"}
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, help="a .ckpt written by phanet train")
     parser.add_argument("--onnx", required=True, metavar="OUT.onnx", help="the ONNX file to write")
-    parser.add_argument("--opset", type=int, default=None,
-                        help="ONNX opset (default 20, the first with AffineGrid; an unsupported one is refused "
-                             "with the range the installed torch can write)")
+    parser.add_argument(
+        "--opset",
+        type=int,
+        default=None,
+        help="ONNX opset (default 20, the first with AffineGrid; an unsupported one is refused "
+        "with the range the installed torch can write)",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing file")
     parser.add_argument("--no-check", action="store_true", help="skip the comparison with PyTorch")
 
@@ -35,10 +39,13 @@ def run(args: argparse.Namespace) -> int:
     from phanet.export import OPSET
     from phanet.inference import export_onnx
 
-    out, info, differences = export_onnx(args.checkpoint, args.onnx, OPSET if args.opset is None else args.opset,
-                                         args.overwrite, check=not args.no_check)
-    print(f"written: {out} ({out.stat().st_size / 1e6:.1f} MB; {info.arch}, input {info.input_size} px, "
-          f"{len(info.expressions)} expressions, {len(info.poses)} poses)")
+    out, info, differences = export_onnx(
+        args.checkpoint, args.onnx, OPSET if args.opset is None else args.opset, args.overwrite, check=not args.no_check
+    )
+    print(
+        f"written: {out} ({out.stat().st_size / 1e6:.1f} MB; {info.arch}, input {info.input_size} px, "
+        f"{len(info.expressions)} expressions, {len(info.poses)} poses)"
+    )
     if differences is not None:
         print("largest difference to PyTorch: " + ", ".join(f"{k} {v:.2e}" for k, v in differences.items()))
     return 0

@@ -32,20 +32,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or videos")
     parser.add_argument("--checkpoint", required=True, help="a .ckpt of phanet train or a .onnx of phanet export")
     parser.add_argument("--out", help="write the table to this .csv or .json file (default: print a summary)")
-    parser.add_argument("--visualize", metavar="DIR",
-                        help="write every image (and every predicted video frame) with the faces drawn to DIR")
+    parser.add_argument(
+        "--visualize", metavar="DIR", help="write every image (and every predicted video frame) with the faces drawn to DIR"
+    )
     parser.add_argument("--batch-size", type=int, default=32, metavar="N", help="faces per forward pass (default 32)")
-    parser.add_argument("--every-nth-frame", type=int, default=1, metavar="K",
-                        help="in videos, predict frames 0, K, 2K, ... (default 1: every frame)")
+    parser.add_argument(
+        "--every-nth-frame",
+        type=int,
+        default=1,
+        metavar="K",
+        help="in videos, predict frames 0, K, 2K, ... (default 1: every frame)",
+    )
     parser.add_argument("--no-detect", action="store_true", help="the inputs are face crops: no face detection")
-    parser.add_argument("--margin", type=float, default=0.2,
-                        help="margin around a detected face, as for phanet prepare (default 0.2)")
+    parser.add_argument(
+        "--margin", type=float, default=0.2, help="margin around a detected face, as for phanet prepare (default 0.2)"
+    )
     parser.add_argument("--min-face", type=int, default=24, metavar="PX", help="smallest face side to detect (default 24)")
-    parser.add_argument("--backend", choices=("torch", "onnx"), default="torch",
-                        help="run a .ckpt with PyTorch or ONNX Runtime (a .onnx always runs on ONNX Runtime)")
-    parser.add_argument("--device", default=None,
-                        help="PyTorch device for a .ckpt run with PyTorch: cpu, cuda, cuda:N or mps "
-                             "(default: cuda, else mps, else cpu)")
+    parser.add_argument(
+        "--backend",
+        choices=("torch", "onnx"),
+        default="torch",
+        help="run a .ckpt with PyTorch or ONNX Runtime (a .onnx always runs on ONNX Runtime)",
+    )
+    parser.add_argument(
+        "--device",
+        default=None,
+        help="PyTorch device for a .ckpt run with PyTorch: cpu, cuda, cuda:N or mps (default: cuda, else mps, else cpu)",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file and --visualize images")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (it goes to stderr)")
 
@@ -67,8 +80,9 @@ def _check_arguments(args: argparse.Namespace) -> None:
     if args.visualize:
         folder = output_folder(args.visualize, "visualize", args.overwrite)
         if folder.is_dir() and any(folder.iterdir()) and not args.overwrite:
-            raise PhanetError(f"--visualize: {shorten(folder, SHOWN_PATH)} is not empty; choose an empty folder "
-                              "or pass --overwrite")
+            raise PhanetError(
+                f"--visualize: {shorten(folder, SHOWN_PATH)} is not empty; choose an empty folder or pass --overwrite"
+            )
     for path in args.inputs:
         try:
             found = Path(path).exists()
@@ -106,8 +120,7 @@ class _Drawings:
         self.used.add(unique + suffix)
         path = self.folder / (unique + suffix)
         try:
-            encoded, data = cv2.imencode(suffix, cv2.cvtColor(draw_predictions(result.image, result.rows),
-                                                              cv2.COLOR_RGB2BGR))
+            encoded, data = cv2.imencode(suffix, cv2.cvtColor(draw_predictions(result.image, result.rows), cv2.COLOR_RGB2BGR))
         except cv2.error:
             encoded = False
         if not encoded:
@@ -141,20 +154,29 @@ def run(args: argparse.Namespace) -> int:
     _check_arguments(args)
     drawings = _Drawings(Path(args.visualize)) if args.visualize else None
     rows = []
-    predictor = Predictor.load(args.checkpoint, backend=args.backend, device=args.device or default_device(),
-                               detect=not args.no_detect, margin=args.margin, min_face=args.min_face,
-                               batch_size=args.batch_size)
-    for result in predictor.iter_predict(args.inputs, every_nth_frame=args.every_nth_frame,
-                                         keep_images=drawings is not None, progress=not args.no_progress):
+    predictor = Predictor.load(
+        args.checkpoint,
+        backend=args.backend,
+        device=args.device or default_device(),
+        detect=not args.no_detect,
+        margin=args.margin,
+        min_face=args.min_face,
+        batch_size=args.batch_size,
+    )
+    for result in predictor.iter_predict(
+        args.inputs, every_nth_frame=args.every_nth_frame, keep_images=drawings is not None, progress=not args.no_progress
+    ):
         rows.extend(result.rows)
         if drawings is not None and result.image is not None:
             drawings.write(result)
     table = predictor.table(rows)
     statuses = Counter(table["status"])
     images = table.drop_duplicates(["file", "frame"])
-    print(f"{plural(len(images), 'image or frame', 'images or frames')}, {plural(statuses.get('ok', 0), 'face')}; "
-          f"no face: {statuses.get('no_face', 0)}, unreadable: {statuses.get('unreadable', 0)}"
-          + (f", non-finite scores: {statuses['non_finite']}" if statuses.get("non_finite") else ""))
+    print(
+        f"{plural(len(images), 'image or frame', 'images or frames')}, {plural(statuses.get('ok', 0), 'face')}; "
+        f"no face: {statuses.get('no_face', 0)}, unreadable: {statuses.get('unreadable', 0)}"
+        + (f", non-finite scores: {statuses['non_finite']}" if statuses.get("non_finite") else "")
+    )
     if args.out:
         print(f"written: {write_table(table, args.out)}")
     else:

@@ -40,20 +40,31 @@ MAX_SUBJECTS = 10_000
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", default="bu3dfe", help="dataset preset (default: bu3dfe)")
     parser.add_argument("--out", metavar="DIR", help="folder to write the images, manifest.csv and card into")
-    parser.add_argument("--subjects", type=int, metavar="N",
-                        help=f"render the first N subjects, at most {MAX_SUBJECTS:,} (default: the preset's count)")
+    parser.add_argument(
+        "--subjects",
+        type=int,
+        metavar="N",
+        help=f"render the first N subjects, at most {MAX_SUBJECTS:,} (default: the preset's count)",
+    )
     parser.add_argument("--size", type=int, default=112, metavar="PX", help="image side in pixels (default: 112)")
-    parser.add_argument("--seed", type=int, default=0, metavar="S",
-                        help="random seed: identities, scenes, poses (default: 0)")
-    parser.add_argument("--poses", type=float, nargs="+", metavar="DEG",
-                        help="pose classes (yaw angles) of a continuous preset, e.g. --poses -90 -45 0 45 90")
-    parser.add_argument("--yaw-range", type=float, nargs=2, metavar=("MIN", "MAX"),
-                        help="yaw range of a continuous preset, within -90 90")
-    parser.add_argument("--pitch-range", type=float, nargs=2, metavar=("MIN", "MAX"),
-                        help="pitch range, within -30 30 (default: the preset's)")
+    parser.add_argument("--seed", type=int, default=0, metavar="S", help="random seed: identities, scenes, poses (default: 0)")
+    parser.add_argument(
+        "--poses",
+        type=float,
+        nargs="+",
+        metavar="DEG",
+        help="pose classes (yaw angles) of a continuous preset, e.g. --poses -90 -45 0 45 90",
+    )
+    parser.add_argument(
+        "--yaw-range", type=float, nargs=2, metavar=("MIN", "MAX"), help="yaw range of a continuous preset, within -90 90"
+    )
+    parser.add_argument(
+        "--pitch-range", type=float, nargs=2, metavar=("MIN", "MAX"), help="pitch range, within -30 30 (default: the preset's)"
+    )
     parser.add_argument("--workers", type=int, metavar="K", help="worker processes (default: all cores)")
-    parser.add_argument("--preview", metavar="FILE.png",
-                        help="write contact sheets: FILE.png (expressions x yaws) and FILE_identities.png")
+    parser.add_argument(
+        "--preview", metavar="FILE.png", help="write contact sheets: FILE.png (expressions x yaws) and FILE_identities.png"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -62,8 +73,9 @@ def run(args: argparse.Namespace) -> int:
     from phanet.errors import PhanetError
     from phanet.synth.settings import resolve_settings
 
-    settings = resolve_settings(args.preset, args.subjects, args.size, args.seed, args.poses, args.yaw_range,
-                                args.pitch_range, prefix="--")
+    settings = resolve_settings(
+        args.preset, args.subjects, args.size, args.seed, args.poses, args.yaw_range, args.pitch_range, prefix="--"
+    )
     if settings.subjects > MAX_SUBJECTS:
         raise PhanetError(f"--subjects: at most {MAX_SUBJECTS:,} subjects, got {settings.subjects:,}")
     if args.workers is not None and args.workers < 1:
@@ -92,8 +104,10 @@ def run(args: argparse.Namespace) -> int:
                     bar.update(n)
                     yield n
 
-        print(f"rendering {settings.subjects:,} subjects of preset {settings.preset.name} at {settings.size} px "
-              f"into {args.out}", flush=True)
+        print(
+            f"rendering {settings.subjects:,} subjects of preset {settings.preset.name} at {settings.size} px into {args.out}",
+            flush=True,
+        )
         faces = generate(args.out, settings, workers=args.workers, progress=progress)
         print(f"wrote {plural(len(faces), 'image')}, {Path(args.out) / 'manifest.csv'} and {Path(args.out) / 'README.md'}")
     return 0

@@ -28,8 +28,10 @@ patience, epochs and devices may change and apply from the first resumed epoch.
 
 
 #: The config keys the device options set, as the commands that offer them name them in errors.
-TRAINER_FLAGS = {f"train.{key}": f"train.{key} (--{key.replace('_', '-')})"
-                 for key in ("accelerator", "devices", "strategy", "num_nodes", "precision")}
+TRAINER_FLAGS = {
+    f"train.{key}": f"train.{key} (--{key.replace('_', '-')})"
+    for key in ("accelerator", "devices", "strategy", "num_nodes", "precision")
+}
 FLAGS = TRAINER_FLAGS
 
 
@@ -39,29 +41,44 @@ def add_trainer_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--devices", help="number of devices, a list like 0,1, or auto (train.devices)")
     group.add_argument("--strategy", help="auto, ddp or ddp_spawn (train.strategy; fsdp and deepspeed are not supported)")
     group.add_argument("--num-nodes", type=int, help="number of nodes for multi-node training (train.num_nodes)")
-    group.add_argument("--precision", help="auto (32-true for PhaNet; for networks without crop-and-zoom attention "
-                       "bf16-mixed on GPUs and CPUs with native bfloat16, else 32-true), "
-                       "32-true, bf16-mixed, 16-mixed, ... (train.precision)")
+    group.add_argument(
+        "--precision",
+        help="auto (32-true for PhaNet; for networks without crop-and-zoom attention "
+        "bf16-mixed on GPUs and CPUs with native bfloat16, else 32-true), "
+        "32-true, bf16-mixed, 16-mixed, ... (train.precision)",
+    )
 
 
 def trainer_overrides(args: argparse.Namespace) -> list[str]:
-    pairs = [("accelerator", args.accelerator), ("devices", args.devices), ("strategy", args.strategy),
-             ("num_nodes", args.num_nodes), ("precision", args.precision)]
+    pairs = [
+        ("accelerator", args.accelerator),
+        ("devices", args.devices),
+        ("strategy", args.strategy),
+        ("num_nodes", args.num_nodes),
+        ("precision", args.precision),
+    ]
     # JSON text is YAML too: each value reaches the config as the text given (a "#" or ":" included).
     return [f"train.{key}={json.dumps(value)}" for key, value in pairs if value is not None]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. train.epochs=10")
-    parser.add_argument("--config", action="append", help="preset name (paper, demo, kdef, ...) or YAML file, repeatable: "
-                        "later ones override earlier ones (--config paper --config kdef); with --resume the default "
-                        "is the run's own OUT/config.yaml")
+    parser.add_argument(
+        "--config",
+        action="append",
+        help="preset name (paper, demo, kdef, ...) or YAML file, repeatable: "
+        "later ones override earlier ones (--config paper --config kdef); with --resume the default "
+        "is the run's own OUT/config.yaml",
+    )
     parser.add_argument("--out", help="run folder (config key 'out')")
-    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint, "
-                        "with the overrides given")
-    parser.add_argument("--no-progress", action="store_true",
-                        help="no progress bar: one line per epoch instead (loss, accuracies, time), as when the "
-                             "output is not a terminal")
+    parser.add_argument(
+        "--resume", action="store_true", help="continue the run in --out from its last checkpoint, with the overrides given"
+    )
+    parser.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bar: one line per epoch instead (loss, accuracies, time), as when the output is not a terminal",
+    )
     add_trainer_arguments(parser)
 
 

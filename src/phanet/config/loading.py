@@ -10,6 +10,7 @@ Presets live in ``phanet/config/presets/*.yaml``: ``paper`` (the paper's hyper-p
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import math
@@ -50,10 +51,8 @@ def _integer(value: Any, where: str, meta: dict[str, Any]) -> int:
 
 def _number(value: Any, where: str, meta: dict[str, Any]) -> float:
     if isinstance(value, str):
-        try:  # YAML 1.1 reads "1e-4" (no dot) as text
+        with contextlib.suppress(ValueError):  # YAML 1.1 reads "1e-4" (no dot) as text
             value = float(value)
-        except ValueError:
-            pass
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise _wrong(where, "a number", value)
     try:
@@ -144,12 +143,20 @@ def read_yaml(source: str | Path) -> dict[str, Any]:
         try:
             text = path.read_bytes().decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise PhanetError.about("config", "{where} is not UTF-8 text (byte {byte:#04x} at position {at}); "
-                                    "save the YAML file as UTF-8", where=where, byte=exc.object[exc.start],
-                                    at=exc.start) from None
+            raise PhanetError.about(
+                "config",
+                "{where} is not UTF-8 text (byte {byte:#04x} at position {at}); save the YAML file as UTF-8",
+                where=where,
+                byte=exc.object[exc.start],
+                at=exc.start,
+            ) from None
         except OSError:
-            raise PhanetError.about("config", "{where} is neither a preset ({presets}) nor a readable YAML file",
-                                    where=where, presets=", ".join(preset_names())) from None
+            raise PhanetError.about(
+                "config",
+                "{where} is neither a preset ({presets}) nor a readable YAML file",
+                where=where,
+                presets=", ".join(preset_names()),
+            ) from None
     try:
         values = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
@@ -255,8 +262,9 @@ def _check_ranges(node: Any, prefix: str = "") -> None:
 def _validate_model(config: Config) -> None:
     m, a = config.model, config.model.attention
     if m.input_size is not None and (m.input_size < m.image_size or m.input_size % m.image_size):
-        raise PhanetError(f"config: model.input_size: expected a multiple of model.image_size ({m.image_size}), "
-                          f"got {m.input_size}")
+        raise PhanetError(
+            f"config: model.input_size: expected a multiple of model.image_size ({m.image_size}), got {m.input_size}"
+        )
     if not m.scales:
         raise PhanetError("config: model.scales: expected at least one of N_S1, H_S2, H_S3")
     for scale in m.scales:
@@ -280,13 +288,13 @@ def _validate_training(config: Config) -> None:
         raise PhanetError("config: optim.lr_decay: the plateau schedule needs a factor below 1, got 1.0")
     for part, factor in config.optim.part_lr.items():
         if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not 0 < factor < math.inf:
-            raise PhanetError(f"config: optim.part_lr.{shorten(str(part))}: expected a positive multiplier, "
-                              f"got {show(factor)}")
+            raise PhanetError(f"config: optim.part_lr.{shorten(str(part))}: expected a positive multiplier, got {show(factor)}")
     for key in ("val", "test"):
         count = getattr(config.data.split, key)
         if count >= 1 and not count.is_integer():
-            raise PhanetError(f"config: data.split.{key}: expected a fraction in [0, 1) or a whole number of "
-                              f"subjects, got {count}")
+            raise PhanetError(
+                f"config: data.split.{key}: expected a fraction in [0, 1) or a whole number of subjects, got {count}"
+            )
 
 
 def validate(config: Config) -> None:

@@ -64,8 +64,10 @@ class Interval:
         kind = "an integer" if integer else "a number"
         if self.low_closed and self.high_closed:
             return f"{kind} from {number(self.low)} to {number(self.high)}"
-        return (f"{kind} in {'[' if self.low_closed else '('}{number(self.low)}, "
-                f"{number(self.high)}{']' if self.high_closed else ')'}")
+        return (
+            f"{kind} in {'[' if self.low_closed else '('}{number(self.low)}, "
+            f"{number(self.high)}{']' if self.high_closed else ')'}"
+        )
 
 
 def _range(default: Any, interval: str) -> Any:
@@ -129,10 +131,17 @@ class ModelConfig:
         the settings that the architecture ``arch`` takes, nested sections as plain mappings."""
         sizes = {"image_size": self.image_size, "input_size": self.input_size}
         if self.arch == "phanet":
-            return {**sizes, "scales": list(self.scales), "joint_sa": self.joint_sa,
-                    "backbone": dataclasses.asdict(self.backbone), "attention": dataclasses.asdict(self.attention),
-                    "sal_hidden": self.sal_hidden, "head_hidden": self.head_hidden, "lambda_form": self.lambda_form,
-                    "sal_form": self.sal_form}
+            return {
+                **sizes,
+                "scales": list(self.scales),
+                "joint_sa": self.joint_sa,
+                "backbone": dataclasses.asdict(self.backbone),
+                "attention": dataclasses.asdict(self.attention),
+                "sal_hidden": self.sal_hidden,
+                "head_hidden": self.head_hidden,
+                "lambda_form": self.lambda_form,
+                "sal_form": self.sal_form,
+            }
         if self.arch == "densenet":
             return {**sizes, "backbone": dataclasses.asdict(self.backbone)}
         if self.arch == "vgg19":
@@ -272,4 +281,3 @@ class Config:
     def input_size(self) -> int:
         """Side of the images fed to the model (``model.input_size``, or ``model.image_size``)."""
         return self.model.input_size or self.model.image_size
-

@@ -27,6 +27,7 @@ any time.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -100,8 +101,9 @@ class ImageCache:
         shape = (self.count, self.size, self.size, 3)
         self._h_pixels = np.memmap(self._path(".pixels"), dtype=np.uint8, mode="r", shape=shape)
         self._h_state = np.memmap(self._path(".state"), dtype=STATE_DTYPE, mode="r", shape=(self.count,))
-        self._h_pixel_file = open(self._path(".pixels"), "r+b", buffering=0)
-        self._h_state_file = open(self._path(".state"), "r+b", buffering=0)
+        # Open for the cache's life in this process, closed with it.
+        self._h_pixel_file = open(self._path(".pixels"), "r+b", buffering=0)  # noqa: SIM115
+        self._h_state_file = open(self._path(".state"), "r+b", buffering=0)  # noqa: SIM115
         self._pid = os.getpid()
 
     def state(self, slots: np.ndarray) -> np.ndarray:
@@ -131,8 +133,11 @@ class ImageCache:
             self._h_state_file.write(record.tobytes())
         except OSError as exc:
             self.writable = False
-            log.warning("data.cache: cannot write to %s (%s); images are decoded every epoch from now on",
-                        self._path(".pixels"), exc.strerror or exc)
+            log.warning(
+                "data.cache: cannot write to %s (%s); images are decoded every epoch from now on",
+                self._path(".pixels"),
+                exc.strerror or exc,
+            )
 
 
 def _sources(faces: LabeledFaces) -> tuple[np.ndarray, list[str], list[str | None]]:
@@ -159,10 +164,8 @@ def _create(path: Path, size: int, overwrite: bool) -> None:
         if overwrite:
             os.replace(tmp, path)
         else:
-            try:
+            with contextlib.suppress(FileExistsError):  # another process (e.g. another DDP rank) made it first
                 os.link(tmp, path)
-            except FileExistsError:  # another process (e.g. another DDP rank) made it first
-                pass
     finally:
         Path(tmp).unlink(missing_ok=True)
 
@@ -187,24 +190,37 @@ def open_cache(faces: LabeledFaces, size: int, folder: str | Path | None = None)
         if fresh:
             free = shutil.disk_usage(folder).free
             if free < pixel_bytes + RESERVE_BYTES:
-                log.warning("data.cache: %d images at %d px need %.1f GB in %s, %.1f GB are free; images are "
-                            "decoded every epoch (set data.cache_dir to a larger disk)", count, size,
-                            pixel_bytes / 1e9, folder, free / 1e9)
+                log.warning(
+                    "data.cache: %d images at %d px need %.1f GB in %s, %.1f GB are free; images are "
+                    "decoded every epoch (set data.cache_dir to a larger disk)",
+                    count,
+                    size,
+                    pixel_bytes / 1e9,
+                    folder,
+                    free / 1e9,
+                )
                 return None
             _create(pixels, pixel_bytes, overwrite=True)
         _create(state, count * STATE_DTYPE.itemsize, overwrite=fresh)
         cache._open()
         stored = np.asarray(cache._h_state)
-        changed = np.flatnonzero((stored["state"] != EMPTY) & ((stored["mtime"] != stamps[:, 0]) |
-                                                              (stored["size"] != stamps[:, 1])))
+        changed = np.flatnonzero(
+            (stored["state"] != EMPTY) & ((stored["mtime"] != stamps[:, 0]) | (stored["size"] != stamps[:, 1]))
+        )
         if len(changed):
             log.info("data.cache: %d source files changed since they were cached; decoding them again", len(changed))
             empty = np.zeros(1, STATE_DTYPE).tobytes()
             for slot in changed:
                 cache._h_state_file.seek(int(slot) * STATE_DTYPE.itemsize)
                 cache._h_state_file.write(empty)
-        description = {"dataset": faces.name, "root": str(faces.root) if faces.root else None, "size": size,
-                       "slots": count, "samples": len(faces), "preprocess_version": PREPROCESS_VERSION}
+        description = {
+            "dataset": faces.name,
+            "root": str(faces.root) if faces.root else None,
+            "size": size,
+            "slots": count,
+            "samples": len(faces),
+            "preprocess_version": PREPROCESS_VERSION,
+        }
         info = cache._path(".json")
         if not info.exists():
             write_json(info, description)

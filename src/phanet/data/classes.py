@@ -32,8 +32,7 @@ def canonical(name: str) -> str | None:
     return _LOOKUP.get(name.strip().lower())
 
 
-def cross_mapping(source: list[str], target: list[str], overrides: dict[str, str | None] | None = None
-                  ) -> dict[str, str]:
+def cross_mapping(source: list[str], target: list[str], overrides: dict[str, str | None] | None = None) -> dict[str, str]:
     """Map each ``source`` class onto the ``target`` class with the same basic emotion.
 
     ``overrides`` sets or removes (None) entries by source name. Classes without a counterpart are

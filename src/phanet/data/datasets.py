@@ -4,7 +4,7 @@ any dataset, :class:`SynthDataset` for the built-in one rendered on the fly, :cl
 from __future__ import annotations
 
 import logging
-from typing import Sequence
+from collections.abc import Sequence
 
 import lightning as L
 import numpy as np
@@ -40,8 +40,9 @@ class FaceDataset(Dataset):
     same without the batch dimension, or None when unreadable. One corrupt file never stops training.
     """
 
-    def __init__(self, faces: LabeledFaces, size: int, rows: Sequence[int] | np.ndarray | None = None,
-                 cache: ImageCache | None = None) -> None:
+    def __init__(
+        self, faces: LabeledFaces, size: int, rows: Sequence[int] | np.ndarray | None = None, cache: ImageCache | None = None
+    ) -> None:
         self.faces = faces
         self.size = size
         self.rows = np.arange(len(faces)) if rows is None else np.asarray(rows, dtype=np.int64)
@@ -117,9 +118,17 @@ class SynthDataset(FaceDataset):
         item = data[0]            # item["pixels"], item["expression"], item["pose"]
     """
 
-    def __init__(self, preset: str = "bu3dfe", subjects: int | None = None, size: int = 112, seed: int = 0,
-                 poses: Sequence[float] | None = None, yaw_range: Sequence[float] | None = None,
-                 pitch_range: Sequence[float] | None = None, faces: LabeledFaces | None = None):
+    def __init__(
+        self,
+        preset: str = "bu3dfe",
+        subjects: int | None = None,
+        size: int = 112,
+        seed: int = 0,
+        poses: Sequence[float] | None = None,
+        yaw_range: Sequence[float] | None = None,
+        pitch_range: Sequence[float] | None = None,
+        faces: LabeledFaces | None = None,
+    ):
         if faces is None:
             faces = streaming_faces(resolve_settings(preset, subjects, size, seed, poses, yaw_range, pitch_range))
         super().__init__(faces, getattr(faces, "size", size))
@@ -175,11 +184,19 @@ class FaceDataModule(L.LightningDataModule):
             raise PhanetError(f"data.split: the {part} split is empty")
         workers = self.config.data.num_workers
         # Static shapes for compiled steps (CUDA graphs): the last, smaller training batch is left out.
-        drop_last = part == "train" and self.config.train.compile != "off" and \
-            len(self.datasets[part]) > self.config.train.batch_size
-        return DataLoader(self.datasets[part], batch_size=self.config.train.batch_size, shuffle=shuffle,
-                          num_workers=workers, collate_fn=collate, persistent_workers=workers > 0,
-                          pin_memory=uses_cuda(self.config.train.accelerator), drop_last=drop_last)
+        drop_last = (
+            part == "train" and self.config.train.compile != "off" and len(self.datasets[part]) > self.config.train.batch_size
+        )
+        return DataLoader(
+            self.datasets[part],
+            batch_size=self.config.train.batch_size,
+            shuffle=shuffle,
+            num_workers=workers,
+            collate_fn=collate,
+            persistent_workers=workers > 0,
+            pin_memory=uses_cuda(self.config.train.accelerator),
+            drop_last=drop_last,
+        )
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)

@@ -12,9 +12,9 @@ Images are RGB ``uint8`` arrays (H, W, 3), as :func:`phanet.data.io.read_image` 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import Sequence
+from functools import cache
 
 import cv2
 import numpy as np
@@ -46,18 +46,21 @@ class FaceBox:
         return (self.x, self.y, self.w, self.h)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _cascade(kind: str) -> cv2.CascadeClassifier:
     cascade = cv2.CascadeClassifier(cv2.data.haarcascades + _CASCADES[kind])
     if cascade.empty():
-        raise PhanetError(f"OpenCV's {_CASCADES[kind]} could not be loaded from {cv2.data.haarcascades} "
-                          "(an OpenCV build without its data files)")
+        raise PhanetError(
+            f"OpenCV's {_CASCADES[kind]} could not be loaded from {cv2.data.haarcascades} "
+            "(an OpenCV build without its data files)"
+        )
     return cascade
 
 
 def _run_cascade(gray: np.ndarray, kind: str, min_size: int, min_neighbors: int, scale_factor: float) -> list[tuple]:
     rects, neighbours = _cascade(kind).detectMultiScale2(
-        gray, scaleFactor=scale_factor, minNeighbors=min_neighbors, minSize=(min_size, min_size))
+        gray, scaleFactor=scale_factor, minNeighbors=min_neighbors, minSize=(min_size, min_size)
+    )
     return [(*map(float, r), float(n)) for r, n in zip(rects, np.ravel(neighbours))]
 
 
@@ -105,16 +108,14 @@ def detect_faces(
     scale = 1.0
     if max_side is not None and max(height, width) > max_side:
         scale = max_side / max(height, width)
-        image = cv2.resize(image, (max(1, round(width * scale)), max(1, round(height * scale))),
-                           interpolation=cv2.INTER_AREA)
+        image = cv2.resize(image, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_AREA)
     gray = cv2.equalizeHist(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY))
     side = max(1, round(min_size * scale))
     found = [FaceBox(*r, source="frontal") for r in _run_cascade(gray, "frontal", side, min_neighbors, scale_factor)]
     if profile:
         found += [FaceBox(*r, source="profile") for r in _run_cascade(gray, "profile", side, min_neighbors, scale_factor)]
         mirrored_width = gray.shape[1]
-        for x, y, w, h, score in _run_cascade(np.ascontiguousarray(gray[:, ::-1]), "profile", side,
-                                              min_neighbors, scale_factor):
+        for x, y, w, h, score in _run_cascade(np.ascontiguousarray(gray[:, ::-1]), "profile", side, min_neighbors, scale_factor):
             found.append(FaceBox(mirrored_width - x - w, y, w, h, score, "profile_mirrored"))
     boxes = [FaceBox(b.x / scale, b.y / scale, b.w / scale, b.h / scale, b.score, b.source) for b in found]
     return merge_boxes(boxes, merge_threshold)
@@ -138,12 +139,7 @@ def crop_square(box: FaceBox | Sequence[float], margin: float) -> tuple[int, int
     return round(x + w / 2 - side / 2), round(y + h / 2 - side / 2), side, side
 
 
-def crop_face(
-    image: np.ndarray,
-    box: FaceBox | Sequence[float],
-    margin: float = 0.2,
-    size: int | None = 224,
-) -> np.ndarray:
+def crop_face(image: np.ndarray, box: FaceBox | Sequence[float], margin: float = 0.2, size: int | None = 224) -> np.ndarray:
     """Square crop around ``box`` grown by ``margin`` of its side on every side, resized to ``size``.
 
     The square is centred on the box and its side is ``max(w, h) * (1 + 2 * margin)``; parts outside
@@ -158,7 +154,7 @@ def crop_face(
     sx0, sy0 = max(0, x0), max(0, y0)
     sx1, sy1 = min(width, x0 + side), min(height, y0 + side)
     if sx1 > sx0 and sy1 > sy0:
-        crop[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = image[sy0:sy1, sx0:sx1]
+        crop[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] = image[sy0:sy1, sx0:sx1]
     if size is None or size == side:
         return crop
     interpolation = cv2.INTER_AREA if size < side else cv2.INTER_LINEAR

@@ -30,8 +30,7 @@ MAX_PIXELS = 64_000_000
 
 #: File name endings taken for images, wherever files are found by name (dataset folders, prediction
 #: inputs); :func:`read_image` decodes all of them.
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm",
-                            ".pnm", ".jp2"})
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm", ".pnm", ".jp2"})
 
 # ``warnings.catch_warnings`` swaps the process-wide filters; concurrent readers (dataset checks
 # decode in threads) take turns so that each restores what it found.

@@ -64,8 +64,9 @@ def _class_index(name: str, classes: list[str], where: str, field: str) -> int:
     try:
         return classes.index(name)
     except ValueError:
-        raise PhanetError(f"{where}: {field} {shorten(name)!r} is not in the class list "
-                          f"[{shorten(', '.join(classes), 200)}]") from None
+        raise PhanetError(
+            f"{where}: {field} {shorten(name)!r} is not in the class list [{shorten(', '.join(classes), 200)}]"
+        ) from None
 
 
 def _is_non_finite_number(text: str) -> bool:
@@ -137,7 +138,7 @@ def _read_table(path: Path) -> pd.DataFrame:
             payload = json.loads(path.read_text())
             rows = payload.get("samples", payload) if isinstance(payload, dict) else payload
             if not isinstance(rows, list):
-                raise PhanetError(f"{path}: expected a JSON list of samples or {{\"samples\": [...]}}")
+                raise PhanetError(f'{path}: expected a JSON list of samples or {{"samples": [...]}}')
             return pd.DataFrame(rows)
         return pd.read_csv(path, dtype=str, keep_default_na=False)
     except (ValueError, pd.errors.ParserError) as exc:
@@ -162,10 +163,14 @@ def faces_from_table(
     table = table.fillna("")
     rows = table.to_dict("records")
     has_pose = "pose" in table.columns
-    expr_names = [_label(str(row["expression"]).strip(), f"{where} row {n}", "expression", required=True)
-                  for n, row in enumerate(rows, start=2)]
-    pose_names = [canonical_pose(_label(str(row["pose"]).strip(), f"{where} row {n}", "pose", required=False))
-                  if has_pose else "" for n, row in enumerate(rows, start=2)]
+    expr_names = [
+        _label(str(row["expression"]).strip(), f"{where} row {n}", "expression", required=True)
+        for n, row in enumerate(rows, start=2)
+    ]
+    pose_names = [
+        canonical_pose(_label(str(row["pose"]).strip(), f"{where} row {n}", "pose", required=False)) if has_pose else ""
+        for n, row in enumerate(rows, start=2)
+    ]
     expressions = list(expressions) if expressions else sorted(set(expr_names))
     poses = [canonical_pose(p) for p in poses] if poses else sort_pose_names({p for p in pose_names if p})
     samples, skipped = [], []
@@ -202,8 +207,10 @@ def faces_from_table(
             first, first_labels = first_rows[key]
             if labels != first_labels:
                 column, a, b = next((c, x, y) for c, x, y in zip(_LABEL_COLUMNS, first_labels, labels) if x != y)
-                raise PhanetError(f"{where} rows {first} and {row_number}: {shorten(path, SHOWN_PATH)} is listed "
-                                  f"twice with different labels ({column} {shorten(a)!r} and {shorten(b)!r})")
+                raise PhanetError(
+                    f"{where} rows {first} and {row_number}: {shorten(path, SHOWN_PATH)} is listed "
+                    f"twice with different labels ({column} {shorten(a)!r} and {shorten(b)!r})"
+                )
             skipped.append((path, f"duplicate of row {first}"))
             continue
         first_rows[key] = (row_number, labels)
@@ -216,9 +223,14 @@ _LABEL_COLUMNS = ("subject", "expression", "pose", "intensity", "yaw", "pitch")
 
 def _labels(sample: Sample, expressions: list[str], poses: list[str]) -> tuple:
     """What a row says about its sample, as text (so that an unknown yaw equals an unknown yaw)."""
-    return (sample.subject, expressions[sample.expression], poses[sample.pose] if sample.pose != MISSING else "",
-            "" if sample.intensity == MISSING else str(sample.intensity),
-            "" if math.isnan(sample.yaw) else f"{sample.yaw:g}", "" if math.isnan(sample.pitch) else f"{sample.pitch:g}")
+    return (
+        sample.subject,
+        expressions[sample.expression],
+        poses[sample.pose] if sample.pose != MISSING else "",
+        "" if sample.intensity == MISSING else str(sample.intensity),
+        "" if math.isnan(sample.yaw) else f"{sample.yaw:g}",
+        "" if math.isnan(sample.pitch) else f"{sample.pitch:g}",
+    )
 
 
 @register_dataset("manifest", "a CSV or JSON manifest (path, subject, expression[, pose, intensity, yaw, pitch, face box])")
@@ -236,8 +248,15 @@ def load_manifest(
     if path.is_dir():
         path = path / "manifest.csv"
     table = _read_table(path)
-    return faces_from_table(table, name=path.parent.name or "manifest", root=path.parent, where=str(path),
-                            expressions=expressions, poses=poses, missing=missing)
+    return faces_from_table(
+        table,
+        name=path.parent.name or "manifest",
+        root=path.parent,
+        where=str(path),
+        expressions=expressions,
+        poses=poses,
+        missing=missing,
+    )
 
 
 def _walk(root: Path) -> list[tuple[Path, str | None]]:
@@ -274,10 +293,7 @@ def _walk(root: Path) -> list[tuple[Path, str | None]]:
 
 @register_dataset("folder", "an image-folder tree ROOT/<expression>/[<pose>/]<image>, subject from the file name")
 def load_folder(
-    root: str | None,
-    subject_pattern: str = r"^([^_]+)_",
-    expressions: list[str] | None = None,
-    poses: list[str] | None = None,
+    root: str | None, subject_pattern: str = r"^([^_]+)_", expressions: list[str] | None = None, poses: list[str] | None = None
 ) -> LabeledFaces:
     """Load ``ROOT/<expression>/[<pose>/]<image>``; files whose name gives no subject are skipped and counted."""
     if root is None or not Path(root).is_dir():
@@ -303,14 +319,21 @@ def load_folder(
         if not match:
             skipped.append((str(rel), f"no subject in the file name (pattern {subject_pattern!r})"))
             continue
-        rows.append({
-            "path": str(rel),
-            "subject": match.group(1) if match.groups() else match.group(0),
-            "expression": rel.parts[0],
-            "pose": rel.parts[1] if len(rel.parts) == 3 else "",
-        })
-    faces = faces_from_table(pd.DataFrame(rows, columns=["path", "subject", "expression", "pose"]),
-                             name=root_path.name, root=root_path, where=str(root_path),
-                             expressions=expressions, poses=poses)
+        rows.append(
+            {
+                "path": str(rel),
+                "subject": match.group(1) if match.groups() else match.group(0),
+                "expression": rel.parts[0],
+                "pose": rel.parts[1] if len(rel.parts) == 3 else "",
+            }
+        )
+    faces = faces_from_table(
+        pd.DataFrame(rows, columns=["path", "subject", "expression", "pose"]),
+        name=root_path.name,
+        root=root_path,
+        where=str(root_path),
+        expressions=expressions,
+        poses=poses,
+    )
     faces.skipped.extend(skipped)
     return faces

@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import csv
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePath
-from typing import Iterable, Sequence
 
 from phanet.errors import PhanetError
 
@@ -141,14 +141,15 @@ def join_poses(poses: dict[str, HeadPose], image_paths: Sequence[str], where: st
         if path_key in poses:
             key = path_key
         else:
-            near = [k for k in by_stem.get(stem, [])
-                    if k == stem or k.endswith("/" + path_key) or path_key.endswith("/" + k)]
+            near = [k for k in by_stem.get(stem, []) if k == stem or k.endswith("/" + path_key) or path_key.endswith("/" + k)]
             if len(near) > 1:
                 raise PhanetError(f"{where}: image {image} matches several OpenFace entries ({', '.join(near[:3])})")
             key = near[0] if near else None
         if key is not None and claimed.setdefault(key, image) != image:
-            raise PhanetError(f"{where}: OpenFace entry {key!r} matches both {claimed[key]} and {image}; "
-                              "name the images by their path relative to the dataset root")
+            raise PhanetError(
+                f"{where}: OpenFace entry {key!r} matches both {claimed[key]} and {image}; "
+                "name the images by their path relative to the dataset root"
+            )
         found.append(poses[key] if key is not None else None)
     return found
 

@@ -18,10 +18,11 @@ import json
 import multiprocessing
 import shutil
 from collections import Counter
+from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import cv2
 import pandas as pd
@@ -155,12 +156,19 @@ def _start(out: Path, settings: dict[str, Any], overwrite: bool) -> None:
             _clear(out)
         elif previous.get("settings") != settings:
             changed = sorted(k for k in settings if previous.get("settings", {}).get(k) != settings[k])
-            raise PhanetError.about("out", "{path} holds a prepare run with other settings ({changed}); use a new "
-                                    "{out}, or {overwrite} to start again", path=out, changed=", ".join(changed))
+            raise PhanetError.about(
+                "out",
+                "{path} holds a prepare run with other settings ({changed}); use a new {out}, or {overwrite} to start again",
+                path=out,
+                changed=", ".join(changed),
+            )
     elif out.is_dir() and any(out.iterdir()):
         if not overwrite:
-            raise PhanetError.about("out", "{path} is not empty and is not a phanet prepare output; choose an empty "
-                                    "folder or pass {overwrite}", path=out)
+            raise PhanetError.about(
+                "out",
+                "{path} is not empty and is not a phanet prepare output; choose an empty folder or pass {overwrite}",
+                path=out,
+            )
         _clear(out)
     write_json(record, {"tool": MARKER, "settings": settings})
 
@@ -206,8 +214,7 @@ def prepare_faces(
     if use_boxes and not any(s.box for s in faces.samples):
         raise PhanetError.about("use_boxes", "dataset {name!r} has no face boxes; detect faces instead", name=faces.name)
     out = Path(out)
-    settings = {**source, "size": size, "margin": margin, "no_face": no_face, "use_boxes": use_boxes,
-                "format": image_format}
+    settings = {**source, "size": size, "margin": margin, "no_face": no_face, "use_boxes": use_boxes, "format": image_format}
     try:
         _start(out, settings, overwrite)
     except OSError as exc:  # e.g. a name longer than the file system takes
@@ -223,13 +230,15 @@ def prepare_faces(
     # search that found nothing is not.
     finished = {k for k, e in done.items() if e["status"] == "no_face" or (e["status"] in CROPPED and (out / k).is_file())}
     tasks = [
-        _Task(key, str(faces.image_path(s)), str(out / key), s.box if use_boxes else None, size, margin, no_face,
-              image_format)
-        for key, s in zip(keys, faces.samples) if key not in finished
+        _Task(key, str(faces.image_path(s)), str(out / key), s.box if use_boxes else None, size, margin, no_face, image_format)
+        for key, s in zip(keys, faces.samples)
+        if key not in finished
     ]
     try:
-        with open(journal_path, "a") as journal, tqdm(total=len(keys), initial=len(keys) - len(tasks),
-                                                      desc="prepare", unit="img", disable=not progress) as bar:
+        with (
+            open(journal_path, "a") as journal,
+            tqdm(total=len(keys), initial=len(keys) - len(tasks), desc="prepare", unit="img", disable=not progress) as bar,
+        ):
             for entry in _results(tasks, workers):
                 journal.write(json.dumps(entry) + "\n")
                 journal.flush()

@@ -11,9 +11,9 @@ import dataclasses
 import math
 import os
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -25,10 +25,7 @@ from phanet.files import write_csv
 MISSING = -1
 
 #: Columns of the common manifest CSV, in order. Only ``path``, ``subject`` and ``expression`` are required.
-MANIFEST_COLUMNS = (
-    "path", "subject", "expression", "pose", "intensity", "yaw", "pitch",
-    "face_x", "face_y", "face_w", "face_h",
-)
+MANIFEST_COLUMNS = ("path", "subject", "expression", "pose", "intensity", "yaw", "pitch", "face_x", "face_y", "face_w", "face_h")
 
 
 @dataclass(frozen=True)
@@ -94,7 +91,7 @@ class LabeledFaces:
         path = os.path.abspath(self.image_path(sample))
         return f"{path}|{sample.box}|{self.box_margin if sample.box else 0}", path
 
-    def subset(self, indices: Sequence[int]) -> "LabeledFaces":
+    def subset(self, indices: Sequence[int]) -> LabeledFaces:
         """Same class lists and image source, only the samples at ``indices``."""
         clone = dataclasses.replace(self, samples=[self.samples[i] for i in indices], skipped=list(self.skipped))
         return clone
@@ -128,19 +125,21 @@ class LabeledFaces:
         rows = []
         for s in self.samples:
             box = s.box or (math.nan,) * 4
-            rows.append({
-                "path": s.path,
-                "subject": s.subject,
-                "expression": self.expressions[s.expression],
-                "pose": self.poses[s.pose] if s.pose != MISSING else "",
-                "intensity": s.intensity if s.intensity != MISSING else "",
-                "yaw": "" if math.isnan(s.yaw) else s.yaw,
-                "pitch": "" if math.isnan(s.pitch) else s.pitch,
-                "face_x": "" if s.box is None else box[0],
-                "face_y": "" if s.box is None else box[1],
-                "face_w": "" if s.box is None else box[2],
-                "face_h": "" if s.box is None else box[3],
-            })
+            rows.append(
+                {
+                    "path": s.path,
+                    "subject": s.subject,
+                    "expression": self.expressions[s.expression],
+                    "pose": self.poses[s.pose] if s.pose != MISSING else "",
+                    "intensity": s.intensity if s.intensity != MISSING else "",
+                    "yaw": "" if math.isnan(s.yaw) else s.yaw,
+                    "pitch": "" if math.isnan(s.pitch) else s.pitch,
+                    "face_x": "" if s.box is None else box[0],
+                    "face_y": "" if s.box is None else box[1],
+                    "face_w": "" if s.box is None else box[2],
+                    "face_h": "" if s.box is None else box[3],
+                }
+            )
         return pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS))
 
     def write_manifest(self, path: str | Path) -> Path:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from phanet.compat import dataset_option
 from phanet.data.records import LabeledFaces
@@ -20,10 +21,7 @@ Loader = Callable[..., LabeledFaces]
 _LOADERS: dict[str, tuple[Loader, str]] = {}
 
 # Modules that register loaders when imported; imported lazily so that `phanet --help` stays fast.
-_ADAPTER_MODULES = (
-    "phanet.data.manifest",
-    "phanet.data.adapters",
-)
+_ADAPTER_MODULES = ("phanet.data.manifest", "phanet.data.adapters")
 
 
 def register_dataset(name: str, description: str) -> Callable[[Loader], Loader]:

@@ -88,8 +88,9 @@ def subject_folds(faces: LabeledFaces, k: int, seed: int = 0) -> list[tuple[list
     if k < 2:
         raise PhanetError.about("folds", "expected at least 2 folds, got {k}", k=k)
     if k > len(subjects):
-        raise PhanetError.about("folds", "{k} folds need at least {k} subjects, {name!r} has {count}", k=k,
-                                name=faces.name, count=len(subjects))
+        raise PhanetError.about(
+            "folds", "{k} folds need at least {k} subjects, {name!r} has {count}", k=k, name=faces.name, count=len(subjects)
+        )
     groups = [subjects[i::k] for i in range(k)]
     folds = []
     for i, held_out in enumerate(groups):

@@ -50,8 +50,9 @@ def preprocess(image: np.ndarray, size: int) -> torch.Tensor:
     return to_tensor(resize_square(image, size))
 
 
-def augment(images: torch.Tensor, pose: torch.Tensor, jitter: float = 0.0,
-            mirror: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def augment(
+    images: torch.Tensor, pose: torch.Tensor, jitter: float = 0.0, mirror: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The training augmentation of a batch on its device, with one ``affine_grid`` / ``grid_sample``.
 
     Each image is scaled by 1 ± ``jitter`` about its centre and shifted by ± ``jitter`` of its side
@@ -70,10 +71,10 @@ def augment(images: torch.Tensor, pose: torch.Tensor, jitter: float = 0.0,
     sign = 1.0 - 2.0 * flip.float()
     # Output pixel u (in [-1, 1]) shows input (sign·u − shift) / scale: jitter, then mirror.
     zero = torch.zeros_like(scale)
-    theta = torch.stack([
-        torch.stack([sign / scale, zero, -shift_x / scale], dim=1),
-        torch.stack([zero, 1 / scale, -shift_y / scale], dim=1),
-    ], dim=1)
+    theta = torch.stack(
+        [torch.stack([sign / scale, zero, -shift_x / scale], dim=1), torch.stack([zero, 1 / scale, -shift_y / scale], dim=1)],
+        dim=1,
+    )
     grid = F.affine_grid(theta, list(images.shape), align_corners=False)
     out = F.grid_sample(images.float(), grid, mode="bilinear", padding_mode="border", align_corners=False)
     if images.is_contiguous(memory_format=torch.channels_last):

@@ -26,8 +26,11 @@ def without_unreadable(faces: LabeledFaces, workers: int = 4, progress: bool = T
     paths = [str(faces.image_path(s)) for s in faces.samples]
     # Decoding releases the GIL, so threads overlap the reads without copying images between processes.
     with ThreadPoolExecutor(max(1, workers)) as pool:
-        problems = list(tqdm(pool.map(_problem, paths), total=len(paths), desc="reading images", unit="img",
-                             disable=not progress, leave=False))
+        problems = list(
+            tqdm(
+                pool.map(_problem, paths), total=len(paths), desc="reading images", unit="img", disable=not progress, leave=False
+            )
+        )
     checked = faces.subset([i for i, problem in enumerate(problems) if problem is None])
     checked.skipped.extend((faces.samples[i].path, p) for i, p in enumerate(problems) if p is not None)
     return checked

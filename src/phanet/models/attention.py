@@ -32,8 +32,7 @@ class PixelAttentionNetwork(nn.Module):
     ``x = 1/2 + (1/2 - l) · tanh(a_x)`` (y alike).
     """
 
-    def __init__(self, in_channels: int, hidden: int = 128, grid: int = 7,
-                 side_min: float = 0.3, side_max: float = 0.6) -> None:
+    def __init__(self, in_channels: int, hidden: int = 128, grid: int = 7, side_min: float = 0.3, side_max: float = 0.6) -> None:
         super().__init__()
         self.pool = nn.AdaptiveAvgPool2d(grid)
         self.fc1 = nn.Linear(in_channels * grid * grid, hidden)
@@ -82,10 +81,7 @@ def _affine(boxes: torch.Tensor) -> torch.Tensor:
     x, y, half = boxes.unbind(1)
     zero = torch.zeros_like(x)
     scale = 2 * half
-    return torch.stack([
-        torch.stack([scale, zero, 2 * x - 1], dim=1),
-        torch.stack([zero, scale, 2 * y - 1], dim=1),
-    ], dim=1)
+    return torch.stack([torch.stack([scale, zero, 2 * x - 1], dim=1), torch.stack([zero, scale, 2 * y - 1], dim=1)], dim=1)
 
 
 def boxcar_mask(boxes: torch.Tensor, height: int, width: int, steepness: float) -> torch.Tensor:
@@ -103,8 +99,9 @@ def boxcar_mask(boxes: torch.Tensor, height: int, width: int, steepness: float) 
     return (mask_y[:, :, None] * mask_x[:, None, :])[:, None]
 
 
-def crop_and_zoom(images: torch.Tensor, boxes: torch.Tensor, size: int | None = None,
-                  mode: str = "affine", steepness: float = 50.0) -> torch.Tensor:
+def crop_and_zoom(
+    images: torch.Tensor, boxes: torch.Tensor, size: int | None = None, mode: str = "affine", steepness: float = 50.0
+) -> torch.Tensor:
     """Cut the square ``boxes`` (B, 3) out of ``images`` (B, C, H, W) and zoom it bilinearly to ``size``.
 
     ``mode="affine"`` samples the square directly with an affine grid, so the result is an exact,

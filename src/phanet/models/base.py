@@ -23,8 +23,9 @@ class Network(nn.Module):
         """The trainable parameters by part, in the network's order."""
         raise NotImplementedError
 
-    def forward(self, images: torch.Tensor, return_maps: bool = False, return_crops: bool = False,
-                map_classes: torch.Tensor | None = None) -> PhaNetOutput:
+    def forward(
+        self, images: torch.Tensor, return_maps: bool = False, return_crops: bool = False, map_classes: torch.Tensor | None = None
+    ) -> PhaNetOutput:
         raise NotImplementedError
 
 

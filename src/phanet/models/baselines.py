@@ -30,8 +30,9 @@ class _TwoHeadClassifier(Network):
     ``image_size``; larger inputs are average-pooled to ``image_size``, as PhaNet's S1 pools them).
     """
 
-    def __init__(self, arch: str, expressions: Sequence[str], poses: Sequence[str], image_size: int,
-                 input_size: int | None) -> None:
+    def __init__(
+        self, arch: str, expressions: Sequence[str], poses: Sequence[str], image_size: int, input_size: int | None
+    ) -> None:
         super().__init__()
         self.info = ModelInfo(list(expressions), list(poses), input_size or image_size, arch)
         self.image_size = image_size
@@ -49,8 +50,9 @@ class _TwoHeadClassifier(Network):
     def forward_features(self, images: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def forward(self, images: torch.Tensor, return_maps: bool = False, return_crops: bool = False,
-                map_classes: torch.Tensor | None = None) -> PhaNetOutput:
+    def forward(
+        self, images: torch.Tensor, return_maps: bool = False, return_crops: bool = False, map_classes: torch.Tensor | None = None
+    ) -> PhaNetOutput:
         # Inputs larger than the network's size (model.input_size) are average-pooled to it, as
         # PhaNet's S1 does, so every method receives the same images.
         factor = images.shape[-1] // self.image_size
@@ -76,8 +78,14 @@ class DenseNetBaseline(_TwoHeadClassifier):
     k = 12).
     """
 
-    def __init__(self, expressions: Sequence[str] = PAPER_EXPRESSIONS, poses: Sequence[str] = PAPER_POSES,
-                 image_size: int = 224, input_size: int | None = None, backbone: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        expressions: Sequence[str] = PAPER_EXPRESSIONS,
+        poses: Sequence[str] = PAPER_POSES,
+        image_size: int = 224,
+        input_size: int | None = None,
+        backbone: Mapping[str, Any] | None = None,
+    ) -> None:
         super().__init__("densenet", expressions, poses, image_size, input_size)
         self.backbone = DenseNet(**(backbone or {}))
         self._heads(self.backbone.num_features)
@@ -94,8 +102,15 @@ class VGG19(_TwoHeadClassifier):
     """VGG-19 with batch normalisation; global average pooling and one 512-unit layer replace the
     two 4096-unit layers so that it trains at any input size. ``width`` scales every channel count."""
 
-    def __init__(self, expressions: Sequence[str] = PAPER_EXPRESSIONS, poses: Sequence[str] = PAPER_POSES,
-                 image_size: int = 224, input_size: int | None = None, width: float = 1.0, hidden: int = 512) -> None:
+    def __init__(
+        self,
+        expressions: Sequence[str] = PAPER_EXPRESSIONS,
+        poses: Sequence[str] = PAPER_POSES,
+        image_size: int = 224,
+        input_size: int | None = None,
+        width: float = 1.0,
+        hidden: int = 512,
+    ) -> None:
         super().__init__("vgg19", expressions, poses, image_size, input_size)
         layers: list[nn.Module] = []
         channels = 3
@@ -148,8 +163,9 @@ class HOG(nn.Module):
         votes.scatter_add_(1, lower.long() % self.bins, magnitude * (1 - frac))
         votes.scatter_add_(1, (lower.long() + 1) % self.bins, magnitude * frac)
         cells = F.avg_pool2d(votes, self.cell) * self.cell**2
-        blocks = torch.cat([cells[:, :, i : cells.shape[2] - 1 + i, j : cells.shape[3] - 1 + j]
-                            for i in (0, 1) for j in (0, 1)], dim=1)
+        blocks = torch.cat(
+            [cells[:, :, i : cells.shape[2] - 1 + i, j : cells.shape[3] - 1 + j] for i in (0, 1) for j in (0, 1)], dim=1
+        )
         blocks = blocks.permute(0, 2, 3, 1)
         blocks = blocks / torch.sqrt((blocks**2).sum(-1, keepdim=True) + 1e-6)
         blocks = blocks.clamp(max=0.2)
@@ -160,8 +176,14 @@ class HOG(nn.Module):
 class HOGClassifier(_TwoHeadClassifier):
     """HOG features and two fully connected layers (Table VII)."""
 
-    def __init__(self, expressions: Sequence[str] = PAPER_EXPRESSIONS, poses: Sequence[str] = PAPER_POSES,
-                 image_size: int = 224, input_size: int | None = None, hidden: int = 512) -> None:
+    def __init__(
+        self,
+        expressions: Sequence[str] = PAPER_EXPRESSIONS,
+        poses: Sequence[str] = PAPER_POSES,
+        image_size: int = 224,
+        input_size: int | None = None,
+        hidden: int = 512,
+    ) -> None:
         super().__init__("hog_fc", expressions, poses, image_size, input_size)
         self.hog = HOG()
         self.fc = nn.Linear(self.hog.output_size(image_size), hidden)

@@ -36,12 +36,10 @@ class _DenseLayer(nn.Module):
 
 
 class _DenseBlock(nn.Module):
-    def __init__(self, num_layers: int, in_channels: int, growth_rate: int, dropout: float,
-                 memory_efficient: bool) -> None:
+    def __init__(self, num_layers: int, in_channels: int, growth_rate: int, dropout: float, memory_efficient: bool) -> None:
         super().__init__()
         self.layers = nn.ModuleList(
-            _DenseLayer(in_channels + i * growth_rate, growth_rate, dropout, memory_efficient)
-            for i in range(num_layers)
+            _DenseLayer(in_channels + i * growth_rate, growth_rate, dropout, memory_efficient) for i in range(num_layers)
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -98,8 +96,11 @@ class DenseNet(nn.Module):
         if stem == "imagenet":
             stem_layers: list[nn.Module] = [nn.Conv2d(3, init_channels, kernel_size=7, stride=2, padding=3, bias=False)]
             if stem_pool:
-                stem_layers += [nn.BatchNorm2d(init_channels), nn.ReLU(inplace=True),
-                                nn.MaxPool2d(kernel_size=3, stride=2, padding=1)]
+                stem_layers += [
+                    nn.BatchNorm2d(init_channels),
+                    nn.ReLU(inplace=True),
+                    nn.MaxPool2d(kernel_size=3, stride=2, padding=1),
+                ]
         elif stem == "cifar":
             stem_layers = [nn.Conv2d(3, init_channels, kernel_size=3, padding=1, bias=False)]
         else:

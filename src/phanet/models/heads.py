@@ -20,8 +20,9 @@ class DCMLHead(nn.Module):
     (``softmax`` of two logits); it exists to show what happens without the ordering constraint.
     """
 
-    def __init__(self, in_features: int, num_expressions: int, num_poses: int, hidden: int = 512,
-                 lambda_form: str = "bounded") -> None:
+    def __init__(
+        self, in_features: int, num_expressions: int, num_poses: int, hidden: int = 512, lambda_form: str = "bounded"
+    ) -> None:
         super().__init__()
         if lambda_form not in ("bounded", "free"):
             raise ValueError(f"lambda_form must be 'bounded' or 'free', got {lambda_form!r}")

@@ -52,5 +52,7 @@ class ModelInfo:
     @property
     def input_description(self) -> str:
         """The input as an exported file documents it."""
-        return (f"{INPUT_NAME}: float32 (batch, 3, {self.input_size}, {self.input_size}), RGB face crops resized to "
-                f"{self.input_size} x {self.input_size}, scaled as (value / 255 - {self.mean:g}) / {self.std:g}")
+        return (
+            f"{INPUT_NAME}: float32 (batch, 3, {self.input_size}, {self.input_size}), RGB face crops resized to "
+            f"{self.input_size} x {self.input_size}, scaled as (value / 255 - {self.mean:g}) / {self.std:g}"
+        )

@@ -25,15 +25,32 @@ from phanet.models.scale_attention import ScaleAttention
 #: mask of steep sigmoids, Eq. 5) and the mask's steepness, whether a PAN reads the coarser map
 #: without passing gradient into that scale's backbone, and the fraction of training faces whose S3
 #: square is another face's (0: the paper's HPAL).
-ATTENTION_DEFAULTS: dict[str, Any] = {"hidden": 128, "grid": 7, "side_min": 0.3, "side_max": 0.6, "crop": "affine",
-                                      "mask_steepness": 50.0, "detach_input": True, "swap": 0.0}
+ATTENTION_DEFAULTS: dict[str, Any] = {
+    "hidden": 128,
+    "grid": 7,
+    "side_min": 0.3,
+    "side_max": 0.6,
+    "crop": "affine",
+    "mask_steepness": 50.0,
+    "detach_input": True,
+    "swap": 0.0,
+}
 
 #: PhaNet's parts (:meth:`PhaNet.parameter_groups`), as named in ``dynamics.csv`` and ``optim.part_lr``.
 PARTS = {
-    "backbones.0": "S1_backbone", "backbones.1": "S2_backbone", "backbones.2": "S3_backbone",
-    "scale_classifiers.0": "S1_classifier", "scale_classifiers.1": "S2_classifier",
-    "scale_classifiers.2": "S3_classifier", "pans.0": "PAN_S2", "pans.1": "PAN_S3", "sal": "SAL",
-    "head.fc": "head_fc", "head.expression": "head_expression", "head.pose": "head_pose", "head.lam": "head_lambda",
+    "backbones.0": "S1_backbone",
+    "backbones.1": "S2_backbone",
+    "backbones.2": "S3_backbone",
+    "scale_classifiers.0": "S1_classifier",
+    "scale_classifiers.1": "S2_classifier",
+    "scale_classifiers.2": "S3_classifier",
+    "pans.0": "PAN_S2",
+    "pans.1": "PAN_S3",
+    "sal": "SAL",
+    "head.fc": "head_fc",
+    "head.expression": "head_expression",
+    "head.pose": "head_pose",
+    "head.lam": "head_lambda",
 }
 PART_NAMES = tuple(PARTS.values())
 
@@ -105,8 +122,7 @@ class PhaNet(Network):
         num_expressions, num_poses = len(self.info.expressions), len(self.info.poses)
         self.scale_classifiers = nn.ModuleList(nn.Linear(channels, num_expressions) for _ in range(self.num_computed))
         self.pans = nn.ModuleList(
-            PixelAttentionNetwork(channels, settings["hidden"], settings["grid"], settings["side_min"],
-                                  settings["side_max"])
+            PixelAttentionNetwork(channels, settings["hidden"], settings["grid"], settings["side_min"], settings["side_max"])
             for _ in range(self.num_computed - 1)
         )
         self.sal = ScaleAttention(channels, len(self.used), sal_hidden, sal_form) if joint_sa else None
@@ -128,8 +144,14 @@ class PhaNet(Network):
         weights = cast(nn.Linear, self.scale_classifiers[scale]).weight[classes]
         return torch.einsum("bc,bchw->bhw", weights, feature_map)
 
-    def forward_features(self, images: torch.Tensor, return_maps: bool = False, return_crops: bool = False,
-                         map_classes: torch.Tensor | None = None, squares: torch.Tensor | None = None) -> dict:
+    def forward_features(
+        self,
+        images: torch.Tensor,
+        return_maps: bool = False,
+        return_crops: bool = False,
+        map_classes: torch.Tensor | None = None,
+        squares: torch.Tensor | None = None,
+    ) -> dict:
         """HPAL: per-scale maps, pooled representations, per-scale logits and the squares.
 
         ``images`` are ``input_size`` pixels. S1 sees them at ``image_size``; each finer square is cut
@@ -178,8 +200,15 @@ class PhaNet(Network):
             boxes[:, s] = outer
             if crops is not None:
                 crops[s] = region
-        return {"pooled": pooled, "logits": logits, "boxes": boxes, "local_boxes": local_boxes,
-                "maps": maps, "crops": crops, "pan_outputs": pan_outputs}
+        return {
+            "pooled": pooled,
+            "logits": logits,
+            "boxes": boxes,
+            "local_boxes": local_boxes,
+            "maps": maps,
+            "crops": crops,
+            "pan_outputs": pan_outputs,
+        }
 
     def _per_scale(self, values: torch.Tensor) -> torch.Tensor:
         """(B, 3) from the (B, fused scales) ``values``: NaN in the columns of scales not fused."""
@@ -216,8 +245,9 @@ class PhaNet(Network):
             scale_features=list(hpal["pooled"]) + missing,
         )
 
-    def forward(self, images: torch.Tensor, return_maps: bool = False, return_crops: bool = False,
-                map_classes: torch.Tensor | None = None) -> PhaNetOutput:
+    def forward(
+        self, images: torch.Tensor, return_maps: bool = False, return_crops: bool = False, map_classes: torch.Tensor | None = None
+    ) -> PhaNetOutput:
         """``images`` (B, 3, input_size, input_size). With ``return_maps``, the class activation maps of
         every scale for ``map_classes`` (default: each scale's predicted expression)."""
         return self.forward_head(self.forward_features(images, return_maps, return_crops, map_classes))

@@ -66,5 +66,18 @@ from phanet.predict.predictor import MARGIN, FrameResult, Predictor, columns
 from phanet.predict.sources import VIDEO_SUFFIXES, array_to_rgb
 from phanet.results import write_table
 
-__all__ = ["MARGIN", "MAX_DRAWING_SIDE", "VIDEO_SUFFIXES", "FrameResult", "ModelInfo", "OnnxBackend", "Predictor",
-           "TorchBackend", "TrainedModel", "array_to_rgb", "columns", "draw_predictions", "write_table"]
+__all__ = [
+    "MARGIN",
+    "MAX_DRAWING_SIDE",
+    "VIDEO_SUFFIXES",
+    "FrameResult",
+    "ModelInfo",
+    "OnnxBackend",
+    "Predictor",
+    "TorchBackend",
+    "TrainedModel",
+    "array_to_rgb",
+    "columns",
+    "draw_predictions",
+    "write_table",
+]

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import cv2
 import numpy as np
@@ -14,6 +15,7 @@ from phanet.errors import PhanetError
 MAX_DRAWING_SIDE = 2048
 
 _RED, _YELLOW, _GREEN = (230, 40, 40), (250, 220, 0), (40, 220, 80)
+
 
 def _label(row: dict[str, Any]) -> str:
     text = f"{row['expression']} {row['expression_prob']:.0%}"
@@ -28,8 +30,9 @@ def _label(row: dict[str, Any]) -> str:
     return text
 
 
-def draw_predictions(image: np.ndarray, rows: Iterable[dict[str, Any]], min_side: int = 256,
-                     max_side: int = MAX_DRAWING_SIDE) -> np.ndarray:
+def draw_predictions(
+    image: np.ndarray, rows: Iterable[dict[str, Any]], min_side: int = 256, max_side: int = MAX_DRAWING_SIDE
+) -> np.ndarray:
     """The RGB ``image`` with every face of ``rows`` drawn: the face box (green) with
     ``expression probability  pose``, the S2 square (red) and the S3 square (yellow).
 
@@ -41,25 +44,37 @@ def draw_predictions(image: np.ndarray, rows: Iterable[dict[str, Any]], min_side
     than ``max_side`` × ``max_side``.
     """
     if not 1 <= min_side <= max_side:
-        raise PhanetError.about("min_side", "expected 1 <= {min_side} <= {max_side}, got {low} and {high}",
-                                low=min_side, high=max_side)
+        raise PhanetError.about(
+            "min_side", "expected 1 <= {min_side} <= {max_side}, got {low} and {high}", low=min_side, high=max_side
+        )
     height, width = image.shape[:2]
     scale = min(max(1, math.ceil(min_side / max(1, min(height, width)))), max_side / max(height, width))
     if scale == 1:
         picture = image
     else:
         # Whole factors with nearest neighbour repeat pixels exactly; shrinking averages them.
-        picture = cv2.resize(image, (max(1, round(width * scale)), max(1, round(height * scale))),
-                             interpolation=cv2.INTER_NEAREST if scale > 1 else cv2.INTER_AREA)
+        picture = cv2.resize(
+            image,
+            (max(1, round(width * scale)), max(1, round(height * scale))),
+            interpolation=cv2.INTER_NEAREST if scale > 1 else cv2.INTER_AREA,
+        )
     canvas = np.zeros((max(picture.shape[0], min_side), max(picture.shape[1], min_side), 3), image.dtype)
-    canvas[:picture.shape[0], :picture.shape[1]] = picture
+    canvas[: picture.shape[0], : picture.shape[1]] = picture
     thickness = max(1, round(min(canvas.shape[:2]) / 250))
     font = 0.4 * thickness + 0.1
     rows = list(rows)
     for row in rows:
         if row.get("status") != "ok":
-            cv2.putText(canvas, str(row.get("status", "")).replace("_", " "), (6, int(22 * font + 8)),
-                        cv2.FONT_HERSHEY_SIMPLEX, font, _RED, thickness, cv2.LINE_AA)
+            cv2.putText(
+                canvas,
+                str(row.get("status", "")).replace("_", " "),
+                (6, int(22 * font + 8)),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                font,
+                _RED,
+                thickness,
+                cv2.LINE_AA,
+            )
             continue
         for prefix, colour in (("s2", _RED), ("s3", _YELLOW)):
             corners = [row.get(f"{prefix}_{k}") for k in ("x0", "y0", "x1", "y1")]

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -69,8 +70,9 @@ class Predictor:
         batch_size: faces per forward pass.
     """
 
-    def __init__(self, model: TrainedModel, detect: bool = True, margin: float = MARGIN, min_face: int = 24,
-                 batch_size: int = 32) -> None:
+    def __init__(
+        self, model: TrainedModel, detect: bool = True, margin: float = MARGIN, min_face: int = 24, batch_size: int = 32
+    ) -> None:
         positive(batch_size, "batch_size")
         check_margin(margin, "margin")
         if min_face < 1:
@@ -121,8 +123,9 @@ class Predictor:
 
     # ---------------------------------------------------------------------------------------- api
 
-    def predict(self, inputs: Any, detect: bool | None = None, color: str = "rgb", every_nth_frame: int = 1,
-                progress: bool = False) -> pd.DataFrame:
+    def predict(
+        self, inputs: Any, detect: bool | None = None, color: str = "rgb", every_nth_frame: int = 1, progress: bool = False
+    ) -> pd.DataFrame:
         """One row per face (columns: :mod:`phanet.predict`) as a pandas DataFrame.
 
         Args:
@@ -140,8 +143,9 @@ class Predictor:
         before any work starts; an unreadable image (or a broken video found in a folder) gives an
         ``unreadable`` row, and the run goes on.
         """
-        rows = [row for result in self.iter_predict(inputs, detect, color, every_nth_frame, progress=progress)
-                for row in result.rows]
+        rows = [
+            row for result in self.iter_predict(inputs, detect, color, every_nth_frame, progress=progress) for row in result.rows
+        ]
         return self.table(rows)
 
     def table(self, rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
@@ -149,8 +153,15 @@ class Predictor:
         frame = pd.DataFrame(list(rows), columns=self.columns)
         return frame.astype({"frame": "int64", "face": "int64"})
 
-    def iter_predict(self, inputs: Any, detect: bool | None = None, color: str = "rgb", every_nth_frame: int = 1,
-                     keep_images: bool = False, progress: bool = False) -> Iterator[FrameResult]:
+    def iter_predict(
+        self,
+        inputs: Any,
+        detect: bool | None = None,
+        color: str = "rgb",
+        every_nth_frame: int = 1,
+        keep_images: bool = False,
+        progress: bool = False,
+    ) -> Iterator[FrameResult]:
         """:meth:`predict` one image or frame at a time, in input order (faces are still batched).
 
         With ``keep_images`` every :class:`FrameResult` carries its RGB image (for drawing).
@@ -191,8 +202,20 @@ class Predictor:
             crops = [rgb]
             regions = [(0.0, 0.0, float(width), float(height))]
         result = FrameResult(name, frame, "ok" if boxes else "no_face", image=rgb if keep else None)
-        result.rows = [{"file": name, "frame": frame, "face": i, "status": "ok", "face_x": b.x, "face_y": b.y,
-                        "face_w": b.w, "face_h": b.h, "face_source": b.source} for i, b in enumerate(boxes)]
+        result.rows = [
+            {
+                "file": name,
+                "frame": frame,
+                "face": i,
+                "status": "ok",
+                "face_x": b.x,
+                "face_y": b.y,
+                "face_w": b.w,
+                "face_h": b.h,
+                "face_source": b.source,
+            }
+            for i, b in enumerate(boxes)
+        ]
         return _Pending(result, regions, [preprocess(crop, self.info.input_size) for crop in crops])
 
     def _flush(self, pending: list[_Pending]) -> Iterator[FrameResult]:
@@ -200,15 +223,15 @@ class Predictor:
         regions = [region for item in pending for region in item.regions]
         predictions: list[dict[str, Any]] = []
         for start in range(0, len(inputs), self.batch_size):
-            batch = torch.stack(inputs[start:start + self.batch_size]).numpy()
-            rows = self.model.rows(batch, regions[start:start + self.batch_size])
+            batch = torch.stack(inputs[start : start + self.batch_size]).numpy()
+            rows = self.model.rows(batch, regions[start : start + self.batch_size])
             predictions.extend(rows.to_dict("records"))
         position = 0
         for item in pending:
             result = item.result
             if not item.inputs:
                 result.rows = [{"file": result.file, "frame": result.frame, "face": -1, "status": result.status}]
-            for row in result.rows[:len(item.inputs)]:
+            for row in result.rows[: len(item.inputs)]:
                 predicted = predictions[position]
                 position += 1
                 if pd.isna(predicted["expression"]):  # face_rows leaves non-finite scores blank

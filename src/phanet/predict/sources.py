@@ -8,9 +8,10 @@ by :data:`VIDEO_SUFFIXES` when a folder is searched.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import cv2
 import numpy as np
@@ -84,8 +85,13 @@ def sources(inputs: Any, color: str) -> list[Source]:
 def _path_sources(path: Path) -> list[Source]:
     if path.is_dir():
         # A link whose target is gone is kept: it gets an ``unreadable`` row instead of vanishing.
-        found = sorted(p for p in path.rglob("*") if (p.is_file() or (p.is_symlink() and not p.exists()))
-                       and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES)
+        found = sorted(
+            p
+            for p in path.rglob("*")
+            if (p.is_file() or (p.is_symlink() and not p.exists()))
+            and not p.name.startswith(".")
+            and p.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES
+        )
         return [Source(str(p), "video" if p.suffix.lower() in VIDEO_SUFFIXES else "image", p) for p in found]
     if not path.exists():
         raise PhanetError(f"{path}: no such file or folder")

@@ -37,8 +37,9 @@ def _to_image(tensor: torch.Tensor, mean: float, std: float) -> np.ndarray:
     return (array * 255).round().astype(np.uint8)
 
 
-def attention_figures(model: TrainedModel, faces: LabeledFaces, indices: list[int], out: Path,
-                      prefix: str = "") -> dict[str, Path]:
+def attention_figures(
+    model: TrainedModel, faces: LabeledFaces, indices: list[int], out: Path, prefix: str = ""
+) -> dict[str, Path]:
     """Write ``attention_squares.png`` and ``attention_maps.png`` for the samples ``indices``."""
     info = model.info
     images = [faces.load_image(i) for i in indices]
@@ -51,14 +52,15 @@ def attention_figures(model: TrainedModel, faces: LabeledFaces, indices: list[in
         predicted = model.expressions[int(output.expression_logits[i].argmax())]
         pose = faces.poses[sample.pose] + "°" if sample.pose >= 0 else "?"
         titles.append(f"{faces.expressions[sample.expression]} {pose} → {predicted}")
-    crops = None
+    crops: list[list[np.ndarray | None]] | None = None
     if output.crops is not None:
-        crops = [[_to_image(c[i], info.mean, info.std) if c is not None else None for c in output.crops]
-                 for i in range(len(indices))]
+        crops = [
+            [_to_image(c[i], info.mean, info.std) if c is not None else None for c in output.crops] for i in range(len(indices))
+        ]
     boxes = output.boxes.detach().cpu().numpy()
     paths = {"squares": attention_squares_figure(shown, boxes, titles, out / f"{prefix}attention_squares.png", crops)}
     if output.cams is not None:
-        inputs = [[shown[i]] + ([crops[i][0], crops[i][1]] if crops else [None, None]) for i in range(len(indices))]
+        inputs: list[list[np.ndarray | None]] = [[shown[i], *(crops[i] if crops else (None, None))] for i in range(len(indices))]
         maps = [[m[i].cpu().numpy() if m is not None else None for m in output.cams] for i in range(len(indices))]
         rows = min(6, len(indices))
         paths["maps"] = attention_maps_figure(inputs[:rows], maps[:rows], titles[:rows], out / f"{prefix}attention_maps.png")

@@ -57,8 +57,9 @@ def _require(table: pd.DataFrame, columns: list[str], what: str) -> None:
         raise PhanetError(f"coverage: the {what} has no column {missing[0]!r} (needs {', '.join(columns)})")
 
 
-def coverage_table(results: pd.DataFrame, landmarks: pd.DataFrame, pose_column: str = "true_pose",
-                   margin: float = 0.0) -> pd.DataFrame:
+def coverage_table(
+    results: pd.DataFrame, landmarks: pd.DataFrame, pose_column: str = "true_pose", margin: float = 0.0
+) -> pd.DataFrame:
     """Fraction of images whose S2 / S3 square covers each expression region, per yaw and scale.
 
     ``results``: the per-image table of ``phanet evaluate`` (``predictions.csv``, or
@@ -79,7 +80,8 @@ def coverage_table(results: pd.DataFrame, landmarks: pd.DataFrame, pose_column: 
     _require(results, ["path", pose_column, *squares], "results table")
     _require(landmarks, ["path", *points], "landmark table")
     table = results[["path", pose_column, *squares]].merge(
-        landmarks[["path", *points]].drop_duplicates("path"), on="path", how="inner")
+        landmarks[["path", *points]].drop_duplicates("path"), on="path", how="inner"
+    )
     if table.empty:
         raise PhanetError("coverage: no image of the results table is in the landmark table (joined on 'path')")
     pose = np.array([canonical_pose(p) for p in table[pose_column]], dtype=object)

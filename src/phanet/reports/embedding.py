@@ -11,18 +11,20 @@ from phanet.data.transforms import preprocess
 from phanet.inference import TrainedModel
 
 
-def representations(model: TrainedModel, faces: LabeledFaces, indices: list[int], batch_size: int = 64
-                    ) -> dict[str, np.ndarray]:
+def representations(model: TrainedModel, faces: LabeledFaces, indices: list[int], batch_size: int = 64) -> dict[str, np.ndarray]:
     """``f`` (Eq. 8, SAL-weighted) and ``M_F`` (Eq. 6, the plain concatenation of the fused scales'
-    pooled maps) of the samples ``indices``."""
+    pooled maps) of the samples ``indices``. The fused scales are those with a scale weight (NaN for the
+    others, :class:`~phanet.models.output.PhaNetOutput`)."""
     size = model.info.input_size
-    used = model.network.used
     weighted, fused = [], []
     for start in range(0, len(indices), batch_size):
         chunk = indices[start : start + batch_size]
         output = model.forward(torch.stack([preprocess(faces.load_image(i), size) for i in chunk]))
         weighted.append(output.features.cpu().numpy())
-        fused.append(torch.cat([output.scale_features[s] for s in used], dim=1).cpu().numpy())
+        scales = [
+            f for s, f in enumerate(output.scale_features or []) if f is not None and not torch.isnan(output.scale_weights[0, s])
+        ]
+        fused.append(torch.cat(scales, dim=1).cpu().numpy())
     return {"f": np.concatenate(weighted), "M_F": np.concatenate(fused)}
 
 

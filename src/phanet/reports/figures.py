@@ -4,18 +4,18 @@ squares and attention maps, scale weights and λ over epochs, t-SNE of the joint
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.patches import Rectangle  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.patches import Rectangle
 
-from phanet.files import atomic_write  # noqa: E402
+from phanet.files import atomic_write
 
 #: Colours of the S1, S2, S3 squares, used in every attention figure.
 SCALE_COLOURS = ("#ffffff", "#ff3b30", "#ffcc00")
@@ -24,15 +24,22 @@ SCALE_COLOURS = ("#ffffff", "#ff3b30", "#ffcc00")
 def _save(fig: plt.Figure, path: str | Path) -> Path:
     path = Path(path)
     try:
-        atomic_write(path, lambda handle: fig.savefig(handle, format=path.suffix.lstrip(".") or "png", dpi=120,
-                                                      bbox_inches="tight"))
+        atomic_write(
+            path, lambda handle: fig.savefig(handle, format=path.suffix.lstrip(".") or "png", dpi=120, bbox_inches="tight")
+        )
     finally:
         plt.close(fig)
     return path
 
 
-def confusion_matrix_figure(matrix: Sequence[Sequence[float]], classes: Sequence[str], path: str | Path,
-                            title: str = "", xlabel: str = "predicted", ylabel: str = "true") -> Path:
+def confusion_matrix_figure(
+    matrix: Sequence[Sequence[float]],
+    classes: Sequence[str],
+    path: str | Path,
+    title: str = "",
+    xlabel: str = "predicted",
+    ylabel: str = "true",
+) -> Path:
     """Figs. 5a, 6, 7: a row-normalised confusion matrix with the rates written in the cells."""
     counts = np.asarray(matrix, dtype=float)
     rates = counts / np.clip(counts.sum(1, keepdims=True), 1, None)
@@ -45,8 +52,9 @@ def confusion_matrix_figure(matrix: Sequence[Sequence[float]], classes: Sequence
     ax.set_ylabel(ylabel)
     for i in range(len(classes)):
         for j in range(len(classes)):
-            ax.text(j, i, f"{rates[i, j]:.2f}", ha="center", va="center", fontsize=8,
-                    color="white" if rates[i, j] > 0.5 else "black")
+            ax.text(
+                j, i, f"{rates[i, j]:.2f}", ha="center", va="center", fontsize=8, color="white" if rates[i, j] > 0.5 else "black"
+            )
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     if title:
         ax.set_title(title)
@@ -75,13 +83,21 @@ def _draw_square(ax: plt.Axes, box: Sequence[float], size: int, colour: str) -> 
     x, y, half = box
     if any(math.isnan(v) for v in (x, y, half)):
         return
-    ax.add_patch(Rectangle(((x - half) * size, (y - half) * size), 2 * half * size, 2 * half * size,
-                           fill=False, edgecolor=colour, linewidth=1.6))
+    ax.add_patch(
+        Rectangle(
+            ((x - half) * size, (y - half) * size), 2 * half * size, 2 * half * size, fill=False, edgecolor=colour, linewidth=1.6
+        )
+    )
 
 
-def attention_squares_figure(images: Sequence[np.ndarray], boxes: np.ndarray, titles: Sequence[str],
-                             path: str | Path, crops: Sequence[Sequence[np.ndarray]] | None = None,
-                             columns: int = 6) -> Path:
+def attention_squares_figure(
+    images: Sequence[np.ndarray],
+    boxes: np.ndarray,
+    titles: Sequence[str],
+    path: str | Path,
+    crops: Sequence[Sequence[np.ndarray | None]] | None = None,
+    columns: int = 6,
+) -> Path:
     """Figs. 9–11: the S2 (red) and S3 (yellow) squares on each image; with ``crops``, the zoomed
     S2 and S3 regions below each image. ``boxes`` is (N, 2, 3) in normalised image coordinates."""
     n = len(images)
@@ -107,8 +123,12 @@ def attention_squares_figure(images: Sequence[np.ndarray], boxes: np.ndarray, ti
     return _save(fig, path)
 
 
-def attention_maps_figure(images: Sequence[Sequence[np.ndarray | None]], maps: Sequence[Sequence[np.ndarray | None]],
-                          titles: Sequence[str], path: str | Path) -> Path:
+def attention_maps_figure(
+    images: Sequence[Sequence[np.ndarray | None]],
+    maps: Sequence[Sequence[np.ndarray | None]],
+    titles: Sequence[str],
+    path: str | Path,
+) -> Path:
     """Fig. 8: for each sample, the input of every scale with its response map laid over it: the class
     activation map of the scale's predicted expression (its classifier's weights over the channels of the
     last convolutional map), each scaled from its own minimum (0) to its maximum (1), as the colour bar shows."""
@@ -124,8 +144,15 @@ def attention_maps_figure(images: Sequence[Sequence[np.ndarray | None]], maps: S
                 continue
             ax.imshow(image)
             normalised = (response - response.min()) / (np.ptp(response) + 1e-8)
-            shown = ax.imshow(normalised, cmap="inferno", alpha=0.55, vmin=0, vmax=1, interpolation="bilinear",
-                              extent=(-0.5, image.shape[1] - 0.5, image.shape[0] - 0.5, -0.5))
+            shown = ax.imshow(
+                normalised,
+                cmap="inferno",
+                alpha=0.55,
+                vmin=0,
+                vmax=1,
+                interpolation="bilinear",
+                extent=(-0.5, image.shape[1] - 0.5, image.shape[0] - 0.5, -0.5),
+            )
             ax.set_title(f"S{s + 1}" + (f" — {titles[i]}" if s == 0 else ""), fontsize=7)
     if shown is not None:
         bar = fig.colorbar(shown, ax=axes.ravel().tolist(), fraction=0.03, pad=0.02)
@@ -178,10 +205,17 @@ def task_weights_figure(runs: dict[str, pd.DataFrame], path: str | Path, title: 
         style = ("-", "--", ":")[k % 3]
         # λe wide and pale, λp narrow with markers on top: both stay visible where they coincide
         # (λe = λp = 0.5 once the constraint factor holds λp at its bound).
-        left.plot(epochs, metrics["train/lambda_e"], style, color="tab:orange", linewidth=4, alpha=0.55,
-                  label=f"λe ({name})")
-        left.plot(epochs, metrics["train/lambda_p"], style, color="tab:blue", linewidth=1.2, marker="o",
-                  markersize=2.5, label=f"λp ({name})")
+        left.plot(epochs, metrics["train/lambda_e"], style, color="tab:orange", linewidth=4, alpha=0.55, label=f"λe ({name})")
+        left.plot(
+            epochs,
+            metrics["train/lambda_p"],
+            style,
+            color="tab:blue",
+            linewidth=1.2,
+            marker="o",
+            markersize=2.5,
+            label=f"λp ({name})",
+        )
         right.plot(epochs, 100 * metrics["val/expression_acc"], style, color="tab:orange", label=f"expression ({name})")
         if "val/pose_acc" in metrics:
             right.plot(epochs, 100 * metrics["val/pose_acc"], style, color="tab:blue", label=f"pose ({name})")
@@ -192,8 +226,10 @@ def task_weights_figure(runs: dict[str, pd.DataFrame], path: str | Path, title: 
     right.set_ylabel("accuracy on validation subjects (%)")
     right.set_ylim(0, 100)
     prefix = f"{title}: " if title else ""
-    for ax, caption in ((left, "(a) " + prefix + "λe and λp per epoch"),
-                        (right, "(b) " + prefix + "validation accuracy per epoch")):
+    for ax, caption in (
+        (left, "(a) " + prefix + "λe and λp per epoch"),
+        (right, "(b) " + prefix + "validation accuracy per epoch"),
+    ):
         ax.grid(alpha=0.3)
         # below the panel: weights and accuracies may lie anywhere in it (at 0, 0.5 and 1 for λ)
         ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
@@ -201,8 +237,9 @@ def task_weights_figure(runs: dict[str, pd.DataFrame], path: str | Path, title: 
     return _save(fig, path)
 
 
-def local_squares_figure(runs: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], classes: Sequence[str],
-                         path: str | Path) -> Path:
+def local_squares_figure(
+    runs: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], classes: Sequence[str], path: str | Path
+) -> Path:
     """Where each run's PANs put their squares, by true expression: one column per run, the S2 square's
     centre in the image (top) and the S3 square's centre in the zoomed S2 square (bottom).
 
@@ -219,8 +256,9 @@ def local_squares_figure(runs: dict[str, tuple[np.ndarray, np.ndarray, np.ndarra
             ax.scatter(boxes[order, 0], boxes[order, 1], s=24 * boxes[order, 2] / 0.3, alpha=0.4, c=dots, linewidths=0)
             ax.set(xlim=(0, 1), ylim=(1, 0), aspect="equal", title=f"{name}\n{where}" if row == 0 else where)
             ax.tick_params(labelsize=7)
-    handles = [plt.Line2D([], [], marker="o", linestyle="", color=colours(k % 10), label=label)
-               for k, label in enumerate(classes)]
+    handles = [
+        plt.Line2D([], [], marker="o", linestyle="", color=colours(k % 10), label=label) for k, label in enumerate(classes)
+    ]
     axes[0, -1].legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1))
     return _save(fig, path)
 
@@ -261,10 +299,16 @@ def training_dynamics_figure(dynamics: pd.DataFrame, path: str | Path, title: st
     step = table["step"].to_numpy()
     fig, axes = plt.subplots(2, 2, figsize=(12, 7.5))
     ax = axes[0, 0]
-    palette = plt.get_cmap("tab20").colors
+    palette = plt.get_cmap("tab20")(np.arange(20))
     for k, column in enumerate(sorted(c for c in table if c.startswith("grad/") and c.count("/") == 1)):
-        ax.plot(step, table[column].where(table[column] > 0), label=column[5:], linewidth=1,
-                color=palette[k % len(palette)], linestyle=("-", "--")[k // len(palette) % 2])
+        ax.plot(
+            step,
+            table[column].where(table[column] > 0),
+            label=column[5:],
+            linewidth=1,
+            color=palette[k % len(palette)],
+            linestyle=("-", "--")[k // len(palette) % 2],
+        )
     ax.set_yscale("log")
     ax.set_ylabel("gradient norm (before clipping)")
     ax.set_title("(a) gradient per parameter group")

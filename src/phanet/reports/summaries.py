@@ -36,8 +36,12 @@ def training_columns(run: Any) -> dict[str, Any]:
         return {"Epochs": math.nan, "Tested epoch": math.nan, "Train FER": math.nan, **ended}
     per_epoch = metrics.groupby("epoch").last()  # a resumed run may log an epoch twice
     tested = per_epoch[tested_by].idxmax()
-    return {"Epochs": len(per_epoch), "Tested epoch": int(tested) + 1,
-            "Train FER": pct(per_epoch.loc[tested].get("train/expression_acc", math.nan)), **ended}
+    return {
+        "Epochs": len(per_epoch),
+        "Tested epoch": int(tested) + 1,
+        "Train FER": pct(per_epoch.loc[tested].get("train/expression_acc", math.nan)),
+        **ended,
+    }
 
 
 def ended_by(run_dir: Path | None) -> str:
@@ -49,13 +53,13 @@ def ended_by(run_dir: Path | None) -> str:
     if run_dir is None:
         return "-"
     folder = RunFolder(run_dir)
-    ended = folder.ended_by()
-    if ended is None:
+    ended, config = folder.ended_by(), folder.stored_config()
+    if ended is None or config is None:
         return "-"
     if ended == "epochs":
-        return f"epoch limit ({folder.stored_config().train.epochs})"
+        return f"epoch limit ({config.train.epochs})"
     if ended == "max_minutes":
-        return f"time cap ({folder.stored_config().train.max_minutes:g} min)"
+        return f"time cap ({config.train.max_minutes:g} min)"
     return {"early_stop": "early stopping", "interrupted": "interruption"}[ended]
 
 
@@ -65,15 +69,20 @@ def table6(rows: list[tuple[str, Any]], dataset: str) -> pd.DataFrame:
     measured = {label: pct(run.summary["expression_accuracy"]) for label, run in rows}
     paper = {label: PAPER_TABLE6_BU3DFE.get(_attention_key(run), math.nan) for label, run in rows}
     measured_rank, paper_rank = ranked(measured), ranked(paper)
-    return pd.DataFrame([{
-        "Different attention": label,
-        f"Acc. on {dataset}": measured[label],
-        "rank": measured_rank[label],
-        "Paper (BU-3DFE)": paper[label],
-        "paper rank": paper_rank[label],
-        "Pose": pct(run.summary["pose_accuracy"]),
-        **training_columns(run),
-    } for label, run in rows])
+    return pd.DataFrame(
+        [
+            {
+                "Different attention": label,
+                f"Acc. on {dataset}": measured[label],
+                "rank": measured_rank[label],
+                "Paper (BU-3DFE)": paper[label],
+                "paper rank": paper_rank[label],
+                "Pose": pct(run.summary["pose_accuracy"]),
+                **training_columns(run),
+            }
+            for label, run in rows
+        ]
+    )
 
 
 def table8(rows: list[tuple[str, Any]]) -> pd.DataFrame:
@@ -85,14 +94,16 @@ def table8(rows: list[tuple[str, Any]]) -> pd.DataFrame:
     records = []
     for label, run in rows:
         has_pose = run.summary["loss_setting"] in POSE_LOSS_SETTINGS
-        records.append({
-            "Different loss": label,
-            "Acc. on Pose": pct(run.summary["pose_accuracy"]) if has_pose else math.nan,
-            "Acc. on Exp.": pct(run.summary["expression_accuracy"]),
-            "Paper pose": PAPER_TABLE8_BU3DFE.get(run.summary["loss_setting"], (math.nan, math.nan))[0],
-            "Paper exp.": PAPER_TABLE8_BU3DFE.get(run.summary["loss_setting"], (math.nan, math.nan))[1],
-            **training_columns(run),
-        })
+        records.append(
+            {
+                "Different loss": label,
+                "Acc. on Pose": pct(run.summary["pose_accuracy"]) if has_pose else math.nan,
+                "Acc. on Exp.": pct(run.summary["expression_accuracy"]),
+                "Paper pose": PAPER_TABLE8_BU3DFE.get(run.summary["loss_setting"], (math.nan, math.nan))[0],
+                "Paper exp.": PAPER_TABLE8_BU3DFE.get(run.summary["loss_setting"], (math.nan, math.nan))[1],
+                **training_columns(run),
+            }
+        )
     return pd.DataFrame(records)
 
 
@@ -102,18 +113,29 @@ def ablation_markdown(results: dict[str, list[tuple[str, Any]]], faces: Any, out
     dataset = faces.name
     parts = []
     if "6" in results:
-        parts.append(write_table(table6(results["6"], dataset), out / "table6",
-                                 "Table VI — FER accuracy (%) of each attention configuration",
-                                 bold_max=[f"Acc. on {dataset}"]))
+        parts.append(
+            write_table(
+                table6(results["6"], dataset),
+                out / "table6",
+                "Table VI — FER accuracy (%) of each attention configuration",
+                bold_max=[f"Acc. on {dataset}"],
+            )
+        )
     if "8" in results:
-        parts.append(write_table(table8(results["8"]), out / "table8",
-                                 "Table VIII — accuracy (%) of each loss setting",
-                                 bold_max=["Acc. on Pose", "Acc. on Exp."]))
+        parts.append(
+            write_table(
+                table8(results["8"]),
+                out / "table8",
+                "Table VIII — accuracy (%) of each loss setting",
+                bold_max=["Acc. on Pose", "Acc. on Exp."],
+            )
+        )
     if "fig15" in results and "8" in results and _with_setting(results["8"], "multi") is not None:
         with_factor = _with_setting(results["8"], "multi")
         label, without = results["fig15"][0]
-        figures.task_weights_figure({"with factor": with_factor.metrics, "without factor": without.metrics},
-                                    out / "fig15_task_weights.png", "DCML")
+        figures.task_weights_figure(
+            {"with factor": with_factor.metrics, "without factor": without.metrics}, out / "fig15_task_weights.png", "DCML"
+        )
         final = without.metrics.iloc[-1]
         parts.append(
             "**Fig. 15 — dynamic task weights with and without the constraint factor**\n\n"
@@ -121,7 +143,8 @@ def ablation_markdown(results: dict[str, list[tuple[str, Any]]], faces: Any, out
             f"FER accuracy {pct(without.summary['expression_accuracy']):.2f} %, pose accuracy "
             f"{pct(without.summary['pose_accuracy']):.2f} % (with it: "
             f"{pct(with_factor.summary['expression_accuracy']):.2f} % and {pct(with_factor.summary['pose_accuracy']):.2f} %)."
-            "\n\n![task weights](fig15_task_weights.png)")
+            "\n\n![task weights](fig15_task_weights.png)"
+        )
     if "6" in results:
         runs = {_attention_key(run): run for _, run in results["6"]}
         full = ("N_S1", "H_S2", "H_S3")
@@ -148,8 +171,9 @@ def tsne_comparison(with_sal: Any, without_sal: Any, faces: Any, out: Path, coun
         features = representations(TrainedModel.from_checkpoint(run.checkpoint), faces, chosen)["f"]
         embeddings[name] = (tsne(features), labels)
     figures.tsne_figure(embeddings, faces.expressions, out / "fig14_tsne.png")
-    return ("**Fig. 14 — t-SNE of the joint representation of test images, with and without joint SAL**"
-            "\n\n![t-SNE](fig14_tsne.png)")
+    return (
+        "**Fig. 14 — t-SNE of the joint representation of test images, with and without joint SAL**\n\n![t-SNE](fig14_tsne.png)"
+    )
 
 
 def crossval_tables(results: dict[str, list[Any]]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -157,16 +181,27 @@ def crossval_tables(results: dict[str, list[Any]]) -> tuple[pd.DataFrame, pd.Dat
     folds = []
     for method, runs in results.items():
         for k, run in enumerate(runs, start=1):
-            folds.append({"Method": method, "Fold": k, "Test subjects": len(run.summary.get("test_subjects", [])),
-                          "Acc. of pose": pct(run.summary["pose_accuracy"]),
-                          "Acc. of FER": pct(run.summary["expression_accuracy"])})
+            folds.append(
+                {
+                    "Method": method,
+                    "Fold": k,
+                    "Test subjects": len(run.summary.get("test_subjects", [])),
+                    "Acc. of pose": pct(run.summary["pose_accuracy"]),
+                    "Acc. of FER": pct(run.summary["expression_accuracy"]),
+                }
+            )
     per_fold = pd.DataFrame(folds)
-    summary = pd.DataFrame([{
-        "Method": method,
-        "Folds": len(runs),
-        "Acc. of pose (mean ± std)": mean_std([pct(r.summary["pose_accuracy"]) for r in runs]),
-        "Acc. of FER (mean ± std)": mean_std([pct(r.summary["expression_accuracy"]) for r in runs]),
-    } for method, runs in results.items()])
+    summary = pd.DataFrame(
+        [
+            {
+                "Method": method,
+                "Folds": len(runs),
+                "Acc. of pose (mean ± std)": mean_std([pct(r.summary["pose_accuracy"]) for r in runs]),
+                "Acc. of FER (mean ± std)": mean_std([pct(r.summary["expression_accuracy"]) for r in runs]),
+            }
+            for method, runs in results.items()
+        ]
+    )
     return per_fold, summary
 
 

@@ -7,9 +7,11 @@ renders any of them. Accuracies are percentages with two decimals, as in the pap
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -81,13 +83,15 @@ def method_table(results: dict[str, dict[str, Any]], features: dict[str, str] | 
     features = features or {}
     rows = []
     for method, summary in results.items():
-        rows.append({
-            "Methods": method,
-            "Features": features.get(method, ""),
-            "Yaw": pose_range(summary.get("pose_classes", [])),
-            "Acc. of pose": pct(summary.get("pose_accuracy")),
-            "Acc. of FER": pct(summary.get("expression_accuracy")),
-        })
+        rows.append(
+            {
+                "Methods": method,
+                "Features": features.get(method, ""),
+                "Yaw": pose_range(summary.get("pose_classes", [])),
+                "Acc. of pose": pct(summary.get("pose_accuracy")),
+                "Acc. of FER": pct(summary.get("expression_accuracy")),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -98,10 +102,8 @@ def per_pose_table(results: dict[str, dict[str, Any]]) -> pd.DataFrame:
         for pose in summary.get("expression_accuracy_per_pose", {}):
             if pose not in poses:
                 poses.append(pose)
-    try:
+    with contextlib.suppress(ValueError):  # class names that are not angles keep their order
         poses.sort(key=float)
-    except ValueError:
-        pass
     rows = []
     for method, summary in results.items():
         per_pose = summary.get("expression_accuracy_per_pose", {})
@@ -151,14 +153,22 @@ def expression_pose_table(predictions: pd.DataFrame, expressions: Sequence[str],
 
 #: The paper's Table VI column for BU-3DFE, keyed by a row's (scales, joint SAL), for side-by-side reporting.
 PAPER_TABLE6_BU3DFE = {
-    (("N_S1",), False): 77.79, (("H_S2",), False): 83.10, (("H_S3",), False): 80.57,
-    (("N_S1", "H_S2"), False): 83.20, (("N_S1", "H_S3"), False): 84.24, (("H_S2", "H_S3"), False): 81.57,
-    (("N_S1", "H_S2", "H_S3"), False): 84.74, (("N_S1", "H_S2", "H_S3"), True): 84.92,
+    (("N_S1",), False): 77.79,
+    (("H_S2",), False): 83.10,
+    (("H_S3",), False): 80.57,
+    (("N_S1", "H_S2"), False): 83.20,
+    (("N_S1", "H_S3"), False): 84.24,
+    (("H_S2", "H_S3"), False): 81.57,
+    (("N_S1", "H_S2", "H_S3"), False): 84.74,
+    (("N_S1", "H_S2", "H_S3"), True): 84.92,
 }
 
 #: The paper's Table VIII for BU-3DFE: (pose, FER) accuracy per loss setting (no pose loss, no pose accuracy).
 PAPER_TABLE8_BU3DFE = {
-    "e": (math.nan, 77.79), "att_e": (math.nan, 80.15), "p_e": (98.25, 79.34), "att_e_p": (98.70, 82.27),
+    "e": (math.nan, 77.79),
+    "att_e": (math.nan, 80.15),
+    "p_e": (98.25, 79.34),
+    "att_e_p": (98.70, 82.27),
     "multi": (99.49, 84.92),
 }
 

@@ -54,14 +54,20 @@ EXPRESSIONS: dict[str, dict[str, tuple[float, float]]] = {
     # Fear: brows raised mostly at their inner ends (AU1 over AU2) and drawn together (AU4), so flatter
     # than surprise's arch; eyes wide, lower lids tense, lips stretched sideways and parted without a
     # jaw drop (AU25 without AU26), a flat wide mouth against surprise's dropped oval.
-    "FE": {"1": (1.0, 0.0), "2": (0.2, 0.0), "4": (0.8, 0.0), "5": (1.0, 0.0), "7": (0.5, 0.0), "20": (1.0, 0.0),
-           "25": (0.9, 0.25)},
+    "FE": {
+        "1": (1.0, 0.0),
+        "2": (0.2, 0.0),
+        "4": (0.8, 0.0),
+        "5": (1.0, 0.0),
+        "7": (0.5, 0.0),
+        "20": (1.0, 0.0),
+        "25": (0.9, 0.25),
+    },
     # Anger: brows pulled down hard over the eyes (AU4 beyond the other expressions' full brow lowering,
     # which read as a frown or worry), the upper lid raised against them into a glare (AU5 strong
     # enough to lift its margin above the neutral one despite the brows), the lower lid tightened,
     # lips pressed with the chin pushed up.
-    "AN": {"4": (1.6, 0.0), "5": (0.8, 0.0), "7": (1.4, 0.0), "23": (0.8, 0.0), "24": (1.0, 0.1),
-           "17": (1.3, 0.2)},
+    "AN": {"4": (1.6, 0.0), "5": (0.8, 0.0), "7": (1.4, 0.0), "23": (0.8, 0.0), "24": (1.0, 0.1), "17": (1.3, 0.2)},
     # Disgust: nose wrinkled hard (AU9, its hallmark), upper lip raised, lower lip pushed up; the cheeks
     # raised push the lower lids up (not tense) and the lowered brows lower the upper lids, so the eyes
     # narrow.
@@ -69,14 +75,32 @@ EXPRESSIONS: dict[str, dict[str, tuple[float, float]]] = {
     "CO": {"R12": (0.7, 0.0), "R14": (1.0, 0.0)},
     "SM": {"6": (0.8, 0.0), "12": (1.0, 0.0), "25": (1.0, 0.3), "26": (0.2, 0.5)},
     "SQ": {"6": (1.0, 0.0), "7": (1.0, 0.0), "4": (0.4, 0.0), "41": (0.6, 0.0), "12": (0.15, 0.0)},
-    "SC": {"4": (0.6, 0.0), "6": (0.8, 0.0), "7": (1.0, 0.0), "9": (0.5, 0.0), "10": (0.8, 0.0), "20": (0.7, 0.0),
-           "25": (1.0, 0.0), "26": (1.0, 0.0), "27": (1.0, 0.2)},
+    "SC": {
+        "4": (0.6, 0.0),
+        "6": (0.8, 0.0),
+        "7": (1.0, 0.0),
+        "9": (0.5, 0.0),
+        "10": (0.8, 0.0),
+        "20": (0.7, 0.0),
+        "25": (1.0, 0.0),
+        "26": (1.0, 0.0),
+        "27": (1.0, 0.2),
+    },
 }
 
 #: Readable names of the expression codes.
 EXPRESSION_NAMES = {
-    "NE": "neutral", "HA": "happiness", "SA": "sadness", "SU": "surprise", "FE": "fear", "AN": "anger",
-    "DI": "disgust", "CO": "contempt", "SM": "smile", "SQ": "squint", "SC": "scream",
+    "NE": "neutral",
+    "HA": "happiness",
+    "SA": "sadness",
+    "SU": "surprise",
+    "FE": "fear",
+    "AN": "anger",
+    "DI": "disgust",
+    "CO": "contempt",
+    "SM": "smile",
+    "SQ": "squint",
+    "SC": "scream",
 }
 
 #: Jaw rotation (degrees) at full AU26 and AU27.
@@ -170,8 +194,12 @@ def build_action_fields(head: HeadModel) -> dict[tuple[str, int], ActionField]:
         fields[au] = (d, dk)
 
     def vec(dx=0.0, dy=0.0, dz=0.0):
-        return np.stack(np.broadcast_arrays(np.asarray(dx, float) * np.ones(n), np.asarray(dy, float) * np.ones(n),
-                                            np.asarray(dz, float) * np.ones(n)), -1)
+        return np.stack(
+            np.broadcast_arrays(
+                np.asarray(dx, float) * np.ones(n), np.asarray(dy, float) * np.ones(n), np.asarray(dz, float) * np.ones(n)
+            ),
+            -1,
+        )
 
     brow_mid = 0.5 * (lay.brow_y[0] + lay.brow_y[1])
     for i in (0, 1):
@@ -209,12 +237,11 @@ def build_action_fields(head: HeadModel) -> dict[tuple[str, int], ActionField]:
         # The even lift of the upper lip fades out towards the far corner, where the lips meet the cheek
         # (beyond it the skin above and below the mouth line moves alike, with no step between them).
         even = 0.25 * np.clip(1.0 + sg * x / mw, 0.0, 1.0)
-        curve = np.where(lip > 0, even + 0.75 * reach ** 1.5, reach ** 2) * lateral * np.exp(-(((y - my) / 12.0) ** 2))
+        curve = np.where(lip > 0, even + 0.75 * reach**1.5, reach**2) * lateral * np.exp(-(((y - my) / 12.0) ** 2))
         cheek = _gauss(x, y, sg * (mw + 9.0), my + 19.0, 15.0, 12.0)
         ala = (sg * (lay.nose_width + 2.0), lay.nose_base_y + 4.0)
         fold = np.exp(-((_segment_distance(x, y, ala, (sg * (mw + 7.0), my - 8.0)) / 2.0) ** 2)) * (sg * x > 0)
-        put("12", vec(dx=sg * 4.5 * curve, dy=9.5 * curve + 4.0 * cheek, dz=-2.5 * curve + 5.5 * cheek - 1.0 * fold),
-            0.6 * fold)
+        put("12", vec(dx=sg * 4.5 * curve, dy=9.5 * curve + 4.0 * cheek, dz=-2.5 * curve + 5.5 * cheek - 1.0 * fold), 0.6 * fold)
         # AU14: corner pulled back and tightened, a dimple beside it.
         w = _gauss(x, y, sg * mw, my, 9.0, 8.0)
         dimple = _gauss(x, y, sg * (mw + 5.0), my - 1.0, 2.5, 3.5)
@@ -228,8 +255,7 @@ def build_action_fields(head: HeadModel) -> dict[tuple[str, int], ActionField]:
         # drawn down and back towards the corners, so parted lips open into a flat rectangle rather
         # than the oval of a relaxed jaw drop.
         w = _gauss(x, y, sg * mw, my, 16.0, 12.0)
-        low = (np.exp(-((x / (1.1 * mw)) ** 4) - ((y - my + 3.0) / 7.0) ** 2) * (lip < 0)
-               * sdf.smoothstep(-4.0, 4.0, sg * x))
+        low = np.exp(-((x / (1.1 * mw)) ** 4) - ((y - my + 3.0) / 7.0) ** 2) * (lip < 0) * sdf.smoothstep(-4.0, 4.0, sg * x)
         put("20", vec(dx=sg * 7.5 * w, dy=-2.0 * w - 1.5 * low, dz=-2.5 * w - 1.0 * low), 0.12 * w)
         # AU27: corners pulled in as the mouth is stretched open.
         w = _gauss(x, y, sg * mw, my, 12.0, 10.0)
@@ -252,8 +278,7 @@ def build_action_fields(head: HeadModel) -> dict[tuple[str, int], ActionField]:
     upper_lip = _gauss(x, y, 0.0, my + 5.0, mw * 0.9, 8.0) * (lip >= 0)
     # Fine wrinkles blur away in small images; the bunched skin between the eyes still reads as shade.
     bunch = sum(_gauss(x, y, s * 9.0, 2.0, 5.0, 7.0) for s in (-1.0, 1.0)) * (z > CORNEA_Z - 10.0)
-    put("9", vec(dy=2.5 * root - 3.0 * brows + 2.0 * upper_lip, dz=0.8 * root + 0.6 * wrinkles),
-        0.8 * wrinkles + 0.5 * bunch)
+    put("9", vec(dy=2.5 * root - 3.0 * brows + 2.0 * upper_lip, dz=0.8 * root + 0.6 * wrinkles), 0.8 * wrinkles + 0.5 * bunch)
     # AU10: upper lip raised, its centre most, which bends it into an inverted U; everted.
     arch = 0.45 + 0.55 * np.exp(-((x / (0.55 * mw)) ** 2))
     raise_w = _gauss(x, y, 0.0, my + 5.0, mw * 1.05, 9.0) * (lip >= 0) * arch
@@ -265,8 +290,11 @@ def build_action_fields(head: HeadModel) -> dict[tuple[str, int], ActionField]:
     low_lip = lip_w * np.exp(-(((y - my + 0.5 * lay.lower_lip) / 7.0) ** 2)) * (lip <= 0)
     up_lip = lip_w * np.exp(-(((y - my) / 4.0) ** 2)) * (lip > 0)
     sulcus = _gauss(x, y, 0.0, my - lay.lower_lip - 4.0, 13.0, 2.0)
-    put("17", vec(dy=3.5 * chin + 2.5 * low_lip + 1.5 * up_lip, dz=2.5 * chin + 2.5 * low_lip + 0.8 * up_lip),
-        0.3 * sulcus + 0.1 * chin)
+    put(
+        "17",
+        vec(dy=3.5 * chin + 2.5 * low_lip + 1.5 * up_lip, dz=2.5 * chin + 2.5 * low_lip + 0.8 * up_lip),
+        0.3 * sulcus + 0.1 * chin,
+    )
     # AU23 and AU24: lips narrow and roll in / press together; skin around them bulges (AU24).
     red = lip_w * np.exp(-(((y - my) / (0.5 * (lay.upper_lip + lay.lower_lip) + 2.0)) ** 2))
     put("23", vec(dx=-0.1 * x * red, dy=-0.45 * (y - my) * red, dz=-1.8 * red))
@@ -370,7 +398,7 @@ def _keep_lids_on_eyeball(head: HeadModel, v: np.ndarray, side: int, opening: np
 def _upper_lid_shape(u: np.ndarray) -> np.ndarray:
     """Height of the upper lid margin above the corner line, as a fraction of its peak, at ``u`` (0 at
     the inner corner, 1 at the outer): it peaks a little towards the nose."""
-    return np.sin(np.pi * u ** 0.85) ** 0.9
+    return np.sin(np.pi * u**0.85) ** 0.9
 
 
 def _open_eyes(head: HeadModel, v: np.ndarray, albedo: np.ndarray, act: Activations) -> None:
@@ -386,7 +414,7 @@ def _open_eyes(head: HeadModel, v: np.ndarray, albedo: np.ndarray, act: Activati
         # Upper lid peaks a little towards the nose, lower lid a little towards the ear; AU7 tightens the
         # lower lid into a straighter line.
         up_shape = _upper_lid_shape(uc)
-        low_shape = np.sin(np.pi * uc ** 1.15) ** (1.1 - 0.7 * min(_side_value(act, "7", side), 1.0))
+        low_shape = np.sin(np.pi * uc**1.15) ** (1.1 - 0.7 * min(_side_value(act, "7", side), 1.0))
         top = chord + upper * up_shape
         bottom = chord - lower * low_shape
         d_top = top - rig.y

@@ -16,8 +16,8 @@ import json
 import multiprocessing
 import os
 from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 import cv2
 import pandas as pd
@@ -44,8 +44,15 @@ def encode_png(image) -> bytes:
 
 def to_sample(spec: SampleSpec, preset: Preset) -> Sample:
     """The common record of ``spec`` (its row of ``manifest.csv``)."""
-    return Sample(path=spec.path, subject=spec.subject_id, expression=preset.expressions.index(spec.expression),
-                  pose=spec.pose, intensity=spec.intensity, yaw=float(spec.yaw), pitch=float(spec.pitch))
+    return Sample(
+        path=spec.path,
+        subject=spec.subject_id,
+        expression=preset.expressions.index(spec.expression),
+        pose=spec.pose,
+        intensity=spec.intensity,
+        yaw=float(spec.yaw),
+        pitch=float(spec.pitch),
+    )
 
 
 def _init_worker() -> None:
@@ -100,11 +107,18 @@ def prepare_folder(out: Path, settings: SynthSettings) -> None:
         differs = [k for k, v in record.items() if k != "subjects" and old.get(k) != v]
         if differs:
             key = differs[0]
-            raise PhanetError.about("out", "{out} holds a synth dataset made with {key} {old!r}, not {new!r}; "
-                                    "choose another folder or delete it", out=out, key=key, old=old.get(key), new=record[key])
+            raise PhanetError.about(
+                "out",
+                "{out} holds a synth dataset made with {key} {old!r}, not {new!r}; choose another folder or delete it",
+                out=out,
+                key=key,
+                old=old.get(key),
+                new=record[key],
+            )
     elif any(p for p in out.iterdir() if not p.name.startswith(".")):
-        raise PhanetError.about("out", "{out} is not empty and holds no {file}; choose an empty or new folder",
-                                out=out, file=SETTINGS_FILE)
+        raise PhanetError.about(
+            "out", "{out} is not empty and holds no {file}; choose an empty or new folder", out=out, file=SETTINGS_FILE
+        )
     write_json(path, record)
 
 
@@ -115,8 +129,12 @@ def _chunks(work: list[tuple[SampleSpec, bool]]) -> list[list[tuple[SampleSpec, 
     return list(groups.values())
 
 
-def generate(out: str | Path, settings: SynthSettings, workers: int | None = None,
-             progress: Callable[[Iterable[int], int], Iterable[int]] | None = None) -> LabeledFaces:
+def generate(
+    out: str | Path,
+    settings: SynthSettings,
+    workers: int | None = None,
+    progress: Callable[[Iterable[int], int], Iterable[int]] | None = None,
+) -> LabeledFaces:
     """Render every image of ``settings`` into ``out`` and write the manifest (with the landmark columns of
     :mod:`~phanet.synth.landmarks`) and card.
 
@@ -150,15 +168,19 @@ def generate(out: str | Path, settings: SynthSettings, workers: int | None = Non
             yield len(rows)
 
     try:
-        for _ in (progress(counts(), len(work)) if progress else counts()):
+        for _ in progress(counts(), len(work)) if progress else counts():
             pass
     finally:
         if pool is not None:
             pool.terminate()
             pool.join()
-    written = LabeledFaces(name=f"synth-{preset.name}", expressions=list(preset.expressions),
-                           poses=preset.pose_names(settings.poses), samples=[to_sample(s, preset) for s in specs],
-                           root=out)
+    written = LabeledFaces(
+        name=f"synth-{preset.name}",
+        expressions=list(preset.expressions),
+        poses=preset.pose_names(settings.poses),
+        samples=[to_sample(s, preset) for s in specs],
+        root=out,
+    )
     table = written.to_frame().join(pd.DataFrame([landmarks[s.path] for s in specs], columns=list(LANDMARK_COLUMNS)))
     write_csv(out / "manifest.csv", table)
     atomic_write_text(out / "README.md", dataset_card(written, settings))
@@ -188,9 +210,11 @@ def dataset_card(faces: LabeledFaces, settings: SynthSettings) -> str:
     ]
     if preset.continuous:
         bins = ", ".join(format_angle(b) for b in settings.pose_angles())
-        lines.append(f"Yaw is drawn uniformly in [{preset.yaw_range[0]:g}, {preset.yaw_range[1]:g}] and pitch in "
-                     f"[{preset.pitch_range[0]:g}, {preset.pitch_range[1]:g}]; "
-                     f"the pose class is the nearest bin of {bins}.")
+        lines.append(
+            f"Yaw is drawn uniformly in [{preset.yaw_range[0]:g}, {preset.yaw_range[1]:g}] and pitch in "
+            f"[{preset.pitch_range[0]:g}, {preset.pitch_range[1]:g}]; "
+            f"the pose class is the nearest bin of {bins}."
+        )
     else:
         low, high = preset.pitch_range
         lines.append(f"Pitch varies uniformly in [{low:g}, {high:g}] degrees around level.")

@@ -236,17 +236,26 @@ def head_sdf(p: np.ndarray, ident: Identity, lay: Layout) -> np.ndarray:
     nose = sdf.smin(nose, columella, 3.0)
     f = sdf.smin(f, nose, 6.0)
     # Lips: two rolls meeting along the mouth line, which leaves a crease there.
-    upper = sdf.ellipsoid(p, (0.0, lay.mouth_y + 0.5 * lay.upper_lip, lay.lip_z - 9.0),
-                          (lay.mouth_width + 1.0, 0.5 * lay.upper_lip + 1.5, 9.0))
-    lower = sdf.ellipsoid(p, (0.0, lay.mouth_y - 0.5 * lay.lower_lip, lay.lip_z - 10.0),
-                          (lay.mouth_width - 1.0, 0.5 * lay.lower_lip + 1.5, 9.0))
+    upper = sdf.ellipsoid(
+        p, (0.0, lay.mouth_y + 0.5 * lay.upper_lip, lay.lip_z - 9.0), (lay.mouth_width + 1.0, 0.5 * lay.upper_lip + 1.5, 9.0)
+    )
+    lower = sdf.ellipsoid(
+        p, (0.0, lay.mouth_y - 0.5 * lay.lower_lip, lay.lip_z - 10.0), (lay.mouth_width - 1.0, 0.5 * lay.lower_lip + 1.5, 9.0)
+    )
     lips = sdf.smin(upper, lower, 1.0)
     f = sdf.smin(f, lips, 3.0)
     return f
 
 
-def cast_rays(origins: np.ndarray, dirs: np.ndarray, fn, outer: np.ndarray | float = 175.0,
-              inner: np.ndarray | float = 4.0, step: float = 2.5, chunk: int = 8192) -> tuple[np.ndarray, np.ndarray]:
+def cast_rays(
+    origins: np.ndarray,
+    dirs: np.ndarray,
+    fn,
+    outer: np.ndarray | float = 175.0,
+    inner: np.ndarray | float = 4.0,
+    step: float = 2.5,
+    chunk: int = 8192,
+) -> tuple[np.ndarray, np.ndarray]:
     """Distance along each ray to the outermost zero crossing of ``fn`` between ``inner`` and ``outer``.
 
     Marches inwards from ``outer`` in ``step`` increments and refines the first crossing by bisection.
@@ -261,12 +270,12 @@ def cast_rays(origins: np.ndarray, dirs: np.ndarray, fn, outer: np.ndarray | flo
     ok = np.empty(n, bool)
     offsets = np.arange(steps, dtype=np.float32) * step
     for lo in range(0, n, chunk):
-        o = origins[lo:lo + chunk].astype(np.float32)
-        d = dirs[lo:lo + chunk].astype(np.float32)
-        r0 = outer[lo:lo + chunk].astype(np.float32)
+        o = origins[lo : lo + chunk].astype(np.float32)
+        d = dirs[lo : lo + chunk].astype(np.float32)
+        r0 = outer[lo : lo + chunk].astype(np.float32)
         radii = r0[:, None] - offsets[None, :]
         values = fn(o[:, None, :] + radii[..., None] * d[:, None, :])
-        hit = (values < 0) & (radii >= inner[lo:lo + chunk, None] - step)
+        hit = (values < 0) & (radii >= inner[lo : lo + chunk, None] - step)
         first = np.argmax(hit, axis=1)
         found = hit.any(axis=1) & (first > 0)
         first = np.maximum(first, 1)
@@ -277,8 +286,8 @@ def cast_rays(origins: np.ndarray, dirs: np.ndarray, fn, outer: np.ndarray | flo
             inside = fn(o + mid[:, None] * d) < 0
             a = np.where(inside, mid, a)
             b = np.where(inside, b, mid)
-        out[lo:lo + chunk] = 0.5 * (a + b)
-        ok[lo:lo + chunk] = found
+        out[lo : lo + chunk] = 0.5 * (a + b)
+        ok[lo : lo + chunk] = found
     return out, ok
 
 
@@ -301,8 +310,12 @@ def cast_grid(origins: np.ndarray, dirs: np.ndarray, fn, coarse: int = 3, margin
     c_hi_wrap = c_hi % len(cs)
     c_lo = np.maximum(c_hi - 1, 0)
     c_lo = np.where(np.isin(np.arange(cols), cs), c_hi, c_lo)
-    corners = [coarse_dist[np.ix_(r_hi - 1, c_lo)], coarse_dist[np.ix_(r_hi, c_lo)],
-               coarse_dist[np.ix_(r_hi - 1, c_hi_wrap)], coarse_dist[np.ix_(r_hi, c_hi_wrap)]]
+    corners = [
+        coarse_dist[np.ix_(r_hi - 1, c_lo)],
+        coarse_dist[np.ix_(r_hi, c_lo)],
+        coarse_dist[np.ix_(r_hi - 1, c_hi_wrap)],
+        coarse_dist[np.ix_(r_hi, c_hi_wrap)],
+    ]
     hi = np.maximum.reduce(corners) + margin
     lo = np.maximum(np.minimum.reduce(corners) - margin, 4.0)
     dist, ok = cast_rays(origins.reshape(-1, 3), dirs.reshape(-1, 3), fn, hi.reshape(-1), lo.reshape(-1), step=2.0)
@@ -336,12 +349,14 @@ def _skin_grid(lay: Layout, h: float) -> tuple[np.ndarray, np.ndarray, np.ndarra
     eye_y = 0.5 * (lay.eye_y[0] + lay.eye_y[1])
 
     def row_spacing(y):
-        fine = np.maximum.reduce([
-            0.7 * np.clip(1.6 * _bump(y, eye_y, 12.0), 0.0, 1.0),
-            0.4 * _bump(y, 0.5 * (lay.brow_y[0] + lay.brow_y[1]), 7.0),
-            0.45 * _bump(y, lay.mouth_y, 10.0),
-            0.35 * _bump(y, lay.nose_base_y + 3.0, 7.0),
-        ])
+        fine = np.maximum.reduce(
+            [
+                0.7 * np.clip(1.6 * _bump(y, eye_y, 12.0), 0.0, 1.0),
+                0.4 * _bump(y, 0.5 * (lay.brow_y[0] + lay.brow_y[1]), 7.0),
+                0.45 * _bump(y, lay.mouth_y, 10.0),
+                0.35 * _bump(y, lay.nose_base_y + 3.0, 7.0),
+            ]
+        )
         sp = h * (1.0 - fine)
         return np.where(y < lay.chin_y - 25.0, np.minimum(4.0 * h, h + 0.3 * (lay.chin_y - 25.0 - y)), sp)
 
@@ -368,7 +383,7 @@ def _skin_grid(lay: Layout, h: float) -> tuple[np.ndarray, np.ndarray, np.ndarra
     # Below the jaw the axis leans back with the neck, so that it stays inside it.
     origins[: len(rows_y), :, 2] += NECK_LEAN * np.minimum(rows_y + 60.0, 0.0)[:, None]
     origins[: len(rows_y), :, 1] = rows_y[:, None]
-    origins[len(rows_y):, :, 1] = 30.0
+    origins[len(rows_y) :, :, 1] = 30.0
     elevation = np.concatenate([np.zeros(len(rows_y)), cap])
     dirs[:, :, 0] = np.sin(theta)[None, :] * np.cos(elevation)[:, None]
     dirs[:, :, 1] = np.sin(elevation)[:, None]
@@ -399,8 +414,9 @@ def _sphere_cap(center, radius, axis_rings: np.ndarray, segments: int, rotate_x:
     az = np.linspace(0.0, 2 * np.pi, segments, endpoint=False)
     verts = [np.array([[0.0, 0.0, radius]])]
     for pol in axis_rings:
-        ring = np.stack([radius * np.sin(pol) * np.cos(az), radius * np.sin(pol) * np.sin(az),
-                         np.full(segments, radius * np.cos(pol))], -1)
+        ring = np.stack(
+            [radius * np.sin(pol) * np.cos(az), radius * np.sin(pol) * np.sin(az), np.full(segments, radius * np.cos(pol))], -1
+        )
         verts.append(ring)
     v = np.concatenate(verts)
     tris = [np.stack([np.zeros(segments, int), 1 + np.arange(segments), 1 + (np.arange(segments) + 1) % segments], -1)]
@@ -423,8 +439,11 @@ def vertex_normals(v: np.ndarray, t: np.ndarray) -> np.ndarray:
     fn = np.cross(v[t[:, 1]] - v[t[:, 0]], v[t[:, 2]] - v[t[:, 0]])
     n = np.empty_like(v)
     for c in range(3):
-        n[:, c] = (np.bincount(t[:, 0], fn[:, c], len(v)) + np.bincount(t[:, 1], fn[:, c], len(v))
-                   + np.bincount(t[:, 2], fn[:, c], len(v)))
+        n[:, c] = (
+            np.bincount(t[:, 0], fn[:, c], len(v))
+            + np.bincount(t[:, 1], fn[:, c], len(v))
+            + np.bincount(t[:, 2], fn[:, c], len(v))
+        )
     return n / np.maximum(np.sqrt((n * n).sum(1, keepdims=True)), 1e-12)
 
 
@@ -463,8 +482,8 @@ def _ear(ident: Identity, side: int, attach_x: float):
         v = r * half_h * np.sin(ang) - (1 - r) * 0.25 * half_h
         lower_rim = sdf.smoothstep(-0.2, -0.9, np.sin(ang))
         helix = 3.2 * sdf.smoothstep(0.72, 0.95, np.full(segs, r)) * (1.0 - 0.6 * lower_rim)
-        antihelix = 1.6 * np.exp(-((r - 0.6) / 0.1) ** 2) * (np.sin(ang) > -0.3)
-        concha = -3.5 * np.exp(-(r / 0.35) ** 2)
+        antihelix = 1.6 * np.exp(-(((r - 0.6) / 0.1) ** 2)) * (np.sin(ang) > -0.3)
+        concha = -3.5 * np.exp(-((r / 0.35) ** 2))
         lobe = np.sin(ang) < -0.5
         w = helix + antihelix + concha + np.where(lobe, 1.0 * r, 0.0)
         verts_front.append(np.stack([u, v, w], -1))
@@ -644,7 +663,7 @@ def build_head(ident: Identity, spacing: float = 2.0) -> HeadModel:
     lip_side = np.sign(verts[:, 1] - lay.mouth_y)
     lip_side[index[seam_row]] = 0.0
     lip_side[index[seam_row, mouth_cols]] = 1.0
-    lip_side[n_rows * n_cols:] = -1.0
+    lip_side[n_rows * n_cols :] = -1.0
 
     normals = vertex_normals(verts, skin_tris)
     occlusion = np.zeros(n_skin)
@@ -697,10 +716,15 @@ def build_head(ident: Identity, spacing: float = 2.0) -> HeadModel:
         polar = np.arccos(np.clip((ev[:, 2] - center[2]) / EYE_RADIUS, -1, 1))
         ev[:, 2] += cornea_bulge(polar)
         iris = np.array(ident.iris)
-        color = np.where((polar <= pupil_angle)[:, None], [[0.02, 0.02, 0.02]],
-                         np.where((polar <= iris_angle - 1e-6)[:, None],
-                                  iris * (0.6 + 0.5 * (polar / iris_angle))[:, None],
-                                  [[0.7, 0.66, 0.62]] * (1.0 - 0.4 * sdf.smoothstep(0.6, 1.4, polar))[:, None]))
+        color = np.where(
+            (polar <= pupil_angle)[:, None],
+            [[0.02, 0.02, 0.02]],
+            np.where(
+                (polar <= iris_angle - 1e-6)[:, None],
+                iris * (0.6 + 0.5 * (polar / iris_angle))[:, None],
+                [[0.7, 0.66, 0.62]] * (1.0 - 0.4 * sdf.smoothstep(0.6, 1.4, polar))[:, None],
+            ),
+        )
         color[np.isclose(polar, rings[6]) | np.isclose(polar, rings[7])] = iris * 0.4
         # The lids' shadow on the eyeball follows the lid margin per expression (expressions._open_eyes).
         eyeballs.append((offset, offset + len(ev)))
@@ -751,8 +775,9 @@ def build_head(ident: Identity, spacing: float = 2.0) -> HeadModel:
 def _eye_rig(lay: Layout, i: int, skin: np.ndarray, inward: np.ndarray) -> EyeRig:
     side = -1 if i == 0 else 1
     ex, ey = lay.eye_x[i], lay.eye_y[i]
-    region = np.flatnonzero((np.abs(skin[:, 0] - ex) < lay.eye_width + 5.0) & (np.abs(skin[:, 1] - ey) < 11.0)
-                            & (skin[:, 2] > CORNEA_Z - 14.0))
+    region = np.flatnonzero(
+        (np.abs(skin[:, 0] - ex) < lay.eye_width + 5.0) & (np.abs(skin[:, 1] - ey) < 11.0) & (skin[:, 2] > CORNEA_Z - 14.0)
+    )
     inner_x = ex - side * 0.95 * lay.eye_width
     outer_x = ex + side * 1.05 * lay.eye_width
     return EyeRig(
@@ -779,7 +804,7 @@ def _brow_centre(lay: Layout, i: int) -> tuple[float, float]:
     inner = abs(ex) - lay.eye_width + 1.0
     outer = abs(ex) + lay.eye_width + 7.0
     x = np.sign(ex) * 0.5 * (inner + outer)
-    y = lay.brow_y[i] - 1.5 + lay.brow_arch * np.sin(np.pi * 0.5 ** 0.8)
+    y = lay.brow_y[i] - 1.5 + lay.brow_arch * np.sin(np.pi * 0.5**0.8)
     return float(x), float(y)
 
 
@@ -807,10 +832,14 @@ def _landmark_vertices(lay: Layout, skin: np.ndarray, seam: np.ndarray, pupils: 
 def _box_vertices(lay: Layout, skin: np.ndarray) -> np.ndarray:
     """Skin vertices whose projections bound the face the way a face detector's box would."""
     targets = [
-        (0.0, max(lay.brow_y) + 14.0, 200.0), (0.0, lay.chin_y, 200.0),
-        (-lay.face_width, -5.0, 0.0), (lay.face_width, -5.0, 0.0),
-        (-lay.jaw_width, lay.chin_y + 30.0, 0.0), (lay.jaw_width, lay.chin_y + 30.0, 0.0),
-        (-lay.face_width + 8.0, max(lay.brow_y) + 10.0, 0.0), (lay.face_width - 8.0, max(lay.brow_y) + 10.0, 0.0),
+        (0.0, max(lay.brow_y) + 14.0, 200.0),
+        (0.0, lay.chin_y, 200.0),
+        (-lay.face_width, -5.0, 0.0),
+        (lay.face_width, -5.0, 0.0),
+        (-lay.jaw_width, lay.chin_y + 30.0, 0.0),
+        (lay.jaw_width, lay.chin_y + 30.0, 0.0),
+        (-lay.face_width + 8.0, max(lay.brow_y) + 10.0, 0.0),
+        (lay.face_width - 8.0, max(lay.brow_y) + 10.0, 0.0),
         lay.nose_tip,
     ]
     candidates = np.flatnonzero(skin[:, 2] > -10.0)
@@ -868,11 +897,11 @@ def _skin_colors(ident: Identity, lay: Layout, v: np.ndarray, n: np.ndarray, rng
     for i in (0, 1):
         cx = lay.eye_x[i] * 1.25
         blush = np.exp(-(((x - cx) / 16.0) ** 2 + ((y + 28.0) / 14.0) ** 2)) * front
-        albedo *= (1.0 + blush[:, None] * np.array([0.03, -0.035, -0.03]))
+        albedo *= 1.0 + blush[:, None] * np.array([0.03, -0.035, -0.03])
         under = np.exp(-(((x - lay.eye_x[i]) / 12.0) ** 2 + ((y - lay.eye_y[i] + 9.0) / 4.0) ** 2)) * front
         albedo *= (1.0 - 0.08 * under)[:, None]
     nose = np.exp(-((x / 10.0) ** 2 + ((y - lay.nose_tip[1]) / 9.0) ** 2)) * front
-    albedo *= (1.0 + nose[:, None] * np.array([0.04, -0.03, -0.03]))
+    albedo *= 1.0 + nose[:, None] * np.array([0.04, -0.03, -0.03])
     spec += 0.06 * nose + 0.04 * np.exp(-((x / 30.0) ** 2 + ((y - 45.0) / 20.0) ** 2)) * front
 
     # Nostrils: dark ellipses on the underside of the nose.
@@ -885,7 +914,7 @@ def _skin_colors(ident: Identity, lay: Layout, v: np.ndarray, n: np.ndarray, rng
     # Lips: the red part, with a cupid's bow on the upper lip; both lips thin out towards the corners,
     # the upper one over its outer half, the fuller lower one over its outer third.
     u = np.clip(ax / lay.mouth_width, 0.0, 1.0)
-    bow = 0.85 + 0.25 * np.exp(-((ax - 5.0) / 3.5) ** 2) - 0.2 * np.exp(-(x / 2.0) ** 2)
+    bow = 0.85 + 0.25 * np.exp(-(((ax - 5.0) / 3.5) ** 2)) - 0.2 * np.exp(-((x / 2.0) ** 2))
     upper_edge = lay.mouth_y + lay.upper_lip * bow * (1 - u**1.6)
     lower_edge = lay.mouth_y - lay.lower_lip * (1 - u**2.2) ** 0.9
     below_top = sdf.smoothstep(upper_edge + 0.7, upper_edge - 0.7, y)
@@ -925,7 +954,7 @@ def _skin_colors(ident: Identity, lay: Layout, v: np.ndarray, n: np.ndarray, rng
         jaw_region = below_cheeks * sdf.smoothstep(lay.chin_y - 30.0, lay.chin_y - 15.0, y) * (z > -10.0)
         cheek_cut = sdf.smoothstep(lay.nose_base_y - 2.0, lay.mouth_y + 5.0, y + 0.25 * np.clip(ax - 20.0, 0, None))
         beard = jaw_region * np.maximum(cheek_cut, 0.0) * (1.0 - 0.9 * lip_mask)
-        upper_lip = np.exp(-((y - (lay.nose_base_y + lay.mouth_y) * 0.5) / 5.0) ** 2)
+        upper_lip = np.exp(-(((y - (lay.nose_base_y + lay.mouth_y) * 0.5) / 5.0) ** 2))
         moustache = upper_lip * (ax < lay.mouth_width + 4.0) * (z > 40)
         beard = np.clip(np.maximum(beard, moustache * (1 - lip_mask)), 0.0, 1.0) * ident.beard * (0.92 + 0.08 * blotch)
         hair_rgb = np.array(ident.hair_color)
@@ -936,8 +965,15 @@ def _skin_colors(ident: Identity, lay: Layout, v: np.ndarray, n: np.ndarray, rng
     return np.clip(albedo, 0.0, 1.0), spec, hair
 
 
-def _long_hair(ident: Identity, dist: np.ndarray, origins: np.ndarray, theta: np.ndarray,
-               albedo: np.ndarray, hair: np.ndarray, rng: np.random.Generator) -> None:
+def _long_hair(
+    ident: Identity,
+    dist: np.ndarray,
+    origins: np.ndarray,
+    theta: np.ndarray,
+    albedo: np.ndarray,
+    hair: np.ndarray,
+    rng: np.random.Generator,
+) -> None:
     """Long hair falls from the sides and back of the head past the neck: thicken the grid there (in place)."""
     rows, cols = dist.shape
     y = origins[:, 0, 1][:, None] * np.ones((1, cols))

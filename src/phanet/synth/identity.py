@@ -55,19 +55,18 @@ SHAPE_PARAMETERS: dict[str, tuple[float, float, str]] = {
 }
 
 #: Asymmetries: name -> standard deviation (mm). Zero for :meth:`Identity.symmetric`.
-ASYMMETRIES: dict[str, float] = {
-    "eye_dy": 0.7,
-    "brow_dy": 0.8,
-    "nose_dx": 0.8,
-    "mouth_dy": 0.5,
-}
+ASYMMETRIES: dict[str, float] = {"eye_dy": 0.7, "brow_dy": 0.8, "nose_dx": 0.8, "mouth_dy": 0.5}
 
 HAIR_STYLES = ("buzz", "short", "medium", "bangs", "long", "curly", "bald")
 
 #: (r, g, b) hair colours in linear-ish albedo units: black, dark brown, brown, auburn, blond, grey.
 HAIR_COLORS = (
-    (0.035, 0.03, 0.028), (0.09, 0.06, 0.04), (0.2, 0.13, 0.08),
-    (0.32, 0.14, 0.07), (0.6, 0.47, 0.3), (0.55, 0.54, 0.52),
+    (0.035, 0.03, 0.028),
+    (0.09, 0.06, 0.04),
+    (0.2, 0.13, 0.08),
+    (0.32, 0.14, 0.07),
+    (0.6, 0.47, 0.3),
+    (0.55, 0.54, 0.52),
 )
 IRIS_COLORS = ((0.22, 0.12, 0.06), (0.12, 0.07, 0.04), (0.25, 0.35, 0.45), (0.3, 0.38, 0.22), (0.4, 0.3, 0.15))
 GLASSES_COLORS = ((0.04, 0.04, 0.04), (0.25, 0.14, 0.07), (0.55, 0.55, 0.58))
@@ -93,7 +92,7 @@ class Identity:
     texture_seed: int
     mirror_texture: bool = False
 
-    def symmetric(self) -> "Identity":
+    def symmetric(self) -> Identity:
         """The same person made exactly left-right symmetric (no asymmetry, no glasses, mirrored texture)."""
         return dataclasses.replace(self, asymmetry={k: 0.0 for k in self.asymmetry}, glasses=None, mirror_texture=True)
 

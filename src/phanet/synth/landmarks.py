@@ -56,5 +56,7 @@ def rendered_landmarks(specs: list[SampleSpec], seed: int, size: int, progress: 
     """Manifest values (:func:`landmark_record`) of the landmarks of ``specs``, rendered with ``seed`` at ``size``."""
     from phanet.synth.synthesize import render_spec
 
-    return [landmark_record(render_spec(spec, seed, size).landmarks)
-            for spec in tqdm(specs, desc="landmarks", unit="img", disable=not progress, leave=False)]
+    return [
+        landmark_record(render_spec(spec, seed, size).landmarks)
+        for spec in tqdm(specs, desc="landmarks", unit="img", disable=not progress, leave=False)
+    ]

@@ -60,17 +60,47 @@ BU3DFE_YAWS = (-90.0, -60.0, -45.0, -30.0, 0.0, 30.0, 45.0, 60.0, 90.0)
 BASIC = ("AN", "DI", "FE", "HA", "NE", "SA", "SU")
 
 PRESETS: dict[str, Preset] = {
-    "bu3dfe": Preset("bu3dfe", "BU-3DFE-like: 7 expressions x 4 intensities, 9 yaws", BASIC, BU3DFE_YAWS,
-                     (1, 2, 3, 4), subjects=100),
-    "kdef": Preset("kdef", "KDEF-like: 7 expressions at full intensity, 2 takes, 5 yaws", BASIC,
-                   (-90.0, -45.0, 0.0, 45.0, 90.0), (4,), subjects=70, takes=2),
-    "multipie": Preset("multipie", "Multi-PIE-like: 6 expressions, 5 yaws from -30 to 30",
-                       ("DI", "NE", "SC", "SM", "SQ", "SU"), (-30.0, -15.0, 0.0, 15.0, 30.0), (4,), subjects=270),
-    "continuous": Preset("continuous", "continuous pose: bu3dfe classes, yaw in [-90, 90], pitch in [-15, 15]", BASIC,
-                         BU3DFE_YAWS, (1, 2, 3, 4), subjects=100, views=9, pitch_range=(-15.0, 15.0)),
-    "affectnet": Preset("affectnet", "AffectNet classes with contempt, yaw in [-45, 45], pitch in [-20, 20]",
-                        ("AN", "CO", "DI", "FE", "HA", "NE", "SA", "SU"), (-45.0, -30.0, -15.0, 0.0, 15.0, 30.0, 45.0),
-                        (1, 2, 3, 4), subjects=100, views=3, yaw_range=(-45.0, 45.0), pitch_range=(-20.0, 20.0)),
+    "bu3dfe": Preset(
+        "bu3dfe", "BU-3DFE-like: 7 expressions x 4 intensities, 9 yaws", BASIC, BU3DFE_YAWS, (1, 2, 3, 4), subjects=100
+    ),
+    "kdef": Preset(
+        "kdef",
+        "KDEF-like: 7 expressions at full intensity, 2 takes, 5 yaws",
+        BASIC,
+        (-90.0, -45.0, 0.0, 45.0, 90.0),
+        (4,),
+        subjects=70,
+        takes=2,
+    ),
+    "multipie": Preset(
+        "multipie",
+        "Multi-PIE-like: 6 expressions, 5 yaws from -30 to 30",
+        ("DI", "NE", "SC", "SM", "SQ", "SU"),
+        (-30.0, -15.0, 0.0, 15.0, 30.0),
+        (4,),
+        subjects=270,
+    ),
+    "continuous": Preset(
+        "continuous",
+        "continuous pose: bu3dfe classes, yaw in [-90, 90], pitch in [-15, 15]",
+        BASIC,
+        BU3DFE_YAWS,
+        (1, 2, 3, 4),
+        subjects=100,
+        views=9,
+        pitch_range=(-15.0, 15.0),
+    ),
+    "affectnet": Preset(
+        "affectnet",
+        "AffectNet classes with contempt, yaw in [-45, 45], pitch in [-20, 20]",
+        ("AN", "CO", "DI", "FE", "HA", "NE", "SA", "SU"),
+        (-45.0, -30.0, -15.0, 0.0, 15.0, 30.0, 45.0),
+        (1, 2, 3, 4),
+        subjects=100,
+        views=3,
+        yaw_range=(-45.0, 45.0),
+        pitch_range=(-20.0, 20.0),
+    ),
 }
 
 
@@ -95,17 +125,21 @@ class SampleSpec:
     @property
     def path(self) -> str:
         """File path relative to the dataset folder."""
-        if self.continuous:
-            tag = f"v{self.view + 1:02d}"
-        else:
-            tag = "y" + ("+" if self.yaw > 0 else "") + format_angle(self.yaw)
+        tag = f"v{self.view + 1:02d}" if self.continuous else "y" + ("+" if self.yaw > 0 else "") + format_angle(self.yaw)
         take = f"_t{self.take + 1}" if self.take else ""
         return f"{self.subject_id}/{self.subject_id}_{self.expression}{self.intensity}_{tag}{take}.png"
 
     def key(self, seed: int) -> list[int]:
         """Entropy for this image's random choices: from the seed and the sample alone, never from order."""
-        return [int(seed), self.subject, EXPRESSION_IDS[self.expression], self.intensity, self.take, self.view,
-                int(self.continuous)]
+        return [
+            int(seed),
+            self.subject,
+            EXPRESSION_IDS[self.expression],
+            self.intensity,
+            self.take,
+            self.view,
+            int(self.continuous),
+        ]
 
 
 def subject_id(subject: int) -> str:
@@ -131,8 +165,19 @@ def sample_specs(preset: Preset, subjects: int, seed: int, bins: tuple[float, ..
                             rng = np.random.default_rng(probe.key(seed) + [0xA0])
                             yaw = round(float(rng.uniform(*preset.yaw_range)), 2)
                             pitch = round(float(rng.uniform(*preset.pitch_range)), 2)
-                            specs.append(SampleSpec(subject, expression, intensity, take, view, yaw, pitch,
-                                                    nearest_bin(yaw, bins), continuous=True))
+                            specs.append(
+                                SampleSpec(
+                                    subject,
+                                    expression,
+                                    intensity,
+                                    take,
+                                    view,
+                                    yaw,
+                                    pitch,
+                                    nearest_bin(yaw, bins),
+                                    continuous=True,
+                                )
+                            )
                     else:
                         for view, yaw in enumerate(preset.yaws):
                             probe = SampleSpec(subject, expression, intensity, take, view, yaw, 0.0, view)

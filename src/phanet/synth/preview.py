@@ -19,24 +19,37 @@ from phanet.synth.synthesize import head_for, render_sample, sample_activations
 from phanet.text import format_angle
 
 MARGIN = 28
-STUDIO = Scene(light=(-0.35, 0.35, 0.868), light_strength=0.8, fill_strength=0.2, ambient=0.35, tint=(1.0, 1.0, 1.0),
-               background="flat", colors=((0.42, 0.44, 0.47), (0.42, 0.44, 0.47)), angle=0.0, scale=1.0,
-               shift=(0.0, 0.0), blur=0.0, noise=0.0, texture_seed=0)
+STUDIO = Scene(
+    light=(-0.35, 0.35, 0.868),
+    light_strength=0.8,
+    fill_strength=0.2,
+    ambient=0.35,
+    tint=(1.0, 1.0, 1.0),
+    background="flat",
+    colors=((0.42, 0.44, 0.47), (0.42, 0.44, 0.47)),
+    angle=0.0,
+    scale=1.0,
+    shift=(0.0, 0.0),
+    blur=0.0,
+    noise=0.0,
+    texture_seed=0,
+)
 
 
 def _label(canvas: np.ndarray, text: str, x: int, y: int, scale: float) -> None:
     cv2.putText(canvas, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (20, 20, 20), 1, cv2.LINE_AA)
 
 
-def _sheet(cells: list[list[np.ndarray]], size: int, row_labels: list[str] | None = None,
-           col_labels: list[str] | None = None) -> np.ndarray:
+def _sheet(
+    cells: list[list[np.ndarray]], size: int, row_labels: list[str] | None = None, col_labels: list[str] | None = None
+) -> np.ndarray:
     """Tile ``cells`` (rows of images), with a margin of labels on the left and top when given."""
     rows, cols = len(cells), len(cells[0])
     margin = MARGIN if row_labels or col_labels else 0
     canvas = np.full((margin + rows * size, margin + cols * size, 3), 255, np.uint8)
     for r, row in enumerate(cells):
         for c, image in enumerate(row):
-            canvas[margin + r * size: margin + (r + 1) * size, margin + c * size: margin + (c + 1) * size] = image
+            canvas[margin + r * size : margin + (r + 1) * size, margin + c * size : margin + (c + 1) * size] = image
     for r, text in enumerate(row_labels or []):
         _label(canvas, text, 2, margin + r * size + size // 2 + 4, 0.4)
     for c, text in enumerate(col_labels or []):

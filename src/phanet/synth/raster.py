@@ -26,13 +26,7 @@ class Raster:
 
 
 def rasterize(
-    xy: np.ndarray,
-    depth: np.ndarray,
-    colors: np.ndarray,
-    triangles: np.ndarray,
-    width: int,
-    height: int,
-    chunk: int = 4096,
+    xy: np.ndarray, depth: np.ndarray, colors: np.ndarray, triangles: np.ndarray, width: int, height: int, chunk: int = 4096
 ) -> Raster:
     """Draw ``triangles`` (M, 3) of vertices ``xy`` (N, 2, pixels) with per-vertex ``colors`` (N, C).
 
@@ -62,10 +56,26 @@ def rasterize(
     np.minimum(iy1, height - 1, out=iy1)
     visible = np.flatnonzero((area < -1e-6) & (ix1 >= ix0) & (iy1 >= iy0))
     for lo in range(0, visible.size, chunk):
-        ids = visible[lo:lo + chunk]
+        ids = visible[lo : lo + chunk]
         boxes = [b[ids].astype(np.int64) for b in (ix0, iy0, ix1, iy1)]
-        _draw(ids, triangles[ids], x0[ids], y0[ids], x1[ids], y1[ids], x2[ids], y2[ids], area[ids], *boxes,
-              depth, colors, width, zbuf, color, owner)
+        _draw(
+            ids,
+            triangles[ids],
+            x0[ids],
+            y0[ids],
+            x1[ids],
+            y1[ids],
+            x2[ids],
+            y2[ids],
+            area[ids],
+            *boxes,
+            depth,
+            colors,
+            width,
+            zbuf,
+            color,
+            owner,
+        )
     mask = owner >= 0
     return Raster(color.reshape(height, width, channels), mask.reshape(height, width), owner.reshape(height, width))
 

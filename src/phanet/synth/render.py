@@ -86,11 +86,23 @@ class Scene:
     exposure: float = 1.0
 
     @staticmethod
-    def plain() -> "Scene":
+    def plain() -> Scene:
         """Frontal light, flat grey background, no crop jitter, blur or noise (for tests and figures)."""
-        return Scene(light=(0.0, 0.3, 0.954), light_strength=0.85, fill_strength=0.0, ambient=0.35,
-                     tint=(1.0, 1.0, 1.0), background="flat", colors=((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
-                     angle=0.0, scale=1.0, shift=(0.0, 0.0), blur=0.0, noise=0.0, texture_seed=0)
+        return Scene(
+            light=(0.0, 0.3, 0.954),
+            light_strength=0.85,
+            fill_strength=0.0,
+            ambient=0.35,
+            tint=(1.0, 1.0, 1.0),
+            background="flat",
+            colors=((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+            angle=0.0,
+            scale=1.0,
+            shift=(0.0, 0.0),
+            blur=0.0,
+            noise=0.0,
+            texture_seed=0,
+        )
 
 
 def sample_scene(rng: np.random.Generator) -> Scene:
@@ -141,17 +153,23 @@ def rotation(yaw: float, pitch: float) -> np.ndarray:
 def _apply(r: np.ndarray, v: np.ndarray) -> np.ndarray:
     # Written out rather than a matrix product so results never depend on BLAS threading.
     x, y, z = v[:, 0], v[:, 1], v[:, 2]
-    return np.stack([r[0, 0] * x + r[0, 1] * y + r[0, 2] * z,
-                     r[1, 0] * x + r[1, 1] * y + r[1, 2] * z,
-                     r[2, 0] * x + r[2, 1] * y + r[2, 2] * z], -1)
+    return np.stack(
+        [
+            r[0, 0] * x + r[0, 1] * y + r[0, 2] * z,
+            r[1, 0] * x + r[1, 1] * y + r[1, 2] * z,
+            r[2, 0] * x + r[2, 1] * y + r[2, 2] * z,
+        ],
+        -1,
+    )
 
 
 def _dot(v: np.ndarray, d: np.ndarray) -> np.ndarray:
     return v[:, 0] * d[0] + v[:, 1] * d[1] + v[:, 2] * d[2]
 
 
-def shade(albedo: np.ndarray, normals: np.ndarray, specular: np.ndarray, shininess: np.ndarray,
-          scene: Scene) -> tuple[np.ndarray, np.ndarray]:
+def shade(
+    albedo: np.ndarray, normals: np.ndarray, specular: np.ndarray, shininess: np.ndarray, scene: Scene
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-vertex colour (linear light) under the scene's key light, fill light and ambient light:
     the diffuse part (N, 3) and the specular highlight's strength (N,; its colour is the light's tint)."""
     light = np.asarray(scene.light)
@@ -163,7 +181,7 @@ def shade(albedo: np.ndarray, normals: np.ndarray, specular: np.ndarray, shinine
     half = light + np.array([0.0, 0.0, 1.0])
     half /= np.linalg.norm(half)
     nh = np.clip(_dot(normals, half), 0.0, 1.0)
-    spec = specular * nh ** shininess * scene.light_strength * (nl > 0)
+    spec = specular * nh**shininess * scene.light_strength * (nl > 0)
     tint = np.asarray(scene.tint)
     return (albedo * ((scene.ambient + diffuse)[:, None] * tint)).astype(np.float32), spec.astype(np.float32)
 
@@ -251,8 +269,9 @@ def skin_texture(head: HeadModel, points: np.ndarray, pixels_per_mm: float) -> t
     return grain.astype(np.float32), sheen.astype(np.float32)
 
 
-def _catchlight(color: np.ndarray, eye: np.ndarray, apex: np.ndarray, axis: np.ndarray, scene: Scene,
-                project, pixels_per_mm: float) -> None:
+def _catchlight(
+    color: np.ndarray, eye: np.ndarray, apex: np.ndarray, axis: np.ndarray, scene: Scene, project, pixels_per_mm: float
+) -> None:
     """Add the key light's reflection on the cornea to ``color`` (H, W, 3, linear; in place).
 
     The cornea is a sphere of :data:`CORNEA_RADIUS` behind the eye's apex ``apex`` along its ``axis``
@@ -339,8 +358,7 @@ def render_head(
     # covers it or it lies outside the image.
     points = np.stack([v[head.landmarks[name]].mean(0) for name in LANDMARKS])
     for name, part in (("right_eye", Part.EYE_RIGHT), ("left_eye", Part.EYE_LEFT)):
-        _catchlight(color, pixel_parts == part, points[LANDMARKS.index(name)], r[:, 2], scene,
-                    lambda q: to_image(q[None])[0], k)
+        _catchlight(color, pixel_parts == part, points[LANDMARKS.index(name)], r[:, 2], scene, lambda q: to_image(q[None])[0], k)
     lxy = to_image(points)
     inside = ((lxy >= 0) & (lxy <= res)).all(1)
     seen = inside & (surface_depth(lxy, xy, v[:, 2], head.triangles) <= points[:, 2] + OCCLUSION_TOLERANCE)

@@ -42,8 +42,7 @@ def sphere(p: np.ndarray, center, radius: float) -> np.ndarray:
     return np.sqrt(x * x + y * y + z * z) - radius
 
 
-def vertical_cylinder(p: np.ndarray, cx: float, cz: float, rx: float, rz: float, top: float,
-                      lean: float = 0.0) -> np.ndarray:
+def vertical_cylinder(p: np.ndarray, cx: float, cz: float, rx: float, rz: float, top: float, lean: float = 0.0) -> np.ndarray:
     """Elliptic cylinder along y, closed at ``top``; ``lean`` moves its axis forward per mm of height."""
     x = (p[..., 0] - cx) / rx
     z = (p[..., 2] - cz - lean * p[..., 1]) / rz

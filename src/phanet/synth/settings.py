@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -41,10 +42,17 @@ class SynthSettings:
         return self.poses or self.preset.yaws
 
     def to_json(self) -> dict[str, Any]:
-        return {"generator": "phanet synth", "version": GENERATOR_VERSION, "preset": self.preset.name,
-                "subjects": self.subjects, "size": self.size, "seed": self.seed,
-                "poses": list(self.poses) if self.poses else None,
-                "yaw_range": list(self.preset.yaw_range), "pitch_range": list(self.preset.pitch_range)}
+        return {
+            "generator": "phanet synth",
+            "version": GENERATOR_VERSION,
+            "preset": self.preset.name,
+            "subjects": self.subjects,
+            "size": self.size,
+            "seed": self.seed,
+            "poses": list(self.poses) if self.poses else None,
+            "yaw_range": list(self.preset.yaw_range),
+            "pitch_range": list(self.preset.pitch_range),
+        }
 
 
 def _angle_range(value: Sequence[float], limit: float, name: str) -> tuple[float, float]:
@@ -57,16 +65,23 @@ def _angle_range(value: Sequence[float], limit: float, name: str) -> tuple[float
     return low, high
 
 
-def resolve_settings(preset: str | None = None, subjects: int | None = None, size: int | None = None,
-                     seed: int | None = None, poses: Sequence[float] | None = None,
-                     yaw_range: Sequence[float] | None = None, pitch_range: Sequence[float] | None = None,
-                     prefix: str = "data.options.") -> SynthSettings:
+def resolve_settings(
+    preset: str | None = None,
+    subjects: int | None = None,
+    size: int | None = None,
+    seed: int | None = None,
+    poses: Sequence[float] | None = None,
+    yaw_range: Sequence[float] | None = None,
+    pitch_range: Sequence[float] | None = None,
+    prefix: str = "data.options.",
+) -> SynthSettings:
     """Check user-given settings (``None`` = the preset's default); errors name the option as ``prefix + name``
     (with dashes for command-line options, ``prefix="--"``).
 
     ``yaw_range`` (continuous presets only, within [-90, 90]) and ``pitch_range`` (within [-30, 30])
     replace the preset's ranges.
     """
+
     def opt(key: str) -> str:
         return prefix + (key.replace("_", "-") if prefix == "--" else key)
 
@@ -79,16 +94,16 @@ def resolve_settings(preset: str | None = None, subjects: int | None = None, siz
         raise PhanetError(f"{opt('subjects')}: expected a whole number of subjects >= 1, got {subjects!r}")
     pixels = 112 if size is None else size
     if isinstance(pixels, bool) or not isinstance(pixels, (int, np.integer)) or not MIN_SIZE <= pixels <= MAX_SIZE:
-        raise PhanetError(f"{opt('size')}: expected an image size in pixels from {MIN_SIZE} to {MAX_SIZE}, "
-                          f"got {size!r}")
+        raise PhanetError(f"{opt('size')}: expected an image size in pixels from {MIN_SIZE} to {MAX_SIZE}, got {size!r}")
     value = 0 if seed is None else seed
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
         raise PhanetError(f"{opt('seed')}: expected a whole number >= 0, got {seed!r}")
     angles = _pose_angles(poses, chosen, opt("poses")) if poses is not None else None
     if yaw_range is not None:
         if not chosen.continuous:
-            raise PhanetError(f"{opt('yaw_range')}: only continuous presets (continuous, affectnet) draw yaw; "
-                              f"{name!r} has fixed yaws")
+            raise PhanetError(
+                f"{opt('yaw_range')}: only continuous presets (continuous, affectnet) draw yaw; {name!r} has fixed yaws"
+            )
         chosen = dataclasses.replace(chosen, yaw_range=_angle_range(yaw_range, MAX_YAW, opt("yaw_range")))
     if pitch_range is not None:
         chosen = dataclasses.replace(chosen, pitch_range=_angle_range(pitch_range, MAX_PITCH, opt("pitch_range")))
@@ -98,8 +113,9 @@ def resolve_settings(preset: str | None = None, subjects: int | None = None, siz
 def _pose_angles(poses: Sequence[float], preset: Preset, option: str) -> tuple[float, ...]:
     """The pose classes of a continuous preset: distinct angles within [-90, 90], sorted."""
     if not preset.continuous:
-        raise PhanetError(f"{option}: only continuous presets (continuous, affectnet) take pose classes; "
-                          f"{preset.name!r} has fixed yaws")
+        raise PhanetError(
+            f"{option}: only continuous presets (continuous, affectnet) take pose classes; {preset.name!r} has fixed yaws"
+        )
     try:
         angles = tuple(sorted(float(b) for b in poses))
     except (TypeError, ValueError):
@@ -115,8 +131,7 @@ def read_settings(folder: Path) -> dict[str, Any]:
     try:
         values = json.loads(path.read_text())
     except FileNotFoundError:
-        raise PhanetError(f"data.root: {folder} has no {SETTINGS_FILE} "
-                          "(not a folder written by `phanet synth`)") from None
+        raise PhanetError(f"data.root: {folder} has no {SETTINGS_FILE} (not a folder written by `phanet synth`)") from None
     except (OSError, ValueError) as exc:
         raise PhanetError(f"{path}: not a readable settings file ({exc})") from None
     if not isinstance(values, dict) or values.get("generator") != "phanet synth":

@@ -38,10 +38,11 @@ def sample_activations(spec: SampleSpec, seed: int) -> ex.Activations:
     style = ex.personal_style(np.random.default_rng([int(seed), spec.subject, 0x57]))
     act = ex.activations(spec.expression, spec.intensity, style)
     # The same expression at every yaw of a take (like one 3D scan rendered at several yaws).
-    rng = np.random.default_rng([int(seed), spec.subject, EXPRESSION_IDS[spec.expression], spec.intensity,
-                                 spec.take, 0xE7])
-    return {au: tuple(a * float(rng.uniform(1 - TAKE_VARIATION, 1 + TAKE_VARIATION)) for a in pair)
-            for au, pair in sorted(act.items())}
+    rng = np.random.default_rng([int(seed), spec.subject, EXPRESSION_IDS[spec.expression], spec.intensity, spec.take, 0xE7])
+    return {
+        au: tuple(a * float(rng.uniform(1 - TAKE_VARIATION, 1 + TAKE_VARIATION)) for a in pair)
+        for au, pair in sorted(act.items())
+    }
 
 
 def render_spec(spec: SampleSpec, seed: int, size: int) -> Render:

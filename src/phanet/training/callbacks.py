@@ -114,8 +114,9 @@ class AdaptiveThreads(Callback):
     again when it changes or when the step time moves by more than a quarter.
     """
 
-    def __init__(self, cpus: int, start_period: int = 20, max_period: int = 160, probe_steps: int = 2,
-                 first_period: int = 1) -> None:
+    def __init__(
+        self, cpus: int, start_period: int = 20, max_period: int = 160, probe_steps: int = 2, first_period: int = 1
+    ) -> None:
         self.cpus = max(1, cpus)
         self.start_period, self.max_period, self.probe_steps = start_period, max_period, probe_steps
         self.threads = self.cpus
@@ -137,8 +138,7 @@ class AdaptiveThreads(Callback):
     def on_train_batch_start(self, trainer: L.Trainer, module: L.LightningModule, batch: Any, batch_idx: int) -> None:
         self._start = time.perf_counter()
 
-    def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:
+    def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
         images = int(batch["expression"].shape[0]) if isinstance(batch, dict) and "expression" in batch else 0
         if not images or self.cpus == 1:
             return
@@ -166,7 +166,7 @@ class AdaptiveThreads(Callback):
     def _decide(self) -> None:
         current = statistics.median(self.recent)
         trial = statistics.median(self.probe_times)
-        if trial < 0.95 * current:
+        if self.probe is not None and trial < 0.95 * current:
             self.threads = self.probe
             self.period = self.start_period
             self.recent = [trial]
@@ -200,13 +200,17 @@ class RunCheckpoint(ModelCheckpoint):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         saved_in = state_dict.get("dirpath")
         if saved_in and self.dirpath and saved_in != self.dirpath:
-            def moved(path: str | None) -> str | None:
-                return os.path.join(self.dirpath, os.path.basename(path)) if path else path
+            folder = str(self.dirpath)
 
-            state_dict = {**state_dict, "dirpath": self.dirpath,
-                          **{key: moved(state_dict.get(key))
-                             for key in ("best_model_path", "kth_best_model_path", "last_model_path")},
-                          "best_k_models": {moved(k): v for k, v in state_dict.get("best_k_models", {}).items()}}
+            def moved(path: str | None) -> str | None:
+                return os.path.join(folder, os.path.basename(path)) if path else path
+
+            state_dict = {
+                **state_dict,
+                "dirpath": self.dirpath,
+                **{key: moved(state_dict.get(key)) for key in ("best_model_path", "kth_best_model_path", "last_model_path")},
+                "best_k_models": {moved(k): v for k, v in state_dict.get("best_k_models", {}).items()},
+            }
         super().load_state_dict(state_dict)
 
 
@@ -214,8 +218,21 @@ def run_checkpoints(folder: RunFolder) -> tuple[ModelCheckpoint, ModelCheckpoint
     """(``best.ckpt``: the best validation FER accuracy so far, ``last.ckpt``: rewritten after every epoch)."""
     # Each file is replaced in place, never given a "-v1" twin (a run folder that was moved or copied
     # keeps writing the best.ckpt and last.ckpt that resume and evaluation read).
-    best = RunCheckpoint(dirpath=folder.checkpoints, filename=folder.best.stem, monitor=MONITOR, mode="max",
-                          save_top_k=1, auto_insert_metric_name=False, enable_version_counter=False)
-    last = RunCheckpoint(dirpath=folder.checkpoints, filename=folder.last.stem, monitor=None, save_top_k=1,
-                          every_n_epochs=1, enable_version_counter=False)
+    best = RunCheckpoint(
+        dirpath=folder.checkpoints,
+        filename=folder.best.stem,
+        monitor=MONITOR,
+        mode="max",
+        save_top_k=1,
+        auto_insert_metric_name=False,
+        enable_version_counter=False,
+    )
+    last = RunCheckpoint(
+        dirpath=folder.checkpoints,
+        filename=folder.last.stem,
+        monitor=None,
+        save_top_k=1,
+        every_n_epochs=1,
+        enable_version_counter=False,
+    )
     return best, last

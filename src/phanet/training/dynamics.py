@@ -57,7 +57,7 @@ def part_gradient_norms(parts: dict[str, torch.Tensor], groups: dict[str, list[n
         start = 0
         for name in names:
             count = len(groups[name])
-            row[f"grad/{part}/{name}"] = _norm(list(grads[start:start + count]))
+            row[f"grad/{part}/{name}"] = _norm(list(grads[start : start + count]))
             start += count
         row.update({f"grad/{part}/{name}": 0.0 for name in groups if name not in names})
     return row
@@ -133,8 +133,7 @@ class TrainingDynamics(Callback):
         for group in optimizer.param_groups[1:]:  # parts with their own rate (optim.part_lr)
             self.row[f"lr/{group.get('name', len(self.row))}"] = group["lr"]
 
-    def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:
+    def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
         if self.row is None:
             return
         for name, params in self.groups.items():

@@ -46,8 +46,9 @@ class PhaNetModule(L.LightningModule):
     neither repeats nor skips it.
     """
 
-    def __init__(self, config: dict[str, Any], expressions: list[str], poses: list[str],
-                 class_counts: list[int] | None = None) -> None:
+    def __init__(
+        self, config: dict[str, Any], expressions: list[str], poses: list[str], class_counts: list[int] | None = None
+    ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.config: Config = config_from_dict(config)
@@ -55,13 +56,17 @@ class PhaNetModule(L.LightningModule):
         self.poses = list(poses)
         if self.config.loss.class_weights == "balanced":
             if class_counts is None or len(class_counts) != len(expressions):
-                raise PhanetError.about("loss.class_weights", "balanced weights need the training set's count of "
-                                        "each of the {n} expressions", n=len(expressions))
+                raise PhanetError.about(
+                    "loss.class_weights",
+                    "balanced weights need the training set's count of each of the {n} expressions",
+                    n=len(expressions),
+                )
             self.register_buffer("class_weights", balanced_class_weights(torch.tensor(class_counts)), persistent=False)
         else:
             self.class_weights = None
-        self.model = create_model(self.config.model.arch, expressions=self.expressions, poses=self.poses,
-                                  **self.config.model.arguments())
+        self.model = create_model(
+            self.config.model.arch, expressions=self.expressions, poses=self.poses, **self.config.model.arguments()
+        )
         mirror = check_flip(self.poses) if self.config.data.flip and self.poses else []
         self.flip = self.config.data.flip
         self.register_buffer("mirror", torch.tensor(mirror, dtype=torch.long), persistent=False)
@@ -81,11 +86,13 @@ class PhaNetModule(L.LightningModule):
         self.patience_floor: float | None = None
         for part in ("train", "val"):
             # validate_args would read the labels back from the device at every step
-            setattr(self, f"{part}_expression_acc", MulticlassAccuracy(len(expressions), average="micro",
-                                                                       validate_args=False))
+            setattr(self, f"{part}_expression_acc", MulticlassAccuracy(len(expressions), average="micro", validate_args=False))
             if poses:
-                setattr(self, f"{part}_pose_acc", MulticlassAccuracy(len(poses), average="micro", ignore_index=MISSING,
-                                                                     validate_args=False))
+                setattr(
+                    self,
+                    f"{part}_pose_acc",
+                    MulticlassAccuracy(len(poses), average="micro", ignore_index=MISSING, validate_args=False),
+                )
 
     def attention_parameters(self) -> list[nn.Parameter]:
         """The PANs' parameters (none in a network without attention)."""
@@ -103,8 +110,7 @@ class PhaNetModule(L.LightningModule):
         batch = dict(batch)
         images = to_network_input(batch.pop("pixels"), channels_last=self.channels_last)
         if train:
-            images, batch["pose"] = augment(images, batch["pose"], self.config.data.jitter,
-                                            self.mirror if self.flip else None)
+            images, batch["pose"] = augment(images, batch["pose"], self.config.data.jitter, self.mirror if self.flip else None)
         batch["image"] = images
         return batch
 
@@ -120,11 +126,13 @@ class PhaNetModule(L.LightningModule):
         if t.compile != "off" and stage == "fit":
             # Static shapes: one graph per batch shape (training drops its partial batch, so there are
             # few); symbolic batch sizes would also break affine_grid's backward in crop-and-zoom.
-            self.__dict__["network"] = torch.compile(self.model, dynamic=False,
-                                                     mode=None if t.compile == "default" else t.compile)
+            self.__dict__["network"] = torch.compile(
+                self.model, dynamic=False, mode=None if t.compile == "default" else t.compile
+            )
 
-    def _log_output(self, part: str, output: PhaNetOutput, terms: LossTerms, batch: dict[str, torch.Tensor],
-                    loss: torch.Tensor) -> None:
+    def _log_output(
+        self, part: str, output: PhaNetOutput, terms: LossTerms, batch: dict[str, torch.Tensor], loss: torch.Tensor
+    ) -> None:
         size = batch["expression"].shape[0]
         values = {f"{part}/loss": loss.detach(), **{f"{part}/{k}": v.detach() for k, v in terms.terms.items()}}
         # Which weights exist is known from the architecture: no test of the values (a device sync).
@@ -217,8 +225,11 @@ class PhaNetModule(L.LightningModule):
         """Stop at a non-finite loss. Reading the loss waits for the device, so on a GPU it is read
         every ``train.log_every_n_steps`` steps and at the end of each epoch (before validation and
         checkpoints), not at every step; a diverged network stays non-finite until then."""
-        if self.device.type == "cuda" and batch_idx % self.config.train.log_every_n_steps \
-                and batch_idx + 1 != self.trainer.num_training_batches:
+        if (
+            self.device.type == "cuda"
+            and batch_idx % self.config.train.log_every_n_steps
+            and batch_idx + 1 != self.trainer.num_training_batches
+        ):
             return
         if not torch.isfinite(loss):
             bad = [name for name, value in terms.items() if not torch.isfinite(value)]
@@ -283,6 +294,5 @@ class PhaNetModule(L.LightningModule):
         # stepped by on_train_epoch_end (manual optimisation)
         configured = [{"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler}}]
         if self.phases.needs_init_optimizer:
-            configured.append({"optimizer": torch.optim.Adam(self.attention_parameters(),
-                                                             lr=self.config.train.pan_init.lr)})
+            configured.append({"optimizer": torch.optim.Adam(self.attention_parameters(), lr=self.config.train.pan_init.lr)})
         return configured

@@ -47,8 +47,9 @@ def step_plateau(scheduler: torch.optim.lr_scheduler.ReduceLROnPlateau, value: f
         scheduler.step(value)
 
 
-def optimizer_groups(optim: OptimConfig, parameters: list[nn.Parameter], parts: dict[str, list[nn.Parameter]],
-                     part_names: tuple[str, ...]) -> list[dict[str, Any]]:
+def optimizer_groups(
+    optim: OptimConfig, parameters: list[nn.Parameter], parts: dict[str, list[nn.Parameter]], part_names: tuple[str, ...]
+) -> list[dict[str, Any]]:
     """The optimiser's parameter groups: ``parameters`` at ``optim.lr``, the ``parts`` (the network's
     parameter groups) named in ``optim.part_lr`` at their multiple of it. A part of PhaNet
     (``part_names``) that this network lacks, such as SAL in a baseline or without J_SA, is skipped; a
@@ -60,7 +61,7 @@ def optimizer_groups(optim: OptimConfig, parameters: list[nn.Parameter], parts: 
         raise PhanetError(f"config: optim.part_lr: no part {unknown[0]!r} (parts: {', '.join(part_names)})")
     named = [name for name in parts if name in optim.part_lr]  # the network's order, whatever the config's
     scaled = {id(p) for name in named for p in parts[name]}
-    groups = [{"params": [p for p in parameters if id(p) not in scaled]}]
+    groups: list[dict[str, Any]] = [{"params": [p for p in parameters if id(p) not in scaled]}]
     for name in named:
         groups.append({"params": parts[name], "lr": optim.lr * optim.part_lr[name], "name": name})
     return groups
@@ -68,8 +69,13 @@ def optimizer_groups(optim: OptimConfig, parameters: list[nn.Parameter], parts: 
 
 def make_optimizer(optim: OptimConfig, groups: list[dict[str, Any]]) -> torch.optim.Optimizer:
     if optim.name == "sgd":
-        return torch.optim.SGD(groups, lr=optim.lr, momentum=optim.momentum, nesterov=optim.nesterov and optim.momentum > 0,
-                               weight_decay=optim.weight_decay)
+        return torch.optim.SGD(
+            groups,
+            lr=optim.lr,
+            momentum=optim.momentum,
+            nesterov=optim.nesterov and optim.momentum > 0,
+            weight_decay=optim.weight_decay,
+        )
     if optim.name == "adamw":
         return torch.optim.AdamW(groups, lr=optim.lr, weight_decay=optim.weight_decay)
     return torch.optim.Adam(groups, lr=optim.lr, weight_decay=optim.weight_decay)
@@ -78,8 +84,9 @@ def make_optimizer(optim: OptimConfig, groups: list[dict[str, Any]]) -> torch.op
 def make_scheduler(optim: OptimConfig, optimizer: torch.optim.Optimizer, epochs: int) -> Any:
     """The learning-rate schedule, stepped once per epoch (``plateau`` with the validation FER accuracy)."""
     if optim.scheduler == "plateau":
-        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=optim.lr_decay,
-                                                          patience=optim.plateau_patience)
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="max", factor=optim.lr_decay, patience=optim.plateau_patience
+        )
     return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones(epochs, optim.milestones), gamma=optim.lr_decay)
 
 
@@ -93,7 +100,7 @@ def apply_settings(optimizer: torch.optim.Optimizer, scheduler: Any, before: Con
     steps = milestones(config.train.epochs, optim.milestones)
     bases = []
     for group in optimizer.param_groups:
-        part = group.get("name")
+        part = str(group.get("name", ""))  # the groups without a part have no name, and no multiplier
         base = optim.lr * optim.part_lr.get(part, 1.0)
         if plateau:
             old_base = before.optim.lr * before.optim.part_lr.get(part, 1.0)

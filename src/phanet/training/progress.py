@@ -67,9 +67,16 @@ class EpochBars(TQDMProgressBar):
     def on_train_epoch_start(self, trainer: L.Trainer, *_: Any) -> None:
         total = self.total_train_batches
         self.train_progress_bar = Tqdm(
-            desc=f"Epoch {epoch_label(trainer)}", total=None if total == float("inf") else total,
-            position=2 * self.process_position, disable=self.is_disabled, leave=True, dynamic_ncols=True,
-            file=sys.stdout, smoothing=0, bar_format=self.BAR_FORMAT)
+            desc=f"Epoch {epoch_label(trainer)}",
+            total=None if total == float("inf") else total,
+            position=2 * self.process_position,
+            disable=self.is_disabled,
+            leave=True,
+            dynamic_ncols=True,
+            file=sys.stdout,
+            smoothing=0,
+            bar_format=self.BAR_FORMAT,
+        )
 
     def get_metrics(self, trainer: L.Trainer, module: L.LightningModule) -> dict[str, Any]:
         return {}
@@ -97,8 +104,11 @@ class EpochLines(Callback):
         if not trainer.is_global_zero:
             return
         seconds = time.monotonic() - self.started
-        print(f"epoch {epoch_label(trainer)}: {epoch_summary(trainer.callback_metrics)}; {seconds:.0f} s",
-              file=self.stream or sys.stdout, flush=True)
+        print(
+            f"epoch {epoch_label(trainer)}: {epoch_summary(trainer.callback_metrics)}; {seconds:.0f} s",
+            file=self.stream or sys.stdout,
+            flush=True,
+        )
 
 
 def progress_callback(progress: bool, refresh_rate: int, stream: IO[str] | None = None) -> Callback:

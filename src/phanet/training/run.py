@@ -55,9 +55,17 @@ _DDP_NAMES = {"ddp": "ddp_find_unused_parameters_true", "ddp_spawn": "ddp_spawn_
 #: Strategies that shard the parameters: refused, since the PAN initialisation steps the PAN
 #: parameters with an optimiser of its own (training/callbacks.py).
 UNSUPPORTED_STRATEGIES = ("fsdp", "deepspeed")
-_TRAINER_OPTIONS = (("precision", "precision"), ("strategy", "strategy"), ("deepspeed", "strategy"),
-                    ("fsdp", "strategy"), ("num_nodes", "num_nodes"), ("devices", "devices"),
-                    ("accelerator", "accelerator"), ("gpu", "accelerator"), ("xla", "accelerator"))
+_TRAINER_OPTIONS = (
+    ("precision", "precision"),
+    ("strategy", "strategy"),
+    ("deepspeed", "strategy"),
+    ("fsdp", "strategy"),
+    ("num_nodes", "num_nodes"),
+    ("devices", "devices"),
+    ("accelerator", "accelerator"),
+    ("gpu", "accelerator"),
+    ("xla", "accelerator"),
+)
 
 
 @dataclass
@@ -79,8 +87,7 @@ def training_precision(config: Config) -> str:
     return resolve_precision(config.train.precision, config.train.accelerator, crop_attention)
 
 
-def make_trainer(config: Config, run_dir: Path, callbacks: list, progress: bool | None = True,
-                 **trainer_args: Any) -> L.Trainer:
+def make_trainer(config: Config, run_dir: Path, callbacks: list, progress: bool | None = True, **trainer_args: Any) -> L.Trainer:
     """Lightning's ``Trainer`` for ``config``; ``trainer_args`` override or add ``Trainer`` arguments.
 
     ``progress``: True for bars on a terminal (one line per epoch otherwise), False for one line per
@@ -131,10 +138,13 @@ def _checked_trainer(config: Config, run_dir: Path, callbacks: list, progress: b
     """:func:`make_trainer`, with Lightning's refusal of an accelerator, device count, strategy or
     precision turned into one line naming the setting."""
     if config.train.strategy.lower().startswith(UNSUPPORTED_STRATEGIES):
-        raise PhanetError.about("train.strategy", "{value} is not supported: training freezes parameter groups by phase "
-                                "(warm-up, PAN initialisation, alternating schedule), untested with sharded "
-                                "parameters (use ddp)",
-                                value=show(config.train.strategy))
+        raise PhanetError.about(
+            "train.strategy",
+            "{value} is not supported: training freezes parameter groups by phase "
+            "(warm-up, PAN initialisation, alternating schedule), untested with sharded "
+            "parameters (use ddp)",
+            value=show(config.train.strategy),
+        )
     try:
         return make_trainer(config, run_dir, callbacks, progress=progress)
     except (ValueError, TypeError, ImportError, MisconfigurationException) as exc:
@@ -142,12 +152,14 @@ def _checked_trainer(config: Config, run_dir: Path, callbacks: list, progress: b
         words = reason.lower()
         key = next((key for word, key in _TRAINER_OPTIONS if word in words), None)
         if key is not None:
-            raise PhanetError.about(f"train.{key}", "{value} cannot be used ({reason})",
-                                    value=show(getattr(config.train, key)), reason=reason) from None
+            raise PhanetError.about(
+                f"train.{key}", "{value} cannot be used ({reason})", value=show(getattr(config.train, key)), reason=reason
+            ) from None
         keys = ["accelerator", "devices", "strategy", "precision"]
         settings = ", ".join(f"{{train.{k}}} {{{k}}}" for k in keys)
-        raise PhanetError.about(None, settings + ": {reason}", reason=reason,
-                                **{k: show(getattr(config.train, k)) for k in keys}) from None
+        raise PhanetError.about(
+            None, settings + ": {reason}", reason=reason, **{k: show(getattr(config.train, k)) for k in keys}
+        ) from None
 
 
 def _is_rank_zero() -> bool:
@@ -155,8 +167,9 @@ def _is_rank_zero() -> bool:
     return all(os.environ.get(key, "0") == "0" for key in ("LOCAL_RANK", "NODE_RANK", "GROUP_RANK"))
 
 
-def train(config: Config, resume: bool = False, faces: LabeledFaces | None = None, split: Split | None = None,
-          progress: bool = True) -> TrainResult:
+def train(
+    config: Config, resume: bool = False, faces: LabeledFaces | None = None, split: Split | None = None, progress: bool = True
+) -> TrainResult:
     """Train ``config`` into the run folder ``config.out``; with ``resume`` continue from ``last.ckpt``.
 
     Raises :class:`~phanet.errors.PhanetError` for anything that makes the run impossible (nothing is
@@ -198,8 +211,15 @@ def _callbacks(config: Config, folder: RunFolder, resumed: bool, *always: L.Call
     return callbacks
 
 
-def _train(config: Config, folder: RunFolder, lock: RunLock | None, resume: bool, faces: LabeledFaces | None,
-           split: Split | None, progress: bool) -> TrainResult:
+def _train(
+    config: Config,
+    folder: RunFolder,
+    lock: RunLock | None,
+    resume: bool,
+    faces: LabeledFaces | None,
+    split: Split | None,
+    progress: bool,
+) -> TrainResult:
     if lock is not None and folder.path.is_dir():
         lock.acquire()  # before looking at the folder: another training may be writing it
     if resume:
@@ -225,14 +245,24 @@ def _train(config: Config, folder: RunFolder, lock: RunLock | None, resume: bool
         payload = _check_last(folder, module)
         done = int(payload.get("epoch", -1)) + 1
         if done > config.train.epochs:
-            raise PhanetError.about("resume", "{run} has finished {done} epochs, more than train.epochs ({epochs}); "
-                                    "give train.epochs={done} or more", run=folder.path, done=done,
-                                    epochs=config.train.epochs)
+            raise PhanetError.about(
+                "resume",
+                "{run} has finished {done} epochs, more than train.epochs ({epochs}); give train.epochs={done} or more",
+                run=folder.path,
+                done=done,
+                epochs=config.train.epochs,
+            )
         finished = _finished(payload, config, done)
         if finished is not None:
             score = payload["callbacks"].get(best.state_key, {}).get("best_model_score")
-            return TrainResult(folder.path, folder.best, folder.last, folder.metrics_file,
-                               float(score) if score is not None else float("nan"), f"{folder.path} {finished}")
+            return TrainResult(
+                folder.path,
+                folder.best,
+                folder.last,
+                folder.metrics_file,
+                float(score) if score is not None else float("nan"),
+                f"{folder.path} {finished}",
+            )
 
     if lock is not None:
         lock.acquire()
@@ -250,8 +280,9 @@ def _train(config: Config, folder: RunFolder, lock: RunLock | None, resume: bool
             raise
         raise _stopped(stop.signum, folder, trainer, done, config.train.epochs) from None
     score = best.best_model_score
-    return TrainResult(folder.path, folder.best, folder.last, folder.metrics_file,
-                       float(score) if score is not None else float("nan"))
+    return TrainResult(
+        folder.path, folder.best, folder.last, folder.metrics_file, float(score) if score is not None else float("nan")
+    )
 
 
 def _check_last(folder: RunFolder, module: PhaNetModule) -> dict[str, Any]:
@@ -260,17 +291,27 @@ def _check_last(folder: RunFolder, module: PhaNetModule) -> dict[str, Any]:
     last = folder.last
     payload = read_checkpoint(last, "resume")
     if "loops" not in payload or "optimizer_states" not in payload:
-        raise PhanetError.about("resume", "{last} holds weights but no training state; start a new run with "
-                                "another {out}", last=last)
+        raise PhanetError.about(
+            "resume", "{last} holds weights but no training state; start a new run with another {out}", last=last
+        )
     params = payload["hyper_parameters"]
     if list(params["expressions"]) != module.expressions or list(params["poses"]) != module.poses:
-        raise PhanetError.about("resume", "{last} was trained on other classes than the data now gives ({classes}); "
-                                "resume on the same data", last=last, classes=", ".join(map(str, params["expressions"])))
+        raise PhanetError.about(
+            "resume",
+            "{last} was trained on other classes than the data now gives ({classes}); resume on the same data",
+            last=last,
+            classes=", ".join(map(str, params["expressions"])),
+        )
     try:
         module.load_state_dict(payload["state_dict"])
     except RuntimeError as exc:
-        raise PhanetError.about("resume", "{last} does not match the run's config in {run} ({reason})", last=last,
-                                run=folder.path, reason=shorten(str(exc).splitlines()[0])) from None
+        raise PhanetError.about(
+            "resume",
+            "{last} does not match the run's config in {run} ({reason})",
+            last=last,
+            run=folder.path,
+            reason=shorten(str(exc).splitlines()[0]),
+        ) from None
     return payload
 
 
@@ -280,17 +321,23 @@ def _finished(payload: dict[str, Any], config: Config, done: int) -> str | None:
     t = config.train
     ended = training_end(payload, t)
     if ended == "epochs":
-        return (f"had already trained every epoch of train.epochs ({t.epochs}); nothing was trained. To train on, "
-                f"resume with train.epochs above {t.epochs}")
+        return (
+            f"had already trained every epoch of train.epochs ({t.epochs}); nothing was trained. To train on, "
+            f"resume with train.epochs above {t.epochs}"
+        )
     if ended == "early_stop":
         wait = epochs_without_better(payload)
-        return (f"had already stopped early after epoch {done} of {t.epochs} ({wait} epochs "
-                f"without a better validation FER accuracy, train.early_stop {t.early_stop}); nothing was "
-                f"trained. To train on, resume with train.early_stop above {wait} (0 turns "
-                "early stopping off)")
+        return (
+            f"had already stopped early after epoch {done} of {t.epochs} ({wait} epochs "
+            f"without a better validation FER accuracy, train.early_stop {t.early_stop}); nothing was "
+            f"trained. To train on, resume with train.early_stop above {wait} (0 turns "
+            "early stopping off)"
+        )
     if ended == "max_minutes":
-        return (f"had already used train.max_minutes ({t.max_minutes:g}) after epoch {done} of {t.epochs}; "
-                "nothing was trained. To train on, resume with a larger train.max_minutes")
+        return (
+            f"had already used train.max_minutes ({t.max_minutes:g}) after epoch {done} of {t.epochs}; "
+            "nothing was trained. To train on, resume with a larger train.max_minutes"
+        )
     return None
 
 
@@ -301,10 +348,14 @@ def _stopped(signum: int, folder: RunFolder, trainer: L.Trainer, done: int, epoc
     done = done if saved is None else saved + 1
     name = signal.Signals(signum).name
     if done == 0:
-        return Stopped(signum, f"stopped by {name} before the first epoch of {folder.path} finished; nothing was "
-                               "kept, start it again")
-    return Stopped(signum, f"stopped by {name} after epoch {done} of {epochs} ({folder.last} holds it); resume "
-                           f"with: phanet train --out {folder.path} --resume")
+        return Stopped(
+            signum, f"stopped by {name} before the first epoch of {folder.path} finished; nothing was kept, start it again"
+        )
+    return Stopped(
+        signum,
+        f"stopped by {name} after epoch {done} of {epochs} ({folder.last} holds it); resume "
+        f"with: phanet train --out {folder.path} --resume",
+    )
 
 
 def load_module(checkpoint: str | Path, map_location: str | torch.device = "cpu") -> PhaNetModule:
@@ -320,6 +371,7 @@ def load_module(checkpoint: str | Path, map_location: str | torch.device = "cpu"
         module = PhaNetModule(params["config"], params["expressions"], params["poses"], params.get("class_counts"))
         module.load_state_dict(payload["state_dict"])
     except (RuntimeError, KeyError) as exc:
-        raise PhanetError.about("checkpoint", "{path} does not match its config ({reason})", path=path,
-                                reason=str(exc).splitlines()[0][:200]) from None
+        raise PhanetError.about(
+            "checkpoint", "{path} does not match its config ({reason})", path=path, reason=str(exc).splitlines()[0][:200]
+        ) from None
     return module.eval()

@@ -42,13 +42,34 @@ PREDICTIONS_FILE = "predictions.csv"
 #: optimiser, learning-rate schedule and training schedule. A resume keeps every one of them, and an
 #: experiment continues or reuses a folder only for a config that matches them; anything else (the
 #: rates, epochs, devices, data loading) may change on resume.
-SAME_RUN = ("seed", "data.dataset", "data.root", "data.options", "data.split", "data.flip", "data.jitter",
-            "model", "loss", "optim.name", "optim.scheduler", "train.schedule", "train.ema")
+SAME_RUN = (
+    "seed",
+    "data.dataset",
+    "data.root",
+    "data.options",
+    "data.split",
+    "data.flip",
+    "data.jitter",
+    "model",
+    "loss",
+    "optim.name",
+    "optim.scheduler",
+    "train.schedule",
+    "train.ema",
+)
 #: The training budget: what a resume may change and applies from its first epoch. A finished run is
 #: reused only for a config with the same budget, so that no result is reported under a budget it was
 #: not trained with.
-BUDGET = ("optim", "train.epochs", "train.batch_size", "train.early_stop", "train.chance_margin", "train.gradient_clip",
-          "train.gradient_clip_by", "train.pan_init")
+BUDGET = (
+    "optim",
+    "train.epochs",
+    "train.batch_size",
+    "train.early_stop",
+    "train.chance_margin",
+    "train.gradient_clip",
+    "train.gradient_clip_by",
+    "train.pan_init",
+)
 
 
 def training_end(payload: dict[str, Any], train: Any) -> str | None:
@@ -69,7 +90,7 @@ def epochs_without_better(payload: dict[str, Any]) -> int:
     """The early stopping count of the run whose ``last.ckpt`` holds ``payload``: epochs since its last
     better validation FER accuracy (0 without early stopping)."""
     states = payload.get("callbacks", {})
-    stopping = next((v for k, v in states.items() if k.startswith("EarlyStopping")), {})
+    stopping: dict[str, Any] = next((v for k, v in states.items() if k.startswith("EarlyStopping")), {})
     return int(stopping.get("wait_count", 0))
 
 
@@ -119,8 +140,12 @@ class RunLock:
         except BlockingIOError:
             holder = shorten(os.read(fd, 200).decode("utf-8", "replace").strip(), 120) or "another process"
             os.close(fd)
-            raise PhanetError.about("out", "{run} is in use by another training ({holder}); wait for it to end "
-                                    "or choose another {out}", run=self.run_dir, holder=holder) from None
+            raise PhanetError.about(
+                "out",
+                "{run} is in use by another training ({holder}); wait for it to end or choose another {out}",
+                run=self.run_dir,
+                holder=holder,
+            ) from None
         started = time.strftime("%Y-%m-%d %H:%M:%S %Z")
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}, since {started}\n".encode(), 0)
@@ -219,21 +244,26 @@ class RunFolder:
 
         Another ``train.epochs`` is no difference for a run that early stopping ended before that limit
         under a plateau schedule: nothing in its training depended on the limit."""
-        old, new = self.stored_config().to_dict(), config.to_dict()
+        stored = self.stored_config()
+        if stored is None:
+            raise PhanetError.about("out", "{run} holds no config.yaml", run=self.path)
+        old, new = stored.to_dict(), config.to_dict()
         for key in SAME_RUN + (BUDGET if budget else ()):
             if _get(old, key) != _get(new, key) and not (key == "train.epochs" and self._early_stopped_under(config)):
                 return _first_difference(_get(old, key), _get(new, key), key)
         before, now = sorted(old["optim"]["part_lr"]), sorted(new["optim"]["part_lr"])
         if before != now:
-            return f"the set of parts in optim.part_lr ({', '.join(before) or 'none'} in the run, " \
-                   f"{', '.join(now) or 'none'} now)"
+            return f"the set of parts in optim.part_lr ({', '.join(before) or 'none'} in the run, {', '.join(now) or 'none'} now)"
         return None
 
     def _early_stopped_under(self, config: Config) -> bool:
         """Whether early stopping ends this run before ``config``'s epoch limit, with a learning-rate
         schedule that does not depend on that limit (a multistep schedule places its steps by it)."""
-        return (config.optim.scheduler == "plateau" and self.last.exists()
-                and training_end(self._last_payload(), config.train) == "early_stop")
+        return (
+            config.optim.scheduler == "plateau"
+            and self.last.exists()
+            and training_end(self._last_payload(), config.train) == "early_stop"
+        )
 
     # --- checks before a training writes ---------------------------------------------------------
 
@@ -242,11 +272,21 @@ class RunFolder:
         if not self.path.is_dir():
             return
         names = {p.name for p in self.path.iterdir()} - {LOCK_FILE}
-        written = {p.name for p in (self.config_file, self.split_file, self.classes_file, self.metrics_file,
-                                    self.dynamics_file, self.checkpoints)}
+        written = {
+            p.name
+            for p in (
+                self.config_file,
+                self.split_file,
+                self.classes_file,
+                self.metrics_file,
+                self.dynamics_file,
+                self.checkpoints,
+            )
+        }
         if names and (not names <= written or self.finished_an_epoch()):
-            raise PhanetError.about("out", "{run} already holds files; use {resume} to continue that run or "
-                                    "choose another {out}", run=self.path)
+            raise PhanetError.about(
+                "out", "{run} already holds files; use {resume} to continue that run or choose another {out}", run=self.path
+            )
 
     def check_resume(self, config: Config) -> None:
         """Check that ``config`` may continue the run in this folder."""
@@ -254,12 +294,18 @@ class RunFolder:
             raise PhanetError.about("resume", "{run} holds no run to resume (no config.yaml)", run=self.path)
         difference = self.difference(config)
         if difference is not None:
-            raise PhanetError.about("resume", "{difference} differs from the run in {run}; resume with the same "
-                                    "settings or start a new run with another {out}",
-                                    difference=difference, run=self.path)
+            raise PhanetError.about(
+                "resume",
+                "{difference} differs from the run in {run}; resume with the same settings or start a new run with another {out}",
+                difference=difference,
+                run=self.path,
+            )
         if not self.finished_an_epoch():
-            raise PhanetError.about("resume", "{run} never finished an epoch (no checkpoints/last.ckpt); start it "
-                                    "again without {resume}", run=self.path)
+            raise PhanetError.about(
+                "resume",
+                "{run} never finished an epoch (no checkpoints/last.ckpt); start it again without {resume}",
+                run=self.path,
+            )
 
     # --- writing -----------------------------------------------------------------------------------
 
@@ -269,8 +315,9 @@ class RunFolder:
         self.metrics_file.unlink(missing_ok=True)
         self.dynamics_file.unlink(missing_ok=True)
 
-    def write_start(self, config: Config, subjects: dict[str, list[str]], dataset: str, expressions: list[str],
-                    poses: list[str]) -> None:
+    def write_start(
+        self, config: Config, subjects: dict[str, list[str]], dataset: str, expressions: list[str], poses: list[str]
+    ) -> None:
         """What a fresh run writes before its first epoch: its config, split and class lists."""
         dump_yaml(config, self.config_file)
         write_json(self.split_file, subjects)

@@ -35,8 +35,7 @@ from phanet.data.registry import register_dataset
 from phanet.errors import PhanetError
 
 #: AffectNet's expression codes 0-10.
-AFFECTNET_NAMES = ["Neutral", "Happy", "Sad", "Surprise", "Fear", "Disgust", "Anger", "Contempt",
-                   "None", "Uncertain", "Non-Face"]
+AFFECTNET_NAMES = ["Neutral", "Happy", "Sad", "Surprise", "Fear", "Disgust", "Anger", "Contempt", "None", "Uncertain", "Non-Face"]
 #: Class names of codes 0-7, written as the paper writes them (Fig. 7), in code order.
 AFFECTNET_CLASSES = ["NE", "HA", "SA", "SU", "FE", "DI", "AN", "CO"]
 
@@ -71,8 +70,10 @@ def _csv_rows(base: Path, partition: str, images_dir: str, classes: int, skipped
     table.columns = [str(c).strip() for c in table.columns]
     for column in ("subDirectory_filePath", "expression"):
         if column not in table.columns:
-            raise PhanetError(f"{path}: missing column {column!r} (expected the AffectNet header "
-                              "subDirectory_filePath, face_x, face_y, face_width, face_height, ..., expression)")
+            raise PhanetError(
+                f"{path}: missing column {column!r} (expected the AffectNet header "
+                "subDirectory_filePath, face_x, face_y, face_width, face_height, ..., expression)"
+            )
     box_columns = ("face_x", "face_y", "face_width", "face_height")
     has_box = all(c in table.columns for c in box_columns)
     rows = []
@@ -101,8 +102,10 @@ def _npy_rows(base: Path, partition: str, classes: int, skipped: list) -> list[d
     if not annotations.is_dir():
         raise PhanetError(f"data.root: {annotations} not found (the affectnet dataset expects {LAYOUT})")
     images = {p.stem: p for p in (folder / "images").glob("*") if p.is_file() and not p.name.startswith(".")}
-    ids = sorted((p.name[: -len("_exp.npy")] for p in annotations.glob("*_exp.npy")),
-                 key=lambda i: (not i.isdigit(), int(i) if i.isdigit() else 0, i))
+    ids = sorted(
+        (p.name[: -len("_exp.npy")] for p in annotations.glob("*_exp.npy")),
+        key=lambda i: (not i.isdigit(), int(i) if i.isdigit() else 0, i),
+    )
     rows = []
     for ident in ids:
         label_file = annotations / f"{ident}_exp.npy"
@@ -139,8 +142,7 @@ def _cap_per_class(rows: list[dict], limit: int, skipped: list) -> list[dict]:
     return [r for i, r in enumerate(rows) if i in keep]
 
 
-def _check_options(base: Path, partition: str, classes: int, release: str, missing: str,
-                   max_per_class: int | None) -> str:
+def _check_options(base: Path, partition: str, classes: int, release: str, missing: str, max_per_class: int | None) -> str:
     """The options of :func:`load_affectnet` checked; the release to read (``auto`` resolved)."""
     if partition not in PARTITIONS:
         raise PhanetError(f"data.options.partition: expected one of {', '.join(PARTITIONS)}, got {partition!r}")
@@ -164,12 +166,15 @@ def _label_poses(rows: list[dict], base: Path, openface_csv: str, poses: list[fl
     centres = [float(p) for p in pose_names]
     head_poses = join_poses(read_openface(openface_csv, yaw_sign), [r["path"] for r in rows], str(openface_csv))
     if rows and not any(head_poses):
-        raise PhanetError(f"data.options.openface_csv: none of its entries matches an image of {base} "
-                          "(entries are joined on the image path or file stem)")
+        raise PhanetError(
+            f"data.options.openface_csv: none of its entries matches an image of {base} "
+            "(entries are joined on the image path or file stem)"
+        )
     for row, head in zip(rows, head_poses):
         if head is not None and head.tracked:
-            row.update(pose=pose_names[nearest_bin(head.yaw, centres)], yaw=head.yaw,
-                       pitch="" if math.isnan(head.pitch) else head.pitch)
+            row.update(
+                pose=pose_names[nearest_bin(head.yaw, centres)], yaw=head.yaw, pitch="" if math.isnan(head.pitch) else head.pitch
+            )
     return pose_names
 
 
@@ -206,7 +211,7 @@ def load_affectnet(
     release = _check_options(base, partition, classes, release, missing, max_per_class)
     skipped: list[tuple[str, str]] = []
     rows: list[dict] = []
-    for part in (("training", "validation") if partition == "both" else (partition,)):
+    for part in ("training", "validation") if partition == "both" else (partition,):
         if release == "csv":
             rows += _csv_rows(base, part, images_dir, classes, skipped)
         else:

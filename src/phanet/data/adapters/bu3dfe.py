@@ -55,8 +55,7 @@ def compile_pattern(pattern: str) -> re.Pattern[str]:
         compiled = _compile(pattern)
     absent = [g for g in GROUPS if g not in compiled.groupindex]
     if absent:
-        raise PhanetError(f"data.options.pattern: missing the named group {absent[0]!r} "
-                          f"(needs {', '.join(GROUPS)})")
+        raise PhanetError(f"data.options.pattern: missing the named group {absent[0]!r} (needs {', '.join(GROUPS)})")
     return compiled
 
 
@@ -104,7 +103,14 @@ def load_bu3dfe(
             if keep_levels is not None and intensity and intensity not in keep_levels:
                 skipped.append((str(rel), excluded(f"intensity {intensity} not among data.options.intensities")))
             else:
-                rows.append({"path": str(rel), "subject": match["subject"], "expression": expression,
-                             "pose": pose, "intensity": intensity})
+                rows.append(
+                    {
+                        "path": str(rel),
+                        "subject": match["subject"],
+                        "expression": expression,
+                        "pose": pose,
+                        "intensity": intensity,
+                    }
+                )
     poses = sorted(wanted if wanted is not None else found, key=float)
     return build_faces("bu3dfe", base, rows, skipped, BASIC_EXPRESSIONS, poses, where=str(base))

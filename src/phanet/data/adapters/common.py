@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pandas as pd
 
@@ -28,8 +29,7 @@ BASIC_EXPRESSIONS = ["AN", "DI", "FE", "HA", "NE", "SA", "SU"]
 #: Start of the skip reason of a file that a protocol leaves out on purpose (not an error).
 EXCLUDED = "excluded"
 
-ROW_COLUMNS = ["path", "subject", "expression", "pose", "intensity", "yaw", "pitch",
-               "face_x", "face_y", "face_w", "face_h"]
+ROW_COLUMNS = ["path", "subject", "expression", "pose", "intensity", "yaw", "pitch", "face_x", "face_y", "face_w", "face_h"]
 
 
 def excluded(reason: str) -> str:
@@ -92,12 +92,14 @@ def build_faces(
 ) -> LabeledFaces:
     """The common record from parsed rows (class lists fixed by the adapter, not by what was found)."""
     table = pd.DataFrame(rows, columns=ROW_COLUMNS, dtype=object).fillna("")
-    faces = faces_from_table(table.astype(str), name=name, root=root, where=where,
-                             expressions=expressions, poses=poses, missing="skip")
+    faces = faces_from_table(
+        table.astype(str), name=name, root=root, where=where, expressions=expressions, poses=poses, missing="skip"
+    )
     faces.skipped[:0] = skipped
     if not faces.samples:
         reasons = Counter(reason for _, reason in faces.skipped)
         summary = "; ".join(f"{count} {reason}" for reason, count in reasons.most_common(3))
-        raise PhanetError(f"data.root: no usable {name} images under {root}"
-                          + (f" ({summary})" if summary else " (no files found)"))
+        raise PhanetError(
+            f"data.root: no usable {name} images under {root}" + (f" ({summary})" if summary else " (no files found)")
+        )
     return faces

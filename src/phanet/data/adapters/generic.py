@@ -37,7 +37,7 @@ def read_classes(folder: Path) -> dict[str, list[str]]:
     except (OSError, ValueError) as exc:
         raise PhanetError(f"{path}: not readable JSON ({exc})") from None
     if not isinstance(payload, dict) or not all(isinstance(payload.get(k, []), list) for k in ("expressions", "poses")):
-        raise PhanetError(f"{path}: expected {{\"expressions\": [...], \"poses\": [...]}}")
+        raise PhanetError(f'{path}: expected {{"expressions": [...], "poses": [...]}}')
     return {k: [str(v) for v in payload[k]] for k in ("expressions", "poses") if k in payload}
 
 
@@ -63,6 +63,10 @@ def load_generic(
     if manifest is None:
         return load_folder(str(root), subject_pattern=subject_pattern, expressions=expressions, poses=poses)
     classes = read_classes(manifest.parent)
-    return load_manifest(None, manifest=str(manifest), missing=missing,
-                         expressions=expressions or classes.get("expressions"),
-                         poses=poses or classes.get("poses"))
+    return load_manifest(
+        None,
+        manifest=str(manifest),
+        missing=missing,
+        expressions=expressions or classes.get("expressions"),
+        poses=poses or classes.get("poses"),
+    )

@@ -25,8 +25,7 @@ KDEF_ANGLES = {"FL": -90, "HL": -45, "S": 0, "HR": 45, "FR": 90}
 #: KDEF expression codes to the class list; AF (afraid) is fear.
 KDEF_EXPRESSIONS = {"AF": "FE", "AN": "AN", "DI": "DI", "HA": "HA", "NE": "NE", "SA": "SA", "SU": "SU"}
 
-NAME = re.compile(r"^(?P<session>[AB])(?P<sex>[FM])(?P<id>\d{2})(?P<expression>[A-Z]{2})(?P<angle>[A-Z]{1,2})$",
-                  re.IGNORECASE)
+NAME = re.compile(r"^(?P<session>[AB])(?P<sex>[FM])(?P<id>\d{2})(?P<expression>[A-Z]{2})(?P<angle>[A-Z]{1,2})$", re.IGNORECASE)
 FOLDER = re.compile(r"^[AB][FM]\d{2}$", re.IGNORECASE)
 
 
@@ -37,11 +36,7 @@ def parse_kdef_name(stem: str) -> dict[str, str] | None:
 
 
 @register_dataset("kdef", "KDEF: AF01ANFL.JPG names (session, sex, id, expression, angle FL/HL/S/HR/FR)")
-def load_kdef(
-    root: str | None,
-    sessions: list[str] | None = None,
-    poses: dict[str, float] | None = None,
-) -> LabeledFaces:
+def load_kdef(root: str | None, sessions: list[str] | None = None, poses: dict[str, float] | None = None) -> LabeledFaces:
     """Load KDEF from ``root`` (any depth).
 
     Args:
@@ -71,11 +66,13 @@ def load_kdef(
         elif fields["angle"] not in pose_of:
             skipped.append((str(rel), excluded(f"angle {fields['angle']} not in data.options.poses")))
         else:
-            rows.append({
-                "path": str(rel),
-                "subject": fields["sex"] + fields["id"],
-                "expression": KDEF_EXPRESSIONS[fields["expression"]],
-                "pose": pose_of[fields["angle"]],
-            })
+            rows.append(
+                {
+                    "path": str(rel),
+                    "subject": fields["sex"] + fields["id"],
+                    "expression": KDEF_EXPRESSIONS[fields["expression"]],
+                    "pose": pose_of[fields["angle"]],
+                }
+            )
     poses = sorted(set(pose_of.values()), key=float)
     return build_faces("kdef", base, rows, skipped, BASIC_EXPRESSIONS, poses, where=str(base))

@@ -25,17 +25,35 @@ MULTIPIE_CLASSES = ["NE", "DI", "SU", "SM", "SC", "SQ"]
 
 #: (session, recording) -> expression.
 MULTIPIE_EXPRESSIONS = {
-    ("01", "01"): "NE", ("01", "02"): "SM",
-    ("02", "01"): "NE", ("02", "02"): "SU", ("02", "03"): "SQ",
-    ("03", "01"): "NE", ("03", "02"): "SM", ("03", "03"): "DI",
-    ("04", "01"): "NE", ("04", "02"): "NE", ("04", "03"): "SC",
+    ("01", "01"): "NE",
+    ("01", "02"): "SM",
+    ("02", "01"): "NE",
+    ("02", "02"): "SU",
+    ("02", "03"): "SQ",
+    ("03", "01"): "NE",
+    ("03", "02"): "SM",
+    ("03", "03"): "DI",
+    ("04", "01"): "NE",
+    ("04", "02"): "NE",
+    ("04", "03"): "SC",
 }
 
 #: The 13 cameras of the horizontal ring, 15 degrees apart. Negative angles are the cameras Multi-PIE
 #: calls the "left" side (11_0 left profile ... 13_0 left quarter profile), matching KDEF's FL/HL.
 ALL_CAMERAS = {
-    "11_0": -90, "12_0": -75, "09_0": -60, "08_0": -45, "13_0": -30, "14_0": -15, "05_1": 0,
-    "05_0": 15, "04_1": 30, "19_0": 45, "20_0": 60, "01_0": 75, "24_0": 90,
+    "11_0": -90,
+    "12_0": -75,
+    "09_0": -60,
+    "08_0": -45,
+    "13_0": -30,
+    "14_0": -15,
+    "05_1": 0,
+    "05_0": 15,
+    "04_1": 30,
+    "19_0": 45,
+    "20_0": 60,
+    "01_0": 75,
+    "24_0": 90,
 }
 #: The paper's five yaws (-30, -15, 0, 15, 30).
 PAPER_CAMERAS = {cam: ALL_CAMERAS[cam] for cam in ("13_0", "14_0", "05_1", "05_0", "04_1")}
@@ -52,8 +70,7 @@ def _cameras(cameras: str | dict) -> dict[str, str]:
     """The ``poses`` option as camera -> pose class name."""
     if isinstance(cameras, str):
         if cameras not in CAMERA_PRESETS:
-            raise PhanetError(f"data.options.poses: expected 'paper', 'all' or a mapping like "
-                              f"{{'05_1': 0}}, got {cameras!r}")
+            raise PhanetError(f"data.options.poses: expected 'paper', 'all' or a mapping like {{'05_1': 0}}, got {cameras!r}")
         cameras = CAMERA_PRESETS[cameras]
     mapping = angle_map(cameras, "poses")
     for camera in mapping:
@@ -71,9 +88,7 @@ def _illuminations(values: list) -> set[str]:
 
 @register_dataset("multipie", "Multi-PIE multiview: SSS_NN_RR_CCC_II.png (session/recording -> expression, camera -> yaw)")
 def load_multipie(
-    root: str | None,
-    poses: str | dict[str, float] = "paper",
-    illuminations: list[str] | None = DEFAULT_ILLUMINATIONS,
+    root: str | None, poses: str | dict[str, float] = "paper", illuminations: list[str] | None = DEFAULT_ILLUMINATIONS
 ) -> LabeledFaces:
     """Load Multi-PIE's multiview images from ``root`` (any depth; usually the folder holding ``session01``...).
 
@@ -100,7 +115,6 @@ def load_multipie(
         elif lights is not None and match["illumination"] not in lights:
             skipped.append((str(rel), excluded(f"illumination {match['illumination']} not selected")))
         else:
-            rows.append({"path": str(rel), "subject": match["subject"], "expression": expression,
-                         "pose": pose_of[camera]})
+            rows.append({"path": str(rel), "subject": match["subject"], "expression": expression, "pose": pose_of[camera]})
     poses = sorted(set(pose_of.values()), key=float)
     return build_faces("multipie", base, rows, skipped, MULTIPIE_CLASSES, poses, where=str(base))

@@ -16,8 +16,16 @@ from phanet.errors import PhanetError
 
 #: SFEW folder names (lower case) -> class codes.
 SFEW_EMOTIONS = {
-    "angry": "AN", "anger": "AN", "disgust": "DI", "fear": "FE", "happy": "HA", "happiness": "HA",
-    "neutral": "NE", "sad": "SA", "sadness": "SA", "surprise": "SU",
+    "angry": "AN",
+    "anger": "AN",
+    "disgust": "DI",
+    "fear": "FE",
+    "happy": "HA",
+    "happiness": "HA",
+    "neutral": "NE",
+    "sad": "SA",
+    "sadness": "SA",
+    "surprise": "SU",
 }
 SFEW_PARTITIONS = ("train", "val", "test")
 
@@ -46,6 +54,7 @@ def load_sfew(root: str | None, partitions: list[str] | None = None) -> LabeledF
         elif parts[1].lower() not in SFEW_EMOTIONS:
             skipped.append((str(rel), f"unknown emotion folder {parts[1]!r}"))
         else:
-            rows.append({"path": str(rel), "subject": rel.with_suffix("").as_posix(),
-                         "expression": SFEW_EMOTIONS[parts[1].lower()]})
+            rows.append(
+                {"path": str(rel), "subject": rel.with_suffix("").as_posix(), "expression": SFEW_EMOTIONS[parts[1].lower()]}
+            )
     return build_faces("sfew", base, rows, skipped, BASIC_EXPRESSIONS, [], where=str(base))

@@ -9,9 +9,10 @@ the ground truth for the regions the attention squares pick (:mod:`phanet.report
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -67,8 +68,10 @@ def streaming_faces(settings: SynthSettings) -> SynthFaces:
 def folder_faces(folder: Path, **given: Any) -> LabeledFaces:
     """The dataset ``phanet synth`` wrote to ``folder``; options given must match the recorded ones."""
     if not folder.is_dir():
-        raise PhanetError(f"data.root: {folder} is not a folder (generate one with `phanet synth --out {folder}`, "
-                          "or leave data.root empty to render on the fly)")
+        raise PhanetError(
+            f"data.root: {folder} is not a folder (generate one with `phanet synth --out {folder}`, "
+            "or leave data.root empty to render on the fly)"
+        )
     if not (folder / "manifest.csv").is_file():
         raise PhanetError(f"data.root: {folder} has no manifest.csv (generate one with `phanet synth --out {folder}`)")
     recorded = read_settings(folder)
@@ -82,12 +85,21 @@ def folder_faces(folder: Path, **given: Any) -> LabeledFaces:
         elif key.endswith("_range"):
             want = [float(v) for v in value]
         if want != have:
-            raise PhanetError(f"data.options.{key}: {folder} was generated with {key}={have!r}, got {value!r} "
-                              "(omit the option to use the folder as it is)")
-    settings = resolve_settings(recorded.get("preset"), recorded.get("subjects"), recorded.get("size"),
-                                recorded.get("seed"), recorded.get("poses"), prefix=f"{folder / SETTINGS_FILE}: ")
-    faces = load_manifest(str(folder), expressions=list(settings.preset.expressions),
-                          poses=settings.preset.pose_names(settings.poses))
+            raise PhanetError(
+                f"data.options.{key}: {folder} was generated with {key}={have!r}, got {value!r} "
+                "(omit the option to use the folder as it is)"
+            )
+    settings = resolve_settings(
+        recorded.get("preset"),
+        recorded.get("subjects"),
+        recorded.get("size"),
+        recorded.get("seed"),
+        recorded.get("poses"),
+        prefix=f"{folder / SETTINGS_FILE}: ",
+    )
+    faces = load_manifest(
+        str(folder), expressions=list(settings.preset.expressions), poses=settings.preset.pose_names(settings.poses)
+    )
     faces.name = f"synth-{settings.preset.name}"
     return faces
 
@@ -113,8 +125,16 @@ def load_synth(
     degrees within [-90, 90]); ``pitch_range`` (within [-30, 30]) for any preset.
     """
     if root:
-        return folder_faces(Path(root), preset=preset, subjects=subjects, size=size, seed=seed, poses=poses,
-                            yaw_range=yaw_range, pitch_range=pitch_range)
+        return folder_faces(
+            Path(root),
+            preset=preset,
+            subjects=subjects,
+            size=size,
+            seed=seed,
+            poses=poses,
+            yaw_range=yaw_range,
+            pitch_range=pitch_range,
+        )
     return streaming_faces(resolve_settings(preset, subjects, size, seed, poses, yaw_range, pitch_range))
 
 
@@ -144,9 +164,16 @@ def landmark_table(faces: LabeledFaces, progress: bool = False) -> pd.DataFrame:
     recorded = read_settings(folder)
     preset = PRESETS.get(recorded.get("preset"))
     yaw_range = recorded.get("yaw_range") if preset is not None and preset.continuous else None
-    settings = resolve_settings(recorded.get("preset"), recorded.get("subjects"), recorded.get("size"),
-                                recorded.get("seed"), recorded.get("poses"), yaw_range, recorded.get("pitch_range"),
-                                prefix=f"{folder / SETTINGS_FILE}: ")
+    settings = resolve_settings(
+        recorded.get("preset"),
+        recorded.get("subjects"),
+        recorded.get("size"),
+        recorded.get("seed"),
+        recorded.get("poses"),
+        yaw_range,
+        recorded.get("pitch_range"),
+        prefix=f"{folder / SETTINGS_FILE}: ",
+    )
     specs = streaming_faces(settings).specs
     missing = [p for p in paths if p not in specs]
     if missing:
