@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from phanet.config import Config
 from phanet.data.adapters.synth import landmark_table
@@ -21,10 +22,15 @@ from phanet.data.registry import load_dataset
 from phanet.errors import PhanetError
 from phanet.experiments import METHOD_NAMES, MethodRun, baseline_config, run_method
 from phanet.files import atomic_write_text
+from phanet.inference import TrainedModel
 from phanet.reports import figures
+from phanet.reports.attention import attention_figures, pick_examples
 from phanet.reports.coverage import coverage_by_pose, coverage_table
+from phanet.reports.embedding import representations, tsne
 from phanet.reports.tables import expression_pose_table, method_table, per_pose_table, to_markdown, write_table
 from phanet.runtime import usable_cpus, uses_cuda
+from phanet.synth import settings as synth_settings
+from phanet.synth.generate import generate
 from phanet.text import plural
 from phanet.training.run import training_precision
 from phanet.version import __version__
@@ -38,9 +44,6 @@ def demo_faces(config: Config, progress: bool = True) -> tuple[LabeledFaces, Pat
     The cache folder is named after the generator version as well, so a new version renders its own
     images instead of training on those of an earlier one.
     """
-    from phanet.synth import settings as synth_settings
-    from phanet.synth.generate import generate
-
     if config.data.dataset != "synth":
         raise PhanetError(f"data.dataset: the demo runs on the built-in synth data, not {config.data.dataset!r}")
     options = dict(config.data.options)
@@ -52,7 +55,6 @@ def demo_faces(config: Config, progress: bool = True) -> tuple[LabeledFaces, Pat
     if not (Path(folder) / "manifest.csv").exists():
         wrap = None
         if progress:
-            from tqdm import tqdm
 
             def wrap(counts, total):
                 with tqdm(total=total, desc="rendering", unit="img") as bar:
@@ -65,10 +67,6 @@ def demo_faces(config: Config, progress: bool = True) -> tuple[LabeledFaces, Pat
 
 
 def _figures(runs: dict[str, MethodRun], faces: LabeledFaces, test: LabeledFaces, out: Path) -> dict[str, Path]:
-    from phanet.inference import TrainedModel
-    from phanet.reports.attention import attention_figures, pick_examples
-    from phanet.reports.embedding import representations, tsne
-
     phanet = runs["PhaNet"]
     paths: dict[str, Path] = {}
     summary = phanet.summary

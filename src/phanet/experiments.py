@@ -19,8 +19,11 @@ import pandas as pd
 
 from phanet.config import Config, config_from_dict
 from phanet.data.records import LabeledFaces
-from phanet.data.splits import Split
+from phanet.data.splits import Split, subject_folds, subject_split
 from phanet.errors import PhanetError
+from phanet.evaluation import evaluate
+from phanet.inference import TrainedModel
+from phanet.training.run import train
 from phanet.training.run_folder import RunFolder
 
 log = logging.getLogger(__name__)
@@ -64,10 +67,6 @@ def run_method(
     A folder holding another run (:data:`~phanet.training.run_folder.SAME_RUN`) is refused; one
     holding this run is resumed with ``config``'s budget, and reused once evaluated when that budget
     is the one it was trained with (:data:`~phanet.training.run_folder.BUDGET`)."""
-    from phanet.evaluation import evaluate
-    from phanet.inference import TrainedModel
-    from phanet.training.run import train
-
     folder = RunFolder(out / name)
     config = variant(config, {"out": str(folder.path)})
     if folder.holds_files() and folder.config_file.exists():
@@ -235,8 +234,6 @@ def crossval_runs(
     """Subject-independent K-fold: each fold's subjects are tested once; validation subjects come
     from the other folds (``data.split.val``). ``only``: the folds (1..K) to run, the others skipped,
     so that folds can train in separate processes or on separate machines."""
-    from phanet.data.splits import subject_folds, subject_split
-
     if only is not None:
         outside = [k for k in only if not 1 <= k <= folds]
         if outside:

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from tqdm import tqdm
 
 from phanet.checks import margin as check_margin
 from phanet.checks import positive
@@ -170,8 +171,6 @@ class Predictor:
         detect = self.detect if detect is None else detect
         found = sources(inputs, color)
         total = sum(picture_count(source, every_nth_frame) for source in found)
-        from tqdm import tqdm
-
         with tqdm(total=total, desc="predict", unit="img", disable=not progress, leave=False) as bar:
             pending: list[_Pending] = []
             count = 0

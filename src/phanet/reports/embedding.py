@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from sklearn.manifold import TSNE
 
 from phanet.data.records import LabeledFaces
 from phanet.data.transforms import preprocess
@@ -30,6 +29,8 @@ def representations(model: TrainedModel, faces: LabeledFaces, indices: list[int]
 
 def tsne(features: np.ndarray, seed: int = 0) -> np.ndarray:
     """2-D t-SNE of standardised features (perplexity adapted to small sets)."""
+    from sklearn.manifold import TSNE  # about a second to import; only Fig. 14 needs it
+
     standardised = (features - features.mean(0)) / (features.std(0) + 1e-8)
     perplexity = float(min(30, max(5, (len(features) - 1) // 3)))
     return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(standardised)

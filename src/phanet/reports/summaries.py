@@ -10,8 +10,12 @@ import numpy as np
 import pandas as pd
 
 from phanet.config import POSE_LOSS_SETTINGS
+from phanet.inference import TrainedModel
 from phanet.reports import figures
+from phanet.reports.embedding import representations, tsne
 from phanet.reports.tables import PAPER_TABLE6_BU3DFE, PAPER_TABLE8_BU3DFE, mean_std, pct, ranked, write_table
+from phanet.training.module import MONITOR as tested_by  # the metric that picks the tested checkpoint
+from phanet.training.run_folder import RunFolder
 
 
 def _attention_key(run: Any) -> tuple[tuple[str, ...], bool]:
@@ -28,8 +32,6 @@ def training_columns(run: Any) -> dict[str, Any]:
     tested (best validation FER accuracy, counted from 1; the first of equal ones, as the checkpoint
     callback keeps it) and the training FER accuracy (%) in that epoch, NaN when no epoch was
     validated; then what ended its training (:func:`ended_by`)."""
-    from phanet.training.module import MONITOR as tested_by  # the metric that picks the tested checkpoint
-
     metrics = getattr(run, "metrics", None)
     ended = {"Ended by": ended_by(getattr(run, "run_dir", None))}
     if metrics is None or tested_by not in metrics or metrics[tested_by].isna().all():
@@ -48,8 +50,6 @@ def ended_by(run_dir: Path | None) -> str:
     """What ended the training in ``run_dir``, in words for a report: ``early stopping``, ``epoch limit
     (40)`` (train.epochs), ``time cap (90 min)`` (train.max_minutes) or ``interruption``; ``-`` when
     unknown."""
-    from phanet.training.run_folder import RunFolder
-
     if run_dir is None:
         return "-"
     folder = RunFolder(run_dir)
@@ -157,11 +157,6 @@ def tsne_comparison(with_sal: Any, without_sal: Any, faces: Any, out: Path, coun
     on the same test images."""
     if with_sal is None or without_sal is None:
         return ""
-    import numpy as np
-
-    from phanet.inference import TrainedModel
-    from phanet.reports.embedding import representations, tsne
-
     test = set(with_sal.summary["test_subjects"])
     indices = [i for i, s in enumerate(faces.samples) if s.subject in test]
     chosen = sorted(np.random.default_rng(0).choice(indices, size=min(count, len(indices)), replace=False).tolist())
