@@ -17,12 +17,12 @@ import pytest
 import torch
 
 from conftest import TINY
+from phanet import experiments
 from phanet.cli import main
 from phanet.config import Config
 from phanet.data.records import LabeledFaces
 from phanet.data.splits import Split
-from phanet.reports import embedding
-from phanet.training import run as training_run
+from phanet.reports import summaries
 from phanet.training.module import PhaNetModule
 from phanet.training.run import TrainResult
 from phanet.training.run_folder import RunFolder
@@ -90,8 +90,8 @@ def trainings(monkeypatch) -> list[tuple[str, Config, bool, Split]]:
         _save_untrained(config, faces, folder.last, epochs - 1)
         return TrainResult(folder.path, folder.best, folder.last, folder.metrics_file, 0.25)
 
-    monkeypatch.setattr(training_run, "train", train)
-    monkeypatch.setattr(embedding, "tsne", lambda features: features[:, :2])
+    monkeypatch.setattr(experiments, "train", train)
+    monkeypatch.setattr(summaries, "tsne", lambda features: features[:, :2])
     return calls
 
 
