@@ -26,6 +26,7 @@ def checkpoint(tiny_manifest, tmp_path_factory) -> Path:
     return tiny_checkpoint(tmp_path_factory, tiny_manifest)
 
 
+@pytest.mark.slow
 def test_evaluation_prediction_and_the_figures_read_the_same_rows(checkpoint, tiny_manifest, tmp_path):
     model = TrainedModel.from_checkpoint(checkpoint)
     faces = load_dataset("manifest", str(tiny_manifest)).subset(range(0, 192, 16))
