@@ -118,6 +118,34 @@ def test_mini_demo_writes_the_report_tables_and_figures(tmp_path, monkeypatch, c
     metrics = pd.read_csv(out / "phanet" / "metrics.csv")
     assert row["S1 below prior %"] == pytest.approx(100 * (1 - metrics["train/scale1"].iloc[-1] / prior))
     assert "How often each square holds" in report
+    # The published summary: written by the run, every number given back by its per-image table,
+    # rendered into the tables of the results page; `phanet docs --add` publishes it.
+    from phanet.reports import published
+
+    summary = published.read(out / "summary.json")
+    table = published.read_predictions(out / "summary.json")
+    assert summary["kind"] == "demo" and summary["command"].startswith("phanet demo")
+    assert summary["threads"] == "adaptive" and summary["generator_version"] == 8 and summary["minutes"] > 0
+    assert [run["name"] for run in summary["runs"]] == ["PhaNet", "DenseNet-40"]
+    assert len(table) == 2 * len(predictions) and published.check_predictions(summary, table) == []
+    phanet_run = summary["runs"][0]
+    assert phanet_run["evaluation"]["expression_accuracy"] == pytest.approx(table1.loc["PhaNet", "Acc. of FER"] / 100)
+    assert phanet_run["scale_weights"]["std"][1] == pytest.approx(predictions["c2"].std(), abs=1e-5)
+    assert phanet_run["coverage"]["S3 square on mouth"]["all"] == pytest.approx(
+        coverage.loc["S3 square on mouth", "all"] / 100, abs=1e-4
+    )
+    page = published.render(summary)
+    assert "**Table I — methods" in page and f"{table1.loc['PhaNet', 'Acc. of FER']:.2f}" in page
+    docs = tmp_path / "docs"
+    assert main(["docs", "--docs", str(docs), "--add", str(out), "--as", "mini"]) == 0
+    assert (docs / "results" / "mini.md").read_text() == page.replace("summary_predictions", "mini_predictions")
+    assert (docs / "results" / "mini_predictions.csv.gz").stat().st_size < 200_000
+    # A number edited in the summary is no longer what its table gives.
+    edited = {
+        **summary,
+        "runs": [{**phanet_run, "evaluation": {**phanet_run["evaluation"], "expression_accuracy": 0.5}}, *summary["runs"][1:]],
+    }
+    assert any("expression_accuracy" in problem for problem in published.check_predictions(edited, table))
     linked = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report)
     assert len(linked) >= 10
     for path in linked:

@@ -39,6 +39,7 @@ COMMANDS = (
     ("crossdata", "crossdata"),
     ("predict", "predict"),
     ("export", "export"),
+    ("docs", "docs"),
 )
 
 

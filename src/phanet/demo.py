@@ -4,6 +4,7 @@ both on held-out subjects, and write a paper-style report with tables and figure
 
 from __future__ import annotations
 
+import os
 import platform
 import time
 from datetime import datetime, timezone
@@ -23,7 +24,7 @@ from phanet.errors import PhanetError
 from phanet.experiments import METHOD_NAMES, MethodRun, baseline_config, run_method
 from phanet.files import atomic_write_text
 from phanet.inference import TrainedModel
-from phanet.reports import figures
+from phanet.reports import figures, published
 from phanet.reports.attention import attention_figures, pick_examples
 from phanet.reports.coverage import coverage_by_pose, coverage_table
 from phanet.reports.embedding import representations, tsne
@@ -198,9 +199,13 @@ def _describe(
     )
 
 
-def run_demo(out: Path, config: Config, progress: bool = True) -> Path:
-    """Run the demo into ``out``; returns the report's path. Finished parts in ``out`` are reused."""
-    start = time.time()
+def run_demo(out: Path, config: Config, progress: bool = True, command: str = "phanet demo") -> Path:
+    """Run the demo into ``out``; returns the report's path. Finished parts in ``out`` are reused.
+
+    Besides the report, ``out`` gets the published summary of the run (``summary.json``) and its
+    test's per-image table (``predictions.csv.gz``, :mod:`phanet.reports.published`); ``command``
+    is the command line the summary names."""
+    start, load = time.time(), os.getloadavg()[0]
     out.mkdir(parents=True, exist_ok=True)
     print("[1/4] data: the built-in multi-view dataset", flush=True)
     faces, folder = demo_faces(config, progress)
@@ -229,7 +234,8 @@ def run_demo(out: Path, config: Config, progress: bool = True) -> Path:
     table4 = write_table(
         expression_pose_table(runs["PhaNet"].predictions, faces.expressions, faces.poses), tables / "table4_expression_by_pose"
     )
-    coverage = coverage_table(runs["PhaNet"].predictions, landmark_table(test))
+    landmarks = landmark_table(test)
+    coverage = coverage_table(runs["PhaNet"].predictions, landmarks)
     coverage_md = write_table(coverage_by_pose(coverage), tables / "attention_coverage")
     report = out / "report.md"
     rel = {k: p.relative_to(out).as_posix() for k, p in paths.items()}
@@ -305,6 +311,19 @@ def run_demo(out: Path, config: Config, progress: bool = True) -> Path:
         "",
     ]
     atomic_write_text(report, "\n".join(line for line in lines if line is not None) + "\n")
+    device = torch.cuda.get_device_name() if uses_cuda(config.train.accelerator) else "CPU"
+    published.publish(
+        [(name, None, None, run.run_dir) for name, run in runs.items()],
+        "demo",
+        out,
+        command,
+        config.train.threads,
+        device,
+        start,
+        load,
+        synth_settings.GENERATOR_VERSION,
+        landmarks,
+    )
     print(f"report: {report}")
     print(to_markdown(method_table(summaries, FEATURES)))
     return report

@@ -201,3 +201,13 @@ def test_a_mapping_setting_is_replaced_not_merged():
     # config sections still merge: one key changed, the others kept
     merged = load_config("demo", ["optim={lr: 0.002}"]).optim
     assert merged.lr == 0.002 and merged.name == "adam" and merged.plateau_patience == 2
+
+
+def test_a_dotted_key_into_a_mapping_changes_one_entry_and_a_whole_value_replaces_it(tmp_path):
+    base = tmp_path / "base.yaml"
+    base.write_text("optim: {part_lr: {SAL: 0.1, PAN_S2: 2}}\ndata: {dataset: synth, options: {preset: kdef, subjects: 4}}\n")
+    one = load_config(["demo", base], ["optim.part_lr.SAL=1", "data.options.subjects=10"])
+    assert one.optim.part_lr == {"SAL": 1, "PAN_S2": 2} and one.data.options == {"preset": "kdef", "subjects": 10}
+    whole = load_config(["demo", base], ["optim.part_lr={SAL: 1}", "data.options={preset: bu3dfe}"])
+    assert whole.optim.part_lr == {"SAL": 1} and whole.data.options == {"preset": "bu3dfe"}
+    assert load_config(["demo", base], ["optim.part_lr={}"]).optim.part_lr == {}

@@ -40,7 +40,11 @@ def run(args: argparse.Namespace) -> int:
     if args.seed is not None:
         overrides.append(f"seed={args.seed}")
     config = load_config(args.config or ["demo"], overrides)
+    import shlex
+    import sys
+
     from phanet.demo import run_demo
 
-    run_demo(Path(args.out), config, progress=not args.no_progress)
+    command = shlex.join(["phanet", *(sys.argv[1:] if sys.argv[1:2] == ["demo"] else ["demo", "--out", args.out])])
+    run_demo(Path(args.out), config, progress=not args.no_progress, command=command)
     return 0

@@ -111,14 +111,21 @@ def _build(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
 
 
 #: Settings whose value is a whole mapping: a later source replaces it (``optim.part_lr={}`` clears the
-#: preset's multipliers) instead of merging into it like a config section.
+#: preset's multipliers) instead of merging into it like a config section; a dotted key into one
+#: (``optim.part_lr.SAL=1``, ``data.options.subjects=10``) changes that entry and keeps the others.
 MAPPING_SETTINGS = ("options", "part_lr")
+
+
+class _Entries(dict):
+    """Entries of a mapping setting given one by one with dotted keys (``optim.part_lr.SAL=1``): they
+    change those entries of the mapping instead of replacing it."""
 
 
 def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     merged = dict(base)
     for key, value in update.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict) and key not in MAPPING_SETTINGS:
+        whole = key in MAPPING_SETTINGS and not isinstance(value, _Entries)
+        if isinstance(value, dict) and isinstance(merged.get(key), dict) and not whole:
             merged[key] = _merge(merged[key], value)
         else:
             merged[key] = value
@@ -180,7 +187,7 @@ def parse_overrides(overrides: list[str]) -> dict[str, Any]:
         node = nested
         parts = key.strip().split(".")
         for part in parts[:-1]:
-            node = node.setdefault(part, {})
+            node = node.setdefault(part, _Entries() if part in MAPPING_SETTINGS else {})
             if not isinstance(node, dict):
                 raise PhanetError(f"override {show(item)}: {shorten(part)} is set twice")
         node[parts[-1]] = value

@@ -25,7 +25,8 @@ class PixelAttentionNetwork(nn.Module):
         in_channels (int): channels of ``M_s``.
         hidden (int): units of the first fully connected layer.
         grid (int): spatial size ``M_s`` is pooled to before the fully connected layers.
-        side_min, side_max (float): bounds of the square's side (2 l) as a fraction of the image side.
+        side_min (float): lower bound of the square's side (2 l) as a fraction of the image side.
+        side_max (float): upper bound of the square's side, likewise.
 
     The raw outputs (a_x, a_y, a_l) are bounded so that the square stays inside the image:
     ``l = (side_min + (side_max - side_min) · sigmoid(a_l)) / 2`` and

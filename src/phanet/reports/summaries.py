@@ -31,7 +31,10 @@ def training_columns(run: Any) -> dict[str, Any]:
     """How a row trained, from its per-epoch metrics: the epochs run, the epoch whose checkpoint was
     tested (best validation FER accuracy, counted from 1; the first of equal ones, as the checkpoint
     callback keeps it) and the training FER accuracy (%) in that epoch, NaN when no epoch was
-    validated; then what ended its training (:func:`ended_by`)."""
+    validated; then what ended its training (:func:`ended_by`). A run that carries these columns
+    already (``run.training``, a published summary's) gives them as they are."""
+    if getattr(run, "training", None) is not None:
+        return dict(run.training)
     metrics = getattr(run, "metrics", None)
     ended = {"Ended by": ended_by(getattr(run, "run_dir", None))}
     if metrics is None or tested_by not in metrics or metrics[tested_by].isna().all():
