@@ -46,11 +46,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import os
+    import time
     from pathlib import Path
 
     from phanet.config import POSE_LOSS_SETTINGS, load_config
 
     config = load_config(args.config or ["demo"], list(args.overrides) + trainer_overrides(args))
+    started, load = time.time(), os.getloadavg()[0]
     from phanet.data.datasets import load_faces, make_split
     from phanet.experiments import ablation_runs
     from phanet.files import atomic_write_text
@@ -88,4 +91,29 @@ def run(args: argparse.Namespace) -> int:
     atomic_write_text(out / "report.md", header + markdown + "\n")
     print(markdown)
     print(f"\nwritten: {out / 'report.md'}")
+    _publish(results, config, faces.subset(split.test), out, args, started, load)
     return 0
+
+
+def _publish(results, config, test, out, args, started: float, load: float) -> None:
+    """The published summary of the rows (:mod:`phanet.reports.published`) in ``out``."""
+    from phanet.commands._published import command_line, landmarks_of
+    from phanet.reports import published
+    from phanet.runtime import uses_cuda
+    from phanet.synth.settings import GENERATOR_VERSION
+
+    runs = [(label, None, table, run.run_dir) for table, rows in results.items() for label, run in rows]
+    device = "CUDA" if uses_cuda(config.train.accelerator) else "CPU"
+    version = GENERATOR_VERSION if config.data.dataset == "synth" else None
+    published.publish(
+        runs,
+        "ablation",
+        out,
+        command_line("ablate", args.out),
+        config.train.threads,
+        device,
+        started,
+        load,
+        version,
+        landmarks_of(test),
+    )

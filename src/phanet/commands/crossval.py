@@ -48,9 +48,13 @@ def _fold_numbers(text: str) -> list[int]:
 
 
 def run(args: argparse.Namespace) -> int:
+    import os
+    import time
     from pathlib import Path
 
     from phanet.config import load_config
+
+    started, load = time.time(), os.getloadavg()[0]
 
     config = load_config(args.config or ["demo"], list(args.overrides) + trainer_overrides(args))
     from phanet.data.datasets import load_faces
@@ -73,4 +77,34 @@ def run(args: argparse.Namespace) -> int:
         per_expression_table(results), out / "table5", f"FER accuracy (%) per expression, mean over {args.folds} folds (Table V)"
     )
     print(folds_md + "\n\n" + summary_md + "\n\n" + table5_md)
+    _publish(results, config, faces, out, args, started, load)
     return 0
+
+
+def _publish(results, config, faces, out, args, started: float, load: float) -> None:
+    """The published summary of the folds (:mod:`phanet.reports.published`) in ``out``."""
+    from phanet.commands._published import command_line, landmarks_of
+    from phanet.experiments import METHOD_NAMES
+    from phanet.reports import published
+    from phanet.runtime import uses_cuda
+    from phanet.synth.settings import GENERATOR_VERSION
+
+    runs = [
+        (METHOD_NAMES.get(name, name), k, None, run.run_dir)
+        for name, folds in results.items()
+        for k, run in enumerate(folds, start=1)
+    ]
+    device = "CUDA" if uses_cuda(config.train.accelerator) else "CPU"
+    version = GENERATOR_VERSION if config.data.dataset == "synth" else None
+    published.publish(
+        runs,
+        "crossval",
+        out,
+        command_line("crossval", args.out),
+        config.train.threads,
+        device,
+        started,
+        load,
+        version,
+        landmarks_of(faces),
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 HELP = "write the documentation's generated pages (configuration, command line, results), or check them"
 DESCRIPTION = """Write the pages of the documentation that are generated, not typed:
@@ -63,27 +64,20 @@ def cli_reference() -> str:
     return "\n".join(lines) + "\n"
 
 
-def pages(docs: object) -> dict[object, str]:
+def pages(docs: Path) -> dict[Path, str]:
     """Every generated page under ``docs``: path -> the text it should hold."""
-    from pathlib import Path
-
     from phanet.config.reference import reference_markdown
     from phanet.reports import published
 
-    docs = Path(str(docs))
-    generated: dict[object, str] = {
-        docs / "reference" / "config.md": reference_markdown(),
-        docs / "reference" / "cli.md": cli_reference(),
-    }
+    generated = {docs / "reference" / "config.md": reference_markdown(), docs / "reference" / "cli.md": cli_reference()}
     for summary in sorted((docs / "results").glob("*.json")):
         generated[summary.with_suffix(".md")] = published.render(published.read(summary))
     return generated
 
 
-def _add(run: str, name: str | None, docs: object) -> None:
+def _add(run: str, name: str | None, docs: Path) -> None:
     import json
     import shutil
-    from pathlib import Path
 
     from phanet.checks import shorten
     from phanet.errors import PhanetError
@@ -98,7 +92,7 @@ def _add(run: str, name: str | None, docs: object) -> None:
             "add", "{run} holds no summary.json (phanet demo, crossval and ablate write one when they finish)", run=run
         )
     summary = json.loads(source.read_text())
-    results = Path(str(docs)) / "results"
+    results = docs / "results"
     results.mkdir(parents=True, exist_ok=True)
     if summary.get("predictions"):
         shutil.copyfile(Path(run) / summary["predictions"], results / f"{name}_predictions.csv.gz")
@@ -108,8 +102,6 @@ def _add(run: str, name: str | None, docs: object) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from phanet.files import atomic_write_text
     from phanet.reports import published
 
@@ -119,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
     stale = []
     for path, text in pages(docs).items():
         if args.check:
-            if not Path(str(path)).is_file() or Path(str(path)).read_text() != text:
+            if not path.is_file() or path.read_text() != text:
                 stale.append(f"{path}: differs from what phanet docs writes")
         else:
             atomic_write_text(path, text)

@@ -31,7 +31,8 @@ def field_comments(cls: type) -> dict[str, str]:
     comments = {}
     for node in body:
         if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-            above, row = [], node.lineno - 2
+            above: list[str] = []
+            row = node.lineno - 2
             while row >= 0 and lines[row].strip().startswith("#:"):
                 above.insert(0, lines[row].strip()[2:].strip())
                 row -= 1
@@ -87,7 +88,7 @@ def _get(config: Config, key: str) -> Any:
     return value
 
 
-def _rows(cls: type, prefix: str, presets: dict[str, Config]) -> list[str]:
+def _rows(cls: Any, prefix: str, presets: dict[str, Config]) -> list[str]:
     """Table rows of the fields of ``cls`` (a section's dataclass) that are not sections themselves."""
     hints = typing.get_type_hints(cls, vars(schema))
     comments = field_comments(cls)
@@ -109,13 +110,13 @@ def _rows(cls: type, prefix: str, presets: dict[str, Config]) -> list[str]:
     return rows
 
 
-def _table(cls: type, prefix: str, presets: dict[str, Config]) -> list[str]:
+def _table(cls: Any, prefix: str, presets: dict[str, Config]) -> list[str]:
     head = f"| key | type | values | default | {' | '.join(f'`{name}`' for name in presets)} | meaning |"
     rule = "|---|---|---|---|" + "---|" * len(presets) + "---|"
     return [head, rule, *_rows(cls, prefix, presets)]
 
 
-def _sections(cls: type, prefix: str, level: int, presets: dict[str, Config]) -> list[str]:
+def _sections(cls: Any, prefix: str, level: int, presets: dict[str, Config]) -> list[str]:
     """The subsections of ``cls``: one heading and table each, recursively."""
     hints = typing.get_type_hints(cls, vars(schema))
     comments = field_comments(cls)

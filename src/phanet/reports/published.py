@@ -79,11 +79,8 @@ DROPPED = ("index", "s2_x0", "s2_y0", "s2_x1", "s2_y1", "s3_x0", "s3_y0", "s3_x1
 
 def _spread(predictions: pd.DataFrame) -> dict[str, list[float]]:
     """Mean and standard deviation over the test images of the scale weights c1..c3 (NaN: not fused)."""
-    weights = predictions[["c1", "c2", "c3"]].to_numpy(dtype=float)
-    return {
-        "mean": [float(v) for v in np.nanmean(weights, 0)] if np.isfinite(weights).any() else [math.nan] * 3,
-        "std": [float(v) for v in np.nanstd(weights, 0, ddof=1)] if len(weights) > 1 else [math.nan] * 3,
-    }
+    weights = predictions[["c1", "c2", "c3"]].astype(float)
+    return {"mean": [float(v) for v in weights.mean()], "std": [float(v) for v in weights.std()]}
 
 
 def _coverage(predictions: pd.DataFrame) -> dict[str, dict[str, float]] | None:
