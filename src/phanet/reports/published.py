@@ -39,7 +39,7 @@ from phanet.errors import PhanetError
 from phanet.files import atomic_write_bytes, write_json
 from phanet.reports.coverage import coverage_table
 from phanet.reports.summaries import crossval_tables, per_expression_table, table6, table8, training_columns
-from phanet.reports.tables import method_table, per_pose_table, to_markdown
+from phanet.reports.tables import mean_std, method_table, per_pose_table, to_markdown
 from phanet.synth.landmarks import landmark_columns
 from phanet.training.run_folder import RunFolder
 from phanet.version import __version__
@@ -471,6 +471,26 @@ def _transcribed(summary: dict[str, Any]) -> list[str]:
         rule = "|---|" + "---:|" * (len(table["columns"]) - 1)
         lines += [f"**{table['title']}**", "", head, rule, *("| " + " | ".join(row) + " |" for row in table["rows"]), ""]
     return lines[:-1]
+
+
+#: The headline table's columns (the README's): FER and pose accuracy of PhaNet and of DenseNet-40.
+HEADLINE = ("PhaNet FER", "DenseNet-40 FER", "PhaNet pose", "DenseNet-40 pose")
+
+
+def headline(summary: dict[str, Any]) -> list[str]:
+    """A summary's cells of the headline table (:data:`HEADLINE`): one run's accuracies, or the mean ±
+    standard deviation over the folds (a transcribed summary's, from the rows of its tables named
+    after the columns, in their last column)."""
+    if summary["kind"] == "transcribed":
+        rows = {row[0]: row[-1].strip("*") for table in summary["tables"] for row in table["rows"]}
+        return [rows[column] for column in HEADLINE]
+    cells = []
+    for column in HEADLINE:
+        name, task = column.rsplit(" ", 1)
+        key = "expression_accuracy" if task == "FER" else "pose_accuracy"
+        values = [100 * run["evaluation"][key] for run in summary["runs"] if run["name"] == name]
+        cells.append(f"{values[0]:.2f}" if len(values) == 1 else mean_std(values))
+    return cells
 
 
 def render(summary: dict[str, Any]) -> str:
