@@ -120,7 +120,7 @@ def test_mini_demo_writes_the_report_tables_and_figures(tmp_path, monkeypatch, c
     assert "How often each square holds" in report
     # The published summary: written by the run, every number given back by its per-image table,
     # rendered into the tables of the results page; `phanet docs --add` publishes it.
-    from phanet.reports import published
+    from phanet.reports import published, results_pages
 
     summary = published.read(out / "summary.json")
     table = published.read_predictions(out / "summary.json")
@@ -134,7 +134,7 @@ def test_mini_demo_writes_the_report_tables_and_figures(tmp_path, monkeypatch, c
     assert phanet_run["coverage"]["S3 square on mouth"]["all"] == pytest.approx(
         coverage.loc["S3 square on mouth", "all"] / 100, abs=1e-4
     )
-    page = published.render(summary)
+    page = results_pages.render(summary)
     assert "**Table I — methods" in page and f"{table1.loc['PhaNet', 'Acc. of FER']:.2f}" in page
     docs = tmp_path / "docs"
     assert main(["docs", "--docs", str(docs), "--add", str(out), "--as", "mini"]) == 0

@@ -144,13 +144,13 @@ def test_ablate_trains_each_row_with_its_settings_and_reuses_finished_rows(train
     for figure in ("fig15_task_weights.png", "fig14_tsne.png"):
         assert (out / figure).stat().st_size > 10_000
     # The published summary of the rows, its numbers given back by its per-image table.
-    from phanet.reports import published
+    from phanet.reports import published, results_pages
 
     ablation = published.read(out / "summary.json")
     assert ablation["kind"] == "ablation" and ablation["command"].startswith("phanet ablate")
     assert sorted({run["table"] for run in ablation["runs"]}) == ["6", "8", "fig15"] and len(ablation["runs"]) == 14
     assert published.check_predictions(ablation, published.read_predictions(out / "summary.json")) == []
-    page = published.render(ablation)
+    page = results_pages.render(ablation)
     assert "**Table VI — attention configurations" in page and "**Table VIII — loss settings" in page
 
     # Run again: every row is reused, nothing is trained or evaluated again.
@@ -323,14 +323,14 @@ def test_crossval_folds_train_apart_and_a_run_without_fold_writes_the_tables(tra
     trainings.clear()
     assert main(args) == 0 and trainings == []  # every fold reused, the tables written
     assert pd.read_csv(out / "summary.csv")["Folds"].tolist() == [4, 4]
-    from phanet.reports import published
+    from phanet.reports import published, results_pages
 
     folds = published.read(out / "summary.json")
     assert [(run["name"], run["fold"]) for run in folds["runs"]] == [
         (name, k) for name in ("PhaNet", "DenseNet-40") for k in (1, 2, 3, 4)
     ]
     assert published.check_predictions(folds, published.read_predictions(out / "summary.json")) == []
-    assert "**Mean ± standard deviation over the folds**" in published.render(folds)
+    assert "**Mean ± standard deviation over the folds**" in results_pages.render(folds)
     capsys.readouterr()
     assert main([*args, "--fold", "5"]) == 2
     assert capsys.readouterr().err.strip() == (

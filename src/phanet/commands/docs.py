@@ -77,16 +77,15 @@ END = "<!-- end of headline -->"
 def readme(text: str, docs: Path) -> str:
     """``text`` (the README) with the headline table between its markers made from the summaries."""
     from phanet.errors import PhanetError
-    from phanet.reports import published
+    from phanet.reports import published, results_pages
 
     if START not in text or END not in text:
-        raise PhanetError.about("docs", "README.md has lost its headline markers ({start} ... {end})", start=START,
-                                end=END)
-    rows = ["| | " + " | ".join(published.HEADLINE) + " |", "|---|" + "---:|" * len(published.HEADLINE)]
+        raise PhanetError.about("docs", "README.md has lost its headline markers ({start} ... {end})", start=START, end=END)
+    rows = ["| | " + " | ".join(results_pages.HEADLINE) + " |", "|---|" + "---:|" * len(results_pages.HEADLINE)]
     for name, label in HEADLINE_ROWS:
         summary = docs / "results" / f"{name}.json"
         if summary.is_file():
-            rows.append(f"| {label} | " + " | ".join(published.headline(published.read(summary))) + " |")
+            rows.append(f"| {label} | " + " | ".join(results_pages.headline(published.read(summary))) + " |")
     before, rest = text.split(START, 1)
     return before + START + "\n\n" + "\n".join(rows) + "\n\n" + END + rest.split(END, 1)[1]
 
@@ -94,11 +93,11 @@ def readme(text: str, docs: Path) -> str:
 def pages(docs: Path) -> dict[Path, str]:
     """Every generated page under ``docs``: path -> the text it should hold."""
     from phanet.config.reference import reference_markdown
-    from phanet.reports import published
+    from phanet.reports import published, results_pages
 
     generated = {docs / "reference" / "config.md": reference_markdown(), docs / "reference" / "cli.md": cli_reference()}
     for summary in sorted((docs / "results").glob("*.json")):
-        generated[summary.with_suffix(".md")] = published.render(published.read(summary))
+        generated[summary.with_suffix(".md")] = results_pages.render(published.read(summary))
     readme_file = docs.parent / "README.md"
     if readme_file.is_file():
         generated[readme_file] = readme(readme_file.read_text(), docs)
