@@ -207,7 +207,10 @@ def headline(summary: dict[str, Any]) -> list[str]:
 
 
 def render(summary: dict[str, Any]) -> str:
-    """The Markdown of a summary's results section: how it was made, then its tables."""
+    """The Markdown of a summary's results section: how it was made, then its tables. An ``inline``
+    summary (a measurement whose page says beside it how it was made) gives its table alone."""
     kinds = {"demo": _demo, "crossval": _crossval, "ablation": _ablation, "transcribed": _transcribed}
     body = kinds[summary["kind"]](summary)
+    if summary.get("inline"):
+        return "\n".join(body[2:]) + "\n"  # without the table's bold title
     return "\n".join([*_provenance_lines(summary), "", *body]) + "\n"
