@@ -105,7 +105,7 @@ class ResidentBatches:
         return iter([self.batch] * self.count)
 
 
-def _fit(config: Config, datamodule: FaceDataModule, steps: int, warmup: int, loader=None) -> float:
+def fit_rate(config: Config, datamodule: FaceDataModule, steps: int, warmup: int, loader=None) -> float:
     module = PhaNetModule(config.to_dict(), datamodule.faces.expressions, datamodule.faces.poses)
     clock = StepClock(warmup)
     with tempfile.TemporaryDirectory() as tmp:
@@ -166,8 +166,8 @@ def measure(config: Config, device: torch.device, steps: int, warmup: int, repea
     rates: dict[str, list[float]] = {"input": [], "end_to_end": [], "model": []}
     for _ in range(repeats):
         rates["input"].append(_input_rate(config, datamodule, device, steps + warmup))
-        rates["end_to_end"].append(_fit(config, datamodule, steps, warmup))
-        rates["model"].append(_fit(config, datamodule, steps, warmup, ResidentBatches(resident, warmup + steps)))
+        rates["end_to_end"].append(fit_rate(config, datamodule, steps, warmup))
+        rates["model"].append(fit_rate(config, datamodule, steps, warmup, ResidentBatches(resident, warmup + steps)))
     return {key: statistics.median(values) for key, values in rates.items()}
 
 

@@ -1,0 +1,25 @@
+"""``phanet.analysis.epoch_profile``: a training step taken apart, its parts adding up to the step."""
+
+from __future__ import annotations
+
+import pytest
+
+from phanet.analysis import epoch_profile
+from phanet.analysis.training_throughput import SMALL
+
+
+@pytest.mark.slow
+def test_the_parts_of_each_step_add_up_to_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("PHANET_CACHE", str(tmp_path))
+    table = epoch_profile.profile(SMALL, threads=1, steps=3, warmup=1)
+    for network, parts in (
+        ("PhaNet", ("S1 backbone forward", "S3 backbone backward", "S2 PAN forward", "SAL forward")),
+        ("DenseNet-40", ("backbone forward", "backbone backward", "heads forward")),
+    ):
+        rows = table[table["network"] == network].set_index("part")
+        assert set(parts) <= set(rows.index)
+        parts_only = rows.drop(["the step (sum)", "the step inside Trainer.fit"])
+        assert parts_only["share %"].sum() == pytest.approx(100, abs=5)  # the parts are the step, up to the loop
+        assert (parts_only["ms per step"] >= 0).all() and rows.loc["the step (sum)", "ms per step"] > 0
+    ratio = table[table["network"] == "PhaNet / DenseNet-40"]["ms per step"].item()
+    assert ratio > 1  # three backbones against one
