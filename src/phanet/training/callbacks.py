@@ -72,7 +72,8 @@ class ResumedConfig(Callback):
 
 
 class EpochMetricsCSV(Callback):
-    """One row per epoch in ``path``: every logged epoch metric (losses, λ, c1..c3, accuracies) and the lr.
+    """One row per epoch in ``path``: every logged epoch metric (losses, λ, c1..c3, accuracies), the lr
+    and ``seconds``, the epoch's wall time (training and validation).
 
     The file is rewritten atomically after each epoch; on resume, rows of epochs that will be run
     again are dropped so that every epoch appears exactly once.
@@ -82,18 +83,21 @@ class EpochMetricsCSV(Callback):
         self.path = Path(path)
         self.rows: list[dict[str, Any]] = []
         self.lr = math.nan
+        self.started = time.monotonic()
 
     def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         self.rows = rows_before(self.path, trainer.current_epoch)
 
     def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         self.lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else math.nan
+        self.started = time.monotonic()
 
     def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         row: dict[str, Any] = {"epoch": trainer.current_epoch, "step": trainer.global_step}
         for key, value in sorted(trainer.callback_metrics.items()):
             row[key] = float(value)
         row["lr"] = self.lr
+        row["seconds"] = round(time.monotonic() - self.started, 2)
         self.rows = [r for r in self.rows if r["epoch"] != row["epoch"]] + [row]
         if trainer.is_global_zero:
             write_rows(self.path, self.rows)
