@@ -380,3 +380,31 @@ def test_a_run_written_before_chance_margin_counted_patience_from_the_first_epoc
     assert folder.stored_config().train.chance_margin is None
     assert folder.difference(Config()) is None  # the same run, which may be resumed, but not reused as finished
     assert folder.difference(Config(), budget=True) == "train.chance_margin (None in the run, 0.05 now)"
+
+
+@pytest.mark.slow
+def test_methods_side_by_side_give_the_numbers_they_give_one_after_the_other(tiny_manifest, tmp_path, capfd):
+    """Two trainings at once, one process each with one thread, end where the same trainings end one
+    after the other in this process: the same test rows to the last digit."""
+    from phanet.config import load_config
+    from phanet.data.datasets import load_faces, make_split
+    from phanet.experiments import baseline_config, run_method, run_methods_side_by_side
+
+    config = load_config(
+        "demo",
+        [f"data.root={tiny_manifest}", "data.dataset=manifest", "data.options={}", *TINY, "train.epochs=2", "train.threads=1"],
+    )
+    faces = load_faces(config)
+    split = make_split(faces, config)
+    methods = {
+        "PhaNet": ("phanet", baseline_config(config, "phanet")),
+        "DenseNet-40": ("densenet", baseline_config(config, "densenet")),
+    }
+    together = run_methods_side_by_side(methods, faces, split, tmp_path / "together")
+    lines = capfd.readouterr().out.splitlines()
+    assert any(line.startswith("[PhaNet] epoch 2/2: ") for line in lines)
+    assert any(line.startswith("[DenseNet-40] epoch 2/2: ") for line in lines)
+    for label, (name, method_config) in methods.items():
+        alone = run_method(name, method_config, faces, split, tmp_path / "alone", progress=False)
+        assert together[label].reused is False
+        pd.testing.assert_frame_equal(together[label].predictions.drop(columns="path"), alone.predictions.drop(columns="path"))

@@ -9,7 +9,12 @@ experiment can be stopped and started again.
 from __future__ import annotations
 
 import copy
+import dataclasses
+import io
 import logging
+import multiprocessing
+import signal
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +28,7 @@ from phanet.data.splits import Split, subject_folds, subject_split
 from phanet.errors import PhanetError
 from phanet.evaluation import evaluate
 from phanet.inference import TrainedModel
+from phanet.runtime import Stopped, raise_stopped
 from phanet.training.run import train
 from phanet.training.run_folder import RunFolder
 
@@ -106,6 +112,71 @@ def run_method(
         folder.write_evaluation(summary, predictions)
     summary, predictions = folder.read_evaluation()
     return MethodRun(name, folder.path, summary, predictions, folder.read_metrics(), reused)
+
+
+class _Prefixed(io.TextIOBase):
+    """A text stream that writes to ``stream`` with ``prefix`` before every line."""
+
+    def __init__(self, stream: Any, prefix: str) -> None:
+        self.stream, self.prefix, self.at_start = stream, prefix, True
+
+    def write(self, text: str) -> int:
+        for part in text.splitlines(keepends=True):
+            self.stream.write((self.prefix if self.at_start else "") + part)
+            self.at_start = part.endswith("\n")
+        self.stream.flush()
+        return len(text)
+
+
+def _train_in_process(name: str, label: str, config: Config, faces: LabeledFaces, split: Split, out: Path, device: str) -> None:
+    """One method of :func:`run_methods_side_by_side`, in a process of its own: its lines on the
+    console start with its label, and a refused setting is one line and exit status 2."""
+    sys.stdout = _Prefixed(sys.stdout, f"[{label}] ")
+    signal.signal(signal.SIGTERM, raise_stopped)
+    try:
+        run_method(name, config, faces, split, out, progress=False, device=device)
+    except PhanetError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except Stopped as exc:
+        print(str(exc), file=sys.stderr)
+        sys.exit(exc.exit_status)
+
+
+def run_methods_side_by_side(
+    methods: dict[str, tuple[str, Config]], faces: LabeledFaces, split: Split, out: Path, device: str = "cpu"
+) -> dict[str, MethodRun]:
+    """Train and evaluate several methods at once, one process each (:func:`run_method` in each), and
+    return their runs by label. ``methods``: label -> (run folder name, config); each config's
+    ``train.threads`` is what its process computes with, so the numbers of each do not depend on the
+    others or on the machine's load. SIGTERM or Ctrl+C stops every process the way it stops one
+    training (each keeps its last finished epoch and resumes on the next call)."""
+    context = multiprocessing.get_context("spawn")
+    processes = {
+        label: context.Process(target=_train_in_process, args=(name, label, config, faces, split, out, device))
+        for label, (name, config) in methods.items()
+    }
+    try:
+        for process in processes.values():
+            process.start()
+        for process in processes.values():
+            process.join()
+    except BaseException:
+        for process in processes.values():
+            if process.is_alive():
+                process.terminate()  # SIGTERM: the training keeps its last finished epoch
+        for process in processes.values():
+            process.join()
+        raise
+    failed = [label for label, process in processes.items() if process.exitcode != 0]
+    if failed:
+        raise PhanetError(
+            f"training {' and '.join(failed)} stopped (exit status {processes[failed[0]].exitcode}; its lines above say why)"
+        )
+    return {
+        label: dataclasses.replace(run_method(name, config, faces, split, out), reused=False)
+        for label, (name, config) in methods.items()
+    }
 
 
 #: Table VI rows in the paper's order: scales, joint SAL, label.
