@@ -10,6 +10,7 @@ what OpenCV reads of their header, before a frame is predicted.
 from __future__ import annotations
 
 import math
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,10 +102,11 @@ def check_image(path: Path, limits: Limits) -> None:
         try:
             with Image.open(path, formats=IMAGE_FORMATS) as image:
                 width, height = image.size
-        except Image.DecompressionBombError:
-            raise Refused(
-                413, f"the picture declares more pixels than Pillow decodes; the limit is {_pixels_text(limits.max_pixels)}"
-            ) from None
+        except Image.DecompressionBombError as exc:
+            # Pillow stopped at the header; its message is the only place the declared size survives.
+            found = re.search(r"\((\d+) pixels\)", str(exc))
+            declared = _pixels_text(int(found.group(1))) if found else "more pixels than Pillow decodes"
+            raise Refused(413, f"the picture declares {declared}; the limit is {_pixels_text(limits.max_pixels)}") from None
         except Exception as exc:  # noqa: BLE001 - whatever Pillow says, the upload is not a picture it can read
             name = type(exc).__name__
             detail = "" if name == "UnidentifiedImageError" else f" ({name})"

@@ -96,7 +96,7 @@ def create_app(service: PredictionService) -> Starlette:
     async def asset(request: Request) -> Response:
         found = assets.get(request.path_params["name"])
         if found is None:
-            raise Refused(404, "no such asset")
+            raise Refused(404, "not found")
         return Response(found[0], media_type=found[1], headers=_HEADERS)
 
     async def info(request: Request) -> Response:

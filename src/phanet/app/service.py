@@ -197,19 +197,23 @@ def model_summary(predictor: Predictor) -> dict[str, Any]:
     }
 
 
+def _bytes(count: int) -> str:
+    return f"{count:,} bytes ({size_text(count)})"
+
+
 async def receive(request_stream: AsyncIterator[bytes], path: Path, declared: str | None, limit: int, what: str) -> int:
     """Write a request body to ``path``, refusing it (413) past ``limit`` bytes, declared or sent; its size."""
     if declared is not None:
         if not declared.isdigit():
             raise Refused(400, "Content-Length is not a number")
         if int(declared) > limit:
-            raise Refused(413, f"the {what} is {size_text(int(declared))}; the limit is {size_text(limit)}")
+            raise Refused(413, f"the {what} is {_bytes(int(declared))}; the limit is {_bytes(limit)}")
     size = 0
     with open(path, "wb") as handle:
         async for chunk in request_stream:
             size += len(chunk)
             if size > limit:
-                raise Refused(413, f"the {what} is larger than the limit of {size_text(limit)}")
+                raise Refused(413, f"the {what} is larger than the limit of {_bytes(limit)}")
             handle.write(chunk)
     if size == 0:
         raise Refused(400, f"empty upload: send the {what} as the request body")

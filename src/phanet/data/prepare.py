@@ -157,7 +157,8 @@ def _start(out: Path, settings: dict[str, Any], overwrite: bool) -> None:
         if overwrite:
             _clear(out)
         elif previous.get("settings") != settings:
-            changed = sorted(k for k in settings if previous.get("settings", {}).get(k) != settings[k])
+            before = previous.get("settings", {})
+            changed = sorted(k for k in settings.keys() | before.keys() if before.get(k) != settings.get(k))
             raise PhanetError.about(
                 "out",
                 "{path} holds a prepare run with other settings ({changed}); use a new {out}, or {overwrite} to start again",
