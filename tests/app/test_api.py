@@ -212,6 +212,30 @@ def test_twenty_concurrent_requests_wait_in_a_bounded_queue_or_are_told_busy(ser
     assert busy.headers["retry-after"] == "1" and busy.json()["error"].startswith("busy: 4 requests are running or waiting")
 
 
+def test_an_onnx_file_is_served_with_what_it_records(checkpoint, tmp_path):
+    from phanet.inference import TrainedModel
+
+    path, _ = TrainedModel.load(checkpoint).export(tmp_path / "model.onnx")
+    service = PredictionService(Predictor.load(path))
+    try:
+        with TestClient(create_app(service)) as client:
+            info = client.get("/api/info").json()
+            answer = client.post("/api/predict", content=png_bytes(astronaut())).json()
+    finally:
+        service.close()
+    assert info["preset"] == "unknown (an ONNX file holds no training config)" and info["expressions"] == ["AN", "HA", "NE", "SU"]
+    assert answer["rows"][0]["status"] == "ok" and answer["rows"][0]["expression"] in info["expressions"]
+
+
+def test_the_command_refuses_a_bad_checkpoint_or_port_with_one_line(tmp_path, capsys):
+    assert main(["app", "--checkpoint", str(tmp_path / "nothing")]) == 2
+    assert capsys.readouterr().err.strip().endswith("nothing: no such file or run folder")
+    assert main(["app", "--checkpoint", str(tmp_path), "--port", "70000"]) == 2
+    assert capsys.readouterr().err.strip() == "phanet app: error: --port: expected 0 to 65535, got 70000"
+    assert main(["app", "--checkpoint", str(tmp_path), "--queue", "0"]) == 2
+    assert capsys.readouterr().err.strip() == "phanet app: error: --queue: expected 1 or more, got 0"
+
+
 def test_checkpoint_path_takes_a_run_folder(tmp_path, checkpoint):
     (tmp_path / "run" / "checkpoints").mkdir(parents=True)
     with pytest.raises(PhanetError, match="without checkpoints/best.ckpt"):

@@ -23,7 +23,7 @@ from importlib import resources
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
@@ -78,6 +78,9 @@ def one_line_errors(endpoint: Endpoint) -> Endpoint:
         except PhanetError as exc:
             LOG.info("%s %s: 422 %s", request.method, request.url.path, exc)
             return error(422, str(exc).splitlines()[0])
+        except ClientDisconnect:
+            LOG.info("%s %s: the client went away during its upload", request.method, request.url.path)
+            return error(400, "the client went away during its upload")
         except Exception as exc:  # noqa: BLE001 - the app answers every request, with one line
             LOG.error("%s %s: 500 %s: %s", request.method, request.url.path, type(exc).__name__, str(exc).splitlines()[:1])
             return error(500, f"the app failed on this request ({type(exc).__name__}); the server goes on")
