@@ -38,6 +38,7 @@ COMMANDS = (
     ("crossval", "crossval"),
     ("crossdata", "crossdata"),
     ("predict", "predict"),
+    ("app", "app"),
     ("export", "export"),
     ("docs", "docs"),
 )

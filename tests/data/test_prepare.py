@@ -135,3 +135,18 @@ def test_dataset_boxes_and_workers(tmp_path):
     Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(kdef / "AF01" / "AF01ANS.JPG")
     with pytest.raises(PhanetError, match=r"^use_boxes: dataset 'kdef' has no face boxes"):
         prepare_faces(load_dataset("kdef", str(kdef)), tmp_path / "out2", SOURCE, use_boxes=True, progress=False)
+
+
+def test_the_detector_is_recorded_and_a_run_resumes_only_with_the_same_one(tree, tmp_path):
+    out = tmp_path / "out"
+    _, result = run(tree, out)
+    assert json.loads((out / "prepare.json").read_text())["settings"]["detector"] == "yunet"
+    assert {json.loads(line)["detail"] for line in (out / "journal.jsonl").read_text().splitlines()} >= {"yunet"}
+    with pytest.raises(PhanetError, match=r"holds a prepare run with other settings \(detector\)"):
+        run(tree, out, detector="haar")
+    # The cascades, the only detector of earlier versions, are recorded as those versions recorded them: not at all.
+    _, haar = run(tree, tmp_path / "haar", detector="haar")
+    assert "detector" not in json.loads((tmp_path / "haar" / "prepare.json").read_text())["settings"]
+    assert haar.counts == result.counts == {"face": 2, "no_face": 1, "unreadable": 1}
+    with pytest.raises(PhanetError, match=r"^detector: expected one of yunet, haar, got 'mtcnn'$"):
+        run(tree, tmp_path / "other", detector="mtcnn")

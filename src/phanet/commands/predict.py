@@ -10,8 +10,9 @@ HELP = "expression, head pose and attended regions of every face in images, fold
 DESCRIPTION = """Predict expression, head pose and the attended S2/S3 squares of every face.
 
 INPUT may be image files, folders (searched recursively for images and videos) or videos. Faces
-are found with the frontal and profile detectors of `phanet prepare` and cropped with the same
-margin, unless --no-detect says the inputs are face crops already. One row per face; an image with
+are found with the detector of `phanet prepare` (YuNet; --detector haar for OpenCV's frontal and
+profile cascades) and cropped with the same margin, unless --no-detect says the inputs are face
+crops already. One row per face; an image with
 no face gets a `no_face` row, a file that is not a readable image an `unreadable` row (so does an
 image declaring more than 64 megapixels). Drawings are at most 2048 pixels on their longer side.
 
@@ -48,6 +49,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--margin", type=float, default=0.2, help="margin around a detected face, as for phanet prepare (default 0.2)"
     )
     parser.add_argument("--min-face", type=int, default=24, metavar="PX", help="smallest face side to detect (default 24)")
+    parser.add_argument(
+        "--detector",
+        choices=("yunet", "haar"),
+        default="yunet",
+        help="face detector: yunet (default) or haar (OpenCV's cascades); the one the training data were prepared with",
+    )
     parser.add_argument(
         "--backend",
         choices=("torch", "onnx"),
@@ -162,6 +169,7 @@ def run(args: argparse.Namespace) -> int:
         margin=args.margin,
         min_face=args.min_face,
         batch_size=args.batch_size,
+        detector=args.detector,
     )
     for result in predictor.iter_predict(
         args.inputs, every_nth_frame=args.every_nth_frame, keep_images=drawings is not None, progress=not args.no_progress

@@ -8,9 +8,10 @@ from phanet.commands._dataset_args import add_dataset_arguments
 
 HELP = "detect, crop and cache a dataset's faces with a manifest (resumable)"
 DESCRIPTION = """\
-Detect the face in every image of a dataset (OpenCV frontal and profile cascades, the profile one
-also on the mirrored image) or use the dataset's own boxes (--use-boxes, e.g. AffectNet), crop a
-square with a margin, resize and write the crops under OUT/images with OUT/manifest.csv.
+Detect the face in every image of a dataset (YuNet, a learned detector; --detector haar for
+OpenCV's frontal and profile cascades, the profile one also on the mirrored image) or use the
+dataset's own boxes (--use-boxes, e.g. AffectNet), crop a square with a margin, resize and write
+the crops under OUT/images with OUT/manifest.csv.
 
   phanet prepare --dataset kdef --root /data/KDEF --out data/kdef-224
   phanet prepare --dataset affectnet --root /data/AffectNet --out data/affectnet-224 --use-boxes --format jpg
@@ -42,6 +43,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="images without a detected face: skip them or take a centre crop (default skip)",
     )
     parser.add_argument("--use-boxes", action="store_true", help="crop the dataset's own face boxes where it has them")
+    parser.add_argument(
+        "--detector",
+        choices=("yunet", "haar"),
+        default="yunet",
+        help="face detector: yunet (default) or haar (OpenCV's cascades)",
+    )
     parser.add_argument("--format", choices=("png", "jpg"), default="png", help="crop file format (default png)")
     parser.add_argument("--workers", type=int, default=1, metavar="N", help="processes that detect and crop (default 1)")
     parser.add_argument(
@@ -72,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
         image_format=args.format,
         workers=args.workers,
         overwrite=args.overwrite,
+        detector=args.detector,
     )
     counts = result.counts
     crops = sum(counts.get(s, 0) for s in ("face", "box", "center"))

@@ -29,7 +29,8 @@ import pandas as pd
 from PIL import Image
 from tqdm import tqdm
 
-from phanet.data.faces import center_box, crop_face, detect_faces
+from phanet.data.detectors import DEFAULT_DETECTOR, DETECTORS, find_faces
+from phanet.data.faces import center_box, crop_face
 from phanet.data.io import read_image
 from phanet.data.records import LabeledFaces, Sample
 from phanet.errors import PhanetError, UnreadableImage
@@ -64,6 +65,7 @@ class _Task:
     margin: float
     no_face: str
     image_format: str
+    detector: str = DEFAULT_DETECTOR
 
 
 def _crop_one(task: _Task) -> dict[str, str]:
@@ -78,7 +80,7 @@ def _crop_one(task: _Task) -> dict[str, str]:
     if task.box is not None:
         status, detail, box = "box", "dataset face box", task.box
     else:
-        found = detect_faces(image)
+        found = find_faces(image, task.detector)
         if found:
             status, detail, box = "face", found[0].source, found[0].as_tuple()
         elif task.no_face == "center":
@@ -155,7 +157,8 @@ def _start(out: Path, settings: dict[str, Any], overwrite: bool) -> None:
         if overwrite:
             _clear(out)
         elif previous.get("settings") != settings:
-            changed = sorted(k for k in settings if previous.get("settings", {}).get(k) != settings[k])
+            before = previous.get("settings", {})
+            changed = sorted(k for k in settings.keys() | before.keys() if before.get(k) != settings.get(k))
             raise PhanetError.about(
                 "out",
                 "{path} holds a prepare run with other settings ({changed}); use a new {out}, or {overwrite} to start again",
@@ -197,11 +200,13 @@ def prepare_faces(
     workers: int = 1,
     overwrite: bool = False,
     progress: bool = True,
+    detector: str = DEFAULT_DETECTOR,
 ) -> PrepareResult:
     """Crop the faces of ``faces`` into ``out`` (see the module docstring); resumes an interrupted run.
 
     ``source`` describes where ``faces`` came from (dataset, root, options); with the crop settings it
-    is recorded in ``prepare.json`` and must match to resume.
+    is recorded in ``prepare.json`` and must match to resume. ``detector`` names the face detector
+    (:data:`phanet.data.detectors.DETECTORS`).
     """
     if size < 8:
         raise PhanetError.about("size", "expected at least 8 pixels, got {size}", size=size)
@@ -211,10 +216,16 @@ def prepare_faces(
         raise PhanetError.about("no_face", "expected skip or center, got {value!r}", value=no_face)
     if image_format not in FORMATS:
         raise PhanetError.about("image_format", "expected png or jpg, got {value!r}", value=image_format)
+    if detector not in DETECTORS:
+        raise PhanetError.about(
+            "detector", "expected one of {choices}, got {value!r}", choices=", ".join(DETECTORS), value=detector
+        )
     if use_boxes and not any(s.box for s in faces.samples):
         raise PhanetError.about("use_boxes", "dataset {name!r} has no face boxes; detect faces instead", name=faces.name)
     out = Path(out)
     settings = {**source, "size": size, "margin": margin, "no_face": no_face, "use_boxes": use_boxes, "format": image_format}
+    if detector != "haar":  # runs of earlier versions, which had the cascades only, record no detector
+        settings["detector"] = detector
     try:
         _start(out, settings, overwrite)
     except OSError as exc:  # e.g. a name longer than the file system takes
@@ -230,7 +241,17 @@ def prepare_faces(
     # search that found nothing is not.
     finished = {k for k, e in done.items() if e["status"] == "no_face" or (e["status"] in CROPPED and (out / k).is_file())}
     tasks = [
-        _Task(key, str(faces.image_path(s)), str(out / key), s.box if use_boxes else None, size, margin, no_face, image_format)
+        _Task(
+            key,
+            str(faces.image_path(s)),
+            str(out / key),
+            s.box if use_boxes else None,
+            size,
+            margin,
+            no_face,
+            image_format,
+            detector,
+        )
         for key, s in zip(keys, faces.samples)
         if key not in finished
     ]

@@ -10,10 +10,10 @@
     table.to_csv("predictions.csv", index=False)
 
 Every face goes through the same steps as the training data: the image is read upright as RGB
-(:func:`phanet.data.io.read_image`), faces are found with the frontal and profile cascades of
-``phanet prepare`` (:func:`phanet.data.faces.detect_faces`), cut out as a square with the same
-margin (:func:`phanet.data.faces.crop_face`), turned into the network input by
-:func:`phanet.data.transforms.preprocess`, and the network's outputs into rows by
+(:func:`phanet.data.io.read_image`), faces are found with the detector of ``phanet prepare``
+(YuNet, or OpenCV's Haar cascades with ``detector="haar"``: :func:`phanet.data.detectors.find_faces`),
+cut out as a square with the same margin (:func:`phanet.data.faces.crop_face`), turned into the
+network input by :func:`phanet.data.transforms.preprocess`, and the network's outputs into rows by
 :func:`phanet.results.face_rows`, the step ``phanet evaluate`` takes too.
 
 The parts: :mod:`~phanet.predict.sources` (files, folders, videos, arrays), :mod:`~phanet.predict.predictor`
@@ -34,8 +34,9 @@ Columns of the table (the same in the DataFrame, the CSV and the JSON; ``prob_<c
                             ``ok`` rows carry the columns below, ``non_finite`` rows the face box
 ``face_x, face_y,``         the face box in pixels of the (upright) image: top-left corner, width,
 ``face_w, face_h``          height; the whole image with ``detect=False``
-``face_source``             the cascade that found it (``frontal``, ``profile``, ``profile_mirrored``)
-                            or ``whole_image`` with ``detect=False``
+``face_source``             the detector that found it: ``yunet``, or the cascade (``frontal``,
+                            ``profile``, ``profile_mirrored``) with ``detector="haar"``; ``whole_image``
+                            with ``detect=False``
 ``expression``              predicted expression class
 ``expression_prob``         its probability
 ``prob_<class>``            probability of every expression class

@@ -14,7 +14,8 @@ from tqdm import tqdm
 
 from phanet.checks import margin as check_margin
 from phanet.checks import positive
-from phanet.data.faces import FaceBox, crop_face, crop_square, detect_faces
+from phanet.data.detectors import DEFAULT_DETECTOR, DETECTORS, find_faces
+from phanet.data.faces import FaceBox, crop_face, crop_square
 from phanet.data.transforms import preprocess
 from phanet.errors import PhanetError
 from phanet.inference import TrainedModel
@@ -69,15 +70,28 @@ class Predictor:
             margin the training data was prepared with (``phanet prepare`` default 0.2).
         min_face: smallest face side in pixels that the detector reports.
         batch_size: faces per forward pass.
+        detector: the face detector, ``"yunet"`` or ``"haar"`` (:mod:`phanet.data.detectors`); use the
+            one the training data was prepared with.
     """
 
     def __init__(
-        self, model: TrainedModel, detect: bool = True, margin: float = MARGIN, min_face: int = 24, batch_size: int = 32
+        self,
+        model: TrainedModel,
+        detect: bool = True,
+        margin: float = MARGIN,
+        min_face: int = 24,
+        batch_size: int = 32,
+        detector: str = DEFAULT_DETECTOR,
     ) -> None:
         positive(batch_size, "batch_size")
         check_margin(margin, "margin")
         if min_face < 1:
             raise PhanetError.about("min_face", "expected 1 or more pixels, got {value}", value=min_face)
+        if detector not in DETECTORS:
+            raise PhanetError.about(
+                "detector", "expected one of {choices}, got {value!r}", choices=", ".join(DETECTORS), value=detector
+            )
+        self.detector = detector
         self.model = model
         self.detect = detect
         self.margin = margin
@@ -193,7 +207,7 @@ class Predictor:
     def _faces(self, name: str, frame: int, rgb: np.ndarray, detect: bool, keep: bool) -> _Pending:
         height, width = rgb.shape[:2]
         if detect:
-            boxes = detect_faces(rgb, min_size=self.min_face)
+            boxes = find_faces(rgb, self.detector, min_size=self.min_face)
             crops = [crop_face(rgb, box, self.margin, None) for box in boxes]
             regions: list[tuple[float, float, float, float]] = [crop_square(box, self.margin) for box in boxes]
         else:
