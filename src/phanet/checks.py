@@ -14,7 +14,9 @@ readable line whatever was typed.
 from __future__ import annotations
 
 import errno
+import numbers
 import os
+import re
 import stat
 from collections.abc import Iterable
 from pathlib import Path
@@ -117,10 +119,12 @@ def output_folder(path: str | Path, name: str, overwrite: bool, names: Iterable[
 
 
 def positive(value: int, name: str) -> int:
-    """``value`` when it is 1 or more; an error about parameter ``name`` otherwise."""
+    """``value`` when it is a whole number of 1 or more; an error about parameter ``name`` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise PhanetError.about(name, "expected a whole number of 1 or more, got {value}", value=shorten(repr(value)))
     if value < 1:
         raise PhanetError.about(name, "expected 1 or more, got {value}", value=value)
-    return value
+    return int(value)
 
 
 #: Largest face margin accepted: a margin of m grows the face box to (1 + 2m) times its side, and a
@@ -130,6 +134,8 @@ MAX_MARGIN = 2.0
 
 def margin(value: float, name: str = "margin") -> float:
     """A face margin (fraction of the face's side added on each side) within [0, MAX_MARGIN]."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise PhanetError.about(name, "expected a fraction of the face's size, got {value}", value=shorten(repr(value)))
     if not 0 <= value <= MAX_MARGIN:  # also false for NaN
         raise PhanetError.about(
             name, "expected a fraction of the face's size from 0 to {most:g}, got {value:g}", most=MAX_MARGIN, value=value
@@ -148,11 +154,27 @@ def available_devices() -> list[str]:
     return devices
 
 
-def torch_device(value: str, name: str = "device") -> str:
+#: The devices :func:`torch_device` accepts, as text.
+DEVICE_PATTERN = re.compile(r"(cpu|mps|cuda(:\d{1,4})?)")
+
+
+def device_name(value: object, name: str = "device") -> str:
+    """``value`` when it names a device :func:`torch_device` accepts (``cpu``, ``cuda``, ``cuda:N``,
+    ``mps``), checked without loading PyTorch; whether the machine has it is :func:`torch_device`'s."""
+    if not isinstance(value, str) or not DEVICE_PATTERN.fullmatch(value):
+        shown = repr(shorten(value)) if isinstance(value, str) else shorten(repr(value))
+        raise PhanetError.about(name, "{value} is not a device (expected cpu, cuda, cuda:N or mps)", value=shown)
+    return value
+
+
+def torch_device(value: object, name: str = "device") -> str:
     """``value`` when it is a PyTorch device this machine has (``cpu``, ``cuda``, ``cuda:N``, ``mps``);
     a one-line error naming ``name`` and the available devices otherwise."""
     import torch
 
+    if not isinstance(value, (str, torch.device)):
+        raise PhanetError.about(name, "expected a device name such as cpu or cuda:0, got {value}", value=shorten(repr(value)))
+    value = str(value)
     try:
         device = torch.device(value)
     except (RuntimeError, ValueError, TypeError):

@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from phanet.checkpoints import load_network
-from phanet.checks import output_file, positive
+from phanet.checks import output_file, positive, torch_device
 from phanet.config import Config
 from phanet.data.datasets import FaceDataset, collate
 from phanet.data.records import MISSING, LabeledFaces
@@ -47,10 +47,11 @@ Backend = Callable[[np.ndarray | torch.Tensor], dict[str, np.ndarray]]
 
 
 class TorchBackend:
-    """Runs a PyTorch network (eager) on ``device``; inputs may be arrays or tensors (on any device)."""
+    """Runs a PyTorch network (eager) on ``device`` (one this machine has: :func:`~phanet.checks.torch_device`);
+    inputs may be arrays or tensors (on any device)."""
 
     def __init__(self, network: nn.Module, device: str | torch.device = "cpu") -> None:
-        self.device = torch.device(device)
+        self.device = torch.device(torch_device(device))
         self.network = network.to(self.device).eval()
 
     def forward(self, images: np.ndarray | torch.Tensor, **kwargs: Any) -> PhaNetOutput:
@@ -110,6 +111,7 @@ class TrainedModel:
         or exported in memory and run by ONNX Runtime (``backend="onnx"``)."""
         if backend not in ("torch", "onnx"):
             raise PhanetError.about("backend", "expected torch or onnx, got {value!r}", value=backend)
+        torch_device(device)
         network, config = load_network(path)
         model = cls.from_network(network, device, config)
         return model.onnx() if backend == "onnx" else model
