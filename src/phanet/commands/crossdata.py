@@ -36,13 +36,13 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     import pandas as pd
-    import yaml
 
     from phanet.checks import shorten
+    from phanet.config.loading import MAX_CONFIG_BYTES, parse_yaml
     from phanet.data.classes import cross_mapping
     from phanet.errors import PhanetError
     from phanet.evaluation import evaluate, format_summary
-    from phanet.files import atomic_write_text
+    from phanet.files import atomic_write_text, read_limited
     from phanet.inference import TrainedModel
     from phanet.reports.tables import pct, write_table
     from phanet.training.run_folder import RunFolder, write_evaluation
@@ -55,8 +55,8 @@ def run(args: argparse.Namespace) -> int:
     overrides: dict[str, str | None] = {}
     if args.map:
         try:
-            overrides = yaml.safe_load(Path(args.map).read_text(encoding="utf-8")) or {}
-        except (OSError, ValueError, yaml.YAMLError) as exc:  # ValueError: not UTF-8
+            overrides = parse_yaml(read_limited(args.map, MAX_CONFIG_BYTES, "class map").decode("utf-8"), args.map) or {}
+        except (OSError, ValueError, PhanetError) as exc:  # ValueError: not UTF-8
             reason = shorten(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
             raise PhanetError(f"--map: {args.map} is not a readable YAML mapping ({reason})") from None
         if not isinstance(overrides, dict):
