@@ -17,8 +17,11 @@ import torch
 from phanet.checks import shorten
 from phanet.config import Config, config_from_dict
 from phanet.errors import PhanetError
+from phanet.files import size_text
 from phanet.models import create_model
 from phanet.models.base import Network
+from phanet.models.memory import MemoryEstimate, estimate_memory
+from phanet.runtime import available_memory
 
 #: The prefix of the network's weights in the training module's state dict.
 NETWORK_PREFIX = "model."
@@ -56,8 +59,67 @@ def trained_on(config: Config) -> str:
     return shorten(f"{data.dataset}{where}" + (f" ({options})" if options else ""), 200)
 
 
+_BACKBONE = ("model.backbone.depth", "model.backbone.growth_rate", "model.backbone.init_channels")
+#: The settings that make each architecture's network large, as a refusal names them.
+SIZE_KEYS = {
+    "phanet": (*_BACKBONE, "model.image_size", "model.input_size"),
+    "densenet": (*_BACKBONE, "model.image_size", "model.input_size"),
+    "vgg19": ("model.width", "model.head_hidden", "model.image_size", "model.input_size"),
+    "hog_fc": ("model.head_hidden", "model.image_size", "model.input_size"),
+}
+
+
+def _value(config: Config, key: str) -> object:
+    value: object = config
+    for part in key.split("."):
+        value = getattr(value, part)
+    return value
+
+
+def check_memory(
+    config: Config,
+    expressions: list[str],
+    poses: list[str],
+    batch: int,
+    training: bool,
+    parameter: str | None = None,
+    available: int | None = None,
+) -> MemoryEstimate:
+    """The memory estimate of ``config``'s network (:func:`~phanet.models.memory.estimate_memory`),
+    refused with one line naming the size settings (and ``parameter``) when running batches of
+    ``batch`` (training them with ``training``) needs more than this machine's ``available`` memory
+    (default :func:`~phanet.runtime.available_memory`), before anything is allocated."""
+    estimate = estimate_memory(
+        lambda: create_model(config.model.arch, expressions=list(expressions), poses=list(poses), **config.model.arguments()),
+        config.model.image_size,
+        config.input_size,
+    )
+    needed = estimate.bytes(batch, training)
+    available = available_memory() if available is None else available
+    if needed > available:
+        keys = SIZE_KEYS.get(config.model.arch, ("model.image_size", "model.input_size"))
+        settings = ", ".join(f"{key} {_value(config, key)}" for key in keys if _value(config, key) is not None)
+        task = f"to train on batches of {batch}" if training else "to run"
+        raise PhanetError.about(
+            parameter,
+            "the network needs about {needed} {task} ({parameters:,} parameters, {features} of feature maps per "
+            "image), more than the {available} this machine has free; lower the sizes ({settings})"
+            + (" or {train.batch_size} ({batch})" if training else ""),
+            needed=size_text(needed),
+            task=task,
+            parameters=estimate.parameters,
+            features=size_text(4 * estimate.feature_values),
+            available=size_text(available),
+            settings=settings,
+            batch=batch,
+        )
+    return estimate
+
+
 def build_network(config: Config, expressions: list[str], poses: list[str]) -> Network:
-    """The (untrained) network of ``config`` for these class lists."""
+    """The (untrained) network of ``config`` for these class lists; refused with one line when it cannot
+    run one image in this machine's memory (:func:`check_memory`)."""
+    check_memory(config, expressions, poses, batch=1, training=False, parameter="model")
     network = create_model(config.model.arch, expressions=list(expressions), poses=list(poses), **config.model.arguments())
     network.info.trained_on = trained_on(config)
     return network

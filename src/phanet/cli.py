@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from phanet.compat import PhanetDeprecationWarning
-from phanet.errors import PhanetError
+from phanet.errors import PhanetError, PhanetWarning
 from phanet.runtime import Stopped, raise_stopped
 from phanet.version import __version__
 
@@ -82,10 +82,11 @@ def flag_names(args: argparse.Namespace) -> Callable[[str], str]:
 
 
 def _one_line_warnings(show: Callable[..., None]) -> Callable[..., None]:
-    """``warnings.showwarning`` that prints an old name's warning as one line, ``phanet: warning: ...``."""
+    """``warnings.showwarning`` that prints the package's own warnings (an old name, a bounded setting) as
+    one line, ``phanet: warning: ...``."""
 
     def shown(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
-        if issubclass(category, PhanetDeprecationWarning):
+        if issubclass(category, (PhanetDeprecationWarning, PhanetWarning)):
             print(f"phanet: warning: {message}", file=sys.stderr)
         else:
             show(message, category, *args, **kwargs)

@@ -28,7 +28,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from phanet.checkpoints import load_network
+from phanet.checkpoints import check_memory, load_network
 from phanet.checks import output_file, positive, torch_device
 from phanet.config import Config
 from phanet.data.datasets import FaceDataset, collate
@@ -99,6 +99,13 @@ class TrainedModel:
         self.info = info
         self.network = network
         self.config = config
+
+    def check_batch(self, batch_size: int, parameter: str = "batch_size") -> None:
+        """Refuse with one line naming ``parameter`` a batch of ``batch_size`` images that the network of
+        the config it was trained with cannot run in this machine's memory
+        (:func:`~phanet.checkpoints.check_memory`); nothing is checked without a config (an ONNX file)."""
+        if self.config is not None and batch_size > 1:
+            check_memory(self.config, self.info.expressions, self.info.poses, batch_size, False, parameter)
 
     @classmethod
     def from_network(cls, network: Network, device: str | torch.device = "cpu", config: Config | None = None) -> TrainedModel:
@@ -186,6 +193,7 @@ class TrainedModel:
         they would still count in an accuracy.
         """
         positive(batch_size, "batch_size")
+        self.check_batch(batch_size)
         # collate takes the whole batch FaceDataset.__getitems__ fetched (a dict), not a list of items
         loader = DataLoader(
             FaceDataset(faces, self.info.input_size),

@@ -1,12 +1,16 @@
-"""What this machine offers a run: usable CPU cores, CUDA, native bfloat16, and the precision to use;
-and how the operating system's SIGTERM and SIGINT stop one. Importing this module does not load PyTorch."""
+"""What this machine offers a run: usable CPU cores, memory, CUDA, native bfloat16, and the precision to
+use; and how the operating system's signals stop one. Importing this module does not load PyTorch."""
 
 from __future__ import annotations
 
 import os
+import resource
 import signal
+import warnings
 from pathlib import Path
 from types import FrameType
+
+from phanet.errors import PhanetWarning
 
 
 class Stopped(KeyboardInterrupt):
@@ -41,6 +45,49 @@ def usable_cpus() -> int:
     except (OSError, ValueError):
         pass
     return max(1, count)
+
+
+def bounded_by_cpus(requested: int, key: str) -> int:
+    """``requested`` threads or processes, at most :func:`usable_cpus`: more only wait for each other
+    and take memory (4096 threads or 1024 loader processes take gigabytes); a bounded value warns with
+    one line naming the config ``key``."""
+    cpus = usable_cpus()
+    if requested <= cpus:
+        return requested
+    warnings.warn(
+        f"{key} {requested} is more than the {cpus} CPU cores this process may use; using {cpus}", PhanetWarning, stacklevel=2
+    )
+    return cpus
+
+
+def _number(path: str, field: str | None = None) -> int | None:
+    """A number of a file under /proc or /sys (of the line starting with ``field``, in kB there), or None."""
+    try:
+        text = Path(path).read_text()
+    except OSError:
+        return None
+    if field is None:
+        value = text.strip()
+        return int(value) if value.isdigit() else None
+    for line in text.splitlines():
+        if line.startswith(field + ":"):
+            parts = line.split()
+            return int(parts[1]) * 1024 if len(parts) > 1 and parts[1].isdigit() else None
+    return None
+
+
+def available_memory() -> int:
+    """Bytes of memory this process may still take: the system's available memory, bounded by a
+    cgroup's memory limit (containers) and by this process's address-space limit (``ulimit -v``)."""
+    bounds = [_number("/proc/meminfo", "MemAvailable")]
+    limit, used = _number("/sys/fs/cgroup/memory.max"), _number("/sys/fs/cgroup/memory.current")
+    if limit is not None and used is not None:
+        bounds.append(max(0, limit - used))
+    address_space = resource.getrlimit(resource.RLIMIT_AS)[0]
+    if address_space != resource.RLIM_INFINITY:
+        bounds.append(max(0, address_space - (_number("/proc/self/status", "VmSize") or 0)))
+    known = [bound for bound in bounds if bound is not None]
+    return min(known) if known else 2**62
 
 
 def uses_cuda(accelerator: str) -> bool:

@@ -94,6 +94,7 @@ class Predictor:
                 "detector", "expected one of {choices}, got {value!r}", choices=", ".join(DETECTORS), value=detector
             )
         self.detector = detector
+        model.check_batch(batch_size)
         self.model = model
         self.detect = detect
         self.margin = margin
