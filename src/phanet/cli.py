@@ -5,14 +5,16 @@ may define ``FLAGS``: how the command names a library parameter or config key th
 other way than by an option of that name. The modules import nothing heavy at top level so that
 ``phanet --help`` answers at once; the work is imported inside ``run``.
 
-Exit status: 0 on success, 2 with one line for a :class:`~phanet.errors.PhanetError`, and 143 or 130
-with one line when SIGTERM or SIGINT stopped the command (:class:`~phanet.runtime.Stopped`: SIGTERM
-stops a command the way Ctrl+C does, so that training can say what it kept).
+Exit status: 0 on success, 2 with one line for a :class:`~phanet.errors.PhanetError`, and 128 + the
+signal's number with one line when a signal stopped the command (:class:`~phanet.runtime.Stopped`:
+SIGTERM, SIGHUP and SIGQUIT stop a command the way Ctrl+C does, so that training can say what it
+kept; a second signal while it says so is let pass).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import signal
 import sys
@@ -23,7 +25,7 @@ from typing import Any
 
 from phanet.compat import PhanetDeprecationWarning
 from phanet.errors import PhanetError, PhanetWarning
-from phanet.runtime import Stopped, raise_stopped
+from phanet.runtime import Stopped, restore_signals, stop_on_signals, stopping
 from phanet.version import __version__
 
 #: (subcommand, module under phanet.commands), in the order ``phanet --help`` lists them.
@@ -113,19 +115,26 @@ def _main(argv: list[str] | None) -> int:
         parser.print_help()
         return 0
     main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, raise_stopped) if main_thread else None
+    previous = stop_on_signals() if main_thread else {}
     try:
         return int(args.func(args) or 0)
     except PhanetError as exc:
-        print(f"phanet {args.command}: error: {exc.render(flag_names(args))}", file=sys.stderr)
+        _say(f"phanet {args.command}: error: {exc.render(flag_names(args))}")
         return 2
     except KeyboardInterrupt as exc:
         stopped = exc if isinstance(exc, Stopped) else Stopped(signal.SIGINT, "interrupted")
-        print(f"phanet {args.command}: {stopped}", file=sys.stderr)
+        _say(f"phanet {args.command}: {stopped}")
         return stopped.exit_status
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        # A stopped command ignores further stop signals while the process ends (the interpreter drops
+        # its handlers as it shuts down): a second Ctrl+C must not replace the exit status by the signal.
+        restore_signals({signum: signal.SIG_IGN for signum in previous} if stopping() else previous)
+
+
+def _say(line: str) -> None:
+    """Print the command's last line to stderr; a terminal that is gone (SIGHUP) cannot take it."""
+    with contextlib.suppress(OSError):
+        print(line, file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

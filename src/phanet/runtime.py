@@ -14,11 +14,13 @@ from phanet.errors import PhanetWarning
 
 
 class Stopped(KeyboardInterrupt):
-    """A command stopped by SIGTERM (what cluster schedulers and ``kill`` send) or SIGINT (Ctrl+C).
+    """A command stopped by a signal: SIGTERM (what cluster schedulers and ``kill`` send), SIGINT
+    (Ctrl+C), SIGHUP (a closed terminal or SSH session) or SIGQUIT (Ctrl+\\).
 
     A ``KeyboardInterrupt``, so that it passes every ``except Exception`` on its way out. The command
     line prints its message and exits with ``exit_status``, 128 + the signal's number (143 for
-    SIGTERM, 130 for SIGINT), as a shell reports a process that a signal ended.
+    SIGTERM, 130 for SIGINT, 129 for SIGHUP, 131 for SIGQUIT), as a shell reports a process that a
+    signal ended.
     """
 
     def __init__(self, signum: int, message: str | None = None) -> None:
@@ -30,9 +32,40 @@ class Stopped(KeyboardInterrupt):
         return 128 + self.signum
 
 
+#: The signals that stop a command the way Ctrl+C does (:func:`stop_on_signals`).
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT") if hasattr(signal, name))
+
+#: Signals received since :func:`stop_on_signals`, the first one raising :class:`Stopped`.
+_received: list[int] = []
+
+
 def raise_stopped(signum: int, frame: FrameType | None) -> None:
-    """A signal handler that stops the command as Ctrl+C does, with :class:`Stopped`."""
-    raise Stopped(signum)
+    """A signal handler that stops the command as Ctrl+C does, with :class:`Stopped`.
+
+    Only the first signal raises: a second one (Ctrl+C pressed twice) arrives while the command says
+    what it kept and would cut that short, so it is let pass; a third ends the process at once."""
+    _received.append(signum)
+    if len(_received) == 1:
+        raise Stopped(signum)
+    if len(_received) >= 3:
+        os._exit(128 + _received[0])
+
+
+def stop_on_signals() -> dict[int, object]:
+    """Make every signal of :data:`STOP_SIGNALS` raise :class:`Stopped` (:func:`raise_stopped`); returns
+    the handlers it replaced, for :func:`restore_signals`. Only the main thread may set handlers."""
+    _received.clear()
+    return {signum: signal.signal(signum, raise_stopped) for signum in STOP_SIGNALS}
+
+
+def stopping() -> bool:
+    """Whether a signal has stopped the command since :func:`stop_on_signals`."""
+    return bool(_received)
+
+
+def restore_signals(previous: dict[int, object]) -> None:
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)  # type: ignore[arg-type]
 
 
 def usable_cpus() -> int:

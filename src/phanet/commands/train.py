@@ -19,9 +19,10 @@ Overrides are KEY=VALUE pairs with dotted config keys; values are read as YAML (
 brackets or spaces for the shell). Every value is checked before anything is written.
 
 A run folder has one writer at a time: a second training into the same --out is refused while the
-first runs. SIGTERM or Ctrl+C stops a run: OUT/checkpoints/last.ckpt keeps the last finished epoch,
-the epoch in progress is dropped (it runs again on --resume), and the exit status is 143 (SIGTERM)
-or 130 (SIGINT). --resume continues from last.ckpt. The data, model, loss, seed, optimizer and
+first runs. SIGTERM, Ctrl+C, SIGHUP (a closed terminal) or SIGQUIT stops a run:
+OUT/checkpoints/last.ckpt keeps the last finished epoch, the epoch in progress is dropped (it runs
+again on --resume), and the exit status is 128 + the signal (143 SIGTERM, 130 SIGINT, 129 SIGHUP,
+131 SIGQUIT). --resume continues from last.ckpt. The data, model, loss, seed, optimizer and
 schedule kinds must stay as they were; learning rates, weight decay, momentum, milestones,
 patience, epochs and devices may change and apply from the first resumed epoch.
 """
