@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from phanet.checks import shorten
+from phanet.checks import class_names, shorten
 from phanet.config import Config, config_from_dict
 from phanet.errors import PhanetError
 from phanet.files import size_text
@@ -43,6 +43,11 @@ def read_checkpoint(path: str | Path, parameter: str, map_location: str | torch.
         or not isinstance(payload.get("state_dict"), dict)
     ):
         raise PhanetError.about(parameter, "{path} is not a phanet checkpoint (no config and class lists inside)", path=path)
+    for key in ("expressions", "poses"):
+        try:
+            class_names(params[key], key, allow_empty=key == "poses")
+        except PhanetError as exc:
+            raise PhanetError.about(parameter, "{path}: {reason}", path=path, reason=exc) from None
     for name, value in payload["state_dict"].items():
         if isinstance(value, torch.Tensor) and value.is_floating_point() and not torch.isfinite(value).all():
             raise PhanetError.about(

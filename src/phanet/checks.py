@@ -193,3 +193,18 @@ def torch_device(value: object, name: str = "device") -> str:
             available=", ".join(available),
         )
     return value
+
+
+def class_names(value: object, name: str, allow_empty: bool = False) -> list[str]:
+    """``value`` as a list of class names: non-empty text, each once (a repeated name would make two
+    columns ``prob_HA``, or a class that no output stands for); a one-line error about ``name`` otherwise."""
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise PhanetError.about(name, "expected a list of class names, got {value}", value=shorten(repr(value)))
+    if not value and not allow_empty:
+        raise PhanetError.about(name, "expected at least one class name, got an empty list")
+    seen: set[str] = set()
+    for item in value:
+        if item in seen:
+            raise PhanetError.about(name, "{item!r} is listed twice in {value}", item=shorten(item), value=shorten(repr(value)))
+        seen.add(item)
+    return list(value)

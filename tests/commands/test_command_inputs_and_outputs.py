@@ -491,6 +491,7 @@ def test_rows_with_an_empty_face_box_are_skipped_and_counted(tmp_path):
 
 
 UNKNOWN_POSE = "leave the cell empty when it is unknown"
+NOT_AN_INTENSITY = "is not a whole number from 0 to 9 (an expression's strength: 0 for neutral, 1-4 in BU-3DFE)"
 
 
 @pytest.mark.parametrize(
@@ -511,7 +512,19 @@ UNKNOWN_POSE = "leave the cell empty when it is unknown"
         (["a.png,s1,HA,NaN"], None, "row 2: pose 'NaN' is a missing or infinite value, not a class; " + UNKNOWN_POSE),
         (["a.png,s1,HA,inf"], None, "row 2: pose 'inf' is a missing or infinite value, not a class; " + UNKNOWN_POSE),
         (["a.png,s1,HA,None"], None, "row 2: pose 'None' is a missing or infinite value, not a class; " + UNKNOWN_POSE),
-        (["a.png,s1,HA,0,2.5"], "path,subject,expression,pose,intensity", "row 2: intensity 2.5 is not a whole number"),
+        (["a.png,s1,HA,0,2.5"], "path,subject,expression,pose,intensity", "row 2: intensity 2.5 " + NOT_AN_INTENSITY),
+        (["a.png,s1,HA,0,-3"], "path,subject,expression,pose,intensity", "row 2: intensity -3 " + NOT_AN_INTENSITY),
+        (["a.png,s1,HA,0,1e20"], "path,subject,expression,pose,intensity", "row 2: intensity 1e+20 " + NOT_AN_INTENSITY),
+        (
+            ["a.png,s\x001,HA,0"],
+            None,
+            "row 2: subject 's\\x001' holds the control character '\\x00'; is the manifest saved as UTF-8 text?",
+        ),
+        (
+            ["a.png,s1,H\x00A,0"],
+            None,
+            "row 2: expression 'H\\x00A' holds the control character '\\x00'; is the manifest saved as UTF-8 text?",
+        ),
         (["a.png,s1,HA,0,inf"], "path,subject,expression,pose,yaw", "row 2: yaw 'inf' is not a number"),
         (
             ["a.png,s1,HA,0,1,2,3,"],
