@@ -1,14 +1,17 @@
 """Reading a checkpoint of ``phanet train``: its contents checked, and the network it holds.
 
 A checkpoint is Lightning's dictionary, read with ``torch.load(weights_only=True)`` (nothing is
-unpickled): ``hyper_parameters`` hold the resolved config and the class lists, ``state_dict`` the
-weights of the training module, whose network is its ``model``. Rebuilding the network needs neither
-Lightning nor the training code: the config names the network and its arguments
-(:meth:`~phanet.config.ModelConfig.arguments`), and :func:`~phanet.models.create_model` builds it.
+unpickled) from a regular file whose archive was checked first (:func:`check_archive`):
+``hyper_parameters`` hold the resolved config and the class lists, ``state_dict`` the weights of the
+training module, whose network is its ``model``. Rebuilding the network needs neither Lightning nor
+the training code: the config names the network and its arguments
+(:meth:`~phanet.config.ModelConfig.arguments`), and :func:`~phanet.models.create_model` builds it,
+once :func:`check_memory` has found that it fits the machine.
 """
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +20,7 @@ import torch
 from phanet.checks import class_names, shorten
 from phanet.config import Config, config_from_dict
 from phanet.errors import PhanetError
-from phanet.files import size_text
+from phanet.files import open_regular, size_text
 from phanet.models import create_model
 from phanet.models.base import Network
 from phanet.models.memory import MemoryEstimate, estimate_memory
@@ -27,9 +30,54 @@ from phanet.runtime import available_memory
 NETWORK_PREFIX = "model."
 
 
+#: Largest ratio of an archive entry's size to its compressed size: floating-point weights compress
+#: hardly at all (``torch.save`` stores them uncompressed), while a tensor of zeros compressed a
+#: thousand times is a "zip bomb".
+MAX_INFLATION = 10
+
+
+def check_archive(path: str | Path, parameter: str) -> None:
+    """Refuse, from the archive's directory and before anything is inflated, a checkpoint that is not a
+    regular file, holds an entry that inflates more than :data:`MAX_INFLATION` times (beyond 1 MB), or
+    inflates to more memory than this machine has free. A file that is not a zip archive is left to
+    ``torch.load`` to refuse."""
+    try:
+        with open_regular(path) as handle:
+            try:
+                entries = zipfile.ZipFile(handle).infolist()
+            except (zipfile.BadZipFile, ValueError, EOFError):
+                return
+    except PhanetError as exc:
+        raise PhanetError.about(parameter, "{reason}", reason=exc) from None
+    except OSError as exc:
+        raise PhanetError.about(parameter, "{path}: {reason}", path=path, reason=exc.strerror or type(exc).__name__) from None
+    for entry in entries:
+        if entry.file_size > max(MAX_INFLATION * entry.compress_size, 1_000_000):
+            raise PhanetError.about(
+                parameter,
+                "{path} holds {name}, {compressed} that would inflate to {size}; a checkpoint's weights do not "
+                "compress like that (refused before inflating it)",
+                path=path,
+                name=shorten(repr(entry.filename)),
+                compressed=size_text(entry.compress_size),
+                size=size_text(entry.file_size),
+            )
+    total, available = sum(entry.file_size for entry in entries), available_memory()
+    if total > available:
+        raise PhanetError.about(
+            parameter,
+            "{path} holds {size}, more than the {available} this machine has free",
+            path=path,
+            size=size_text(total),
+            available=size_text(available),
+        )
+
+
 def read_checkpoint(path: str | Path, parameter: str, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """A phanet checkpoint's contents, refused with one line naming ``parameter`` and the file when it is
-    unreadable, foreign, or holds a NaN or infinite weight."""
+    not a regular file, unreadable, foreign, too large (:func:`check_archive`), or holds a NaN or
+    infinite weight."""
+    check_archive(path, parameter)
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means "not a phanet checkpoint"

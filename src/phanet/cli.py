@@ -114,6 +114,10 @@ def _main(argv: list[str] | None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
+    empty = next((name for name, value in vars(args).items() if value == "" or (isinstance(value, list) and "" in value)), None)
+    if empty is not None:  # "" is no file, folder or setting; as a path it would mean the current folder
+        _say(f"phanet {args.command}: error: {flag_names(args)(empty)}: an empty value; give a name or leave the option out")
+        return 2
     main_thread = threading.current_thread() is threading.main_thread()
     previous = stop_on_signals() if main_thread else {}
     try:

@@ -560,3 +560,45 @@ def test_an_onnx_graph_that_fails_to_run_is_one_line_naming_it():
     with pytest.raises(PhanetError) as raised:
         OnnxBackend(FailingSession(), "model.onnx")(np.zeros((1, 3, 4, 4), np.float32))
     assert str(raised.value) == "model.onnx: ONNX Runtime cannot run it ([ONNXRuntimeError] : 2 : INVALID_ARGUMENT : bad shape)"
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (
+            ["train", "--config", "demo", "--out", ""],
+            "phanet train: error: --out: an empty value; give a name or leave the option out",
+        ),
+        (["train", "--config", ""], "phanet train: error: --config: an empty value; give a name or leave the option out"),
+        (
+            ["predict", "", "--checkpoint", "x.ckpt"],
+            "phanet predict: error: INPUT: an empty value; give a name or leave the option out",
+        ),
+        (
+            ["evaluate", "--checkpoint", "x.ckpt", "--out", ""],
+            "phanet evaluate: error: --out: an empty value; give a name or leave the option out",
+        ),
+        (["train", "--config", "demo", "out="], "phanet train: error: config: out: expected text, got None"),
+        (
+            ["train", "--config", "demo", "out=' '"],
+            "phanet train: error: config: out: expected the name of a run folder, got ' '",
+        ),
+        (
+            ["synth", "--preset", "continuous", "--poses", "nan", "0", "--out", "{tmp}/s"],
+            "phanet synth: error: --poses: expected distinct angles within [-90, 90], got [nan, 0.0]",
+        ),
+        (
+            ["synth", "--preset", "continuous", "--yaw-range", "nan", "10", "--out", "{tmp}/s"],
+            "phanet synth: error: --yaw-range: expected MIN <= MAX within [-90, 90] degrees, got nan, 10",
+        ),
+        (
+            ["prepare", "--dataset", "folder", "--root", "{tmp}", "--out", "{tmp}/p", "--size", "100000"],
+            "phanet prepare: error: --size: expected a crop side from 8 to 8192 pixels (the largest model.input_size), "
+            "got 100000",
+        ),
+    ],
+)
+def test_empty_names_nan_angles_and_huge_crops_are_refused_at_once(argv, expected, tmp_path, capsys):
+    assert main([a.format(tmp=tmp_path) for a in argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == expected and not (tmp_path / "s").exists() and not (tmp_path / "p").exists()

@@ -149,7 +149,7 @@ def test_drawings_into_the_input_folder_never_replace_a_photo(checkpoint, photos
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["", "--checkpoint", "x.ckpt"], "INPUT: an empty path; give a file or folder name (. for this folder)"),
+        (["", "--checkpoint", "x.ckpt"], "INPUT: an empty value; give a name or leave the option out"),
         (["{photos}", "--checkpoint", "x.ckpt", "--batch-size", "0"], "--batch-size: expected 1 or more, got 0"),
         (["{photos}", "--checkpoint", "x", "--device", "tpu"], "--device: 'tpu' is not a device (expected cpu, cuda"),
         (["{photos}", "--checkpoint", "x", "--out", "a.txt"], "--out: expected a file name ending in .csv or .json, got a.txt"),

@@ -341,3 +341,14 @@ def test_training_on_a_full_disk_ends_with_one_line_and_can_start_again(tiny_man
     assert not list(out.rglob("*.tmp")) and not (out / "checkpoints" / "last.ckpt").exists()
     assert main(args) == 0
     assert pd.read_csv(out / "metrics.csv")["epoch"].tolist() == [0]
+
+
+@pytest.mark.slow
+def test_a_last_checkpoint_that_is_a_named_pipe_is_refused_at_once(run_copy, capsys):
+    last = run_copy / "checkpoints" / "last.ckpt"
+    last.unlink()
+    os.mkfifo(last)  # reading it would wait for a writer forever
+    before = _contents(run_copy)
+    err = _error(capsys, ["train", "--out", str(run_copy), "--resume", "train.epochs=2", "--no-progress"])
+    assert err == f"phanet train: error: --resume: {last}: a named pipe (FIFO), not a regular file"
+    assert _contents(run_copy) == before

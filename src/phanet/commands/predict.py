@@ -107,8 +107,6 @@ def _check_arguments(args: argparse.Namespace) -> None:
     if args.visualize:
         output_folder(args.visualize, "visualize", args.overwrite)
     for path in args.inputs:
-        if not path:
-            raise PhanetError("INPUT: an empty path; give a file or folder name (. for this folder)")
         try:
             found = os.path.lexists(path) and Path(path).exists()
         except (OSError, ValueError):  # a name too long to look up, a NUL byte

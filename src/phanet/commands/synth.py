@@ -96,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         from tqdm import tqdm
 
+        from phanet.runtime import bounded_by_cpus
         from phanet.synth.generate import generate
 
         def progress(counts, total):
@@ -108,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
             f"rendering {settings.subjects:,} subjects of preset {settings.preset.name} at {settings.size} px into {args.out}",
             flush=True,
         )
-        faces = generate(args.out, settings, workers=args.workers, progress=progress)
+        workers = bounded_by_cpus(args.workers, "--workers") if args.workers else None
+        faces = generate(args.out, settings, workers=workers, progress=progress)
         print(f"wrote {plural(len(faces), 'image')}, {Path(args.out) / 'manifest.csv'} and {Path(args.out) / 'README.md'}")
     return 0

@@ -362,6 +362,8 @@ def _validate_model(config: Config) -> None:
 
 
 def _validate_training(config: Config) -> None:
+    if not config.out.strip():
+        raise PhanetError(f"config: out: expected the name of a run folder, got {show(config.out)}")
     if config.optim.scheduler == "plateau" and config.optim.lr_decay == 1:
         raise PhanetError("config: optim.lr_decay: the plateau schedule needs a factor below 1, got 1.0")
     for part, factor in config.optim.part_lr.items():

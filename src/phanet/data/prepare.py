@@ -35,6 +35,7 @@ from phanet.data.io import read_image
 from phanet.data.records import LabeledFaces, Sample
 from phanet.errors import PhanetError, UnreadableImage
 from phanet.files import atomic_write, remove_temporaries, write_csv, write_failed, write_json
+from phanet.runtime import bounded_by_cpus
 
 #: Statuses that leave a crop on disk.
 CROPPED = ("face", "box", "center")
@@ -181,11 +182,30 @@ def _results(tasks: list[_Task], workers: int) -> Iterable[dict[str, str]]:
         yield from map(_crop_one, tasks)
         return
     # Fresh interpreters: a forked child can inherit OpenCV's thread pool in a locked state and hang.
+    workers = bounded_by_cpus(workers, "workers")
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker)
     try:
         yield from pool.map(_crop_one, tasks, chunksize=8)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+#: Largest crop side: the largest network input (``model.input_size``); a crop of 100,000 pixels a
+#: side would take 30 GB.
+MAX_SIZE = 8192
+
+
+def crop_size(size: int) -> int:
+    """``size`` when it is a crop side phanet can use, from 8 to :data:`MAX_SIZE` pixels; one line about
+    ``size`` otherwise, before any crop is allocated."""
+    if not 8 <= size <= MAX_SIZE:
+        raise PhanetError.about(
+            "size",
+            "expected a crop side from 8 to {most} pixels (the largest model.input_size), got {size}",
+            most=MAX_SIZE,
+            size=size,
+        )
+    return size
 
 
 def prepare_faces(
@@ -208,8 +228,7 @@ def prepare_faces(
     is recorded in ``prepare.json`` and must match to resume. ``detector`` names the face detector
     (:data:`phanet.data.detectors.DETECTORS`).
     """
-    if size < 8:
-        raise PhanetError.about("size", "expected at least 8 pixels, got {size}", size=size)
+    crop_size(size)
     if margin < 0:
         raise PhanetError.about("margin", "expected 0 or more, got {margin}", margin=margin)
     if no_face not in NO_FACE_CHOICES:

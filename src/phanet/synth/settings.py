@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from phanet.checks import shorten
 from phanet.errors import PhanetError
 from phanet.synth.presets import MAX_PITCH, MAX_YAW, PRESETS, Preset
 
@@ -120,8 +121,8 @@ def _pose_angles(poses: Sequence[float], preset: Preset, option: str) -> tuple[f
         angles = tuple(sorted(float(b) for b in poses))
     except (TypeError, ValueError):
         raise PhanetError(f"{option}: expected a list of angles in degrees, got {poses!r}") from None
-    if not angles or len(set(angles)) != len(angles) or any(abs(b) > MAX_YAW for b in angles):
-        raise PhanetError(f"{option}: expected distinct angles within [-90, 90], got {poses!r}")
+    if not angles or len(set(angles)) != len(angles) or not all(abs(b) <= MAX_YAW for b in angles):  # NaN is in no range
+        raise PhanetError(f"{option}: expected distinct angles within [-90, 90], got {shorten(repr(poses))}")
     return angles
 
 

@@ -226,6 +226,9 @@ class RunFolder:
     def _last_payload(self) -> dict[str, Any]:
         import torch
 
+        from phanet.checkpoints import check_archive
+
+        check_archive(self.last, "resume")
         return torch.load(self.last, map_location="cpu", weights_only=True, mmap=True)
 
     def stored_config(self) -> Config | None:
