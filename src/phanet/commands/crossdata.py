@@ -28,8 +28,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_data_arguments(parser)
     parser.add_argument("--map", help="YAML file: data expression class -> model class (null: no counterpart)")
     parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--device", default=None)
+    parser.add_argument("--batch-size", type=int, default=64, metavar="N", help="images per forward pass (default 64)")
+    parser.add_argument(
+        "--device", default=None, help="PyTorch device: cpu, cuda, cuda:N or mps (default: cuda, else mps, else cpu)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -28,6 +28,9 @@ patience, epochs and devices may change and apply from the first resumed epoch.
 """
 
 
+#: The help of --no-progress for every command that trains.
+NO_PROGRESS_HELP = "no progress bar: one line per epoch instead (loss, accuracies, time), as when the output is not a terminal"
+
 #: The config keys the device options set, as the commands that offer them name them in errors.
 TRAINER_FLAGS = {
     f"train.{key}": f"train.{key} (--{key.replace('_', '-')})"
@@ -75,11 +78,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--resume", action="store_true", help="continue the run in --out from its last checkpoint, with the overrides given"
     )
-    parser.add_argument(
-        "--no-progress",
-        action="store_true",
-        help="no progress bar: one line per epoch instead (loss, accuracies, time), as when the output is not a terminal",
-    )
+    parser.add_argument("--no-progress", action="store_true", help=NO_PROGRESS_HELP)
     add_trainer_arguments(parser)
 
 

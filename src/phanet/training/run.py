@@ -38,7 +38,7 @@ from phanet.config import Config, config_from_dict, show
 from phanet.data.datasets import FaceDataModule
 from phanet.data.records import LabeledFaces
 from phanet.data.splits import Split
-from phanet.errors import PhanetError
+from phanet.errors import PhanetError, PhanetWarning
 from phanet.files import remove_temporaries
 from phanet.models.info import PAPER_EXPRESSIONS, PAPER_POSES
 from phanet.runtime import Stopped, bounded_by_cpus, resolve_precision, usable_cpus, uses_cuda
@@ -281,9 +281,25 @@ def _train(
         if stop.signum is None:
             raise
         raise _stopped(stop.signum, folder, trainer, done, config.train.epochs) from None
+    cap = time_cap(folder, config)
+    if cap is not None:
+        warnings.warn(cap, PhanetWarning, stacklevel=2)
     score = best.best_model_score
     return TrainResult(
         folder.path, folder.best, folder.last, folder.metrics_file, float(score) if score is not None else float("nan")
+    )
+
+
+def time_cap(folder: RunFolder, config: Config) -> str | None:
+    """What ``train.max_minutes`` did to the run in ``folder``, in words, when it ended it; None otherwise."""
+    if not config.train.max_minutes or folder.ended_by() != "max_minutes":
+        return None
+    last = folder.read_metrics().iloc[-1]
+    epoch, fraction = int(last["epoch"]) + 1, float(last.get("epoch_fraction", 1.0))
+    where = f"{fraction:.0%} into epoch {epoch}" if fraction < 1 else f"after epoch {epoch}"
+    return (
+        f"{folder.path} stopped at its time limit, train.max_minutes {config.train.max_minutes:g}, {where} of "
+        f"{config.train.epochs}: its network is less trained than the budget allowed"
     )
 
 
