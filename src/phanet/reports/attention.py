@@ -60,15 +60,13 @@ def attention_figures(
         ]
     boxes = output.boxes.detach().cpu().numpy()
     codes = expression_legend(sorted(set(faces.expressions) | set(model.expressions)))
-    caption = "Above each face: its true expression and yaw → the expression PhaNet predicted" + (f" ({codes})" if codes else "")
+    caption = "Above each face: its true expression and yaw → the expression PhaNet predicted" + (f"\n({codes})" if codes else "")
     squares = out / f"{prefix}attention_squares.png"
-    paths = {"squares": attention_squares_figure(shown, boxes, titles, squares, crops, caption=f"{caption}. S2 red, S3 yellow.")}
+    paths = {"squares": attention_squares_figure(shown, boxes, titles, squares, crops, caption=f"S2 red, S3 yellow. {caption}")}
     if output.cams is not None:
         inputs: list[list[np.ndarray | None]] = [[shown[i], *(crops[i] if crops else (None, None))] for i in range(len(indices))]
         maps = [[m[i].cpu().numpy() if m is not None else None for m in output.cams] for i in range(len(indices))]
         rows = min(6, len(indices))
         maps_path = out / f"{prefix}attention_maps.png"
-        paths["maps"] = attention_maps_figure(
-            inputs[:rows], maps[:rows], titles[:rows], maps_path, caption=caption.replace(" (", "\n(")
-        )
+        paths["maps"] = attention_maps_figure(inputs[:rows], maps[:rows], titles[:rows], maps_path, caption=caption)
     return paths

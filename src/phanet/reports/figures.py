@@ -217,7 +217,7 @@ def scale_weights_figure(metrics: pd.DataFrame, path: str | Path, part: str = "t
     _mark_cut_epoch(ax, metrics)
     ax.set_xlabel("epoch")
     ax.set_ylabel("scale attention weight")
-    ax.set_xlim(0, max(1.0, float(epochs.max())) if len(metrics) else 1.0)
+    ax.set_xlim(0, max(1, math.ceil(float(epochs.max()))) if len(metrics) else 1)
     other = ax.twinx()
     second = f"{part}/loss" if part == "train" else f"{part}/expression_acc"
     if second in metrics:
