@@ -101,3 +101,22 @@ def test_a_two_gib_deflated_tensor_is_refused_in_bounded_memory(tmp_path):
     status, peak_kb = ended.stdout.split()
     assert status == "2" and "refused before inflating it" in ended.stderr, ended.stderr
     assert int(peak_kb) < 1_500_000  # the tensor alone is 2.1 GB
+
+
+@pytest.mark.parametrize("config", [[1, 2], None, "paper"])
+def test_a_checkpoint_whose_config_is_not_a_mapping_is_refused(config, tmp_path):
+    path = untrained_checkpoint(tmp_path / "tiny.ckpt")
+    payload = torch.load(path, weights_only=True)
+    payload["hyper_parameters"]["config"] = config
+    torch.save(payload, path)
+    with pytest.raises(PhanetError, match=r"tiny.ckpt is not a phanet checkpoint \(no config and class lists inside\)$"):
+        read_checkpoint(path, "checkpoint")
+
+
+def test_class_names_with_line_breaks_are_refused(tmp_path):
+    path = untrained_checkpoint(tmp_path / "tiny.ckpt")
+    payload = torch.load(path, weights_only=True)
+    payload["hyper_parameters"]["expressions"] = ["AN", "HA\nx", "NE", "SU"]
+    torch.save(payload, path)
+    with pytest.raises(PhanetError, match=r"tiny.ckpt: expressions: expected a list of class names, got \['AN', 'HA\\nx'"):
+        read_checkpoint(path, "checkpoint")

@@ -88,6 +88,7 @@ def read_checkpoint(path: str | Path, parameter: str, map_location: str | torch.
     if (
         not isinstance(params, dict)
         or not {"config", "expressions", "poses"} <= set(params)
+        or not isinstance(params["config"], dict)
         or not isinstance(payload.get("state_dict"), dict)
     ):
         raise PhanetError.about(parameter, "{path} is not a phanet checkpoint (no config and class lists inside)", path=path)

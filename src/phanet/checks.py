@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from phanet.errors import PhanetError
-from phanet.files import refuse_existing
+from phanet.files import file_kind, refuse_existing
 
 #: Characters of a user value quoted in a message; longer values are cut with "…".
 SHOWN = 60
@@ -86,7 +86,7 @@ def _creatable(path: Path, name: str, temporary: bool) -> None:
 
 def output_file(path: str | Path, name: str, overwrite: bool, suffixes: Iterable[str] = ()) -> Path:
     """``path`` as an output file name: creatable, ending in one of ``suffixes`` (when given), not a
-    folder, and not an existing file unless ``overwrite``."""
+    folder or a special file (a device, a pipe), and not an existing file unless ``overwrite``."""
     path = Path(path)
     suffixes = tuple(suffixes)
     if suffixes and path.suffix.lower() not in suffixes:
@@ -99,6 +99,10 @@ def output_file(path: str | Path, name: str, overwrite: bool, suffixes: Iterable
     found = _status(path, name)
     if found is not None and stat.S_ISDIR(found.st_mode):
         raise PhanetError.about(name, "{path} is a folder, expected a file name", path=shorten(path, SHOWN_PATH))
+    if found is not None and not stat.S_ISREG(found.st_mode):  # replacing /dev/null would break the machine
+        raise PhanetError.about(
+            name, "{path} is {kind}, not a file phanet may replace", path=shorten(path, SHOWN_PATH), kind=file_kind(found.st_mode)
+        )
     _creatable(path, name, temporary=True)
     refuse_existing(path, name, overwrite)
     return path
@@ -196,9 +200,12 @@ def torch_device(value: object, name: str = "device") -> str:
 
 
 def class_names(value: object, name: str, allow_empty: bool = False) -> list[str]:
-    """``value`` as a list of class names: non-empty text, each once (a repeated name would make two
-    columns ``prob_HA``, or a class that no output stands for); a one-line error about ``name`` otherwise."""
-    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v.strip() for v in value):
+    """``value`` as a list of class names: non-empty text without control characters (a line break in a
+    name would break the rows of a CSV), each once (a repeated name would make two columns
+    ``prob_HA``, or a class that no output stands for); a one-line error about ``name`` otherwise."""
+    if not isinstance(value, (list, tuple)) or not all(
+        isinstance(v, str) and v.strip() and not any(ord(c) < 32 or ord(c) == 127 for c in v) for v in value
+    ):
         raise PhanetError.about(name, "expected a list of class names, got {value}", value=shorten(repr(value)))
     if not value and not allow_empty:
         raise PhanetError.about(name, "expected at least one class name, got an empty list")

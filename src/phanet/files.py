@@ -223,3 +223,19 @@ class FileLock:
             self.path.unlink(missing_ok=True)
         os.close(self.fd)
         self.fd = None
+
+
+def lock_folder(path: str | Path) -> int | None:
+    """An exclusive ``flock`` on the folder ``path`` itself (created when needed; no lock file is left
+    behind): its open descriptor, to close when done, or None when another process holds it."""
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise write_failed(path, exc) from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd

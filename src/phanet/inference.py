@@ -36,7 +36,7 @@ from phanet.data.records import MISSING, LabeledFaces
 from phanet.data.transforms import to_network_input
 from phanet.errors import PhanetError
 from phanet.export import LOGITS, OPSET, TOLERANCE, check_opset, onnx_bytes, ort_session, read_metadata
-from phanet.files import atomic_write_bytes
+from phanet.files import atomic_write_bytes, regular_file
 from phanet.models.base import Network
 from phanet.models.info import INPUT_NAME, OUTPUT_NAMES, ModelInfo
 from phanet.models.output import PhaNetOutput
@@ -127,8 +127,12 @@ class TrainedModel:
     def from_onnx(cls, path: str | Path, threads: int | None = None) -> TrainedModel:
         """A ``.onnx`` file of ``phanet export`` on ONNX Runtime, with the class lists of its metadata."""
         path = Path(path)
-        if not path.is_file():
-            raise PhanetError.about("path", "{value} not found", value=path)
+        try:
+            regular_file(path)
+        except FileNotFoundError:
+            raise PhanetError.about("path", "{value} not found", value=path) from None
+        except (OSError, PhanetError) as exc:  # a pipe or a device (never opened), no permission
+            raise PhanetError.about("path", "{reason}", reason=getattr(exc, "strerror", None) or exc) from None
         info = read_metadata(path)
         return cls(OnnxBackend(ort_session(path, threads), str(path)), info)
 

@@ -602,3 +602,29 @@ def test_empty_names_nan_angles_and_huge_crops_are_refused_at_once(argv, expecte
     assert main([a.format(tmp=tmp_path) for a in argv]) == 2
     err = capsys.readouterr().err.strip()
     assert err == expected and not (tmp_path / "s").exists() and not (tmp_path / "p").exists()
+
+
+def test_outputs_that_are_devices_or_pipes_are_never_replaced(tmp_path, capsys):
+    os.mkfifo(tmp_path / "pipe.csv")
+    for target, kind in (("/dev/null", "a character device"), (str(tmp_path / "pipe.csv"), "a named pipe (FIFO)")):
+        message = one_line_error(
+            capsys, ["data", "inspect", "--dataset", "folder", "--root", str(tmp_path), "--manifest", target, "--overwrite"]
+        )
+        assert message == f"--manifest: {target} is {kind}, not a file phanet may replace"
+    assert os.path.exists("/dev/null") and not os.path.isfile("/dev/null")
+
+
+def test_a_second_prepare_into_the_same_folder_is_refused_while_the_first_runs(tmp_path, capsys):
+    from phanet.files import lock_folder
+
+    for path in ("HA/s1_a.png", "SA/s2_b.png"):
+        (tmp_path / "data" / path).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (32, 32), (200, 30, 30)).save(tmp_path / "data" / path)
+    out = tmp_path / "crops"
+    held = lock_folder(out)  # a prepare writing it
+    try:
+        message = one_line_error(capsys, ["prepare", "--dataset", "folder", "--root", str(tmp_path / "data"), "--out", str(out)])
+        assert message == f"--out: {out} is being written by another phanet prepare; wait for it to end"
+    finally:
+        os.close(held)
+    assert list(out.iterdir()) == []

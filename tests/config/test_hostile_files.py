@@ -99,3 +99,38 @@ def test_an_alias_bomb_inside_data_options_is_refused_before_it_is_expanded(tmp_
     path.write_text(_billion_laughs(levels=2).replace("anchors", "other"))
     with pytest.raises(Exception, match="unknown key other"):  # small aliases are fine: the schema speaks
         load_config(["demo", str(path)])
+
+
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        (
+            "train:\n  epochs: 3\ntrain:\n  batch_size: 4\n",
+            "the key 'train' is given twice in one mapping (lines 1 and 3); give it once",
+        ),
+        ("train: {epochs: 3, epochs: 4}\n", "the key 'epochs' is given twice in one mapping (lines 1 and 1); give it once"),
+        ("!!python/object/apply:os.system ['true']\n", "not valid YAML"),
+        ("- train\n- data\n", "expected a mapping of config sections at the top level"),
+    ],
+    ids=["section-twice", "key-twice", "python-tag", "a-list"],
+)
+def test_configs_that_would_be_read_wrongly_are_refused(content, expected, tmp_path, capsys):
+    path = tmp_path / "config.yaml"
+    path.write_text(content)
+    assert main(["train", "--config", str(path), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and expected in err, err
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_config_that_is_a_folder_is_one_line(tmp_path, capsys):
+    assert main(["train", "--config", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip() == f"phanet train: error: --config: {tmp_path}: a folder, not a regular file"
+
+
+def test_shared_yaml_anchors_within_the_bounds_still_work(tmp_path):
+    path = tmp_path / "anchors.yaml"
+    path.write_text("train: &t {epochs: 3}\nmodel: {image_size: 32, input_size: null}\n")
+    with pytest.raises(Exception, match="unknown key"):  # anchors are fine; the schema still speaks
+        load_config(["demo", str(path)], ["extra.key=1"])
+    assert load_config(["demo", str(path)]).train.epochs == 3

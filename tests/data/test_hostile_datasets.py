@@ -158,3 +158,33 @@ def test_sub_folders_that_cannot_be_listed_are_reported_by_the_adapters(tmp_path
     faces = load_dataset("kdef", str(root))
     assert [s.path for s in faces.samples] == ["AF01/AF01ANS.JPG"]
     assert faces.skipped == [("AM02", "folder cannot be listed (Permission denied)")]
+
+
+def test_pipes_among_affectnet_annotations_and_openface_tables_are_never_opened(tmp_path):
+    from dataset_trees import make_affectnet_csv_tree, make_affectnet_npy_tree
+
+    make_affectnet_npy_tree(tmp_path, per_class=1, codes=range(3), size=16)
+    os.mkfifo(tmp_path / "train_set" / "annotations" / "98_exp.npy")  # np.load would wait on it forever
+    faces = load_dataset("affectnet", str(tmp_path), partition="training")
+    assert dict(faces.skipped)["train_set/annotations/98_exp.npy"] == "a named pipe (FIFO), not a regular file"
+    other = tmp_path / "csv"
+    make_affectnet_csv_tree(other, per_class=1, codes=range(3), size=16)
+    os.mkfifo(other / "poses.csv")
+    with pytest.raises(PhanetError, match=r"poses.csv: a named pipe \(FIFO\), not a regular file$"):
+        load_dataset("affectnet", str(other), openface_csv=str(other / "poses.csv"))
+
+
+def test_a_synth_folder_whose_settings_file_is_a_pipe_is_one_line(tmp_path):
+    (tmp_path / "manifest.csv").write_text("path,subject,expression\n")
+    os.mkfifo(tmp_path / "synth.json")
+    with pytest.raises(PhanetError, match=r"synth.json: not a readable settings file \(.*a named pipe \(FIFO\)"):
+        load_dataset("synth", str(tmp_path))
+
+
+def test_a_synth_dataset_of_a_billion_subjects_is_refused_before_rendering(tmp_path):
+    with pytest.raises(PhanetError, match=r"^data.options.subjects: at most 10,000 subjects, got 1,000,000,000$"):
+        from phanet.config import load_config
+        from phanet.demo import demo_faces
+
+        demo_faces(load_config("demo", ["data.options.subjects=1000000000", f"data.root={tmp_path / 'synth'}"]))
+    assert not (tmp_path / "synth").exists()

@@ -190,3 +190,106 @@ def test_fifos_leave_predict_and_data_inspect_quick_and_sigterm_stops_them(comma
     _, err = process.communicate(timeout=60)
     assert time.monotonic() - started < 20
     assert process.returncode in (0, 143, -signal.SIGTERM) and "Traceback" not in err, err[-2000:]
+
+
+def _odd_and_broken_files(folder: Path) -> dict[str, str]:
+    """Files of every odd but valid kind, and of every broken kind, with the status each should get."""
+    import cv2
+
+    folder.mkdir(parents=True, exist_ok=True)
+    Image.new("CMYK", (40, 30), (0, 50, 100, 0)).save(folder / "cmyk.jpg")
+    cv2.imwrite(str(folder / "rgb16.png"), np.random.default_rng(0).integers(0, 65535, (30, 40, 3)).astype(np.uint16))
+    frames = [Image.new("P", (40, 30), i) for i in range(50)]
+    frames[0].save(folder / "animated.gif", save_all=True, append_images=frames[1:])
+    Image.fromarray(np.full((30, 40), np.nan, np.float32), mode="F").save(folder / "nan.tif")
+    Image.new("LA", (40, 30), (100, 128)).save(folder / "grey_alpha.png")
+    Image.new("1", (40, 30), 1).save(folder / "bilevel.png")
+    image = Image.new("RGB", (40, 30))
+    exif = image.getexif()
+    exif[0x0112] = 9  # an orientation that does not exist
+    image.save(folder / "bad_orientation.jpg", exif=exif)
+    Image.new("RGB", (1, 1)).save(folder / "one_pixel.png")
+    (folder / "loop1.png").symlink_to("loop2.png")
+    (folder / "loop2.png").symlink_to("loop1.png")
+    (folder / "empty.mp4").write_bytes(b"")
+    (folder / "text.avi").write_text("not a video")
+    (folder / "clip.mp4").mkdir()  # a folder with a video's name is searched like any folder
+    Image.new("RGB", (8, 8)).save(folder / "clip.mp4" / "inside.png")
+    valid = ("cmyk.jpg", "rgb16.png", "animated.gif", "nan.tif", "grey_alpha.png", "bilevel.png", "bad_orientation.jpg")
+    return {
+        **{name: "no_face" for name in (*valid, "one_pixel.png", "inside.png")},
+        **{name: "unreadable" for name in ("loop1.png", "loop2.png", "empty.mp4", "text.avi")},
+    }
+
+
+def test_odd_but_valid_images_are_read_and_broken_files_are_rows(checkpoint, tmp_path):
+    expected = _odd_and_broken_files(tmp_path / "in")
+    table = Predictor.from_checkpoint(checkpoint).predict(tmp_path / "in")
+    assert _statuses(table) == expected
+    assert read_image(tmp_path / "in" / "rgb16.png").dtype == np.uint8
+    assert read_image(tmp_path / "in" / "nan.tif").max() == 0  # NaN is no light
+
+
+def test_an_onnx_file_that_is_a_pipe_is_refused_unread(tmp_path, capsys):
+    os.mkfifo(tmp_path / "model.onnx")
+    _photo(tmp_path / "face.png")
+    assert main(["predict", str(tmp_path / "face.png"), "--checkpoint", str(tmp_path / "model.onnx"), "--no-progress"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"phanet predict: error: --checkpoint: {tmp_path / 'model.onnx'}: a named pipe (FIFO), not a regular file"
+    )
+
+
+@pytest.mark.slow
+def test_a_folder_of_every_hostile_file_at_once_gives_one_row_each_in_bounded_memory(checkpoint, tmp_path):
+    """The issue's closing test: every kind of hostile file in one folder, one row each, no traceback,
+    and the process's peak memory under 4 GB."""
+    import struct
+    import zlib
+
+    inputs = tmp_path / "in"
+    expected = _odd_and_broken_files(inputs)
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", 30000, 30000, 8, 0, 0, 0, 0)  # a decompression bomb of 900 MP
+    (inputs / "bomb.png").write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(bytes(4096))) + chunk(b"IEND", b"")
+    )
+    Image.new("L", (1, 60000), 90).save(inputs / "strip.png")
+    (inputs / "cut.jpg").write_bytes(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00")
+    _photo(inputs / os.fsdecode(LATIN1_NAME))
+    os.mkfifo(inputs / "pipe.jpg")
+    os.mkfifo(inputs / "pipe.mp4")
+    (inputs / "zero.png").symlink_to("/dev/zero")
+    (inputs / "random.mp4").symlink_to("/dev/urandom")
+    (inputs / "gone.png").symlink_to(tmp_path / "deleted.png")
+    ramp = np.linspace(0, 1, 32 * 48, dtype=np.float32).reshape(32, 48)
+    Image.fromarray(ramp, mode="F").save(inputs / "float.tif")
+    expected.update(
+        {
+            "bomb.png": "unreadable",
+            "strip.png": "no_face",
+            "cut.jpg": "unreadable",
+            "caf\\xe9.png": "no_face",
+            "pipe.jpg": "unreadable",
+            "pipe.mp4": "unreadable",
+            "zero.png": "unreadable",
+            "random.mp4": "unreadable",
+            "gone.png": "unreadable",
+            "float.tif": "no_face",
+        }
+    )
+    out = tmp_path / "rows.csv"
+    code = (
+        "import resource, sys; from phanet.cli import main; "
+        f"status = main(['predict', {str(inputs)!r}, '--checkpoint', {str(checkpoint)!r}, '--out', {str(out)!r}, "
+        f"'--visualize', {str(tmp_path / 'drawn')!r}, '--no-progress']); "
+        "print(status, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    )
+    ended = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    status, peak_kb = ended.stdout.split()[-2:]
+    assert status == "0" and "Traceback" not in ended.stderr, ended.stderr[-3000:]
+    table = pd.read_csv(out, keep_default_na=False, dtype=str)
+    assert _statuses(table) == expected and len(table) == len(expected)
+    assert int(peak_kb) < 4_000_000

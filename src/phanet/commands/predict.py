@@ -143,30 +143,21 @@ class _Drawings:
     """
 
     def __init__(self, folder, inputs: list[str], overwrite: bool, resume: bool) -> None:
-        import fcntl
         import os
 
         from phanet.checks import SHOWN_PATH, shorten
         from phanet.errors import PhanetError
-        from phanet.files import write_failed
+        from phanet.files import lock_folder
 
         self.folder = folder
-        self.fd: int | None = None
         self.written = 0
         self.failed: list[str] = []
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            self.fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-        except OSError as exc:
-            raise write_failed(folder, exc) from None
         shown = shorten(folder, SHOWN_PATH)
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self.close()
+        self.fd = lock_folder(folder)
+        if self.fd is None:
             raise PhanetError(
                 f"--visualize: {shown} is being drawn into by another phanet predict; wait for it to end or choose another folder"
-            ) from None
+            )
         names = {entry.name for entry in os.scandir(folder)}
         if names and not (overwrite or resume):
             self.close()

@@ -11,7 +11,8 @@ A config is read within bounds (:func:`parse_yaml`), so that no file can take th
 regular file of at most :data:`MAX_CONFIG_BYTES` is read (never a pipe or a device such as
 ``/dev/zero``), nested at most :data:`MAX_DEPTH` deep, holding at most :data:`MAX_VALUES` values once
 its aliases are expanded (a few lines of "billion laughs" expand to billions), and no number too long
-to convert. Each refusal is one line.
+to convert. A key given twice in one mapping, which YAML would resolve by dropping the first without a
+word, is refused too. Each refusal is one line.
 """
 
 from __future__ import annotations
@@ -178,6 +179,7 @@ def _expanded(node: yaml.Node, where: str) -> None:
                 children = item.value
             elif isinstance(item, yaml.MappingNode):
                 children = [part for pair in item.value for part in pair]
+                _unique_keys(item, where)
             counts[id(item)] = 1 + sum(count(child) for child in children)
             if counts[id(item)] > MAX_VALUES:
                 raise PhanetError(
@@ -187,6 +189,20 @@ def _expanded(node: yaml.Node, where: str) -> None:
         return counts[id(item)]
 
     count(node)
+
+
+def _unique_keys(node: yaml.MappingNode, where: str) -> None:
+    """Refuse a key given twice in one mapping: YAML keeps the last one without a word, so a setting
+    written twice (two ``train:`` sections) would lose the first one's keys."""
+    seen: dict[str, int] = {}
+    for key, _ in node.value:
+        if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
+            if key.value in seen:
+                raise PhanetError(
+                    f"{where}: the key {shorten(key.value)!r} is given twice in one mapping (lines {seen[key.value]} and "
+                    f"{key.start_mark.line + 1}); give it once"
+                )
+            seen[key.value] = key.start_mark.line + 1
 
 
 def parse_yaml(text: str, where: str) -> Any:
@@ -302,6 +318,8 @@ def _migrate(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def config_from_dict(values: dict[str, Any]) -> Config:
+    if not isinstance(values, dict):
+        raise PhanetError(f"config: expected a mapping of config sections, got {show(values)}")
     config = _build(Config, _migrate(values))
     validate(config)
     return config

@@ -169,7 +169,8 @@ def read_predictions(path: str | Path) -> pd.DataFrame:
     import pandas as pd
 
     text = {"true_expression": str, "expression": str, "true_pose": str, "pose": str, "subject": str}
-    frame = pd.read_csv(path, dtype=text)
+    with open_regular(path) as handle:
+        frame = pd.read_csv(handle, dtype=text)
     for column in text:
         if column in frame:
             frame[column] = frame[column].fillna("")
@@ -331,11 +332,13 @@ class RunFolder:
 
     def read_evaluation(self) -> tuple[dict[str, Any], pd.DataFrame]:
         """The summary (missing numbers as NaN) and the per-image predictions of the evaluation."""
-        summary = json.loads(self.evaluation_file.read_text())
+        with open_regular(self.evaluation_file) as handle:
+            summary = json.loads(handle.read())
         summary = {k: (math.nan if v is None else v) for k, v in summary.items()}
         return summary, read_predictions(self.predictions_file)
 
     def read_metrics(self) -> pd.DataFrame:
         import pandas as pd
 
-        return pd.read_csv(self.metrics_file)
+        with open_regular(self.metrics_file) as handle:
+            return pd.read_csv(handle)
