@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from phanet.cli import main
+from phanet.data.classes import expression_word
 
 MINI = [
     "data.options={preset: bu3dfe, subjects: 6, size: 32}",
@@ -65,6 +66,23 @@ def test_mini_demo_writes_the_report_tables_and_figures(tmp_path, monkeypatch, c
     report = (out / "report.md").read_text()
     assert "Seed**: 3" in report and "preset `bu3dfe`" in report and "6 subjects" in report
     assert "exponential moving average of the weights (decay 0.5 per step)" in report
+    assert "> **Warning: time limit.**" not in report  # the cap did not bind
+    # The codes spelled out; each method's accuracy per expression, and why one is below chance, from the data.
+    assert "Expression codes: AN anger, DI disgust, FE fear, HA happiness, NE neutral, SA sadness, SU surprise." in report
+    per_expression = pd.read_csv(out / "tables" / "fer_per_expression.csv").set_index("Method")
+    for method, column in (("phanet", "PhaNet"), ("densenet", "DenseNet-40")):
+        predictions = pd.read_csv(out / method / "evaluation" / "predictions.csv")
+        for expression, part in predictions.groupby("true_expression"):
+            accuracy = (part["expression"] == expression).mean()
+            assert per_expression.loc[column, expression] == pytest.approx(100 * accuracy)
+            said = f"- {column} recognises {expression} ({expression_word(expression)}) in {accuracy:.0%} of its {len(part)} test"
+            assert (said in report) == (accuracy < 1 / 7), said
+    # SAL's weights on the test faces, as the predictions give them; what the figures' bands and titles mean.
+    tested = pd.read_csv(out / "phanet" / "evaluation" / "predictions.csv")
+    for column in ("c1", "c2", "c3"):
+        assert f"{column} = {tested[column].mean():.3f} ± {tested[column].std(ddof=0):.3f}" in report
+    assert "the shaded band around it is ± one standard deviation over those faces" in report
+    assert "`AN −45° → SA` is an angry face at −45° read as sad" in report
     table1 = pd.read_csv(out / "tables" / "table1_methods.csv")
     assert table1["Methods"].tolist() == ["PhaNet", "DenseNet-40"]
     assert table1["Yaw"].tolist() == ["(-90°, 90°)"] * 2
@@ -155,6 +173,25 @@ def test_mini_demo_writes_the_report_tables_and_figures(tmp_path, monkeypatch, c
     assert main(["demo", "--out", str(out), "--seed", "3", "--no-progress", *MINI]) == 0
     assert len(list((tmp_path / "cache" / "synth").iterdir())) == 1
     capsys.readouterr()
+
+
+@pytest.mark.slow
+def test_a_demo_whose_time_limit_binds_says_so_at_the_end_and_atop_the_report(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PHANET_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "demo"
+    capped = [*MINI, "train.epochs=200", "train.max_minutes=0.05", "train.batch_size=8"]
+    assert main(["demo", "--out", str(out), "--no-progress", *capped]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    report = (out / "report.md").read_text().splitlines()
+    for name, folder in (("PhaNet", "phanet"), ("DenseNet-40", "densenet")):
+        metrics = pd.read_csv(out / folder / "metrics.csv")
+        assert len(metrics) < 200
+        warning = next(line for line in report if line.startswith(f"> **Warning: time limit.** {name} stopped at its time limit"))
+        assert "train.max_minutes 0.05" in warning and "of 200" in warning
+        assert report.index(warning) < 5
+    # the warnings come last, after everything else the demo printed
+    assert err[-2].startswith("phanet: warning: PhaNet stopped at its time limit, train.max_minutes 0.05, ")
+    assert err[-1].startswith("phanet: warning: DenseNet-40 stopped at its time limit, train.max_minutes 0.05, ")
 
 
 def test_training_targets_are_checked_over_every_fold():

@@ -8,6 +8,8 @@ import dataclasses
 import re
 import shutil
 
+import pytest
+
 from conftest import REPO
 from phanet.cli import COMMANDS, main
 from phanet.config import Config
@@ -87,3 +89,34 @@ def test_every_option_the_documents_use_exists():
         if word.startswith("--") and word.split("=")[0] not in options[words[0]]
     ]
     assert unknown == []
+
+
+def _anchors(page: str) -> set[str]:
+    """The anchors MkDocs gives the headings of a page (lower case, spaces as dashes, no punctuation)."""
+    headings = re.findall(r"^#+ (.+)$", (DOCS / page).read_text(), re.MULTILINE)
+    return {re.sub(r"[\s]+", "-", re.sub(r"[^\w\s-]", "", heading).strip().lower()) for heading in headings}
+
+
+def test_every_option_of_every_command_has_help_and_predict_names_where_its_columns_are(capsys):
+    import argparse
+
+    from phanet.cli import build_parser
+
+    missing = []
+
+    def walk(parser: argparse.ArgumentParser, name: str) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub, subparser in action.choices.items():
+                    walk(subparser, f"{name} {sub}")
+            elif not action.help and action.dest != "help":
+                missing.append(f"{name} {'/'.join(action.option_strings) or action.dest}")
+
+    walk(build_parser(), "phanet")
+    assert missing == []
+    with pytest.raises(SystemExit):
+        main(["predict", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    page, anchor = "guides/prediction.md", "output-columns"
+    assert f"docs/{page}#{anchor}" in text and "README" not in text
+    assert anchor in _anchors(page)

@@ -14,13 +14,15 @@ readable line whatever was typed.
 from __future__ import annotations
 
 import errno
+import numbers
 import os
+import re
 import stat
 from collections.abc import Iterable
 from pathlib import Path
 
 from phanet.errors import PhanetError
-from phanet.files import refuse_existing
+from phanet.files import file_kind, refuse_existing
 
 #: Characters of a user value quoted in a message; longer values are cut with "…".
 SHOWN = 60
@@ -84,7 +86,7 @@ def _creatable(path: Path, name: str, temporary: bool) -> None:
 
 def output_file(path: str | Path, name: str, overwrite: bool, suffixes: Iterable[str] = ()) -> Path:
     """``path`` as an output file name: creatable, ending in one of ``suffixes`` (when given), not a
-    folder, and not an existing file unless ``overwrite``."""
+    folder or a special file (a device, a pipe), and not an existing file unless ``overwrite``."""
     path = Path(path)
     suffixes = tuple(suffixes)
     if suffixes and path.suffix.lower() not in suffixes:
@@ -97,6 +99,10 @@ def output_file(path: str | Path, name: str, overwrite: bool, suffixes: Iterable
     found = _status(path, name)
     if found is not None and stat.S_ISDIR(found.st_mode):
         raise PhanetError.about(name, "{path} is a folder, expected a file name", path=shorten(path, SHOWN_PATH))
+    if found is not None and not stat.S_ISREG(found.st_mode):  # replacing /dev/null would break the machine
+        raise PhanetError.about(
+            name, "{path} is {kind}, not a file phanet may replace", path=shorten(path, SHOWN_PATH), kind=file_kind(found.st_mode)
+        )
     _creatable(path, name, temporary=True)
     refuse_existing(path, name, overwrite)
     return path
@@ -117,10 +123,12 @@ def output_folder(path: str | Path, name: str, overwrite: bool, names: Iterable[
 
 
 def positive(value: int, name: str) -> int:
-    """``value`` when it is 1 or more; an error about parameter ``name`` otherwise."""
+    """``value`` when it is a whole number of 1 or more; an error about parameter ``name`` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise PhanetError.about(name, "expected a whole number of 1 or more, got {value}", value=shorten(repr(value)))
     if value < 1:
         raise PhanetError.about(name, "expected 1 or more, got {value}", value=value)
-    return value
+    return int(value)
 
 
 #: Largest face margin accepted: a margin of m grows the face box to (1 + 2m) times its side, and a
@@ -130,6 +138,8 @@ MAX_MARGIN = 2.0
 
 def margin(value: float, name: str = "margin") -> float:
     """A face margin (fraction of the face's side added on each side) within [0, MAX_MARGIN]."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise PhanetError.about(name, "expected a fraction of the face's size, got {value}", value=shorten(repr(value)))
     if not 0 <= value <= MAX_MARGIN:  # also false for NaN
         raise PhanetError.about(
             name, "expected a fraction of the face's size from 0 to {most:g}, got {value:g}", most=MAX_MARGIN, value=value
@@ -148,11 +158,27 @@ def available_devices() -> list[str]:
     return devices
 
 
-def torch_device(value: str, name: str = "device") -> str:
+#: The devices :func:`torch_device` accepts, as text.
+DEVICE_PATTERN = re.compile(r"(cpu|mps|cuda(:\d{1,4})?)")
+
+
+def device_name(value: object, name: str = "device") -> str:
+    """``value`` when it names a device :func:`torch_device` accepts (``cpu``, ``cuda``, ``cuda:N``,
+    ``mps``), checked without loading PyTorch; whether the machine has it is :func:`torch_device`'s."""
+    if not isinstance(value, str) or not DEVICE_PATTERN.fullmatch(value):
+        shown = repr(shorten(value)) if isinstance(value, str) else shorten(repr(value))
+        raise PhanetError.about(name, "{value} is not a device (expected cpu, cuda, cuda:N or mps)", value=shown)
+    return value
+
+
+def torch_device(value: object, name: str = "device") -> str:
     """``value`` when it is a PyTorch device this machine has (``cpu``, ``cuda``, ``cuda:N``, ``mps``);
     a one-line error naming ``name`` and the available devices otherwise."""
     import torch
 
+    if not isinstance(value, (str, torch.device)):
+        raise PhanetError.about(name, "expected a device name such as cpu or cuda:0, got {value}", value=shorten(repr(value)))
+    value = str(value)
     try:
         device = torch.device(value)
     except (RuntimeError, ValueError, TypeError):
@@ -171,3 +197,21 @@ def torch_device(value: str, name: str = "device") -> str:
             available=", ".join(available),
         )
     return value
+
+
+def class_names(value: object, name: str, allow_empty: bool = False) -> list[str]:
+    """``value`` as a list of class names: non-empty text without control characters (a line break in a
+    name would break the rows of a CSV), each once (a repeated name would make two columns
+    ``prob_HA``, or a class that no output stands for); a one-line error about ``name`` otherwise."""
+    if not isinstance(value, (list, tuple)) or not all(
+        isinstance(v, str) and v.strip() and not any(ord(c) < 32 or ord(c) == 127 for c in v) for v in value
+    ):
+        raise PhanetError.about(name, "expected a list of class names, got {value}", value=shorten(repr(value)))
+    if not value and not allow_empty:
+        raise PhanetError.about(name, "expected at least one class name, got an empty list")
+    seen: set[str] = set()
+    for item in value:
+        if item in seen:
+            raise PhanetError.about(name, "{item!r} is listed twice in {value}", item=shorten(item), value=shorten(repr(value)))
+        seen.add(item)
+    return list(value)

@@ -5,14 +5,16 @@ may define ``FLAGS``: how the command names a library parameter or config key th
 other way than by an option of that name. The modules import nothing heavy at top level so that
 ``phanet --help`` answers at once; the work is imported inside ``run``.
 
-Exit status: 0 on success, 2 with one line for a :class:`~phanet.errors.PhanetError`, and 143 or 130
-with one line when SIGTERM or SIGINT stopped the command (:class:`~phanet.runtime.Stopped`: SIGTERM
-stops a command the way Ctrl+C does, so that training can say what it kept).
+Exit status: 0 on success, 2 with one line for a :class:`~phanet.errors.PhanetError`, and 128 + the
+signal's number with one line when a signal stopped the command (:class:`~phanet.runtime.Stopped`:
+SIGTERM, SIGHUP and SIGQUIT stop a command the way Ctrl+C does, so that training can say what it
+kept; a second signal while it says so is let pass).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import signal
 import sys
@@ -22,8 +24,8 @@ from collections.abc import Callable
 from typing import Any
 
 from phanet.compat import PhanetDeprecationWarning
-from phanet.errors import PhanetError
-from phanet.runtime import Stopped, raise_stopped
+from phanet.errors import PhanetError, PhanetWarning
+from phanet.runtime import Stopped, restore_signals, stop_on_signals, stopping
 from phanet.version import __version__
 
 #: (subcommand, module under phanet.commands), in the order ``phanet --help`` lists them.
@@ -82,10 +84,11 @@ def flag_names(args: argparse.Namespace) -> Callable[[str], str]:
 
 
 def _one_line_warnings(show: Callable[..., None]) -> Callable[..., None]:
-    """``warnings.showwarning`` that prints an old name's warning as one line, ``phanet: warning: ...``."""
+    """``warnings.showwarning`` that prints the package's own warnings (an old name, a bounded setting) as
+    one line, ``phanet: warning: ...``."""
 
     def shown(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
-        if issubclass(category, PhanetDeprecationWarning):
+        if issubclass(category, (PhanetDeprecationWarning, PhanetWarning)):
             print(f"phanet: warning: {message}", file=sys.stderr)
         else:
             show(message, category, *args, **kwargs)
@@ -111,20 +114,31 @@ def _main(argv: list[str] | None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
+    empty = next((name for name, value in vars(args).items() if value == "" or (isinstance(value, list) and "" in value)), None)
+    if empty is not None:  # "" is no file, folder or setting; as a path it would mean the current folder
+        _say(f"phanet {args.command}: error: {flag_names(args)(empty)}: an empty value; give a name or leave the option out")
+        return 2
     main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, raise_stopped) if main_thread else None
+    previous = stop_on_signals() if main_thread else {}
     try:
         return int(args.func(args) or 0)
     except PhanetError as exc:
-        print(f"phanet {args.command}: error: {exc.render(flag_names(args))}", file=sys.stderr)
+        _say(f"phanet {args.command}: error: {exc.render(flag_names(args))}")
         return 2
     except KeyboardInterrupt as exc:
         stopped = exc if isinstance(exc, Stopped) else Stopped(signal.SIGINT, "interrupted")
-        print(f"phanet {args.command}: {stopped}", file=sys.stderr)
+        _say(f"phanet {args.command}: {stopped}")
         return stopped.exit_status
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        # A stopped command ignores further stop signals while the process ends (the interpreter drops
+        # its handlers as it shuts down): a second Ctrl+C must not replace the exit status by the signal.
+        restore_signals({signum: signal.SIG_IGN for signum in previous} if stopping() else previous)
+
+
+def _say(line: str) -> None:
+    """Print the command's last line to stderr; a terminal that is gone (SIGHUP) cannot take it."""
+    with contextlib.suppress(OSError):
+        print(line, file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

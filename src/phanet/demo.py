@@ -4,23 +4,27 @@ both on held-out subjects, and write a paper-style report with tables and figure
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import time
+import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from tqdm import tqdm
 
 from phanet.config import Config
 from phanet.data.adapters.synth import landmark_table
 from phanet.data.cache import cache_root
+from phanet.data.classes import expression_legend, expression_word
 from phanet.data.datasets import make_split
 from phanet.data.records import LabeledFaces
 from phanet.data.registry import load_dataset
-from phanet.errors import PhanetError
+from phanet.errors import PhanetError, PhanetWarning
 from phanet.experiments import METHOD_NAMES, MethodRun, baseline_config, run_method
 from phanet.files import atomic_write_text
 from phanet.inference import TrainedModel
@@ -28,12 +32,14 @@ from phanet.reports import figures, published
 from phanet.reports.attention import attention_figures, pick_examples
 from phanet.reports.coverage import coverage_by_pose, coverage_table
 from phanet.reports.embedding import representations, tsne
+from phanet.reports.summaries import per_expression_table
 from phanet.reports.tables import expression_pose_table, method_table, per_pose_table, to_markdown, write_table
 from phanet.runtime import usable_cpus, uses_cuda
 from phanet.synth import settings as synth_settings
 from phanet.synth.generate import generate
 from phanet.text import plural
-from phanet.training.run import training_precision
+from phanet.training.run import time_cap, training_precision
+from phanet.training.run_folder import RunFolder
 from phanet.version import __version__
 
 FEATURES = {"PhaNet": "Pixel and scale attention", "DenseNet-40": "Dense features"}
@@ -199,6 +205,41 @@ def _describe(
     )
 
 
+def _weights_on_test(predictions: pd.DataFrame) -> str:
+    """c1..c3, λe and λp as the mean ± standard deviation over the test faces (their predictions' columns)."""
+    parts = []
+    for column, name in (("c1", "c1"), ("c2", "c2"), ("c3", "c3"), ("lambda_e", "λe"), ("lambda_p", "λp")):
+        values = predictions[column].dropna() if column in predictions else pd.Series(dtype=float)
+        parts.append(f"{name} = {values.mean():.3f} ± {values.std(ddof=0):.3f}" if len(values) else f"{name}: not computed")
+    return ", ".join(parts)
+
+
+def _below_chance(runs: dict[str, MethodRun], faces: LabeledFaces, train_rows: list[int]) -> list[str]:
+    """For each method and expression recognised below chance, what the data say of it: what its test
+    faces were read as (the confusion matrix) and its share of the training images against the others'."""
+    counts = faces.expression_counts(train_rows)
+    shares = [count / max(1, sum(counts)) for count in counts]
+    lines = []
+    for name, run in runs.items():
+        classes = run.summary["expression_classes"]
+        matrix = np.asarray(run.summary["confusion_expression"], dtype=float)
+        for i, expression in enumerate(classes):
+            accuracy = run.summary.get("expression_accuracy_per_class", {}).get(expression, math.nan)
+            if math.isnan(accuracy) or accuracy >= 1 / len(classes) or expression not in faces.expressions:
+                continue
+            row, k = matrix[i], faces.expressions.index(expression)
+            read_as = [j for j in np.argsort(-row) if j != i and row[j] > 0][:2]
+            others = float(np.mean([share for j, share in enumerate(shares) if j != k]))
+            lines.append(
+                f"- {name} recognises {expression} ({expression_word(expression)}) in {accuracy:.0%} of its "
+                f"{int(row.sum())} test faces; it reads them as "
+                + " and ".join(f"{classes[j]} ({expression_word(classes[j])}) {row[j] / row.sum():.0%}" for j in read_as)
+                + f". {expression} is {shares[k]:.1%} of the training images, each other expression {others:.1%} on "
+                f"average ({others / max(shares[k], 1e-9):.1f} times as many)."
+            )
+    return lines
+
+
 def run_demo(out: Path, config: Config, progress: bool = True, command: str = "phanet demo") -> Path:
     """Run the demo into ``out``; returns the report's path. Finished parts in ``out`` are reused.
 
@@ -237,15 +278,23 @@ def run_demo(out: Path, config: Config, progress: bool = True, command: str = "p
     landmarks = landmark_table(test)
     coverage = coverage_table(runs["PhaNet"].predictions, landmarks)
     coverage_md = write_table(coverage_by_pose(coverage), tables / "attention_coverage")
+    table_expr = write_table(per_expression_table({name: [run] for name, run in runs.items()}), tables / "fer_per_expression")
     report = out / "report.md"
     rel = {k: p.relative_to(out).as_posix() for k, p in paths.items()}
     phanet, dense = runs["PhaNet"].summary, runs["DenseNet-40"].summary
     gain = 100 * (phanet["expression_accuracy"] - dense["expression_accuracy"])
-    final = runs["PhaNet"].metrics.iloc[-1]
+    caps = [
+        cap for method, label in (("phanet", "PhaNet"), ("densenet", "DenseNet-40")) if (cap := _cap(runs[label], config, method))
+    ]
+    codes = expression_legend(faces.expressions)
+    weak = _below_chance(runs, faces, split.train)
     lines = [
         "# PhaNet demo report",
         "",
+        *[line for cap in caps for line in (f"> **Warning: time limit.** {cap}.", "")],
         _describe(config, faces, folder, split, time.time() - start, [label for label, run in runs.items() if run.reused], runs),
+        "",
+        f"Expression codes: {codes}." if codes else None,
         "",
         "Accuracies are percentages on the held-out test subjects. The paper's numbers (BU-3DFE, 224 px, "
         "150 epochs on a GPU) are not expected here: this is a small CPU budget on synthetic faces.",
@@ -257,6 +306,15 @@ def run_demo(out: Path, config: Config, progress: bool = True, command: str = "p
         f"PhaNet − DenseNet-40 FER accuracy: **{gain:+.2f}** points on this run (one seed; "
         "see the README for the mean ± std over folds).",
         "",
+        "## FER accuracy per expression",
+        "",
+        table_expr,
+        "",
+        "Test faces per expression: "
+        + ", ".join(f"{e} {n}" for e, n in zip(faces.expressions, faces.expression_counts(split.test)))
+        + ".",
+        "",
+        *(["Expressions recognised below chance, and what the data say of them:", "", *weak, ""] if weak else []),
         "## FER accuracy per yaw angle (Table II)",
         "",
         table2,
@@ -275,8 +333,10 @@ def run_demo(out: Path, config: Config, progress: bool = True, command: str = "p
         "## Attended regions (Figs. 8–10)",
         "",
         "Each test image with the S2 (red) and S3 (yellow) squares PhaNet chose, the zoomed S2 and S3 regions "
-        "below it; then the class activation maps of the three scales (each scale's classifier weights of its "
-        "predicted expression over the channels of its last convolutional map, scaled per image to [0, 1]).",
+        "below it. Above each image, its true expression and yaw, then the expression PhaNet predicted: "
+        "`AN −45° → SA` is an angry face at −45° read as sad. Then the class activation maps of the three "
+        "scales (each scale's classifier weights of its predicted expression over the channels of its last "
+        "convolutional map, scaled per image to [0, 1]).",
         "",
         "How often each square holds a visible landmark of the mouth (centre or a corner), an eye or a brow "
         "(the renderer's ground truth, `lm_*` columns of the manifest), % of the test images per yaw:",
@@ -288,9 +348,11 @@ def run_demo(out: Path, config: Config, progress: bool = True, command: str = "p
         "",
         "## Scale attention (Figs. 12–13) and dynamic task weights (Fig. 15)",
         "",
-        f"After the last epoch: c1 = {final.get('train/c1', float('nan')):.3f}, c2 = {final.get('train/c2', float('nan')):.3f}, "
-        f"c3 = {final.get('train/c3', float('nan')):.3f}; λe = {final.get('train/lambda_e', float('nan')):.3f}, "
-        f"λp = {final.get('train/lambda_p', float('nan')):.3f}.",
+        f"On the test faces (mean ± standard deviation over the faces): {_weights_on_test(runs['PhaNet'].predictions)}.",
+        "",
+        "Figs. 12 and 13 draw each scale weight's mean per epoch over the training (Fig. 12) or validation "
+        "(Fig. 13) faces; the shaded band around it is ± one standard deviation over those faces. "
+        "An epoch cut short by the time limit is drawn where it stopped.",
         "",
         f"![scale weights, training]({rel['fig12']})",
         f"![scale weights, validation]({rel['fig13']})",
@@ -326,4 +388,13 @@ def run_demo(out: Path, config: Config, progress: bool = True, command: str = "p
     )
     print(f"report: {report}")
     print(to_markdown(method_table(summaries, FEATURES)))
+    for cap in caps:
+        warnings.warn(cap, PhanetWarning, stacklevel=2)
     return report
+
+
+def _cap(run: MethodRun, config: Config, method: str) -> str | None:
+    """What the time limit did to ``run``, naming the network, or None when it did not bind."""
+    folder = RunFolder(run.run_dir)
+    cap = time_cap(folder, baseline_config(config, method))
+    return cap.replace(str(folder.path), METHOD_NAMES[method], 1) if cap else None

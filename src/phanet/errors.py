@@ -69,3 +69,8 @@ class PhanetError(Exception):
 
 class UnreadableImage(PhanetError):
     """An image file that exists but cannot be decoded."""
+
+
+class PhanetWarning(UserWarning):
+    """Something a user should know that does not stop the work (a setting bounded by what the machine
+    has, a time limit that ended training early); the command line prints it as one line."""

@@ -38,6 +38,7 @@ from torch import nn
 
 from phanet.checks import shorten
 from phanet.errors import PhanetError
+from phanet.files import regular_file
 from phanet.models.info import INPUT_NAME, MEAN, OUTPUT_NAMES, STD, ModelInfo
 
 OPSET = 20
@@ -281,6 +282,8 @@ def read_metadata(source: str | Path | bytes) -> ModelInfo:
     import onnx
 
     name = "the ONNX model" if isinstance(source, bytes) else str(source)
+    if not isinstance(source, bytes):
+        regular_file(source)  # a pipe or a device is refused, never opened
     try:
         proto = (
             onnx.load_model_from_string(source) if isinstance(source, bytes) else onnx.load(str(source), load_external_data=False)

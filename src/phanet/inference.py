@@ -28,15 +28,15 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from phanet.checkpoints import load_network
-from phanet.checks import output_file, positive
+from phanet.checkpoints import check_memory, load_network
+from phanet.checks import output_file, positive, torch_device
 from phanet.config import Config
 from phanet.data.datasets import FaceDataset, collate
 from phanet.data.records import MISSING, LabeledFaces
 from phanet.data.transforms import to_network_input
 from phanet.errors import PhanetError
 from phanet.export import LOGITS, OPSET, TOLERANCE, check_opset, onnx_bytes, ort_session, read_metadata
-from phanet.files import atomic_write_bytes
+from phanet.files import atomic_write_bytes, regular_file
 from phanet.models.base import Network
 from phanet.models.info import INPUT_NAME, OUTPUT_NAMES, ModelInfo
 from phanet.models.output import PhaNetOutput
@@ -47,10 +47,11 @@ Backend = Callable[[np.ndarray | torch.Tensor], dict[str, np.ndarray]]
 
 
 class TorchBackend:
-    """Runs a PyTorch network (eager) on ``device``; inputs may be arrays or tensors (on any device)."""
+    """Runs a PyTorch network (eager) on ``device`` (one this machine has: :func:`~phanet.checks.torch_device`);
+    inputs may be arrays or tensors (on any device)."""
 
     def __init__(self, network: nn.Module, device: str | torch.device = "cpu") -> None:
-        self.device = torch.device(device)
+        self.device = torch.device(torch_device(device))
         self.network = network.to(self.device).eval()
 
     def forward(self, images: np.ndarray | torch.Tensor, **kwargs: Any) -> PhaNetOutput:
@@ -99,6 +100,13 @@ class TrainedModel:
         self.network = network
         self.config = config
 
+    def check_batch(self, batch_size: int, parameter: str = "batch_size") -> None:
+        """Refuse with one line naming ``parameter`` a batch of ``batch_size`` images that the network of
+        the config it was trained with cannot run in this machine's memory
+        (:func:`~phanet.checkpoints.check_memory`); nothing is checked without a config (an ONNX file)."""
+        if self.config is not None and batch_size > 1:
+            check_memory(self.config, self.info.expressions, self.info.poses, batch_size, False, parameter)
+
     @classmethod
     def from_network(cls, network: Network, device: str | torch.device = "cpu", config: Config | None = None) -> TrainedModel:
         """A network of :func:`~phanet.models.create_model` (``network.info`` says how to feed it), run by PyTorch."""
@@ -110,6 +118,7 @@ class TrainedModel:
         or exported in memory and run by ONNX Runtime (``backend="onnx"``)."""
         if backend not in ("torch", "onnx"):
             raise PhanetError.about("backend", "expected torch or onnx, got {value!r}", value=backend)
+        torch_device(device)
         network, config = load_network(path)
         model = cls.from_network(network, device, config)
         return model.onnx() if backend == "onnx" else model
@@ -118,8 +127,12 @@ class TrainedModel:
     def from_onnx(cls, path: str | Path, threads: int | None = None) -> TrainedModel:
         """A ``.onnx`` file of ``phanet export`` on ONNX Runtime, with the class lists of its metadata."""
         path = Path(path)
-        if not path.is_file():
-            raise PhanetError.about("path", "{value} not found", value=path)
+        try:
+            regular_file(path)
+        except FileNotFoundError:
+            raise PhanetError.about("path", "{value} not found", value=path) from None
+        except (OSError, PhanetError) as exc:  # a pipe or a device (never opened), no permission
+            raise PhanetError.about("path", "{reason}", reason=getattr(exc, "strerror", None) or exc) from None
         info = read_metadata(path)
         return cls(OnnxBackend(ort_session(path, threads), str(path)), info)
 
@@ -184,6 +197,7 @@ class TrainedModel:
         they would still count in an accuracy.
         """
         positive(batch_size, "batch_size")
+        self.check_batch(batch_size)
         # collate takes the whole batch FaceDataset.__getitems__ fetched (a dict), not a list of items
         loader = DataLoader(
             FaceDataset(faces, self.info.input_size),

@@ -1,20 +1,26 @@
-"""What this machine offers a run: usable CPU cores, CUDA, native bfloat16, and the precision to use;
-and how the operating system's SIGTERM and SIGINT stop one. Importing this module does not load PyTorch."""
+"""What this machine offers a run: usable CPU cores, memory, CUDA, native bfloat16, and the precision to
+use; and how the operating system's signals stop one. Importing this module does not load PyTorch."""
 
 from __future__ import annotations
 
 import os
+import resource
 import signal
+import warnings
 from pathlib import Path
 from types import FrameType
 
+from phanet.errors import PhanetWarning
+
 
 class Stopped(KeyboardInterrupt):
-    """A command stopped by SIGTERM (what cluster schedulers and ``kill`` send) or SIGINT (Ctrl+C).
+    """A command stopped by a signal: SIGTERM (what cluster schedulers and ``kill`` send), SIGINT
+    (Ctrl+C), SIGHUP (a closed terminal or SSH session) or SIGQUIT (Ctrl+\\).
 
     A ``KeyboardInterrupt``, so that it passes every ``except Exception`` on its way out. The command
     line prints its message and exits with ``exit_status``, 128 + the signal's number (143 for
-    SIGTERM, 130 for SIGINT), as a shell reports a process that a signal ended.
+    SIGTERM, 130 for SIGINT, 129 for SIGHUP, 131 for SIGQUIT), as a shell reports a process that a
+    signal ended.
     """
 
     def __init__(self, signum: int, message: str | None = None) -> None:
@@ -26,9 +32,40 @@ class Stopped(KeyboardInterrupt):
         return 128 + self.signum
 
 
+#: The signals that stop a command the way Ctrl+C does (:func:`stop_on_signals`).
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT") if hasattr(signal, name))
+
+#: Signals received since :func:`stop_on_signals`, the first one raising :class:`Stopped`.
+_received: list[int] = []
+
+
 def raise_stopped(signum: int, frame: FrameType | None) -> None:
-    """A signal handler that stops the command as Ctrl+C does, with :class:`Stopped`."""
-    raise Stopped(signum)
+    """A signal handler that stops the command as Ctrl+C does, with :class:`Stopped`.
+
+    Only the first signal raises: a second one (Ctrl+C pressed twice) arrives while the command says
+    what it kept and would cut that short, so it is let pass; a third ends the process at once."""
+    _received.append(signum)
+    if len(_received) == 1:
+        raise Stopped(signum)
+    if len(_received) >= 3:
+        os._exit(128 + _received[0])
+
+
+def stop_on_signals() -> dict[int, object]:
+    """Make every signal of :data:`STOP_SIGNALS` raise :class:`Stopped` (:func:`raise_stopped`); returns
+    the handlers it replaced, for :func:`restore_signals`. Only the main thread may set handlers."""
+    _received.clear()
+    return {signum: signal.signal(signum, raise_stopped) for signum in STOP_SIGNALS}
+
+
+def stopping() -> bool:
+    """Whether a signal has stopped the command since :func:`stop_on_signals`."""
+    return bool(_received)
+
+
+def restore_signals(previous: dict[int, object]) -> None:
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)  # type: ignore[arg-type]
 
 
 def usable_cpus() -> int:
@@ -41,6 +78,49 @@ def usable_cpus() -> int:
     except (OSError, ValueError):
         pass
     return max(1, count)
+
+
+def bounded_by_cpus(requested: int, key: str) -> int:
+    """``requested`` threads or processes, at most :func:`usable_cpus`: more only wait for each other
+    and take memory (4096 threads or 1024 loader processes take gigabytes); a bounded value warns with
+    one line naming the config ``key``."""
+    cpus = usable_cpus()
+    if requested <= cpus:
+        return requested
+    warnings.warn(
+        f"{key} {requested} is more than the {cpus} CPU cores this process may use; using {cpus}", PhanetWarning, stacklevel=2
+    )
+    return cpus
+
+
+def _number(path: str, field: str | None = None) -> int | None:
+    """A number of a file under /proc or /sys (of the line starting with ``field``, in kB there), or None."""
+    try:
+        text = Path(path).read_text()
+    except OSError:
+        return None
+    if field is None:
+        value = text.strip()
+        return int(value) if value.isdigit() else None
+    for line in text.splitlines():
+        if line.startswith(field + ":"):
+            parts = line.split()
+            return int(parts[1]) * 1024 if len(parts) > 1 and parts[1].isdigit() else None
+    return None
+
+
+def available_memory() -> int:
+    """Bytes of memory this process may still take: the system's available memory, bounded by a
+    cgroup's memory limit (containers) and by this process's address-space limit (``ulimit -v``)."""
+    bounds = [_number("/proc/meminfo", "MemAvailable")]
+    limit, used = _number("/sys/fs/cgroup/memory.max"), _number("/sys/fs/cgroup/memory.current")
+    if limit is not None and used is not None:
+        bounds.append(max(0, limit - used))
+    address_space = resource.getrlimit(resource.RLIMIT_AS)[0]
+    if address_space != resource.RLIM_INFINITY:
+        bounds.append(max(0, address_space - (_number("/proc/self/status", "VmSize") or 0)))
+    known = [bound for bound in bounds if bound is not None]
+    return min(known) if known else 2**62
 
 
 def uses_cuda(accelerator: str) -> bool:

@@ -491,6 +491,7 @@ def test_rows_with_an_empty_face_box_are_skipped_and_counted(tmp_path):
 
 
 UNKNOWN_POSE = "leave the cell empty when it is unknown"
+NOT_AN_INTENSITY = "is not a whole number from 0 to 9 (an expression's strength: 0 for neutral, 1-4 in BU-3DFE)"
 
 
 @pytest.mark.parametrize(
@@ -511,7 +512,19 @@ UNKNOWN_POSE = "leave the cell empty when it is unknown"
         (["a.png,s1,HA,NaN"], None, "row 2: pose 'NaN' is a missing or infinite value, not a class; " + UNKNOWN_POSE),
         (["a.png,s1,HA,inf"], None, "row 2: pose 'inf' is a missing or infinite value, not a class; " + UNKNOWN_POSE),
         (["a.png,s1,HA,None"], None, "row 2: pose 'None' is a missing or infinite value, not a class; " + UNKNOWN_POSE),
-        (["a.png,s1,HA,0,2.5"], "path,subject,expression,pose,intensity", "row 2: intensity 2.5 is not a whole number"),
+        (["a.png,s1,HA,0,2.5"], "path,subject,expression,pose,intensity", "row 2: intensity 2.5 " + NOT_AN_INTENSITY),
+        (["a.png,s1,HA,0,-3"], "path,subject,expression,pose,intensity", "row 2: intensity -3 " + NOT_AN_INTENSITY),
+        (["a.png,s1,HA,0,1e20"], "path,subject,expression,pose,intensity", "row 2: intensity 1e+20 " + NOT_AN_INTENSITY),
+        (
+            ["a.png,s\x001,HA,0"],
+            None,
+            "row 2: subject 's\\x001' holds the control character '\\x00'; is the manifest saved as UTF-8 text?",
+        ),
+        (
+            ["a.png,s1,H\x00A,0"],
+            None,
+            "row 2: expression 'H\\x00A' holds the control character '\\x00'; is the manifest saved as UTF-8 text?",
+        ),
         (["a.png,s1,HA,0,inf"], "path,subject,expression,pose,yaw", "row 2: yaw 'inf' is not a number"),
         (
             ["a.png,s1,HA,0,1,2,3,"],
@@ -547,3 +560,71 @@ def test_an_onnx_graph_that_fails_to_run_is_one_line_naming_it():
     with pytest.raises(PhanetError) as raised:
         OnnxBackend(FailingSession(), "model.onnx")(np.zeros((1, 3, 4, 4), np.float32))
     assert str(raised.value) == "model.onnx: ONNX Runtime cannot run it ([ONNXRuntimeError] : 2 : INVALID_ARGUMENT : bad shape)"
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (
+            ["train", "--config", "demo", "--out", ""],
+            "phanet train: error: --out: an empty value; give a name or leave the option out",
+        ),
+        (["train", "--config", ""], "phanet train: error: --config: an empty value; give a name or leave the option out"),
+        (
+            ["predict", "", "--checkpoint", "x.ckpt"],
+            "phanet predict: error: INPUT: an empty value; give a name or leave the option out",
+        ),
+        (
+            ["evaluate", "--checkpoint", "x.ckpt", "--out", ""],
+            "phanet evaluate: error: --out: an empty value; give a name or leave the option out",
+        ),
+        (["train", "--config", "demo", "out="], "phanet train: error: config: out: expected text, got None"),
+        (
+            ["train", "--config", "demo", "out=' '"],
+            "phanet train: error: config: out: expected the name of a run folder, got ' '",
+        ),
+        (
+            ["synth", "--preset", "continuous", "--poses", "nan", "0", "--out", "{tmp}/s"],
+            "phanet synth: error: --poses: expected distinct angles within [-90, 90], got [nan, 0.0]",
+        ),
+        (
+            ["synth", "--preset", "continuous", "--yaw-range", "nan", "10", "--out", "{tmp}/s"],
+            "phanet synth: error: --yaw-range: expected MIN <= MAX within [-90, 90] degrees, got nan, 10",
+        ),
+        (
+            ["prepare", "--dataset", "folder", "--root", "{tmp}", "--out", "{tmp}/p", "--size", "100000"],
+            "phanet prepare: error: --size: expected a crop side from 8 to 8192 pixels (the largest model.input_size), "
+            "got 100000",
+        ),
+    ],
+)
+def test_empty_names_nan_angles_and_huge_crops_are_refused_at_once(argv, expected, tmp_path, capsys):
+    assert main([a.format(tmp=tmp_path) for a in argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == expected and not (tmp_path / "s").exists() and not (tmp_path / "p").exists()
+
+
+def test_outputs_that_are_devices_or_pipes_are_never_replaced(tmp_path, capsys):
+    os.mkfifo(tmp_path / "pipe.csv")
+    for target, kind in (("/dev/null", "a character device"), (str(tmp_path / "pipe.csv"), "a named pipe (FIFO)")):
+        message = one_line_error(
+            capsys, ["data", "inspect", "--dataset", "folder", "--root", str(tmp_path), "--manifest", target, "--overwrite"]
+        )
+        assert message == f"--manifest: {target} is {kind}, not a file phanet may replace"
+    assert os.path.exists("/dev/null") and not os.path.isfile("/dev/null")
+
+
+def test_a_second_prepare_into_the_same_folder_is_refused_while_the_first_runs(tmp_path, capsys):
+    from phanet.files import lock_folder
+
+    for path in ("HA/s1_a.png", "SA/s2_b.png"):
+        (tmp_path / "data" / path).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (32, 32), (200, 30, 30)).save(tmp_path / "data" / path)
+    out = tmp_path / "crops"
+    held = lock_folder(out)  # a prepare writing it
+    try:
+        message = one_line_error(capsys, ["prepare", "--dataset", "folder", "--root", str(tmp_path / "data"), "--out", str(out)])
+        assert message == f"--out: {out} is being written by another phanet prepare; wait for it to end"
+    finally:
+        os.close(held)
+    assert list(out.iterdir()) == []

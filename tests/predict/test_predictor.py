@@ -393,8 +393,13 @@ def test_array_inputs_are_checked():
     assert array_to_rgb(np.zeros((4, 5), np.uint8)).shape == (4, 5, 3)
     assert array_to_rgb(np.zeros((4, 5, 1), np.uint8)).shape == (4, 5, 3)
     np.testing.assert_array_equal(array_to_rgb(np.array([[[1, 2, 3]]], np.uint8), "bgr"), [[[3, 2, 1]]])
-    with pytest.raises(PhanetError, match="uint8 or uint16"):
-        array_to_rgb(np.zeros((4, 5, 3), np.float32))
+    with pytest.raises(PhanetError, match="uint8, uint16 or floating-point"):
+        array_to_rgb(np.zeros((4, 5, 3), bool))
+    with pytest.raises(PhanetError, match="NaN or infinite"):
+        array_to_rgb(np.full((4, 5, 3), np.nan, np.float32))
+    # Floating-point pictures hold 0 to 1 (scikit-image, matplotlib), or 0 to 255 when a value exceeds 1.
+    np.testing.assert_array_equal(array_to_rgb(np.array([[0.0, 0.5, 1.0]], np.float32))[0, :, 0], [0, 128, 255])
+    np.testing.assert_array_equal(array_to_rgb(np.array([[0.0, 2.0, 255.0]]))[0, :, 0], [0, 2, 255])
     with pytest.raises(PhanetError, match="shape"):
         array_to_rgb(np.zeros((4, 5, 2), np.uint8))
     with pytest.raises(PhanetError, match="'rgb' or 'bgr'"):

@@ -111,9 +111,11 @@ def test_empty_truncated_and_folder_files_are_unreadable_and_a_missing_one_is_no
     (tmp_path / "cut.png").write_bytes(full.read_bytes()[: full.stat().st_size // 2])
     (tmp_path / "empty.png").write_bytes(b"")
     (tmp_path / "folder.png").mkdir()
-    for name in ("cut.png", "empty.png", "folder.png"):
+    for name in ("cut.png", "empty.png"):
         with pytest.raises(UnreadableImage, match=rf"{name}: not a readable image \(\w+\)$"):
             read_image(tmp_path / name)
+    with pytest.raises(UnreadableImage, match=r"folder.png: a folder, not a regular file$"):
+        read_image(tmp_path / "folder.png")
     with pytest.raises(FileNotFoundError):
         read_image(tmp_path / "absent.png")
 

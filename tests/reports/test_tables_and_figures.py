@@ -248,3 +248,48 @@ def test_counts_and_class_lists_read_as_words():
     assert plural(1, "image or frame", "images or frames") == "1 image or frame"
     assert _expression_classes(["AN", "DI", "FE", "HA", "NE", "SA", "SU"]) == "6 expressions × 4 intensities + neutral"
     assert _expression_classes(["HA", "SA"]) == "2 expressions"
+
+
+def test_fig12_keeps_its_legend_off_the_curves_and_draws_a_cut_epoch_where_it_stopped(tmp_path, monkeypatch):
+    kept = []
+    monkeypatch.setattr(figures, "_save", lambda fig, path: kept.append(fig) or Path(path))
+    metrics = pd.DataFrame(
+        {
+            "epoch": [0, 1, 2],
+            "epoch_fraction": [1.0, 1.0, 0.4],  # the time limit stopped the third epoch at 40 %
+            "train/c1": [0.5, 0.6, 0.62],
+            "train/c1_std": [0.05, 0.04, 0.04],
+            "train/loss": [3.0, 2.0, 1.9],
+        }
+    )
+    try:
+        figures.scale_weights_figure(metrics, tmp_path / "fig12.png", "train")
+        (fig,) = kept
+        weights, loss = fig.axes
+        assert list(loss.lines[0].get_xdata()) == [1.0, 2.0, 2.4]  # not a third full epoch
+        assert list(weights.lines[0].get_xdata()) == [1.0, 2.0, 2.4]
+        fig.canvas.draw()
+        legend = weights.get_legend()
+        labels = [text.get_text() for text in legend.get_texts()]
+        assert "± one std of the weight over the faces" in labels and "time limit (train.max_minutes)" in labels
+        # The legend lies below the panel: nothing drawn in the panel is under it.
+        assert legend.get_window_extent().y1 < weights.get_window_extent().y0
+    finally:
+        for fig in kept:
+            figures.plt.close(fig)
+
+
+def test_figures_spell_out_the_expression_codes(tmp_path, monkeypatch):
+    kept = []
+    monkeypatch.setattr(figures, "_save", lambda fig, path: kept.append(fig) or Path(path))
+    try:
+        figures.confusion_matrix_figure([[3, 1], [0, 4]], ["AN", "NE"], tmp_path / "cm.png")
+        figures.confusion_matrix_figure([[3, 1], [0, 4]], ["-45°", "0°"], tmp_path / "pose.png")
+        figures.tsne_figure({"f": (np.zeros((2, 2)), np.array([0, 1]))}, ["HA", "SU"], tmp_path / "tsne.png")
+        expressions, poses, tsne = kept
+        assert [t.get_text() for t in expressions.axes[0].get_xticklabels()] == ["AN anger", "NE neutral"]
+        assert [t.get_text() for t in poses.axes[0].get_yticklabels()] == ["-45°", "0°"]
+        assert [t.get_text() for t in tsne.axes[0].get_legend().get_texts()] == ["HA happiness", "SU surprise"]
+    finally:
+        for fig in kept:
+            figures.plt.close(fig)

@@ -60,15 +60,9 @@ def run_copy(one_epoch, tmp_path):
 @pytest.mark.slow
 def test_run_files_follow_the_umask(one_epoch):
     modes = {p.relative_to(one_epoch).as_posix(): stat.S_IMODE(p.stat().st_mode) for p in one_epoch.rglob("*")}
-    assert {
-        "config.yaml",
-        "split.json",
-        "classes.json",
-        "metrics.csv",
-        LOCK_FILE,
-        "checkpoints/best.ckpt",
-        "checkpoints/last.ckpt",
-    } <= set(modes)
+    assert {"config.yaml", "split.json", "classes.json", "metrics.csv", "checkpoints/best.ckpt", "checkpoints/last.ckpt"} == set(
+        modes
+    ) - {"checkpoints"}  # the lock is removed once the training ends
     assert {name: mode for name, mode in modes.items() if mode != (0o755 if name == "checkpoints" else 0o644)} == {}
 
 
@@ -90,7 +84,7 @@ def test_a_second_training_into_a_locked_folder_is_refused(run_copy, tiny_manife
 def test_a_lock_whose_holder_was_killed_is_free(run_copy, capsys):
     # A process holding the folder's lock as a training does (flock on OUT/.lock), then killed with SIGKILL.
     code = (
-        "import fcntl, os, sys; fd = os.open(sys.argv[1], os.O_RDWR); fcntl.flock(fd, fcntl.LOCK_EX); "
+        "import fcntl, os, sys; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT); fcntl.flock(fd, fcntl.LOCK_EX); "
         "print('locked', flush=True); sys.stdin.read()"
     )
     holder = subprocess.Popen(
@@ -107,6 +101,7 @@ def test_a_lock_whose_holder_was_killed_is_free(run_copy, capsys):
     assert pd.read_csv(run_copy / "metrics.csv")["epoch"].tolist() == [0, 1]
     assert sorted(p.name for p in (run_copy / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
     assert torch.load(run_copy / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 1
+    assert not (run_copy / LOCK_FILE).exists()
 
 
 @pytest.mark.slow
@@ -346,3 +341,14 @@ def test_training_on_a_full_disk_ends_with_one_line_and_can_start_again(tiny_man
     assert not list(out.rglob("*.tmp")) and not (out / "checkpoints" / "last.ckpt").exists()
     assert main(args) == 0
     assert pd.read_csv(out / "metrics.csv")["epoch"].tolist() == [0]
+
+
+@pytest.mark.slow
+def test_a_last_checkpoint_that_is_a_named_pipe_is_refused_at_once(run_copy, capsys):
+    last = run_copy / "checkpoints" / "last.ckpt"
+    last.unlink()
+    os.mkfifo(last)  # reading it would wait for a writer forever
+    before = _contents(run_copy)
+    err = _error(capsys, ["train", "--out", str(run_copy), "--resume", "train.epochs=2", "--no-progress"])
+    assert err == f"phanet train: error: --resume: {last}: a named pipe (FIFO), not a regular file"
+    assert _contents(run_copy) == before

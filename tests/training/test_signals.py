@@ -1,5 +1,6 @@
-"""SIGTERM and SIGINT during training: the last finished epoch is kept, one line says so and how to
-resume, the exit status is 128 + the signal, and resuming finishes every epoch exactly once."""
+"""SIGTERM, SIGINT, SIGHUP and SIGQUIT during training: the last finished epoch is kept, one line says
+so and how to resume, the exit status is 128 + the signal, and resuming finishes every epoch exactly
+once. Ctrl+C pressed twice stops it the same way."""
 
 from __future__ import annotations
 
@@ -18,9 +19,9 @@ from conftest import tiny_overrides
 from phanet.cli import main
 
 
-def _stop_after_first_epoch(out, args: list[str], signum: int) -> tuple[int, str]:
-    """Start ``phanet ARGS``, send ``signum`` once the first epoch's ``last.ckpt`` and metrics row are
-    written; returns the exit status and stderr."""
+def _stop_after_first_epoch(out, args: list[str], signum: int, times: int = 1) -> tuple[int, str]:
+    """Start ``phanet ARGS``, send ``signum`` (``times`` times, 0.2 s apart) once the first epoch's
+    ``last.ckpt`` and metrics row are written; returns the exit status and stderr."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
         [sys.executable, "-m", "phanet", *args],
@@ -37,7 +38,9 @@ def _stop_after_first_epoch(out, args: list[str], signum: int) -> tuple[int, str
             assert process.poll() is None, process.stderr.read()[-2000:]
             assert time.time() < deadline, "the first epoch never finished"
             time.sleep(0.05)
-        process.send_signal(signum)
+        for _ in range(times):
+            process.send_signal(signum)
+            time.sleep(0.2)
         _, err = process.communicate(timeout=120)
     finally:
         if process.poll() is None:
@@ -47,11 +50,20 @@ def _stop_after_first_epoch(out, args: list[str], signum: int) -> tuple[int, str
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("signum, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
-def test_a_signal_keeps_the_last_epoch_says_so_and_resume_finishes_the_run(signum, status, tiny_manifest, tmp_path):
+@pytest.mark.parametrize(
+    "signum, times, status",
+    [
+        (signal.SIGTERM, 1, 143),
+        (signal.SIGINT, 1, 130),
+        (signal.SIGHUP, 1, 129),
+        (signal.SIGQUIT, 1, 131),
+        (signal.SIGINT, 2, 130),  # Ctrl+C twice, 0.2 s apart
+    ],
+)
+def test_a_signal_keeps_the_last_epoch_says_so_and_resume_finishes_the_run(signum, times, status, tiny_manifest, tmp_path):
     out = tmp_path / signal.Signals(signum).name
     args = ["train", "--config", "demo", *tiny_overrides(tiny_manifest, out, "train.epochs=3"), "--no-progress"]
-    returncode, err = _stop_after_first_epoch(out, args, signum)
+    returncode, err = _stop_after_first_epoch(out, args, signum, times)
     assert returncode == status, err[-2000:]
     assert "Traceback" not in err
     line = err.strip().splitlines()[-1]
@@ -67,7 +79,7 @@ def test_a_signal_keeps_the_last_epoch_says_so_and_resume_finishes_the_run(signu
     assert torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == done - 1
     assert pd.read_csv(out / "metrics.csv")["epoch"].tolist() == list(range(done))
     assert not list(out.rglob("*.tmp"))
-    if signum == signal.SIGTERM:
+    if signum in (signal.SIGTERM, signal.SIGHUP) or times == 2:
         assert main(["train", "--out", str(out), "--resume", "--no-progress"]) == 0
         assert pd.read_csv(out / "metrics.csv")["epoch"].tolist() == [0, 1, 2]
         assert torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 2

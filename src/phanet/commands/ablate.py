@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from phanet.commands.train import TRAINER_FLAGS, add_trainer_arguments, trainer_overrides
+from phanet.commands.train import NO_PROGRESS_HELP, TRAINER_FLAGS, add_trainer_arguments, trainer_overrides
 from phanet.text import plural
 
 HELP = "Table VI (attention configurations) and Table VIII (loss settings): one training run per row"
@@ -41,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="comma-separated run folders of the rows to train and evaluate, e.g. "
         "table6_n_s1,table6_h_s2 (default: every row; the tables are written only then)",
     )
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--no-progress", action="store_true", help=NO_PROGRESS_HELP)
     add_trainer_arguments(parser)
 
 

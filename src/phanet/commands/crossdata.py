@@ -28,21 +28,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_data_arguments(parser)
     parser.add_argument("--map", help="YAML file: data expression class -> model class (null: no counterpart)")
     parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--device", default=None)
+    parser.add_argument("--batch-size", type=int, default=64, metavar="N", help="images per forward pass (default 64)")
+    parser.add_argument(
+        "--device", default=None, help="PyTorch device: cpu, cuda, cuda:N or mps (default: cuda, else mps, else cpu)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     import pandas as pd
-    import yaml
 
     from phanet.checks import shorten
+    from phanet.config.loading import MAX_CONFIG_BYTES, parse_yaml
     from phanet.data.classes import cross_mapping
     from phanet.errors import PhanetError
     from phanet.evaluation import evaluate, format_summary
-    from phanet.files import atomic_write_text
+    from phanet.files import atomic_write_text, read_limited
     from phanet.inference import TrainedModel
     from phanet.reports.tables import pct, write_table
     from phanet.training.run_folder import RunFolder, write_evaluation
@@ -55,8 +57,8 @@ def run(args: argparse.Namespace) -> int:
     overrides: dict[str, str | None] = {}
     if args.map:
         try:
-            overrides = yaml.safe_load(Path(args.map).read_text(encoding="utf-8")) or {}
-        except (OSError, ValueError, yaml.YAMLError) as exc:  # ValueError: not UTF-8
+            overrides = parse_yaml(read_limited(args.map, MAX_CONFIG_BYTES, "class map").decode("utf-8"), args.map) or {}
+        except (OSError, ValueError, PhanetError) as exc:  # ValueError: not UTF-8
             reason = shorten(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
             raise PhanetError(f"--map: {args.map} is not a readable YAML mapping ({reason})") from None
         if not isinstance(overrides, dict):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from phanet.commands.train import TRAINER_FLAGS, add_trainer_arguments, trainer_overrides
+from phanet.commands.train import NO_PROGRESS_HELP, TRAINER_FLAGS, add_trainer_arguments, trainer_overrides
 
 HELP = "subject-independent K-fold cross-validation (mean ± std) of PhaNet and baselines"
 DESCRIPTION = """Subject-independent K-fold cross-validation (the paper uses 5 folds).
@@ -35,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--fold", type=_fold_numbers, metavar="K[,K...]", help="train only these folds (1 to --folds) and write no tables"
     )
     parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--no-progress", action="store_true", help=NO_PROGRESS_HELP)
     add_trainer_arguments(parser)
 
 

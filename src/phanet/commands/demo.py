@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from phanet.commands.train import TRAINER_FLAGS, add_trainer_arguments
+from phanet.commands.train import NO_PROGRESS_HELP, TRAINER_FLAGS, add_trainer_arguments
 
 HELP = "the built-in experiment: render data, train PhaNet and DenseNet-40, write a paper-style report"
 DESCRIPTION = """Run the built-in experiment end to end on this machine, no download needed.
@@ -16,6 +16,10 @@ Renders the synthetic `bu3dfe` preset (cached in ~/.cache/phanet or $PHANET_CACH
 and the DenseNet-40 baseline with the same budget on subject-independent splits, evaluates both on
 held-out subjects and writes OUT/report.md with tables (Tables I, II, IV) and figures (Figs. 5, 8–15).
 An interrupted demo continues where it stopped when run again with the same --out.
+
+Duration: 30 to 70 minutes on a 2-core CPU, depending on the CPU, a few minutes on a GPU. Each
+network trains for at most train.max_minutes (45 in the demo preset); a network stopped by that
+cap is named in a warning at the end and in the report's first lines.
 """
 
 FLAGS = TRAINER_FLAGS
@@ -26,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
     parser.add_argument("--config", action="append", help="preset or YAML file, repeatable (default: demo)")
     parser.add_argument("--seed", type=int, help="training seed (config key 'seed')")
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--no-progress", action="store_true", help=NO_PROGRESS_HELP)
     add_trainer_arguments(parser)
 
 

@@ -28,7 +28,7 @@ FLAGS = {"image_format": "--format"}
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_dataset_arguments(parser)
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder (new, empty, or a previous run to resume)")
-    parser.add_argument("--size", type=int, default=224, metavar="PX", help="side of the square crops (default 224)")
+    parser.add_argument("--size", type=int, default=224, metavar="PX", help="side of the square crops, 8 to 8192 (default 224)")
     parser.add_argument(
         "--margin",
         type=float,
@@ -62,10 +62,11 @@ def run(args: argparse.Namespace) -> int:
     from phanet.checks import margin, positive
     from phanet.commands._dataset_args import load_from_args
     from phanet.config import parse_options
-    from phanet.data.prepare import prepare_faces
+    from phanet.data.prepare import crop_size, prepare_faces
 
     margin(args.margin)
-    positive(args.size, "size")
+    crop_size(args.size)
+    positive(args.workers, "workers")
     faces = load_from_args(args)
     source = {"dataset": args.dataset, "root": str(Path(args.root).resolve()), "options": parse_options(args.option)}
     result = prepare_faces(

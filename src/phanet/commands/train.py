@@ -19,13 +19,17 @@ Overrides are KEY=VALUE pairs with dotted config keys; values are read as YAML (
 brackets or spaces for the shell). Every value is checked before anything is written.
 
 A run folder has one writer at a time: a second training into the same --out is refused while the
-first runs. SIGTERM or Ctrl+C stops a run: OUT/checkpoints/last.ckpt keeps the last finished epoch,
-the epoch in progress is dropped (it runs again on --resume), and the exit status is 143 (SIGTERM)
-or 130 (SIGINT). --resume continues from last.ckpt. The data, model, loss, seed, optimizer and
+first runs. SIGTERM, Ctrl+C, SIGHUP (a closed terminal) or SIGQUIT stops a run:
+OUT/checkpoints/last.ckpt keeps the last finished epoch, the epoch in progress is dropped (it runs
+again on --resume), and the exit status is 128 + the signal (143 SIGTERM, 130 SIGINT, 129 SIGHUP,
+131 SIGQUIT). --resume continues from last.ckpt. The data, model, loss, seed, optimizer and
 schedule kinds must stay as they were; learning rates, weight decay, momentum, milestones,
 patience, epochs and devices may change and apply from the first resumed epoch.
 """
 
+
+#: The help of --no-progress for every command that trains.
+NO_PROGRESS_HELP = "no progress bar: one line per epoch instead (loss, accuracies, time), as when the output is not a terminal"
 
 #: The config keys the device options set, as the commands that offer them name them in errors.
 TRAINER_FLAGS = {
@@ -74,11 +78,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--resume", action="store_true", help="continue the run in --out from its last checkpoint, with the overrides given"
     )
-    parser.add_argument(
-        "--no-progress",
-        action="store_true",
-        help="no progress bar: one line per epoch instead (loss, accuracies, time), as when the output is not a terminal",
-    )
+    parser.add_argument("--no-progress", action="store_true", help=NO_PROGRESS_HELP)
     add_trainer_arguments(parser)
 
 

@@ -6,6 +6,13 @@ file), applies dotted overrides (values parsed as YAML), and validates every key
 infinities are in none). Messages quote a user's value shortened (:func:`phanet.checks.shorten`).
 Presets live in ``phanet/config/presets/*.yaml``: ``paper`` (the paper's hyper-parameters) and ``demo``
 (CPU-sized).
+
+A config is read within bounds (:func:`parse_yaml`), so that no file can take the machine: only a
+regular file of at most :data:`MAX_CONFIG_BYTES` is read (never a pipe or a device such as
+``/dev/zero``), nested at most :data:`MAX_DEPTH` deep, holding at most :data:`MAX_VALUES` values once
+its aliases are expanded (a few lines of "billion laughs" expand to billions), and no number too long
+to convert. A key given twice in one mapping, which YAML would resolve by dropping the first without a
+word, is refused too. Each refusal is one line.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import contextlib
 import copy
 import dataclasses
 import math
+import sys
 import types
 import typing
 from importlib import resources
@@ -26,7 +34,14 @@ from phanet.checks import shorten
 from phanet.compat import CONFIG_KEYS, DATASET_OPTIONS, deprecated
 from phanet.config.schema import SCALE_NAMES, Config, DataConfig, show
 from phanet.errors import PhanetError
-from phanet.files import atomic_write_text
+from phanet.files import atomic_write_text, read_limited
+
+#: Largest config file read (a config of every key with comments is a few kilobytes).
+MAX_CONFIG_BYTES = 1_000_000
+#: Deepest nesting of lists and mappings in a config (the schema's deepest key is three levels).
+MAX_DEPTH = 64
+#: Most values (scalars, lists, mappings) a config may hold once its YAML aliases are expanded.
+MAX_VALUES = 100_000
 
 
 def _type_name(tp: Any) -> str:
@@ -139,6 +154,77 @@ def preset_names() -> list[str]:
     return sorted(p.name[:-5] for p in _PRESETS.iterdir() if p.name.endswith(".yaml"))
 
 
+def _depth(text: str, where: str) -> None:
+    """Refuse nesting deeper than :data:`MAX_DEPTH` from the parser's events, before any node is built
+    (building them recurses once per level)."""
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise PhanetError(f"{where}: nested more than {MAX_DEPTH} levels deep; a config is a few levels of mappings")
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
+
+
+def _expanded(node: yaml.Node, where: str) -> None:
+    """Refuse a document that holds more than :data:`MAX_VALUES` values with its aliases expanded; an
+    alias is the node it names, so each node's count is computed once."""
+    counts: dict[int, int] = {}
+
+    def count(item: yaml.Node) -> int:
+        if id(item) not in counts:
+            children: list[yaml.Node] = []
+            if isinstance(item, yaml.SequenceNode):
+                children = item.value
+            elif isinstance(item, yaml.MappingNode):
+                children = [part for pair in item.value for part in pair]
+                _unique_keys(item, where)
+            counts[id(item)] = 1 + sum(count(child) for child in children)
+            if counts[id(item)] > MAX_VALUES:
+                raise PhanetError(
+                    f"{where}: holds more than {MAX_VALUES:,} values once its aliases (*name) are expanded; "
+                    "a config holds a few hundred"
+                )
+        return counts[id(item)]
+
+    count(node)
+
+
+def _unique_keys(node: yaml.MappingNode, where: str) -> None:
+    """Refuse a key given twice in one mapping: YAML keeps the last one without a word, so a setting
+    written twice (two ``train:`` sections) would lose the first one's keys."""
+    seen: dict[str, int] = {}
+    for key, _ in node.value:
+        if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
+            if key.value in seen:
+                raise PhanetError(
+                    f"{where}: the key {shorten(key.value)!r} is given twice in one mapping (lines {seen[key.value]} and "
+                    f"{key.start_mark.line + 1}); give it once"
+                )
+            seen[key.value] = key.start_mark.line + 1
+
+
+def parse_yaml(text: str, where: str) -> Any:
+    """``text`` read as YAML (safe types only) within the bounds of a config; one line naming ``where``
+    for text that is not YAML or exceeds them."""
+    try:
+        _depth(text, where)
+        loader = yaml.SafeLoader(text)
+        try:
+            node = loader.get_single_node()
+            if node is None:
+                return None
+            _expanded(node, where)
+            return loader.construct_document(node)
+        finally:
+            loader.dispose()
+    except yaml.YAMLError as exc:
+        raise PhanetError(f"{where}: not valid YAML ({shorten(str(exc).splitlines()[0])})") from None
+    except ValueError:  # the one value YAML builds and Python refuses: an integer of thousands of digits
+        raise PhanetError(f"{where}: holds an integer of more than {sys.get_int_max_str_digits():,} digits") from None
+
+
 def read_yaml(source: str | Path) -> dict[str, Any]:
     """A preset name (``paper``, ``demo``) or a YAML file path, as a mapping."""
     text: str
@@ -148,7 +234,7 @@ def read_yaml(source: str | Path) -> dict[str, Any]:
     else:
         path, where = Path(source), shorten(source, 300)
         try:
-            text = path.read_bytes().decode("utf-8")
+            text = read_limited(path, MAX_CONFIG_BYTES, "config").decode("utf-8")
         except UnicodeDecodeError as exc:
             raise PhanetError.about(
                 "config",
@@ -157,20 +243,27 @@ def read_yaml(source: str | Path) -> dict[str, Any]:
                 byte=exc.object[exc.start],
                 at=exc.start,
             ) from None
-        except OSError:
+        except PhanetError as exc:  # not a regular file, or larger than any config
+            raise PhanetError.about("config", "{reason}", reason=shorten(exc, 400)) from None
+        except (OSError, ValueError):
             raise PhanetError.about(
                 "config",
                 "{where} is neither a preset ({presets}) nor a readable YAML file",
                 where=where,
                 presets=", ".join(preset_names()),
             ) from None
-    try:
-        values = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        raise PhanetError(f"{where}: not valid YAML ({shorten(str(exc).splitlines()[0])})") from None
+    values = parse_yaml(text, where) or {}
     if not isinstance(values, dict):
         raise PhanetError(f"{where}: expected a mapping of config sections at the top level")
     return values
+
+
+def _value(raw: str) -> Any:
+    """An override's or option's value read as YAML; the text itself when it is not YAML."""
+    try:
+        return parse_yaml(raw, "value") if raw.strip() else None
+    except PhanetError:
+        return raw
 
 
 def parse_overrides(overrides: list[str]) -> dict[str, Any]:
@@ -180,10 +273,7 @@ def parse_overrides(overrides: list[str]) -> dict[str, Any]:
         if "=" not in item:
             raise PhanetError(f"override {show(item)}: expected KEY=VALUE, e.g. train.epochs=10")
         key, raw = item.split("=", 1)
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else None
-        except yaml.YAMLError:
-            value = raw
+        value = _value(raw)
         node = nested
         parts = key.strip().split(".")
         for part in parts[:-1]:
@@ -201,10 +291,7 @@ def parse_options(items: list[str], flag: str = "--option") -> dict[str, Any]:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
             raise PhanetError(f"{flag} {show(item)}: expected KEY=VALUE, e.g. {flag} classes=7")
-        try:
-            options[key.strip()] = yaml.safe_load(raw) if raw.strip() else None
-        except yaml.YAMLError:
-            options[key.strip()] = raw
+        options[key.strip()] = _value(raw)
     return options
 
 
@@ -231,6 +318,8 @@ def _migrate(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def config_from_dict(values: dict[str, Any]) -> Config:
+    if not isinstance(values, dict):
+        raise PhanetError(f"config: expected a mapping of config sections, got {show(values)}")
     config = _build(Config, _migrate(values))
     validate(config)
     return config
@@ -291,6 +380,8 @@ def _validate_model(config: Config) -> None:
 
 
 def _validate_training(config: Config) -> None:
+    if not config.out.strip():
+        raise PhanetError(f"config: out: expected the name of a run folder, got {show(config.out)}")
     if config.optim.scheduler == "plateau" and config.optim.lr_decay == 1:
         raise PhanetError("config: optim.lr_decay: the plateau schedule needs a factor below 1, got 1.0")
     for part, factor in config.optim.part_lr.items():

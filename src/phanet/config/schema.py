@@ -8,6 +8,7 @@ place where a config becomes the keyword arguments of a network (:func:`phanet.m
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,8 +26,26 @@ MAX_SEED = 2**32 - 1
 
 
 def show(value: Any) -> str:
-    """A user's value as an error message quotes it: ``repr(value)``, shortened."""
-    return shorten(repr(value))
+    """A user's value as an error message quotes it: ``repr(value)``, shortened; a list or mapping by
+    its first items only, so that a huge one is never written out whole."""
+    return shorten(_brief(value))
+
+
+def _brief(value: Any, depth: int = 0) -> str:
+    """``repr(value)`` of at most 8 items per list or mapping, 3 levels deep, and 1,000 characters of text."""
+    if isinstance(value, dict):
+        if depth > 2:
+            return "{…}"
+        items = [f"{_brief(k, depth + 1)}: {_brief(v, depth + 1)}" for k, v in itertools.islice(value.items(), 8)]
+        return "{" + ", ".join(items) + (", …" if len(value) > 8 else "") + "}"
+    if isinstance(value, (list, tuple)):
+        if depth > 2:
+            return "[…]"
+        text = ", ".join(_brief(v, depth + 1) for v in value[:8]) + (", …" if len(value) > 8 else "")
+        return f"[{text}]" if isinstance(value, list) else f"({text}{',' if len(value) == 1 else ''})"
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 200:
+        return f"an integer of about {int(value.bit_length() * 0.30103)} digits"
+    return repr(value[:1000] if isinstance(value, str) else value)
 
 
 def _choices(*values: str, default: str) -> Any:

@@ -26,6 +26,33 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
 
 _LOOKUP = {alias: key for key, aliases in SYNONYMS.items() for alias in aliases}
 
+#: What the expression codes of the datasets stand for, as the reports, the figures and the prediction
+#: drawings spell them out (BU-3DFE's and KDEF's codes, Multi-PIE's and AffectNet's extra classes).
+EXPRESSION_WORDS = {
+    "AN": "anger",
+    "DI": "disgust",
+    "FE": "fear",
+    "HA": "happiness",
+    "NE": "neutral",
+    "SA": "sadness",
+    "SU": "surprise",
+    "CO": "contempt",
+    "SC": "scream",
+    "SM": "smile",
+    "SQ": "squint",
+}
+
+
+def expression_word(name: str) -> str:
+    """The word an expression class stands for (``AN`` → ``anger``); a name that is a word already, or
+    unknown, as it is."""
+    return EXPRESSION_WORDS.get(name.strip().upper(), name)
+
+
+def expression_legend(names: list[str]) -> str:
+    """``AN anger, DI disgust, ...`` for the codes among ``names`` (empty when none is a code)."""
+    return ", ".join(f"{name} {EXPRESSION_WORDS[name.upper()]}" for name in names if name.upper() in EXPRESSION_WORDS)
+
 
 def canonical(name: str) -> str | None:
     """The basic emotion a class name stands for, or None (e.g. Multi-PIE ``scream``, ``squint``)."""

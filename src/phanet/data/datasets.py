@@ -19,7 +19,7 @@ from phanet.data.registry import load_dataset
 from phanet.data.splits import Split, subject_split
 from phanet.data.transforms import resize_square
 from phanet.errors import PhanetError, UnreadableImage
-from phanet.runtime import uses_cuda
+from phanet.runtime import bounded_by_cpus, uses_cuda
 from phanet.synth.settings import resolve_settings
 
 log = logging.getLogger(__name__)
@@ -182,7 +182,7 @@ class FaceDataModule(L.LightningDataModule):
     def _loader(self, part: str, shuffle: bool) -> DataLoader:
         if part not in self.datasets:
             raise PhanetError(f"data.split: the {part} split is empty")
-        workers = self.config.data.num_workers
+        workers = bounded_by_cpus(self.config.data.num_workers, "data.num_workers")
         # Static shapes for compiled steps (CUDA graphs): the last, smaller training batch is left out.
         drop_last = (
             part == "train" and self.config.train.compile != "off" and len(self.datasets[part]) > self.config.train.batch_size

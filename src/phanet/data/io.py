@@ -1,14 +1,16 @@
 """Reading images the same way everywhere (training, preparation, prediction).
 
 Every path returns an RGB ``uint8`` array of shape (H, W, 3): EXIF orientation is applied, grayscale
-and palette images are expanded, alpha is composited on black, and 16-bit images are scaled to 8 bits.
+and palette images are expanded, alpha is composited on black, 16-bit images are scaled to 8 bits, and
+floating-point images (32-bit TIFF) are read as values from 0 to 1 (or 0 to 255 when any value exceeds 1).
 
 A file that cannot be decoded, whatever the decoder's complaint (a truncated stream, a garbled header,
 an allocation that fails), raises :class:`~phanet.errors.UnreadableImage`, so that datasets skip and
 count it and prediction gives it a status row. So does a file whose header declares more than
 :data:`MAX_PIXELS` pixels: a few hundred bytes of PNG can declare 30,000 × 30,000 pixels (a
 "decompression bomb") and would take gigabytes to decode; such files are refused from the header,
-before any pixel is decoded.
+before any pixel is decoded. Only regular files are opened (:func:`phanet.files.open_regular`): a
+named pipe, a device or a socket with an image's name is unreadable, never waited on.
 """
 
 from __future__ import annotations
@@ -17,11 +19,13 @@ import re
 import threading
 import warnings
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps
 
 from phanet.errors import UnreadableImage
+from phanet.files import NotAFile, open_regular
 
 #: Most pixels an image file may declare (64 megapixels: a 9,000 × 7,000 photograph). Pillow's own
 #: decompression-bomb limit (about 89 MP with a warning, 179 MP with an error) lies above it, so files
@@ -46,12 +50,13 @@ def too_large(path: Path, declared: str) -> UnreadableImage:
     return UnreadableImage(f"{path}: declares {declared}, more than the {_megapixels(MAX_PIXELS)} limit")
 
 
-def _open(path: Path) -> Image.Image:
-    """``Image.open`` (the header only) with Pillow's decompression-bomb warning raised as an error."""
+def _open(path: Path, handle: BinaryIO) -> Image.Image:
+    """``Image.open`` of the file ``handle`` (the header only) with Pillow's decompression-bomb warning
+    raised as an error."""
     with _OPEN_LOCK, warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
-            return Image.open(path)
+            return Image.open(handle)
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             # Pillow stopped at the header; its message is the only place the declared size survives.
             found = re.search(r"\((\d+) pixels\)", str(exc))
@@ -66,8 +71,10 @@ def pil_to_rgb(image: Image.Image) -> np.ndarray:
         gray = np.clip(np.round(arr * (255.0 / peak)), 0, 255).astype(np.uint8)
         return np.repeat(gray[:, :, None], 3, axis=2)
     if image.mode == "F":
-        arr = np.asarray(image, dtype=np.float64)
-        gray = np.clip(np.round(arr), 0, 255).astype(np.uint8)
+        arr = np.nan_to_num(np.asarray(image, dtype=np.float64), nan=0.0, posinf=255.0, neginf=0.0)
+        # Floating-point images hold intensities from 0 to 1 by convention; values above 1 say 0 to 255.
+        peak = 1.0 if arr.max(initial=0) <= 1 else 255.0
+        gray = np.clip(np.round(arr * (255.0 / peak)), 0, 255).astype(np.uint8)
         return np.repeat(gray[:, :, None], 3, axis=2)
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
@@ -80,13 +87,27 @@ def pil_to_rgb(image: Image.Image) -> np.ndarray:
 def read_image(path: str | Path) -> np.ndarray:
     """Read an image file as upright RGB uint8 (H, W, 3).
 
-    Raises :class:`UnreadableImage` for a file that is not a decodable image or declares more than
-    :data:`MAX_PIXELS` pixels, and ``FileNotFoundError`` for a path that does not exist.
+    Raises :class:`UnreadableImage` for a file that is not a decodable image, declares more than
+    :data:`MAX_PIXELS` pixels or is not a regular file, and ``FileNotFoundError`` for a path that does
+    not exist.
     """
     path = Path(path)
     try:
-        image = _open(path)
-    except (FileNotFoundError, UnreadableImage):
+        handle = open_regular(path)
+    except NotAFile as exc:
+        raise UnreadableImage(str(exc)) from None
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError) as exc:  # permission denied, a name too long, a NUL byte in it
+        raise UnreadableImage(f"{path}: cannot be opened ({getattr(exc, 'strerror', None) or exc})") from None
+    with handle:
+        return _decode(path, handle)
+
+
+def _decode(path: Path, handle: BinaryIO) -> np.ndarray:
+    try:
+        image = _open(path, handle)
+    except UnreadableImage:
         raise
     except Exception as exc:  # noqa: BLE001 - whatever the decoder raises, the file is not a usable image
         raise UnreadableImage(f"{path}: not a readable image ({type(exc).__name__})") from None

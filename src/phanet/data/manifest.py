@@ -9,8 +9,11 @@ A manifest is checked row by row, and a row that cannot be taken as it stands is
 line naming the row and the column: an empty path, subject or expression; an expression or pose
 that is a missing-value marker (``nan``, ``None``, ``null``, ``N/A``) or a non-finite number
 rather than a class (leave the pose cell empty when it is unknown); a number column that does not
-hold a number; a face box with only some of its four values. A row whose face box has no positive
-size is skipped and counted. A sample is a file and its face box: a row repeating an earlier one
+hold a number; a face box with only some of its four values; an intensity that is not a whole number
+from 0 to :data:`MAX_INTENSITY`; a subject, expression or pose holding a control character (a NUL
+byte: a file of another encoding). A row whose face box has no positive size, or lies beyond any
+image phanet reads, is skipped and counted, and so is a row whose path no file can have (longer than
+the system allows, or holding a NUL byte). A sample is a file and its face box: a row repeating an earlier one
 exactly is skipped and counted (reason ``duplicate of row N``), since it would only weigh that
 image twice; a row giving the same file and box other labels is an error naming both rows, since
 only the user knows which one is right.
@@ -25,6 +28,7 @@ counted with the reason.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -34,12 +38,18 @@ from typing import Any
 
 import pandas as pd
 
-from phanet.checks import SHOWN_PATH, shorten
-from phanet.data.io import IMAGE_SUFFIXES
+from phanet.checks import SHOWN_PATH, class_names, shorten
+from phanet.data.io import IMAGE_SUFFIXES, MAX_PIXELS
 from phanet.data.records import MISSING, LabeledFaces, Sample, sort_pose_names
 from phanet.data.registry import register_dataset
 from phanet.errors import PhanetError
+from phanet.files import open_regular
 from phanet.text import format_angle
+
+#: Largest intensity: an expression's strength is a level from 0 (neutral) upwards, 1-4 in BU-3DFE.
+MAX_INTENSITY = 9
+#: Largest face box coordinate or side, in pixels: no image phanet reads has a longer side.
+MAX_BOX = float(MAX_PIXELS)
 
 #: Cell texts that mark a missing value (as pandas and spreadsheets write it), never a class name.
 MISSING_MARKERS = frozenset({"nan", "-nan", "none", "null", "n/a", "#n/a"})
@@ -76,8 +86,19 @@ def _is_non_finite_number(text: str) -> bool:
         return False
 
 
+def _no_control(text: str, where: str, column: str) -> str:
+    """``text`` when it holds no control character; a one-line error naming the first one otherwise."""
+    bad = next((c for c in text if ord(c) < 32 or ord(c) == 127), None)
+    if bad is not None:
+        raise PhanetError(
+            f"{where}: {column} {shorten(repr(text))} holds the control character {bad!r}; is the manifest saved as UTF-8 text?"
+        )
+    return text
+
+
 def _label(text: str, where: str, column: str, required: bool) -> str:
     """A class name from a cell; '' for an empty optional cell; one-line error for a missing-value marker."""
+    _no_control(text, where, column)
     if not text:
         if required:
             raise PhanetError(f"{where}: empty {column!r}")
@@ -118,6 +139,8 @@ def _empty_box(box: tuple[float, float, float, float] | None) -> str:
     skipped and counted, like an unreadable image, since a large annotation file may hold a few."""
     if box is not None and (box[2] <= 0 or box[3] <= 0):
         return f"face box of {box[2]:g} x {box[3]:g} pixels, nothing to crop"
+    if box is not None and any(abs(v) > MAX_BOX for v in box):
+        return f"face box ({', '.join(f'{v:g}' for v in box)}) lies beyond any image phanet reads"
     return ""
 
 
@@ -125,24 +148,65 @@ def _intensity(row: dict[str, Any], where: str) -> int:
     value = _number(row, "intensity", where)
     if math.isnan(value):
         return MISSING
-    if not value.is_integer():
-        raise PhanetError(f"{where}: intensity {value:g} is not a whole number")
+    if not value.is_integer() or not 0 <= value <= MAX_INTENSITY:
+        raise PhanetError(
+            f"{where}: intensity {value:g} is not a whole number from 0 to {MAX_INTENSITY} "
+            "(an expression's strength: 0 for neutral, 1-4 in BU-3DFE)"
+        )
     return int(value)
 
 
+def _file_problem(file: Path, where: str, missing: str) -> str:
+    """Why a row's image is skipped ("" when it is there): no file can have its name (a NUL byte, longer
+    than the system allows), or it is not there and ``missing`` is ``skip`` (with ``error``, an error)."""
+    if "\0" in str(file):
+        return "file name holds a NUL byte"
+    try:
+        os.stat(file)
+    except FileNotFoundError:
+        if missing == "error":
+            raise PhanetError(
+                f"{where}: image file {shorten(file, SHOWN_PATH)} not found (set data.options.missing: skip to skip such rows)"
+            ) from None
+        return "file not found"
+    except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:
+            return f"file name of {len(os.fsencode(str(file))):,} bytes, longer than the system allows"
+    return ""
+
+
+def _class_lists(
+    expressions: list[str] | None, poses: list[str] | None, expr_names: list[str], pose_names: list[str]
+) -> tuple[list[str], list[str]]:
+    """The class lists given (each name once), or those the rows name, sorted."""
+    if expressions:
+        expressions = class_names(expressions, "data.options.expressions")
+    if poses:
+        names = class_names([str(p) for p in poses], "data.options.poses")
+        poses = [canonical_pose(p) for p in names]
+        if len(set(poses)) < len(poses):
+            twice = next(p for i, p in enumerate(poses) if p in poses[:i])
+            raise PhanetError(
+                f"data.options.poses: {twice!r} is listed twice in {shorten(repr(names))} (as angles, 45 and 45.0 are one)"
+            )
+    return expressions or sorted(set(expr_names)), poses or sort_pose_names({p for p in pose_names if p})
+
+
 def _read_table(path: Path) -> pd.DataFrame:
+    """The rows of a manifest file (a regular file only: a pipe or a device is refused unread)."""
     if not path.exists():
         raise PhanetError(f"{path}: manifest not found")
     try:
-        if path.suffix.lower() == ".json":
-            payload = json.loads(path.read_text())
-            rows = payload.get("samples", payload) if isinstance(payload, dict) else payload
-            if not isinstance(rows, list):
-                raise PhanetError(f'{path}: expected a JSON list of samples or {{"samples": [...]}}')
-            return pd.DataFrame(rows)
-        return pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (ValueError, pd.errors.ParserError) as exc:
-        raise PhanetError(f"{path}: not a readable manifest ({exc})") from None
+        with open_regular(path) as handle:
+            if path.suffix.lower() != ".json":
+                return pd.read_csv(handle, dtype=str, keep_default_na=False)
+            payload = json.loads(handle.read())
+    except (ValueError, pd.errors.ParserError, OSError) as exc:
+        raise PhanetError(f"{path}: not a readable manifest ({shorten(exc, 200)})") from None
+    rows = payload.get("samples", payload) if isinstance(payload, dict) else payload
+    if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+        raise PhanetError(f'{path}: expected a JSON list of samples (objects) or {{"samples": [...]}}')
+    return pd.DataFrame(rows)
 
 
 def faces_from_table(
@@ -171,8 +235,7 @@ def faces_from_table(
         canonical_pose(_label(str(row["pose"]).strip(), f"{where} row {n}", "pose", required=False)) if has_pose else ""
         for n, row in enumerate(rows, start=2)
     ]
-    expressions = list(expressions) if expressions else sorted(set(expr_names))
-    poses = [canonical_pose(p) for p in poses] if poses else sort_pose_names({p for p in pose_names if p})
+    expressions, poses = _class_lists(expressions, poses, expr_names, pose_names)
     samples, skipped = [], []
     first_rows: dict[tuple, tuple[int, tuple]] = {}  # (file, box) -> (row number, labels) of its first row
     for row_number, (row, expr, pose) in enumerate(zip(rows, expr_names, pose_names), start=2):
@@ -181,14 +244,12 @@ def faces_from_table(
         if not path:
             raise PhanetError(f"{row_where}: empty 'path'")
         file = Path(path) if root is None or Path(path).is_absolute() else root / path
-        if not file.exists():
-            if missing == "error":
-                raise PhanetError(f"{row_where}: image file {file} not found (set data.options.missing: skip to skip such rows)")
-            skipped.append((str(file), "file not found"))
+        if problem := _file_problem(file, row_where, missing):
+            skipped.append((str(file) if problem == "file not found" else shorten(path, SHOWN_PATH), problem))
             continue
         sample = Sample(
             path=path,
-            subject=str(row["subject"]).strip(),
+            subject=_no_control(str(row["subject"]).strip(), row_where, "subject"),
             expression=_class_index(expr, expressions, row_where, "expression"),
             pose=_class_index(pose, poses, row_where, "pose") if pose else MISSING,
             intensity=_intensity(row, row_where),

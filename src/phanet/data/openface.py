@@ -22,12 +22,14 @@ no pose. The yaw is ``yaw_sign * degrees(pose_Ry)``, binned to the nearest class
 from __future__ import annotations
 
 import csv
+import io
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 
 from phanet.errors import PhanetError
+from phanet.files import open_regular
 
 #: The paper's five AffectNet pose classes (Fig. 7), yaw angles in degrees.
 DEFAULT_BINS = [-40, -15, 0, 15, 40]
@@ -63,7 +65,7 @@ def _number(text: str | None) -> float:
 
 def _read_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
     try:
-        with open(path, newline="", encoding="utf-8-sig") as handle:
+        with open_regular(path) as raw, io.TextIOWrapper(raw, encoding="utf-8-sig", newline="") as handle:
             reader = csv.reader(handle, skipinitialspace=True)
             header = [h.strip() for h in next(reader, [])]
             rows = [dict(zip(header, row)) for row in reader if row]
@@ -104,7 +106,7 @@ def read_openface(source: str | Path, yaw_sign: float = 1.0) -> dict[str, HeadPo
             header, rows = _read_rows(file)
             poses[_key(str(file.relative_to(path)))] = _best(rows, yaw_sign)
         return poses
-    if not path.is_file():
+    if not path.exists():
         raise PhanetError(f"data.options.openface_csv: {path} not found")
     header, rows = _read_rows(path)
     lowered = {h.lower(): h for h in header}

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import multiprocessing
+import os
 import shutil
 from collections import Counter
 from collections.abc import Iterable
@@ -29,12 +30,23 @@ import pandas as pd
 from PIL import Image
 from tqdm import tqdm
 
+from phanet.checks import shorten
 from phanet.data.detectors import DEFAULT_DETECTOR, DETECTORS, find_faces
 from phanet.data.faces import center_box, crop_face
 from phanet.data.io import read_image
 from phanet.data.records import LabeledFaces, Sample
 from phanet.errors import PhanetError, UnreadableImage
-from phanet.files import atomic_write, remove_temporaries, write_csv, write_failed, write_json
+from phanet.files import (
+    atomic_write,
+    lock_folder,
+    open_regular,
+    read_limited,
+    remove_temporaries,
+    write_csv,
+    write_failed,
+    write_json,
+)
+from phanet.runtime import bounded_by_cpus
 
 #: Statuses that leave a crop on disk.
 CROPPED = ("face", "box", "center")
@@ -119,7 +131,11 @@ def _read_journal(path: Path) -> dict[str, dict[str, str]]:
     entries: dict[str, dict[str, str]] = {}
     if not path.exists():
         return entries
-    text = path.read_text()
+    try:
+        with open_regular(path) as handle:
+            text = handle.read().decode("utf-8", "replace")
+    except (OSError, PhanetError) as exc:
+        raise PhanetError.about("out", "{path} cannot be read ({reason})", path=path, reason=shorten(exc, 200)) from None
     for line in text.splitlines():
         try:
             entry = json.loads(line)
@@ -149,8 +165,8 @@ def _start(out: Path, settings: dict[str, Any], overwrite: bool) -> None:
     record = out / "prepare.json"
     if record.is_file():
         try:
-            previous = json.loads(record.read_text())
-        except ValueError:
+            previous = json.loads(read_limited(record, 10_000_000, "prepare.json"))
+        except (ValueError, OSError, PhanetError):
             previous = {}
         if previous.get("tool") != MARKER:
             raise PhanetError.about("out", "{record} was not written by phanet prepare; choose another folder", record=record)
@@ -181,11 +197,49 @@ def _results(tasks: list[_Task], workers: int) -> Iterable[dict[str, str]]:
         yield from map(_crop_one, tasks)
         return
     # Fresh interpreters: a forked child can inherit OpenCV's thread pool in a locked state and hang.
+    workers = bounded_by_cpus(workers, "workers")
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker)
     try:
         yield from pool.map(_crop_one, tasks, chunksize=8)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+#: Largest crop side: the largest network input (``model.input_size``); a crop of 100,000 pixels a
+#: side would take 30 GB.
+MAX_SIZE = 8192
+
+
+def crop_size(size: int) -> int:
+    """``size`` when it is a crop side phanet can use, from 8 to :data:`MAX_SIZE` pixels; one line about
+    ``size`` otherwise, before any crop is allocated."""
+    if not 8 <= size <= MAX_SIZE:
+        raise PhanetError.about(
+            "size",
+            "expected a crop side from 8 to {most} pixels (the largest model.input_size), got {size}",
+            most=MAX_SIZE,
+            size=size,
+        )
+    return size
+
+
+def _check_settings(
+    faces: LabeledFaces, size: int, margin: float, no_face: str, use_boxes: bool, image_format: str, detector: str
+) -> None:
+    """Each crop setting of :func:`prepare_faces`, refused with one line naming it."""
+    crop_size(size)
+    if margin < 0:
+        raise PhanetError.about("margin", "expected 0 or more, got {margin}", margin=margin)
+    if no_face not in NO_FACE_CHOICES:
+        raise PhanetError.about("no_face", "expected skip or center, got {value!r}", value=no_face)
+    if image_format not in FORMATS:
+        raise PhanetError.about("image_format", "expected png or jpg, got {value!r}", value=image_format)
+    if detector not in DETECTORS:
+        raise PhanetError.about(
+            "detector", "expected one of {choices}, got {value!r}", choices=", ".join(DETECTORS), value=detector
+        )
+    if use_boxes and not any(s.box for s in faces.samples):
+        raise PhanetError.about("use_boxes", "dataset {name!r} has no face boxes; detect faces instead", name=faces.name)
 
 
 def prepare_faces(
@@ -208,66 +262,61 @@ def prepare_faces(
     is recorded in ``prepare.json`` and must match to resume. ``detector`` names the face detector
     (:data:`phanet.data.detectors.DETECTORS`).
     """
-    if size < 8:
-        raise PhanetError.about("size", "expected at least 8 pixels, got {size}", size=size)
-    if margin < 0:
-        raise PhanetError.about("margin", "expected 0 or more, got {margin}", margin=margin)
-    if no_face not in NO_FACE_CHOICES:
-        raise PhanetError.about("no_face", "expected skip or center, got {value!r}", value=no_face)
-    if image_format not in FORMATS:
-        raise PhanetError.about("image_format", "expected png or jpg, got {value!r}", value=image_format)
-    if detector not in DETECTORS:
-        raise PhanetError.about(
-            "detector", "expected one of {choices}, got {value!r}", choices=", ".join(DETECTORS), value=detector
-        )
-    if use_boxes and not any(s.box for s in faces.samples):
-        raise PhanetError.about("use_boxes", "dataset {name!r} has no face boxes; detect faces instead", name=faces.name)
+    _check_settings(faces, size, margin, no_face, use_boxes, image_format, detector)
     out = Path(out)
-    settings = {**source, "size": size, "margin": margin, "no_face": no_face, "use_boxes": use_boxes, "format": image_format}
-    if detector != "haar":  # runs of earlier versions, which had the cascades only, record no detector
-        settings["detector"] = detector
+    if out.exists() and not out.is_dir():
+        raise PhanetError.about("out", "{path} is a file, expected a folder", path=out)
+    lock = lock_folder(out)
+    if lock is None:
+        raise PhanetError.about("out", "{path} is being written by another phanet prepare; wait for it to end", path=out)
     try:
-        _start(out, settings, overwrite)
-    except OSError as exc:  # e.g. a name longer than the file system takes
-        raise write_failed(out, exc) from None
-    journal_path = out / "journal.jsonl"
-    done = _read_journal(journal_path)
-    # Temporary files of an interrupted run (``*.partial``: those of earlier versions of this command).
-    remove_temporaries(out / "images")
-    for partial in (out / "images").rglob("*.partial"):
-        partial.unlink()
-    keys = _crop_keys(faces, image_format)
-    # Unreadable and missing files are tried again (they fail fast and may have been fixed); a face
-    # search that found nothing is not.
-    finished = {k for k, e in done.items() if e["status"] == "no_face" or (e["status"] in CROPPED and (out / k).is_file())}
-    tasks = [
-        _Task(
-            key,
-            str(faces.image_path(s)),
-            str(out / key),
-            s.box if use_boxes else None,
-            size,
-            margin,
-            no_face,
-            image_format,
-            detector,
-        )
-        for key, s in zip(keys, faces.samples)
-        if key not in finished
-    ]
-    try:
-        with (
-            open(journal_path, "a") as journal,
-            tqdm(total=len(keys), initial=len(keys) - len(tasks), desc="prepare", unit="img", disable=not progress) as bar,
-        ):
-            for entry in _results(tasks, workers):
-                journal.write(json.dumps(entry) + "\n")
-                journal.flush()
-                done[entry["key"]] = entry
-                bar.update()
-    except OSError as exc:
-        raise write_failed(journal_path, exc) from None
-    return _finish(faces, out, keys, done)
+        settings = {**source, "size": size, "margin": margin, "no_face": no_face, "use_boxes": use_boxes, "format": image_format}
+        if detector != "haar":  # runs of earlier versions, which had the cascades only, record no detector
+            settings["detector"] = detector
+        try:
+            _start(out, settings, overwrite)
+        except OSError as exc:  # e.g. a name longer than the file system takes
+            raise write_failed(out, exc) from None
+        journal_path = out / "journal.jsonl"
+        done = _read_journal(journal_path)
+        # Temporary files of an interrupted run (``*.partial``: those of earlier versions of this command).
+        remove_temporaries(out / "images")
+        for partial in (out / "images").rglob("*.partial"):
+            partial.unlink()
+        keys = _crop_keys(faces, image_format)
+        # Unreadable and missing files are tried again (they fail fast and may have been fixed); a face
+        # search that found nothing is not.
+        finished = {k for k, e in done.items() if e["status"] == "no_face" or (e["status"] in CROPPED and (out / k).is_file())}
+        tasks = [
+            _Task(
+                key,
+                str(faces.image_path(s)),
+                str(out / key),
+                s.box if use_boxes else None,
+                size,
+                margin,
+                no_face,
+                image_format,
+                detector,
+            )
+            for key, s in zip(keys, faces.samples)
+            if key not in finished
+        ]
+        try:
+            with (
+                open(journal_path, "a") as journal,
+                tqdm(total=len(keys), initial=len(keys) - len(tasks), desc="prepare", unit="img", disable=not progress) as bar,
+            ):
+                for entry in _results(tasks, workers):
+                    journal.write(json.dumps(entry) + "\n")
+                    journal.flush()
+                    done[entry["key"]] = entry
+                    bar.update()
+        except OSError as exc:
+            raise write_failed(journal_path, exc) from None
+        return _finish(faces, out, keys, done)
+    finally:
+        os.close(lock)
 
 
 def _finish(faces: LabeledFaces, out: Path, keys: list[str], done: dict[str, dict[str, str]]) -> PrepareResult:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,13 +36,15 @@ def columns(expressions: Sequence[str], poses: Sequence[str]) -> list[str]:
 
 @dataclass
 class FrameResult:
-    """One image or video frame after prediction: its rows and, when kept, the RGB image."""
+    """One image or video frame after prediction: its rows, when kept the RGB image, and why it gave
+    no picture (an ``unreadable`` one: a corrupt file, a named pipe, a folder that cannot be listed)."""
 
     file: str
     frame: int
     status: str
     rows: list[dict[str, Any]] = field(default_factory=list)
     image: np.ndarray | None = None
+    reason: str = ""
 
 
 @dataclass
@@ -92,6 +94,7 @@ class Predictor:
                 "detector", "expected one of {choices}, got {value!r}", choices=", ".join(DETECTORS), value=detector
             )
         self.detector = detector
+        model.check_batch(batch_size)
         self.model = model
         self.detect = detect
         self.margin = margin
@@ -176,22 +179,28 @@ class Predictor:
         every_nth_frame: int = 1,
         keep_images: bool = False,
         progress: bool = False,
+        done: Collection[tuple[str, int]] = (),
     ) -> Iterator[FrameResult]:
         """:meth:`predict` one image or frame at a time, in input order (faces are still batched).
 
-        With ``keep_images`` every :class:`FrameResult` carries its RGB image (for drawing).
+        With ``keep_images`` every :class:`FrameResult` carries its RGB image (for drawing). The
+        pictures ``done`` names, as (``file``, ``frame``) pairs of earlier rows, are left out (a
+        stopped run continued).
         """
         positive(every_nth_frame, "every_nth_frame")
         detect = self.detect if detect is None else detect
         found = sources(inputs, color)
-        total = sum(picture_count(source, every_nth_frame) for source in found)
-        with tqdm(total=total, desc="predict", unit="img", disable=not progress, leave=False) as bar:
+        done_frames: dict[str, set[int]] = {}
+        for name, frame in done:
+            done_frames.setdefault(name, set()).add(frame)
+        total = sum(picture_count(source, every_nth_frame) for source in found) - len(done)
+        with tqdm(total=max(0, total), desc="predict", unit="img", disable=not progress, leave=False) as bar:
             pending: list[_Pending] = []
             count = 0
             for source in found:
-                for frame, rgb in pictures(source, every_nth_frame):
+                for frame, rgb, reason in pictures(source, every_nth_frame, done_frames.get(source.name, ())):
                     if rgb is None:
-                        item = _Pending(FrameResult(source.name, frame, "unreadable"), [], [])
+                        item = _Pending(FrameResult(source.name, frame, "unreadable", reason=reason), [], [])
                     else:
                         item = self._faces(source.name, frame, rgb, detect, keep_images)
                     pending.append(item)

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from phanet.data.classes import expression_legend
 from phanet.data.records import LabeledFaces
 from phanet.data.transforms import preprocess
 from phanet.inference import TrainedModel
@@ -58,10 +59,14 @@ def attention_figures(
             [_to_image(c[i], info.mean, info.std) if c is not None else None for c in output.crops] for i in range(len(indices))
         ]
     boxes = output.boxes.detach().cpu().numpy()
-    paths = {"squares": attention_squares_figure(shown, boxes, titles, out / f"{prefix}attention_squares.png", crops)}
+    codes = expression_legend(sorted(set(faces.expressions) | set(model.expressions)))
+    caption = "Above each face: its true expression and yaw → the expression PhaNet predicted" + (f"\n({codes})" if codes else "")
+    squares = out / f"{prefix}attention_squares.png"
+    paths = {"squares": attention_squares_figure(shown, boxes, titles, squares, crops, caption=f"S2 red, S3 yellow. {caption}")}
     if output.cams is not None:
         inputs: list[list[np.ndarray | None]] = [[shown[i], *(crops[i] if crops else (None, None))] for i in range(len(indices))]
         maps = [[m[i].cpu().numpy() if m is not None else None for m in output.cams] for i in range(len(indices))]
         rows = min(6, len(indices))
-        paths["maps"] = attention_maps_figure(inputs[:rows], maps[:rows], titles[:rows], out / f"{prefix}attention_maps.png")
+        maps_path = out / f"{prefix}attention_maps.png"
+        paths["maps"] = attention_maps_figure(inputs[:rows], maps[:rows], titles[:rows], maps_path, caption=caption)
     return paths

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.patches import Rectangle
 
+from phanet.data.classes import expression_word
 from phanet.files import atomic_write
 
 #: Colours of the S1, S2, S3 squares, used in every attention figure.
@@ -32,6 +33,24 @@ def _save(fig: plt.Figure, path: str | Path) -> Path:
     return path
 
 
+def spelled_out(classes: Sequence[str]) -> list[str]:
+    """Class names with the word each expression code stands for: ``AN anger``; other names as they are."""
+    return [f"{name} {expression_word(name)}" if expression_word(name) != name else name for name in classes]
+
+
+def _epochs(metrics: pd.DataFrame) -> pd.Series:
+    """Where each metrics row lies on an epoch axis: at the end of its epoch, or part-way into it for an
+    epoch that ``train.max_minutes`` cut short (``epoch_fraction`` below 1)."""
+    fraction = metrics["epoch_fraction"].fillna(1.0) if "epoch_fraction" in metrics else 1.0
+    return metrics["epoch"] + fraction
+
+
+def _mark_cut_epoch(ax: plt.Axes, metrics: pd.DataFrame) -> None:
+    """A dotted line where a run was cut short in its last epoch, named in the legend."""
+    if "epoch_fraction" in metrics and len(metrics) and metrics["epoch_fraction"].iloc[-1] < 1:
+        ax.axvline(_epochs(metrics).iloc[-1], color="grey", linestyle=":", label="time limit (train.max_minutes)")
+
+
 def confusion_matrix_figure(
     matrix: Sequence[Sequence[float]],
     classes: Sequence[str],
@@ -46,8 +65,14 @@ def confusion_matrix_figure(
     size = max(3.5, 0.55 * len(classes) + 1.5)
     fig, ax = plt.subplots(figsize=(size, size * 0.9))
     image = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(len(classes)), classes, rotation=45 if max(map(len, classes)) > 3 else 0)
-    ax.set_yticks(range(len(classes)), classes)
+    names = spelled_out(classes)
+    ax.set_xticks(
+        range(len(classes)),
+        names,
+        rotation=45 if max(map(len, names)) > 3 else 0,
+        ha="right" if max(map(len, names)) > 3 else "center",
+    )
+    ax.set_yticks(range(len(classes)), names)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     for i in range(len(classes)):
@@ -97,9 +122,11 @@ def attention_squares_figure(
     path: str | Path,
     crops: Sequence[Sequence[np.ndarray | None]] | None = None,
     columns: int = 6,
+    caption: str = "",
 ) -> Path:
     """Figs. 9–11: the S2 (red) and S3 (yellow) squares on each image; with ``crops``, the zoomed
-    S2 and S3 regions below each image. ``boxes`` is (N, 2, 3) in normalised image coordinates."""
+    S2 and S3 regions below each image. ``boxes`` is (N, 2, 3) in normalised image coordinates;
+    ``caption`` is written above the panels (what their titles say)."""
     n = len(images)
     columns = min(columns, n)
     rows_per = 3 if crops is not None else 1
@@ -120,6 +147,8 @@ def attention_squares_figure(
                 if crop is not None:
                     axes[r + 1 + s, c].imshow(crop)
                     axes[r + 1 + s, c].set_title(f"S{s + 2}", fontsize=7, color="black")
+    if caption:
+        fig.suptitle(caption, fontsize=8)
     return _save(fig, path)
 
 
@@ -128,6 +157,7 @@ def attention_maps_figure(
     maps: Sequence[Sequence[np.ndarray | None]],
     titles: Sequence[str],
     path: str | Path,
+    caption: str = "",
 ) -> Path:
     """Fig. 8: for each sample, the input of every scale with its response map laid over it: the class
     activation map of the scale's predicted expression (its classifier's weights over the channels of the
@@ -158,38 +188,48 @@ def attention_maps_figure(
         bar = fig.colorbar(shown, ax=axes.ravel().tolist(), fraction=0.03, pad=0.02)
         bar.set_label("class activation map (per image: min 0, max 1)", fontsize=7)
         bar.ax.tick_params(labelsize=6)
+    if caption:
+        fig.suptitle(caption, fontsize=7)
     return _save(fig, path)
 
 
 def scale_weights_figure(metrics: pd.DataFrame, path: str | Path, part: str = "train", title: str = "") -> Path:
     """Fig. 12 (``part="train"``: c1..c3 and the training loss per epoch) and Fig. 13
     (``part="val"``: c1..c3 and the FER accuracy in % on held-out data per epoch). Each weight's spread
-    over the samples (± one standard deviation, ``<part>/c<i>_std``) is shaded where it was logged."""
+    over the faces (± one standard deviation, ``<part>/c<i>_std``) is shaded where it was logged. An
+    epoch cut short by the time limit is drawn where it stopped, part-way along the axis. The legend
+    lies below the panel, where it covers no curve."""
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    epochs = metrics["epoch"] + 1
+    epochs = _epochs(metrics)
     styles = ("-", "--", ":")
+    shaded = False
     for i in range(3):
         column = f"{part}/c{i + 1}"
         if column in metrics and metrics[column].notna().any():
             colour = ("black", "tab:blue", "goldenrod")[i]
-            ax.plot(epochs, metrics[column], styles[i], color=colour, label=f"c{i + 1} (S{i + 1})")
+            ax.plot(epochs, metrics[column], styles[i], color=colour, marker=".", label=f"c{i + 1} (S{i + 1})")
             if f"{column}_std" in metrics:
                 spread = metrics[f"{column}_std"].fillna(0)
                 ax.fill_between(epochs, metrics[column] - spread, metrics[column] + spread, color=colour, alpha=0.15)
+                shaded = True
+    if shaded:
+        ax.fill_between([], [], color="grey", alpha=0.3, label="± one std of the weight over the faces")
+    _mark_cut_epoch(ax, metrics)
     ax.set_xlabel("epoch")
     ax.set_ylabel("scale attention weight")
+    ax.set_xlim(0, max(1, math.ceil(float(epochs.max()))) if len(metrics) else 1)
     other = ax.twinx()
     second = f"{part}/loss" if part == "train" else f"{part}/expression_acc"
     if second in metrics:
         label = "training loss" if part == "train" else "FER accuracy (%)"
         values = metrics[second] if part == "train" else 100 * metrics[second]
-        other.plot(epochs, values, color="tab:red", alpha=0.7, label=label)
+        other.plot(epochs, values, color="tab:red", alpha=0.7, marker=".", label=label)
         other.set_ylabel(label)
         if part != "train":
             other.set_ylim(0, 100)
     lines = ax.get_legend_handles_labels()
     more = other.get_legend_handles_labels()
-    ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=8, loc="best")
+    ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=3)
     ax.grid(alpha=0.3)
     if title:
         ax.set_title(title)
@@ -201,7 +241,7 @@ def task_weights_figure(runs: dict[str, pd.DataFrame], path: str | Path, title: 
     run (e.g. with and without the constraint factor)."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.5))
     for k, (name, metrics) in enumerate(runs.items()):
-        epochs = metrics["epoch"] + 1
+        epochs = _epochs(metrics)
         style = ("-", "--", ":")[k % 3]
         # λe wide and pale, λp narrow with markers on top: both stay visible where they coincide
         # (λe = λp = 0.5 once the constraint factor holds λp at its bound).
@@ -257,7 +297,8 @@ def local_squares_figure(
             ax.set(xlim=(0, 1), ylim=(1, 0), aspect="equal", title=f"{name}\n{where}" if row == 0 else where)
             ax.tick_params(labelsize=7)
     handles = [
-        plt.Line2D([], [], marker="o", linestyle="", color=colours(k % 10), label=label) for k, label in enumerate(classes)
+        plt.Line2D([], [], marker="o", linestyle="", color=colours(k % 10), label=label)
+        for k, label in enumerate(spelled_out(classes))
     ]
     axes[0, -1].legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1))
     return _save(fig, path)
@@ -268,7 +309,7 @@ def tsne_figure(embeddings: dict[str, tuple[np.ndarray, np.ndarray]], classes: S
     fig, axes = plt.subplots(1, len(embeddings), figsize=(5 * len(embeddings), 4.2), squeeze=False)
     colours = plt.get_cmap("tab10")
     for ax, (name, (points, labels)) in zip(axes[0], embeddings.items()):
-        for k, cls in enumerate(classes):
+        for k, cls in enumerate(spelled_out(classes)):
             mask = labels == k
             ax.scatter(points[mask, 0], points[mask, 1], s=5, color=colours(k % 10), label=cls)
         ax.set_title(name, fontsize=9)

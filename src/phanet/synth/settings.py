@@ -16,7 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from phanet.checks import shorten
 from phanet.errors import PhanetError
+from phanet.files import read_limited
 from phanet.synth.presets import MAX_PITCH, MAX_YAW, PRESETS, Preset
 
 #: Written next to the images; records how they were made (and lets a run resume).
@@ -65,6 +67,10 @@ def _angle_range(value: Sequence[float], limit: float, name: str) -> tuple[float
     return low, high
 
 
+#: Subjects one dataset renders at most: 10,000 bu3dfe subjects are 2.25 million images.
+MAX_SUBJECTS = 10_000
+
+
 def resolve_settings(
     preset: str | None = None,
     subjects: int | None = None,
@@ -91,7 +97,9 @@ def resolve_settings(
     chosen = PRESETS[name]
     count = chosen.subjects if subjects is None else subjects
     if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 1:
-        raise PhanetError(f"{opt('subjects')}: expected a whole number of subjects >= 1, got {subjects!r}")
+        raise PhanetError(f"{opt('subjects')}: expected a whole number of subjects >= 1, got {shorten(repr(subjects))}")
+    if count > MAX_SUBJECTS:
+        raise PhanetError(f"{opt('subjects')}: at most {MAX_SUBJECTS:,} subjects, got {count:,}")
     pixels = 112 if size is None else size
     if isinstance(pixels, bool) or not isinstance(pixels, (int, np.integer)) or not MIN_SIZE <= pixels <= MAX_SIZE:
         raise PhanetError(f"{opt('size')}: expected an image size in pixels from {MIN_SIZE} to {MAX_SIZE}, got {size!r}")
@@ -120,20 +128,24 @@ def _pose_angles(poses: Sequence[float], preset: Preset, option: str) -> tuple[f
         angles = tuple(sorted(float(b) for b in poses))
     except (TypeError, ValueError):
         raise PhanetError(f"{option}: expected a list of angles in degrees, got {poses!r}") from None
-    if not angles or len(set(angles)) != len(angles) or any(abs(b) > MAX_YAW for b in angles):
-        raise PhanetError(f"{option}: expected distinct angles within [-90, 90], got {poses!r}")
+    if not angles or len(set(angles)) != len(angles) or not all(abs(b) <= MAX_YAW for b in angles):  # NaN is in no range
+        raise PhanetError(f"{option}: expected distinct angles within [-90, 90], got {shorten(repr(poses))}")
     return angles
+
+
+#: Largest synth.json read (it holds a few settings).
+MAX_SETTINGS_BYTES = 1_000_000
 
 
 def read_settings(folder: Path) -> dict[str, Any]:
     """The settings ``phanet synth`` recorded in ``folder`` (its ``synth.json``), under their current names."""
     path = folder / SETTINGS_FILE
     try:
-        values = json.loads(path.read_text())
+        values = json.loads(read_limited(path, MAX_SETTINGS_BYTES, "settings file"))
     except FileNotFoundError:
         raise PhanetError(f"data.root: {folder} has no {SETTINGS_FILE} (not a folder written by `phanet synth`)") from None
-    except (OSError, ValueError) as exc:
-        raise PhanetError(f"{path}: not a readable settings file ({exc})") from None
+    except (OSError, ValueError, PhanetError) as exc:
+        raise PhanetError(f"{path}: not a readable settings file ({shorten(exc, 200)})") from None
     if not isinstance(values, dict) or values.get("generator") != "phanet synth":
         raise PhanetError(f"{path}: not a `phanet synth` settings file")
     if "bins" in values:  # the name of the pose classes in folders written before version 3

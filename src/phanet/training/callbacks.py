@@ -19,6 +19,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from phanet.config import Config, dump_yaml
 from phanet.files import atomic_write, write_csv
 from phanet.training.module import MONITOR
+from phanet.training.progress import epoch_fraction
 from phanet.training.run_folder import RunFolder
 
 
@@ -72,8 +73,10 @@ class ResumedConfig(Callback):
 
 
 class EpochMetricsCSV(Callback):
-    """One row per epoch in ``path``: every logged epoch metric (losses, λ, c1..c3, accuracies), the lr
-    and ``seconds``, the epoch's wall time (training and validation).
+    """One row per epoch in ``path``: every logged epoch metric (losses, λ, c1..c3, accuracies), the lr,
+    ``seconds``, the epoch's wall time (training and validation), and ``epoch_fraction``, the share of
+    the epoch's training batches that ran (below 1 for an epoch that ``train.max_minutes`` cut short,
+    whose validation did not run: its ``val/`` values are empty).
 
     The file is rewritten atomically after each epoch; on resume, rows of epochs that will be run
     again are dropped so that every epoch appears exactly once.
@@ -84,6 +87,7 @@ class EpochMetricsCSV(Callback):
         self.rows: list[dict[str, Any]] = []
         self.lr = math.nan
         self.started = time.monotonic()
+        self.batches = 0
 
     def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         self.rows = rows_before(self.path, trainer.current_epoch)
@@ -91,13 +95,20 @@ class EpochMetricsCSV(Callback):
     def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         self.lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else math.nan
         self.started = time.monotonic()
+        self.batches = 0
+
+    def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+        self.batches = batch_idx + 1
 
     def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         row: dict[str, Any] = {"epoch": trainer.current_epoch, "step": trainer.global_step}
+        fraction = epoch_fraction(trainer, self.batches)
         for key, value in sorted(trainer.callback_metrics.items()):
-            row[key] = float(value)
+            # A cut epoch has no validation of its own: what Lightning still holds is the last epoch's.
+            row[key] = math.nan if fraction < 1 and key.startswith("val/") else float(value)
         row["lr"] = self.lr
         row["seconds"] = round(time.monotonic() - self.started, 2)
+        row["epoch_fraction"] = fraction
         self.rows = [r for r in self.rows if r["epoch"] != row["epoch"]] + [row]
         if trainer.is_global_zero:
             write_rows(self.path, self.rows)

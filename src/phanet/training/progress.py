@@ -1,8 +1,9 @@
 """What a training prints while it runs: a bar per epoch on a terminal, one line per epoch in a log.
 
-On a terminal each epoch gets its own bar, ``Epoch 3/8``, which stays on screen when the epoch ends
-with that epoch's own results (training loss, training and validation accuracy). When the output is
-a file or a pipe (or with ``--no-progress``) nothing is redrawn: each epoch prints one line,
+On a terminal each epoch gets its own bar, ``Epoch 3/8``, which stays on screen when the epoch ends,
+followed by a line of that epoch's own results (training loss, training and validation accuracy),
+written out whole rather than cut to the terminal's width. When the output is a file or a pipe (or
+with ``--no-progress``) nothing is redrawn: each epoch prints one line,
 
     epoch 3/8: loss 2.914, train FER 41.2 %, pose 88.0 %; val FER 39.5 %, pose 86.1 %; 52 s
 
@@ -31,16 +32,27 @@ _SUMMARY = (
 )
 
 
-def epoch_summary(metrics: dict[str, Any]) -> str:
-    """The epoch's results in words, from Lightning's ``callback_metrics`` (absent metrics are left out)."""
+def epoch_summary(metrics: dict[str, Any], fraction: float = 1.0) -> str:
+    """The epoch's results in words, from Lightning's ``callback_metrics`` (absent metrics are left out).
+
+    An epoch cut short (``fraction`` of its batches ran: ``train.max_minutes`` stopped it) has no
+    validation of its own, so the validation values Lightning still holds, the previous epoch's, are
+    left out and the cut is said."""
     parts: dict[str, list[str]] = {"train": [], "val": []}
     for key, label, percent in _SUMMARY:
-        if key not in metrics:
+        if key not in metrics or (fraction < 1 and key.startswith("val/")):
             continue
         value = float(metrics[key])
         text = f"{label} {100 * value:.1f} %" if percent else f"{label} {value:.3f}"
         parts[key.split("/")[0]].append(text if math.isfinite(value) else f"{label} nan")
-    return "; ".join(", ".join(items) for items in parts.values() if items)
+    text = "; ".join(", ".join(items) for items in parts.values() if items)
+    return text if fraction >= 1 else f"{text}; cut at {fraction:.0%} of the epoch by train.max_minutes, not validated"
+
+
+def epoch_fraction(trainer: L.Trainer, batches: int) -> float:
+    """The share of the epoch's training batches that ran, ``batches`` of them."""
+    total = trainer.num_training_batches
+    return min(1.0, batches / total) if 0 < total < math.inf else 1.0
 
 
 def epoch_label(trainer: L.Trainer) -> str:
@@ -51,7 +63,8 @@ def epoch_label(trainer: L.Trainer) -> str:
 
 
 class EpochBars(TQDMProgressBar):
-    """Lightning's progress bar, one bar per epoch named ``Epoch k/N`` that ends on the epoch's results.
+    """Lightning's progress bar, one bar per epoch named ``Epoch k/N``, the epoch's results on a line of
+    their own below it (a bar's text is cut at the terminal's width).
 
     There is no bar before the first epoch (Lightning's default opens an empty ``Training`` bar), and
     the bar shows no metrics while the epoch runs: the only epoch values that exist then are the
@@ -60,11 +73,17 @@ class EpochBars(TQDMProgressBar):
 
     def __init__(self, refresh_rate: int = 1) -> None:
         super().__init__(refresh_rate=refresh_rate, leave=True)
+        self.batches = 0
+
+    def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+        super().on_train_batch_end(trainer, module, outputs, batch, batch_idx)
+        self.batches = batch_idx + 1
 
     def on_train_start(self, *_: Any) -> None:
         """No bar yet: each epoch opens its own."""
 
     def on_train_epoch_start(self, trainer: L.Trainer, *_: Any) -> None:
+        self.batches = 0
         total = self.total_train_batches
         self.train_progress_bar = Tqdm(
             desc=f"Epoch {epoch_label(trainer)}",
@@ -82,8 +101,10 @@ class EpochBars(TQDMProgressBar):
         return {}
 
     def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        self.train_progress_bar.set_postfix_str(epoch_summary(trainer.callback_metrics), refresh=False)
         self.train_progress_bar.close()
+        if trainer.is_global_zero:
+            summary = epoch_summary(trainer.callback_metrics, epoch_fraction(trainer, self.batches))
+            print(f"  epoch {epoch_label(trainer)}: {summary}", file=sys.stdout, flush=True)
 
     def on_train_end(self, *_: Any) -> None:
         """Every bar was closed at the end of its epoch."""
@@ -96,19 +117,21 @@ class EpochLines(Callback):
     def __init__(self, stream: IO[str] | None = None) -> None:
         self.stream = stream
         self.started = time.monotonic()
+        self.batches = 0
 
     def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         self.started = time.monotonic()
+        self.batches = 0
+
+    def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+        self.batches = batch_idx + 1
 
     def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         if not trainer.is_global_zero:
             return
         seconds = time.monotonic() - self.started
-        print(
-            f"epoch {epoch_label(trainer)}: {epoch_summary(trainer.callback_metrics)}; {seconds:.0f} s",
-            file=self.stream or sys.stdout,
-            flush=True,
-        )
+        summary = epoch_summary(trainer.callback_metrics, epoch_fraction(trainer, self.batches))
+        print(f"epoch {epoch_label(trainer)}: {summary}; {seconds:.0f} s", file=self.stream or sys.stdout, flush=True)
 
 
 def progress_callback(progress: bool, refresh_rate: int, stream: IO[str] | None = None) -> Callback:

@@ -32,15 +32,16 @@ import torch
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import EMAWeightAveraging
 
-from phanet.checkpoints import read_checkpoint
+from phanet.checkpoints import check_memory, read_checkpoint
 from phanet.checks import output_folder, shorten
-from phanet.config import Config, show
+from phanet.config import Config, config_from_dict, show
 from phanet.data.datasets import FaceDataModule
 from phanet.data.records import LabeledFaces
 from phanet.data.splits import Split
-from phanet.errors import PhanetError
+from phanet.errors import PhanetError, PhanetWarning
 from phanet.files import remove_temporaries
-from phanet.runtime import Stopped, resolve_precision, usable_cpus, uses_cuda
+from phanet.models.info import PAPER_EXPRESSIONS, PAPER_POSES
+from phanet.runtime import Stopped, bounded_by_cpus, resolve_precision, usable_cpus, uses_cuda
 from phanet.training.callbacks import AdaptiveThreads, AtomicCheckpointIO, EpochMetricsCSV, ResumedConfig, run_checkpoints
 from phanet.training.dynamics import TrainingDynamics
 from phanet.training.module import MONITOR, PhaNetModule
@@ -127,7 +128,7 @@ def cpu_thread_callbacks(config: Config) -> list[L.Callback]:
     with :class:`AdaptiveThreads` when one process trains on the CPU."""
     t = config.train
     cpus = usable_cpus()
-    torch.set_num_threads(t.threads or cpus)
+    torch.set_num_threads(bounded_by_cpus(t.threads, "train.threads") if t.threads else cpus)
     single = str(t.devices) in ("auto", "1") and t.num_nodes == 1 and t.strategy in ("auto", "single_device")
     if t.threads is None and single and t.accelerator in ("auto", "cpu") and not uses_cuda(t.accelerator):
         return [AdaptiveThreads(cpus)]
@@ -232,6 +233,7 @@ def _train(
     stop = StopSignal()
     callbacks = _callbacks(config, folder, resume and lock is not None, best, latest, stop)
     trainer = _checked_trainer(config, folder.path, callbacks, progress)
+    _check_memory(config)
 
     L.seed_everything(config.seed, workers=True, verbose=False)
     datamodule = FaceDataModule(config, faces=faces, split=split)
@@ -279,10 +281,35 @@ def _train(
         if stop.signum is None:
             raise
         raise _stopped(stop.signum, folder, trainer, done, config.train.epochs) from None
+    cap = time_cap(folder, config)
+    if cap is not None:
+        warnings.warn(cap, PhanetWarning, stacklevel=2)
     score = best.best_model_score
     return TrainResult(
         folder.path, folder.best, folder.last, folder.metrics_file, float(score) if score is not None else float("nan")
     )
+
+
+def time_cap(folder: RunFolder, config: Config) -> str | None:
+    """What ``train.max_minutes`` did to the run in ``folder``, in words, when it ended it; None otherwise."""
+    if not config.train.max_minutes or folder.ended_by() != "max_minutes":
+        return None
+    last = folder.read_metrics().iloc[-1]
+    epoch, fraction = int(last["epoch"]) + 1, float(last.get("epoch_fraction", 1.0))
+    where = f"{fraction:.0%} into epoch {epoch}" if fraction < 1 else f"after epoch {epoch}"
+    return (
+        f"{folder.path} stopped at its time limit, train.max_minutes {config.train.max_minutes:g}, {where} of "
+        f"{config.train.epochs}: its network is less trained than the budget allowed"
+    )
+
+
+def _check_memory(config: Config) -> None:
+    """Refuse, before the data load, a network whose training does not fit this machine's memory (the
+    GPU's on CUDA): with the paper's class lists, as the data's are not known yet and hardly matter."""
+    available = None
+    if uses_cuda(config.train.accelerator):
+        available = torch.cuda.mem_get_info()[0]
+    check_memory(config, list(PAPER_EXPRESSIONS), list(PAPER_POSES), config.train.batch_size, True, available=available)
 
 
 def _check_last(folder: RunFolder, module: PhaNetModule) -> dict[str, Any]:
@@ -367,6 +394,7 @@ def load_module(checkpoint: str | Path, map_location: str | torch.device = "cpu"
         raise PhanetError.about("checkpoint", "{path} not found", path=path)
     payload = read_checkpoint(path, "checkpoint", map_location)
     params = payload["hyper_parameters"]
+    check_memory(config_from_dict(params["config"]), params["expressions"], params["poses"], 1, False, "checkpoint")
     try:
         module = PhaNetModule(params["config"], params["expressions"], params["poses"], params.get("class_counts"))
         module.load_state_dict(payload["state_dict"])

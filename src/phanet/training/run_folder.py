@@ -16,7 +16,6 @@ Every file is written through :mod:`phanet.files` (a temporary file renamed into
 
 from __future__ import annotations
 
-import fcntl
 import json
 import math
 import os
@@ -29,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from phanet.checks import shorten
 from phanet.config import Config, config_from_dict, dump_yaml, read_yaml, show
 from phanet.errors import PhanetError
-from phanet.files import write_csv, write_failed, write_json
+from phanet.files import FileLock, open_regular, write_csv, write_json
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -115,46 +114,47 @@ def _first_difference(a: Any, b: Any, where: str) -> str:
 
 
 class RunLock:
-    """A run folder's writer: an exclusive ``flock`` on ``RUN/.lock``, kept while the training lives.
+    """A run folder's writer: an exclusive ``flock`` on ``RUN/.lock`` (:class:`~phanet.files.FileLock`),
+    kept while the training lives.
 
     The kernel drops the lock when its process ends, however it ends (``kill -9`` included), so a
-    lock is never stale and the file is simply left in place. The file names the holder (process,
-    host, start time) for the message a second writer gets. Only rank zero takes it.
+    lock is never stale; a training that ends removes the file while it still holds the lock, and one
+    that was killed leaves it for the next to take. The file names the holder (process, host, start
+    time) for the message a second writer gets. Only rank zero takes it.
     """
 
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = Path(run_dir)
         self.path = self.run_dir / LOCK_FILE
-        self.fd: int | None = None
+        self.lock = FileLock(self.path)
 
     def acquire(self) -> None:
-        if self.fd is not None:
+        if self.lock.fd is not None:
             return
-        try:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
-        except OSError as exc:
-            raise write_failed(self.path, exc) from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = shorten(os.read(fd, 200).decode("utf-8", "replace").strip(), 120) or "another process"
-            os.close(fd)
+        if not self.lock.acquire():
             raise PhanetError.about(
                 "out",
                 "{run} is in use by another training ({holder}); wait for it to end or choose another {out}",
                 run=self.run_dir,
-                holder=holder,
-            ) from None
+                holder=self._holder(),
+            )
         started = time.strftime("%Y-%m-%d %H:%M:%S %Z")
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}, since {started}\n".encode(), 0)
-        self.fd = fd
+        fd = self.lock.fd
+        if fd is not None:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}, since {started}\n".encode(), 0)
+
+    def _holder(self) -> str:
+        """Who holds the lock, as its file says."""
+        try:
+            with open_regular(self.path) as handle:
+                text = handle.read(200).decode("utf-8", "replace").strip()
+        except (OSError, PhanetError):
+            text = ""
+        return shorten(text, 120) or "another process"
 
     def release(self) -> None:
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
+        self.lock.release(remove=True)
 
 
 def write_evaluation(folder: Path, summary: dict[str, Any], predictions: pd.DataFrame) -> None:
@@ -169,7 +169,8 @@ def read_predictions(path: str | Path) -> pd.DataFrame:
     import pandas as pd
 
     text = {"true_expression": str, "expression": str, "true_pose": str, "pose": str, "subject": str}
-    frame = pd.read_csv(path, dtype=text)
+    with open_regular(path) as handle:
+        frame = pd.read_csv(handle, dtype=text)
     for column in text:
         if column in frame:
             frame[column] = frame[column].fillna("")
@@ -226,6 +227,9 @@ class RunFolder:
     def _last_payload(self) -> dict[str, Any]:
         import torch
 
+        from phanet.checkpoints import check_archive
+
+        check_archive(self.last, "resume")
         return torch.load(self.last, map_location="cpu", weights_only=True, mmap=True)
 
     def stored_config(self) -> Config | None:
@@ -328,11 +332,13 @@ class RunFolder:
 
     def read_evaluation(self) -> tuple[dict[str, Any], pd.DataFrame]:
         """The summary (missing numbers as NaN) and the per-image predictions of the evaluation."""
-        summary = json.loads(self.evaluation_file.read_text())
+        with open_regular(self.evaluation_file) as handle:
+            summary = json.loads(handle.read())
         summary = {k: (math.nan if v is None else v) for k, v in summary.items()}
         return summary, read_predictions(self.predictions_file)
 
     def read_metrics(self) -> pd.DataFrame:
         import pandas as pd
 
-        return pd.read_csv(self.metrics_file)
+        with open_regular(self.metrics_file) as handle:
+            return pd.read_csv(handle)

@@ -33,6 +33,7 @@ from phanet.data.openface import DEFAULT_BINS, join_poses, nearest_bin, read_ope
 from phanet.data.records import LabeledFaces
 from phanet.data.registry import register_dataset
 from phanet.errors import PhanetError
+from phanet.files import NotAFile, open_regular
 
 #: AffectNet's expression codes 0-10.
 AFFECTNET_NAMES = ["Neutral", "Happy", "Sad", "Surprise", "Fear", "Disgust", "Anger", "Contempt", "None", "Uncertain", "Non-Face"]
@@ -64,8 +65,9 @@ def _csv_rows(base: Path, partition: str, images_dir: str, classes: int, skipped
     if not path.is_file():
         raise PhanetError(f"data.root: {path} not found (the affectnet dataset expects {LAYOUT})")
     try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
-    except (ValueError, pd.errors.ParserError) as exc:
+        with open_regular(path) as handle:
+            table = pd.read_csv(handle, dtype=str, keep_default_na=False, skipinitialspace=True)
+    except (ValueError, OSError, pd.errors.ParserError) as exc:
         raise PhanetError(f"{path}: not a readable AffectNet CSV ({exc})") from None
     table.columns = [str(c).strip() for c in table.columns]
     for column in ("subDirectory_filePath", "expression"):
@@ -111,8 +113,12 @@ def _npy_rows(base: Path, partition: str, classes: int, skipped: list) -> list[d
         label_file = annotations / f"{ident}_exp.npy"
         rel_label = str(label_file.relative_to(base))
         try:
-            value = np.load(label_file, allow_pickle=False).reshape(-1)[0]
-        except (OSError, ValueError, IndexError) as exc:
+            with open_regular(label_file) as handle:
+                value = np.load(handle, allow_pickle=False).reshape(-1)[0]
+        except NotAFile as exc:
+            skipped.append((rel_label, str(exc).rsplit(": ", 1)[-1]))
+            continue
+        except (OSError, ValueError, IndexError, EOFError) as exc:
             skipped.append((rel_label, f"unreadable annotation ({type(exc).__name__})"))
             continue
         code = _code(value, str(label_file))

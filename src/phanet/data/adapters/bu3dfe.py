@@ -19,7 +19,16 @@ from __future__ import annotations
 import re
 
 from phanet.compat import PATTERN_GROUPS, deprecated
-from phanet.data.adapters.common import BASIC_EXPRESSIONS, build_faces, dataset_root, excluded, is_image, walk_files, yaw_names
+from phanet.data.adapters.common import (
+    BASIC_EXPRESSIONS,
+    build_faces,
+    dataset_root,
+    excluded,
+    is_image,
+    one_per_sample,
+    walk_files,
+    yaw_names,
+)
 from phanet.data.records import LabeledFaces
 from phanet.data.registry import register_dataset
 from phanet.errors import PhanetError
@@ -79,8 +88,8 @@ def load_bu3dfe(
     regex = compile_pattern(pattern)
     wanted = set(yaw_names(poses, "poses")) if poses is not None else None
     keep_levels = None if intensities is None else {int(i) for i in intensities}
-    rows, skipped, found = [], [], set()
-    for rel in walk_files(base):
+    samples, skipped, found = [], [], set()
+    for rel in walk_files(base, skipped):
         match = regex.search(rel.as_posix()) if is_image(rel) else None
         if match is None:
             skipped.append((str(rel), "name does not match the BU-3DFE pattern (data.options.pattern)"))
@@ -103,14 +112,17 @@ def load_bu3dfe(
             if keep_levels is not None and intensity and intensity not in keep_levels:
                 skipped.append((str(rel), excluded(f"intensity {intensity} not among data.options.intensities")))
             else:
-                rows.append(
-                    {
-                        "path": str(rel),
-                        "subject": match["subject"],
-                        "expression": expression,
-                        "pose": pose,
-                        "intensity": intensity,
-                    }
+                row = {
+                    "path": str(rel),
+                    "subject": match["subject"],
+                    "expression": expression,
+                    "pose": pose,
+                    "intensity": intensity,
+                }
+                others = tuple(
+                    sorted((k, v) for k, v in match.groupdict().items() if k not in ("expression", "intensity", "yaw"))
                 )
+                samples.append(((expression, intensity, pose, *others), row))
+    rows = one_per_sample(samples, skipped, "subject, expression, intensity and yaw")
     poses = sorted(wanted if wanted is not None else found, key=float)
     return build_faces("bu3dfe", base, rows, skipped, BASIC_EXPRESSIONS, poses, where=str(base))

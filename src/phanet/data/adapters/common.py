@@ -48,14 +48,34 @@ def dataset_root(root: str | Path | None, dataset: str, layout: str) -> Path:
     return Path(root)
 
 
-def walk_files(root: Path) -> Iterator[Path]:
-    """Files under ``root`` at any depth, relative to it, in sorted order; hidden files and folders left out."""
-    for folder, dirs, files in os.walk(root):
+def walk_files(root: Path, skipped: list[tuple[str, str]]) -> Iterator[Path]:
+    """Files under ``root`` at any depth, relative to it, in sorted order; hidden files and folders left
+    out. A folder that cannot be listed goes to ``skipped`` with the reason, instead of vanishing."""
+
+    def unlistable(error: OSError) -> None:
+        skipped.append((str(Path(error.filename).relative_to(root)), f"folder cannot be listed ({error.strerror})"))
+
+    for folder, dirs, files in os.walk(root, onerror=unlistable):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         base = Path(folder).relative_to(root)
         for name in sorted(files):
             if not name.startswith("."):
                 yield base / name
+
+
+def one_per_sample(found: list[tuple[tuple, dict[str, Any]]], skipped: list[tuple[str, str]], what: str) -> list[dict[str, Any]]:
+    """The rows of ``found`` (each with the identity its file name gives: ``what`` says of what) with one
+    row per identity: a tree that holds a sample twice (a copy in another folder, the same name as
+    ``.jpg`` and ``.png``) would weigh it twice. The copy nearest the root (then first in path order)
+    is kept; the others go to ``skipped``, naming the one kept."""
+    kept: dict[tuple, dict[str, Any]] = {}
+    for identity, row in sorted(found, key=lambda item: (len(Path(item[1]["path"]).parts), item[1]["path"])):
+        if identity in kept:
+            skipped.append((row["path"], f"duplicate of {kept[identity]['path']} (the same {what})"))
+        else:
+            kept[identity] = row
+    chosen = {id(row) for row in kept.values()}
+    return [row for _, row in found if id(row) in chosen]
 
 
 def is_image(path: Path) -> bool:

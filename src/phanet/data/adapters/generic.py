@@ -12,10 +12,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from phanet.checks import class_names, shorten
 from phanet.data.manifest import load_folder, load_manifest
 from phanet.data.records import LabeledFaces
 from phanet.data.registry import register_dataset
 from phanet.errors import PhanetError
+from phanet.files import read_limited
+
+#: Largest classes.json read: a list of class names is a few kilobytes.
+MAX_CLASSES_BYTES = 10_000_000
 
 MANIFEST_NAMES = ("manifest.csv", "manifest.json")
 
@@ -30,15 +35,19 @@ def find_manifest(root: Path) -> Path | None:
 def read_classes(folder: Path) -> dict[str, list[str]]:
     """Class lists from ``folder/classes.json``, or {} when there is none."""
     path = folder / "classes.json"
-    if not path.is_file():
+    if not path.exists():
         return {}
     try:
-        payload = json.loads(path.read_text())
+        payload = json.loads(read_limited(path, MAX_CLASSES_BYTES, "classes.json"))
     except (OSError, ValueError) as exc:
-        raise PhanetError(f"{path}: not readable JSON ({exc})") from None
+        raise PhanetError(f"{path}: not readable JSON ({shorten(exc)})") from None
     if not isinstance(payload, dict) or not all(isinstance(payload.get(k, []), list) for k in ("expressions", "poses")):
         raise PhanetError(f'{path}: expected {{"expressions": [...], "poses": [...]}}')
-    return {k: [str(v) for v in payload[k]] for k in ("expressions", "poses") if k in payload}
+    return {
+        key: class_names([str(v) for v in payload[key]], f"{path}: {key}", allow_empty=key == "poses")
+        for key in ("expressions", "poses")
+        if key in payload
+    }
 
 
 @register_dataset("generic", "a manifest (CSV/JSON, or a folder holding manifest.csv) or ROOT/<expression>/[<pose>/]<image>")

@@ -8,14 +8,24 @@ session and person (``KDEF/AF01/AF01ANFL.JPG``); any depth is accepted.
 The subject is sex + id (``F01``): sessions A and B photograph the same person, so both land on the
 same side of every split. KDEF writes fear as ``AF`` (afraid); it becomes ``FE`` so that the class
 list is the BU-3DFE one. Files whose name does not parse, or that sit in another person's folder,
-are skipped and counted (the public release has a few such files).
+are skipped and counted (the public release has a few such files). A sample found twice (a copy in
+another folder, ``.JPG`` beside ``.png``) counts once; the copies are skipped and named.
 """
 
 from __future__ import annotations
 
 import re
 
-from phanet.data.adapters.common import BASIC_EXPRESSIONS, angle_map, build_faces, dataset_root, excluded, is_image, walk_files
+from phanet.data.adapters.common import (
+    BASIC_EXPRESSIONS,
+    angle_map,
+    build_faces,
+    dataset_root,
+    excluded,
+    is_image,
+    one_per_sample,
+    walk_files,
+)
 from phanet.data.records import LabeledFaces
 from phanet.data.registry import register_dataset
 from phanet.errors import PhanetError
@@ -50,8 +60,8 @@ def load_kdef(root: str | None, sessions: list[str] | None = None, poses: dict[s
         raise PhanetError(f"data.options.sessions: expected a list of A and/or B, got {sessions!r}")
     pose_of = angle_map(poses if poses is not None else KDEF_ANGLES, "poses")
     pose_of = {code.upper(): pose for code, pose in pose_of.items()}
-    rows, skipped = [], []
-    for rel in walk_files(base):
+    found, skipped = [], []
+    for rel in walk_files(base, skipped):
         fields = parse_kdef_name(rel.stem) if is_image(rel) else None
         if fields is None:
             skipped.append((str(rel), "not a KDEF name like AF01ANFL.JPG"))
@@ -66,13 +76,13 @@ def load_kdef(root: str | None, sessions: list[str] | None = None, poses: dict[s
         elif fields["angle"] not in pose_of:
             skipped.append((str(rel), excluded(f"angle {fields['angle']} not in data.options.poses")))
         else:
-            rows.append(
-                {
-                    "path": str(rel),
-                    "subject": fields["sex"] + fields["id"],
-                    "expression": KDEF_EXPRESSIONS[fields["expression"]],
-                    "pose": pose_of[fields["angle"]],
-                }
-            )
+            row = {
+                "path": str(rel),
+                "subject": fields["sex"] + fields["id"],
+                "expression": KDEF_EXPRESSIONS[fields["expression"]],
+                "pose": pose_of[fields["angle"]],
+            }
+            found.append((tuple(fields.values()), row))
+    rows = one_per_sample(found, skipped, "session, person, expression and angle")
     poses = sorted(set(pose_of.values()), key=float)
     return build_faces("kdef", base, rows, skipped, BASIC_EXPRESSIONS, poses, where=str(base))

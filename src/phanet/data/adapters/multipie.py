@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 
-from phanet.data.adapters.common import angle_map, build_faces, dataset_root, excluded, is_image, walk_files
+from phanet.data.adapters.common import angle_map, build_faces, dataset_root, excluded, is_image, one_per_sample, walk_files
 from phanet.data.records import LabeledFaces
 from phanet.data.registry import register_dataset
 from phanet.errors import PhanetError
@@ -100,8 +100,8 @@ def load_multipie(
     base = dataset_root(root, "multipie", "sessionNN/multiview/SSS/RR/CC_C/SSS_NN_RR_CCC_II.png")
     pose_of = _cameras(poses)
     lights = None if illuminations is None else _illuminations(illuminations)
-    rows, skipped = [], []
-    for rel in walk_files(base):
+    found, skipped = [], []
+    for rel in walk_files(base, skipped):
         match = NAME.match(rel.stem) if is_image(rel) else None
         if match is None:
             skipped.append((str(rel), "not a Multi-PIE name like 001_01_01_051_07.png"))
@@ -115,6 +115,8 @@ def load_multipie(
         elif lights is not None and match["illumination"] not in lights:
             skipped.append((str(rel), excluded(f"illumination {match['illumination']} not selected")))
         else:
-            rows.append({"path": str(rel), "subject": match["subject"], "expression": expression, "pose": pose_of[camera]})
+            row = {"path": str(rel), "subject": match["subject"], "expression": expression, "pose": pose_of[camera]}
+            found.append((tuple(match.groupdict().values()), row))
+    rows = one_per_sample(found, skipped, "subject, session, recording, camera and illumination")
     poses = sorted(set(pose_of.values()), key=float)
     return build_faces("multipie", base, rows, skipped, MULTIPIE_CLASSES, poses, where=str(base))

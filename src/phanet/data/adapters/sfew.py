@@ -42,7 +42,7 @@ def load_sfew(root: str | None, partitions: list[str] | None = None) -> LabeledF
     if wanted is not None and not wanted <= set(SFEW_PARTITIONS):
         raise PhanetError(f"data.options.partitions: expected a list of Train, Val, Test, got {partitions!r}")
     rows, skipped = [], []
-    for rel in walk_files(base):
+    for rel in walk_files(base, skipped):
         parts = rel.parts
         partition = parts[0].lower()
         if partition not in SFEW_PARTITIONS:
