@@ -134,16 +134,19 @@ def test_a_full_disk_under_predict_evaluate_and_export_leaves_nothing_half_writt
     export = ["export", "--checkpoint", checkpoint, "--onnx", onnx_out, "--no-check"]
     with monkeypatch.context() as disk:
         disk.setattr(os, "fsync", no_space_left)
-        assert one_line_error(capsys, [*predict, "--out", rows]) == f"{rows}: {full}"
-        assert one_line_error(capsys, [*predict, "--out", kept, "--overwrite"]) == f"{kept}: {full}"
+        # The rows stay in the partial file, and the line says how to write them once there is room.
+        for out, extra in ((rows, []), (kept, ["--overwrite"])):
+            assert one_line_error(capsys, [*predict, "--out", out, *extra]) == (
+                f"{out}: {full}; the rows are kept in {out}.partial: run the same command with --resume to write it"
+            )
         assert one_line_error(capsys, evaluate_argv) == f"{evaluated / 'predictions.csv'}: {full}"
         assert one_line_error(capsys, export) == f"{onnx_out}: {full}"
     assert kept.read_text() == "mine\n"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["eval", "face.png", "kept.csv"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["eval", "face.png", "kept.csv", "kept.csv.partial", "rows.json.partial"]
     assert list(evaluated.iterdir()) == []
-    # Nothing was left under the final names, so the same commands now run without --overwrite.
-    assert main([str(a) for a in [*predict, "--out", rows]]) == 0
-    assert json.loads(rows.read_text())[0]["status"] == "ok"
+    # Nothing was left under the final names: --resume writes the kept rows.
+    assert main([str(a) for a in [*predict, "--out", rows, "--resume"]]) == 0
+    assert json.loads(rows.read_text())[0]["status"] == "ok" and not (tmp_path / "rows.json.partial").exists()
     assert main([str(a) for a in evaluate_argv]) == 0
     assert json.loads((evaluated / "evaluation.json").read_text())["samples"] == 8 * 4 * 3 * 2
     assert main([str(a) for a in export]) == 0 and onnx_out.read_bytes() == exported.read_bytes()

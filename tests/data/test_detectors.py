@@ -54,6 +54,9 @@ def test_yunet_finds_a_face_crop_thanks_to_its_border(astronaut):
 def test_yunet_keeps_faces_from_min_size_and_finds_none_in_a_blank_picture(astronaut):
     assert detect_yunet(astronaut, min_size=120) == [] and len(detect_yunet(astronaut, min_size=100)) == 1
     assert detect_yunet(np.full((120, 160, 3), 127, np.uint8)) == []
+    # Pictures smaller than a face (YuNet alone answers a 1 x 1 picture with a box of infinite size).
+    for side in (1, 2, 23):
+        assert detect_yunet(np.zeros((side, side, 3), np.uint8)) == []
     with pytest.raises(ValueError, match="expected an RGB image"):
         detect_yunet(np.zeros((10, 10), np.uint8))
 

@@ -259,6 +259,7 @@ def run(args: argparse.Namespace) -> int:
     # PyTorch, OpenCV and the model load only now: a mistyped argument is answered at once.
     from pathlib import Path
 
+    from phanet.errors import PhanetError
     from phanet.predict import Predictor, write_table
     from phanet.predict.journal import RowJournal
     from phanet.workflow import default_device
@@ -303,7 +304,11 @@ def run(args: argparse.Namespace) -> int:
         table = predictor.table(rows)
         print(_summary(table, unreadable))
         if args.out:
-            print(f"written: {write_table(table, args.out)}")
+            try:
+                written = write_table(table, args.out)
+            except PhanetError as exc:
+                raise _kept(exc, journal) from None
+            print(f"written: {written}")
             finished = True
         else:
             import pandas as pd
@@ -313,6 +318,15 @@ def run(args: argparse.Namespace) -> int:
         if drawings is not None:
             print(drawings.summary())
     return 0
+
+
+def _kept(exc, journal):
+    """A table that could not be written: its rows stay in the partial file, and the line says so."""
+    from phanet.errors import PhanetError
+
+    if journal is None or not (journal.added or journal.done):
+        return exc
+    return PhanetError(f"{exc}; the rows are kept in {journal.path}: run the same command with --resume to write it")
 
 
 def _stopped(exc: KeyboardInterrupt, journal):

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import math
 import threading
 from functools import cache
 from pathlib import Path
@@ -91,6 +92,8 @@ def detect_yunet(image: np.ndarray, min_size: int = 24, max_side: int | None = 6
     if image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"expected an RGB image (H, W, 3), got shape {image.shape}")
     height, width = image.shape[:2]
+    if max(height, width) < min_size:
+        return []  # no face of min_size fits; YuNet answers such tiny inputs with boxes of infinite size
     scale = 1.0
     if max_side is not None and max(height, width) > max_side:
         scale = max_side / max(height, width)
@@ -104,7 +107,7 @@ def detect_yunet(image: np.ndarray, min_size: int = 24, max_side: int | None = 6
     boxes = []
     for x, y, w, h, *_, confidence in [] if found is None else found.tolist():
         box = FaceBox((x - pad) / scale, (y - pad) / scale, w / scale, h / scale, float(confidence), "yunet")
-        if max(box.w, box.h) >= min_size:
+        if all(map(math.isfinite, (box.x, box.y, box.w, box.h))) and min(box.w, box.h) > 0 and max(box.w, box.h) >= min_size:
             boxes.append(box)
     return merge_boxes(boxes)
 
