@@ -21,22 +21,9 @@ import time
 from pathlib import Path
 
 import cv2
-import pandas as pd
 
 from phanet.analysis import detectors
 from phanet.reports import published
-
-
-def _summary(title: str, table: pd.DataFrame, command: str, note: str, started: float, load: float) -> dict:
-    summary = {
-        "kind": "transcribed",
-        "source": "measured",
-        "inline": True,
-        "note": note,
-        "tables": [{"title": title, "columns": list(table.columns), "rows": [[str(v) for v in row] for row in table.values]}],
-    }
-    summary.update(published.provenance(command, cv2.getNumThreads(), "cpu", started, load, None))
-    return summary
 
 
 def main() -> int:
@@ -71,7 +58,8 @@ def main() -> int:
             ("face_detectors_photos", "Face detectors on photographs shipped in packages", photo_table),
             ("face_detectors_renders", "Face detectors on the built-in renders, recall per yaw", render_table),
         ):
-            published.write(_summary(title, table, command, note, started, load), None, args.publish, name)
+            summary = published.measured([(title, table)], command, note, cv2.getNumThreads(), started, load)
+            published.write(summary, None, args.publish, name)
             print(f"written: {args.publish / (name + '.json')}")
     return 0
 

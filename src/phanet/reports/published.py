@@ -197,6 +197,30 @@ def provenance(
     }
 
 
+def measured(
+    tables: Sequence[tuple[str, pd.DataFrame]],
+    command: str,
+    note: str,
+    threads: int | None,
+    started: float | None,
+    load_at_start: float | None,
+) -> dict[str, Any]:
+    """The summary of a benchmark's tables (each a title and a frame, written as text) with its
+    :func:`provenance` on the CPU; ``phanet docs`` shows the tables as they are."""
+    summary: dict[str, Any] = {
+        "kind": "transcribed",
+        "source": "measured",
+        "inline": True,
+        "note": note,
+        "tables": [
+            {"title": title, "columns": [str(c) for c in table.columns], "rows": [[str(v) for v in row] for row in table.values]}
+            for title, table in tables
+        ],
+    }
+    summary.update(provenance(command, threads, "cpu", started, load_at_start, None))
+    return summary
+
+
 def publish(
     runs: Sequence[tuple[str, int | None, str | None, str | Path]],
     kind: str,
