@@ -67,6 +67,11 @@ def test_mini_demo_writes_the_report_tables_and_figures(tmp_path, monkeypatch, c
     assert "Seed**: 3" in report and "preset `bu3dfe`" in report and "6 subjects" in report
     assert "exponential moving average of the weights (decay 0.5 per step)" in report
     assert "> **Warning: time limit.**" not in report  # the cap did not bind
+    # Per network: its epochs, their wall time from metrics.csv, what ended it and its precision.
+    for name, folder, precision in (("PhaNet", "phanet", "32-true"), ("DenseNet-40", "densenet", "")):
+        metrics = pd.read_csv(out / folder / "metrics.csv")
+        said = f"{name} 2 epochs in {metrics['seconds'].sum() / 60:.1f} min, ended by epoch limit (2), precision {precision}"
+        assert len(metrics) == 2 and said in report, said
     # The codes spelled out; each method's accuracy per expression, and why one is below chance, from the data.
     assert "Expression codes: AN anger, DI disgust, FE fear, HA happiness, NE neutral, SA sadness, SU surprise." in report
     per_expression = pd.read_csv(out / "tables" / "fer_per_expression.csv").set_index("Method")
@@ -189,6 +194,8 @@ def test_a_demo_whose_time_limit_binds_says_so_at_the_end_and_atop_the_report(tm
         warning = next(line for line in report if line.startswith(f"> **Warning: time limit.** {name} stopped at its time limit"))
         assert "train.max_minutes 0.05" in warning and "of 200" in warning
         assert report.index(warning) < 5
+        trained = f"{name} {len(metrics)} epoch{'s' if len(metrics) > 1 else ''} in "
+        assert trained in "".join(report) and "ended by time cap (0.05 min)" in "".join(report)
     # the warnings come last, after everything else the demo printed
     assert err[-2].startswith("phanet: warning: PhaNet stopped at its time limit, train.max_minutes 0.05, ")
     assert err[-1].startswith("phanet: warning: DenseNet-40 stopped at its time limit, train.max_minutes 0.05, ")

@@ -32,7 +32,7 @@ from phanet.reports import figures, published
 from phanet.reports.attention import attention_figures, pick_examples
 from phanet.reports.coverage import coverage_by_pose, coverage_table
 from phanet.reports.embedding import representations, tsne
-from phanet.reports.summaries import per_expression_table
+from phanet.reports.summaries import ended_by, per_expression_table
 from phanet.reports.tables import expression_pose_table, method_table, per_pose_table, to_markdown, write_table
 from phanet.runtime import usable_cpus, uses_cuda
 from phanet.synth import settings as synth_settings
@@ -201,8 +201,24 @@ def _describe(
                 else ""
             )
             + "The checkpoint with the best validation FER accuracy is tested.",
+            *([f"- **Training**: {_trainings(config, runs)}."] if runs else []),
         ]
     )
+
+
+def _trainings(config: Config, runs: dict[str, MethodRun]) -> str:
+    """Per network: the epochs trained, their wall time (training and validation), what ended the
+    training and its precision."""
+    methods = {label: method for method, label in METHOD_NAMES.items()}
+    parts = []
+    for name, run in runs.items():
+        network = baseline_config(config, methods[name])
+        minutes = run.metrics["seconds"].sum() / 60 if "seconds" in run.metrics else float("nan")
+        parts.append(
+            f"{name} {plural(len(run.metrics), 'epoch')} in {minutes:.1f} min, ended by {ended_by(run.run_dir)}, "
+            f"precision {training_precision(network)}"
+        )
+    return "; ".join(parts)
 
 
 def _weights_on_test(predictions: pd.DataFrame) -> str:
