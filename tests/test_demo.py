@@ -67,6 +67,14 @@ def test_mini_demo_writes_the_report_tables_and_figures(tmp_path, monkeypatch, c
     assert "Seed**: 3" in report and "preset `bu3dfe`" in report and "6 subjects" in report
     assert "exponential moving average of the weights (decay 0.5 per step)" in report
     assert "> **Warning: time limit.**" not in report  # the cap did not bind
+    # Side by side on this machine's cores, each network with a fixed share of them.
+    from phanet.runtime import usable_cpus
+    from phanet.training.run_folder import RunFolder
+
+    if usable_cpus() >= 2:
+        assert "training PhaNet and DenseNet-40 side by side" in capsys.readouterr().out
+        for folder in ("phanet", "densenet"):
+            assert RunFolder(out / folder).stored_config().train.threads == usable_cpus() // 2
     # Per network: its epochs, their wall time from metrics.csv, what ended it and its precision.
     for name, folder, precision in (("PhaNet", "phanet", "32-true"), ("DenseNet-40", "densenet", "")):
         metrics = pd.read_csv(out / folder / "metrics.csv")
@@ -291,3 +299,19 @@ def test_validation_curves_read_best_epoch_and_swing_from_hand_made_runs(tmp_pat
     assert means.index.tolist() == [("A", "phanet"), ("A", "densenet"), ("B", "phanet")]
     assert means.loc[("A", "phanet"), "best val FER"] == pytest.approx((50.0 + 60.0) / 2)
     assert curves.curves_figure(runs, ["A", "B"], tmp_path / "curves.png").stat().st_size > 10_000
+
+
+def test_the_demo_trains_side_by_side_on_a_cpu_with_two_cores_and_a_thread_count_left_to_adapt(monkeypatch):
+    import phanet.demo
+    from phanet.config import load_config
+
+    monkeypatch.setattr(phanet.demo, "usable_cpus", lambda: 2)
+    config = load_config("demo", [])
+    assert config.train.threads is None and config.train.max_minutes is None  # no cap that binds only under load
+    assert phanet.demo.side_by_side_threads(config, "cpu") == 1
+    monkeypatch.setattr(phanet.demo, "usable_cpus", lambda: 16)
+    assert phanet.demo.side_by_side_threads(config, "cpu") == 8
+    assert phanet.demo.side_by_side_threads(config, "cuda") is None
+    assert phanet.demo.side_by_side_threads(load_config("demo", ["train.threads=2"]), "cpu") is None
+    monkeypatch.setattr(phanet.demo, "usable_cpus", lambda: 1)
+    assert phanet.demo.side_by_side_threads(config, "cpu") is None

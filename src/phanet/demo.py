@@ -25,7 +25,7 @@ from phanet.data.datasets import make_split
 from phanet.data.records import LabeledFaces
 from phanet.data.registry import load_dataset
 from phanet.errors import PhanetError, PhanetWarning
-from phanet.experiments import METHOD_NAMES, MethodRun, baseline_config, run_method
+from phanet.experiments import METHOD_NAMES, MethodRun, baseline_config, run_method, run_methods_side_by_side, variant
 from phanet.files import atomic_write_text
 from phanet.inference import TrainedModel
 from phanet.reports import figures, published
@@ -256,6 +256,18 @@ def _below_chance(runs: dict[str, MethodRun], faces: LabeledFaces, train_rows: l
     return lines
 
 
+def side_by_side_threads(config: Config, device: str) -> int | None:
+    """The threads of each network when the demo trains PhaNet and DenseNet-40 side by side, one process
+    each: on a CPU with at least two usable cores and ``train.threads`` left to adapt (null), half the
+    cores each. A thread count that does not follow the machine's load keeps the demo's numbers the same
+    on an idle and on a busy machine (the order of floating-point sums depends on it). None: one after
+    the other, as configured (a GPU, one core, or ``train.threads`` given)."""
+    cores = usable_cpus()
+    if device != "cpu" or config.train.threads is not None or cores < 2:
+        return None
+    return cores // 2
+
+
 def run_demo(out: Path, config: Config, progress: bool = True, command: str = "phanet demo") -> Path:
     """Run the demo into ``out``; returns the report's path. Finished parts in ``out`` are reused.
 
@@ -268,18 +280,23 @@ def run_demo(out: Path, config: Config, progress: bool = True, command: str = "p
     faces, folder = demo_faces(config, progress)
     split = make_split(faces, config)
     runs: dict[str, MethodRun] = {}
-    for step, method in ((2, "phanet"), (3, "densenet")):
-        label = METHOD_NAMES[method]
-        print(f"[{step}/4] training {label} (up to {config.train.epochs} epochs)", flush=True)
-        runs[label] = run_method(
-            method,
-            baseline_config(config, method),
-            faces,
-            split,
-            out,
-            progress,
-            device="cuda" if uses_cuda(config.train.accelerator) else "cpu",
+    device = "cuda" if uses_cuda(config.train.accelerator) else "cpu"
+    threads = side_by_side_threads(config, device)
+    if threads:
+        print(
+            f"[2/4] training PhaNet and DenseNet-40 side by side, {plural(threads, 'thread')} each "
+            f"(up to {config.train.epochs} epochs; each line starts with its network)",
+            flush=True,
         )
+        methods = {
+            METHOD_NAMES[m]: (m, variant(baseline_config(config, m), {"train.threads": threads})) for m in ("phanet", "densenet")
+        }
+        runs = run_methods_side_by_side(methods, faces, split, out, device=device)
+    else:
+        for step, method in ((2, "phanet"), (3, "densenet")):
+            label = METHOD_NAMES[method]
+            print(f"[{step}/4] training {label} (up to {config.train.epochs} epochs)", flush=True)
+            runs[label] = run_method(method, baseline_config(config, method), faces, split, out, progress, device=device)
     print("[4/4] report: tables and figures", flush=True)
     test = faces.subset(split.test)
     fig_dir = out / "figures"
