@@ -292,6 +292,8 @@ def run_demo(out: Path, config: Config, progress: bool = True, command: str = "p
             METHOD_NAMES[m]: (m, variant(baseline_config(config, m), {"train.threads": threads})) for m in ("phanet", "densenet")
         }
         runs = run_methods_side_by_side(methods, faces, split, out, device=device)
+        trained = " and ".join(f"{label} {plural(len(run.metrics), 'epoch')}" for label, run in runs.items())
+        print(f"[3/4] trained and tested: {trained}", flush=True)
     else:
         for step, method in ((2, "phanet"), (3, "densenet")):
             label = METHOD_NAMES[method]
