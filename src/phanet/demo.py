@@ -34,7 +34,7 @@ from phanet.reports.coverage import coverage_by_pose, coverage_table
 from phanet.reports.embedding import representations, tsne
 from phanet.reports.summaries import ended_by, per_expression_table
 from phanet.reports.tables import expression_pose_table, method_table, per_pose_table, to_markdown, write_table
-from phanet.runtime import usable_cpus, uses_cuda
+from phanet.runtime import LoadWatch, usable_cpus, uses_cuda
 from phanet.synth import settings as synth_settings
 from phanet.synth.generate import generate
 from phanet.text import plural
@@ -280,6 +280,7 @@ def run_demo(out: Path, config: Config, progress: bool = True, command: str = "p
     faces, folder = demo_faces(config, progress)
     split = make_split(faces, config)
     runs: dict[str, MethodRun] = {}
+    busy = None
     device = "cuda" if uses_cuda(config.train.accelerator) else "cpu"
     threads = side_by_side_threads(config, device)
     if threads:
@@ -291,9 +292,11 @@ def run_demo(out: Path, config: Config, progress: bool = True, command: str = "p
         methods = {
             METHOD_NAMES[m]: (m, variant(baseline_config(config, m), {"train.threads": threads})) for m in ("phanet", "densenet")
         }
-        runs = run_methods_side_by_side(methods, faces, split, out, device=device)
+        with LoadWatch() as watch:
+            runs = run_methods_side_by_side(methods, faces, split, out, device=device)
         trained = " and ".join(f"{label} {plural(len(run.metrics), 'epoch')}" for label, run in runs.items())
         print(f"[3/4] trained and tested: {trained}", flush=True)
+        busy = _busy(watch, 2 * threads)
     else:
         for step, method in ((2, "phanet"), (3, "densenet")):
             label = METHOD_NAMES[method]
@@ -414,7 +417,7 @@ def run_demo(out: Path, config: Config, progress: bool = True, command: str = "p
         "demo",
         out,
         command,
-        config.train.threads,
+        threads or config.train.threads,
         device,
         start,
         load,
@@ -423,9 +426,22 @@ def run_demo(out: Path, config: Config, progress: bool = True, command: str = "p
     )
     print(f"report: {report}")
     print(to_markdown(method_table(summaries, FEATURES)))
-    for cap in caps:
-        warnings.warn(cap, PhanetWarning, stacklevel=2)
+    for note in [*caps, *([busy] if busy else [])]:
+        warnings.warn(note, PhanetWarning, stacklevel=2)
     return report
+
+
+def _busy(watch: LoadWatch, own: int) -> str | None:
+    """What other processes did to the side-by-side trainings, or None when the machine was free for
+    them (less than half a core of other load on average)."""
+    others = watch.others(own)
+    if others < 0.5:
+        return None
+    return (
+        f"other processes kept about {others:.1f} of the {usable_cpus()} cores busy while the networks trained "
+        f"(load {watch.mean:.1f}, {own} of it the demo's): the training took longer, and its numbers are the same "
+        "as on an idle machine (fixed thread counts, no time limit)"
+    )
 
 
 def _cap(run: MethodRun, config: Config, method: str) -> str | None:

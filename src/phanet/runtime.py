@@ -80,6 +80,43 @@ def usable_cpus() -> int:
     return max(1, count)
 
 
+class LoadWatch:
+    """The machine's 1-minute load average, sampled in a thread every ``every`` seconds while the
+    ``with`` block runs (and once at its end): how busy the machine was during work that waits on
+    other processes.
+
+    ``others(own)`` is the mean load less ``own``, the threads the work itself kept busy: what other
+    processes added."""
+
+    def __init__(self, every: float = 30.0) -> None:
+        import threading
+
+        self.every = every
+        self.samples: list[float] = []
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._done.wait(self.every):
+            self.samples.append(os.getloadavg()[0])
+
+    def __enter__(self) -> LoadWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+        self.samples.append(os.getloadavg()[0])
+
+    @property
+    def mean(self) -> float:
+        return sum(self.samples) / len(self.samples) if self.samples else 0.0
+
+    def others(self, own: float) -> float:
+        return max(0.0, self.mean - own)
+
+
 def bounded_by_cpus(requested: int, key: str) -> int:
     """``requested`` threads or processes, at most :func:`usable_cpus`: more only wait for each other
     and take memory (4096 threads or 1024 loader processes take gigabytes); a bounded value warns with
