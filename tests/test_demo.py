@@ -315,3 +315,21 @@ def test_the_demo_trains_side_by_side_on_a_cpu_with_two_cores_and_a_thread_count
     assert phanet.demo.side_by_side_threads(load_config("demo", ["train.threads=2"]), "cpu") is None
     monkeypatch.setattr(phanet.demo, "usable_cpus", lambda: 1)
     assert phanet.demo.side_by_side_threads(config, "cpu") is None
+
+
+def test_the_demo_says_when_other_processes_kept_the_cores_busy(monkeypatch):
+    import phanet.demo
+    import phanet.runtime
+    from phanet.runtime import LoadWatch
+
+    loads = iter([3.0, 4.0, 5.0])
+    monkeypatch.setattr(phanet.runtime.os, "getloadavg", lambda: (next(loads), 0.0, 0.0))
+    monkeypatch.setattr(phanet.demo, "usable_cpus", lambda: 2)
+    with LoadWatch(every=3600) as watch:  # sampled once, at the end
+        pass
+    assert watch.samples == [3.0] and watch.others(2) == 1.0 and watch.others(4) == 0.0
+    busy = phanet.demo._busy(watch, 2)
+    assert busy is not None and busy.startswith("other processes kept about 1.0 of the 2 cores busy")
+    assert "(load 3.0, 2 of it the demo's)" in busy and "its numbers are the same" in busy
+    watch.samples = [2.3, 2.4]  # less than half a core besides the demo's own two threads
+    assert phanet.demo._busy(watch, 2) is None
