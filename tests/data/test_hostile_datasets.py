@@ -188,3 +188,35 @@ def test_a_synth_dataset_of_a_billion_subjects_is_refused_before_rendering(tmp_p
 
         demo_faces(load_config("demo", ["data.options.subjects=1000000000", f"data.root={tmp_path / 'synth'}"]))
     assert not (tmp_path / "synth").exists()
+
+
+def test_names_that_are_not_utf8_in_a_tree_are_counted_skips_and_written_with_escapes(tmp_path, capsys):
+    """A manifest is UTF-8 text and cannot name such a file, so the file is skipped with the reason, and
+    the printed and written lists of skipped files show its name with ``\\xNN`` escapes, as ``phanet
+    predict`` does (``skipped`` itself keeps the name, which opens the file)."""
+    root = tmp_path / "data"
+    _png(root / "HA" / "s1_a.png")
+    _png(root / "SA" / "s2_b.png")
+    _png(root / "HA" / os.fsdecode(b"s3_caf\xe9.png"))
+    _png(root / os.fsdecode(b"N\xe9") / "s4_c.png")  # an expression folder named in Latin-1
+    (root / "HA" / os.fsdecode(b"notes\xe9.txt")).write_text("not an image")
+    faces = load_dataset("folder", str(root))
+    assert faces.expressions == ["HA", "SA"] and [s.path for s in faces.samples] == ["HA/s1_a.png", "SA/s2_b.png"]
+    not_utf8 = "file name is not valid UTF-8 (a manifest cannot name it; rename the file)"
+    assert sorted(faces.skipped) == [
+        ("HA/notes\udce9.txt", "not an image file name"),
+        ("HA/s3_caf\udce9.png", not_utf8),
+        ("N\udce9/s4_c.png", not_utf8),
+    ]
+    manifest, skipped = tmp_path / "manifest.csv", tmp_path / "skipped.csv"
+    argv = ["data", "inspect", "--dataset", "folder", "--root", str(root), "--no-progress"]
+    assert main([*argv, "--manifest", str(manifest), "--skipped", str(skipped)]) == 0
+    printed = capsys.readouterr().out
+    assert "  HA/notes\\xe9.txt: not an image file name" in printed and f"  HA/s3_caf\\xe9.png: {not_utf8}" in printed
+    assert pd.read_csv(manifest)["path"].tolist() == ["HA/s1_a.png", "SA/s2_b.png"]
+    assert sorted(pd.read_csv(skipped)["path"]) == ["HA/notes\\xe9.txt", "HA/s3_caf\\xe9.png", "N\\xe9/s4_c.png"]
+    prepared = tmp_path / "prepared"
+    assert main(["prepare", "--dataset", "folder", "--root", str(root), "--out", str(prepared), "--no-face", "center"]) == 0
+    assert len(pd.read_csv(prepared / "manifest.csv")) == 2
+    report = pd.read_csv(prepared / "report.csv")
+    assert sorted(report.loc[report["problem"] == "skipped", "path"]) == sorted(pd.read_csv(skipped)["path"])

@@ -13,10 +13,10 @@ hold a number; a face box with only some of its four values; an intensity that i
 from 0 to :data:`MAX_INTENSITY`; a subject, expression or pose holding a control character (a NUL
 byte: a file of another encoding). A row whose face box has no positive size, or lies beyond any
 image phanet reads, is skipped and counted, and so is a row whose path no file can have (longer than
-the system allows, or holding a NUL byte). A sample is a file and its face box: a row repeating an earlier one
-exactly is skipped and counted (reason ``duplicate of row N``), since it would only weigh that
-image twice; a row giving the same file and box other labels is an error naming both rows, since
-only the user knows which one is right.
+the system allows, or holding a NUL byte) and a file of a tree whose name is not valid UTF-8. A sample
+is a file and its face box: a row repeating an earlier one exactly is skipped and counted (reason
+``duplicate of row N``), since it would only weigh that image twice; a row giving the same file and
+box other labels is an error naming both rows, since only the user knows which one is right.
 
 Folder tree: ``ROOT/<expression>/<image>`` or ``ROOT/<expression>/<pose>/<image>``; the subject id
 is taken from the file name with ``subject_pattern`` (a regular expression whose first group is the
@@ -156,6 +156,18 @@ def _intensity(row: dict[str, Any], where: str) -> int:
     return int(value)
 
 
+#: Skip reason of a file whose name is not valid UTF-8 (bytes of another encoding).
+NOT_UTF8 = "file name is not valid UTF-8 (a manifest cannot name it; rename the file)"
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _file_problem(file: Path, where: str, missing: str) -> str:
     """Why a row's image is skipped ("" when it is there): no file can have its name (a NUL byte, longer
     than the system allows), or it is not there and ``missing`` is ``skip`` (with ``error``, an error)."""
@@ -225,20 +237,21 @@ def faces_from_table(
     if missing not in ("error", "skip"):
         raise PhanetError(f"data.options.missing: expected 'error' or 'skip', got {missing!r}")
     table = table.fillna("")
-    rows = table.to_dict("records")
+    numbered = list(enumerate(table.to_dict("records"), start=2))
+    # A tree's file name that is not UTF-8 (its folder gives the class) is skipped before the class lists
+    # are made: no manifest, report or class list could name it.
+    skipped = [(str(row["path"]).strip(), NOT_UTF8) for _, row in numbered if not _is_utf8(str(row["path"]))]
+    numbered = [(n, row) for n, row in numbered if _is_utf8(str(row["path"]))]
     has_pose = "pose" in table.columns
-    expr_names = [
-        _label(str(row["expression"]).strip(), f"{where} row {n}", "expression", required=True)
-        for n, row in enumerate(rows, start=2)
-    ]
+    expr_names = [_label(str(row["expression"]).strip(), f"{where} row {n}", "expression", required=True) for n, row in numbered]
     pose_names = [
         canonical_pose(_label(str(row["pose"]).strip(), f"{where} row {n}", "pose", required=False)) if has_pose else ""
-        for n, row in enumerate(rows, start=2)
+        for n, row in numbered
     ]
     expressions, poses = _class_lists(expressions, poses, expr_names, pose_names)
-    samples, skipped = [], []
+    samples = []
     first_rows: dict[tuple, tuple[int, tuple]] = {}  # (file, box) -> (row number, labels) of its first row
-    for row_number, (row, expr, pose) in enumerate(zip(rows, expr_names, pose_names), start=2):
+    for (row_number, row), expr, pose in zip(numbered, expr_names, pose_names):
         row_where = f"{where} row {row_number}"
         path = str(row["path"]).strip()
         if not path:

@@ -47,6 +47,7 @@ from phanet.files import (
     write_json,
 )
 from phanet.runtime import bounded_by_cpus
+from phanet.text import printable
 
 #: Statuses that leave a crop on disk.
 CROPPED = ("face", "box", "center")
@@ -330,7 +331,7 @@ def _finish(faces: LabeledFaces, out: Path, keys: list[str], done: dict[str, dic
             kept.append(dataclasses.replace(sample, path=key, box=None))
         if entry["status"] not in ("face", "box"):
             problems.append({"path": sample.path, "problem": entry["status"], "detail": entry["detail"]})
-    problems += [{"path": path, "problem": "skipped", "detail": reason} for path, reason in faces.skipped]
+    problems += [{"path": printable(path), "problem": "skipped", "detail": reason} for path, reason in faces.skipped]
     crops = LabeledFaces(name=faces.name, expressions=faces.expressions, poses=faces.poses, samples=kept, root=out)
     manifest = crops.write_manifest(out / "manifest.csv")
     write_json(out / "classes.json", {"expressions": faces.expressions, "poses": faces.poses})
