@@ -170,6 +170,31 @@ def test_argument_errors_come_before_pytorch_is_loaded(argv, message, photos):
     assert ended.stderr.strip().startswith(f"phanet predict: error: {message}")
 
 
+def test_pictures_without_a_face_are_given_out_as_they_come_not_held_for_a_batch_of_faces(checkpoint, tmp_path, monkeypatch):
+    """Rows come at least every batch of pictures, whether or not faces were found in them: a folder of
+    photos without faces is written (and kept by a kill) as it goes, and at most a batch of pictures,
+    with their images for --visualize, waits in memory."""
+    import phanet.predict.predictor
+
+    folder = tmp_path / "landscapes"
+    folder.mkdir()
+    for i in range(20):
+        Image.new("RGB", (40, 32), (10 * i, 120, 200)).save(folder / f"p{i:02d}.png")
+    read: list[int] = []
+    real = phanet.predict.predictor.pictures
+
+    def counted(*args, **kwargs):
+        for picture in real(*args, **kwargs):
+            read.append(picture[0])
+            yield picture
+
+    monkeypatch.setattr(phanet.predict.predictor, "pictures", counted)
+    predictor = Predictor.from_checkpoint(checkpoint, batch_size=4)
+    waiting = [len(read) - given for given, result in enumerate(predictor.iter_predict(folder, keep_images=True), start=1)]
+    assert len(waiting) == 20 and max(waiting) == 3
+    assert [result.status for result in predictor.iter_predict(folder)] == ["no_face"] * 20
+
+
 @pytest.mark.slow
 def test_a_killed_run_loses_no_row(checkpoint, tmp_path):
     photos = tmp_path / "many"

@@ -206,7 +206,9 @@ class Predictor:
                     pending.append(item)
                     count += len(item.inputs)
                     bar.update()
-                    if count >= self.batch_size:
+                    # A batch of faces, or of pictures: pictures without a face would otherwise wait, with
+                    # their images, for faces that may never come, and their rows would not be written.
+                    if count >= self.batch_size or len(pending) >= self.batch_size:
                         yield from self._flush(pending)
                         pending, count = [], 0
             yield from self._flush(pending)
