@@ -185,9 +185,9 @@ def load_network(path: str | Path, map_location: str | torch.device = "cpu") -> 
     Refused with one line naming ``checkpoint`` and the file: a missing, unreadable or foreign file,
     non-finite weights, or weights that do not fit the network its config describes."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise PhanetError.about("checkpoint", "{path} not found", path=path)
-    payload = read_checkpoint(path, "checkpoint", map_location)
+    payload = read_checkpoint(path, "checkpoint", map_location)  # a pipe or a device is refused unread
     params = payload["hyper_parameters"]
     config = config_from_dict(params["config"])
     try:
