@@ -68,6 +68,21 @@ def test_an_unusable_device_is_refused_before_the_checkpoint_is_read(checkpoint,
 
 
 @pytest.mark.parametrize(
+    "path, message",
+    [
+        (None, "path: expected the path of a file, got None"),
+        (42, "path: expected the path of a file, got int 42"),
+        ("", "path: expected the path of a file, got an empty path"),
+    ],
+)
+@pytest.mark.parametrize("load", [Predictor.from_checkpoint, Predictor.from_onnx, Predictor.load])
+def test_a_model_path_that_is_not_a_path_is_named(load, path, message):
+    with pytest.raises(PhanetError) as raised:
+        load(path)
+    assert str(raised.value) == message
+
+
+@pytest.mark.parametrize(
     "kwargs, message",
     [
         ({"batch_size": "8"}, "batch_size: expected a whole number of 1 or more, got '8'"),

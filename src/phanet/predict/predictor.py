@@ -12,8 +12,8 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
+from phanet.checks import file_path, positive
 from phanet.checks import margin as check_margin
-from phanet.checks import positive
 from phanet.data.detectors import DEFAULT_DETECTOR, DETECTORS, find_faces
 from phanet.data.faces import FaceBox, crop_face, crop_square
 from phanet.data.transforms import preprocess
@@ -135,7 +135,7 @@ class Predictor:
     @classmethod
     def load(cls, path: str | Path, backend: str = "torch", device: str = "cpu", **kwargs: Any) -> Predictor:
         """:meth:`from_onnx` for a ``.onnx`` file, :meth:`from_checkpoint` otherwise."""
-        if Path(path).suffix.lower() == ".onnx":
+        if file_path(path).suffix.lower() == ".onnx":
             return cls.from_onnx(path, **kwargs)
         return cls.from_checkpoint(path, backend, device, **kwargs)
 
