@@ -27,7 +27,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from phanet.checks import SHOWN_PATH, shorten
-from phanet.data.io import IMAGE_SUFFIXES, MAX_PIXELS, pil_to_rgb, read_image, too_large
+from phanet.data.io import IMAGE_SUFFIXES, MAX_PIXELS, pil_to_rgb, quiet_video_decoder, read_image, too_large
 from phanet.errors import PhanetError, UnreadableImage
 from phanet.files import NotAFile, regular_file
 from phanet.text import printable
@@ -202,6 +202,7 @@ def _open_video(path: Path) -> cv2.VideoCapture:
         raise UnreadableImage(printable(str(exc))) from None
     except (OSError, ValueError) as exc:
         raise UnreadableImage(f"{shown}: cannot be opened ({getattr(exc, 'strerror', None) or exc})") from None
+    quiet_video_decoder()
     try:
         capture = cv2.VideoCapture(str(path))
     except cv2.error:
