@@ -220,3 +220,24 @@ def test_names_that_are_not_utf8_in_a_tree_are_counted_skips_and_written_with_es
     assert len(pd.read_csv(prepared / "manifest.csv")) == 2
     report = pd.read_csv(prepared / "report.csv")
     assert sorted(report.loc[report["problem"] == "skipped", "path"]) == sorted(pd.read_csv(skipped)["path"])
+
+
+DEEP_JSON = "[" * 100_000 + "]" * 100_000  # deeper than Python's JSON parser recurses
+
+
+def test_json_files_nested_past_the_parser_are_one_line(tmp_path, capsys):
+    """A manifest, a ``classes.json`` or a ``synth.json`` of nested brackets: the standard library's parser
+    answers with a RecursionError, which is one line like any other JSON that cannot be read."""
+    (tmp_path / "deep.json").write_text(DEEP_JSON)
+    assert main(["data", "inspect", "--dataset", "manifest", "--root", str(tmp_path / "deep.json"), "--no-read"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"phanet data: error: {tmp_path / 'deep.json'}: not a readable manifest (nested too deeply)"
+    manifest = _manifest(tmp_path / "generic", ["a.png,s1,HA,0", "b.png,s2,SA,0"])
+    (tmp_path / "generic" / "classes.json").write_text(DEEP_JSON)
+    with pytest.raises(PhanetError, match=r"classes.json: not readable JSON \(nested too deeply\)$"):
+        load_dataset("generic", str(manifest))
+    (tmp_path / "synth").mkdir()
+    (tmp_path / "synth" / "manifest.csv").write_text("path,subject,expression\n")
+    (tmp_path / "synth" / "synth.json").write_text(DEEP_JSON)
+    with pytest.raises(PhanetError, match=r"synth.json: not a readable settings file \(nested too deeply\)$"):
+        load_dataset("synth", str(tmp_path / "synth"))

@@ -102,6 +102,16 @@ def test_resume_needs_a_stopped_run_with_the_same_settings(checkpoint, photos, t
     assert len(pd.read_csv(out)) == 6 and not partial_path(out).exists()
 
 
+def test_a_partial_file_nested_past_the_json_parser_is_damaged_not_a_traceback(checkpoint, photos, tmp_path, capsys):
+    out = tmp_path / "rows.csv"
+    partial = partial_path(out)
+    assert _predict(photos, "--checkpoint", checkpoint, "--out", out) == 0
+    partial.write_text(json.dumps({"phanet predict": "x"}) + "\n" + "[" * 100_000 + "]" * 100_000 + "\n")
+    out.unlink()
+    assert _predict(photos, "--checkpoint", checkpoint, "--out", out, "--resume") == 2
+    assert _one_line(capsys).startswith(f"phanet predict: error: --resume: {partial} is damaged at line ")
+
+
 def test_a_second_run_into_the_same_out_or_drawing_folder_is_refused_while_the_first_lives(checkpoint, photos, tmp_path, capsys):
     out, drawn = tmp_path / "rows.csv", tmp_path / "drawn"
     held = RowJournal.open(out, {}, resume=False, overwrite=False)

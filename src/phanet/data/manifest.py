@@ -29,7 +29,6 @@ counted with the reason.
 from __future__ import annotations
 
 import errno
-import json
 import math
 import os
 import re
@@ -43,7 +42,7 @@ from phanet.data.io import IMAGE_SUFFIXES, MAX_PIXELS
 from phanet.data.records import MISSING, LabeledFaces, Sample, sort_pose_names
 from phanet.data.registry import register_dataset
 from phanet.errors import PhanetError
-from phanet.files import open_regular
+from phanet.files import open_regular, parse_json
 from phanet.text import format_angle
 
 #: Largest intensity: an expression's strength is a level from 0 (neutral) upwards, 1-4 in BU-3DFE.
@@ -212,7 +211,7 @@ def _read_table(path: Path) -> pd.DataFrame:
         with open_regular(path) as handle:
             if path.suffix.lower() != ".json":
                 return pd.read_csv(handle, dtype=str, keep_default_na=False)
-            payload = json.loads(handle.read())
+            payload = parse_json(handle.read())
     except (ValueError, pd.errors.ParserError, OSError) as exc:
         raise PhanetError(f"{path}: not a readable manifest ({shorten(exc, 200)})") from None
     rows = payload.get("samples", payload) if isinstance(payload, dict) else payload

@@ -40,6 +40,7 @@ from phanet.files import (
     atomic_write,
     lock_folder,
     open_regular,
+    parse_json,
     read_limited,
     remove_temporaries,
     write_csv,
@@ -139,7 +140,7 @@ def _read_journal(path: Path) -> dict[str, dict[str, str]]:
         raise PhanetError.about("out", "{path} cannot be read ({reason})", path=path, reason=shorten(exc, 200)) from None
     for line in text.splitlines():
         try:
-            entry = json.loads(line)
+            entry = parse_json(line)
         except ValueError:
             continue  # the line an interrupted run was writing
         if isinstance(entry, dict) and "key" in entry and "status" in entry:
@@ -166,7 +167,7 @@ def _start(out: Path, settings: dict[str, Any], overwrite: bool) -> None:
     record = out / "prepare.json"
     if record.is_file():
         try:
-            previous = json.loads(read_limited(record, 10_000_000, "prepare.json"))
+            previous = parse_json(read_limited(record, 10_000_000, "prepare.json"))
         except (ValueError, OSError, PhanetError):
             previous = {}
         if previous.get("tool") != MARKER:
