@@ -141,3 +141,21 @@ def test_a_checkpoint_that_is_a_pipe_or_a_device_is_named_so_by_every_command(co
     assert main([*argv, "--checkpoint", str(path)]) == 2
     kind = "a named pipe (FIFO)" if special == "fifo" else "a character device"
     assert capsys.readouterr().err.strip() == f"phanet {command}: error: --checkpoint: {path}: {kind}, not a regular file"
+
+
+def test_a_plain_pickle_is_refused_with_one_line_and_no_warning_from_the_unpickler(tmp_path):
+    """A pickle written by ``pickle.dump`` rather than ``torch.save``: PyTorch's unpickler warns about its
+    protocol on the way to refusing it; the refusal is the one line the user sees, and nothing in it runs."""
+    import pickle
+    import warnings
+
+    class Runs:
+        def __reduce__(self):
+            return (os.mkdir, (str(tmp_path / "ran"),))
+
+    (tmp_path / "plain.ckpt").write_bytes(pickle.dumps({"hyper_parameters": Runs()}, protocol=4))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(PhanetError, match=r"plain.ckpt is not a readable checkpoint \(UnpicklingError\)$"):
+            read_checkpoint(tmp_path / "plain.ckpt", "checkpoint")
+    assert [str(w.message) for w in caught] == [] and not (tmp_path / "ran").exists()

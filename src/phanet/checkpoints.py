@@ -11,6 +11,7 @@ once :func:`check_memory` has found that it fits the machine.
 
 from __future__ import annotations
 
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -79,7 +80,10 @@ def read_checkpoint(path: str | Path, parameter: str, map_location: str | torch.
     infinite weight."""
     check_archive(path, parameter)
     try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():
+            # What the unpickler says of a foreign pickle (its protocol) on the way to the refusal below.
+            warnings.filterwarnings("ignore", category=UserWarning, module=r"torch\._weights_only_unpickler")
+            payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means "not a phanet checkpoint"
         raise PhanetError.about(
             parameter, "{path} is not a readable checkpoint ({kind})", path=path, kind=type(exc).__name__
