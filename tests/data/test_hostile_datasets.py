@@ -241,3 +241,13 @@ def test_json_files_nested_past_the_parser_are_one_line(tmp_path, capsys):
     (tmp_path / "synth" / "synth.json").write_text(DEEP_JSON)
     with pytest.raises(PhanetError, match=r"synth.json: not a readable settings file \(nested too deeply\)$"):
         load_dataset("synth", str(tmp_path / "synth"))
+
+
+@pytest.mark.parametrize("column, value", [("yaw", "1e308"), ("yaw", "-99999999999999999999999"), ("pitch", "360.5")])
+def test_head_angles_beyond_a_turn_are_one_line(column, value, tmp_path):
+    header = f"path,subject,expression,pose,{column}"
+    manifest = _manifest(tmp_path, ["a.png,s1,HA,0,10", f"b.png,s2,SA,0,{value}"], header)
+    with pytest.raises(PhanetError) as raised:
+        load_dataset("manifest", str(manifest))
+    shown = f"{float(value):g}"
+    assert str(raised.value) == f"{manifest} row 3: {column} {shown} is not an angle in degrees from -180 to 180"

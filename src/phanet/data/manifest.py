@@ -6,17 +6,18 @@ Manifest columns (see :data:`phanet.data.records.MANIFEST_COLUMNS`): ``path``, `
 Relative paths are resolved against the manifest's folder.
 
 A manifest is checked row by row, and a row that cannot be taken as it stands is refused with one
-line naming the row and the column: an empty path, subject or expression; an expression or pose
-that is a missing-value marker (``nan``, ``None``, ``null``, ``N/A``) or a non-finite number
-rather than a class (leave the pose cell empty when it is unknown); a number column that does not
-hold a number; a face box with only some of its four values; an intensity that is not a whole number
-from 0 to :data:`MAX_INTENSITY`; a subject, expression or pose holding a control character (a NUL
-byte: a file of another encoding). A row whose face box has no positive size, or lies beyond any
-image phanet reads, is skipped and counted, and so is a row whose path no file can have (longer than
-the system allows, or holding a NUL byte) and a file of a tree whose name is not valid UTF-8. A sample
-is a file and its face box: a row repeating an earlier one exactly is skipped and counted (reason
-``duplicate of row N``), since it would only weigh that image twice; a row giving the same file and
-box other labels is an error naming both rows, since only the user knows which one is right.
+line naming the row and the column: an empty path, subject or expression; an expression or pose that
+is a missing-value marker (``nan``, ``None``, ``null``, ``N/A``) or a non-finite number rather than
+a class (leave the pose cell empty when it is unknown); a number column that does not hold a number;
+a yaw or pitch beyond ±180 degrees; a face box with only some of its four values; an intensity that
+is not a whole number from 0 to :data:`MAX_INTENSITY`; a subject, expression or pose holding a
+control character (a NUL byte: a file of another encoding). A row whose face box has no positive
+size, or lies beyond any image phanet reads, is skipped and counted, and so is a row whose path no
+file can have (longer than the system allows, or holding a NUL byte) and a file of a tree whose name
+is not valid UTF-8. A sample is a file and its face box: a row repeating an earlier one exactly is
+skipped and counted (reason ``duplicate of row N``), since it would only weigh that image twice; a
+row giving the same file and box other labels is an error naming both rows, since only the user
+knows which one is right.
 
 Folder tree: ``ROOT/<expression>/<image>`` or ``ROOT/<expression>/<pose>/<image>``; the subject id
 is taken from the file name with ``subject_pattern`` (a regular expression whose first group is the
@@ -119,6 +120,14 @@ def _number(row: dict[str, Any], column: str, where: str) -> float:
         value = math.nan
     if not math.isfinite(value):
         raise PhanetError(f"{where}: {column} {shorten(text)!r} is not a number")
+    return value
+
+
+def _angle(row: dict[str, Any], column: str, where: str) -> float:
+    """A head angle in degrees from a cell, within a turn either way; NaN for an empty cell."""
+    value = _number(row, column, where)
+    if abs(value) > 180:
+        raise PhanetError(f"{where}: {column} {value:g} is not an angle in degrees from -180 to 180")
     return value
 
 
@@ -265,8 +274,8 @@ def faces_from_table(
             expression=_class_index(expr, expressions, row_where, "expression"),
             pose=_class_index(pose, poses, row_where, "pose") if pose else MISSING,
             intensity=_intensity(row, row_where),
-            yaw=_number(row, "yaw", row_where),
-            pitch=_number(row, "pitch", row_where),
+            yaw=_angle(row, "yaw", row_where),
+            pitch=_angle(row, "pitch", row_where),
             box=_box(row, row_where),
         )
         if not sample.subject:
