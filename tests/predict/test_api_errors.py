@@ -161,3 +161,11 @@ def test_expression_codes_are_spelled_out():
     assert expression_legend(["AN", "HA", "smile"]) == "AN anger, HA happiness"
     canvas = draw_predictions(np.full((300, 300, 3), 255, np.uint8), [_row(expression="AN")])
     assert canvas.shape == (300, 300, 3)
+
+
+def test_an_image_array_of_more_pixels_than_a_file_may_declare_is_refused_before_it_is_copied(predictor):
+    """A view of 30 gigapixels costs one byte (its strides are 0): reading it as a picture would take 28 GiB."""
+    huge = np.lib.stride_tricks.as_strided(np.zeros(1, np.uint8), (100_000, 100_000, 3), (0, 0, 0))
+    with pytest.raises(PhanetError) as raised:
+        predictor.predict(huge)
+    assert str(raised.value) == "image array: 100000×100000 pixels, more than the 64 MP limit of a picture"
