@@ -251,3 +251,15 @@ def test_head_angles_beyond_a_turn_are_one_line(column, value, tmp_path):
         load_dataset("manifest", str(manifest))
     shown = f"{float(value):g}"
     assert str(raised.value) == f"{manifest} row 3: {column} {shown} is not an angle in degrees from -180 to 180"
+
+
+def test_labels_a_json_manifest_writes_as_lone_surrogates_are_one_line(tmp_path):
+    """JSON may spell text no file can hold (``"\\udce9"``, half of a UTF-16 pair): a manifest written from
+    it could not be saved."""
+    _png(tmp_path / "a.png")
+    _png(tmp_path / "b.png")
+    rows = [{"path": "a.png", "subject": "s1", "expression": "HA"}, {"path": "b.png", "subject": "s2", "expression": "S\udce9"}]
+    (tmp_path / "m.json").write_text(json.dumps(rows))
+    with pytest.raises(PhanetError) as raised:
+        load_dataset("manifest", str(tmp_path / "m.json"))
+    assert str(raised.value) == f"{tmp_path / 'm.json'} row 3: expression 'S\\udce9' is not text (it holds half of a UTF-16 pair)"

@@ -11,13 +11,13 @@ is a missing-value marker (``nan``, ``None``, ``null``, ``N/A``) or a non-finite
 a class (leave the pose cell empty when it is unknown); a number column that does not hold a number;
 a yaw or pitch beyond ±180 degrees; a face box with only some of its four values; an intensity that
 is not a whole number from 0 to :data:`MAX_INTENSITY`; a subject, expression or pose holding a
-control character (a NUL byte: a file of another encoding). A row whose face box has no positive
-size, or lies beyond any image phanet reads, is skipped and counted, and so is a row whose path no
-file can have (longer than the system allows, or holding a NUL byte) and a file of a tree whose name
-is not valid UTF-8. A sample is a file and its face box: a row repeating an earlier one exactly is
-skipped and counted (reason ``duplicate of row N``), since it would only weigh that image twice; a
-row giving the same file and box other labels is an error naming both rows, since only the user
-knows which one is right.
+control character (a NUL byte: a file of another encoding) or half of a UTF-16 pair. A row whose
+face box has no positive size, or lies beyond any image phanet reads, is skipped and counted, and so
+is a row whose path no file can have (longer than the system allows, or holding a NUL byte) and a
+file of a tree whose name is not valid UTF-8. A sample is a file and its face box: a row repeating
+an earlier one exactly is skipped and counted (reason ``duplicate of row N``), since it would only
+weigh that image twice; a row giving the same file and box other labels is an error naming both
+rows, since only the user knows which one is right.
 
 Folder tree: ``ROOT/<expression>/<image>`` or ``ROOT/<expression>/<pose>/<image>``; the subject id
 is taken from the file name with ``subject_pattern`` (a regular expression whose first group is the
@@ -93,6 +93,8 @@ def _no_control(text: str, where: str, column: str) -> str:
         raise PhanetError(
             f"{where}: {column} {shorten(repr(text))} holds the control character {bad!r}; is the manifest saved as UTF-8 text?"
         )
+    if not _is_utf8(text):  # JSON's "\udce9": no manifest, report or terminal could write it
+        raise PhanetError(f"{where}: {column} {shorten(repr(text))} is not text (it holds half of a UTF-16 pair)")
     return text
 
 
