@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 
 import phanet.checkpoints
 from phanet.checkpoints import check_archive, read_checkpoint
+from phanet.cli import main
 from phanet.errors import PhanetError
 from predict_helpers import untrained_checkpoint
 
@@ -120,3 +122,40 @@ def test_class_names_with_line_breaks_are_refused(tmp_path):
     torch.save(payload, path)
     with pytest.raises(PhanetError, match=r"tiny.ckpt: expressions: expected a list of class names, got \['AN', 'HA\\nx'"):
         read_checkpoint(path, "checkpoint")
+
+
+@pytest.mark.parametrize("special", ["fifo", "/dev/null"])
+@pytest.mark.parametrize("command", ["predict", "evaluate", "export"])
+def test_a_checkpoint_that_is_a_pipe_or_a_device_is_named_so_by_every_command(command, special, tmp_path, capsys):
+    path = tmp_path / "best.ckpt"
+    if special == "fifo":
+        os.mkfifo(path)
+    else:
+        path.symlink_to(special)
+    Image.new("RGB", (8, 8)).save(tmp_path / "face.png")
+    argv = {
+        "predict": ["predict", str(tmp_path / "face.png"), "--no-progress"],
+        "evaluate": ["evaluate", "--no-progress"],
+        "export": ["export", "--onnx", str(tmp_path / "best.onnx")],
+    }[command]
+    assert main([*argv, "--checkpoint", str(path)]) == 2
+    kind = "a named pipe (FIFO)" if special == "fifo" else "a character device"
+    assert capsys.readouterr().err.strip() == f"phanet {command}: error: --checkpoint: {path}: {kind}, not a regular file"
+
+
+def test_a_plain_pickle_is_refused_with_one_line_and_no_warning_from_the_unpickler(tmp_path):
+    """A pickle written by ``pickle.dump`` rather than ``torch.save``: PyTorch's unpickler warns about its
+    protocol on the way to refusing it; the refusal is the one line the user sees, and nothing in it runs."""
+    import pickle
+    import warnings
+
+    class Runs:
+        def __reduce__(self):
+            return (os.mkdir, (str(tmp_path / "ran"),))
+
+    (tmp_path / "plain.ckpt").write_bytes(pickle.dumps({"hyper_parameters": Runs()}, protocol=4))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(PhanetError, match=r"plain.ckpt is not a readable checkpoint \(UnpicklingError\)$"):
+            read_checkpoint(tmp_path / "plain.ckpt", "checkpoint")
+    assert [str(w.message) for w in caught] == [] and not (tmp_path / "ran").exists()

@@ -11,6 +11,7 @@ once :func:`check_memory` has found that it fits the machine.
 
 from __future__ import annotations
 
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -79,7 +80,10 @@ def read_checkpoint(path: str | Path, parameter: str, map_location: str | torch.
     infinite weight."""
     check_archive(path, parameter)
     try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():
+            # What the unpickler says of a foreign pickle (its protocol) on the way to the refusal below.
+            warnings.filterwarnings("ignore", category=UserWarning, module=r"torch\._weights_only_unpickler")
+            payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means "not a phanet checkpoint"
         raise PhanetError.about(
             parameter, "{path} is not a readable checkpoint ({kind})", path=path, kind=type(exc).__name__
@@ -185,9 +189,9 @@ def load_network(path: str | Path, map_location: str | torch.device = "cpu") -> 
     Refused with one line naming ``checkpoint`` and the file: a missing, unreadable or foreign file,
     non-finite weights, or weights that do not fit the network its config describes."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise PhanetError.about("checkpoint", "{path} not found", path=path)
-    payload = read_checkpoint(path, "checkpoint", map_location)
+    payload = read_checkpoint(path, "checkpoint", map_location)  # a pipe or a device is refused unread
     params = payload["hyper_parameters"]
     config = config_from_dict(params["config"])
     try:

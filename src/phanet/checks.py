@@ -122,6 +122,15 @@ def output_folder(path: str | Path, name: str, overwrite: bool, names: Iterable[
     return path
 
 
+def file_path(value: object, name: str = "path") -> Path:
+    """``value`` as a path when it is a non-empty ``str``, ``bytes`` or path-like; an error about parameter
+    ``name`` otherwise (``None`` or a number given to a library function)."""
+    if isinstance(value, (str, bytes, os.PathLike)) and os.fsdecode(value):
+        return Path(os.fsdecode(value))
+    shown = "an empty path" if isinstance(value, (str, bytes)) else f"{type(value).__name__} {shorten(repr(value))}"
+    raise PhanetError.about(name, "expected the path of a file, got {value}", value="None" if value is None else shown)
+
+
 def positive(value: int, name: str) -> int:
     """``value`` when it is a whole number of 1 or more; an error about parameter ``name`` otherwise."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):

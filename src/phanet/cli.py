@@ -14,6 +14,7 @@ kept; a second signal while it says so is let pass).
 from __future__ import annotations
 
 import argparse
+import codecs
 import contextlib
 import importlib
 import signal
@@ -96,7 +97,32 @@ def _one_line_warnings(show: Callable[..., None]) -> Callable[..., None]:
     return shown
 
 
+def _escape_file_name_bytes(error: UnicodeError) -> tuple[str, int]:
+    """Codec error handler: what a stream cannot encode written as escapes, a byte of a file name that
+    is not UTF-8 (a lone surrogate ``\udce9``) as ``\xe9``, as :func:`phanet.text.printable` writes it."""
+    if not isinstance(error, UnicodeEncodeError):
+        raise error
+    text = error.object[error.start : error.end]
+    return "".join(
+        f"\\x{ord(c) - 0xDC00:02x}" if 0xDC80 <= ord(c) <= 0xDCFF else c.encode("ascii", "backslashreplace").decode("ascii")
+        for c in text
+    ), error.end
+
+
+codecs.register_error("phanet-escape", _escape_file_name_bytes)
+
+
+def _printable_streams() -> None:
+    """A terminal that takes only its encoding (``LANG=en_US.UTF-8``: Python's strict errors) is shown the
+    names it cannot take with escapes rather than ending the command with a UnicodeEncodeError."""
+    for stream in (sys.stdout, sys.stderr):
+        if getattr(stream, "errors", None) == "strict" and hasattr(stream, "reconfigure"):
+            with contextlib.suppress(ValueError, OSError):
+                stream.reconfigure(errors="phanet-escape")
+
+
 def main(argv: list[str] | None = None) -> int:
+    _printable_streams()
     with warnings.catch_warnings():
         warnings.showwarning = _one_line_warnings(warnings.showwarning)
         return _main(argv)

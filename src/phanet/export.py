@@ -38,7 +38,7 @@ from torch import nn
 
 from phanet.checks import shorten
 from phanet.errors import PhanetError
-from phanet.files import regular_file
+from phanet.files import parse_json, regular_file
 from phanet.models.info import INPUT_NAME, MEAN, OUTPUT_NAMES, STD, ModelInfo
 
 OPSET = 20
@@ -199,7 +199,7 @@ def onnx_bytes(model: nn.Module, info: ModelInfo, opset: int = OPSET) -> bytes:
 def _class_names(props: dict[str, str], key: str, name: str, allow_empty: bool) -> list[str]:
     text = props[key]
     try:
-        value = json.loads(text)
+        value = parse_json(text)
     except ValueError:
         value = None
     if not (

@@ -88,6 +88,15 @@ def size_text(size: float) -> str:
     return f"{int(size)} bytes" if unit == 0 else f"{value:.3g} {units[unit]}"
 
 
+def parse_json(text: str | bytes) -> Any:
+    """``json.loads`` of a file's text, with brackets nested past the parser (``[[[[…]]]]``, which the
+    standard library answers with a RecursionError) raised as the ValueError of any other bad JSON."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
 def read_limited(path: str | Path, limit: int, what: str = "file") -> bytes:
     """The bytes of the regular file ``path``, refused with one line (:class:`PhanetError`) when it
     holds more than ``limit`` bytes: the size is checked before reading, and the read stops at the limit

@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from phanet.checkpoints import check_memory, load_network
-from phanet.checks import output_file, positive, torch_device
+from phanet.checks import file_path, output_file, positive, torch_device
 from phanet.config import Config
 from phanet.data.datasets import FaceDataset, collate
 from phanet.data.records import MISSING, LabeledFaces
@@ -119,14 +119,14 @@ class TrainedModel:
         if backend not in ("torch", "onnx"):
             raise PhanetError.about("backend", "expected torch or onnx, got {value!r}", value=backend)
         torch_device(device)
-        network, config = load_network(path)
+        network, config = load_network(file_path(path))
         model = cls.from_network(network, device, config)
         return model.onnx() if backend == "onnx" else model
 
     @classmethod
     def from_onnx(cls, path: str | Path, threads: int | None = None) -> TrainedModel:
         """A ``.onnx`` file of ``phanet export`` on ONNX Runtime, with the class lists of its metadata."""
-        path = Path(path)
+        path = file_path(path)
         try:
             regular_file(path)
         except FileNotFoundError:

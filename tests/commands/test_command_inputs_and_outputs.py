@@ -631,3 +631,19 @@ def test_a_second_prepare_into_the_same_folder_is_refused_while_the_first_runs(t
     finally:
         os.close(held)
     assert list(out.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_folders_named_in_another_encoding_are_printed_with_escapes_on_a_strict_terminal(tmp_path):
+    """A terminal that takes only UTF-8 (``LANG=en_US.UTF-8``: Python's strict errors) is shown a folder
+    named in Latin-1 with ``\\xNN`` escapes, as the tables write it; the line printing it ended the
+    command with a UnicodeEncodeError traceback."""
+    root = tmp_path / os.fsdecode(b"caf\xe9")
+    for expression in ("HA", "SA"):
+        (root / expression).mkdir(parents=True)
+        Image.new("RGB", (8, 8)).save(root / expression / f"s1_{expression}.png")
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8"}
+    command = [sys.executable, "-m", "phanet", "data", "inspect", "--dataset", "folder", "--root", root, "--no-read"]
+    ended = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+    assert ended.returncode == 0 and ended.stderr == "", ended.stderr[-2000:]
+    assert ended.stdout.startswith(f"caf\\xe9 at {tmp_path}/caf\\xe9: 2 usable images")

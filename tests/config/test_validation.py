@@ -211,3 +211,19 @@ def test_a_dotted_key_into_a_mapping_changes_one_entry_and_a_whole_value_replace
     whole = load_config(["demo", base], ["optim.part_lr={SAL: 1}", "data.options={preset: bu3dfe}"])
     assert whole.optim.part_lr == {"SAL": 1} and whole.data.options == {"preset": "bu3dfe"}
     assert load_config(["demo", base], ["optim.part_lr={}"]).optim.part_lr == {}
+
+
+@pytest.mark.parametrize(
+    "source, overrides, message",
+    [
+        ("demo", "train.epochs=1", "overrides: expected a list of KEY=VALUE strings, got str 'train.epochs=1'"),
+        ("demo", [1], "overrides: expected a list of KEY=VALUE strings, got int 1"),
+        ("demo", ["train.epochs=1", None], "overrides: expected a list of KEY=VALUE strings, got None"),
+        (42, None, "source: expected a preset name, a YAML file or a list of these, got int 42"),
+        (["demo", None], None, "source: expected a preset name, a YAML file or a list of these, got None"),
+    ],
+)
+def test_load_config_names_the_argument_it_cannot_use(source, overrides, message):
+    with pytest.raises(PhanetError) as raised:
+        load_config(source, overrides)
+    assert str(raised.value) == message

@@ -188,3 +188,78 @@ def test_a_synth_dataset_of_a_billion_subjects_is_refused_before_rendering(tmp_p
 
         demo_faces(load_config("demo", ["data.options.subjects=1000000000", f"data.root={tmp_path / 'synth'}"]))
     assert not (tmp_path / "synth").exists()
+
+
+def test_names_that_are_not_utf8_in_a_tree_are_counted_skips_and_written_with_escapes(tmp_path, capsys):
+    """A manifest is UTF-8 text and cannot name such a file, so the file is skipped with the reason, and
+    the printed and written lists of skipped files show its name with ``\\xNN`` escapes, as ``phanet
+    predict`` does (``skipped`` itself keeps the name, which opens the file)."""
+    root = tmp_path / "data"
+    _png(root / "HA" / "s1_a.png")
+    _png(root / "SA" / "s2_b.png")
+    _png(root / "HA" / os.fsdecode(b"s3_caf\xe9.png"))
+    _png(root / os.fsdecode(b"N\xe9") / "s4_c.png")  # an expression folder named in Latin-1
+    (root / "HA" / os.fsdecode(b"notes\xe9.txt")).write_text("not an image")
+    faces = load_dataset("folder", str(root))
+    assert faces.expressions == ["HA", "SA"] and [s.path for s in faces.samples] == ["HA/s1_a.png", "SA/s2_b.png"]
+    not_utf8 = "file name is not valid UTF-8 (a manifest cannot name it; rename the file)"
+    assert sorted(faces.skipped) == [
+        ("HA/notes\udce9.txt", "not an image file name"),
+        ("HA/s3_caf\udce9.png", not_utf8),
+        ("N\udce9/s4_c.png", not_utf8),
+    ]
+    manifest, skipped = tmp_path / "manifest.csv", tmp_path / "skipped.csv"
+    argv = ["data", "inspect", "--dataset", "folder", "--root", str(root), "--no-progress"]
+    assert main([*argv, "--manifest", str(manifest), "--skipped", str(skipped)]) == 0
+    printed = capsys.readouterr().out
+    assert "  HA/notes\\xe9.txt: not an image file name" in printed and f"  HA/s3_caf\\xe9.png: {not_utf8}" in printed
+    assert pd.read_csv(manifest)["path"].tolist() == ["HA/s1_a.png", "SA/s2_b.png"]
+    assert sorted(pd.read_csv(skipped)["path"]) == ["HA/notes\\xe9.txt", "HA/s3_caf\\xe9.png", "N\\xe9/s4_c.png"]
+    prepared = tmp_path / "prepared"
+    assert main(["prepare", "--dataset", "folder", "--root", str(root), "--out", str(prepared), "--no-face", "center"]) == 0
+    assert len(pd.read_csv(prepared / "manifest.csv")) == 2
+    report = pd.read_csv(prepared / "report.csv")
+    assert sorted(report.loc[report["problem"] == "skipped", "path"]) == sorted(pd.read_csv(skipped)["path"])
+
+
+DEEP_JSON = "[" * 100_000 + "]" * 100_000  # deeper than Python's JSON parser recurses
+
+
+def test_json_files_nested_past_the_parser_are_one_line(tmp_path, capsys):
+    """A manifest, a ``classes.json`` or a ``synth.json`` of nested brackets: the standard library's parser
+    answers with a RecursionError, which is one line like any other JSON that cannot be read."""
+    (tmp_path / "deep.json").write_text(DEEP_JSON)
+    assert main(["data", "inspect", "--dataset", "manifest", "--root", str(tmp_path / "deep.json"), "--no-read"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"phanet data: error: {tmp_path / 'deep.json'}: not a readable manifest (nested too deeply)"
+    manifest = _manifest(tmp_path / "generic", ["a.png,s1,HA,0", "b.png,s2,SA,0"])
+    (tmp_path / "generic" / "classes.json").write_text(DEEP_JSON)
+    with pytest.raises(PhanetError, match=r"classes.json: not readable JSON \(nested too deeply\)$"):
+        load_dataset("generic", str(manifest))
+    (tmp_path / "synth").mkdir()
+    (tmp_path / "synth" / "manifest.csv").write_text("path,subject,expression\n")
+    (tmp_path / "synth" / "synth.json").write_text(DEEP_JSON)
+    with pytest.raises(PhanetError, match=r"synth.json: not a readable settings file \(nested too deeply\)$"):
+        load_dataset("synth", str(tmp_path / "synth"))
+
+
+@pytest.mark.parametrize("column, value", [("yaw", "1e308"), ("yaw", "-99999999999999999999999"), ("pitch", "360.5")])
+def test_head_angles_beyond_a_turn_are_one_line(column, value, tmp_path):
+    header = f"path,subject,expression,pose,{column}"
+    manifest = _manifest(tmp_path, ["a.png,s1,HA,0,10", f"b.png,s2,SA,0,{value}"], header)
+    with pytest.raises(PhanetError) as raised:
+        load_dataset("manifest", str(manifest))
+    shown = f"{float(value):g}"
+    assert str(raised.value) == f"{manifest} row 3: {column} {shown} is not an angle in degrees from -180 to 180"
+
+
+def test_labels_a_json_manifest_writes_as_lone_surrogates_are_one_line(tmp_path):
+    """JSON may spell text no file can hold (``"\\udce9"``, half of a UTF-16 pair): a manifest written from
+    it could not be saved."""
+    _png(tmp_path / "a.png")
+    _png(tmp_path / "b.png")
+    rows = [{"path": "a.png", "subject": "s1", "expression": "HA"}, {"path": "b.png", "subject": "s2", "expression": "S\udce9"}]
+    (tmp_path / "m.json").write_text(json.dumps(rows))
+    with pytest.raises(PhanetError) as raised:
+        load_dataset("manifest", str(tmp_path / "m.json"))
+    assert str(raised.value) == f"{tmp_path / 'm.json'} row 3: expression 'S\\udce9' is not text (it holds half of a UTF-16 pair)"

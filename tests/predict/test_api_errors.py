@@ -68,6 +68,21 @@ def test_an_unusable_device_is_refused_before_the_checkpoint_is_read(checkpoint,
 
 
 @pytest.mark.parametrize(
+    "path, message",
+    [
+        (None, "path: expected the path of a file, got None"),
+        (42, "path: expected the path of a file, got int 42"),
+        ("", "path: expected the path of a file, got an empty path"),
+    ],
+)
+@pytest.mark.parametrize("load", [Predictor.from_checkpoint, Predictor.from_onnx, Predictor.load])
+def test_a_model_path_that_is_not_a_path_is_named(load, path, message):
+    with pytest.raises(PhanetError) as raised:
+        load(path)
+    assert str(raised.value) == message
+
+
+@pytest.mark.parametrize(
     "kwargs, message",
     [
         ({"batch_size": "8"}, "batch_size: expected a whole number of 1 or more, got '8'"),
@@ -146,3 +161,11 @@ def test_expression_codes_are_spelled_out():
     assert expression_legend(["AN", "HA", "smile"]) == "AN anger, HA happiness"
     canvas = draw_predictions(np.full((300, 300, 3), 255, np.uint8), [_row(expression="AN")])
     assert canvas.shape == (300, 300, 3)
+
+
+def test_an_image_array_of_more_pixels_than_a_file_may_declare_is_refused_before_it_is_copied(predictor):
+    """A view of 30 gigapixels costs one byte (its strides are 0): reading it as a picture would take 28 GiB."""
+    huge = np.lib.stride_tricks.as_strided(np.zeros(1, np.uint8), (100_000, 100_000, 3), (0, 0, 0))
+    with pytest.raises(PhanetError) as raised:
+        predictor.predict(huge)
+    assert str(raised.value) == "image array: 100000×100000 pixels, more than the 64 MP limit of a picture"

@@ -243,8 +243,11 @@ def test_an_onnx_file_that_is_a_pipe_is_refused_unread(tmp_path, capsys):
 def test_a_folder_of_every_hostile_file_at_once_gives_one_row_each_in_bounded_memory(checkpoint, tmp_path):
     """The issue's closing test: every kind of hostile file in one folder, one row each, no traceback,
     and the process's peak memory under 4 GB."""
+    import socket
     import struct
     import zlib
+
+    import cv2
 
     inputs = tmp_path / "in"
     expected = _odd_and_broken_files(inputs)
@@ -266,6 +269,15 @@ def test_a_folder_of_every_hostile_file_at_once_gives_one_row_each_in_bounded_me
     (inputs / "gone.png").symlink_to(tmp_path / "deleted.png")
     ramp = np.linspace(0, 1, 32 * 48, dtype=np.float32).reshape(32, 48)
     Image.fromarray(ramp, mode="F").save(inputs / "float.tif")
+    (inputs / "null.jpg").symlink_to("/dev/null")
+    listening = socket.socket(socket.AF_UNIX)
+    listening.bind(str(inputs / "socket.png"))
+    _photo(inputs / "line\nbreak.png")
+    (inputs / "empty.png").write_bytes(b"")
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (60, 80, 3), np.uint8)).save(tmp_path / "noise.png")
+    (inputs / "half.png").write_bytes((tmp_path / "noise.png").read_bytes()[:7000])  # a download cut short
+    writer = cv2.VideoWriter(str(inputs / "no_frames.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, (32, 32))
+    writer.release()
     expected.update(
         {
             "bomb.png": "unreadable",
@@ -278,6 +290,12 @@ def test_a_folder_of_every_hostile_file_at_once_gives_one_row_each_in_bounded_me
             "random.mp4": "unreadable",
             "gone.png": "unreadable",
             "float.tif": "no_face",
+            "null.jpg": "unreadable",
+            "socket.png": "unreadable",
+            "line\nbreak.png": "no_face",
+            "empty.png": "unreadable",
+            "half.png": "unreadable",
+            "no_frames.avi": "unreadable",
         }
     )
     out = tmp_path / "rows.csv"
@@ -287,7 +305,10 @@ def test_a_folder_of_every_hostile_file_at_once_gives_one_row_each_in_bounded_me
         f"'--visualize', {str(tmp_path / 'drawn')!r}, '--no-progress']); "
         "print(status, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
     )
-    ended = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    try:
+        ended = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    finally:
+        listening.close()
     status, peak_kb = ended.stdout.split()[-2:]
     assert status == "0" and "Traceback" not in ended.stderr, ended.stderr[-3000:]
     table = pd.read_csv(out, keep_default_na=False, dtype=str)

@@ -102,6 +102,16 @@ def test_resume_needs_a_stopped_run_with_the_same_settings(checkpoint, photos, t
     assert len(pd.read_csv(out)) == 6 and not partial_path(out).exists()
 
 
+def test_a_partial_file_nested_past_the_json_parser_is_damaged_not_a_traceback(checkpoint, photos, tmp_path, capsys):
+    out = tmp_path / "rows.csv"
+    partial = partial_path(out)
+    assert _predict(photos, "--checkpoint", checkpoint, "--out", out) == 0
+    partial.write_text(json.dumps({"phanet predict": "x"}) + "\n" + "[" * 100_000 + "]" * 100_000 + "\n")
+    out.unlink()
+    assert _predict(photos, "--checkpoint", checkpoint, "--out", out, "--resume") == 2
+    assert _one_line(capsys).startswith(f"phanet predict: error: --resume: {partial} is damaged at line ")
+
+
 def test_a_second_run_into_the_same_out_or_drawing_folder_is_refused_while_the_first_lives(checkpoint, photos, tmp_path, capsys):
     out, drawn = tmp_path / "rows.csv", tmp_path / "drawn"
     held = RowJournal.open(out, {}, resume=False, overwrite=False)
@@ -168,6 +178,31 @@ def test_argument_errors_come_before_pytorch_is_loaded(argv, message, photos):
     code, torch_loaded, seconds = ended.stdout.split()
     assert (code, torch_loaded) == ("2", "False"), ended.stderr
     assert ended.stderr.strip().startswith(f"phanet predict: error: {message}")
+
+
+def test_pictures_without_a_face_are_given_out_as_they_come_not_held_for_a_batch_of_faces(checkpoint, tmp_path, monkeypatch):
+    """Rows come at least every batch of pictures, whether or not faces were found in them: a folder of
+    photos without faces is written (and kept by a kill) as it goes, and at most a batch of pictures,
+    with their images for --visualize, waits in memory."""
+    import phanet.predict.predictor
+
+    folder = tmp_path / "landscapes"
+    folder.mkdir()
+    for i in range(20):
+        Image.new("RGB", (40, 32), (10 * i, 120, 200)).save(folder / f"p{i:02d}.png")
+    read: list[int] = []
+    real = phanet.predict.predictor.pictures
+
+    def counted(*args, **kwargs):
+        for picture in real(*args, **kwargs):
+            read.append(picture[0])
+            yield picture
+
+    monkeypatch.setattr(phanet.predict.predictor, "pictures", counted)
+    predictor = Predictor.from_checkpoint(checkpoint, batch_size=4)
+    waiting = [len(read) - given for given, result in enumerate(predictor.iter_predict(folder, keep_images=True), start=1)]
+    assert len(waiting) == 20 and max(waiting) == 3
+    assert [result.status for result in predictor.iter_predict(folder)] == ["no_face"] * 20
 
 
 @pytest.mark.slow

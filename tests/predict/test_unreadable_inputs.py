@@ -320,3 +320,27 @@ def test_a_bomb_in_a_dataset_is_skipped_and_counted(tmp_path, capsys):
     faces = load_dataset("folder", str(tmp_path))
     batch = FaceDataset(faces, 8).__getitems__(list(range(len(faces))))
     assert len(faces) == 5 and int(batch["skipped"]) == 1 and batch["pixels"].shape == (4, 8, 8, 3)
+
+
+@pytest.mark.slow
+def test_a_broken_video_is_one_line_without_the_decoders_own_messages(checkpoint, tmp_path):
+    """FFmpeg, under OpenCV, prints its own lines about a broken video ("moov atom not found") beside the
+    row or the line that says the same; they are kept quiet unless the user set OPENCV_FFMPEG_LOGLEVEL."""
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "empty.mp4").write_bytes(b"")
+    (tmp_path / "in" / "cut.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(100))
+    Image.new("RGB", (40, 30)).save(tmp_path / "in" / "photo.png")
+    env = {key: value for key, value in os.environ.items() if key != "OPENCV_FFMPEG_LOGLEVEL"}
+    command = [sys.executable, "-m", "phanet", "predict", "--checkpoint", str(checkpoint), "--no-progress"]
+    alone = subprocess.run([*command, str(tmp_path / "in" / "empty.mp4")], capture_output=True, text=True, env=env, timeout=120)
+    assert alone.returncode == 2
+    assert alone.stderr.splitlines() == [
+        f"phanet predict: error: {tmp_path / 'in' / 'empty.mp4'}: cannot be opened as a video (OpenCV could not decode a frame)"
+    ]
+    folder = subprocess.run([*command, str(tmp_path / "in")], capture_output=True, text=True, env=env, timeout=120)
+    assert folder.returncode == 0 and folder.stderr == ""
+    assert "3 images or frames, 0 faces; no face: 1, unreadable: 2" in folder.stdout

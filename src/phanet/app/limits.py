@@ -18,6 +18,7 @@ from pathlib import Path
 import cv2
 from PIL import Image
 
+from phanet.data.io import quiet_video_decoder
 from phanet.errors import PhanetError
 
 MB = 1024 * 1024
@@ -131,6 +132,7 @@ class VideoHeader:
 
 def check_video(path: Path, limits: Limits) -> VideoHeader:
     """Refuse a video OpenCV cannot open, or whose frames, duration or frame count are past the limits."""
+    quiet_video_decoder()
     try:
         capture = cv2.VideoCapture(str(path))
     except cv2.error:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from phanet.commands._dataset_args import add_dataset_arguments
-from phanet.text import plural
+from phanet.text import plural, printable
 
 HELP = "inspect a dataset: counts per expression, pose and subject, and every file skipped"
 DESCRIPTION = """\
@@ -111,7 +111,7 @@ def _skipped(skipped: list[tuple[str, str]]) -> list[str]:
     lines = []
     if broken:
         lines.append(f"Skipped {plural(len(broken), 'file')} that could not be parsed or read:")
-        lines += [f"  {path}: {reason}" for reason, path in broken]
+        lines += [f"  {printable(path)}: {reason}" for reason, path in broken]
     else:
         lines.append("Skipped: none could not be parsed or read")
     if excluded:
@@ -149,6 +149,7 @@ def _inspect(args: argparse.Namespace) -> int:
     if args.manifest:
         print(f"Manifest: {faces.write_manifest(args.manifest)}")
     if args.skipped:
-        write_csv(args.skipped, pd.DataFrame(faces.skipped, columns=["path", "reason"]))
+        rows = [(printable(path), reason) for path, reason in faces.skipped]
+        write_csv(args.skipped, pd.DataFrame(rows, columns=["path", "reason"]))
         print(f"Skipped files: {args.skipped}")
     return 0

@@ -325,15 +325,32 @@ def config_from_dict(values: dict[str, Any]) -> Config:
     return config
 
 
+def _items(value: Any, kinds: tuple[type, ...], name: str, expected: str) -> list[Any]:
+    """``value`` (None, or a list of ``kinds``) as a list; an error about parameter ``name`` otherwise."""
+    if value is None:
+        return []
+    if isinstance(value, (str, bytes, dict)) or not hasattr(value, "__iter__"):
+        wrong = value
+    else:
+        value = list(value)
+        wrong = next((item for item in value if not isinstance(item, kinds)), value)
+        if wrong is value:
+            return value
+    kind = "None" if wrong is None else f"{type(wrong).__name__} {show(wrong)}"
+    raise PhanetError.about(name, "expected {expected}, got {kind}", expected=expected, kind=kind)
+
+
 def load_config(source: str | Path | list[str | Path] | None = None, overrides: list[str] | None = None) -> Config:
     """Presets and/or YAML files merged left to right (e.g. ``["paper", "kdef"]``: the paper's
     hyper-parameters with KDEF's data section), plus dotted overrides, validated."""
-    sources = [] if source is None else [source] if isinstance(source, (str, Path)) else list(source)
+    expected = "a preset name, a YAML file or a list of these"
+    sources = _items([source] if isinstance(source, (str, Path)) else source, (str, Path), "source", expected)
+    overrides = _items(overrides, (str,), "overrides", "a list of KEY=VALUE strings")
     values: dict[str, Any] = {}
     # each source under the current names before merging: an old name in a user's file overrides the preset
     for item in sources:
         values = _merge(values, _migrate(read_yaml(item)))
-    values = _merge(values, _migrate(parse_overrides(overrides or [])))
+    values = _merge(values, _migrate(parse_overrides(overrides)))
     return config_from_dict(values)
 
 

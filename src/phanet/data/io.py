@@ -15,6 +15,7 @@ named pipe, a device or a socket with an image's name is unreadable, never waite
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 import warnings
@@ -39,6 +40,13 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".
 # ``warnings.catch_warnings`` swaps the process-wide filters; concurrent readers (dataset checks
 # decode in threads) take turns so that each restores what it found.
 _OPEN_LOCK = threading.Lock()
+
+
+def quiet_video_decoder() -> None:
+    """Keep FFmpeg, under OpenCV, from printing its own lines about a broken video ("moov atom not
+    found") beside the row or the one line that says the same; a level the user set is kept. OpenCV
+    reads it when it first opens a video, so this is called before each open."""
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
 
 
 def _megapixels(pixels: int) -> str:

@@ -6,17 +6,18 @@ Manifest columns (see :data:`phanet.data.records.MANIFEST_COLUMNS`): ``path``, `
 Relative paths are resolved against the manifest's folder.
 
 A manifest is checked row by row, and a row that cannot be taken as it stands is refused with one
-line naming the row and the column: an empty path, subject or expression; an expression or pose
-that is a missing-value marker (``nan``, ``None``, ``null``, ``N/A``) or a non-finite number
-rather than a class (leave the pose cell empty when it is unknown); a number column that does not
-hold a number; a face box with only some of its four values; an intensity that is not a whole number
-from 0 to :data:`MAX_INTENSITY`; a subject, expression or pose holding a control character (a NUL
-byte: a file of another encoding). A row whose face box has no positive size, or lies beyond any
-image phanet reads, is skipped and counted, and so is a row whose path no file can have (longer than
-the system allows, or holding a NUL byte). A sample is a file and its face box: a row repeating an earlier one
-exactly is skipped and counted (reason ``duplicate of row N``), since it would only weigh that
-image twice; a row giving the same file and box other labels is an error naming both rows, since
-only the user knows which one is right.
+line naming the row and the column: an empty path, subject or expression; an expression or pose that
+is a missing-value marker (``nan``, ``None``, ``null``, ``N/A``) or a non-finite number rather than
+a class (leave the pose cell empty when it is unknown); a number column that does not hold a number;
+a yaw or pitch beyond ±180 degrees; a face box with only some of its four values; an intensity that
+is not a whole number from 0 to :data:`MAX_INTENSITY`; a subject, expression or pose holding a
+control character (a NUL byte: a file of another encoding) or half of a UTF-16 pair. A row whose
+face box has no positive size, or lies beyond any image phanet reads, is skipped and counted, and so
+is a row whose path no file can have (longer than the system allows, or holding a NUL byte) and a
+file of a tree whose name is not valid UTF-8. A sample is a file and its face box: a row repeating
+an earlier one exactly is skipped and counted (reason ``duplicate of row N``), since it would only
+weigh that image twice; a row giving the same file and box other labels is an error naming both
+rows, since only the user knows which one is right.
 
 Folder tree: ``ROOT/<expression>/<image>`` or ``ROOT/<expression>/<pose>/<image>``; the subject id
 is taken from the file name with ``subject_pattern`` (a regular expression whose first group is the
@@ -29,7 +30,6 @@ counted with the reason.
 from __future__ import annotations
 
 import errno
-import json
 import math
 import os
 import re
@@ -43,7 +43,7 @@ from phanet.data.io import IMAGE_SUFFIXES, MAX_PIXELS
 from phanet.data.records import MISSING, LabeledFaces, Sample, sort_pose_names
 from phanet.data.registry import register_dataset
 from phanet.errors import PhanetError
-from phanet.files import open_regular
+from phanet.files import open_regular, parse_json
 from phanet.text import format_angle
 
 #: Largest intensity: an expression's strength is a level from 0 (neutral) upwards, 1-4 in BU-3DFE.
@@ -93,6 +93,8 @@ def _no_control(text: str, where: str, column: str) -> str:
         raise PhanetError(
             f"{where}: {column} {shorten(repr(text))} holds the control character {bad!r}; is the manifest saved as UTF-8 text?"
         )
+    if not _is_utf8(text):  # JSON's "\udce9": no manifest, report or terminal could write it
+        raise PhanetError(f"{where}: {column} {shorten(repr(text))} is not text (it holds half of a UTF-16 pair)")
     return text
 
 
@@ -120,6 +122,14 @@ def _number(row: dict[str, Any], column: str, where: str) -> float:
         value = math.nan
     if not math.isfinite(value):
         raise PhanetError(f"{where}: {column} {shorten(text)!r} is not a number")
+    return value
+
+
+def _angle(row: dict[str, Any], column: str, where: str) -> float:
+    """A head angle in degrees from a cell, within a turn either way; NaN for an empty cell."""
+    value = _number(row, column, where)
+    if abs(value) > 180:
+        raise PhanetError(f"{where}: {column} {value:g} is not an angle in degrees from -180 to 180")
     return value
 
 
@@ -154,6 +164,18 @@ def _intensity(row: dict[str, Any], where: str) -> int:
             "(an expression's strength: 0 for neutral, 1-4 in BU-3DFE)"
         )
     return int(value)
+
+
+#: Skip reason of a file whose name is not valid UTF-8 (bytes of another encoding).
+NOT_UTF8 = "file name is not valid UTF-8 (a manifest cannot name it; rename the file)"
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _file_problem(file: Path, where: str, missing: str) -> str:
@@ -200,7 +222,7 @@ def _read_table(path: Path) -> pd.DataFrame:
         with open_regular(path) as handle:
             if path.suffix.lower() != ".json":
                 return pd.read_csv(handle, dtype=str, keep_default_na=False)
-            payload = json.loads(handle.read())
+            payload = parse_json(handle.read())
     except (ValueError, pd.errors.ParserError, OSError) as exc:
         raise PhanetError(f"{path}: not a readable manifest ({shorten(exc, 200)})") from None
     rows = payload.get("samples", payload) if isinstance(payload, dict) else payload
@@ -225,20 +247,21 @@ def faces_from_table(
     if missing not in ("error", "skip"):
         raise PhanetError(f"data.options.missing: expected 'error' or 'skip', got {missing!r}")
     table = table.fillna("")
-    rows = table.to_dict("records")
+    numbered = list(enumerate(table.to_dict("records"), start=2))
+    # A tree's file name that is not UTF-8 (its folder gives the class) is skipped before the class lists
+    # are made: no manifest, report or class list could name it.
+    skipped = [(str(row["path"]).strip(), NOT_UTF8) for _, row in numbered if not _is_utf8(str(row["path"]))]
+    numbered = [(n, row) for n, row in numbered if _is_utf8(str(row["path"]))]
     has_pose = "pose" in table.columns
-    expr_names = [
-        _label(str(row["expression"]).strip(), f"{where} row {n}", "expression", required=True)
-        for n, row in enumerate(rows, start=2)
-    ]
+    expr_names = [_label(str(row["expression"]).strip(), f"{where} row {n}", "expression", required=True) for n, row in numbered]
     pose_names = [
         canonical_pose(_label(str(row["pose"]).strip(), f"{where} row {n}", "pose", required=False)) if has_pose else ""
-        for n, row in enumerate(rows, start=2)
+        for n, row in numbered
     ]
     expressions, poses = _class_lists(expressions, poses, expr_names, pose_names)
-    samples, skipped = [], []
+    samples = []
     first_rows: dict[tuple, tuple[int, tuple]] = {}  # (file, box) -> (row number, labels) of its first row
-    for row_number, (row, expr, pose) in enumerate(zip(rows, expr_names, pose_names), start=2):
+    for (row_number, row), expr, pose in zip(numbered, expr_names, pose_names):
         row_where = f"{where} row {row_number}"
         path = str(row["path"]).strip()
         if not path:
@@ -253,8 +276,8 @@ def faces_from_table(
             expression=_class_index(expr, expressions, row_where, "expression"),
             pose=_class_index(pose, poses, row_where, "pose") if pose else MISSING,
             intensity=_intensity(row, row_where),
-            yaw=_number(row, "yaw", row_where),
-            pitch=_number(row, "pitch", row_where),
+            yaw=_angle(row, "yaw", row_where),
+            pitch=_angle(row, "pitch", row_where),
             box=_box(row, row_where),
         )
         if not sample.subject:

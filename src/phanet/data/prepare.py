@@ -40,6 +40,7 @@ from phanet.files import (
     atomic_write,
     lock_folder,
     open_regular,
+    parse_json,
     read_limited,
     remove_temporaries,
     write_csv,
@@ -47,6 +48,7 @@ from phanet.files import (
     write_json,
 )
 from phanet.runtime import bounded_by_cpus
+from phanet.text import printable
 
 #: Statuses that leave a crop on disk.
 CROPPED = ("face", "box", "center")
@@ -138,7 +140,7 @@ def _read_journal(path: Path) -> dict[str, dict[str, str]]:
         raise PhanetError.about("out", "{path} cannot be read ({reason})", path=path, reason=shorten(exc, 200)) from None
     for line in text.splitlines():
         try:
-            entry = json.loads(line)
+            entry = parse_json(line)
         except ValueError:
             continue  # the line an interrupted run was writing
         if isinstance(entry, dict) and "key" in entry and "status" in entry:
@@ -165,7 +167,7 @@ def _start(out: Path, settings: dict[str, Any], overwrite: bool) -> None:
     record = out / "prepare.json"
     if record.is_file():
         try:
-            previous = json.loads(read_limited(record, 10_000_000, "prepare.json"))
+            previous = parse_json(read_limited(record, 10_000_000, "prepare.json"))
         except (ValueError, OSError, PhanetError):
             previous = {}
         if previous.get("tool") != MARKER:
@@ -330,7 +332,7 @@ def _finish(faces: LabeledFaces, out: Path, keys: list[str], done: dict[str, dic
             kept.append(dataclasses.replace(sample, path=key, box=None))
         if entry["status"] not in ("face", "box"):
             problems.append({"path": sample.path, "problem": entry["status"], "detail": entry["detail"]})
-    problems += [{"path": path, "problem": "skipped", "detail": reason} for path, reason in faces.skipped]
+    problems += [{"path": printable(path), "problem": "skipped", "detail": reason} for path, reason in faces.skipped]
     crops = LabeledFaces(name=faces.name, expressions=faces.expressions, poses=faces.poses, samples=kept, root=out)
     manifest = crops.write_manifest(out / "manifest.csv")
     write_json(out / "classes.json", {"expressions": faces.expressions, "poses": faces.poses})

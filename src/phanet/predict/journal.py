@@ -21,7 +21,7 @@ from typing import Any
 
 from phanet.checks import SHOWN_PATH, shorten
 from phanet.errors import PhanetError
-from phanet.files import FileLock, size_text, write_failed
+from phanet.files import FileLock, parse_json, size_text, write_failed
 from phanet.predict.predictor import FrameResult
 from phanet.version import __version__
 
@@ -117,7 +117,7 @@ class RowJournal:
         records = []
         for number, line in enumerate(lines[:-1], start=1):
             try:
-                records.append(json.loads(line))
+                records.append(parse_json(line))
             except ValueError:
                 raise PhanetError.about(
                     "resume",

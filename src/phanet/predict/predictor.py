@@ -12,8 +12,8 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
+from phanet.checks import file_path, positive
 from phanet.checks import margin as check_margin
-from phanet.checks import positive
 from phanet.data.detectors import DEFAULT_DETECTOR, DETECTORS, find_faces
 from phanet.data.faces import FaceBox, crop_face, crop_square
 from phanet.data.transforms import preprocess
@@ -135,7 +135,7 @@ class Predictor:
     @classmethod
     def load(cls, path: str | Path, backend: str = "torch", device: str = "cpu", **kwargs: Any) -> Predictor:
         """:meth:`from_onnx` for a ``.onnx`` file, :meth:`from_checkpoint` otherwise."""
-        if Path(path).suffix.lower() == ".onnx":
+        if file_path(path).suffix.lower() == ".onnx":
             return cls.from_onnx(path, **kwargs)
         return cls.from_checkpoint(path, backend, device, **kwargs)
 
@@ -206,7 +206,9 @@ class Predictor:
                     pending.append(item)
                     count += len(item.inputs)
                     bar.update()
-                    if count >= self.batch_size:
+                    # A batch of faces, or of pictures: pictures without a face would otherwise wait, with
+                    # their images, for faces that may never come, and their rows would not be written.
+                    if count >= self.batch_size or len(pending) >= self.batch_size:
                         yield from self._flush(pending)
                         pending, count = [], 0
             yield from self._flush(pending)

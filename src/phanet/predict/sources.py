@@ -27,7 +27,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from phanet.checks import SHOWN_PATH, shorten
-from phanet.data.io import IMAGE_SUFFIXES, MAX_PIXELS, pil_to_rgb, read_image, too_large
+from phanet.data.io import IMAGE_SUFFIXES, MAX_PIXELS, pil_to_rgb, quiet_video_decoder, read_image, too_large
 from phanet.errors import PhanetError, UnreadableImage
 from phanet.files import NotAFile, regular_file
 from phanet.text import printable
@@ -56,7 +56,7 @@ def array_to_rgb(array: np.ndarray, color: str = "rgb") -> np.ndarray:
     ``array`` is (H, W) grayscale, (H, W, 1), (H, W, 3) or (H, W, 4) with alpha: uint8, uint16, or
     floating point from 0 to 1 (from 0 to 255 when a value exceeds 1); ``color`` names its channel
     order: ``"rgb"`` (PIL, scikit-image, matplotlib) or ``"bgr"`` (OpenCV's ``imread`` and
-    ``VideoCapture``; BGRA alike).
+    ``VideoCapture``; BGRA alike). Like a file, it holds at most :data:`~phanet.data.io.MAX_PIXELS` pixels.
     """
     if color not in ("rgb", "bgr"):
         raise PhanetError.about("color", "expected 'rgb' or 'bgr', got {color!r}", color=shorten(color))
@@ -65,6 +65,9 @@ def array_to_rgb(array: np.ndarray, color: str = "rgb") -> np.ndarray:
         array = array[:, :, 0]
     if not (array.ndim == 2 or (array.ndim == 3 and array.shape[2] in (3, 4))) or 0 in array.shape[:2]:
         raise PhanetError(f"image array: expected (H, W), (H, W, 3) or (H, W, 4), got shape {array.shape}")
+    height, width = array.shape[:2]
+    if height * width > MAX_PIXELS:  # before any copy: a view may hold far more pixels than memory
+        raise PhanetError(f"image array: {width}×{height} pixels, more than the {MAX_PIXELS // 1_000_000} MP limit of a picture")
     if array.dtype == np.uint16:
         array = np.clip(np.round(array.astype(np.float64) * (255.0 / 65535.0)), 0, 255).astype(np.uint8)
     elif array.dtype.kind == "f":
@@ -202,6 +205,7 @@ def _open_video(path: Path) -> cv2.VideoCapture:
         raise UnreadableImage(printable(str(exc))) from None
     except (OSError, ValueError) as exc:
         raise UnreadableImage(f"{shown}: cannot be opened ({getattr(exc, 'strerror', None) or exc})") from None
+    quiet_video_decoder()
     try:
         capture = cv2.VideoCapture(str(path))
     except cv2.error:

@@ -12,7 +12,6 @@ kept, so an interrupted run resumes where it stopped.
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import os
 from collections import Counter
@@ -24,7 +23,7 @@ import pandas as pd
 
 from phanet.data.records import LabeledFaces, Sample
 from phanet.errors import PhanetError
-from phanet.files import atomic_write_bytes, atomic_write_text, remove_temporaries, write_csv, write_json
+from phanet.files import atomic_write_bytes, atomic_write_text, parse_json, remove_temporaries, write_csv, write_json
 from phanet.synth.expressions import EXPRESSION_NAMES
 from phanet.synth.landmarks import LANDMARK_COLUMNS, LANDMARKS, landmark_record
 from phanet.synth.presets import Preset, SampleSpec, sample_specs
@@ -100,7 +99,7 @@ def prepare_folder(out: Path, settings: SynthSettings) -> None:
     path = out / SETTINGS_FILE
     if path.exists():
         try:
-            old = json.loads(path.read_text())
+            old = parse_json(path.read_text())
         except (OSError, ValueError):
             old = None
         old = old if isinstance(old, dict) else {}

@@ -8,7 +8,6 @@ back from a folder written by ``phanet synth``.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ import numpy as np
 
 from phanet.checks import shorten
 from phanet.errors import PhanetError
-from phanet.files import read_limited
+from phanet.files import parse_json, read_limited
 from phanet.synth.presets import MAX_PITCH, MAX_YAW, PRESETS, Preset
 
 #: Written next to the images; records how they were made (and lets a run resume).
@@ -141,7 +140,7 @@ def read_settings(folder: Path) -> dict[str, Any]:
     """The settings ``phanet synth`` recorded in ``folder`` (its ``synth.json``), under their current names."""
     path = folder / SETTINGS_FILE
     try:
-        values = json.loads(read_limited(path, MAX_SETTINGS_BYTES, "settings file"))
+        values = parse_json(read_limited(path, MAX_SETTINGS_BYTES, "settings file"))
     except FileNotFoundError:
         raise PhanetError(f"data.root: {folder} has no {SETTINGS_FILE} (not a folder written by `phanet synth`)") from None
     except (OSError, ValueError, PhanetError) as exc:

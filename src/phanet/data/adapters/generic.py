@@ -9,7 +9,6 @@ absent from a subset keep their place; ``phanet prepare`` writes one.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from phanet.checks import class_names, shorten
@@ -17,7 +16,7 @@ from phanet.data.manifest import load_folder, load_manifest
 from phanet.data.records import LabeledFaces
 from phanet.data.registry import register_dataset
 from phanet.errors import PhanetError
-from phanet.files import read_limited
+from phanet.files import parse_json, read_limited
 
 #: Largest classes.json read: a list of class names is a few kilobytes.
 MAX_CLASSES_BYTES = 10_000_000
@@ -38,7 +37,7 @@ def read_classes(folder: Path) -> dict[str, list[str]]:
     if not path.exists():
         return {}
     try:
-        payload = json.loads(read_limited(path, MAX_CLASSES_BYTES, "classes.json"))
+        payload = parse_json(read_limited(path, MAX_CLASSES_BYTES, "classes.json"))
     except (OSError, ValueError) as exc:
         raise PhanetError(f"{path}: not readable JSON ({shorten(exc)})") from None
     if not isinstance(payload, dict) or not all(isinstance(payload.get(k, []), list) for k in ("expressions", "poses")):
