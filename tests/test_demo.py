@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import re
@@ -156,7 +157,8 @@ def test_mini_demo_writes_the_report_tables_and_figures(tmp_path, monkeypatch, c
     summary = published.read(out / "summary.json")
     table = published.read_predictions(out / "summary.json")
     assert summary["kind"] == "demo" and summary["command"].startswith("phanet demo")
-    assert summary["threads"] == "adaptive" and summary["generator_version"] == 8 and summary["minutes"] > 0
+    threads = usable_cpus() // 2 if usable_cpus() >= 2 else "adaptive"  # side by side: a fixed share each
+    assert summary["threads"] == threads and summary["generator_version"] == 8 and summary["minutes"] > 0
     assert [run["name"] for run in summary["runs"]] == ["PhaNet", "DenseNet-40"]
     assert len(table) == 2 * len(predictions) and published.check_predictions(summary, table) == []
     phanet_run = summary["runs"][0]
@@ -204,9 +206,11 @@ def test_a_demo_whose_time_limit_binds_says_so_at_the_end_and_atop_the_report(tm
         assert report.index(warning) < 5
         trained = f"{name} {len(metrics)} epoch{'s' if len(metrics) > 1 else ''} in "
         assert trained in "".join(report) and "ended by time cap (0.05 min)" in "".join(report)
-    # the warnings come last, after everything else the demo printed
-    assert err[-2].startswith("phanet: warning: PhaNet stopped at its time limit, train.max_minutes 0.05, ")
-    assert err[-1].startswith("phanet: warning: DenseNet-40 stopped at its time limit, train.max_minutes 0.05, ")
+    # the warnings come last, after everything else the demo printed (a note on a busy machine may follow them)
+    last = list(itertools.takewhile(lambda line: line.startswith("phanet: warning: "), reversed(err)))
+    for name in ("PhaNet", "DenseNet-40"):
+        cap = f"phanet: warning: {name} stopped at its time limit, train.max_minutes 0.05, "
+        assert any(line.startswith(cap) for line in last)
 
 
 def test_training_targets_are_checked_over_every_fold():
@@ -318,18 +322,15 @@ def test_the_demo_trains_side_by_side_on_a_cpu_with_two_cores_and_a_thread_count
 
 
 def test_the_demo_says_when_other_processes_kept_the_cores_busy(monkeypatch):
-    import phanet.demo
     import phanet.runtime
     from phanet.runtime import LoadWatch
 
     loads = iter([3.0, 4.0, 5.0])
     monkeypatch.setattr(phanet.runtime.os, "getloadavg", lambda: (next(loads), 0.0, 0.0))
-    monkeypatch.setattr(phanet.demo, "usable_cpus", lambda: 2)
+    monkeypatch.setattr(phanet.runtime, "usable_cpus", lambda: 2)
     with LoadWatch(every=3600) as watch:  # sampled once, at the end
         pass
     assert watch.samples == [3.0] and watch.others(2) == 1.0 and watch.others(4) == 0.0
-    busy = phanet.demo._busy(watch, 2)
-    assert busy is not None and busy.startswith("other processes kept about 1.0 of the 2 cores busy")
-    assert "(load 3.0, 2 of it the demo's)" in busy and "its numbers are the same" in busy
+    assert watch.busy(2) == "other processes kept about 1.0 of the 2 cores busy (load 3.0, 2 of it this run's)"
     watch.samples = [2.3, 2.4]  # less than half a core besides the demo's own two threads
-    assert phanet.demo._busy(watch, 2) is None
+    assert watch.busy(2) is None

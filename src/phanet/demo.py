@@ -296,7 +296,9 @@ def run_demo(out: Path, config: Config, progress: bool = True, command: str = "p
             runs = run_methods_side_by_side(methods, faces, split, out, device=device)
         trained = " and ".join(f"{label} {plural(len(run.metrics), 'epoch')}" for label, run in runs.items())
         print(f"[3/4] trained and tested: {trained}", flush=True)
-        busy = _busy(watch, 2 * threads)
+        busy = watch.busy(2 * threads)
+        if busy:  # the training took longer; fixed thread counts and no time limit keep its numbers
+            busy += " while the networks trained: they took longer, and their numbers are the same as on an idle machine"
     else:
         for step, method in ((2, "phanet"), (3, "densenet")):
             label = METHOD_NAMES[method]
@@ -429,19 +431,6 @@ def run_demo(out: Path, config: Config, progress: bool = True, command: str = "p
     for note in [*caps, *([busy] if busy else [])]:
         warnings.warn(note, PhanetWarning, stacklevel=2)
     return report
-
-
-def _busy(watch: LoadWatch, own: int) -> str | None:
-    """What other processes did to the side-by-side trainings, or None when the machine was free for
-    them (less than half a core of other load on average)."""
-    others = watch.others(own)
-    if others < 0.5:
-        return None
-    return (
-        f"other processes kept about {others:.1f} of the {usable_cpus()} cores busy while the networks trained "
-        f"(load {watch.mean:.1f}, {own} of it the demo's): the training took longer, and its numbers are the same "
-        "as on an idle machine (fixed thread counts, no time limit)"
-    )
 
 
 def _cap(run: MethodRun, config: Config, method: str) -> str | None:

@@ -116,6 +116,16 @@ class LoadWatch:
     def others(self, own: float) -> float:
         return max(0.0, self.mean - own)
 
+    def busy(self, own: int) -> str | None:
+        """What other processes took while the work ran, in words, or None when they took less than
+        half a core on average."""
+        if self.others(own) < 0.5:
+            return None
+        return (
+            f"other processes kept about {self.others(own):.1f} of the {usable_cpus()} cores busy "
+            f"(load {self.mean:.1f}, {own} of it this run's)"
+        )
+
 
 def bounded_by_cpus(requested: int, key: str) -> int:
     """``requested`` threads or processes, at most :func:`usable_cpus`: more only wait for each other
