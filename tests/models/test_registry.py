@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -80,6 +81,42 @@ def test_an_unknown_name_or_setting_is_refused_with_the_known_ones():
         register_model(another)
 
 
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"expressions": None}, "expressions must be a list of class names, got NoneType"),
+        ({"expressions": []}, "expressions must be a list of non-empty class names, got none"),
+        ({"expressions": ["HA", 3]}, "expressions must be a list of non-empty class names, got the name 3"),
+        ({"poses": "0"}, "poses must be a list of class names, got str"),
+        ({"poses": ["0", "0"]}, "poses names a class twice: '0'"),
+        ({"image_size": 0}, "image_size must be a positive whole number of pixels, got 0"),
+        ({"image_size": 64.0}, "image_size must be a positive whole number of pixels, got 64.0"),
+        ({"image_size": 64, "input_size": 100}, "input_size 100 must be a multiple of image_size 64"),
+        ({"backbone": {"growth_rate": 0}}, "growth_rate must be a whole number of at least 1, got 0"),
+        ({"backbone": {"depth": "40"}}, "depth must be a whole number of at least 4, got '40'"),
+    ],
+)
+@pytest.mark.parametrize("name", ["phanet", "densenet"])
+def test_arguments_a_network_cannot_take_are_one_line_naming_them(name, arguments, message):
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        create_model(name, **arguments)
+
+
+def test_a_network_larger_than_the_free_memory_is_refused_before_it_is_allocated(monkeypatch):
+    import phanet.runtime
+
+    # 10**6 new maps a layer: some 10**16 weights, refused from their count on the meta device
+    with pytest.raises(ValueError, match=r"^model 'phanet' with these arguments holds [\d.e+]+ TB of weights, more than"):
+        create_model("phanet", backbone={"growth_rate": 10**6})
+    tiny = create_model("phanet", image_size=32, **TINY)
+    weights = 4 * sum(p.numel() for p in tiny.parameters()) + 4 * sum(b.numel() for b in tiny.buffers())
+    monkeypatch.setattr(phanet.runtime, "available_memory", lambda: weights - 1)  # one byte short
+    with pytest.raises(ValueError, match=r"more than the [\d.]+ [kM]B this machine has free$"):
+        create_model("phanet", image_size=32, **TINY)
+    monkeypatch.setattr(phanet.runtime, "available_memory", lambda: weights)
+    assert create_model("phanet", image_size=32, **TINY).info.input_size == 32
+
+
 def test_the_config_defaults_are_the_constructors_defaults():
     """A config's network and ``create_model`` with no arguments are the same network: the defaults are
     written twice (the config's dataclasses, the constructors), and this test keeps them equal."""
@@ -144,6 +181,9 @@ def _imports(path: Path) -> set[str]:
 def test_the_models_import_nothing_of_the_config_and_the_leaf_imports_nothing():
     for path in (SRC / "models").glob("*.py"):
         assert not any(name.startswith("phanet.config") for name in _imports(path)), path.name
-    assert {name for name in _imports(SRC / "models" / "info.py") if name != "__future__"} == {"dataclasses"}
+    # the leaf takes only the standard library: neither torch nor the rest of the package
+    assert {name for name in _imports(SRC / "models" / "info.py") if name != "__future__"} <= set(sys.stdlib_module_names) | {
+        "collections.abc"
+    }
     code = "import sys, phanet.models, phanet.models.info; print('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"

@@ -17,7 +17,7 @@ from torch import nn
 
 from phanet.models.base import Network, parameter_groups
 from phanet.models.densenet import DenseNet
-from phanet.models.info import PAPER_EXPRESSIONS, PAPER_POSES, ModelInfo
+from phanet.models.info import PAPER_EXPRESSIONS, PAPER_POSES, network_info
 from phanet.models.output import PhaNetOutput
 from phanet.models.registry import register_model
 
@@ -34,10 +34,8 @@ class _TwoHeadClassifier(Network):
         self, arch: str, expressions: Sequence[str], poses: Sequence[str], image_size: int, input_size: int | None
     ) -> None:
         super().__init__()
-        self.info = ModelInfo(list(expressions), list(poses), input_size or image_size, arch)
+        self.info = network_info(arch, expressions, poses, image_size, input_size)
         self.image_size = image_size
-        if self.info.input_size % image_size:
-            raise ValueError(f"input_size {self.info.input_size} must be a multiple of image_size {image_size}")
 
     def _heads(self, num_features: int) -> None:
         self.expression = nn.Linear(num_features, len(self.info.expressions))

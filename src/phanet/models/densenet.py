@@ -59,6 +59,16 @@ class _Transition(nn.Sequential):
         )
 
 
+def _layers_per_block(depth: int, growth_rate: int, init_channels: int) -> int:
+    """``n`` of ``depth`` = 3n + 4, the sizes checked: one line naming the first that is not usable."""
+    for name, value, least in (("depth", depth, 4), ("growth_rate", growth_rate, 1), ("init_channels", init_channels, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise ValueError(f"{name} must be a whole number of at least {least}, got {value!r}")
+    if (depth - 4) % 3:
+        raise ValueError(f"depth must be 3n + 4, got {depth}")
+    return (depth - 4) // 3
+
+
 class DenseNet(nn.Module):
     """DenseNet feature extractor with an optional classifier.
 
@@ -90,9 +100,7 @@ class DenseNet(nn.Module):
         num_classes: int = 0,
     ) -> None:
         super().__init__()
-        if (depth - 4) % 3:
-            raise ValueError(f"depth must be 3n + 4, got {depth}")
-        layers_per_block = (depth - 4) // 3
+        layers_per_block = _layers_per_block(depth, growth_rate, init_channels)
         if stem == "imagenet":
             stem_layers: list[nn.Module] = [nn.Conv2d(3, init_channels, kernel_size=7, stride=2, padding=3, bias=False)]
             if stem_pool:

@@ -105,12 +105,18 @@ def _feature_values(trunk: nn.Module, image_size: int) -> int:
     return total
 
 
+def on_meta(build: Callable[[], nn.Module]) -> tuple[nn.Module, int]:
+    """The network ``build()`` makes, built on the meta device (nothing allocated), and the values of its
+    weights and buffers."""
+    with torch.device("meta"), _ShapesOnly():
+        network = build()
+    return network, sum(p.numel() for p in network.parameters()) + sum(b.numel() for b in network.buffers())
+
+
 def estimate_memory(build: Callable[[], nn.Module], image_size: int, input_size: int | None = None) -> MemoryEstimate:
     """The :class:`MemoryEstimate` of the network ``build()`` makes, each of its trunks seeing images of
     ``image_size`` pixels and the network receiving ``input_size`` (default ``image_size``)."""
-    with torch.device("meta"), _ShapesOnly():
-        network = build()
-    parameters = sum(p.numel() for p in network.parameters()) + sum(b.numel() for b in network.buffers())
+    network, parameters = on_meta(build)
     measured: dict[tuple, int] = {}  # PhaNet's scales have one trunk each, all alike: measure one
     features = 3 * (input_size or image_size) ** 2
     for trunk in _trunks(network):

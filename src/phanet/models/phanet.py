@@ -14,7 +14,7 @@ from phanet.models.attention import PixelAttentionNetwork, compose_boxes, crop_a
 from phanet.models.base import Network, parameter_groups
 from phanet.models.densenet import DenseNet
 from phanet.models.heads import DCMLHead
-from phanet.models.info import PAPER_EXPRESSIONS, PAPER_POSES, SCALE_NAMES, ModelInfo
+from phanet.models.info import PAPER_EXPRESSIONS, PAPER_POSES, SCALE_NAMES, network_info
 from phanet.models.output import PhaNetOutput
 from phanet.models.registry import register_model
 from phanet.models.scale_attention import ScaleAttention
@@ -107,10 +107,8 @@ class PhaNet(Network):
         if unknown:
             raise ValueError(f"unknown attention setting {unknown[0]!r} (known: {', '.join(ATTENTION_DEFAULTS)})")
         settings = {**ATTENTION_DEFAULTS, **(attention or {})}
-        self.info = ModelInfo(list(expressions), list(poses), input_size or image_size, "phanet")
+        self.info = network_info("phanet", expressions, poses, image_size, input_size)
         self.image_size = image_size
-        if self.input_size % image_size:
-            raise ValueError(f"input_size {self.input_size} must be a multiple of image_size {image_size}")
         self.crop, self.mask_steepness = settings["crop"], settings["mask_steepness"]
         self.detach_input, self.swap = settings["detach_input"], settings["swap"]
         self.used = [SCALE_NAMES.index(s) for s in SCALE_NAMES if s in scales]

@@ -54,5 +54,23 @@ def model_builder(name: str) -> Builder:
 
 
 def create_model(name: str, **kwargs: Any) -> Network:
-    """The network registered as ``name``, built with ``kwargs`` (see each builder's docstring)."""
-    return model_builder(name)(**kwargs)
+    """The network registered as ``name``, built with ``kwargs`` (see each builder's docstring).
+
+    A ``ValueError`` naming the network says when its weights would not fit in the memory this process
+    may still take (counted on PyTorch's ``meta`` device first, where nothing is allocated), instead of
+    an allocator's error or the system ending the process."""
+    import torch
+
+    builder = model_builder(name)
+    if torch.get_default_device().type != "meta":
+        from phanet.files import size_text
+        from phanet.models.memory import FLOAT, on_meta
+        from phanet.runtime import available_memory
+
+        needed = FLOAT * on_meta(lambda: builder(**kwargs))[1]
+        if needed > available_memory():
+            raise ValueError(
+                f"model {name!r} with these arguments holds {size_text(needed)} of weights, more than the "
+                f"{size_text(available_memory())} this machine has free"
+            )
+    return builder(**kwargs)
