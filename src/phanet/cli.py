@@ -22,7 +22,7 @@ import sys
 import threading
 import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 from phanet.compat import PhanetDeprecationWarning
 from phanet.errors import PhanetError, PhanetWarning
@@ -47,8 +47,16 @@ COMMANDS = (
 )
 
 
+class _Parser(argparse.ArgumentParser):
+    """A parser whose errors are one line: the message and where the options are listed (argparse prints
+    the whole usage above it); the subcommands' parsers are of this class too."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} ({self.prog} --help lists the options)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="phanet", description="PhaNet: multi-view facial expression recognition with joint head-pose estimation."
     )
     parser.add_argument("--version", action="version", version=f"phanet {__version__}")

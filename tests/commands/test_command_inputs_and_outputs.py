@@ -647,3 +647,24 @@ def test_folders_named_in_another_encoding_are_printed_with_escapes_on_a_strict_
     ended = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
     assert ended.returncode == 0 and ended.stderr == "", ended.stderr[-2000:]
     assert ended.stdout.startswith(f"caf\\xe9 at {tmp_path}/caf\\xe9: 2 usable images")
+
+
+@pytest.mark.parametrize(
+    ("argv", "prog", "message"),
+    [
+        (
+            ["predict", "--checkpoint", "c.ckpt", "--batch-size", "x", "a.jpg"],
+            "phanet predict",
+            "argument --batch-size: invalid int value: 'x'",
+        ),
+        (["train", "--devices"], "phanet train", "argument --devices: expected one argument"),
+        (["data", "inspect"], "phanet data inspect", "the following arguments are required: --dataset, --root"),
+        (["frobnicate"], "phanet", "argument COMMAND: invalid choice: 'frobnicate'"),
+    ],
+)
+def test_an_option_the_parser_cannot_read_is_one_line_naming_it(argv, prog, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1  # no usage block above the error
+    assert err.startswith(f"{prog}: error: {message}") and err.endswith(f"({prog} --help lists the options)\n")
