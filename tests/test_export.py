@@ -108,6 +108,9 @@ def test_files_that_are_not_phanet_onnx_models_are_one_line_errors(tmp_path):
     (tmp_path / "text.onnx").write_text("not a model")
     with pytest.raises(PhanetError, match="not a readable ONNX model"):
         Predictor.from_onnx(tmp_path / "text.onnx")
+    (tmp_path / "empty.onnx").write_bytes(b"")  # protobuf reads it as a model with nothing in it
+    with pytest.raises(PhanetError, match=r"empty.onnx: not a readable ONNX model \(an empty file\)$"):
+        Predictor.from_onnx(tmp_path / "empty.onnx")
     plain = tmp_path / "plain.onnx"
     torch.onnx.export(nn.Linear(3, 2), (torch.zeros(1, 3),), str(plain), dynamo=False)
     with pytest.raises(PhanetError, match="not exported by phanet export"):

@@ -290,6 +290,9 @@ def read_metadata(source: str | Path | bytes) -> ModelInfo:
         )
     except Exception as exc:  # noqa: BLE001 - any parse failure means "not an ONNX file"
         raise PhanetError(f"{name}: not a readable ONNX model ({type(exc).__name__})") from None
+    if not proto.HasField("graph"):  # protobuf reads an empty file, and many short ones, as a model with nothing in it
+        empty = "an empty file" if proto.ByteSize() == 0 else "no graph"
+        raise PhanetError(f"{name}: not a readable ONNX model ({empty})")
     props = {p.key: p.value for p in proto.metadata_props}
     missing = [k for k in ("phanet.expressions", "phanet.poses", "phanet.input_size") if k not in props]
     if missing:
