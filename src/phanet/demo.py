@@ -344,7 +344,7 @@ def run_demo(out: Path, config: Config, progress: bool = True, command: str = "p
         table1,
         "",
         f"PhaNet − DenseNet-40 FER accuracy: **{gain:+.2f}** points on this run (one seed; "
-        "see the README for the mean ± std over folds).",
+        "the documentation's results page gives the mean ± std over three folds).",
         "",
         "## FER accuracy per expression",
         "",

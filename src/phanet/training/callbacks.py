@@ -120,7 +120,7 @@ class AdaptiveThreads(Callback):
     PyTorch's CPU kernels run on an OpenMP team whose threads wait for each other at every
     operation. When another process takes one of the cores, the thread that was pushed off it
     holds up the whole team at each of the thousands of operations of a step, and a step can take
-    many times its share of the machine (see the README's Benchmarks section). Every ``period``
+    many times its share of the machine (docs/benchmarks.md). Every ``period``
     training steps this callback times two steps with half as many threads (or, after it went
     down, twice as many) against the median of the steps before and keeps the faster count. The
     first trial comes after ``first_period`` steps (two processes started together would otherwise

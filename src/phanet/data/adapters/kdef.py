@@ -30,7 +30,7 @@ from phanet.data.records import LabeledFaces
 from phanet.data.registry import register_dataset
 from phanet.errors import PhanetError
 
-#: KDEF angle codes as yaw angles in degrees: the "left" views are negative (see the README, "Yaw sign convention").
+#: KDEF angle codes as yaw angles in degrees: the "left" views are negative (see docs/guides/datasets.md, "Yaw sign convention").
 KDEF_ANGLES = {"FL": -90, "HL": -45, "S": 0, "HR": 45, "FR": 90}
 #: KDEF expression codes to the class list; AF (afraid) is fear.
 KDEF_EXPRESSIONS = {"AF": "FE", "AN": "AN", "DI": "DI", "HA": "HA", "NE": "NE", "SA": "SA", "SU": "SU"}
