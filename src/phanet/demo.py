@@ -136,6 +136,8 @@ def _schedule(config: Config) -> str:
     t, opt = config.train, config.optim
     if opt.scheduler == "plateau":
         decay = f"×{opt.lr_decay} after {opt.plateau_patience + 1} epochs without a better validation FER accuracy"
+    elif opt.scheduler == "cosine":
+        decay = f"along half a cosine to ×{opt.lr_decay} at epoch {t.epochs}"
     else:
         decay = f"×{opt.lr_decay} at {', '.join(str(m) for m in opt.milestones)} of the run"
     stops = [f"at most {t.epochs} epochs"]

@@ -179,6 +179,25 @@ def test_resume_keeps_the_multistep_schedule_position(tiny_manifest, tmp_path):
     assert group["momentum"] == 0.5 and group["initial_lr"] == pytest.approx(0.04)
 
 
+@pytest.mark.slow
+def test_the_cosine_schedule_falls_to_its_floor_and_resumes_where_a_run_with_the_new_settings_would_be(tiny_manifest, tmp_path):
+    from phanet.training.optim import cosine_factor
+
+    assert [cosine_factor(e, 4, 0.1) for e in range(6)] == pytest.approx(
+        [1, 0.1 + 0.9 * (1 + 0.5**0.5) / 2, 0.55, 0.1 + 0.9 * (1 - 0.5**0.5) / 2, 0.1, 0.1]
+    )
+    out = tmp_path / "cosine"
+    base = tiny_overrides(tiny_manifest, out, "optim.scheduler=cosine", "optim.lr=0.01", "optim.lr_decay=0.1")
+    train(load_config("demo", [*base, "train.pan_init.enabled=false", "train.epochs=2"]), progress=False)
+    # epoch 0 at the full rate, epoch 1 halfway down to x0.1 of it
+    assert pd.read_csv(out / "metrics.csv")["lr"].tolist() == pytest.approx([0.01, 0.0055])
+    assert main(["train", "--out", str(out), "--resume", "train.epochs=4", "optim.lr=0.02", "--no-progress"]) == 0
+    # resumed as if the run had had 4 epochs at 0.02 from the start: epoch 2 of 4 is halfway down
+    assert pd.read_csv(out / "metrics.csv")["lr"].tolist() == pytest.approx(
+        [0.01, 0.0055, 0.011, 0.02 * cosine_factor(3, 4, 0.1)]
+    )
+
+
 def _best_state(payload: dict) -> dict:
     return next(v for k, v in payload["callbacks"].items() if k.startswith("ModelCheckpoint{'monitor': 'val/"))
 

@@ -241,8 +241,9 @@ class OptimConfig:
     #: The factor of each learning-rate decay (the paper's 0.1).
     lr_decay: float = _range(0.1, "(0, 1]")
     #: ``multistep``: ×lr_decay at ``milestones``; ``plateau``: ×lr_decay after ``plateau_patience``
-    #: epochs without a better validation FER accuracy.
-    scheduler: str = _choices("multistep", "plateau", default="multistep")
+    #: epochs without a better validation FER accuracy; ``cosine``: from ``lr`` along half a cosine to
+    #: ``lr`` × ``lr_decay`` after ``train.epochs``.
+    scheduler: str = _choices("multistep", "plateau", "cosine", default="multistep")
     #: The ``multistep`` decays: fractions of the run (< 1) or epoch numbers (>= 1).
     milestones: list[float] = _range(lambda: [0.5, 0.75], "[0, inf)")
     #: The ``plateau`` schedule's epochs without a better validation FER accuracy before a decay.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from functools import partial
 from typing import Any
 
 import torch
@@ -87,7 +88,16 @@ def make_scheduler(optim: OptimConfig, optimizer: torch.optim.Optimizer, epochs:
         return torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimizer, mode="max", factor=optim.lr_decay, patience=optim.plateau_patience
         )
+    if optim.scheduler == "cosine":
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, partial(cosine_factor, epochs=epochs, floor=optim.lr_decay))
     return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones(epochs, optim.milestones), gamma=optim.lr_decay)
+
+
+def cosine_factor(epoch: int, epochs: int, floor: float) -> float:
+    """The ``cosine`` schedule's multiplier of the base rate after ``epoch`` of ``epochs`` epochs: 1 at
+    the start, ``floor`` at the end and after it, along half a cosine in between."""
+    done = min(epoch, epochs) / max(epochs, 1)
+    return floor + (1 - floor) * (1 + math.cos(math.pi * done)) / 2
 
 
 def apply_settings(optimizer: torch.optim.Optimizer, scheduler: Any, before: Config, config: Config) -> None:
@@ -106,6 +116,8 @@ def apply_settings(optimizer: torch.optim.Optimizer, scheduler: Any, before: Con
             old_base = before.optim.lr * before.optim.part_lr.get(part, 1.0)
             reductions = round(math.log(group["lr"] / old_base) / math.log(before.optim.lr_decay))
             group["lr"] = base * optim.lr_decay ** max(0, reductions)
+        elif optim.scheduler == "cosine":
+            group["lr"] = base * cosine_factor(scheduler.last_epoch, config.train.epochs, optim.lr_decay)
         else:
             group["lr"] = base * optim.lr_decay ** sum(1 for m in steps if m <= scheduler.last_epoch)
         bases.append(base)
@@ -116,6 +128,9 @@ def apply_settings(optimizer: torch.optim.Optimizer, scheduler: Any, before: Con
             group["nesterov"] = optim.nesterov and optim.momentum > 0
     if plateau:
         scheduler.factor, scheduler.patience = optim.lr_decay, optim.plateau_patience
+    elif optim.scheduler == "cosine":
+        scheduler.lr_lambdas = [partial(cosine_factor, epochs=config.train.epochs, floor=optim.lr_decay)] * len(bases)
+        scheduler.base_lrs = bases
     else:
         scheduler.milestones = Counter(steps)
         scheduler.gamma = optim.lr_decay
