@@ -298,7 +298,7 @@ def run_demo(out: Path, config: Config, progress: bool = True, command: str = "p
             runs = run_methods_side_by_side(methods, faces, split, out, device=device)
         trained = " and ".join(f"{label} {plural(len(run.metrics), 'epoch')}" for label, run in runs.items())
         print(f"[3/4] trained and tested: {trained}", flush=True)
-        busy = watch.busy(2 * threads)
+        busy = watch.busy(2 * threads) if not all(run.reused for run in runs.values()) else None
         if busy:  # the training took longer; fixed thread counts and no time limit keep its numbers
             busy += " while the networks trained: they took longer, and their numbers are the same as on an idle machine"
     else:
@@ -416,6 +416,7 @@ def run_demo(out: Path, config: Config, progress: bool = True, command: str = "p
     ]
     atomic_write_text(report, "\n".join(line for line in lines if line is not None) + "\n")
     device = torch.cuda.get_device_name() if uses_cuda(config.train.accelerator) else "CPU"
+    timing: tuple[float | None, float | None] = (None, None) if any(r.reused for r in runs.values()) else (start, load)
     published.publish(
         [(name, None, None, run.run_dir) for name, run in runs.items()],
         "demo",
@@ -423,8 +424,7 @@ def run_demo(out: Path, config: Config, progress: bool = True, command: str = "p
         command,
         threads or config.train.threads,
         device,
-        start,
-        load,
+        *timing,
         synth_settings.GENERATOR_VERSION,
         landmarks,
     )

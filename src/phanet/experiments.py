@@ -152,9 +152,11 @@ def run_methods_side_by_side(
     others or on the machine's load. SIGTERM or Ctrl+C stops every process the way it stops one
     training (each keeps its last finished epoch and resumes on the next call)."""
     context = multiprocessing.get_context("spawn")
+    evaluated = {label for label, (name, _) in methods.items() if RunFolder(out / name).evaluated()}
     processes = {
         label: context.Process(target=_train_in_process, args=(name, label, config, faces, split, out, device))
         for label, (name, config) in methods.items()
+        if label not in evaluated  # a finished run is reused as it is (run_method checks its settings)
     }
     try:
         for process in processes.values():
@@ -174,7 +176,7 @@ def run_methods_side_by_side(
             f"training {' and '.join(failed)} stopped (exit status {processes[failed[0]].exitcode}; its lines above say why)"
         )
     return {
-        label: dataclasses.replace(run_method(name, config, faces, split, out), reused=False)
+        label: dataclasses.replace(run_method(name, config, faces, split, out), reused=label in evaluated)
         for label, (name, config) in methods.items()
     }
 

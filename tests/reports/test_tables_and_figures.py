@@ -98,11 +98,12 @@ def test_training_columns_name_the_tested_epoch_and_its_training_accuracy():
             "epoch": [0, 0, 1, 2, 3],
             "train/expression_acc": [0.30, 0.31, 0.62, 0.70, 0.75],
             "val/expression_acc": [0.40, 0.41, 0.55, 0.55, 0.50],
+            "seconds": [99.0, 30.0, 30.0, 30.0, 36.0],  # the epoch done again after a resume counts once
         }
     )
     columns = training_columns(_run(0.5, metrics=metrics))
     # Without a run folder what ended the training is unknown.
-    assert columns == {"Epochs": 4, "Tested epoch": 2, "Train FER": pytest.approx(62.0), "Ended by": "-"}
+    assert columns == {"Epochs": 4, "Tested epoch": 2, "Train FER": pytest.approx(62.0), "Minutes": 2.1, "Ended by": "-"}
     untrained = training_columns(_run(0.5, metrics=pd.DataFrame({"epoch": [0], "val/expression_acc": [math.nan]})))
     assert untrained.pop("Ended by") == "-" and all(math.isnan(v) for v in untrained.values())
     unvalidated = training_columns(_run(0.5))
@@ -121,7 +122,7 @@ def test_ablation_tables_rank_measured_and_paper_rows():
     assert table["rank"].tolist() == [3, 1, 2]
     assert table["paper rank"].tolist() == [3, 2, 1]
     assert table["Paper (BU-3DFE)"].tolist() == [77.79, 83.10, 84.92]
-    assert table.columns.tolist()[5:] == ["Pose", "Epochs", "Tested epoch", "Train FER", "Ended by"]
+    assert table.columns.tolist()[5:] == ["Pose", "Epochs", "Tested epoch", "Train FER", "Minutes", "Ended by"]
     losses = table8([("L(e)", _run(0.5, 0.9, "e")), ("row b", _run(0.6, 0.95, "p_e"))])
     assert math.isnan(losses["Acc. on Pose"][0]) and losses["Acc. on Pose"][1] == pytest.approx(95.0)
     assert losses["Paper exp."].tolist() == [77.79, 79.34]

@@ -228,8 +228,8 @@ def publish(
     command: str,
     threads: int | None,
     device: str,
-    started: float,
-    load_at_start: float,
+    started: float | None,
+    load_at_start: float | None,
     generator_version: int | None,
     landmarks: pd.DataFrame | None = None,
 ) -> list[Path]:

@@ -30,21 +30,24 @@ def _with_setting(rows: list[tuple[str, Any]], setting: str) -> Any:
 def training_columns(run: Any) -> dict[str, Any]:
     """How a row trained, from its per-epoch metrics: the epochs run, the epoch whose checkpoint was
     tested (best validation FER accuracy, counted from 1; the first of equal ones, as the checkpoint
-    callback keeps it) and the training FER accuracy (%) in that epoch, NaN when no epoch was
-    validated; then what ended its training (:func:`ended_by`). A run that carries these columns
+    callback keeps it), the training FER accuracy (%) in that epoch, NaN when no epoch was
+    validated, and the wall minutes of its epochs (training and validation); then what ended its
+    training (:func:`ended_by`). A run that carries these columns
     already (``run.training``, a published summary's) gives them as they are."""
     if getattr(run, "training", None) is not None:
         return dict(run.training)
     metrics = getattr(run, "metrics", None)
     ended = {"Ended by": ended_by(getattr(run, "run_dir", None))}
     if metrics is None or tested_by not in metrics or metrics[tested_by].isna().all():
-        return {"Epochs": math.nan, "Tested epoch": math.nan, "Train FER": math.nan, **ended}
+        return {"Epochs": math.nan, "Tested epoch": math.nan, "Train FER": math.nan, "Minutes": math.nan, **ended}
     per_epoch = metrics.groupby("epoch").last()  # a resumed run may log an epoch twice
     tested = per_epoch[tested_by].idxmax()
+    seconds = per_epoch["seconds"].sum() if "seconds" in per_epoch else math.nan
     return {
         "Epochs": len(per_epoch),
         "Tested epoch": int(tested) + 1,
         "Train FER": pct(per_epoch.loc[tested].get("train/expression_acc", math.nan)),
+        "Minutes": round(seconds / 60, 1),
         **ended,
     }
 
