@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import operator
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import nn
@@ -40,3 +41,38 @@ def parameter_groups(model: nn.Module, labels: Mapping[str, str]) -> dict[str, l
         key = next((label for prefix, label in labels.items() if name.startswith(prefix + ".")), name.split(".")[0])
         groups.setdefault(key, []).append(parameter)
     return groups
+
+
+def _names(value: object, argument: str, empty: bool) -> list[str]:
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        raise ValueError(f"{argument} must be a list of class names, got {type(value).__name__}")
+    names = list(value)
+    wrong = next((name for name in names if not isinstance(name, str) or not name), None)
+    if wrong is not None or (not names and not empty):
+        got = f"the name {wrong!r}" if names else "none"
+        raise ValueError(f"{argument} must be a list of non-empty class names, got {got}")
+    if len(set(names)) < len(names):
+        raise ValueError(f"{argument} names a class twice: {sorted(n for n in set(names) if names.count(n) > 1)[0]!r}")
+    return names
+
+
+def _side(value: object, argument: str) -> int:
+    try:
+        side = operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        side = 0
+    if isinstance(value, bool) or side < 1:
+        raise ValueError(f"{argument} must be a positive whole number of pixels, got {value!r}")
+    return side
+
+
+def network_info(arch: str, expressions: object, poses: object, image_size: object, input_size: object | None) -> ModelInfo:
+    """The :class:`ModelInfo` of a network built with these arguments, each checked: one line naming the
+    argument when a class list is not a list of distinct names (``expressions`` may not be empty), or a
+    side is not a positive whole number, or ``input_size`` (default ``image_size``) is not a multiple of
+    ``image_size``."""
+    image = _side(image_size, "image_size")
+    side = image if input_size is None else _side(input_size, "input_size")
+    if side % image:
+        raise ValueError(f"input_size {side} must be a multiple of image_size {image}")
+    return ModelInfo(_names(expressions, "expressions", False), _names(poses, "poses", True), side, arch)

@@ -15,9 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from phanet.models.base import Network, parameter_groups
+from phanet.models.base import Network, network_info, parameter_groups
 from phanet.models.densenet import DenseNet
-from phanet.models.info import PAPER_EXPRESSIONS, PAPER_POSES, network_info
+from phanet.models.info import PAPER_EXPRESSIONS, PAPER_POSES
 from phanet.models.output import PhaNetOutput
 from phanet.models.registry import register_model
 

@@ -11,10 +11,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from phanet.models.attention import PixelAttentionNetwork, compose_boxes, crop_and_zoom, swap_squares
-from phanet.models.base import Network, parameter_groups
+from phanet.models.base import Network, network_info, parameter_groups
 from phanet.models.densenet import DenseNet
 from phanet.models.heads import DCMLHead
-from phanet.models.info import PAPER_EXPRESSIONS, PAPER_POSES, SCALE_NAMES, network_info
+from phanet.models.info import PAPER_EXPRESSIONS, PAPER_POSES, SCALE_NAMES
 from phanet.models.output import PhaNetOutput
 from phanet.models.registry import register_model
 from phanet.models.scale_attention import ScaleAttention

@@ -67,10 +67,10 @@ def create_model(name: str, **kwargs: Any) -> Network:
         from phanet.models.memory import FLOAT, on_meta
         from phanet.runtime import available_memory
 
-        needed = FLOAT * on_meta(lambda: builder(**kwargs))[1]
-        if needed > available_memory():
+        needed, free = FLOAT * on_meta(lambda: builder(**kwargs))[1], available_memory()
+        if needed > free:
             raise ValueError(
                 f"model {name!r} with these arguments holds {size_text(needed)} of weights, more than the "
-                f"{size_text(available_memory())} this machine has free"
+                f"{size_text(free)} this machine has free"
             )
     return builder(**kwargs)
