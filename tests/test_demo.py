@@ -15,6 +15,7 @@ from PIL import Image
 
 from phanet.cli import main
 from phanet.data.classes import expression_word
+from phanet.text import plural
 
 MINI = [
     "data.options={preset: bu3dfe, subjects: 6, size: 32}",
@@ -68,19 +69,28 @@ def test_mini_demo_writes_the_report_tables_and_figures(tmp_path, monkeypatch, c
     assert "Seed**: 3" in report and "preset `bu3dfe`" in report and "6 subjects" in report
     assert "exponential moving average of the weights (decay 0.5 per step)" in report
     assert "> **Warning: time limit.**" not in report  # the cap did not bind
-    # Side by side on this machine's cores, each network with a fixed share of them.
+    # Each network over every core of this machine, as two data-parallel processes with a fixed share
+    # of them and half the batch each, one network after the other.
     from phanet.runtime import usable_cpus
     from phanet.training.run_folder import RunFolder
 
-    if usable_cpus() >= 2:
-        assert "training PhaNet and DenseNet-40 side by side" in capsys.readouterr().out
-        for folder in ("phanet", "densenet"):
-            assert RunFolder(out / folder).stored_config().train.threads == usable_cpus() // 2
-    # Per network: its epochs, their wall time from metrics.csv, what ended it and its precision.
+    parallel = usable_cpus() >= 2
+    printed = capsys.readouterr().out
+    for name, folder in (("PhaNet", "phanet"), ("DenseNet-40", "densenet")):
+        stored = RunFolder(out / folder).stored_config().train
+        if parallel:
+            assert f"training {name} on every core: 2 processes of {plural(usable_cpus() // 2, 'thread')}, 16 faces" in printed
+            expected = (usable_cpus() // 2, "2", "ddp_spawn", 16)
+            assert (stored.threads, stored.devices, stored.strategy, stored.batch_size) == expected
+        else:
+            assert f"training {name} up to 2 epochs" in printed and stored.strategy == "auto"
+    # Per network: its epochs, their wall time from metrics.csv, what ended it, its precision and processes.
     for name, folder, precision in (("PhaNet", "phanet", "32-true"), ("DenseNet-40", "densenet", "")):
         metrics = pd.read_csv(out / folder / "metrics.csv")
         said = f"{name} 2 epochs in {metrics['seconds'].sum() / 60:.1f} min, ended by epoch limit (2), precision {precision}"
         assert len(metrics) == 2 and said in report, said
+        processes = f", 2 processes of {plural(usable_cpus() // 2, 'thread')} with 16 faces each per step"
+        assert (processes in report) == parallel
     # The codes spelled out; each method's accuracy per expression, and why one is below chance, from the data.
     assert "Expression codes: AN anger, DI disgust, FE fear, HA happiness, NE neutral, SA sadness, SU surprise." in report
     per_expression = pd.read_csv(out / "tables" / "fer_per_expression.csv").set_index("Method")
@@ -305,20 +315,25 @@ def test_validation_curves_read_best_epoch_and_swing_from_hand_made_runs(tmp_pat
     assert curves.curves_figure(runs, ["A", "B"], tmp_path / "curves.png").stat().st_size > 10_000
 
 
-def test_the_demo_trains_side_by_side_on_a_cpu_with_two_cores_and_a_thread_count_left_to_adapt(monkeypatch):
-    import phanet.demo
+def test_the_demo_trains_each_network_over_every_core_of_a_cpu_with_a_thread_count_left_to_adapt(monkeypatch):
+    import phanet.experiments
     from phanet.config import load_config
 
-    monkeypatch.setattr(phanet.demo, "usable_cpus", lambda: 2)
+    monkeypatch.setattr(phanet.experiments, "usable_cpus", lambda: 2)
     config = load_config("demo", [])
     assert config.train.threads is None and config.train.max_minutes is None  # no cap that binds only under load
-    assert phanet.demo.side_by_side_threads(config, "cpu") == 1
-    monkeypatch.setattr(phanet.demo, "usable_cpus", lambda: 16)
-    assert phanet.demo.side_by_side_threads(config, "cpu") == 8
-    assert phanet.demo.side_by_side_threads(config, "cuda") is None
-    assert phanet.demo.side_by_side_threads(load_config("demo", ["train.threads=2"]), "cpu") is None
-    monkeypatch.setattr(phanet.demo, "usable_cpus", lambda: 1)
-    assert phanet.demo.side_by_side_threads(config, "cpu") is None
+    assert phanet.experiments.data_parallel_threads(config, "cpu") == 1
+    parallel = phanet.experiments.data_parallel(config, 1).train
+    assert (parallel.accelerator, parallel.devices, parallel.strategy, parallel.threads) == ("cpu", "2", "ddp_spawn", 1)
+    assert parallel.batch_size == 16  # two halves of the demo's 32: a step still sees 32 faces
+    monkeypatch.setattr(phanet.experiments, "usable_cpus", lambda: 16)
+    assert phanet.experiments.data_parallel_threads(config, "cpu") == 8
+    assert phanet.experiments.data_parallel_threads(config, "cuda") is None
+    for given in ("train.threads=2", "train.devices=1", "train.devices=3", "train.strategy=ddp"):
+        expected = 8 if given == "train.devices=1" else None
+        assert phanet.experiments.data_parallel_threads(load_config("demo", [given]), "cpu") == expected, given
+    monkeypatch.setattr(phanet.experiments, "usable_cpus", lambda: 1)
+    assert phanet.experiments.data_parallel_threads(config, "cpu") is None
 
 
 def test_the_demo_says_when_other_processes_kept_the_cores_busy(monkeypatch):

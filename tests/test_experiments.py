@@ -383,28 +383,32 @@ def test_a_run_written_before_chance_margin_counted_patience_from_the_first_epoc
 
 
 @pytest.mark.slow
-def test_methods_side_by_side_give_the_numbers_they_give_one_after_the_other(tiny_manifest, tmp_path, capfd):
-    """Two trainings at once, one process each with one thread, end where the same trainings end one
-    after the other in this process: the same test rows to the last digit."""
+def test_a_data_parallel_training_gives_the_same_numbers_alone_and_beside_a_busy_process(tiny_manifest, tmp_path):
+    """Two processes of one thread each, as the demo trains on a CPU, end where they end with another
+    process spinning beside them: the same test rows to the last digit."""
+    import multiprocessing
+
     from phanet.config import load_config
     from phanet.data.datasets import load_faces, make_split
-    from phanet.experiments import baseline_config, run_method, run_methods_side_by_side
+    from phanet.experiments import baseline_config, data_parallel, run_method
 
     config = load_config(
-        "demo",
-        [f"data.root={tiny_manifest}", "data.dataset=manifest", "data.options={}", *TINY, "train.epochs=2", "train.threads=1"],
+        "demo", [f"data.root={tiny_manifest}", "data.dataset=manifest", "data.options={}", *TINY, "train.epochs=2"]
     )
     faces = load_faces(config)
     split = make_split(faces, config)
-    methods = {
-        "PhaNet": ("phanet", baseline_config(config, "phanet")),
-        "DenseNet-40": ("densenet", baseline_config(config, "densenet")),
-    }
-    together = run_methods_side_by_side(methods, faces, split, tmp_path / "together")
-    lines = capfd.readouterr().out.splitlines()
-    assert any(line.startswith("[PhaNet] epoch 2/2: ") for line in lines)
-    assert any(line.startswith("[DenseNet-40] epoch 2/2: ") for line in lines)
-    for label, (name, method_config) in methods.items():
-        alone = run_method(name, method_config, faces, split, tmp_path / "alone", progress=False)
-        assert together[label].reused is False
-        pd.testing.assert_frame_equal(together[label].predictions.drop(columns="path"), alone.predictions.drop(columns="path"))
+    method_config = data_parallel(baseline_config(config, "phanet"), 1)
+    alone = run_method("phanet", method_config, faces, split, tmp_path / "alone", progress=False)
+    spinner = multiprocessing.get_context("spawn").Process(target=_spin, daemon=True)
+    spinner.start()
+    try:
+        busy = run_method("phanet", method_config, faces, split, tmp_path / "busy", progress=False)
+    finally:
+        spinner.terminate()
+    assert len(alone.metrics) == 2 and alone.summary["expression_accuracy"] > 0
+    pd.testing.assert_frame_equal(busy.predictions.drop(columns="path"), alone.predictions.drop(columns="path"))
+
+
+def _spin() -> None:
+    while True:
+        pass

@@ -25,7 +25,15 @@ from phanet.data.datasets import make_split
 from phanet.data.records import LabeledFaces
 from phanet.data.registry import load_dataset
 from phanet.errors import PhanetError, PhanetWarning
-from phanet.experiments import METHOD_NAMES, MethodRun, baseline_config, run_method, run_methods_side_by_side, variant
+from phanet.experiments import (
+    METHOD_NAMES,
+    PROCESSES,
+    MethodRun,
+    baseline_config,
+    data_parallel,
+    data_parallel_threads,
+    run_method,
+)
 from phanet.files import atomic_write_text
 from phanet.inference import TrainedModel
 from phanet.reports import figures, published
@@ -218,9 +226,19 @@ def _trainings(config: Config, runs: dict[str, MethodRun]) -> str:
         minutes = run.metrics["seconds"].sum() / 60 if "seconds" in run.metrics else float("nan")
         parts.append(
             f"{name} {plural(len(run.metrics), 'epoch')} in {minutes:.1f} min, ended by {ended_by(run.run_dir)}, "
-            f"precision {training_precision(network)}"
+            f"precision {training_precision(network)}{_processes(run)}"
         )
     return "; ".join(parts)
+
+
+def _processes(run: MethodRun) -> str:
+    """``, 2 processes of 1 thread`` for a data-parallel training, from its stored config; else ``""``."""
+    stored = RunFolder(run.run_dir).stored_config()
+    if stored is None or not stored.train.strategy.startswith("ddp"):
+        return ""
+    t = stored.train
+    threads = f" of {plural(t.threads, 'thread')}" if t.threads else ""
+    return f", {t.devices} processes{threads} with {t.batch_size} faces each per step"
 
 
 def _weights_on_test(predictions: pd.DataFrame) -> str:
@@ -258,18 +276,6 @@ def _below_chance(runs: dict[str, MethodRun], faces: LabeledFaces, train_rows: l
     return lines
 
 
-def side_by_side_threads(config: Config, device: str) -> int | None:
-    """The threads of each network when the demo trains PhaNet and DenseNet-40 side by side, one process
-    each: on a CPU with at least two usable cores and ``train.threads`` left to adapt (null), half the
-    cores each. A thread count that does not follow the machine's load keeps the demo's numbers the same
-    on an idle and on a busy machine (the order of floating-point sums depends on it). None: one after
-    the other, as configured (a GPU, one core, or ``train.threads`` given)."""
-    cores = usable_cpus()
-    if device != "cpu" or config.train.threads is not None or cores < 2:
-        return None
-    return cores // 2
-
-
 def run_demo(out: Path, config: Config, progress: bool = True, command: str = "phanet demo") -> Path:
     """Run the demo into ``out``; returns the report's path. Finished parts in ``out`` are reused.
 
@@ -284,28 +290,24 @@ def run_demo(out: Path, config: Config, progress: bool = True, command: str = "p
     runs: dict[str, MethodRun] = {}
     busy = None
     device = "cuda" if uses_cuda(config.train.accelerator) else "cpu"
-    threads = side_by_side_threads(config, device)
-    if threads:
-        print(
-            f"[2/4] training PhaNet and DenseNet-40 side by side, {plural(threads, 'thread')} each "
-            f"(up to {config.train.epochs} epochs; each line starts with its network)",
-            flush=True,
-        )
-        methods = {
-            METHOD_NAMES[m]: (m, variant(baseline_config(config, m), {"train.threads": threads})) for m in ("phanet", "densenet")
-        }
-        with LoadWatch() as watch:
-            runs = run_methods_side_by_side(methods, faces, split, out, device=device)
-        trained = " and ".join(f"{label} {plural(len(run.metrics), 'epoch')}" for label, run in runs.items())
-        print(f"[3/4] trained and tested: {trained}", flush=True)
-        busy = watch.busy(2 * threads) if not all(run.reused for run in runs.values()) else None
+    threads = data_parallel_threads(config, device)
+    with LoadWatch() as watch:
+        for step, method in ((2, "phanet"), (3, "densenet")):
+            label, method_config = METHOD_NAMES[method], baseline_config(config, method)
+            how = ""
+            if threads:
+                method_config = data_parallel(method_config, threads)
+                batch = method_config.train.batch_size
+                how = (
+                    f" on every core: {PROCESSES} processes of {plural(threads, 'thread')}, "
+                    f"{batch} faces each per step ({PROCESSES * batch} in all);"
+                )
+            print(f"[{step}/4] training {label}{how} up to {config.train.epochs} epochs", flush=True)
+            runs[label] = run_method(method, method_config, faces, split, out, progress, device=device)
+    if threads and not all(run.reused for run in runs.values()):
+        busy = watch.busy(PROCESSES * threads)
         if busy:  # the training took longer; fixed thread counts and no time limit keep its numbers
             busy += " while the networks trained: they took longer, and their numbers are the same as on an idle machine"
-    else:
-        for step, method in ((2, "phanet"), (3, "densenet")):
-            label = METHOD_NAMES[method]
-            print(f"[{step}/4] training {label} (up to {config.train.epochs} epochs)", flush=True)
-            runs[label] = run_method(method, baseline_config(config, method), faces, split, out, progress, device=device)
     print("[4/4] report: tables and figures", flush=True)
     test = faces.subset(split.test)
     fig_dir = out / "figures"

@@ -9,12 +9,7 @@ experiment can be stopped and started again.
 from __future__ import annotations
 
 import copy
-import dataclasses
-import io
 import logging
-import multiprocessing
-import signal
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +23,7 @@ from phanet.data.splits import Split, subject_folds, subject_split
 from phanet.errors import PhanetError
 from phanet.evaluation import evaluate
 from phanet.inference import TrainedModel
-from phanet.runtime import Stopped, raise_stopped
+from phanet.runtime import usable_cpus
 from phanet.training.run import train
 from phanet.training.run_folder import RunFolder
 
@@ -114,71 +109,41 @@ def run_method(
     return MethodRun(name, folder.path, summary, predictions, folder.read_metrics(), reused)
 
 
-class _Prefixed(io.TextIOBase):
-    """A text stream that writes to ``stream`` with ``prefix`` before every line."""
-
-    def __init__(self, stream: Any, prefix: str) -> None:
-        self.stream, self.prefix, self.at_start = stream, prefix, True
-
-    def write(self, text: str) -> int:
-        for part in text.splitlines(keepends=True):
-            self.stream.write((self.prefix if self.at_start else "") + part)
-            self.at_start = part.endswith("\n")
-        self.stream.flush()
-        return len(text)
+#: The processes of each training of the demo on a CPU with several cores (:func:`data_parallel`).
+PROCESSES = 2
 
 
-def _train_in_process(name: str, label: str, config: Config, faces: LabeledFaces, split: Split, out: Path, device: str) -> None:
-    """One method of :func:`run_methods_side_by_side`, in a process of its own: its lines on the
-    console start with its label, and a refused setting is one line and exit status 2."""
-    sys.stdout = _Prefixed(sys.stdout, f"[{label}] ")
-    signal.signal(signal.SIGTERM, raise_stopped)
-    try:
-        run_method(name, config, faces, split, out, progress=False, device=device)
-    except PhanetError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
-    except Stopped as exc:
-        print(str(exc), file=sys.stderr)
-        sys.exit(exc.exit_status)
+def data_parallel_threads(config: Config, device: str) -> int | None:
+    """The threads of each process when ``phanet demo`` trains each network over every core, as
+    :data:`PROCESSES` data-parallel processes, one network after the other: on a CPU with at least two
+    usable cores, ``train.threads`` left to adapt (null) and no devices or strategy given, the usable
+    cores shared between the processes. A thread count that does not follow the machine's load keeps
+    the demo's numbers the same on an idle and on a busy machine (the order of floating-point sums
+    depends on it); one-thread processes slow down with the load instead of stalling as threads that
+    wait on each other do. None: one process each, as configured (a GPU, one core, or ``train.threads``,
+    ``train.devices`` or ``train.strategy`` given)."""
+    cores = usable_cpus()
+    t = config.train
+    if device != "cpu" or t.threads is not None or cores < PROCESSES or str(t.devices) not in ("auto", "1"):
+        return None
+    if t.strategy != "auto" or t.num_nodes != 1:
+        return None
+    return cores // PROCESSES
 
 
-def run_methods_side_by_side(
-    methods: dict[str, tuple[str, Config]], faces: LabeledFaces, split: Split, out: Path, device: str = "cpu"
-) -> dict[str, MethodRun]:
-    """Train and evaluate several methods at once, one process each (:func:`run_method` in each), and
-    return their runs by label. ``methods``: label -> (run folder name, config); each config's
-    ``train.threads`` is what its process computes with, so the numbers of each do not depend on the
-    others or on the machine's load. SIGTERM or Ctrl+C stops every process the way it stops one
-    training (each keeps its last finished epoch and resumes on the next call)."""
-    context = multiprocessing.get_context("spawn")
-    evaluated = {label for label, (name, _) in methods.items() if RunFolder(out / name).evaluated()}
-    processes = {
-        label: context.Process(target=_train_in_process, args=(name, label, config, faces, split, out, device))
-        for label, (name, config) in methods.items()
-        if label not in evaluated  # a finished run is reused as it is (run_method checks its settings)
-    }
-    try:
-        for process in processes.values():
-            process.start()
-        for process in processes.values():
-            process.join()
-    except BaseException:
-        for process in processes.values():
-            if process.is_alive():
-                process.terminate()  # SIGTERM: the training keeps its last finished epoch
-        for process in processes.values():
-            process.join()
-        raise
-    failed = [label for label, process in processes.items() if process.exitcode != 0]
-    if failed:
-        raise PhanetError(
-            f"training {' and '.join(failed)} stopped (exit status {processes[failed[0]].exitcode}; its lines above say why)"
-        )
-    return {
-        label: dataclasses.replace(run_method(name, config, faces, split, out), reused=label in evaluated)
-        for label, (name, config) in methods.items()
-    }
+def data_parallel(config: Config, threads: int) -> Config:
+    """``config`` trained as :data:`PROCESSES` processes of ``threads`` threads on the CPU, each with
+    its share of ``train.batch_size`` (so that a step still sees ``train.batch_size`` faces)."""
+    return variant(
+        config,
+        {
+            "train.accelerator": "cpu",
+            "train.devices": str(PROCESSES),
+            "train.strategy": "ddp_spawn",
+            "train.threads": threads,
+            "train.batch_size": max(1, config.train.batch_size // PROCESSES),
+        },
+    )
 
 
 #: Table VI rows in the paper's order: scales, joint SAL, label.

@@ -3,12 +3,17 @@ use; and how the operating system's signals stop one. Importing this module does
 
 from __future__ import annotations
 
+import contextlib
+import multiprocessing
 import os
 import resource
 import signal
+import threading
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from phanet.errors import PhanetWarning
 
@@ -208,3 +213,37 @@ def resolve_precision(precision: str, accelerator: str, crop_attention: bool = T
     if accelerator in ("auto", "cpu") and cpu_has_native_bf16():
         return "bf16-mixed"
     return "32-true"
+
+
+@contextlib.contextmanager
+def started_processes(spawns: bool) -> Iterator[None]:
+    """What the processes a distributed launcher starts meanwhile need from this one.
+
+    - They print no C++ warnings: DDP's reducer tells each of them once that a step left no parameter
+      without a gradient, which is true of every step of PhaNet after its PAN initialisation (only
+      errors are printed; a ``TORCH_CPP_LOG_LEVEL`` set by the user is kept).
+    - With ``spawns`` (``ddp_spawn``, whose processes train while this one waits), SIGTERM, SIGHUP and
+      SIGQUIT are passed on to them, so that each stops as a training stops, and this one stops with
+      :class:`Stopped` once they have. Ctrl+C reaches them from the terminal itself.
+    """
+    given = os.environ.get("TORCH_CPP_LOG_LEVEL")
+    os.environ["TORCH_CPP_LOG_LEVEL"] = given or "ERROR"
+    previous: dict[int, Any] = {}
+
+    def pass_on(signum: int, frame: Any) -> None:
+        for child in multiprocessing.active_children():
+            os.kill(child.pid, signum)  # type: ignore[arg-type]
+        raise Stopped(signum)
+
+    if spawns and threading.current_thread() is threading.main_thread():
+        forwarded = [s for s in STOP_SIGNALS if s != signal.SIGINT]
+        previous = {signum: signal.signal(signum, pass_on) for signum in forwarded}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for child in multiprocessing.active_children() if previous else ():
+            child.join(timeout=120)  # stopped ones write nothing more: last.ckpt is whole (atomic)
+        if given is None:
+            del os.environ["TORCH_CPP_LOG_LEVEL"]

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, Timer
+from lightning.pytorch.callbacks import EarlyStopping, EMAWeightAveraging, ModelCheckpoint, Timer
 
 import phanet
-from phanet.training.callbacks import RunCheckpoint, run_checkpoints
+from phanet.training.callbacks import RunCheckpoint, WeightAverage, run_checkpoints
 from phanet.training.module import MONITOR
 from phanet.training.run_folder import RunFolder, epochs_without_better, training_seconds
 from phanet.training.stopping import PatienceStop
@@ -70,6 +70,23 @@ def test_callback_states_keep_the_keys_of_lightnings_own_callbacks(tmp_path):
     stopping.wait_count = 2
     payload = {"callbacks": {stopping.state_key: stopping.state_dict()}}
     assert epochs_without_better(payload) == 2
+
+
+def test_the_weight_average_is_lightnings_ema_and_survives_pickling():
+    """The same update and schedule as ``EMAWeightAveraging`` and its state's key, in an object that
+    ``ddp_spawn`` can pickle (Lightning's own holds a closure)."""
+    import pickle
+
+    ours, theirs = WeightAverage(0.9), EMAWeightAveraging(decay=0.9)
+    assert ours.state_key == theirs.state_key
+    for step in (0, 1, 7):
+        assert ours.should_update(step_idx=step) == theirs.should_update(step_idx=step) is True
+    assert ours.should_update(epoch_idx=0) == theirs.should_update(epoch_idx=0) is False
+    average, weight = torch.tensor([1.0, -2.0]), torch.tensor([3.0, 0.0])
+    copy = pickle.loads(pickle.dumps(ours))
+    expected = torch.tensor([0.9 * 1.0 + 0.1 * 3.0, 0.9 * -2.0])
+    for update in (ours._kwargs["avg_fn"], copy._kwargs["avg_fn"], theirs._kwargs["avg_fn"]):
+        assert torch.allclose(update(average, weight, 1), expected)
 
 
 def test_the_checkpoint_holds_what_resume_and_training_end_read(tmp_path):

@@ -86,6 +86,29 @@ def test_a_signal_keeps_the_last_epoch_says_so_and_resume_finishes_the_run(signu
 
 
 @pytest.mark.slow
+def test_sigterm_stops_the_processes_of_a_spawned_data_parallel_training_too(tiny_manifest, tmp_path):
+    """With ddp_spawn the processes it started train while the command waits: a SIGTERM sent to the
+    command alone (as ``kill`` sends it) reaches them, the command says what was kept, nothing trains
+    on behind it, and resuming finishes the run."""
+    out = tmp_path / "spawned"
+    overrides = tiny_overrides(tiny_manifest, out, "train.epochs=8", "train.threads=1", "train.pan_init.warmup_epochs=0")
+    parallel = ["--accelerator", "cpu", "--devices", "2", "--strategy", "ddp_spawn", "--no-progress"]
+    returncode, err = _stop_after_first_epoch(out, ["train", "--config", "demo", *overrides, *parallel], signal.SIGTERM)
+    assert returncode == 143, err[-2000:]
+    assert "Traceback" not in err and "reducer.cpp" not in err
+    line = err.strip().splitlines()[-1]
+    match = re.fullmatch(r"phanet train: stopped by SIGTERM after epoch (\d) of 8 \(.*\); resume with: .*", line)
+    assert match, line
+    kept = (out / "metrics.csv").read_text()
+    time.sleep(5)  # an epoch takes about a second here: a process left training would write another row
+    assert (out / "metrics.csv").read_text() == kept
+    done = int(match.group(1))
+    assert pd.read_csv(out / "metrics.csv")["epoch"].tolist() == list(range(done)) and done < 8
+    assert main(["train", "--out", str(out), "--resume", "--no-progress"]) == 0
+    assert pd.read_csv(out / "metrics.csv")["epoch"].tolist() == list(range(8))
+
+
+@pytest.mark.slow
 def test_sigterm_outside_training_stops_the_command_with_one_line(tmp_path):
     """A SIGTERM before any epoch (here: while rendering data) ends the command the same way."""
     process = subprocess.Popen(

@@ -102,9 +102,11 @@ def run(args: argparse.Namespace) -> int:
         raise PhanetError("--config: give a preset (demo, paper) or a YAML file")
     config = load_config(source, overrides)
     # PyTorch and Lightning load only now: a mistyped preset or value is reported at once.
-    from phanet.training.run import train
+    from phanet.training.run import is_rank_zero, train
 
     result = train(config, resume=args.resume, progress=not args.no_progress)
+    if not is_rank_zero():  # a process the ddp launcher started: rank 0 reports the run
+        return 0
     if result.finished:
         print(result.finished)
     print(f"run folder: {result.run_dir}")

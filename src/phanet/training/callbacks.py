@@ -1,12 +1,16 @@
-"""Training callbacks: the per-epoch metrics table, atomic checkpoints, CPU threads on a shared machine."""
+"""Training callbacks: the per-epoch metrics table, atomic checkpoints, CPU threads on a shared machine,
+the weight average."""
 
 from __future__ import annotations
 
+import functools
 import io
+import logging
 import math
 import os
 import statistics
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -14,13 +18,56 @@ import lightning as L
 import pandas as pd
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, WeightAveraging
 
 from phanet.config import Config, dump_yaml
 from phanet.files import atomic_write, write_csv
 from phanet.training.module import MONITOR
 from phanet.training.progress import epoch_fraction
 from phanet.training.run_folder import RunFolder
+
+
+def quiet_lightning() -> None:
+    """Lightning's notes that say nothing about a phanet run (its data loaders, logging, folders, the
+    start of its distributed processes)."""
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    warnings.filterwarnings("ignore", ".*sync_dist=True.*")
+    warnings.filterwarnings("ignore", ".*LeafSpec.*")
+    warnings.filterwarnings("ignore", ".*overridden `on_after_batch_transfer`.*")
+    warnings.filterwarnings("ignore", ".*Checkpoint directory .* exists and is not empty.*")  # every resume
+
+
+class Quiet(Callback):
+    """:func:`quiet_lightning` where it is made, and in the processes that ``ddp_spawn`` starts: they
+    unpickle the callbacks, which makes them again, before Lightning first speaks there."""
+
+    def __init__(self) -> None:
+        quiet_lightning()
+
+    def __reduce__(self) -> tuple[type, tuple]:
+        return (Quiet, ())
+
+
+@torch.no_grad()
+def ema_update(average: torch.Tensor, weight: torch.Tensor, num_averaged: Any, decay: float) -> torch.Tensor:
+    """One step of the exponential moving average: ``decay × average + (1 − decay) × weight``."""
+    return decay * average + (1 - decay) * weight
+
+
+class WeightAverage(WeightAveraging):
+    """Lightning's exponential moving average of the weights, updated after every optimiser step, with
+    an update that can be pickled (a module-level function): ``ddp_spawn`` pickles the callbacks into
+    the processes it starts, and Lightning's own ``EMAWeightAveraging`` holds a closure. Its state
+    keeps ``EMAWeightAveraging``'s key, so that run folders of every version resume alike."""
+
+    def __init__(self, decay: float) -> None:
+        super().__init__(avg_fn=functools.partial(ema_update, decay=decay))
+
+    @property
+    def state_key(self) -> str:
+        return "EMAWeightAveraging"
 
 
 def rows_before(path: Path, epoch: int) -> list[dict[str, Any]]:

@@ -186,7 +186,7 @@ class PhaNetModule(L.LightningModule):
         self._epoch_complete = batch_idx + 1 >= self.trainer.num_training_batches
         if "image" not in batch:
             return None
-        self.log("train/skipped", batch["skipped"].float(), on_step=False, on_epoch=True, reduce_fx="sum")
+        self.log("train/skipped", batch["skipped"].float(), on_step=False, on_epoch=True, reduce_fx="sum", sync_dist=True)
         phase = self.phase_of(batch_idx)
         self.phase = phase.name
         with self.frozen(self.frozen_in(phase)):

@@ -19,7 +19,6 @@ far the run got and how to resume it.
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import warnings
@@ -30,7 +29,6 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.fabric.utilities.exceptions import MisconfigurationException
-from lightning.pytorch.callbacks import EMAWeightAveraging
 
 from phanet.checkpoints import check_memory, read_checkpoint
 from phanet.checks import output_folder, shorten
@@ -41,8 +39,17 @@ from phanet.data.splits import Split
 from phanet.errors import PhanetError, PhanetWarning
 from phanet.files import remove_temporaries
 from phanet.models.info import PAPER_EXPRESSIONS, PAPER_POSES
-from phanet.runtime import Stopped, bounded_by_cpus, resolve_precision, usable_cpus, uses_cuda
-from phanet.training.callbacks import AdaptiveThreads, AtomicCheckpointIO, EpochMetricsCSV, ResumedConfig, run_checkpoints
+from phanet.runtime import Stopped, bounded_by_cpus, resolve_precision, started_processes, usable_cpus, uses_cuda
+from phanet.training.callbacks import (
+    AdaptiveThreads,
+    AtomicCheckpointIO,
+    EpochMetricsCSV,
+    Quiet,
+    ResumedConfig,
+    WeightAverage,
+    quiet_lightning,
+    run_checkpoints,
+)
 from phanet.training.dynamics import TrainingDynamics
 from phanet.training.module import MONITOR, PhaNetModule
 from phanet.training.optim import patience_floor
@@ -98,7 +105,9 @@ def make_trainer(config: Config, run_dir: Path, callbacks: list, progress: bool 
     devices: Any = t.devices
     if isinstance(devices, str) and devices.isdigit():
         devices = int(devices)
-    strategy = _DDP_NAMES.get(t.strategy, t.strategy)
+    # PhaNet's phases leave parameters without a gradient (the PAN initialisation trains only the PANs)
+    unused = config.model.arch == "phanet" or t.schedule != "joint"
+    strategy = _DDP_NAMES.get(t.strategy, t.strategy) if unused else t.strategy
     shown = progress_callback(progress, max(1, t.log_every_n_steps)) if progress is not None else None
     callbacks = [*callbacks, shown] if shown is not None else callbacks
     arguments = dict(
@@ -163,7 +172,7 @@ def _checked_trainer(config: Config, run_dir: Path, callbacks: list, progress: b
         ) from None
 
 
-def _is_rank_zero() -> bool:
+def is_rank_zero() -> bool:
     """False in the processes a distributed launcher started for the other ranks."""
     return all(os.environ.get(key, "0") == "0" for key in ("LOCAL_RANK", "NODE_RANK", "GROUP_RANK"))
 
@@ -178,7 +187,7 @@ def train(
     SIGINT stopped it."""
     folder = RunFolder(config.out)
     output_folder(folder.path, "out", overwrite=False)
-    lock = RunLock(folder.path) if _is_rank_zero() else None
+    lock = RunLock(folder.path) if is_rank_zero() else None
     try:
         return _train(config, folder, lock, resume, faces, split, progress)
     finally:
@@ -186,23 +195,13 @@ def train(
             lock.release()
 
 
-def _quiet_lightning() -> None:
-    """Lightning's notes that say nothing about a phanet run (its data loaders, logging, folders)."""
-    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", ".*does not have many workers.*")
-    warnings.filterwarnings("ignore", ".*sync_dist=True.*")
-    warnings.filterwarnings("ignore", ".*LeafSpec.*")
-    warnings.filterwarnings("ignore", ".*overridden `on_after_batch_transfer`.*")
-    warnings.filterwarnings("ignore", ".*Checkpoint directory .* exists and is not empty.*")  # every resume
-
-
 def _callbacks(config: Config, folder: RunFolder, resumed: bool, *always: L.Callback) -> list[L.Callback]:
     """The run's callbacks: CPU threads, ``always`` (checkpoints, the stop signal), the metrics table, and
     what the config asks for (weight averaging, early stopping, dynamics; the config of a resumed run)."""
     # The thread callback logs before the metrics table is written at the end of each epoch.
-    callbacks = [*cpu_thread_callbacks(config), *always, EpochMetricsCSV(folder.metrics_file)]
+    callbacks = [Quiet(), *cpu_thread_callbacks(config), *always, EpochMetricsCSV(folder.metrics_file)]
     if config.train.ema > 0:
-        callbacks.append(EMAWeightAveraging(decay=config.train.ema))
+        callbacks.append(WeightAverage(config.train.ema))
     if config.train.early_stop > 0:
         callbacks.append(PatienceStop(MONITOR, config.train.early_stop))
     if config.train.dynamics > 0:
@@ -228,7 +227,7 @@ def _train(
     elif lock is not None:
         folder.check_fresh()
 
-    _quiet_lightning()
+    quiet_lightning()
     best, latest = run_checkpoints(folder)
     stop = StopSignal()
     callbacks = _callbacks(config, folder, resume and lock is not None, best, latest, stop)
@@ -276,7 +275,8 @@ def _train(
             folder.write_start(config, datamodule.split.subjects, faces.name, faces.expressions, faces.poses)
 
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=str(folder.last) if resume else None)
+        with started_processes(config.train.strategy.startswith("ddp_spawn")):
+            trainer.fit(module, datamodule=datamodule, ckpt_path=str(folder.last) if resume else None)
     except SystemExit:
         if stop.signum is None:
             raise
@@ -373,6 +373,8 @@ def _stopped(signum: int, folder: RunFolder, trainer: L.Trainer, done: int, epoc
     io = trainer.strategy.checkpoint_io
     saved = getattr(io, "saved_epochs", {}).get(folder.last.name)
     done = done if saved is None else saved + 1
+    if saved is None and folder.last.is_file():  # ddp_spawn: the processes it started wrote last.ckpt
+        done = max(done, folder.epochs_in_last())
     name = signal.Signals(signum).name
     if done == 0:
         return Stopped(

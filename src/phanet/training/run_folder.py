@@ -224,6 +224,13 @@ class RunFolder:
             return None
         return training_end(self._last_payload(), config.train) or "interrupted"
 
+    def epochs_in_last(self) -> int:
+        """The finished epochs ``last.ckpt`` holds; 0 without one, or with one that cannot be read."""
+        try:
+            return int(self._last_payload()["epoch"]) + 1 if self.last.exists() else 0
+        except (PhanetError, OSError, RuntimeError, KeyError, ValueError):
+            return 0
+
     def _last_payload(self) -> dict[str, Any]:
         import torch
 
