@@ -42,8 +42,8 @@ def test_old_option_names_are_read_as_poses(dataset, old, value):
 
 def test_old_model_source_size_is_read_as_input_size():
     with pytest.warns(PhanetDeprecationWarning, match="^model.source_size is now called model.input_size"):
-        config = load_config("demo", ["model.source_size=256"])
-    assert config.model.input_size == 256 and config.input_size == 256
+        config = load_config("demo", ["model.source_size=240"])
+    assert config.model.input_size == 240 and config.input_size == 240
     with pytest.raises(
         PhanetError,
         match=r"^config: model.source_size: an old name of model.input_size; "
@@ -174,7 +174,7 @@ def test_the_command_line_prints_an_old_pattern_group_as_one_warning_line(tmp_pa
 def test_the_command_line_prints_an_old_name_as_one_warning_line(tmp_path, capsys):
     from phanet.cli import main
 
-    assert main(["train", "--config", "demo", "model.source_size=256", "data.dataset=nope", "--out", str(tmp_path / "run")]) == 2
+    assert main(["train", "--config", "demo", "model.source_size=240", "data.dataset=nope", "--out", str(tmp_path / "run")]) == 2
     assert capsys.readouterr().err.splitlines() == [
         "phanet: warning: model.source_size is now called model.input_size; the old name stops working in phanet 0.3",
         "phanet train: error: data.dataset: unknown dataset 'nope' (expected one of affectnet, bu3dfe, folder, "
