@@ -23,6 +23,10 @@ def _shown_value(value: float) -> str:
     return "not reached" if value != value else f"{value:.1f}"
 
 
+def _shown_test(value: float) -> str:
+    return "not tested" if value != value else f"{value:.1f}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=time_to_accuracy.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="+", help="run folders (holding metrics.csv)")
@@ -35,7 +39,8 @@ def main() -> None:
     if args.publish:
         shown = table.copy()
         for column in shown.columns[1:]:
-            shown[column] = shown[column].map(_shown_count if column.startswith("epoch") else _shown_value)
+            shown_as = _shown_test if column.startswith("test") else _shown_count if column.startswith("epoch") else _shown_value
+            shown[column] = shown[column].map(shown_as)
         command = "python benchmarks/time_to_accuracy.py " + " ".join(sys.argv[1:])
         note = "Read by benchmarks/time_to_accuracy.py from the runs' metrics.csv; the page beside the table says which runs."
         summary = published.measured([("Time to validation FER accuracy", shown)], command, note, None, None, None)

@@ -32,7 +32,11 @@ def time_to_levels(metrics: pd.DataFrame, levels: Sequence[float] = LEVELS) -> d
     if "seconds" not in per_epoch:
         raise ValueError("metrics.csv holds no epoch times (written before they were recorded)")
     minutes = per_epoch["seconds"].cumsum() / 60
-    row: dict[str, float] = {"epochs": float(len(per_epoch)), "best val FER %": 100 * float(per_epoch[MONITOR].max())}
+    row: dict[str, float] = {
+        "epochs": float(len(per_epoch)),
+        "minutes": float(minutes.iloc[-1]),
+        "best val FER %": 100 * float(per_epoch[MONITOR].max()),
+    }
     for level in levels:
         reached = per_epoch.index[per_epoch[MONITOR] >= level]
         first = reached[0] if len(reached) else None
@@ -42,9 +46,13 @@ def time_to_levels(metrics: pd.DataFrame, levels: Sequence[float] = LEVELS) -> d
 
 
 def table(runs: Sequence[str | Path], levels: Sequence[float] = LEVELS) -> pd.DataFrame:
-    """One row per run folder."""
+    """One row per run folder; with its test FER and pose accuracy when it was evaluated (NaN if not)."""
     rows = []
     for run in runs:
         folder = RunFolder(run)
-        rows.append({"run": str(run), **time_to_levels(folder.read_metrics(), levels)})
+        tested = folder.read_evaluation()[0] if folder.evaluated() else {}
+        row = {"run": str(run), **time_to_levels(folder.read_metrics(), levels)}
+        for key, column in (("expression_accuracy", "test FER %"), ("pose_accuracy", "test pose %")):
+            row[column] = 100 * float(tested.get(key, math.nan))
+        rows.append(row)
     return pd.DataFrame(rows)

@@ -17,9 +17,12 @@ and the DenseNet-40 baseline with the same budget on subject-independent splits,
 held-out subjects and writes OUT/report.md with tables (Tables I, II, IV) and figures (Figs. 5, 8–15).
 An interrupted demo continues where it stopped when run again with the same --out.
 
-Duration: 30 to 70 minutes on a 2-core CPU, depending on the CPU, a few minutes on a GPU. Each
-network trains for at most train.max_minutes (45 in the demo preset); a network stopped by that
-cap is named in a warning at the end and in the report's first lines.
+On a CPU with two or more cores each network trains over every core, as two data-parallel
+processes with a fixed number of threads, one network after the other: the numbers are the same
+on an idle and on a busy machine, which only takes longer (a warning at the end says so).
+Duration: about 22 minutes on an idle 2-core CPU once the data are rendered (a few minutes the
+first time), a few minutes on a GPU. No time limit; train.max_minutes sets one, and a network it
+stops is named in a warning at the end and in the report's first lines.
 """
 
 FLAGS = TRAINER_FLAGS
