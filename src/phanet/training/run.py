@@ -47,7 +47,6 @@ from phanet.training.callbacks import (
     Quiet,
     ResumedConfig,
     WeightAverage,
-    quiet_lightning,
     run_checkpoints,
 )
 from phanet.training.dynamics import TrainingDynamics
@@ -196,8 +195,9 @@ def train(
 
 
 def _callbacks(config: Config, folder: RunFolder, resumed: bool, *always: L.Callback) -> list[L.Callback]:
-    """The run's callbacks: CPU threads, ``always`` (checkpoints, the stop signal), the metrics table, and
-    what the config asks for (weight averaging, early stopping, dynamics; the config of a resumed run)."""
+    """The run's callbacks: Lightning's notes quieted (:class:`Quiet`, here and in any process ``ddp_spawn``
+    starts), CPU threads, ``always`` (checkpoints, the stop signal), the metrics table, and what the
+    config asks for (weight averaging, early stopping, dynamics; the config of a resumed run)."""
     # The thread callback logs before the metrics table is written at the end of each epoch.
     callbacks = [Quiet(), *cpu_thread_callbacks(config), *always, EpochMetricsCSV(folder.metrics_file)]
     if config.train.ema > 0:
@@ -227,7 +227,6 @@ def _train(
     elif lock is not None:
         folder.check_fresh()
 
-    quiet_lightning()
     best, latest = run_checkpoints(folder)
     stop = StopSignal()
     callbacks = _callbacks(config, folder, resume and lock is not None, best, latest, stop)
@@ -373,7 +372,7 @@ def _stopped(signum: int, folder: RunFolder, trainer: L.Trainer, done: int, epoc
     io = trainer.strategy.checkpoint_io
     saved = getattr(io, "saved_epochs", {}).get(folder.last.name)
     done = done if saved is None else saved + 1
-    if saved is None and folder.last.is_file():  # ddp_spawn: the processes it started wrote last.ckpt
+    if saved is None:  # ddp_spawn: the processes it started wrote last.ckpt, if any
         done = max(done, folder.epochs_in_last())
     name = signal.Signals(signum).name
     if done == 0:
