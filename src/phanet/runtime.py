@@ -191,28 +191,49 @@ def cpu_has_native_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def resolve_precision(precision: str, accelerator: str, crop_attention: bool = True) -> str:
-    """``train.precision: auto``: 32-bit for a network with crop-and-zoom attention (PhaNet with H_S2 or
-    H_S3), bf16 mixed precision for the others on a CUDA GPU that supports it and on a CPU with native
-    bfloat16, else 32-bit. Any other value is Lightning's own and passed on as it is.
+#: PhaNet's own precision: the three backbones under bfloat16 autocast, the squares, PANs, crop-and-zoom,
+#: SAL, heads and loss in 32 bits (Lightning itself trains in ``32-true``; see :func:`resolve_precision`).
+BF16_BACKBONES = "bf16-backbones"
 
-    Why not bf16 for the attention: the gradient that reaches a square (x, y, l) is a sum over the
-    zoomed pixels of the next scale's input gradient, largely cancelling; computed through a bfloat16
-    backbone it can point elsewhere (cosine 0.30 and −0.97 with the float64 gradient of the ranking
-    loss on two trained demo networks, 1.000 in float32), and in three of three bfloat16 demo
-    trainings the S2 square ended pinned in a corner of the image for every face (none of four in
-    float32; ``benchmarks/precision_attention.py``)."""
+
+def bf16_is_fast(accelerator: str) -> bool:
+    """Whether bfloat16 autocast speeds up training here: a CUDA GPU that supports it, or a CPU with
+    native bfloat16."""
     import torch
 
+    if uses_cuda(accelerator):
+        return torch.cuda.is_bf16_supported()
+    return accelerator in ("auto", "cpu") and cpu_has_native_bf16()
+
+
+def resolve_precision(precision: str, accelerator: str, crop_attention: bool = True) -> str:
+    """``train.precision`` for this machine and network. ``auto``: where bfloat16 is fast
+    (:func:`bf16_is_fast`), ``bf16-backbones`` for a network with crop-and-zoom attention (PhaNet with
+    H_S2 or H_S3) and ``bf16-mixed`` for the others; else ``32-true``. ``bf16-backbones`` asked of a
+    network without crop-and-zoom is ``bf16-mixed``. Any other value is Lightning's own and passed on
+    as it is.
+
+    Why not ``bf16-mixed`` for the attention: the gradient that reaches a square (x, y, l) is a sum over
+    the zoomed pixels of the next scale's input gradient, largely cancelling. With everything that
+    autocast lowers in bfloat16, the squares' own arithmetic included, it pointed elsewhere on the
+    networks of an older recipe (cosine 0.30 and −0.97 with the float64 gradient of the ranking loss,
+    1.000 in float32), and in three of three such trainings the S2 square ended pinned in a corner of
+    the image for every face. ``bf16-backbones`` keeps the squares, their PANs and the sampling in 32
+    bits and lowers only the backbones, where 88 % of the step goes (``benchmarks/precision_attention.py``).
+    """
+    if precision == BF16_BACKBONES:
+        return precision if crop_attention else "bf16-mixed"
     if precision != "auto":
         return precision
-    if crop_attention:
+    if not bf16_is_fast(accelerator):
         return "32-true"
-    if uses_cuda(accelerator):
-        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "32-true"
-    if accelerator in ("auto", "cpu") and cpu_has_native_bf16():
-        return "bf16-mixed"
-    return "32-true"
+    return BF16_BACKBONES if crop_attention else "bf16-mixed"
+
+
+def lightning_precision(precision: str) -> str:
+    """The precision Lightning's ``Trainer`` runs in for a resolved ``train.precision``: ``32-true`` for
+    ``bf16-backbones``, whose autocast the network applies itself."""
+    return "32-true" if precision == BF16_BACKBONES else precision
 
 
 @contextlib.contextmanager

@@ -52,6 +52,8 @@ SPLITS = {
     "bf16": "everything that autocast lowers (how DenseNet-40 trains)",
     "s1-bf16": "the S1 backbone, under autocast; the PANs, S2, S3 and the heads in 32 bits (S1's input "
     "gradient trains nothing: the PAN reads its map detached)",
+    "bf16-backbones": "the three backbones, under autocast; the squares, the PANs, crop-and-zoom, SAL, the "
+    "heads and the loss in 32 bits (how PhaNet trains where bfloat16 is fast: train.precision bf16-backbones)",
     "conv-split": "every convolution's output and weight gradient; its input gradient, the path that "
     "trains the squares, and every other layer in 32 bits",
 }
@@ -102,6 +104,9 @@ def split(model: nn.Module, name: str) -> Iterator[None]:
 
         backbone.forward_features = low_forward
         patched.append((backbone, "forward_features"))
+    elif name == "bf16-backbones":
+        model.backbone_dtype = torch.bfloat16
+        patched.append((model, "backbone_dtype"))
     elif name == "conv-split":
         for conv in model.modules():
             if isinstance(conv, nn.Conv2d):
@@ -115,7 +120,10 @@ def split(model: nn.Module, name: str) -> Iterator[None]:
             yield
     finally:
         for module, attribute in patched:
-            delattr(module, attribute)
+            if attribute == "backbone_dtype":
+                module.backbone_dtype = None
+            else:
+                delattr(module, attribute)
 
 
 def _gradients(model, batch, loss_config, term: str, mode: str) -> dict[str, torch.Tensor]:

@@ -16,6 +16,7 @@ from phanet.models.densenet import DenseNet
 from phanet.models.heads import DCMLHead
 from phanet.models.info import PAPER_EXPRESSIONS, PAPER_POSES, SCALE_NAMES
 from phanet.models.output import PhaNetOutput
+from phanet.models.precision import low_precision_features
 from phanet.models.registry import register_model
 from phanet.models.scale_attention import ScaleAttention
 
@@ -125,6 +126,10 @@ class PhaNet(Network):
         )
         self.sal = ScaleAttention(channels, len(self.used), sal_hidden, sal_form) if joint_sa else None
         self.head = DCMLHead(channels * len(self.used), num_expressions, num_poses, head_hidden, lambda_form)
+        #: The dtype the three backbones compute in under autocast (``train.precision: bf16-backbones``),
+        #: None for the input's own; the squares, the PANs, crop-and-zoom, SAL, the heads and the loss keep
+        #: the input's dtype (:func:`~phanet.models.precision.low_precision_features`).
+        self.backbone_dtype: torch.dtype | None = None
 
     @property
     def input_size(self) -> int:
@@ -171,7 +176,7 @@ class PhaNet(Network):
         outer = None
         crop = self.crop, self.mask_steepness
         for s in range(self.num_computed):
-            feature_map = cast(DenseNet, self.backbones[s]).forward_features(region)
+            feature_map = low_precision_features(cast(DenseNet, self.backbones[s]), region, self.backbone_dtype)
             pooled.append(feature_map.mean(dim=(2, 3)))
             logits.append(self.scale_classifiers[s](pooled[-1]))
             if maps is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 
 def at_least_float32(x: torch.Tensor) -> torch.Tensor:
@@ -13,3 +14,20 @@ def at_least_float32(x: torch.Tensor) -> torch.Tensor:
     crop-and-zoom to sub-pixel precision; bfloat16 keeps only 8 bits of them.
     """
     return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+
+
+def low_precision_features(backbone: nn.Module, region: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
+    """``backbone.forward_features(region)`` computed under autocast to ``dtype`` (None: as it is), its
+    map returned in ``region``'s dtype.
+
+    This is PhaNet's split between bfloat16 and 32 bits. Only the backbones' layers run in ``dtype``.
+    The square that crop-and-zoom cut ``region`` with is a 32-bit tensor, and so is the gradient that
+    reaches it: autocast's cast of ``region`` sends the backbone's input gradient back in ``region``'s
+    dtype, and the sum over the zoomed pixels that turns it into the square's gradient (the sampling's
+    backward) runs in 32 bits, as do the PANs that choose the squares.
+    """
+    if dtype is None:
+        return backbone.forward_features(region)
+    with torch.autocast(region.device.type, dtype=dtype):
+        features = backbone.forward_features(region)
+    return features.to(region.dtype)

@@ -24,11 +24,20 @@ from phanet.losses import LossTerms, balanced_class_weights, pan_init_loss, phan
 from phanet.models import create_model
 from phanet.models.output import PhaNetOutput
 from phanet.models.phanet import PART_NAMES
+from phanet.runtime import BF16_BACKBONES, resolve_precision
 from phanet.training.optim import apply_settings, make_optimizer, make_scheduler, optimizer_groups, step_plateau
 from phanet.training.phases import ATTENTION_PREFIX, Phase, PhaseSchedule
 
 #: The validation metric that selects the best checkpoint, drives the plateau schedule and early stopping.
 MONITOR = "val/expression_acc"
+
+
+def training_precision(config: Config) -> str:
+    """The precision a run trains in (``train.precision``, with ``auto`` resolved for this machine and
+    network: see :func:`phanet.runtime.resolve_precision`)."""
+    m = config.model
+    crop_attention = m.arch == "phanet" and any(scale != "N_S1" for scale in m.scales)
+    return resolve_precision(config.train.precision, config.train.accelerator, crop_attention)
 
 
 class PhaNetModule(L.LightningModule):
@@ -119,6 +128,8 @@ class PhaNetModule(L.LightningModule):
 
     def setup(self, stage: str) -> None:
         t = self.config.train
+        if stage == "fit" and training_precision(self.config) == BF16_BACKBONES:
+            self.model.backbone_dtype = torch.bfloat16  # validation during the fit too; evaluation in 32 bits
         on_cuda = self.device.type == "cuda" or self.trainer.strategy.root_device.type == "cuda"
         self.channels_last = on_cuda if t.channels_last is None else t.channels_last
         if self.channels_last:

@@ -39,7 +39,7 @@ from phanet.data.splits import Split
 from phanet.errors import PhanetError, PhanetWarning
 from phanet.files import remove_temporaries
 from phanet.models.info import PAPER_EXPRESSIONS, PAPER_POSES
-from phanet.runtime import Stopped, bounded_by_cpus, resolve_precision, started_processes, usable_cpus, uses_cuda
+from phanet.runtime import Stopped, bounded_by_cpus, lightning_precision, started_processes, usable_cpus, uses_cuda
 from phanet.training.callbacks import (
     AdaptiveThreads,
     AtomicCheckpointIO,
@@ -50,7 +50,7 @@ from phanet.training.callbacks import (
     run_checkpoints,
 )
 from phanet.training.dynamics import TrainingDynamics
-from phanet.training.module import MONITOR, PhaNetModule
+from phanet.training.module import MONITOR, PhaNetModule, training_precision
 from phanet.training.optim import patience_floor
 from phanet.training.progress import EpochBars, progress_callback
 from phanet.training.run_folder import RunFolder, RunLock, epochs_without_better, training_end
@@ -86,14 +86,6 @@ class TrainResult:
     finished: str | None = None
 
 
-def training_precision(config: Config) -> str:
-    """The Lightning precision a run trains in (``train.precision``, with ``auto`` resolved for this
-    machine and network: see :func:`phanet.runtime.resolve_precision`)."""
-    m = config.model
-    crop_attention = m.arch == "phanet" and any(scale != "N_S1" for scale in m.scales)
-    return resolve_precision(config.train.precision, config.train.accelerator, crop_attention)
-
-
 def make_trainer(config: Config, run_dir: Path, callbacks: list, progress: bool | None = True, **trainer_args: Any) -> L.Trainer:
     """Lightning's ``Trainer`` for ``config``; ``trainer_args`` override or add ``Trainer`` arguments.
 
@@ -115,7 +107,7 @@ def make_trainer(config: Config, run_dir: Path, callbacks: list, progress: bool 
         devices=devices,
         strategy=strategy,
         num_nodes=t.num_nodes,
-        precision=training_precision(config),
+        precision=lightning_precision(training_precision(config)),
         deterministic=t.deterministic,
         benchmark=not t.deterministic,
         log_every_n_steps=t.log_every_n_steps,
