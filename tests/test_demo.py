@@ -72,6 +72,7 @@ def test_mini_demo_writes_the_report_tables_and_figures(tmp_path, monkeypatch, c
     # Each network over every core of this machine, as two data-parallel processes with a fixed share
     # of them and half the batch each, one network after the other.
     from phanet.runtime import usable_cpus
+    from phanet.training.run import training_precision
     from phanet.training.run_folder import RunFolder
 
     parallel = usable_cpus() >= 2
@@ -85,7 +86,9 @@ def test_mini_demo_writes_the_report_tables_and_figures(tmp_path, monkeypatch, c
         else:
             assert f"training {name} up to 2 epochs" in printed and stored.strategy == "auto"
     # Per network: its epochs, their wall time from metrics.csv, what ended it, its precision and processes.
-    for name, folder, precision in (("PhaNet", "phanet", "32-true"), ("DenseNet-40", "densenet", "")):
+    for name, folder in (("PhaNet", "phanet"), ("DenseNet-40", "densenet")):
+        precision = training_precision(RunFolder(out / folder).stored_config())
+        assert precision in ("bf16-backbones", "32-true") if folder == "phanet" else precision in ("bf16-mixed", "32-true")
         metrics = pd.read_csv(out / folder / "metrics.csv")
         said = f"{name} 2 epochs in {metrics['seconds'].sum() / 60:.1f} min, ended by epoch limit (2), precision {precision}"
         assert len(metrics) == 2 and said in report, said

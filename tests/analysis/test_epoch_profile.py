@@ -14,6 +14,7 @@ def test_the_parts_of_each_step_add_up_to_it(tmp_path, monkeypatch):
     table = epoch_profile.profile(SMALL, threads=1, steps=3, warmup=1)
     for network, parts in (
         ("PhaNet", ("S1 backbone forward", "S3 backbone backward", "S2 PAN forward", "SAL forward")),
+        ("PhaNet in 32 bits", ("S1 backbone forward", "S3 backbone backward", "S2 PAN forward", "SAL forward")),
         ("DenseNet-40", ("backbone forward", "backbone backward", "heads forward")),
     ):
         rows = table[table["network"] == network].set_index("part")
@@ -21,5 +22,7 @@ def test_the_parts_of_each_step_add_up_to_it(tmp_path, monkeypatch):
         parts_only = rows.drop(["the step (sum)", "the step inside Trainer.fit"])
         assert parts_only["share %"].sum() == pytest.approx(100, abs=5)  # the parts are the step, up to the loop
         assert (parts_only["ms per step"] >= 0).all() and rows.loc["the step (sum)", "ms per step"] > 0
-    ratio = table[table["network"] == "PhaNet / DenseNet-40"]["ms per step"].item()
-    assert ratio > 1  # three backbones against one
+    for name in ("PhaNet", "PhaNet in 32 bits"):
+        ratios = table[table["network"] == f"{name} / DenseNet-40"].set_index("part")["ms per step"]
+        assert list(ratios.index) == ["bare step", "step inside Trainer.fit"]
+        assert (ratios > 1).all()  # three backbones against one

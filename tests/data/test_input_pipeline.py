@@ -336,21 +336,23 @@ def test_crop_and_zoom_and_ranking_loss_under_bf16():
     torch.testing.assert_close(ranking_loss(coarse.bfloat16(), fine.bfloat16(), target).float(), exact, atol=0.01, rtol=0)
 
 
-def test_auto_precision_keeps_crop_attention_in_float32(monkeypatch):
-    """``train.precision: auto``: 32-bit for networks whose squares learn through crop-and-zoom, bf16
-    mixed for the others where the CPU has native bfloat16; an explicit value passes through."""
+def test_auto_precision_lowers_only_the_backbones_of_networks_with_crop_attention(monkeypatch):
+    """``train.precision: auto``: where the CPU has native bfloat16, ``bf16-backbones`` for networks whose
+    squares learn through crop-and-zoom and bf16 mixed for the others; 32 bits elsewhere. An explicit
+    value passes through."""
     from phanet import runtime
     from phanet.experiments import baseline_config
     from phanet.training.run import training_precision
 
     config = load_config("demo", ["train.accelerator=cpu"])
-    for native, other in ((True, "bf16-mixed"), (False, "32-true")):
+    for native, squares, other in ((True, "bf16-backbones", "bf16-mixed"), (False, "32-true", "32-true")):
         monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda native=native: native)
-        assert training_precision(config) == "32-true"
+        assert training_precision(config) == squares
         assert training_precision(baseline_config(config, "densenet")) == other
         assert training_precision(load_config("demo", ["train.accelerator=cpu", "model.scales=[N_S1]"])) == other
-        assert training_precision(load_config("demo", ["train.accelerator=cpu", "model.scales=[H_S3]"])) == "32-true"
+        assert training_precision(load_config("demo", ["train.accelerator=cpu", "model.scales=[H_S3]"])) == squares
         assert training_precision(load_config("demo", ["train.precision=bf16-mixed"])) == "bf16-mixed"
+        assert training_precision(load_config("demo", ["train.precision=32-true"])) == "32-true"
 
 
 @pytest.mark.slow

@@ -10,8 +10,9 @@ with hooks that time every part of the forward and the backward pass:
   leave of the forward); SAL and the DCML head; the loss; the optimiser step; the weight average;
 - for DenseNet-40 the same parts where it has them.
 
-Each network runs in the precision it trains in (``train.precision: auto``: 32 bits for PhaNet,
-bfloat16 autocast for DenseNet-40 on a CPU that has it).
+Each network runs in the precision it trains in (``train.precision: auto``: on a CPU with native
+bfloat16, PhaNet's backbones in bfloat16 and its squares in 32 bits, DenseNet-40 under bfloat16
+autocast), and PhaNet also all in 32 bits, as it trained before (:data:`NETWORKS`).
 
 With one thread the parts run one after the other, so their times add up to the step; the table
 gives each in milliseconds per step and as a share of its network's step, and the ratio of the two
@@ -39,6 +40,7 @@ from phanet.config import Config, load_config
 from phanet.losses import phanet_loss
 from phanet.training.module import PhaNetModule
 from phanet.training.optim import make_optimizer
+from phanet.runtime import BF16_BACKBONES
 from phanet.training.run import training_precision
 
 #: The modules a DenseNet's ``forward_features`` runs, and those a PAN's square runs: the parts are
@@ -110,8 +112,12 @@ def profile_network(config: Config, steps: int, warmup: int) -> tuple[dict[str, 
     optimizer = make_optimizer(config.optim, module.optimizer_groups())
     parts = PHANET_PARTS if config.model.arch == "phanet" else DENSENET_PARTS
     loader = iter(datamodule.train_dataloader())
-    # the precision the network trains in (bfloat16 autocast for the networks without crop-and-zoom)
-    bf16 = "bf16" in training_precision(config)
+    # the precision the network trains in: PhaNet's backbones in bfloat16 (bf16-backbones), bfloat16
+    # autocast for the networks without crop-and-zoom, or 32 bits where bfloat16 is not fast
+    precision = training_precision(config)
+    bf16 = precision == "bf16-mixed"
+    if precision == BF16_BACKBONES:
+        network.backbone_dtype = torch.bfloat16
     seconds: dict[str, float] = defaultdict(float)
     clock: PartClock | None = None
     total = 0.0
@@ -165,14 +171,22 @@ def trainer_step(config: Config, steps: int, warmup: int) -> float:
     return config.train.batch_size / fit_rate(config, data_module(config), steps, warmup)
 
 
+#: The networks profiled, by name: the overrides of the demo preset that make each. PhaNet trains in the
+#: precision ``train.precision: auto`` gives it; "PhaNet in 32 bits" is the same network all in 32 bits.
+NETWORKS = {
+    "PhaNet": [],
+    "PhaNet in 32 bits": ["train.precision=32-true"],
+    "DenseNet-40": ["model.arch=densenet", "loss.setting=p_e"],
+}
+
+
 def profile(overrides: Sequence[str], threads: int, steps: int, warmup: int) -> pd.DataFrame:
     """The table: one row per part of each network, its milliseconds per step and share of its step;
-    the last rows the bare steps, the steps inside ``Trainer.fit`` and their ratio."""
+    the last rows the ratios of the PhaNets' steps to DenseNet-40's, bare and inside ``Trainer.fit``."""
     torch.set_num_threads(threads)
     rows = []
     steps_of: dict[str, float] = {}
-    for arch, name in (("phanet", "PhaNet"), ("densenet", "DenseNet-40")):
-        extra = [] if arch == "phanet" else ["model.arch=densenet", "loss.setting=p_e"]
+    for name, extra in NETWORKS.items():
         config = load_config("demo", [*overrides, *extra, "train.pan_init.enabled=false", f"train.threads={threads}"])
         parts, step = profile_network(config, steps, warmup)
         steps_of[name] = step
@@ -180,9 +194,13 @@ def profile(overrides: Sequence[str], threads: int, steps: int, warmup: int) -> 
             rows.append({"network": name, "part": label, "ms per step": 1000 * value, "share %": 100 * value / step})
         rows.append({"network": name, "part": "the step (sum)", "ms per step": 1000 * step, "share %": 100.0})
         fitted = trainer_step(config, steps, warmup)
+        steps_of[f"{name} in Trainer.fit"] = fitted
         rows.append(
             {"network": name, "part": "the step inside Trainer.fit", "ms per step": 1000 * fitted, "share %": 100 * fitted / step}
         )
-    ratio = steps_of["PhaNet"] / steps_of["DenseNet-40"]
-    rows.append({"network": "PhaNet / DenseNet-40", "part": "bare step", "ms per step": ratio, "share %": float("nan")})
+    for name in NETWORKS:
+        if name != "DenseNet-40":
+            for label, suffix in (("bare step", ""), ("step inside Trainer.fit", " in Trainer.fit")):
+                ratio = steps_of[name + suffix] / steps_of["DenseNet-40" + suffix]
+                rows.append({"network": f"{name} / DenseNet-40", "part": label, "ms per step": ratio, "share %": float("nan")})
     return pd.DataFrame(rows)
