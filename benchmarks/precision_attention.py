@@ -20,12 +20,16 @@ from phanet.analysis import precision
 from phanet.reports import published
 
 
+#: The precisions whose gradients each checkpoint's are compared in, without ``--splits``.
+ATTENTION_SPLITS = ("fp32", "bf16", "bf16-backbones")
+
+
 def _attention(checkpoint: str) -> None:
     module = precision.load_checkpoint(checkpoint)
     print(f"{checkpoint} (trained in {module.config.train.precision})")
-    print(f"  {'loss':8s} {'part':12s} {'cos(fp32, fp64)':>16s} {'cos(bf16, fp64)':>16s}")
-    for term, part, single, half in precision.gradient_cosines(module):
-        print(f"  {term:8s} {part:12s} {single:16.3f} {half:16.3f}")
+    print(f"  {'loss':8s} {'part':12s}" + "".join(f"{f'cos({name}, fp64)':>26s}" for name in ATTENTION_SPLITS))
+    for term, part, cosines in precision.split_cosines(module, ATTENTION_SPLITS):
+        print(f"  {term:8s} {part:12s}" + "".join(f"{c:26.3f}" for c in cosines))
     for name, (mean, std) in precision.square_spread(module).items():
         print(
             f"  {name} square (x, y, l): mean {', '.join(f'{v:.3f}' for v in mean)}; "

@@ -58,7 +58,7 @@ def _dtypes(model: PhaNet, images: torch.Tensor, name: str) -> dict[str, torch.d
     return seen
 
 
-def test_s1_in_bfloat16_lowers_the_s1_backbone_only_and_each_split_is_undone_after_its_block():
+def test_s1_and_backbone_splits_lower_what_they_say_and_each_split_is_undone_after_its_block():
     model = _model().eval()
     images = torch.rand(2, 3, 32, 32)
     before = model(images).expression_logits
@@ -68,6 +68,14 @@ def test_s1_in_bfloat16_lowers_the_s1_backbone_only_and_each_split_is_undone_aft
     assert s1 and set(s1.values()) == {torch.bfloat16}
     assert rest and set(rest.values()) == {torch.float32}  # the PANs, S2, S3 and the heads
     assert set(_dtypes(model, images, "bf16").values()) == {torch.bfloat16}
+    backbones = _dtypes(model, images, "bf16-backbones")
+    assert {d for n, d in backbones.items() if n.startswith("backbones.")} == {torch.bfloat16}
+    assert {d for n, d in backbones.items() if not n.startswith("backbones.")} == {torch.float32}
+    model.backbone_dtype = torch.float16  # a network that trains so keeps its setting after the block
+    with split(model, "bf16-backbones"):
+        assert model.backbone_dtype == torch.bfloat16
+    assert model.backbone_dtype == torch.float16
+    model.backbone_dtype = None
     assert set(_dtypes(model, images, "fp32").values()) == {torch.float32}
     for name in SPLITS:
         with split(model, name):

@@ -1,9 +1,9 @@
-"""Does bfloat16 train PhaNet's squares? Two measurements on trained checkpoints.
+"""Does bfloat16 train PhaNet's squares? Measurements on trained checkpoints.
 
 1. **Gradient agreement.** On one batch of the checkpoint's own data (64 images, no augmentation,
    eval mode, the same weights), the gradient of the ranking loss and of the whole loss with respect
-   to each PAN and to the S2/S3 backbones, computed in float32 and under bfloat16 autocast, each
-   compared by cosine with the float64 gradient.
+   to each PAN and to the S2/S3 backbones, computed in float32, under bfloat16 autocast and with the
+   backbones alone in bfloat16 (``bf16-backbones``), each compared by cosine with the float64 gradient.
 2. **Where the squares are.** Mean and spread (std over 256 images of the data) of the S2 and S3
    squares (x, y, l): a std of 0 means the square no longer depends on the face.
 3. **Splits of the network between bfloat16 and 32 bits** (:data:`SPLITS`): the same cosines for each,
@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import statistics
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -93,7 +95,12 @@ def split(model: nn.Module, name: str) -> Iterator[None]:
     ``fp32-bf16-images`` are rounded by the caller)."""
     if name not in SPLITS:
         raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {name!r}")
-    patched: list[tuple[nn.Module, str]] = []
+    undo: list[Callable[[], None]] = []
+
+    def patch(module: nn.Module, attribute: str, value: Any) -> None:
+        undo.append(functools.partial(delattr, module, attribute))
+        setattr(module, attribute, value)
+
     if name == "s1-bf16":
         backbone = model.backbones[0]
         plain = backbone.forward_features
@@ -102,28 +109,23 @@ def split(model: nn.Module, name: str) -> Iterator[None]:
             with torch.autocast(x.device.type, dtype=torch.bfloat16):
                 return plain(x).float()
 
-        backbone.forward_features = low_forward
-        patched.append((backbone, "forward_features"))
+        patch(backbone, "forward_features", low_forward)
     elif name == "bf16-backbones":
+        undo.append(functools.partial(setattr, model, "backbone_dtype", model.backbone_dtype))
         model.backbone_dtype = torch.bfloat16
-        patched.append((model, "backbone_dtype"))
     elif name == "conv-split":
         for conv in model.modules():
             if isinstance(conv, nn.Conv2d):
                 if conv.groups != 1 or conv.dilation != (1, 1) or conv.bias is not None:
                     raise ValueError("conv-split handles convolutions without groups, dilation or bias")
-                conv.forward = lambda x, c=conv: _SplitConvolution.apply(x, c.weight, c.stride, c.padding)
-                patched.append((conv, "forward"))
+                patch(conv, "forward", lambda x, c=conv: _SplitConvolution.apply(x, c.weight, c.stride, c.padding))
     autocast = torch.autocast("cpu", dtype=torch.bfloat16) if name == "bf16" else contextlib.nullcontext()
     try:
         with autocast:
             yield
     finally:
-        for module, attribute in patched:
-            if attribute == "backbone_dtype":
-                module.backbone_dtype = None
-            else:
-                delattr(module, attribute)
+        for step in reversed(undo):
+            step()
 
 
 def _gradients(model, batch, loss_config, term: str, mode: str) -> dict[str, torch.Tensor]:
@@ -154,27 +156,12 @@ def load_checkpoint(checkpoint: str) -> PhaNetModule:
     return module
 
 
-def gradient_cosines(module: PhaNetModule, images: int = 64) -> list[tuple[str, str, float, float]]:
-    """(loss term, part, cosine of the float32 gradient with the float64 one, the same for bfloat16 autocast)
-    on ``images`` images of the module's data, for the ranking loss and the whole loss and each of :data:`PARTS`."""
-    batch = _batch(module, images)
-    exact = copy.deepcopy(module.model).double()
-    rows = []
-    for term in ("ranking", "total"):
-        reference = _gradients(exact, batch, module.config.loss, term, "fp64")
-        single = _gradients(module.model, batch, module.config.loss, term, "fp32")
-        half = _gradients(module.model, batch, module.config.loss, term, "bf16")
-        for part in PARTS:
-            cosines = [float(F.cosine_similarity(g[part], reference[part], dim=0)) for g in (single, half)]
-            rows.append((term, part, *cosines))
-    return rows
-
-
 def split_cosines(
     module: PhaNetModule, splits: Sequence[str] = tuple(SPLITS), images: int = 64
 ) -> list[tuple[str, str, list[float]]]:
-    """(loss term, part, the cosine with the float64 gradient in each of ``splits``) as in
-    :func:`gradient_cosines`, for the ranking loss and the whole loss and each of :data:`PARTS`."""
+    """(loss term, part, the cosine with the float64 gradient in each of ``splits``) on ``images`` images
+    of the module's data (no augmentation, eval mode, the same weights), for the ranking loss and the
+    whole loss and each of :data:`PARTS`."""
     batch = _batch(module, images)
     exact = copy.deepcopy(module.model).double()
     rows = []

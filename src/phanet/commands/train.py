@@ -47,9 +47,9 @@ def add_trainer_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--num-nodes", type=int, help="number of nodes for multi-node training (train.num_nodes)")
     group.add_argument(
         "--precision",
-        help="auto (32-true for PhaNet; for networks without crop-and-zoom attention "
-        "bf16-mixed on GPUs and CPUs with native bfloat16, else 32-true), "
-        "32-true, bf16-mixed, 16-mixed, ... (train.precision)",
+        help="auto (on GPUs and CPUs with native bfloat16: bf16-backbones for PhaNet, its backbones in "
+        "bfloat16 and its squares in 32 bits, and bf16-mixed for networks without crop-and-zoom "
+        "attention; else 32-true), bf16-backbones, 32-true, bf16-mixed, 16-mixed, ... (train.precision)",
     )
 
 

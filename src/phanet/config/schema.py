@@ -297,7 +297,9 @@ class TrainConfig:
     strategy: str = "auto"
     #: Machines of a multi-node run.
     num_nodes: int = _range(1, "[1, 1e6]")
-    #: Lightning's precision; ``auto``: bfloat16 autocast where it is fast and safe for the network, else 32 bits.
+    #: ``auto``: where bfloat16 is fast, PhaNet's backbones in bfloat16 and its squares in 32 bits
+    #: (``bf16-backbones``), bfloat16 autocast for the networks without squares; else 32 bits. Or
+    #: ``bf16-backbones``, or any of Lightning's precisions (``32-true``, ``bf16-mixed``, ``16-mixed``, ...).
     precision: str = "auto"
     #: Deterministic algorithms (slower; off also lets cuDNN pick the fastest ones).
     deterministic: bool = False
