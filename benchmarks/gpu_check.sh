@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The GPU measurement in one script, for a machine with a CUDA GPU and phanet's dependencies installed
 # (run from the repository root; nothing is installed). Writes everything under OUT (default
-# runs/gpu_check): the training-throughput table at the paper's 224 px and the demo's 128/64 px, the
-# same without channels_last and with torch.compile while the budget lasts, and a 30-epoch
-# demo-preset training with its evaluation and wall time. Budget: about 8 minutes on one H200-class GPU.
+# runs/gpu_check): the training-throughput table at the paper's 224 px (PhaNet in 32 bits and with its
+# backbones in bfloat16) and the demo's 96/48 px, the same without channels_last and with torch.compile
+# while the budget lasts, and a 30-epoch demo-preset training with its evaluation, wall time and time
+# to accuracy. Budget: about 8 minutes on one H200-class GPU.
 #
 #   bash benchmarks/gpu_check.sh                 # OUT=runs/gpu_check
 #   OUT=/tmp/check bash benchmarks/gpu_check.sh
@@ -35,7 +36,7 @@ elapsed() { echo $(( $(date +%s) - T0 )); }
 
 log "paper preset (224 px): precision x batch"
 timeout 200 "$PY" benchmarks/train_throughput.py --config paper --device "$DEVICE" --batch 32,128 \
-  --precision 32-true,bf16-mixed --repeats 2 --workers "$WORKERS" "${SUBJECTS[@]}" "${STEPS[@]}" "${SMALL[@]}" \
+  --precision 32-true,bf16-backbones --repeats 2 --workers "$WORKERS" "${SUBJECTS[@]}" "${STEPS[@]}" "${SMALL[@]}" \
   2>&1 | grep -v -i warn | tee "$OUT/paper.txt"
 
 log "demo preset: $EPOCHS epochs of training, then evaluation"
@@ -44,10 +45,11 @@ timeout 200 "$PY" -m phanet train --config demo "train.epochs=$EPOCHS" "data.num
   --accelerator "$ACCEL" --no-progress --out "$OUT/demo_run" "${DEMO[@]}" > "$OUT/demo_train.log" 2>&1
 echo "exit $? after $(( $(date +%s) - start )) s (rendering and caching included)" | tee -a "$OUT/summary.txt"
 tail -3 "$OUT/demo_train.log" | tee -a "$OUT/summary.txt"
+timeout 30 "$PY" benchmarks/time_to_accuracy.py "$OUT/demo_run" 2>&1 | grep -v -i warn | tee -a "$OUT/summary.txt"
 timeout 60 "$PY" -m phanet evaluate --checkpoint "$OUT/demo_run/checkpoints/best.ckpt" --device "$DEVICE" \
   --out "$OUT/demo_eval" 2>&1 | tail -6 | tee -a "$OUT/summary.txt"
 
-log "demo preset (128 px in, 64 px network): batch 32"
+log "demo preset (96 px in, 48 px network): batch 32"
 timeout 90 "$PY" benchmarks/train_throughput.py --config demo --device "$DEVICE" --workers "$WORKERS" \
   --repeats 2 "${STEPS[@]}" "${SMALL[@]}" 2>&1 | grep -v -i warn | tee "$OUT/demo.txt"
 
