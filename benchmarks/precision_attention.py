@@ -19,7 +19,6 @@ import torch
 from phanet.analysis import precision
 from phanet.reports import published
 
-
 #: The precisions whose gradients each checkpoint's are compared in, without ``--splits``.
 ATTENTION_SPLITS = ("fp32", "bf16", "bf16-backbones")
 

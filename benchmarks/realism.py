@@ -37,6 +37,13 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
     max_yaw.add_argument("--max-yaw", type=float, default=30.0, help="largest |yaw| (degrees) to render")
     max_yaw.add_argument("--max-pan", type=float, help=argparse.SUPPRESS)  # the earlier name, for one release
     parser.add_argument("--intensities", type=int, nargs="+", default=[1, 2, 3, 4])
+    parser.add_argument(
+        "--framing",
+        nargs="+",
+        choices=list(realism.FRAMINGS),
+        default=list(realism.FRAMINGS),
+        help="how each face is framed for the models (default: all of them)",
+    )
     parser.add_argument("--sheet", help="also write a PNG of the first subject's crops (rows: expressions)")
     args = parser.parse_args(argv)
     if args.max_pan is not None:
@@ -52,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         start = time.perf_counter()
         margins = sorted({realism.MODELS[name].margin for name in models})
         rows, crops = realism.render_crops(
-            args.preset, args.subjects, args.size, args.seed, args.max_yaw, args.intensities, margins
+            args.preset, args.subjects, args.size, args.seed, args.max_yaw, args.intensities, margins, framings=args.framing
         )
         seconds = time.perf_counter() - start
     except PhanetError as exc:
@@ -60,25 +67,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     print(
         f"preset {args.preset}, {args.subjects} subjects, {args.size} px, seed {args.seed}, |yaw| <= "
-        f"{args.max_yaw:g}: {len(rows)} images rendered in {seconds:.0f} s\n"
+        f"{args.max_yaw:g}: {len(rows)} images rendered and framed in {seconds:.0f} s\n"
     )
-    results = realism.read_crops(models, rows, crops)
-    columns = list(results)
-    print("Agreement per expression (%, intensity 4; neutral 0):\n")
-    table = pd.DataFrame({n: realism.per_expression(r) for n, r in results.items()})
+    found = realism.recall(rows)
+    if len(found):
+        print(f"Detector recall (% of the faces found, every selected image, padded by {realism.PAD:.0%} a side):\n")
+        print(markdown(found, "detector"), "\n")
+    results = {f: realism.read_crops(models, rows, crops, f) for f in args.framing}
+    columns = {f"{name} {f}": (name, f) for f in args.framing for name in models}
+
+    def side_by_side(measure) -> pd.DataFrame:
+        return pd.DataFrame({label: measure(results[f][name]) for label, (name, f) in columns.items()})
+
+    print("Agreement per expression (%, intensity 4; neutral 0), per model and framing:\n")
+    table = side_by_side(realism.per_expression)
     table.loc["mean"] = table.mean()
     print(markdown(table.rename(index=lambda c: EXPRESSION_NAMES.get(c, c)), "expression"), "\n")
     print("Agreement per intensity (%, the six expressions; 0 = neutral):\n")
-    print(markdown(pd.DataFrame({n: realism.per_intensity(r) for n, r in results.items()})[columns], "intensity"), "\n")
+    print(markdown(side_by_side(realism.per_intensity), "intensity"), "\n")
     print("Agreement per yaw (%, intensity 4 and neutral):\n")
-    print(markdown(pd.DataFrame({n: realism.per_yaw(r) for n, r in results.items()})[columns], "yaw"), "\n")
-    for name, r in results.items():
-        print(f"Confusion of {name} (% of each rendered expression, intensity 4 and neutral):\n")
-        print(markdown(realism.confusion(r), "rendered \\ read"), "\n")
+    print(markdown(side_by_side(realism.per_yaw), "yaw"), "\n")
+    for name in models:
+        by_framing = {f: results[f][name] for f in args.framing}
+        worst = min(by_framing, key=lambda f: realism.per_expression(by_framing[f]).mean())
+        print(f"Confusion of {name} in its worst framing, {worst} (% of each rendered expression, intensity 4 and neutral):\n")
+        print(markdown(realism.confusion(by_framing[worst]), "rendered \\ read"), "\n")
     if args.sheet:
-        cv2.imwrite(args.sheet, realism.crop_sheet(rows, crops[margins[-1]], len(args.intensities)))
-    for name, r in results.items():
-        print(realism.summary(name, r, args.max_yaw))
+        cv2.imwrite(args.sheet, realism.crop_sheet(rows, crops[args.framing[0], margins[-1]], len(args.intensities)))
+    for name in models:
+        print(realism.framing_summary(name, {f: results[f][name] for f in args.framing}, args.max_yaw))
     return 0
 
 

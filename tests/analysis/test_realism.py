@@ -91,15 +91,88 @@ def test_agreement_tables():
 
 def test_each_model_reads_the_crops_of_its_margin():
     rows = _rows().drop(columns="predicted")
-    crops = {1.0: np.zeros((len(rows), 4, 4), np.uint8), 1.12: np.ones((len(rows), 4, 4), np.uint8)}
+    crops = {("landmarks", 1.0): np.zeros((len(rows), 4, 4), np.uint8), ("landmarks", 1.12): np.ones((len(rows), 4, 4), np.uint8)}
 
-    def first_pixel(batch: np.ndarray) -> np.ndarray:  # scores naming the output given by each crop's first pixel
-        return np.eye(7)[batch[:, 0, 0]]
-
-    read = realism.read_crops({"fer": first_pixel, "facex": first_pixel}, rows, crops)
+    read = realism.read_crops({"fer": _first_pixel, "facex": _first_pixel}, rows, crops)
     assert set(read["fer"]["predicted"]) == {"DI"}  # fer's widened crops (1): its second output, disgust
     assert set(read["facex"]["predicted"]) == {"AN"}  # facex's detector box (0): its first output, anger
     assert read["fer"].drop(columns="predicted").equals(rows)
+
+
+def _first_pixel(batch: np.ndarray) -> np.ndarray:
+    """Scores naming the output given by each crop's first pixel."""
+    return np.eye(7)[batch[:, 0, 0]]
+
+
+def test_a_detector_framing_reads_only_the_faces_the_detector_found():
+    rows = _rows().drop(columns="predicted").assign(found_haar=[True, False] * 5)
+    crops = {("haar", 1.0): np.full((len(rows), 4, 4), 3, np.uint8)}
+    read = realism.read_crops({"facex": _first_pixel}, rows, crops, "haar")["facex"]
+    assert list(read.index) == [0, 2, 4, 6, 8] and set(read["predicted"]) == {"HA"}
+    # Recall per yaw: the found faces are all at yaw 0 (rows 0, 2, ... alternate yaws 0 and 30).
+    table = realism.recall(rows)
+    assert list(table.index) == ["haar"] and table.loc["haar"].to_dict() == {0.0: 100.0, 30.0: 0.0, "all": 50.0}
+
+
+def test_the_detected_square_is_the_largest_box_holding_the_face():
+    boxes = [(0, 0, 10, 10), (20, 20, 40, 30), (25, 25, 10, 10), (100, 100, 80, 80)]
+    assert realism.detected_square(boxes, (30.0, 30.0)) == (40.0, 35.0, 40.0)  # the 40 x 30 box, as a square of 40
+    assert realism.detected_square(boxes, (60.0, 5.0)) is None
+    assert realism.detected_square([], (0.0, 0.0)) is None
+
+
+def test_square_crop_of_the_whole_image_keeps_all_of_it():
+    image = np.zeros((100, 100, 3), np.uint8)
+    image[:, :10] = 255  # a white band along the left edge, a tenth of the width
+    crop = realism.square_crop(image, 50, 50, 100, 40)
+    assert crop.shape == (40, 40) and (crop[:, :3] > 200).all() and (crop[:, 5:] < 30).all()
+
+
+def test_render_crops_frames_each_face_in_every_framing(monkeypatch):
+    calls = []
+
+    def every_face(image):  # a detector finding one box, the middle half of the padded render
+        calls.append(image.shape)
+        side = image.shape[0]
+        return [(side / 4, side / 4, side / 2, side / 2)]
+
+    rows, crops = realism.render_crops(
+        "bu3dfe",
+        1,
+        64,
+        0,
+        0.0,
+        [4],
+        margins=(1.0, 1.12),
+        crop=32,
+        framings=("landmarks", "whole", "haar", "yunet"),
+        detectors={"haar": every_face, "yunet": lambda image: []},
+    )
+    assert len(rows) == 7 and set(rows["yaw"]) == {0.0}  # the seven expressions, frontal
+    assert rows["found_haar"].all() and not rows["found_yunet"].any()
+    assert calls and all(shape == (96, 96, 3) for shape in calls)  # padded by 16 px (a quarter of 64) a side
+    assert set(crops) == {(f, m) for f in realism.FRAMINGS for m in (1.0, 1.12)}
+    for (framing, _), images in crops.items():
+        assert images.shape == (7, 32, 32)
+        assert (images.max(axis=(1, 2)) == 0).all() == (framing == "yunet")  # the missed faces are blank
+    assert np.array_equal(crops["whole", 1.0], crops["whole", 1.12])  # the whole image is not widened
+    assert not np.array_equal(crops["haar", 1.0], crops["haar", 1.12])
+    with pytest.raises(PhanetError, match="no framing 'box'"):
+        realism.render_crops("bu3dfe", 1, 64, 0, 0.0, [4], framings=("box",))
+
+
+def test_the_real_detectors_find_a_frontal_render():
+    rows, _ = realism.render_crops("bu3dfe", 1, 112, 0, 0.0, [4], crop=32, framings=("haar", "yunet"))
+    assert rows["found_yunet"].all()  # YuNet finds every frontal face of this subject
+    assert rows["found_haar"].sum() >= 1
+
+
+def test_framing_summary_names_the_worst_and_the_best_framing():
+    good, bad = _rows(), _rows().assign(predicted="AN")
+    line = realism.framing_summary("fer", {"landmarks": good, "whole": bad}, 30)
+    assert line.startswith("fer: worst framing whole 0.0 % (weakest happiness 0.0 %), best landmarks 66.7 %")
+    assert line.endswith("per framing: landmarks 66.7, whole 0.0") and "\n" not in line
+    assert realism.framing_summary("fer", {"haar": good.iloc[:0]}, 30) == "fer: no face was read in any framing"
 
 
 def test_crop_sheet_lays_out_the_first_subject_frontal_by_expression_and_intensity():

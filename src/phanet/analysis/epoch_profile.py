@@ -38,9 +38,9 @@ from torch import nn
 from phanet.analysis.training_throughput import data_module, fit_rate
 from phanet.config import Config, load_config
 from phanet.losses import phanet_loss
+from phanet.runtime import BF16_BACKBONES
 from phanet.training.module import PhaNetModule
 from phanet.training.optim import make_optimizer
-from phanet.runtime import BF16_BACKBONES
 from phanet.training.run import training_precision
 
 #: The modules a DenseNet's ``forward_features`` runs, and those a PAN's square runs: the parts are

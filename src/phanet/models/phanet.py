@@ -176,7 +176,7 @@ class PhaNet(Network):
         outer = None
         crop = self.crop, self.mask_steepness
         for s in range(self.num_computed):
-            feature_map = low_precision_features(cast(DenseNet, self.backbones[s]), region, self.backbone_dtype)
+            feature_map = low_precision_features(cast(DenseNet, self.backbones[s]).forward_features, region, self.backbone_dtype)
             pooled.append(feature_map.mean(dim=(2, 3)))
             logits.append(self.scale_classifiers[s](pooled[-1]))
             if maps is not None:

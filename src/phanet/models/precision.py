@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
-from torch import nn
 
 
 def at_least_float32(x: torch.Tensor) -> torch.Tensor:
@@ -16,9 +17,11 @@ def at_least_float32(x: torch.Tensor) -> torch.Tensor:
     return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
 
 
-def low_precision_features(backbone: nn.Module, region: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
-    """``backbone.forward_features(region)`` computed under autocast to ``dtype`` (None: as it is), its
-    map returned in ``region``'s dtype.
+def low_precision_features(
+    features: Callable[[torch.Tensor], torch.Tensor], region: torch.Tensor, dtype: torch.dtype | None
+) -> torch.Tensor:
+    """``features(region)`` (a backbone's ``forward_features``) computed under autocast to ``dtype`` (None:
+    as it is), the map returned in ``region``'s dtype.
 
     This is PhaNet's split between bfloat16 and 32 bits. Only the backbones' layers run in ``dtype``.
     The square that crop-and-zoom cut ``region`` with is a 32-bit tensor, and so is the gradient that
@@ -27,7 +30,7 @@ def low_precision_features(backbone: nn.Module, region: torch.Tensor, dtype: tor
     backward) runs in 32 bits, as do the PANs that choose the squares.
     """
     if dtype is None:
-        return backbone.forward_features(region)
+        return features(region)
     with torch.autocast(region.device.type, dtype=dtype):
-        features = backbone.forward_features(region)
-    return features.to(region.dtype)
+        computed = features(region)
+    return computed.to(region.dtype)
