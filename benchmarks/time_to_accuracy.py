@@ -15,16 +15,16 @@ from phanet.analysis import time_to_accuracy
 from phanet.reports import published
 
 
-def _shown_count(value: float) -> str:
-    return "not reached" if value != value else f"{value:g}"
+def _shown(value: float, missing: str, form: str) -> str:
+    """A cell of the published table: ``missing`` for NaN, else ``value`` in ``form``."""
+    return missing if value != value else format(value, form)
 
 
-def _shown_value(value: float) -> str:
-    return "not reached" if value != value else f"{value:.1f}"
-
-
-def _shown_test(value: float) -> str:
-    return "not tested" if value != value else f"{value:.1f}"
+def _format_of(column: str) -> tuple[str, str]:
+    """What a column shows for NaN, and its number format: untested runs, levels not reached, epoch counts."""
+    if column.startswith("test"):
+        return "not tested", ".1f"
+    return "not reached", "g" if column.startswith("epoch") else ".1f"
 
 
 def main() -> None:
@@ -39,8 +39,8 @@ def main() -> None:
     if args.publish:
         shown = table.copy()
         for column in shown.columns[1:]:
-            shown_as = _shown_test if column.startswith("test") else _shown_count if column.startswith("epoch") else _shown_value
-            shown[column] = shown[column].map(shown_as)
+            missing, form = _format_of(column)
+            shown[column] = shown[column].map(lambda v, missing=missing, form=form: _shown(v, missing, form))
         command = "python benchmarks/time_to_accuracy.py " + " ".join(sys.argv[1:])
         note = "Read by benchmarks/time_to_accuracy.py from the runs' metrics.csv; the page beside the table says which runs."
         summary = published.measured([("Time to validation FER accuracy", shown)], command, note, None, None, None)

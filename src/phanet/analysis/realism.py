@@ -135,17 +135,20 @@ DETECTORS = ("haar", "yunet")
 
 
 def haar_boxes(image: np.ndarray) -> list[tuple[float, float, float, float]]:
-    """OpenCV's frontal-face Haar cascade as ``fer`` runs it: on the grey image, scale 1.1, 5 neighbours."""
-    cascade = cv2.CascadeClassifier(str(Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"))
-    found = cascade.detectMultiScale(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), scaleFactor=1.1, minNeighbors=5)
-    return [tuple(float(v) for v in box) for box in found]
+    """OpenCV's frontal-face Haar cascade as ``fer`` runs it: on the grey image (not equalised), scale 1.1,
+    5 neighbours, faces of at least the cascade's own 24 px window. The cascade is loaded once, by
+    :mod:`phanet.data.faces`."""
+    from phanet.data.faces import _run_cascade
+
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    return [found[:4] for found in _run_cascade(grey, "frontal", 24, 5, 1.1)]
 
 
 def yunet_boxes(image: np.ndarray) -> list[tuple[float, float, float, float]]:
     """YuNet's faces, as ``phanet predict`` finds them."""
     from phanet.data.detectors import find_faces
 
-    return [(b.x, b.y, b.w, b.h) for b in find_faces(image, "yunet")]
+    return [b.as_tuple() for b in find_faces(image, "yunet")]
 
 
 def detected_square(
