@@ -20,7 +20,7 @@ An interrupted demo continues where it stopped when run again with the same --ou
 On a CPU with two or more cores each network trains over every core, as two data-parallel
 processes with a fixed number of threads, one network after the other: the numbers are the same
 on an idle and on a busy machine, which only takes longer (a warning at the end says so).
-Duration: about 19 minutes on an idle 2-core CPU with native bfloat16 once the data are rendered (a
+Duration: 19 to 20 minutes on an idle 2-core CPU with native bfloat16 once the data are rendered (a
 few minutes the first time), a few minutes on a GPU. No time limit; train.max_minutes sets one, and a network it
 stops is named in a warning at the end and in the report's first lines.
 """
