@@ -112,6 +112,10 @@ LID_THICKNESS = 0.4
 #: (mm) over which it fades.
 LID_SHADOW = 0.55
 LID_SHADOW_WIDTH = 2.5
+#: Darkening of the skin by the upper lashes and their shadow along the upper lid margin, and that
+#: band's width (mm).
+LASH_DARKENING = 0.95
+LASH_WIDTH = 3.0
 
 
 @dataclass
@@ -427,12 +431,12 @@ def _open_eyes(head: HeadModel, v: np.ndarray, albedo: np.ndarray, act: Activati
         v[idx] += push[:, None] * rig.inward
         _keep_lids_on_eyeball(head, v, side, idx[depth >= 0.0])
         # Lashes and their shadow make a dark band along the upper margin, thinner along the lower one.
-        lash = np.exp(-(((d_top + 1.0) / 1.8) ** 2)) * inside_u * (upper > 0.3)
+        lash = np.exp(-(((d_top + 1.0) / LASH_WIDTH) ** 2)) * inside_u * (upper > 0.3)
         lower_margin = np.exp(-(((d_bottom + 0.4) / 0.8) ** 2)) * inside_u
         # The lid crease stays where the orbit's skin folds, whatever the lid margin does.
         crease_y = chord + (rig.upper + 3.5) * up_shape
         crease = np.exp(-(((rig.y - crease_y) / 1.0) ** 2)) * inside_u
-        albedo[idx] *= np.clip(1.0 - 0.85 * lash - 0.4 * lower_margin - 0.3 * crease, 0.1, 1.0)[:, None]
+        albedo[idx] *= np.clip(1.0 - LASH_DARKENING * lash - 0.4 * lower_margin - 0.3 * crease, 0.1, 1.0)[:, None]
         # The upper lid and its lashes also shade the eyeball, in a band below the lid margin that moves
         # with the margin: a raised lid (AU5) bares lit sclera, a lowered one shades more of the iris.
         start, stop = head.eyeballs[side]

@@ -27,6 +27,11 @@ from phanet.synth.identity import Identity
 
 #: Eyeball radius (mm).
 EYE_RADIUS = 12.0
+#: Albedo of the sclera.
+SCLERA = (0.7, 0.66, 0.62)
+#: The share of the light around it that reaches the eyeball, sunk in its socket under the lids and the
+#: brow ridge (the skin's own occlusion is computed from the head's shape; the eyeballs are separate meshes).
+EYEBALL_OCCLUSION = 0.8
 #: Radius of the iris (mm), and how far the cornea over it stands out of the eyeball's sphere at its apex.
 IRIS_RADIUS = 5.9
 CORNEA_BULGE = 0.7
@@ -722,10 +727,11 @@ def build_head(ident: Identity, spacing: float = 2.0) -> HeadModel:
             np.where(
                 (polar <= iris_angle - 1e-6)[:, None],
                 iris * (0.6 + 0.5 * (polar / iris_angle))[:, None],
-                [[0.7, 0.66, 0.62]] * (1.0 - 0.4 * sdf.smoothstep(0.6, 1.4, polar))[:, None],
+                [SCLERA] * (1.0 - 0.4 * sdf.smoothstep(0.6, 1.4, polar))[:, None],
             ),
         )
         color[np.isclose(polar, rings[6]) | np.isclose(polar, rings[7])] = iris * 0.4
+        color = color * EYEBALL_OCCLUSION
         # The lids' shadow on the eyeball follows the lid margin per expression (expressions._open_eyes).
         eyeballs.append((offset, offset + len(ev)))
         add(ev, et, part, color, 0.5, 60.0, np.zeros(len(ev)))

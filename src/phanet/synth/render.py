@@ -37,6 +37,12 @@ CAMERA_DISTANCE = 1000.0
 #: Face-landmark box size over crop size, before jitter.
 FACE_FILL = 0.75
 BACKGROUNDS = ("flat", "gradient", "noise")
+#: :func:`sample_scene`'s ranges: the key light's azimuth (± degrees) and elevation (degrees), the fill
+#: light's and the ambient light's strength.
+KEY_AZIMUTH = 45.0
+KEY_ELEVATION = (0.0, 50.0)
+FILL_STRENGTH = (0.1, 0.35)
+AMBIENT = (0.25, 0.45)
 #: A landmark is hidden when a surface that covers it is more than this much nearer to the camera (mm):
 #: points in a crease (mouth corners), under a closed lid, a lock of hair or a glasses rim still count
 #: as seen; points behind the nose, a cheek or the head (tens of mm) do not.
@@ -106,10 +112,10 @@ class Scene:
 
 
 def sample_scene(rng: np.random.Generator) -> Scene:
-    """A random key light (azimuth within ±60°, elevation -15° to 50°), ambient level, background, crop jitter,
+    """A random key light (azimuth within ±45°, elevation 0° to 50°), fill and ambient levels, background, crop jitter,
     camera distance (0.5 to 2 m) and exposure (±0.4 stops)."""
-    azimuth = rng.uniform(-60.0, 60.0)
-    elevation = rng.uniform(-15.0, 50.0)
+    azimuth = rng.uniform(-KEY_AZIMUTH, KEY_AZIMUTH)
+    elevation = rng.uniform(*KEY_ELEVATION)
     a, e = np.radians(azimuth), np.radians(elevation)
     light = (float(np.sin(a) * np.cos(e)), float(np.sin(e)), float(np.cos(a) * np.cos(e)))
     warm = rng.uniform(-0.06, 0.06)
@@ -121,8 +127,8 @@ def sample_scene(rng: np.random.Generator) -> Scene:
     return Scene(
         light=light,
         light_strength=float(rng.uniform(0.6, 1.0)),
-        fill_strength=float(rng.uniform(0.0, 0.25)),
-        ambient=float(rng.uniform(0.15, 0.4)),
+        fill_strength=float(rng.uniform(*FILL_STRENGTH)),
+        ambient=float(rng.uniform(*AMBIENT)),
         tint=(1.0 + warm, 1.0, 1.0 - warm),
         background=background,
         colors=(tuple(float(c) for c in c0), tuple(float(c) for c in c1)),

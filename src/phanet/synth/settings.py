@@ -23,7 +23,7 @@ from phanet.synth.presets import MAX_PITCH, MAX_YAW, PRESETS, Preset
 #: Written next to the images; records how they were made (and lets a run resume).
 SETTINGS_FILE = "synth.json"
 #: Bumped whenever the renderer changes the pixels it makes for the same settings.
-GENERATOR_VERSION = 8
+GENERATOR_VERSION = 9
 MIN_SIZE = 32
 MAX_SIZE = 1024
 
