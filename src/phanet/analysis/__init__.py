@@ -11,6 +11,8 @@ functions that need them.
 - :mod:`~phanet.analysis.precision`: bfloat16 against float64 gradients of the squares
   (``precision_attention.py``);
 - :mod:`~phanet.analysis.realism`: real-photo expression models on the rendered faces (``realism.py``);
+- :mod:`~phanet.analysis.real_photos`: a trained network on labelled real photographs that ship in
+  registry packages (``real_photos.py``);
 - :mod:`~phanet.analysis.head_probe`: linear probes against the heads (``head_probe.py``);
 - :mod:`~phanet.analysis.head_refit`: SAL and the head trained again on frozen features (``head_refit.py``);
 - :mod:`~phanet.analysis.square_swap`: S3 read with other faces' squares (``square_swap.py``).

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from phanet.data.detectors import DETECTORS, find_faces
-from phanet.data.faces import FaceBox
+from phanet.data.faces import FaceBox, match_box
 from phanet.data.io import read_image
 
 #: Smallest intersection over union of a detection with a face's box to count as that face.
@@ -214,14 +214,14 @@ def measure_renders(
             x, y = centre + offset
             for detector in detectors:
                 boxes, ms = _timed(detector, image)
-                hits = [b for b in boxes if b.x <= x <= b.x + b.w and b.y <= y <= b.y + b.h]
+                hit = match_box(x, y, [b.as_tuple() for b in boxes]) is not None
                 rows.append(
                     {
                         "yaw": spec.yaw,
                         "placement": placement,
                         "detector": detector,
-                        "found": int(bool(hits)),
-                        "false": len(boxes) - min(1, len(hits)),
+                        "found": int(hit),
+                        "false": len(boxes) - int(hit),
                         "ms": ms,
                     }
                 )

@@ -36,6 +36,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from phanet.data.faces import match_box
 from phanet.errors import PhanetError
 from phanet.synth.expressions import EXPRESSION_NAMES
 from phanet.synth.head import LANDMARKS
@@ -155,10 +156,10 @@ def detected_square(
     boxes: Sequence[tuple[float, float, float, float]], centre: tuple[float, float]
 ) -> tuple[float, float, float] | None:
     """Centre and side of the largest box that holds ``centre`` (the face's), as a square; None if none does."""
-    holding = [b for b in boxes if b[0] <= centre[0] <= b[0] + b[2] and b[1] <= centre[1] <= b[1] + b[3]]
-    if not holding:
+    index = match_box(centre[0], centre[1], boxes)
+    if index is None:
         return None
-    x, y, w, h = max(holding, key=lambda b: b[2] * b[3])
+    x, y, w, h = boxes[index]
     return x + w / 2, y + h / 2, max(w, h)
 
 

