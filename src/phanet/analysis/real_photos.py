@@ -403,3 +403,35 @@ def happiness_line(table: pd.DataFrame) -> str:
     line = f"happiness named on {named} of {len(read)} smiling faces ({share})"
     left = len(smiling) - len(read)
     return line + (f"; {plural(left, 'smiling face')} not read" if left else "")
+
+
+def scale_readings(predictor: Predictor, photos: Photos, faces: Sequence[Face] = FACES) -> pd.DataFrame:
+    """What each scale's own classifier reads on each face found: ``S1``, ``S2`` and ``S3`` (the expression
+    of its highest logit) beside the network's ``expression``, one row per face of ``faces`` whose photograph
+    was read and that a box holds; the faces are cropped as ``phanet predict`` crops them (its detector,
+    margin and smallest face). Needs a PyTorch checkpoint and a PhaNet with its three scales."""
+    import torch
+
+    from phanet.data.detectors import find_faces
+    from phanet.data.faces import crop_face
+    from phanet.data.transforms import preprocess
+
+    expressions, rows = predictor.expressions, []
+    for face in faces:
+        image = photos.images.get(face.photo)
+        if image is None:
+            continue
+        height, width = image.shape[:2]
+        boxes = find_faces(image, predictor.detector, min_size=predictor.min_face)
+        index = match_box(face.x * width, face.y * height, [box.as_tuple() for box in boxes])
+        if index is None:
+            continue
+        crop = preprocess(crop_face(image, boxes[index], predictor.margin, None), predictor.info.input_size)
+        output = predictor.model.forward(torch.as_tensor(crop[None]))
+        read = [expressions[int(logits.argmax())] if logits is not None else "" for logits in output.scale_logits]
+        origin, path = face.photo
+        row = {"package": origin.package, "path": path, "label": face.label}
+        rows.append(
+            {**row, **dict(zip(("S1", "S2", "S3"), read)), "expression": expressions[int(output.expression_logits.argmax())]}
+        )
+    return pd.DataFrame(rows, columns=["package", "path", "label", "S1", "S2", "S3", "expression"])
