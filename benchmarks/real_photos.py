@@ -8,11 +8,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import pandas as pd
-
 from phanet.analysis import real_photos
 from phanet.data.detectors import DEFAULT_DETECTOR, DETECTORS
 from phanet.errors import PhanetError
+from phanet.reports.tables import to_markdown
 from phanet.text import plural
 
 
@@ -32,14 +31,6 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if not args.print_download and (args.photos is None or args.checkpoint is None):
         parser.error("--photos and --checkpoint are needed (or --print-download)")
     return args
-
-
-def markdown(table: pd.DataFrame) -> str:
-    lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
-    for row in table.itertuples(index=False):
-        cells = [f"{v:g}" if isinstance(v, float) else str(v) for v in row]
-        lines.append("| " + " | ".join("" if c == "nan" else c for c in cells) + " |")
-    return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -64,8 +55,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{plural(sum(not_read.values()), 'photograph')} not read ({counts})\n", file=sys.stderr)
     table = real_photos.read_faces(predictor, photos, faces)
     print(f"{plural(len(photos.images), 'photograph')} read, {args.checkpoint}, detector {args.detector}\n")
-    print(markdown(table.assign(label_prob=table["label_prob"].round(2))), "\n")
-    print(markdown(real_photos.summary(table).round(1)), "\n")
+    print(to_markdown(table), "\n")
+    print(to_markdown(real_photos.summary(table)), "\n")
     print(real_photos.happiness_line(table))
     if args.scales:
         scales = real_photos.scale_readings(predictor, photos, faces)

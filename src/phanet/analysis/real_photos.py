@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import io
 import shlex
 import tarfile
 import zipfile
@@ -39,10 +38,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from PIL import Image, ImageOps
 
 from phanet.data.faces import match_box
-from phanet.data.io import pil_to_rgb
+from phanet.data.io import decode_image
 from phanet.errors import UnreadableImage
 from phanet.text import plural
 
@@ -212,17 +210,6 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def decode(data: bytes, name: str) -> np.ndarray:
-    """An image file's bytes as upright RGB uint8 (H, W, 3), converted as :func:`phanet.data.io.read_image`
-    converts a file; :class:`~phanet.errors.UnreadableImage` naming ``name`` when they are no image."""
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            image.load()
-            return pil_to_rgb(ImageOps.exif_transpose(image))
-    except Exception as exc:  # noqa: BLE001 - whatever the decoder raises, the bytes are not a usable image
-        raise UnreadableImage(f"{name}: not a readable image ({type(exc).__name__})") from None
-
-
 def read_member(archive: Path, member: str) -> bytes:
     """The bytes of ``member`` inside a wheel or zip (by its zip signature) or a tar archive (gzip, bz2, xz or plain).
 
@@ -323,7 +310,7 @@ def read_photos(folder: str | Path | None, faces: Sequence[Face] = FACES) -> Pho
             photos.status[origin, member] = data
             continue
         try:
-            photos.images[origin, member] = decode(data, f"{origin.archive or origin.package}: {member}")
+            photos.images[origin, member] = decode_image(data, f"{origin.archive or origin.package}: {member}")
         except UnreadableImage as exc:
             photos.problems.append(f"{exc}, skipped")
             photos.status[origin, member] = UNREADABLE

@@ -15,6 +15,7 @@ named pipe, a device or a socket with an image's name is unreadable, never waite
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import threading
@@ -110,6 +111,12 @@ def read_image(path: str | Path) -> np.ndarray:
         raise UnreadableImage(f"{path}: cannot be opened ({getattr(exc, 'strerror', None) or exc})") from None
     with handle:
         return _decode(path, handle)
+
+
+def decode_image(data: bytes, name: str) -> np.ndarray:
+    """An image file's bytes (one held in an archive, say) as upright RGB uint8 (H, W, 3), decoded and
+    checked as :func:`read_image` decodes and checks a file; the errors name the file ``name``."""
+    return _decode(Path(name), io.BytesIO(data))
 
 
 def _decode(path: Path, handle: BinaryIO) -> np.ndarray:
