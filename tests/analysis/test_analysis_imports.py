@@ -26,4 +26,4 @@ def test_optional_dependencies_are_imported_where_they_are_used():
         ]
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert result.stdout.split() == ["False", "[]", "12", "[]"], result.stderr
+    assert result.stdout.split() == ["False", "[]", "13", "[]"], result.stderr

@@ -23,7 +23,7 @@ from phanet.data.cache import EMPTY, STORED, UNREADABLE, open_cache
 from phanet.data.datasets import FaceDataset, collate
 from phanet.data.records import MISSING
 from phanet.data.registry import load_dataset
-from phanet.data.transforms import augment, check_flip, to_network_input
+from phanet.data.transforms import augment, check_flip, recolour, to_network_input
 from phanet.losses import phanet_loss, ranking_loss
 from phanet.models.attention import crop_and_zoom
 from phanet.models.phanet import PhaNet
@@ -88,6 +88,32 @@ def test_flip_mirrors_the_pose_label_and_the_image_exactly():
             assert new_pose[i] == MISSING
         else:
             assert new_pose[i] == (mirror[pose[i]] if flipped[i] else pose[i])
+
+
+def test_recolour_scales_contrast_saturation_brightness_and_channels_by_its_draws():
+    torch.manual_seed(4)
+    pixels = torch.rand(6, 3, 5, 5) * 0.6 + 0.2
+    images = (pixels - 0.5) / 0.5
+    assert recolour(images, 0.0) is images
+    strength = 0.4
+    torch.manual_seed(2)
+    d = torch.rand(6, 6) * 2 - 1
+    torch.manual_seed(2)
+    out = recolour(images, strength)
+    for i in range(6):
+        c, s, b = (1 + strength * d[i, k] for k in range(3))
+        balance = (1 + strength / 2 * d[i, 3:]).view(3, 1, 1)
+        p = pixels[i]
+        p = (p - p.mean()) * c + p.mean()
+        grey = p.mean(dim=0, keepdim=True)
+        expected = ((grey + (p - grey) * s) * b * balance).clamp(0, 1)
+        torch.testing.assert_close(out[i] * 0.5 + 0.5, expected, atol=1e-6, rtol=0)
+    assert out.shape == images.shape and float(out.abs().max()) <= 1.0
+    # a grey image keeps its grey under contrast and saturation: only brightness and balance act
+    torch.manual_seed(2)
+    flat = recolour(torch.zeros(6, 3, 4, 4), strength) * 0.5 + 0.5
+    expected = 0.5 * (1 + strength * d[:, 2]).view(6, 1, 1, 1) * (1 + strength / 2 * d[:, 3:]).view(6, 3, 1, 1)
+    torch.testing.assert_close(flat, expected.expand(6, 3, 4, 4))
 
 
 def test_training_batches_are_augmented_and_validation_batches_are_not(tiny_manifest, tmp_path):

@@ -229,7 +229,7 @@ def test_tiny_ddp_training_with_two_cpu_processes(tiny_manifest, tmp_path):
         "train",
         "--config",
         "demo",
-        *tiny_overrides(tiny_manifest, out, "train.epochs=1", "train.pan_init.warmup_epochs=0"),
+        *tiny_overrides(tiny_manifest, out, "train.epochs=1", "train.pan_init.warmup_epochs=0", "train.sync_batchnorm=true"),
         "--accelerator",
         "cpu",
         "--devices",
@@ -244,6 +244,9 @@ def test_tiny_ddp_training_with_two_cpu_processes(tiny_manifest, tmp_path):
     assert len(pd.read_csv(out / "metrics.csv")) == 1
     module = load_module(out / "checkpoints" / "last.ckpt")
     assert module.config.train.strategy == "ddp" and module.config.train.devices == "2"
+    # the synchronised layers are BatchNorm2d again in the checkpoint's network
+    assert module.config.train.sync_batchnorm
+    assert {type(m).__name__ for m in module.modules() if "Norm" in type(m).__name__} == {"BatchNorm2d"}
 
 
 @pytest.mark.parametrize("schedule", ["alternating", "joint"])

@@ -31,10 +31,10 @@ import importlib.util
 import shlex
 import tarfile
 import zipfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -392,18 +392,12 @@ def happiness_line(table: pd.DataFrame) -> str:
     return line + (f"; {plural(left, 'smiling face')} not read" if left else "")
 
 
-def scale_readings(predictor: Predictor, photos: Photos, faces: Sequence[Face] = FACES) -> pd.DataFrame:
-    """What each scale's own classifier reads on each face found: ``S1``, ``S2`` and ``S3`` (the expression
-    of its highest logit) beside the network's ``expression``, one row per face of ``faces`` whose photograph
-    was read and that a box holds; the faces are cropped as ``phanet predict`` crops them (its detector,
-    margin and smallest face). Needs a PyTorch checkpoint and a PhaNet with its three scales."""
-    import torch
-
+def face_crops(predictor: Predictor, photos: Photos, faces: Sequence[Face] = FACES) -> Iterator[tuple[Face, np.ndarray]]:
+    """Each face of ``faces`` whose photograph was read and that a box holds, with its RGB crop as
+    ``phanet predict`` crops it (its detector, margin and smallest face)."""
     from phanet.data.detectors import find_faces
     from phanet.data.faces import crop_face
-    from phanet.data.transforms import preprocess
 
-    expressions, rows = predictor.expressions, []
     for face in faces:
         image = photos.images.get(face.photo)
         if image is None:
@@ -411,14 +405,30 @@ def scale_readings(predictor: Predictor, photos: Photos, faces: Sequence[Face] =
         height, width = image.shape[:2]
         boxes = find_faces(image, predictor.detector, min_size=predictor.min_face)
         index = match_box(face.x * width, face.y * height, [box.as_tuple() for box in boxes])
-        if index is None:
-            continue
-        crop = preprocess(crop_face(image, boxes[index], predictor.margin, None), predictor.info.input_size)
-        output = predictor.model.forward(torch.as_tensor(crop[None]))
-        read = [expressions[int(logits.argmax())] if logits is not None else "" for logits in output.scale_logits]
+        if index is not None:
+            yield face, crop_face(image, boxes[index], predictor.margin, None)
+
+
+def scale_logits(predictor: Predictor, crop: np.ndarray) -> tuple[list, Any]:
+    """Each scale's classifier logits (None for a scale the network lacks) and the network's, for one crop."""
+    import torch
+
+    from phanet.data.transforms import preprocess
+
+    with torch.no_grad():
+        output = predictor.model.forward(torch.as_tensor(preprocess(crop, predictor.info.input_size)[None]))
+    return list(output.scale_logits), output.expression_logits
+
+
+def scale_readings(predictor: Predictor, photos: Photos, faces: Sequence[Face] = FACES) -> pd.DataFrame:
+    """What each scale's own classifier reads on each face found: ``S1``, ``S2`` and ``S3`` (the expression
+    of its highest logit) beside the network's ``expression``, one row per face of :func:`face_crops`.
+    Needs a PyTorch checkpoint and a PhaNet with its three scales."""
+    expressions, rows = predictor.expressions, []
+    for face, crop in face_crops(predictor, photos, faces):
+        scales, network = scale_logits(predictor, crop)
+        read = [expressions[int(logits.argmax())] if logits is not None else "" for logits in scales]
         origin, path = face.photo
         row = {"package": origin.package, "path": path, "label": face.label}
-        rows.append(
-            {**row, **dict(zip(("S1", "S2", "S3"), read)), "expression": expressions[int(output.expression_logits.argmax())]}
-        )
+        rows.append({**row, **dict(zip(("S1", "S2", "S3"), read)), "expression": expressions[int(network.argmax())]})
     return pd.DataFrame(rows, columns=["package", "path", "label", "S1", "S2", "S3", "expression"])

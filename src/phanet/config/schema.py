@@ -297,6 +297,10 @@ class TrainConfig:
     strategy: str = "auto"
     #: Machines of a multi-node run.
     num_nodes: int = _range(1, "[1, 1e6]")
+    #: With several processes, batch normalisation with the statistics of the whole batch (every
+    #: process's faces) instead of each process's share; on CPUs too (``gloo``), where PyTorch's
+    #: ``SyncBatchNorm`` does not run. No effect in one process.
+    sync_batchnorm: bool = False
     #: ``auto``: where bfloat16 is fast, PhaNet's backbones in bfloat16 and its squares in 32 bits
     #: (``bf16-backbones``), bfloat16 autocast for the networks without squares; else 32 bits. Or
     #: ``bf16-backbones``, or any of Lightning's precisions (``32-true``, ``bf16-mixed``, ``16-mixed``, ...).
@@ -361,6 +365,9 @@ class DataConfig:
     flip: bool = True
     #: Scale training images by 1 ± jitter and shift them by ± jitter of their side, at random.
     jitter: float = _range(0.05, "[0, 0.5)")
+    #: Vary each training image's contrast, saturation and brightness by 1 ± colour and each channel by
+    #: 1 ± colour/2 (white balance), at random, as photographs vary (0: off).
+    colour: float = _range(0.0, "[0, 1)")
     #: Processes loading the data (0: the training process).
     num_workers: int = _range(0, "[0, 1024]")
     #: Keep decoded images in an on-disk cache after the first read.

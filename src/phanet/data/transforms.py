@@ -85,6 +85,30 @@ def augment(
     return out.to(images.dtype), pose
 
 
+def recolour(images: torch.Tensor, strength: float) -> torch.Tensor:
+    """A photograph's variations of exposure and colour, drawn for each image of a normalised batch.
+
+    Each image's contrast (about its own mean), saturation (towards its own grey) and brightness are
+    scaled by factors in 1 ± ``strength``, and each channel by 1 ± ``strength``/2 (white balance), in
+    that order, on the [0, 1] pixel scale; the result is clipped to it. Draws come from torch's
+    generator of the device. ``strength`` 0 returns ``images`` without drawing.
+    """
+    if strength <= 0 or images.shape[0] == 0:
+        return images
+    batch = images.shape[0]
+    draws = torch.rand(batch, 6, device=images.device, dtype=torch.float32).mul_(2).sub_(1)
+    contrast, saturation, brightness = (1 + strength * draws[:, i].view(batch, 1, 1, 1) for i in range(3))
+    balance = (1 + strength / 2 * draws[:, 3:]).view(batch, 3, 1, 1)
+    pixels = images.float() * STD + MEAN
+    pixels = (pixels - pixels.mean(dim=(1, 2, 3), keepdim=True)) * contrast + pixels.mean(dim=(1, 2, 3), keepdim=True)
+    grey = pixels.mean(dim=1, keepdim=True)
+    pixels = (grey + (pixels - grey) * saturation) * brightness * balance
+    out = (pixels.clamp_(0, 1) - MEAN) / STD
+    if images.is_contiguous(memory_format=torch.channels_last):
+        out = out.contiguous(memory_format=torch.channels_last)
+    return out.to(images.dtype)
+
+
 def mirror_pose_map(poses: list[str]) -> list[int] | None:
     """Index of the mirrored pose class for every pose class, or None if the list is not symmetric."""
     if not poses:

@@ -18,7 +18,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from phanet.config import Config, config_from_dict
 from phanet.data.records import MISSING
-from phanet.data.transforms import augment, check_flip, to_network_input
+from phanet.data.transforms import augment, check_flip, recolour, to_network_input
 from phanet.errors import PhanetError
 from phanet.losses import LossTerms, balanced_class_weights, pan_init_loss, phanet_loss
 from phanet.models import create_model
@@ -113,13 +113,14 @@ class PhaNetModule(L.LightningModule):
     def prepare_batch(self, batch: dict[str, torch.Tensor], train: bool) -> dict[str, torch.Tensor]:
         """The uint8 ``pixels`` of a batch on the device → the network's ``image``: normalised and, when
         ``train``, augmented (scale/shift ``data.jitter``, and with ``data.flip`` a flip that mirrors
-        the pose label), with one ``grid_sample`` for the whole batch."""
+        the pose label, with one ``grid_sample`` for the whole batch; then ``data.colour``)."""
         if "pixels" not in batch:
             return batch
         batch = dict(batch)
         images = to_network_input(batch.pop("pixels"), channels_last=self.channels_last)
         if train:
             images, batch["pose"] = augment(images, batch["pose"], self.config.data.jitter, self.mirror if self.flip else None)
+            images = recolour(images, self.config.data.colour)
         batch["image"] = images
         return batch
 

@@ -29,6 +29,7 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.fabric.utilities.exceptions import MisconfigurationException
+from lightning.pytorch.plugins import LayerSync, TorchSyncBatchNorm
 
 from phanet.checkpoints import check_memory, read_checkpoint
 from phanet.checks import output_folder, shorten
@@ -55,6 +56,7 @@ from phanet.training.optim import patience_floor
 from phanet.training.progress import EpochBars, progress_callback
 from phanet.training.run_folder import RunFolder, RunLock, epochs_without_better, training_end
 from phanet.training.stopping import PatienceStop, StopSignal
+from phanet.training.sync_norm import SyncBatchNormEverywhere
 
 _DDP_NAMES = {"ddp": "ddp_find_unused_parameters_true", "ddp_spawn": "ddp_spawn_find_unused_parameters_true"}
 
@@ -114,13 +116,21 @@ def make_trainer(config: Config, run_dir: Path, callbacks: list, progress: bool 
         callbacks=callbacks,
         logger=False,
         default_root_dir=str(run_dir),
-        plugins=[AtomicCheckpointIO()],
+        plugins=[AtomicCheckpointIO(), *layer_sync(config)],
         enable_progress_bar=isinstance(shown, EpochBars),
         enable_model_summary=False,
         num_sanity_val_steps=0,
         max_time={"minutes": t.max_minutes} if t.max_minutes else None,
     )
     return L.Trainer(**{**arguments, **trainer_args})
+
+
+def layer_sync(config: Config) -> list[LayerSync]:
+    """The batch-norm synchronisation that ``train.sync_batchnorm`` asks for: PyTorch's on CUDA,
+    :class:`~phanet.training.sync_norm.SyncBatchNormEverywhere` elsewhere."""
+    if not config.train.sync_batchnorm:
+        return []
+    return [TorchSyncBatchNorm() if uses_cuda(config.train.accelerator) else SyncBatchNormEverywhere()]
 
 
 def cpu_thread_callbacks(config: Config) -> list[L.Callback]:
