@@ -12,12 +12,16 @@ against it lies.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 import pandas as pd
 
 from phanet.analysis.real_photos import FACES, Face, Photos, face_crops, scale_logits
+
+if TYPE_CHECKING:
+    from phanet.predict import Predictor
 
 Edit = Callable[[np.ndarray], np.ndarray]
 
@@ -45,10 +49,13 @@ def render_colour(subjects: int = 20, seed: int = 0, size: int = 128) -> np.ndar
 
 
 def grey(crop: np.ndarray) -> np.ndarray:
+    """The crop's luma in all three channels."""
     return np.repeat(cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=-1)
 
 
 def balanced(target: np.ndarray) -> Edit:
+    """Each channel scaled so that the crop's :func:`centre_mean` is ``target`` (clipped to 0–255)."""
+
     def edit(crop: np.ndarray) -> np.ndarray:
         gain = target / np.maximum(centre_mean(crop), 1.0)
         return np.clip(crop.astype(np.float32) * gain, 0, 255).astype(np.uint8)
@@ -62,6 +69,8 @@ def blurred(sigma: float) -> Edit:
 
 
 def covered(top: float, bottom: float) -> Edit:
+    """The rows from ``top`` to ``bottom`` (fractions of the height) in the crop's mean colour."""
+
     def edit(crop: np.ndarray) -> np.ndarray:
         out = crop.copy()
         height = crop.shape[0]
@@ -81,7 +90,12 @@ def edits(target_colour: np.ndarray) -> dict[str, Edit]:
 
 
 def probe(
-    predictor, photos: Photos, named_edits: dict[str, Edit], label: str = "HA", rival: str = "DI", faces: Sequence[Face] = FACES
+    predictor: Predictor,
+    photos: Photos,
+    named_edits: dict[str, Edit],
+    label: str = "HA",
+    rival: str = "DI",
+    faces: Sequence[Face] = FACES,
 ) -> pd.DataFrame:
     """For each edit, how many of the faces labelled ``label`` each scale's classifier (``S1``, ``S2``,
     ``S3``) and the network read as ``label`` and as ``rival``: one row per edit."""
