@@ -64,8 +64,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(to_markdown(table), "\n")
     print(to_markdown(real_photos.summary(table)), "\n")
     print(real_photos.happiness_line(table))
+    # the faces cropped as phanet predict crops them, detected once for --scales and --probes
+    crops = list(real_photos.face_crops(predictor, photos, faces)) if args.scales or args.probes else []
     if args.scales:
-        scales = real_photos.scale_readings(predictor, photos, faces)
+        scales = real_photos.scale_readings(predictor, crops)
         print("\nEach scale's own reading (the expression of its classifier's highest logit), per label:\n")
         for label, group in scales.groupby("label", sort=False):
             counts = {column: group[column].value_counts().to_dict() for column in ("S1", "S2", "S3", "expression")}
@@ -76,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         colour = photo_probes.render_colour()
         print(f"\nThe smiling faces read after one edit of their crops (renders' centre colour {colour.round(1).tolist()}):\n")
-        print(to_markdown(photo_probes.probe(predictor, photos, photo_probes.edits(colour), faces=faces)))
+        print(to_markdown(photo_probes.probe(predictor, crops, photo_probes.edits(colour))))
     if args.csv:
         table.to_csv(args.csv, index=False)
     return 0

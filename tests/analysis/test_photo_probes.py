@@ -60,14 +60,16 @@ def test_probe_counts_on_the_astronaut(tmp_path, monkeypatch):
     predictor = Predictor.load(untrained_checkpoint(tmp_path / "untrained.ckpt"))
     named = photo_probes.edits(np.array([180.0, 150.0, 140.0]))
     assert list(named)[:3] == ["as photographed", "grey", "colour balanced to the renders"] and len(named) == 11
-    table = photo_probes.probe(predictor, photos, named, label="HA", rival="DI", faces=faces)
+    crops = list(real_photos.face_crops(predictor, photos, faces))
+    assert [face for face, _ in crops] == list(faces)
+    table = photo_probes.probe(predictor, crops, named, label="HA", rival="DI")
     assert table["edit"].tolist() == list(named) and (table["faces"] == 1).all()
     counts = table.drop(columns=["edit", "faces"])
     assert ((counts == 0) | (counts == 1)).all().all()
     for part in ("S1", "S2", "S3", "network"):
         assert (table[f"{part} HA"] + table[f"{part} DI"] <= 1).all()
     # the unedited row is what scale_readings reads on the same face
-    reading = real_photos.scale_readings(predictor, photos, faces).iloc[0]
+    reading = real_photos.scale_readings(predictor, crops).iloc[0]
     first = table.iloc[0]
     for part, column in (("S1", "S1"), ("S2", "S2"), ("S3", "S3"), ("network", "expression")):
         for name in ("HA", "DI"):

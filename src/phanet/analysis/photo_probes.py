@@ -11,19 +11,22 @@ against it lies.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 import pandas as pd
 
-from phanet.analysis.real_photos import FACES, Face, Photos, face_crops, scale_logits
+from phanet.analysis.real_photos import Face, scale_logits
 
 if TYPE_CHECKING:
     from phanet.predict import Predictor
 
 Edit = Callable[[np.ndarray], np.ndarray]
+
+#: What reads each crop: each scale's own classifier, then the network.
+PARTS = ("S1", "S2", "S3", "network")
 
 #: The covered bands: (top, bottom) as fractions of the crop's height.
 BANDS = tuple((top / 8, top / 8 + 0.25) for top in range(7))
@@ -91,25 +94,26 @@ def edits(target_colour: np.ndarray) -> dict[str, Edit]:
 
 def probe(
     predictor: Predictor,
-    photos: Photos,
+    crops: Iterable[tuple[Face, np.ndarray]],
     named_edits: dict[str, Edit],
     label: str = "HA",
     rival: str = "DI",
-    faces: Sequence[Face] = FACES,
 ) -> pd.DataFrame:
-    """For each edit, how many of the faces labelled ``label`` each scale's classifier (``S1``, ``S2``,
-    ``S3``) and the network read as ``label`` and as ``rival``: one row per edit."""
+    """For each edit, how many of the faces of ``crops`` (as :func:`~phanet.analysis.real_photos.face_crops`
+    gives them) labelled ``label`` each scale's classifier (``S1``, ``S2``, ``S3``) and the network read
+    as ``label`` and as ``rival``: one row per edit."""
     expressions = predictor.expressions
-    crops = [crop for face, crop in face_crops(predictor, photos, faces) if face.label == label]
+    labelled = [crop for face, crop in crops if face.label == label]
+    columns = [f"{part} {expression}" for part in PARTS for expression in (label, rival)]
     rows = []
     for name, edit in named_edits.items():
-        counts = dict.fromkeys((f"{part} {name}" for part in ("S1", "S2", "S3", "network") for name in (label, rival)), 0)
-        for crop in crops:
+        counts = dict.fromkeys(columns, 0)
+        for crop in labelled:
             scales, network = scale_logits(predictor, edit(crop))
-            for part, logits in zip(("S1", "S2", "S3", "network"), [*scales, network]):
+            for part, logits in zip(PARTS, [*scales, network]):
                 if logits is not None:
                     read = expressions[int(logits.argmax())]
                     if read in (label, rival):
                         counts[f"{part} {read}"] += 1
-        rows.append({"edit": name, "faces": len(crops), **counts})
+        rows.append({"edit": name, "faces": len(labelled), **counts})
     return pd.DataFrame(rows)

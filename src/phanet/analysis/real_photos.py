@@ -420,12 +420,12 @@ def scale_logits(predictor: Predictor, crop: np.ndarray) -> tuple[list, Any]:
     return list(output.scale_logits), output.expression_logits
 
 
-def scale_readings(predictor: Predictor, photos: Photos, faces: Sequence[Face] = FACES) -> pd.DataFrame:
+def scale_readings(predictor: Predictor, crops: Iterable[tuple[Face, np.ndarray]]) -> pd.DataFrame:
     """What each scale's own classifier reads on each face found: ``S1``, ``S2`` and ``S3`` (the expression
-    of its highest logit) beside the network's ``expression``, one row per face of :func:`face_crops`.
-    Needs a PyTorch checkpoint and a PhaNet with its three scales."""
+    of its highest logit) beside the network's ``expression``, one row per face of ``crops`` (as
+    :func:`face_crops` gives them). Needs a PyTorch checkpoint and a PhaNet with its three scales."""
     expressions, rows = predictor.expressions, []
-    for face, crop in face_crops(predictor, photos, faces):
+    for face, crop in crops:
         scales, network = scale_logits(predictor, crop)
         read = [expressions[int(logits.argmax())] if logits is not None else "" for logits in scales]
         origin, path = face.photo

@@ -100,7 +100,8 @@ def recolour(images: torch.Tensor, strength: float) -> torch.Tensor:
     contrast, saturation, brightness = (1 + strength * draws[:, i].view(batch, 1, 1, 1) for i in range(3))
     balance = (1 + strength / 2 * draws[:, 3:]).view(batch, 3, 1, 1)
     pixels = images.float() * STD + MEAN
-    pixels = (pixels - pixels.mean(dim=(1, 2, 3), keepdim=True)) * contrast + pixels.mean(dim=(1, 2, 3), keepdim=True)
+    level = pixels.mean(dim=(1, 2, 3), keepdim=True)
+    pixels = (pixels - level) * contrast + level
     grey = pixels.mean(dim=1, keepdim=True)
     pixels = (grey + (pixels - grey) * saturation) * brightness * balance
     out = (pixels.clamp_(0, 1) - MEAN) / STD
